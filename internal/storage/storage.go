@@ -1,0 +1,154 @@
+// Package storage defines the persistence interfaces Parley's modules use,
+// one per domain (accounts, roster, offline messages, vCards, private XML,
+// a generic key/value store). Implementations live in sub-packages (sqlite,
+// postgres) and must all pass the conformance suite in storetest.
+//
+// Owners are bare JIDs in string form ("user@host"); implementations treat
+// them as opaque keys. Every method takes a context so a slow database never
+// blocks a session past its deadline.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns for the same conditions.
+var (
+	ErrNotFound      = errors.New("storage: not found")
+	ErrExists        = errors.New("storage: already exists")
+	ErrQuotaExceeded = errors.New("storage: quota exceeded")
+)
+
+// Store is one opened backend. It is safe for concurrent use.
+type Store interface {
+	Accounts() Accounts
+	Roster() Roster
+	Offline() Offline
+	VCards() VCards
+	Private() Private
+	KV() KV
+	Close() error
+}
+
+// ScramKey is the salted SCRAM secret for one hash family (RFC 5802): the
+// server never stores the password itself for SCRAM.
+type ScramKey struct {
+	Salt       []byte
+	Iterations int
+	StoredKey  []byte
+	ServerKey  []byte
+}
+
+// Credentials is what an account authenticates with. Keys holds one ScramKey
+// per hash name ("SHA-1", "SHA-256", "SHA-512"). Plain is set only when the
+// administrator enabled a legacy mechanism that needs the cleartext password
+// (jabber:iq:auth digest); otherwise it is empty.
+type Credentials struct {
+	Keys  map[string]ScramKey
+	Plain string
+}
+
+// Account is one registered user of a virtual host.
+type Account struct {
+	Host      string
+	Username  string // nodeprep'd localpart
+	Creds     Credentials
+	Fields    map[string]string // extra registration fields (XEP-0077: name, email, ...)
+	Disabled  bool
+	CreatedAt time.Time
+}
+
+// Accounts stores user accounts per virtual host.
+type Accounts interface {
+	// Create adds a new account; ErrExists if the username is taken.
+	Create(ctx context.Context, a Account) error
+	// Get returns the account; ErrNotFound if there is none.
+	Get(ctx context.Context, host, username string) (Account, error)
+	// SetCredentials replaces the credentials; ErrNotFound if no account.
+	SetCredentials(ctx context.Context, host, username string, c Credentials) error
+	// SetFields replaces the extra registration fields; ErrNotFound if no account.
+	SetFields(ctx context.Context, host, username string, fields map[string]string) error
+	// Delete removes the account and every piece of data owned by its bare
+	// JID (roster, offline, vCard, private XML, KV) in one transaction.
+	// ErrNotFound if no account.
+	Delete(ctx context.Context, host, username string) error
+	// List returns the usernames of a host in sorted order.
+	List(ctx context.Context, host string) ([]string, error)
+}
+
+// Subscription states of a roster item (RFC 6121 §2.1.2.5).
+const (
+	SubNone = "none"
+	SubTo   = "to"
+	SubFrom = "from"
+	SubBoth = "both"
+)
+
+// RosterItem is one contact in a user's roster, with the server-side
+// subscription state that RFC 6121 requires the server to keep.
+type RosterItem struct {
+	JID          string // bare JID of the contact
+	Name         string
+	Subscription string   // SubNone, SubTo, SubFrom, SubBoth
+	AskOut       bool     // we sent a subscribe the contact has not answered ("ask='subscribe'")
+	PendingIn    bool     // the contact asked to subscribe to us and we have not answered
+	PreApproved  bool     // we pre-approved a subscription from the contact (RFC 6121 §3.4)
+	Groups       []string // sorted, deduplicated
+}
+
+// Roster stores rosters with a version (XEP-0237) per owner. Versions are
+// opaque strings that change on every modification; "" means no roster yet.
+type Roster interface {
+	// Items returns the roster and its current version.
+	Items(ctx context.Context, owner string) (items []RosterItem, version string, err error)
+	// Get returns one item; ErrNotFound if absent.
+	Get(ctx context.Context, owner, contact string) (RosterItem, error)
+	// Put inserts or replaces an item and returns the new roster version.
+	Put(ctx context.Context, owner string, item RosterItem) (version string, err error)
+	// Delete removes an item and returns the new version; ErrNotFound if absent.
+	Delete(ctx context.Context, owner, contact string) (version string, err error)
+}
+
+// OfflineMessage is one stored stanza, serialized XML.
+type OfflineMessage struct {
+	ID     int64
+	Stanza []byte
+	Stored time.Time
+}
+
+// Offline stores stanzas for users without an available resource (XEP-0160).
+type Offline interface {
+	// Push stores a stanza; ErrQuotaExceeded if owner already has max stored
+	// (max <= 0 means no limit).
+	Push(ctx context.Context, owner string, stanza []byte, max int) error
+	// Count returns how many stanzas owner has stored.
+	Count(ctx context.Context, owner string) (int, error)
+	// Pop returns and deletes all of owner's stanzas, oldest first.
+	Pop(ctx context.Context, owner string) ([]OfflineMessage, error)
+}
+
+// VCards stores one vcard-temp (XEP-0054) element per owner, serialized.
+type VCards interface {
+	Get(ctx context.Context, owner string) ([]byte, error) // ErrNotFound if none
+	Set(ctx context.Context, owner string, vcard []byte) error
+}
+
+// Private stores private XML (XEP-0049): one element per owner and
+// namespace key ("<local> <namespace>").
+type Private interface {
+	Get(ctx context.Context, owner, key string) ([]byte, error) // ErrNotFound if none
+	Set(ctx context.Context, owner, key string, data []byte) error
+}
+
+// KV is a small generic store for the long tail of per-user and per-host
+// state (last activity, legacy-auth sequences, ...). Bucket names a purpose;
+// owner is a bare JID or a host.
+type KV interface {
+	Get(ctx context.Context, bucket, owner, key string) ([]byte, error) // ErrNotFound if none
+	Set(ctx context.Context, bucket, owner, key string, value []byte) error
+	Delete(ctx context.Context, bucket, owner, key string) error // no error if absent
+	// List returns all keys and values of owner in bucket, keys sorted.
+	List(ctx context.Context, bucket, owner string) (map[string][]byte, error)
+}
