@@ -1,0 +1,593 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/router"
+	"parley/internal/sasl"
+	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Namespaces of stream negotiation (RFC 6120).
+const (
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsSASLCB  = "urn:xmpp:sasl-cb:0"
+)
+
+// errClosed ends the read loop after a stream error was sent.
+var errClosed = errors.New("c2s: stream closed")
+
+// conn is one client connection from accept to close. Negotiation (TLS,
+// SASL, bind) runs synchronously on the connection's goroutine, writing
+// directly; after bind all writes go through the session's stream.Writer.
+type conn struct {
+	srv    *Server
+	raw    net.Conn // TCP connection (rate limited)
+	nc     net.Conn // current transport: raw or its *tls.Conn
+	tls    *tls.ConnectionState
+	dec    *xml.Decoder
+	id     string
+	host   *module.Host
+	ctx    context.Context
+	direct bool // XEP-0368 direct TLS
+
+	user      string // authenticated localpart
+	mech      string
+	failures  int
+	sess      *session
+	closeOnce sync.Once
+	closedCh  chan struct{}
+}
+
+func (c *conn) log(msg string, args ...any) {
+	c.srv.log.Debug(msg, append([]any{"remote", c.raw.RemoteAddr().String(), "stream", c.id}, args...)...)
+}
+
+// serve runs the connection until it closes.
+func (c *conn) serve() {
+	defer c.cleanup()
+	c.closedCh = make(chan struct{})
+	lim := c.srv.cfg.Limits
+	// seed 004 "authtime": the whole negotiation must finish in time.
+	_ = c.nc.SetReadDeadline(time.Now().Add(lim.PreAuthTimeout.Duration))
+	err := c.negotiate()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.readStanzas()
+}
+
+func (c *conn) cleanup() {
+	if c.sess != nil {
+		c.srv.router.Unbind(c.sess, c.sess.jid)
+		c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Dec()
+		c.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: c.sess})
+		c.sess.Close("", "")
+		<-c.sess.w.Done()
+	} else {
+		stream.CloseConn(c.nc)
+	}
+}
+
+// fail turns a read/negotiation error into the right stream error.
+func (c *conn) fail(err error) {
+	if errors.Is(err, errClosed) {
+		return
+	}
+	var xe *xml.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.closeWith(c.writerOrNil(), "", "")
+	case errors.As(err, &xe):
+		c.closeWith(c.writerOrNil(), stanza.StreamCondition(xe.Condition), xe.Text)
+	case errors.Is(err, xml.ErrStreamClosed):
+		c.closeWith(c.writerOrNil(), "", "")
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		c.closeWith(c.writerOrNil(), "connection-timeout", "")
+	default:
+		c.log("connection error", "err", err)
+		c.closeWith(c.writerOrNil(), "", "")
+	}
+}
+
+func (c *conn) writerOrNil() *stream.Writer {
+	if c.sess != nil {
+		return c.sess.w
+	}
+	return nil
+}
+
+// closeWith sends an optional stream error and the closing tag, then closes
+// the transport. Before bind it writes directly; after, through the writer
+// (so it never races with stanza writes).
+func (c *conn) closeWith(w *stream.Writer, cond stanza.StreamCondition, text string) {
+	c.closeOnce.Do(func() {
+		var buf bytes.Buffer
+		if cond != "" {
+			c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
+			_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
+			c.log("stream error", "condition", cond, "text", text)
+		}
+		buf.WriteString(xml.StreamClose)
+		if w != nil {
+			w.Close(buf.Bytes(), cond == "" || cond == "system-shutdown")
+			return
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(buf.Bytes())
+		stream.CloseConn(c.nc)
+	})
+}
+
+// streamErr is a negotiation failure that ends the stream with a condition.
+type streamErr struct {
+	cond stanza.StreamCondition
+	text string
+}
+
+func (e *streamErr) Error() string { return string(e.cond) + ": " + e.text }
+
+func (c *conn) write(b []byte) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.Limits.WriteTimeout.Duration))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *conn) writeEl(el *xml.Element) error {
+	var buf bytes.Buffer
+	_, _ = el.WriteToNS(&buf, stanza.NSClient)
+	return c.write(buf.Bytes())
+}
+
+func (c *conn) newDecoder() {
+	lim := c.srv.cfg.Limits
+	c.dec = xml.NewDecoder(c.nc, xml.Limits{
+		MaxStanzaBytes: lim.MaxStanzaBytes,
+		MaxDepth:       lim.MaxDepth,
+		MaxAttrs:       lim.MaxAttrs,
+		MaxHeaderBytes: 8 * 1024,
+	})
+	c.dec.SetContentNamespace(stanza.NSClient)
+}
+
+// openStream reads the client's stream header and answers with ours and the
+// features for the current state (RFC 6120 §4.2, §4.3).
+func (c *conn) openStream() error {
+	c.newDecoder()
+	h, err := c.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	c.id = stream.NewID()
+	reply := xml.StreamHeader{
+		Space: stanza.NSStream, Local: "stream", DefaultNS: stanza.NSClient,
+		ID: c.id, Version: "1.0", Lang: "en",
+	}
+	domain := strings.ToLower(strings.TrimSuffix(h.To, "."))
+	host := c.srv.router.Host(domain)
+	if c.host != nil && host != c.host {
+		host = nil // a restart may not switch hosts
+	}
+	if host != nil {
+		reply.From = host.Domain
+	} else if hs := c.srv.router.Hosts(); len(hs) > 0 {
+		reply.From = hs[0].Domain
+	}
+	if h.From != "" {
+		if fj, err := jid.Parse(h.From); err == nil {
+			reply.To = fj.String()
+		}
+	}
+	// Send our header before any stream error: RFC 6120 §4.9.1.2 requires
+	// the receiving entity to open a stream first.
+	if err := c.write(xml.StreamHeaderBytes(reply)); err != nil {
+		return err
+	}
+	switch {
+	case h.Space != stanza.NSStream || h.Local != "stream":
+		return &streamErr{"invalid-namespace", ""}
+	case h.DefaultNS != stanza.NSClient:
+		return &streamErr{"invalid-namespace", "this port serves jabber:client"}
+	case host == nil:
+		return &streamErr{"host-unknown", "this server does not serve " + h.To}
+	case !versionAtLeast1(h.Version):
+		return &streamErr{"unsupported-version", "XMPP 1.0 is required"}
+	}
+	c.host = host
+	c.ctx = context.Background()
+	return nil
+}
+
+func versionAtLeast1(v string) bool {
+	major, _, _ := strings.Cut(v, ".")
+	return major != "" && major != "0" && strings.Trim(major, "0123456789") == ""
+}
+
+// negotiate runs the stream from open to bound session.
+func (c *conn) negotiate() error {
+	for {
+		if err := c.openStream(); err != nil {
+			return c.asStreamError(err)
+		}
+		features := c.features()
+		if err := c.writeEl(features); err != nil {
+			return err
+		}
+		for {
+			el, err := c.dec.Next()
+			if err != nil {
+				return c.asStreamError(err)
+			}
+			restart, done, err := c.handleNegotiation(el)
+			if err != nil {
+				return c.asStreamError(err)
+			}
+			if done {
+				return nil
+			}
+			if restart {
+				break
+			}
+		}
+	}
+}
+
+// asStreamError sends streamErr conditions and passes other errors through.
+func (c *conn) asStreamError(err error) error {
+	var se *streamErr
+	if errors.As(err, &se) {
+		c.closeWith(nil, se.cond, se.text)
+		return errClosed
+	}
+	return err
+}
+
+func (c *conn) tlsRequired() bool { return *c.srv.cfg.C2S.RequireTLS }
+
+// features builds the <stream:features/> for the current state.
+func (c *conn) features() *xml.Element {
+	f := xml.New(stanza.NSStream, "features")
+	switch {
+	case c.tls == nil && c.user == "":
+		st := xml.New(nsTLS, "starttls")
+		if c.tlsRequired() {
+			st.Append(xml.New(nsTLS, "required"))
+		}
+		f.Append(st)
+		if !c.tlsRequired() {
+			f.Append(c.mechanisms())
+		}
+	case c.user == "":
+		f.Append(c.mechanisms())
+		if cbs := sasl.ChannelBindingTypes(c.tls); len(cbs) > 0 {
+			cb := xml.New(nsSASLCB, "sasl-channel-binding")
+			for _, t := range cbs {
+				cb.Append(xml.New(nsSASLCB, "channel-binding").SetAttr("type", t))
+			}
+			f.Append(cb)
+		}
+	default:
+		f.Append(xml.New(nsBind, "bind"))
+		f.Append(xml.New(nsSession, "session").Append(xml.New(nsSession, "optional")))
+		for _, el := range c.host.StreamFeatures(nil) {
+			f.Append(el)
+		}
+	}
+	return f
+}
+
+func (c *conn) mechanisms() *xml.Element {
+	m := xml.New(nsSASL, "mechanisms")
+	for _, name := range sasl.Offered(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+		m.Append(xml.New(nsSASL, "mechanism").AppendText(name))
+	}
+	return m
+}
+
+// handleNegotiation processes one element before the session is bound.
+func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error) {
+	switch {
+	case el.Space == nsTLS && el.Local == "starttls":
+		if c.tls != nil || c.user != "" {
+			return false, false, &streamErr{"policy-violation", "TLS is already negotiated"}
+		}
+		return true, false, c.startTLS()
+	case el.Space == nsSASL && el.Local == "auth":
+		if c.user != "" {
+			return false, false, &streamErr{"policy-violation", "already authenticated"}
+		}
+		ok, err := c.authenticate(el)
+		return ok, false, err
+	case el.Space == "" && el.Local == "iq" && c.user != "":
+		return c.handlePreBindIQ(el)
+	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
+		return false, false, &streamErr{"not-authorized", "authenticate first"}
+	default:
+		return false, false, &streamErr{"unsupported-stanza-type", ""}
+	}
+}
+
+// startTLS upgrades the connection (RFC 6120 §5.4). Every byte the client
+// sent after <starttls/> and before the handshake is discarded with the old
+// decoder: those bytes were not protected by TLS, and treating them as if
+// they were is the classic STARTTLS command-injection bug.
+func (c *conn) startTLS() error {
+	if err := c.writeEl(xml.New(nsTLS, "proceed")); err != nil {
+		return err
+	}
+	if n := c.dec.Buffered(); n > 0 {
+		c.srv.log.Warn("c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
+	}
+	tc := tls.Server(c.raw, c.srv.certs.ServerConfig())
+	_ = tc.SetDeadline(time.Now().Add(c.srv.cfg.Limits.PreAuthTimeout.Duration))
+	if err := tc.Handshake(); err != nil {
+		c.log("TLS handshake failed", "err", err)
+		_ = c.raw.Close()
+		return errClosed
+	}
+	st := tc.ConnectionState()
+	c.nc, c.tls = tc, &st
+	_ = tc.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4). It returns true on
+// success (the stream restarts).
+func (c *conn) authenticate(auth *xml.Element) (bool, error) {
+	if c.tls == nil && c.tlsRequired() {
+		return false, c.saslFailure("encryption-required", "")
+	}
+	name := auth.Attr("mechanism")
+	offered := false
+	for _, m := range sasl.Offered(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+		offered = offered || m == name
+	}
+	if !offered {
+		return false, c.saslFailure("invalid-mechanism", "")
+	}
+	sess, err := sasl.Start(name, c.srv.saslEnv(c))
+	if err != nil {
+		return false, c.saslFailure("invalid-mechanism", "")
+	}
+	msg := auth
+	for {
+		data, ok := decodeSASL(msg.Text())
+		if !ok {
+			return false, c.saslFailure("incorrect-encoding", "")
+		}
+		out, done, err := sess.Next(data)
+		if err != nil {
+			var f *sasl.Failure
+			cond := "not-authorized"
+			if errors.As(err, &f) {
+				cond = f.Condition
+			}
+			return false, c.authFailed(name, cond)
+		}
+		if done {
+			return c.authSucceeded(name, sess, out)
+		}
+		ch := xml.New(nsSASL, "challenge").AppendText(base64.StdEncoding.EncodeToString(out))
+		if err := c.writeEl(ch); err != nil {
+			return false, err
+		}
+		next, err := c.dec.Next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case next.Space == nsSASL && next.Local == "abort":
+			return false, c.saslFailure("aborted", "")
+		case next.Space == nsSASL && next.Local == "response":
+			msg = next
+		default:
+			return false, &streamErr{"policy-violation", "expected a SASL response"}
+		}
+	}
+}
+
+// decodeSASL decodes a SASL payload; "=" is an explicitly empty response.
+func decodeSASL(s string) ([]byte, bool) {
+	s = strings.TrimSpace(s)
+	if s == "=" {
+		return []byte{}, true
+	}
+	if s == "" {
+		return nil, true
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	return b, err == nil
+}
+
+func (c *conn) saslFailure(cond, text string) error {
+	f := xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond))
+	if text != "" {
+		f.Append(xml.New(nsSASL, "text").AppendText(text))
+	}
+	return c.writeEl(f)
+}
+
+// authFailed answers a failed attempt after a delay that grows with each
+// failure on this connection, and closes the stream after too many. Unknown
+// users and wrong passwords take the same path (the mechanism reports both
+// as not-authorized).
+func (c *conn) authFailed(mech, cond string) error {
+	c.failures++
+	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
+	c.srv.log.Info("c2s: authentication failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
+	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
+	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
+		delay = max
+	}
+	time.Sleep(delay)
+	if err := c.saslFailure(cond, ""); err != nil {
+		return err
+	}
+	if c.failures >= c.srv.cfg.Limits.MaxAuthFailures {
+		return &streamErr{"policy-violation", "too many failed authentication attempts"}
+	}
+	return nil
+}
+
+func (c *conn) authSucceeded(mech string, sess sasl.Session, out []byte) (bool, error) {
+	user := sess.Username()
+	if az := sess.Authzid(); az != "" {
+		want := user + "@" + c.host.Domain
+		if aj, err := jid.Parse(az); err != nil || aj.String() != want {
+			return false, c.authFailed(mech, "invalid-authzid")
+		}
+	}
+	succ := xml.New(nsSASL, "success")
+	if len(out) > 0 {
+		succ.AppendText(base64.StdEncoding.EncodeToString(out))
+	}
+	if err := c.writeEl(succ); err != nil {
+		return false, err
+	}
+	c.user, c.mech = user, mech
+	c.srv.metrics.AuthSuccesses.WithLabelValues(mech).Inc()
+	c.srv.log.Info("c2s: authenticated", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech)
+	return true, nil
+}
+
+// handlePreBindIQ handles resource binding (RFC 6120 §7) and answers the
+// RFC 3921 session IQ that old clients send.
+func (c *conn) handlePreBindIQ(el *xml.Element) (restart, done bool, err error) {
+	payload := el.FirstElement()
+	typ := el.Attr("type")
+	switch {
+	case typ == "set" && payload != nil && payload.Space == nsBind && payload.Local == "bind":
+		return false, c.bind(el, payload), nil
+	case typ == "set" && payload != nil && payload.Space == nsSession && payload.Local == "session":
+		return false, false, c.writeEl(stanza.IQResult(el, nil))
+	default:
+		// RFC 6120 §7.1: stanzas before bind are not allowed.
+		return false, false, &streamErr{"not-authorized", "bind a resource first"}
+	}
+}
+
+// bind binds the resource. On success the session is registered with the
+// router (replacing a session with the same resource, which is closed with
+// <conflict/>) and the writer goroutine takes over all output.
+func (c *conn) bind(iq, b *xml.Element) bool {
+	bare, err := jid.New(c.user, c.host.Domain, "")
+	if err != nil {
+		_ = c.writeEl(stanza.ErrorReply(iq, stanza.InternalServerError, ""))
+		return false
+	}
+	res := strings.TrimSpace(b.ChildText(nsBind, "resource"))
+	if res != "" {
+		if _, err := bare.WithResource(res); err != nil {
+			_ = c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, "invalid resource"))
+			return false
+		}
+	}
+	s := &session{conn: c}
+	full, replaced, err := c.srv.router.Bind(s, bare, res)
+	switch {
+	case errors.Is(err, router.ErrResourceConstraint):
+		_ = c.writeEl(stanza.ErrorReply(iq, stanza.ResourceConstraint, "too many sessions for this account"))
+		return false
+	case err != nil:
+		_ = c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, err.Error()))
+		return false
+	}
+	s.jid = full
+	reply := stanza.IQResult(iq, xml.New(nsBind, "bind").Append(xml.New(nsBind, "jid").AppendText(full.String())))
+	lim := c.srv.cfg.Limits
+	s.w = stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)
+	s.w.OnOverflow = func() {
+		c.srv.metrics.QueueDrops.Inc()
+		go s.Close("policy-violation", "output queue overflow: the client does not read")
+	}
+	s.w.OnWrite = func(el *xml.Element) { c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc() }
+	c.sess = s
+	s.Send(reply)
+	if replaced != nil {
+		replaced.Close("conflict", "replaced by a new session with the same resource")
+	}
+	c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Inc()
+	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s})
+	return true
+}
+
+// readStanzas is the bound session's read loop.
+func (c *conn) readStanzas() {
+	idle := c.srv.cfg.Limits.IdleTimeout.Duration
+	_ = c.nc.SetReadDeadline(time.Time{})
+	for {
+		if idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		el, err := c.dec.Next()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if err := c.handleStanza(el); err != nil {
+			c.fail(c.asStreamError(err))
+			return
+		}
+	}
+}
+
+// handleStanza validates and stamps a stanza from the client and hands it
+// to the router (RFC 6120 §8.1).
+func (c *conn) handleStanza(el *xml.Element) error {
+	if !stanza.IsStanza(el) {
+		return &streamErr{"unsupported-stanza-type", ""}
+	}
+	c.srv.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
+	full := c.sess.jid
+	if f := el.Attr("from"); f != "" {
+		fj, err := jid.Parse(f)
+		if err != nil || (fj != full && fj != full.Bare()) {
+			// RFC 6120 §8.1.2.1: a from the session may not use.
+			return &streamErr{"invalid-from", ""}
+		}
+	}
+	el = el.WithAttr("from", full.String())
+	var to jid.JID
+	if t := el.Attr("to"); t != "" {
+		tj, err := jid.Parse(t)
+		if err != nil {
+			c.sess.Send(stanza.ErrorReply(el.WithAttr("to", ""), stanza.JIDMalformed, ""))
+			return nil
+		}
+		to = tj
+		el = el.WithAttr("to", tj.String())
+	}
+	if el.Local == "iq" {
+		if err := stanza.ValidateIQ(el); err != nil {
+			if reply := stanza.ErrorReply(el, stanza.BadRequest, err.Error()); reply != nil {
+				c.sess.Send(reply)
+			}
+			return nil
+		}
+		if p := el.FirstElement(); p != nil && p.Space == nsSession && el.Attr("type") == "set" && (to.IsZero() || to.String() == c.host.Domain) {
+			c.sess.Send(stanza.IQResult(el, nil))
+			return nil
+		}
+	}
+	c.srv.router.FromSession(c.ctx, c.sess, el, to)
+	return nil
+}

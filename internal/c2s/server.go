@@ -1,0 +1,201 @@
+// Package c2s serves client-to-server streams (RFC 6120): TCP with STARTTLS
+// and direct TLS (XEP-0368), SASL authentication, resource binding, and the
+// bound session's read loop. Routing is the router's business; this package
+// only validates and stamps what a client sends.
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+
+	"parley/internal/certs"
+	"parley/internal/config"
+	"parley/internal/metrics"
+	"parley/internal/router"
+	"parley/internal/sasl"
+	"parley/internal/storage"
+	"parley/internal/stream"
+)
+
+// Server accepts client connections.
+type Server struct {
+	cfg     *config.Config
+	router  *router.Router
+	certs   *certs.Manager
+	store   storage.Store
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	fakeKey []byte
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup
+	closing   bool
+}
+
+// New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
+// unknown users indistinguishable from known ones.
+func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte) *Server {
+	return &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey, conns: make(map[*conn]struct{})}
+}
+
+// Listen binds the configured addresses; it fails before serving anything
+// if one of them cannot be bound.
+func (s *Server) Listen() error {
+	var ls []net.Listener
+	bind := func(addr string, direct bool) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				_ = l.Close()
+			}
+			return err
+		}
+		if direct {
+			l = tls.NewListener(l, s.certs.ServerConfig("xmpp-client"))
+		}
+		ls = append(ls, l)
+		return nil
+	}
+	for _, a := range s.cfg.C2S.Listen {
+		if err := bind(a, false); err != nil {
+			return err
+		}
+	}
+	for _, a := range s.cfg.C2S.DirectTLSListen {
+		if err := bind(a, true); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.listeners = ls
+	s.mu.Unlock()
+	return nil
+}
+
+// Addrs returns the bound addresses: STARTTLS listeners first, then direct TLS.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Serve accepts connections on every listener until Shutdown.
+func (s *Server) Serve() {
+	s.mu.Lock()
+	ls := s.listeners
+	s.mu.Unlock()
+	for i, l := range ls {
+		direct := i >= len(s.cfg.C2S.Listen)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.accept(l, direct)
+		}()
+	}
+}
+
+func (s *Server) accept(l net.Listener, direct bool) {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("c2s: accept", "err", err)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(nc, direct)
+		}()
+	}
+}
+
+func (s *Server) handle(nc net.Conn, direct bool) {
+	lim := s.cfg.Limits
+	c := &conn{srv: s, direct: direct}
+	if direct {
+		tc := nc.(*tls.Conn)
+		// The TLS listener wraps the raw connection; rate limiting applies
+		// to what the TLS layer reads, which is the same bytes.
+		if err := tc.HandshakeContext(context.Background()); err != nil {
+			_ = nc.Close()
+			return
+		}
+		st := tc.ConnectionState()
+		c.raw, c.nc, c.tls = tc, tc, &st
+	} else {
+		rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
+		c.raw, c.nc = rc, rc
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.metrics.Connections.WithLabelValues("c2s").Inc()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.metrics.Connections.WithLabelValues("c2s").Dec()
+	}()
+	c.serve()
+}
+
+// Shutdown stops accepting, closes every stream with <system-shutdown/> and
+// waits for the connections to finish (or ctx to expire).
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(c.writerOrNil(), "system-shutdown", "")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Server) saslEnv(c *conn) sasl.Env {
+	host := c.host.Domain
+	return sasl.Env{
+		TLS:         c.tls,
+		Ctx:         context.Background(),
+		FakeSaltKey: s.fakeKey,
+		Lookup: func(ctx context.Context, username string) (storage.Credentials, error) {
+			a, err := s.store.Accounts().Get(ctx, host, username)
+			if err != nil {
+				return storage.Credentials{}, err
+			}
+			if a.Disabled {
+				return storage.Credentials{}, storage.ErrNotFound
+			}
+			return a.Creds, nil
+		},
+	}
+}

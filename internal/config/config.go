@@ -1,0 +1,365 @@
+// Package config loads and validates parley.toml.
+//
+// Caddy's rule applies: everything is validated before anything starts. Load
+// returns either a complete, defaulted Config or an error that lists every
+// problem found (unknown keys by name, bad values by key), so an
+// administrator fixes a file in one pass and the server never listens on a
+// port with half a configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole server configuration. Every limit has a safe default.
+type Config struct {
+	// DataDir holds the SQLite database and generated certificates.
+	DataDir string `toml:"data_dir"`
+	// Storage is "sqlite" (default, embedded) or "postgres".
+	Storage string `toml:"storage"`
+	// SQLitePath defaults to <data_dir>/parley.db.
+	SQLitePath string `toml:"sqlite_path"`
+	// PostgresDSN is used when Storage is "postgres".
+	PostgresDSN string `toml:"postgres_dsn"`
+
+	Log    Log    `toml:"log"`
+	Hosts  []Host `toml:"host"`
+	C2S    C2S    `toml:"c2s"`
+	Limits Limits `toml:"limits"`
+	HTTP   HTTP   `toml:"http"`
+	TLS    TLS    `toml:"tls"`
+	Auth   Auth   `toml:"auth"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Host is one virtual host (XMPP domain).
+type Host struct {
+	Domain string `toml:"domain"`
+	// CertFile/KeyFile: PEM certificate chain and key for this domain
+	// (selected by SNI). Empty: the [tls] default certificate, or a
+	// generated self-signed one under data_dir.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// Admins are bare JIDs with administrative rights on this host.
+	Admins []string `toml:"admins"`
+}
+
+// C2S configures client listeners (RFC 6120, XEP-0368).
+type C2S struct {
+	// Listen: addresses for STARTTLS client connections (default :5222).
+	Listen []string `toml:"listen"`
+	// DirectTLSListen: addresses for direct TLS (XEP-0368, default :5223).
+	DirectTLSListen []string `toml:"direct_tls_listen"`
+	// RequireTLS: STARTTLS is mandatory before authentication (default true).
+	RequireTLS *bool `toml:"require_tls"`
+	// AllowPlainWithoutTLS offers SASL PLAIN on unencrypted streams; only
+	// meaningful when require_tls is false. Default false.
+	AllowPlainWithoutTLS bool `toml:"allow_plain_without_tls"`
+}
+
+// Limits bounds every resource a remote party can make the server spend.
+type Limits struct {
+	MaxStanzaBytes        int      `toml:"max_stanza_bytes"`         // default 262144
+	MaxDepth              int      `toml:"max_depth"`                // default 32
+	MaxAttrs              int      `toml:"max_attrs"`                // default 64
+	PreAuthTimeout        Duration `toml:"preauth_timeout"`          // seed 004 "authtime"; default 30s
+	MaxSessionsPerAccount int      `toml:"max_sessions_per_account"` // default 10
+	OutputQueue           int      `toml:"output_queue"`             // stanzas queued per session; default 2000
+	WriteTimeout          Duration `toml:"write_timeout"`            // default 30s
+	RateBytesPerSecond    int      `toml:"rate_bytes_per_second"`    // seed 004 "karma"; default 10240
+	RateBurstBytes        int      `toml:"rate_burst_bytes"`         // default 262144 (must be >= max_stanza_bytes)
+	OfflineQuota          int      `toml:"offline_quota"`            // stored stanzas per account; default 500
+	MaxAuthFailures       int      `toml:"max_auth_failures"`        // per connection; default 5
+	AuthFailureDelay      Duration `toml:"auth_failure_delay"`       // first failed-auth delay, doubling per failure (max 8x); default 1s
+	IdleTimeout           Duration `toml:"idle_timeout"`             // authenticated stream silent this long: closed; default 0 (never)
+}
+
+// HTTP configures the metrics/health listener.
+type HTTP struct {
+	// Listen: address for /metrics and /healthz ("" disables; default 127.0.0.1:5280).
+	Listen *string `toml:"listen"`
+}
+
+// TLS configures certificates and versions.
+type TLS struct {
+	// CertFile/KeyFile: default certificate for hosts without their own.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// MinVersion "1.2" (default) or "1.3".
+	MinVersion string `toml:"min_version"`
+}
+
+// Auth configures authentication.
+type Auth struct {
+	// ScramIterations for newly set passwords (default 4096, minimum 4096).
+	ScramIterations int `toml:"scram_iterations"`
+	// MinPasswordLength for new passwords (default 8).
+	MinPasswordLength int `toml:"min_password_length"`
+}
+
+// Duration is a time.Duration written as "30s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the zero-config configuration: domain localhost, data
+// under ./data, a generated self-signed certificate.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Relative data_dir and file paths are relative to the config file.
+	base := filepath.Dir(path)
+	c.resolvePaths(base)
+	return c, nil
+}
+
+// Parse decodes and validates config text.
+func Parse(b []byte) (*Config, error) {
+	c := &Config{}
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(c)
+	if err != nil {
+		return nil, err
+	}
+	var problems []string
+	if und := md.Undecoded(); len(und) > 0 {
+		for _, k := range und {
+			problems = append(problems, fmt.Sprintf("unknown key %q", k.String()))
+		}
+	}
+	c.applyDefaults()
+	problems = append(problems, c.validate()...)
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.SQLitePath)
+	abs(&c.TLS.CertFile)
+	abs(&c.TLS.KeyFile)
+	for i := range c.Hosts {
+		abs(&c.Hosts[i].CertFile)
+		abs(&c.Hosts[i].KeyFile)
+	}
+}
+
+func boolPtr(b bool) *bool    { return &b }
+func strPtr(s string) *string { return &s }
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+func setDur(p *Duration, v time.Duration) {
+	if p.Duration == 0 {
+		p.Duration = v
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Storage == "" {
+		c.Storage = "sqlite"
+	}
+	if c.SQLitePath == "" {
+		c.SQLitePath = filepath.Join(c.DataDir, "parley.db")
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if len(c.Hosts) == 0 {
+		c.Hosts = []Host{{Domain: "localhost"}}
+	}
+	if c.C2S.Listen == nil {
+		c.C2S.Listen = []string{":5222"}
+	}
+	if c.C2S.DirectTLSListen == nil {
+		c.C2S.DirectTLSListen = []string{":5223"}
+	}
+	if c.C2S.RequireTLS == nil {
+		c.C2S.RequireTLS = boolPtr(true)
+	}
+	l := &c.Limits
+	setInt(&l.MaxStanzaBytes, 256*1024)
+	setInt(&l.MaxDepth, 32)
+	setInt(&l.MaxAttrs, 64)
+	setDur(&l.PreAuthTimeout, 30*time.Second)
+	setInt(&l.MaxSessionsPerAccount, 10)
+	setInt(&l.OutputQueue, 2000)
+	setDur(&l.WriteTimeout, 30*time.Second)
+	setInt(&l.RateBytesPerSecond, 10*1024)
+	setInt(&l.RateBurstBytes, 256*1024)
+	setInt(&l.OfflineQuota, 500)
+	setInt(&l.MaxAuthFailures, 5)
+	setDur(&l.AuthFailureDelay, time.Second)
+	if c.HTTP.Listen == nil {
+		c.HTTP.Listen = strPtr("127.0.0.1:5280")
+	}
+	if c.TLS.MinVersion == "" {
+		c.TLS.MinVersion = "1.2"
+	}
+	setInt(&c.Auth.ScramIterations, 4096)
+	setInt(&c.Auth.MinPasswordLength, 8)
+}
+
+func (c *Config) validate() []string {
+	var p []string
+	bad := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
+	switch c.Storage {
+	case "sqlite":
+	case "postgres":
+		if c.PostgresDSN == "" {
+			bad("postgres_dsn: required when storage = \"postgres\"")
+		}
+	default:
+		bad("storage: %q is not \"sqlite\" or \"postgres\"", c.Storage)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format: %q is not text or json", c.Log.Format)
+	}
+	seen := map[string]bool{}
+	for i, h := range c.Hosts {
+		d := strings.ToLower(strings.TrimSuffix(h.Domain, "."))
+		switch {
+		case d == "":
+			bad("host[%d].domain: empty", i)
+		case strings.ContainsAny(d, "@/ "):
+			bad("host[%d].domain: %q is not a domain", i, h.Domain)
+		case seen[d]:
+			bad("host[%d].domain: %q listed twice", i, h.Domain)
+		}
+		seen[d] = true
+		c.Hosts[i].Domain = d
+		if (h.CertFile == "") != (h.KeyFile == "") {
+			bad("host[%d]: cert_file and key_file go together", i)
+		}
+		for _, a := range h.Admins {
+			if !strings.Contains(a, "@") || strings.Contains(a, "/") {
+				bad("host[%d].admins: %q is not a bare JID", i, a)
+			}
+		}
+	}
+	for _, a := range append(append([]string(nil), c.C2S.Listen...), c.C2S.DirectTLSListen...) {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("c2s listen address %q: %v", a, err)
+		}
+	}
+	if *c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(*c.HTTP.Listen); err != nil {
+			bad("http.listen %q: %v", *c.HTTP.Listen, err)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: cert_file and key_file go together")
+	}
+	switch c.TLS.MinVersion {
+	case "1.2", "1.3":
+	default:
+		bad("tls.min_version: %q is not \"1.2\" or \"1.3\"", c.TLS.MinVersion)
+	}
+	l := c.Limits
+	positive := map[string]int{
+		"limits.max_stanza_bytes": l.MaxStanzaBytes, "limits.max_depth": l.MaxDepth,
+		"limits.max_attrs": l.MaxAttrs, "limits.max_sessions_per_account": l.MaxSessionsPerAccount,
+		"limits.output_queue": l.OutputQueue, "limits.rate_bytes_per_second": l.RateBytesPerSecond,
+		"limits.rate_burst_bytes": l.RateBurstBytes, "limits.offline_quota": l.OfflineQuota,
+		"limits.max_auth_failures": l.MaxAuthFailures,
+	}
+	for k, v := range positive {
+		if v < 0 {
+			bad("%s: must be positive, got %d", k, v)
+		}
+	}
+	if l.MaxStanzaBytes < 4096 {
+		bad("limits.max_stanza_bytes: %d is below the RFC 6120 minimum of 10000 the spec recommends servers accept (use at least 4096)", l.MaxStanzaBytes)
+	}
+	if l.RateBurstBytes < l.MaxStanzaBytes {
+		bad("limits.rate_burst_bytes (%d) must be at least limits.max_stanza_bytes (%d), or a maximal stanza could never be read", l.RateBurstBytes, l.MaxStanzaBytes)
+	}
+	if l.PreAuthTimeout.Duration < time.Second {
+		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)
+	}
+	if c.Auth.ScramIterations < 4096 {
+		bad("auth.scram_iterations: %d is below the RFC 7677 minimum of 4096", c.Auth.ScramIterations)
+	}
+	if c.Auth.MinPasswordLength < 1 {
+		bad("auth.min_password_length: must be at least 1")
+	}
+	return p
+}
+
+// HostByDomain returns the host config for domain, or nil.
+func (c *Config) HostByDomain(domain string) *Host {
+	for i := range c.Hosts {
+		if c.Hosts[i].Domain == domain {
+			return &c.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// Encode writes the effective configuration as TOML (parley config check).
+func (c *Config) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	err := toml.NewEncoder(&buf).Encode(c)
+	return buf.Bytes(), err
+}

@@ -1,0 +1,72 @@
+// Package metrics holds Parley's Prometheus collectors. Each server owns its
+// own registry (no global default registry), so two servers in one test
+// process never share counters.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is the set of collectors of one server.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Sessions       *prometheus.GaugeVec   // bound client sessions, by host
+	Connections    *prometheus.GaugeVec   // open connections, by kind (c2s, s2s-in, s2s-out, component)
+	StanzasIn      *prometheus.CounterVec // by kind (message, presence, iq)
+	StanzasOut     *prometheus.CounterVec // by kind
+	AuthFailures   *prometheus.CounterVec // by mechanism
+	AuthSuccesses  *prometheus.CounterVec // by mechanism
+	QueueDrops     prometheus.Counter     // sessions closed because their output queue overflowed
+	StreamErrors   *prometheus.CounterVec // by condition
+	StorageLatency *prometheus.HistogramVec
+}
+
+// New creates and registers the collectors, plus Go runtime and process
+// collectors, in a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_sessions", Help: "Bound client sessions.",
+		}, []string{"host"}),
+		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_connections", Help: "Open connections by kind.",
+		}, []string{"kind"}),
+		StanzasIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_stanzas_in_total", Help: "Stanzas received from sessions, by kind.",
+		}, []string{"kind"}),
+		StanzasOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_stanzas_out_total", Help: "Stanzas written to sessions, by kind.",
+		}, []string{"kind"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_auth_failures_total", Help: "Failed authentication attempts, by mechanism.",
+		}, []string{"mechanism"}),
+		AuthSuccesses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_auth_successes_total", Help: "Successful authentications, by mechanism.",
+		}, []string{"mechanism"}),
+		QueueDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_queue_overflows_total", Help: "Sessions closed because they did not read their output.",
+		}),
+		StreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_stream_errors_total", Help: "Stream errors sent, by condition.",
+		}, []string{"condition"}),
+		StorageLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "parley_storage_seconds", Help: "Storage operation latency.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"op"}),
+	}
+	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
+		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveStorage records how long a storage operation took.
+func (m *Metrics) ObserveStorage(op string, start time.Time) {
+	m.StorageLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}

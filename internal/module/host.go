@@ -1,0 +1,258 @@
+package module
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"parley/internal/config"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+// StanzaEvent is one stanza travelling through a host's hooks.
+type StanzaEvent struct {
+	Ctx    context.Context
+	Host   *Host
+	Stanza *xml.Element
+	// From is the sender, already stamped and validated by the session
+	// layer; To is the parsed "to" (zero when absent).
+	From, To jid.JID
+	// Origin is the local client session the stanza came from, if any.
+	Origin Session
+}
+
+// Reply queues a stanza back to the sender of the event (its origin session
+// when it came from one, the router otherwise).
+func (ev *StanzaEvent) Reply(el *xml.Element) {
+	if el == nil {
+		return
+	}
+	if ev.Origin != nil && el.Attr("to") == ev.Origin.JID().String() {
+		ev.Origin.Send(el)
+		return
+	}
+	ev.Host.Router.Route(ev.Ctx, el)
+}
+
+// SessionEvent reports a client session's lifecycle.
+type SessionEvent struct {
+	Ctx     context.Context
+	Host    *Host
+	Session Session
+	// Reason is set on "unbound": why the session ended ("" when the client
+	// closed its stream cleanly).
+	Reason string
+}
+
+// AccountEvent reports a change of an account ("created", "deleted",
+// "password-changed").
+type AccountEvent struct {
+	Ctx  context.Context
+	Host *Host
+	JID  jid.JID // bare
+}
+
+// Session event names.
+const (
+	EventSessionBound   = "bound"   // resource bound, before any stanza
+	EventSessionUnbound = "unbound" // session ended (any reason)
+)
+
+// Account event names.
+const (
+	EventAccountCreated = "created"
+	EventAccountDeleted = "deleted"
+)
+
+// Identity is a XEP-0030 identity.
+type Identity struct{ Category, Type, Name string }
+
+// DiscoItem is a XEP-0030 item of the host (components, MUC services).
+type DiscoItem struct{ JID, Name string }
+
+// Host is one virtual host as its modules see it. The core creates it; the
+// fields are set before modules are constructed and not changed afterwards.
+type Host struct {
+	Domain  string
+	Config  *config.Config
+	HostCfg *config.Host
+	Store   storage.Store
+	Router  Router
+	Log     *slog.Logger
+	// Started is when the server started (XEP-0012 uptime).
+	Started time.Time
+
+	Stanzas  Hook[*StanzaEvent]
+	Sessions Hook[*SessionEvent]
+	Accounts Hook[*AccountEvent]
+
+	mu             sync.RWMutex
+	iq             map[string]IQHandler // "get/host/ns" → handler
+	features       map[string]bool      // host disco#info features
+	acctFeatures   map[string]bool      // account (bare JID) disco#info features
+	identities     []Identity
+	items          []DiscoItem
+	streamFeatures []func(Session) *xml.Element
+}
+
+// NewHost returns a host with empty registries.
+func NewHost(domain string) *Host {
+	return &Host{
+		Domain:       domain,
+		iq:           make(map[string]IQHandler),
+		features:     make(map[string]bool),
+		acctFeatures: make(map[string]bool),
+	}
+}
+
+// JID returns the host's domain JID.
+func (h *Host) JID() jid.JID {
+	j, _ := jid.New("", h.Domain, "")
+	return j
+}
+
+// Target says which addresses an IQ handler serves.
+type Target string
+
+// IQ targets.
+const (
+	// TargetHost: the IQ is addressed to the host itself.
+	TargetHost Target = "host"
+	// TargetSelf: a user's IQ addressed to their own bare JID or with no
+	// "to" (roster, private storage).
+	TargetSelf Target = "self"
+	// TargetBare: addressed to a local account's bare JID by anyone,
+	// including the account itself (vCard, last activity).
+	TargetBare Target = "bare"
+)
+
+// IQHandler answers one IQ get or set. It returns the complete reply stanza
+// (a result from stanza.IQResult or an error from stanza.ErrorReply), or nil
+// when it has replied by itself (asynchronously or through the router).
+type IQHandler func(ev *StanzaEvent, payload *xml.Element) *xml.Element
+
+func iqKey(typ string, t Target, ns string) string { return typ + "/" + string(t) + "/" + ns }
+
+// RegisterIQ registers the handler for IQs of type typ ("get" or "set") whose
+// payload is in namespace ns, addressed to target t. Registering a namespace
+// also announces it in disco#info (on the host for TargetHost, on accounts
+// for TargetBare): features come from what modules do, never from a list.
+func (h *Host) RegisterIQ(typ string, t Target, ns string, fn IQHandler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.iq[iqKey(typ, t, ns)] = fn
+	switch t {
+	case TargetHost:
+		h.features[ns] = true
+	case TargetBare:
+		h.acctFeatures[ns] = true
+	}
+}
+
+// IQ returns the handler for (typ, t, ns), falling back from self to bare.
+func (h *Host) IQ(typ string, t Target, ns string) IQHandler {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if fn := h.iq[iqKey(typ, t, ns)]; fn != nil {
+		return fn
+	}
+	if t == TargetSelf {
+		return h.iq[iqKey(typ, TargetBare, ns)]
+	}
+	return nil
+}
+
+// AddFeature announces an extra host feature that no IQ handler implies
+// (e.g. a message-processing feature).
+func (h *Host) AddFeature(ns string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.features[ns] = true
+}
+
+// AddAccountFeature announces a feature on every account's bare JID.
+func (h *Host) AddAccountFeature(ns string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.acctFeatures[ns] = true
+}
+
+// AddIdentity announces a host identity.
+func (h *Host) AddIdentity(id Identity) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.identities = append(h.identities, id)
+}
+
+// AddItem announces a disco#items entry of the host.
+func (h *Host) AddItem(it DiscoItem) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.items = append(h.items, it)
+}
+
+// AddStreamFeature registers a post-authentication stream feature (RFC 6120
+// §4.3.2), such as roster versioning; fn may return nil to offer nothing.
+func (h *Host) AddStreamFeature(fn func(Session) *xml.Element) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.streamFeatures = append(h.streamFeatures, fn)
+}
+
+// Features returns the host's disco#info features, sorted.
+func (h *Host) Features() []string { return h.sorted(h.features) }
+
+// AccountFeatures returns the disco#info features of an account, sorted.
+func (h *Host) AccountFeatures() []string { return h.sorted(h.acctFeatures) }
+
+func (h *Host) sorted(m map[string]bool) []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]string, 0, len(m))
+	for f := range m {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Identities returns the host's identities.
+func (h *Host) Identities() []Identity {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return append([]Identity(nil), h.identities...)
+}
+
+// Items returns the host's disco#items.
+func (h *Host) Items() []DiscoItem {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return append([]DiscoItem(nil), h.items...)
+}
+
+// StreamFeatures returns the post-authentication features offered to s.
+func (h *Host) StreamFeatures(s Session) []*xml.Element {
+	h.mu.RLock()
+	fns := append([]func(Session) *xml.Element(nil), h.streamFeatures...)
+	h.mu.RUnlock()
+	var out []*xml.Element
+	for _, fn := range fns {
+		if el := fn(s); el != nil {
+			out = append(out, el)
+		}
+	}
+	return out
+}
+
+// AccountExists reports whether a local account exists.
+func (h *Host) AccountExists(ctx context.Context, username string) (bool, error) {
+	_, err := h.Store.Accounts().Get(ctx, h.Domain, username)
+	if err == storage.ErrNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}

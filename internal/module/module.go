@@ -1,0 +1,76 @@
+package module
+
+import (
+	"context"
+
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// PriorityDeliver is the priority of the core's own delivery handlers: the
+// RFC 6121 §8.5 rules run after every module had its say.
+const PriorityDeliver = -1000
+
+// Module is the lifecycle every feature module implements. Start is called
+// after every module of the host was constructed (so hooks registered by one
+// module are visible to the others) and before any listener accepts a
+// connection; Stop on shutdown, in reverse order.
+type Module interface {
+	Name() string
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// Factory builds a module for one host. The server keeps an explicit list of
+// factories (no init-time registration), so which modules run is visible in
+// one place.
+type Factory func(h *Host) (Module, error)
+
+// Session is a bound client session (RFC 6120 §7) as modules see it. All
+// methods are safe for concurrent use.
+type Session interface {
+	// JID is the session's full JID.
+	JID() jid.JID
+	// ID is the stream ID, unique per connection.
+	ID() string
+	// Send queues a stanza for the client; it never blocks. A session whose
+	// output queue is full is closed (a client that does not read cannot make
+	// the server hold unbounded memory).
+	Send(el *xml.Element)
+	// Close ends the session with a stream error (or cleanly with "").
+	Close(cond stanza.StreamCondition, text string)
+
+	// Presence is the last broadcast available presence, nil while the
+	// session has not sent initial presence or is unavailable.
+	Presence() *xml.Element
+	SetPresence(p *xml.Element)
+	// Priority of the last presence (RFC 6121 §4.7.2.3), 0 if none.
+	Priority() int
+	// Interested reports whether the client requested the roster
+	// (RFC 6121 §2.1.6 "interested resource": it gets roster pushes).
+	Interested() bool
+	SetInterested(bool)
+	// Value and SetValue keep per-session state for modules (directed
+	// presence lists, carbons, ...). Keys should be unexported module types.
+	Value(key any) any
+	SetValue(key, value any)
+}
+
+// Available reports whether s has sent available presence.
+func Available(s Session) bool { return s.Presence() != nil }
+
+// Router is the part of the core's router that modules use to send stanzas
+// they originate (roster pushes, presence broadcasts, offline delivery).
+type Router interface {
+	// Route delivers el (whose "from" and "to" are already set) as the server
+	// would deliver a stanza from that sender: to local sessions according
+	// to RFC 6121 §8.5, to components, or to remote domains.
+	Route(ctx context.Context, el *xml.Element)
+	// Sessions returns the bound sessions of a local account.
+	Sessions(bare jid.JID) []Session
+	// Session returns the bound session of a full JID, or nil.
+	Session(full jid.JID) Session
+	// IsLocal reports whether domain is a virtual host or component served here.
+	IsLocal(domain string) bool
+}

@@ -1,0 +1,296 @@
+// Package router decides where every stanza goes. It owns the registry of
+// bound client sessions and implements the delivery rules of RFC 6121 §8.5
+// exactly once; sessions and modules never deliver to each other directly.
+//
+// Lock order: Router.mu protects only the session registry and is never held
+// while calling into a session, a hook or storage, so it cannot take part in
+// a lock cycle.
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"parley/internal/metrics"
+	"parley/internal/module"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Remote carries stanzas to domains this server does not serve (S2S). Until
+// federation is configured the router bounces them with
+// remote-server-not-found.
+type Remote interface {
+	Send(ctx context.Context, el *xml.Element, from, to jid.JID) error
+}
+
+// Component is an entity served at its own domain (XEP-0114 external
+// components and internal services such as MUC): it receives every stanza
+// addressed to that domain or to JIDs under it.
+type Component interface {
+	Deliver(ctx context.Context, el *xml.Element, from, to jid.JID)
+}
+
+// ErrResourceConstraint is returned by Bind when the account already has the
+// maximum number of sessions.
+var ErrResourceConstraint = errors.New("router: too many sessions for this account")
+
+// Router routes stanzas between local sessions, hosts, components and remote
+// domains.
+type Router struct {
+	log         *slog.Logger
+	metrics     *metrics.Metrics
+	maxSessions int
+
+	hosts map[string]*module.Host // fixed after construction
+
+	mu         sync.RWMutex
+	sessions   map[jid.JID]map[string]module.Session // bare JID → resource → session
+	components map[string]Component
+	remote     Remote
+}
+
+// New returns a router for the given hosts. maxSessions bounds the sessions
+// of one account (0: unlimited).
+func New(log *slog.Logger, m *metrics.Metrics, maxSessions int) *Router {
+	return &Router{
+		log:         log,
+		metrics:     m,
+		maxSessions: maxSessions,
+		hosts:       make(map[string]*module.Host),
+		sessions:    make(map[jid.JID]map[string]module.Session),
+		components:  make(map[string]Component),
+	}
+}
+
+var _ module.Router = (*Router)(nil)
+
+// AddHost registers a virtual host and installs the core delivery handlers
+// on its hooks. Call before the server starts.
+func (r *Router) AddHost(h *module.Host) {
+	r.hosts[h.Domain] = h
+	h.Router = r
+	for _, kind := range []string{"message", "presence", "iq"} {
+		for _, target := range []string{"host", "bare", "full"} {
+			kind, target := kind, target
+			h.Stanzas.On(kind+"/"+target, module.PriorityDeliver, func(ev *module.StanzaEvent) bool {
+				r.deliverDefault(ev, kind, target)
+				return true
+			})
+		}
+	}
+}
+
+// Host returns the virtual host for domain, or nil.
+func (r *Router) Host(domain string) *module.Host { return r.hosts[domain] }
+
+// Hosts returns all virtual hosts.
+func (r *Router) Hosts() []*module.Host {
+	out := make([]*module.Host, 0, len(r.hosts))
+	for _, h := range r.hosts {
+		out = append(out, h)
+	}
+	return out
+}
+
+// SetRemote installs the S2S transport.
+func (r *Router) SetRemote(rm Remote) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.remote = rm
+}
+
+// AddComponent routes domain to c, replacing an earlier one (a component
+// that reconnects replaces its old connection). It returns the replaced one.
+func (r *Router) AddComponent(domain string, c Component) Component {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.components[domain]
+	r.components[domain] = c
+	return old
+}
+
+// RemoveComponent unroutes domain if it is still served by c.
+func (r *Router) RemoveComponent(domain string, c Component) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.components[domain] == c {
+		delete(r.components, domain)
+	}
+}
+
+// IsLocal reports whether domain is a host or component of this server.
+func (r *Router) IsLocal(domain string) bool {
+	if r.hosts[domain] != nil {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain] != nil
+}
+
+// Bind registers s under bare with resource res (a random one when res is
+// empty). If a session with that resource exists it is returned as replaced;
+// the caller closes it with <conflict/> (RFC 6120 §7.7.2.2).
+func (r *Router) Bind(s module.Session, bare jid.JID, res string) (full jid.JID, replaced module.Session, err error) {
+	for tries := 0; ; tries++ {
+		generated := res == ""
+		if generated {
+			res = randomResource()
+		}
+		full, err = bare.WithResource(res)
+		if err != nil {
+			return jid.JID{}, nil, err
+		}
+		r.mu.Lock()
+		m := r.sessions[bare]
+		if m == nil {
+			m = make(map[string]module.Session)
+			r.sessions[bare] = m
+		}
+		old := m[full.Resource()]
+		if old != nil && generated && tries < 3 {
+			r.mu.Unlock()
+			res = ""
+			continue
+		}
+		if old == nil && r.maxSessions > 0 && len(m) >= r.maxSessions {
+			r.mu.Unlock()
+			return jid.JID{}, nil, ErrResourceConstraint
+		}
+		m[full.Resource()] = s
+		r.mu.Unlock()
+		return full, old, nil
+	}
+}
+
+// Unbind removes s if it is still the session bound to full.
+func (r *Router) Unbind(s module.Session, full jid.JID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bare := full.Bare()
+	m := r.sessions[bare]
+	if m[full.Resource()] == s {
+		delete(m, full.Resource())
+		if len(m) == 0 {
+			delete(r.sessions, bare)
+		}
+	}
+}
+
+// Sessions returns the bound sessions of a bare JID.
+func (r *Router) Sessions(bare jid.JID) []module.Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m := r.sessions[bare]
+	out := make([]module.Session, 0, len(m))
+	for _, s := range m {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Session returns the session bound to a full JID, or nil.
+func (r *Router) Session(full jid.JID) module.Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.sessions[full.Bare()][full.Resource()]
+}
+
+// AllSessions returns every bound session (for shutdown and admin tools).
+func (r *Router) AllSessions() []module.Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []module.Session
+	for _, m := range r.sessions {
+		for _, s := range m {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func randomResource() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "parley-" + hex.EncodeToString(b[:])
+}
+
+// FromSession processes a stanza a local client sent. The session layer has
+// already stamped "from" with the full JID and parsed "to". Modules see it
+// first as out/<kind> on the sender's host (outbound presence and roster
+// processing), then it is routed.
+func (r *Router) FromSession(ctx context.Context, origin module.Session, el *xml.Element, to jid.JID) {
+	from := origin.JID()
+	h := r.hosts[from.Domain()]
+	kind := el.Local
+	ev := &module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
+	if h.Stanzas.Fire("out/"+kind, ev) {
+		return
+	}
+	if to.IsZero() {
+		// RFC 6120 §10.3: no "to" means the account's bare JID.
+		to = from.Bare()
+		ev.To = to
+	}
+	r.route(ctx, ev.Stanza, from, to, origin)
+}
+
+// Route delivers a stanza whose "from" and "to" are set (module.Router).
+func (r *Router) Route(ctx context.Context, el *xml.Element) {
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		r.log.Debug("route: dropping stanza with bad from", "from", el.Attr("from"))
+		return
+	}
+	to, err := jid.Parse(el.Attr("to"))
+	if err != nil {
+		r.bounce(ctx, el, stanza.JIDMalformed, "")
+		return
+	}
+	r.route(ctx, el, from, to, nil)
+}
+
+func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, origin module.Session) {
+	if h := r.hosts[to.Domain()]; h != nil {
+		target := "full"
+		switch {
+		case to.Local() == "":
+			target = "host"
+		case to.Resource() == "":
+			target = "bare"
+		}
+		ev := &module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
+		h.Stanzas.Fire(el.Local+"/"+target, ev)
+		return
+	}
+	r.mu.RLock()
+	comp := r.components[to.Domain()]
+	remote := r.remote
+	r.mu.RUnlock()
+	switch {
+	case comp != nil:
+		comp.Deliver(ctx, el, from, to)
+	case remote != nil:
+		if err := remote.Send(ctx, el, from, to); err != nil {
+			r.bounce(ctx, el, stanza.RemoteServerNotFound, "")
+		}
+	default:
+		r.bounce(ctx, el, stanza.RemoteServerNotFound, "Federation is not enabled on this server")
+	}
+}
+
+// bounce returns an error reply to the sender of el; replies to errors are
+// never generated, so two servers cannot ping-pong errors forever.
+func (r *Router) bounce(ctx context.Context, el *xml.Element, c stanza.Condition, text string) {
+	reply := stanza.ErrorReply(el, c, text)
+	if reply == nil || reply.Attr("to") == "" {
+		return
+	}
+	r.Route(ctx, reply)
+}
