@@ -2,6 +2,7 @@ package module
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -60,6 +61,9 @@ type AccountEvent struct {
 const (
 	EventSessionBound   = "bound"   // resource bound, before any stanza
 	EventSessionUnbound = "unbound" // session ended (any reason)
+	// EventSessionAvailable fires when a session sends its initial available
+	// presence (RFC 6121 §4.2): offline messages are delivered then.
+	EventSessionAvailable = "available"
 )
 
 // Account event names.
@@ -251,7 +255,7 @@ func (h *Host) StreamFeatures(s Session) []*xml.Element {
 // AccountExists reports whether a local account exists.
 func (h *Host) AccountExists(ctx context.Context, username string) (bool, error) {
 	_, err := h.Store.Accounts().Get(ctx, h.Domain, username)
-	if err == storage.ErrNotFound {
+	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err

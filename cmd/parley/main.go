@@ -1,0 +1,58 @@
+// Command parley is the Parley XMPP server and its administration tool.
+//
+//	parley serve [--config parley.toml]   run the server in the foreground
+//	parley user add|passwd|del|list ...    manage accounts (works while the server runs)
+//	parley config check [--config FILE]    validate and print the effective config
+//	parley version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:])
+	case "user":
+		return cmdUser(args[1:])
+	case "config":
+		return cmdConfig(args[1:])
+	case "version", "--version", "-v":
+		fmt.Println("parley", version)
+		return 0
+	case "help", "-h", "--help":
+		usage()
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "parley: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `Parley, an XMPP server.
+
+Usage:
+  parley serve [--config FILE]                  run the server (no config: domain localhost, data in ./data)
+  parley user add JID [PASSWORD] [--config FILE]     create an account (password read from stdin if omitted)
+  parley user passwd JID [PASSWORD] [--config FILE]  change a password
+  parley user del JID [--config FILE]                delete an account and all its data
+  parley user list [HOST] [--config FILE]            list accounts
+  parley config check [--config FILE]           validate the config and print the effective one
+  parley version                                print the version
+`)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"parley/internal/config"
+	"parley/internal/sasl"
+	"parley/internal/server"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+)
+
+func cmdUser(args []string) int {
+	fs := flag.NewFlagSet("user", flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) == 0 {
+		usage()
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config:", err)
+		return 1
+	}
+	ctx := context.Background()
+	st, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: storage:", err)
+		return 1
+	}
+	defer st.Close()
+	if err := userCommand(ctx, cfg, st, pos[0], pos[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		return 1
+	}
+	return 0
+}
+
+func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd string, args []string) error {
+	switch cmd {
+	case "list":
+		hosts := args
+		if len(hosts) == 0 {
+			for _, h := range cfg.Hosts {
+				hosts = append(hosts, h.Domain)
+			}
+		}
+		for _, h := range hosts {
+			users, err := st.Accounts().List(ctx, h)
+			if err != nil {
+				return err
+			}
+			for _, u := range users {
+				fmt.Printf("%s@%s\n", u, h)
+			}
+		}
+		return nil
+	case "add", "passwd", "del":
+	default:
+		return fmt.Errorf("unknown user command %q (add, passwd, del, list)", cmd)
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("user %s: JID required", cmd)
+	}
+	j, err := jid.Parse(args[0])
+	if err != nil || j.Local() == "" || j.Resource() != "" {
+		return fmt.Errorf("%q is not a bare JID user@host", args[0])
+	}
+	if cfg.HostByDomain(j.Domain()) == nil {
+		return fmt.Errorf("%s is not a host of this server (see [[host]] in the config)", j.Domain())
+	}
+	if cmd == "del" {
+		if err := st.Accounts().Delete(ctx, j.Domain(), j.Local()); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("no account %s", j)
+			}
+			return err
+		}
+		fmt.Printf("deleted %s and all its data\n", j)
+		return nil
+	}
+	pw, err := password(args[1:])
+	if err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(pw); n < cfg.Auth.MinPasswordLength {
+		return fmt.Errorf("password too short: %d characters, at least %d required (auth.min_password_length)", n, cfg.Auth.MinPasswordLength)
+	}
+	creds, err := sasl.DeriveCredentials(pw, cfg.Auth.ScramIterations)
+	if err != nil {
+		return err
+	}
+	if cmd == "add" {
+		err = st.Accounts().Create(ctx, storage.Account{Host: j.Domain(), Username: j.Local(), Creds: creds, CreatedAt: time.Now().UTC()})
+		if errors.Is(err, storage.ErrExists) {
+			return fmt.Errorf("%s already exists", j)
+		}
+		if err == nil {
+			fmt.Printf("created %s\n", j)
+		}
+		return err
+	}
+	err = st.Accounts().SetCredentials(ctx, j.Domain(), j.Local(), creds)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no account %s", j)
+	}
+	if err == nil {
+		fmt.Printf("password of %s changed\n", j)
+	}
+	return err
+}
+
+// password takes the password from the arguments or reads one line from
+// standard input (so it need not appear in the shell history).
+func password(args []string) (string, error) {
+	if len(args) > 0 {
+		return args[0], nil
+	}
+	fi, _ := os.Stdin.Stat()
+	if fi != nil && fi.Mode()&os.ModeCharDevice != 0 {
+		fmt.Fprint(os.Stderr, "Password: ")
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no password given")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,231 @@
+// Package server assembles a Parley server from a validated configuration:
+// storage, certificates, hosts and their modules, the router and the
+// listeners. Its lifecycle follows Caddy's rule: New builds and checks
+// everything and opens no port; Start starts modules and then listeners, and
+// a failure at any step undoes the steps before it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"parley/internal/c2s"
+	"parley/internal/certs"
+	"parley/internal/config"
+	"parley/internal/metrics"
+	"parley/internal/module"
+	"parley/internal/router"
+	"parley/internal/storage"
+	"parley/internal/storage/postgres"
+	"parley/internal/storage/sqlite"
+)
+
+// Options are the non-config inputs of a server.
+type Options struct {
+	Log *slog.Logger
+	// Modules overrides the default module set (tests).
+	Modules []module.Factory
+}
+
+// Server is one running Parley instance.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   storage.Store
+	certs   *certs.Manager
+	metrics *metrics.Metrics
+	router  *router.Router
+	c2s     *c2s.Server
+	hosts   []*module.Host
+	modules []module.Module
+	started time.Time
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	mu      sync.Mutex
+	running bool
+}
+
+// New builds a server from cfg. It opens storage and loads certificates but
+// binds no port.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), started: time.Now()}
+	var err error
+	if s.certs, err = certs.New(cfg); err != nil {
+		return nil, err
+	}
+	if s.store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	fakeKey, err := serverSecret(ctx, s.store, "fake-salt-key")
+	if err != nil {
+		_ = s.store.Close()
+		return nil, err
+	}
+	s.router = router.New(log, s.metrics, cfg.Limits.MaxSessionsPerAccount)
+	factories := opts.Modules
+	if factories == nil {
+		factories = DefaultModules()
+	}
+	for i := range cfg.Hosts {
+		hc := &cfg.Hosts[i]
+		h := module.NewHost(hc.Domain)
+		h.Config, h.HostCfg, h.Store, h.Started = cfg, hc, s.store, s.started
+		h.Log = log.With("host", hc.Domain)
+		s.router.AddHost(h)
+		s.hosts = append(s.hosts, h)
+		for _, f := range factories {
+			m, err := f(h)
+			if err != nil {
+				_ = s.store.Close()
+				return nil, fmt.Errorf("host %s: %w", hc.Domain, err)
+			}
+			s.modules = append(s.modules, m)
+		}
+	}
+	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
+	return s, nil
+}
+
+// OpenStore opens the configured storage backend.
+func OpenStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
+	switch cfg.Storage {
+	case "postgres":
+		return postgres.Open(ctx, cfg.PostgresDSN)
+	default:
+		return sqlite.Open(ctx, cfg.SQLitePath)
+	}
+}
+
+// serverSecret returns a random per-server secret kept in storage, created
+// on first use, so it survives restarts and is shared by cluster nodes.
+func serverSecret(ctx context.Context, st storage.Store, name string) ([]byte, error) {
+	v, err := st.KV().Get(ctx, "server", "", name)
+	if err == nil && len(v) >= 32 {
+		return v, nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	v = make([]byte, 32)
+	_, _ = rand.Read(v)
+	if err := st.KV().Set(ctx, "server", "", name, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Start starts modules, then binds and serves every listener.
+func (s *Server) Start(ctx context.Context) error {
+	for i, m := range s.modules {
+		if err := m.Start(ctx); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				_ = s.modules[j].Stop(ctx)
+			}
+			return fmt.Errorf("module %s: %w", m.Name(), err)
+		}
+	}
+	if err := s.c2s.Listen(); err != nil {
+		s.stopModules(ctx)
+		return err
+	}
+	if addr := *s.cfg.HTTP.Listen; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.c2s.Shutdown(ctx)
+			s.stopModules(ctx)
+			return err
+		}
+		s.httpLn = ln
+		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = s.httpSrv.Serve(ln) }()
+	}
+	s.c2s.Serve()
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := s.store.Accounts().List(ctx, "healthz.invalid"); err != nil {
+			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+func (s *Server) stopModules(ctx context.Context) {
+	for i := len(s.modules) - 1; i >= 0; i-- {
+		if err := s.modules[i].Stop(ctx); err != nil {
+			s.log.Warn("module stop", "module", s.modules[i].Name(), "err", err)
+		}
+	}
+}
+
+// Shutdown closes every session with <system-shutdown/>, stops modules and
+// closes storage.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	running := s.running
+	s.running = false
+	s.mu.Unlock()
+	if running {
+		s.c2s.Shutdown(ctx)
+		if s.httpSrv != nil {
+			_ = s.httpSrv.Shutdown(ctx)
+		}
+		s.stopModules(ctx)
+	}
+	_ = s.store.Close()
+}
+
+// Reload applies what can change without a restart: certificates.
+func (s *Server) Reload() error {
+	return s.certs.Reload()
+}
+
+// C2SAddrs returns the client listener addresses (STARTTLS first, then
+// direct TLS).
+func (s *Server) C2SAddrs() []net.Addr { return s.c2s.Addrs() }
+
+// HTTPAddr returns the metrics/health listener address, or nil.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpLn == nil {
+		return nil
+	}
+	return s.httpLn.Addr()
+}
+
+// Store returns the storage backend (tests and admin tools).
+func (s *Server) Store() storage.Store { return s.store }
+
+// Router returns the router (tests).
+func (s *Server) Router() *router.Router { return s.router }
+
+// Hosts returns the virtual hosts.
+func (s *Server) Hosts() []*module.Host { return s.hosts }
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }

@@ -1,0 +1,110 @@
+// Package testserver boots a whole Parley server inside a test, on free
+// loopback ports, and gives tests a raw-XML client to talk to it. It is the
+// harness of every in-process integration test: the server under test is the
+// real one, with real TCP, TLS, SASL and storage.
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/internal/config"
+	"parley/internal/sasl"
+	"parley/internal/server"
+	"parley/internal/storage"
+)
+
+// TS is a running test server.
+type TS struct {
+	*server.Server
+	Config *config.Config
+	Dir    string
+}
+
+// Start boots a server from config text (TOML) with test-friendly defaults
+// laid under it: data in t.TempDir(), listeners on 127.0.0.1:0, no HTTP
+// unless asked, a short auth-failure delay. The server is shut down when the
+// test ends.
+func Start(t testing.TB, configText string) *TS {
+	t.Helper()
+	dir := t.TempDir()
+	text := configText
+	if !strings.Contains(text, "data_dir") {
+		text = fmt.Sprintf("data_dir = %q\n", dir) + text
+	}
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("testserver: config: %v", err)
+	}
+	if !strings.Contains(configText, "[c2s]") {
+		cfg.C2S.Listen = []string{"127.0.0.1:0"}
+		cfg.C2S.DirectTLSListen = []string{"127.0.0.1:0"}
+	}
+	if !strings.Contains(configText, "[http]") {
+		empty := ""
+		cfg.HTTP.Listen = &empty
+	}
+	if !strings.Contains(configText, "auth_failure_delay") {
+		cfg.Limits.AuthFailureDelay.Duration = 10 * time.Millisecond
+	}
+	if os.Getenv("PARLEY_TEST_POSTGRES") != "" && !strings.Contains(configText, "storage") {
+		cfg.Storage = "postgres"
+		cfg.PostgresDSN = os.Getenv("PARLEY_TEST_POSTGRES")
+		t.Skip("testserver: PostgreSQL runs are driven by storetest")
+	}
+	var logw io.Writer = io.Discard
+	if os.Getenv("PARLEY_TEST_LOG") != "" {
+		logw = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, server.Options{Log: log})
+	if err != nil {
+		t.Fatalf("testserver: new: %v", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("testserver: start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &TS{Server: srv, Config: cfg, Dir: filepath.Clean(dir)}
+}
+
+// Domain returns the first virtual host.
+func (ts *TS) Domain() string { return ts.Config.Hosts[0].Domain }
+
+// AddUser creates an account on the first host (or on host if the user is
+// given as user@host).
+func (ts *TS) AddUser(t testing.TB, user, password string) {
+	t.Helper()
+	host := ts.Domain()
+	if u, h, ok := strings.Cut(user, "@"); ok {
+		user, host = u, h
+	}
+	creds, err := sasl.DeriveCredentials(password, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ts.Store().Accounts().Create(context.Background(), storage.Account{
+		Host: host, Username: user, Creds: creds, CreatedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		t.Fatalf("testserver: add user %s: %v", user, err)
+	}
+}
+
+// StartTLSAddr is the STARTTLS listener's address.
+func (ts *TS) StartTLSAddr() string { return ts.C2SAddrs()[0].String() }
+
+// DirectTLSAddr is the direct TLS listener's address.
+func (ts *TS) DirectTLSAddr() string { return ts.C2SAddrs()[len(ts.Config.C2S.Listen)].String() }
