@@ -168,7 +168,9 @@ func Matches(el *xml.Element, local string, attrs ...string) bool {
 // ExpectStreamError waits for a stream error with the given condition.
 func (c *Client) ExpectStreamError(cond string) {
 	c.t.Helper()
-	el := c.Expect(func(el *xml.Element) bool { return el.Local == "error" && el.Space == "http://etherx.jabber.org/streams" })
+	el := c.Expect(func(el *xml.Element) bool {
+		return el.Local == "error" && el.Space == "http://etherx.jabber.org/streams"
+	})
 	if el.Child("urn:ietf:params:xml:ns:xmpp-streams", cond) == nil {
 		c.t.Fatalf("stream error %s, want %s", el, cond)
 	}
