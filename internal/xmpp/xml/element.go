@@ -240,3 +240,36 @@ func (e *Element) Clone() *Element {
 	}
 	return &c
 }
+
+// Equal reports whether e and o are the same tree: same names, the same
+// attributes in the same order, and equal children. Nil and empty Attrs or
+// Children compare equal.
+func (e *Element) Equal(o *Element) bool {
+	if e == o {
+		return true
+	}
+	if e == nil || o == nil || e.Space != o.Space || e.Local != o.Local ||
+		len(e.Attrs) != len(o.Attrs) || len(e.Children) != len(o.Children) {
+		return false
+	}
+	for i := range e.Attrs {
+		if e.Attrs[i] != o.Attrs[i] {
+			return false
+		}
+	}
+	for i, c := range e.Children {
+		switch c := c.(type) {
+		case CharData:
+			if oc, ok := o.Children[i].(CharData); !ok || oc != c {
+				return false
+			}
+		case *Element:
+			if oc, ok := o.Children[i].(*Element); !ok || !c.Equal(oc) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
