@@ -1,0 +1,48 @@
+# Parley build and test entry points. `go test ./...` is the README's test
+# command; the targets below add the race detector, the PostgreSQL backend,
+# interop against real clients and servers, fuzzing and benchmarks.
+
+GO        ?= go
+PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+FUZZTIME  ?= 30s
+
+.PHONY: all build test race test-postgres lint interop bench fuzz clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o parley ./cmd/parley
+
+test:
+	$(GO) test ./...
+
+race:
+	$(GO) test -race ./...
+
+# The storage conformance suite and everything else that honours
+# PARLEY_TEST_POSTGRES, against the local PostgreSQL.
+test-postgres:
+	PARLEY_TEST_POSTGRES='$(PG_DSN)' $(GO) test ./internal/storage/...
+
+lint:
+	test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; exit 1)
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; \
+	elif [ -x "$$HOME/go/bin/staticcheck" ]; then "$$HOME/go/bin/staticcheck" ./...; \
+	else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
+
+# Real clients nobody here wrote (slixmpp, go-sendxmpp) against the built
+# binary. Installs missing Debian packages itself.
+interop: build
+	bash interop/run.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/xmpp/jid/
+
+clean:
+	rm -f parley
