@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -261,6 +262,18 @@ func (c *conn) asStreamError(err error) error {
 	return err
 }
 
+// serverCert is the leaf certificate presented on this connection (for
+// tls-server-end-point channel binding).
+func (c *conn) serverCert() *x509.Certificate {
+	if c.tls == nil {
+		return nil
+	}
+	if cert := c.srv.certs.ForName(c.tls.ServerName); cert != nil {
+		return cert.Leaf
+	}
+	return nil
+}
+
 func (c *conn) tlsRequired() bool { return *c.srv.cfg.C2S.RequireTLS }
 
 // features builds the <stream:features/> for the current state.
@@ -278,7 +291,7 @@ func (c *conn) features() *xml.Element {
 		}
 	case c.user == "":
 		f.Append(c.mechanisms())
-		if cbs := sasl.ChannelBindingTypes(c.tls); len(cbs) > 0 {
+		if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
 			cb := xml.New(nsSASLCB, "sasl-channel-binding")
 			for _, t := range cbs {
 				cb.Append(xml.New(nsSASLCB, "channel-binding").SetAttr("type", t))
@@ -297,7 +310,7 @@ func (c *conn) features() *xml.Element {
 
 func (c *conn) mechanisms() *xml.Element {
 	m := xml.New(nsSASL, "mechanisms")
-	for _, name := range sasl.Offered(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+	for _, name := range sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS) {
 		m.Append(xml.New(nsSASL, "mechanism").AppendText(name))
 	}
 	return m
@@ -358,7 +371,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 	}
 	name := auth.Attr("mechanism")
 	offered := false
-	for _, m := range sasl.Offered(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+	for _, m := range sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS) {
 		offered = offered || m == name
 	}
 	if !offered {

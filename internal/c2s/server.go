@@ -19,6 +19,7 @@ import (
 	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
 )
 
 // Server accepts client connections.
@@ -184,9 +185,19 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) saslEnv(c *conn) sasl.Env {
 	host := c.host.Domain
 	return sasl.Env{
-		TLS:         c.tls,
-		Ctx:         context.Background(),
-		FakeSaltKey: s.fakeKey,
+		TLS:                  c.tls,
+		ServerCert:           c.serverCert(),
+		Ctx:                  context.Background(),
+		FakeSaltKey:          s.fakeKey,
+		Iterations:           s.cfg.Auth.ScramIterations,
+		AllowPlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS,
+		Normalize: func(authcid string) (string, error) {
+			j, err := jid.New(authcid, host, "")
+			if err != nil {
+				return "", err
+			}
+			return j.Local(), nil
+		},
 		Lookup: func(ctx context.Context, username string) (storage.Credentials, error) {
 			a, err := s.store.Accounts().Get(ctx, host, username)
 			if err != nil {
