@@ -593,6 +593,8 @@ func (s *nsScope) declare(prefix, uri string) error {
 		return nil
 	case prefix == "xmlns":
 		return &Error{CondNotWellFormed, "xmlns prefix must not be declared"}
+	case !validLocalStart(prefix):
+		return &Error{CondNotWellFormed, "prefix is not an NCName"}
 	case uri == NSXML || uri == nsXMLNS:
 		return &Error{CondNotWellFormed, "reserved namespace bound to a prefix"}
 	case uri == "":
@@ -616,6 +618,9 @@ func (s *nsScope) resolve(n stdxml.Name, element bool) (string, error) {
 			// encoding/xml leaves ":a" and "a:" unsplit.
 			return "", &Error{CondNotWellFormed, "malformed qualified name"}
 		}
+	}
+	if n.Space != "" && !validLocalStart(n.Local) {
+		return "", &Error{CondNotWellFormed, "local part of qualified name is not an NCName"}
 	}
 	switch n.Space {
 	case "":
