@@ -1,0 +1,61 @@
+// Package storeutil holds the small normalisation rules every backend must
+// apply identically, so the conformance suite cannot be passed by one
+// backend's accident and failed by another's.
+package storeutil
+
+import (
+	"fmt"
+	"slices"
+
+	"parley/internal/storage"
+)
+
+// BareJID is the owner key of an account's data. Accounts are keyed by
+// (host, username) but the other stores by bare JID, and Accounts.Delete
+// must find the latter from the former.
+func BareJID(host, username string) string {
+	return username + "@" + host
+}
+
+// NormalizeGroups returns groups sorted and deduplicated, without empty
+// names (RFC 6121 forbids an empty <group/>), or nil if none remain. A nil
+// result keeps "no groups" comparable across backends that would otherwise
+// return nil or an empty slice.
+func NormalizeGroups(groups []string) []string {
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		if g != "" {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// NormalizeItem validates and normalises a roster item before it is stored:
+// an empty Subscription means SubNone, groups are normalised, and unknown
+// subscription states are rejected so garbage never reaches the table.
+func NormalizeItem(it storage.RosterItem) (storage.RosterItem, error) {
+	switch it.Subscription {
+	case "":
+		it.Subscription = storage.SubNone
+	case storage.SubNone, storage.SubTo, storage.SubFrom, storage.SubBoth:
+	default:
+		return it, fmt.Errorf("storage: invalid roster subscription %q", it.Subscription)
+	}
+	it.Groups = NormalizeGroups(it.Groups)
+	return it, nil
+}
+
+// NonNil returns b, or an empty slice if b is nil: blob columns are NOT NULL
+// so "empty value" and "no row" stay distinguishable.
+func NonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"parley/internal/storage"
+	"parley/internal/storage/storetest"
+)
+
+func openFile(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func TestConformanceFile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		return openFile(t, filepath.Join(t.TempDir(), "parley.db"))
+	})
+}
+
+func TestConformanceMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		return openFile(t, ":memory:")
+	})
+}
+
+// TestConformanceTwoOpeners runs the suite where every operation alternates
+// between two independently opened *Store on one file, the way the server
+// and the "parley user" CLI share a database. Quota and Pop races then span
+// two connection pools, which only SQLite's own locking can arbitrate.
+func TestConformanceTwoOpeners(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		path := filepath.Join(t.TempDir(), "parley.db")
+		return &alternating{stores: [2]storage.Store{openFile(t, path), openFile(t, path)}}
+	})
+}
+
+func TestReopenIsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s1 := openFile(t, path)
+	if err := s1.Accounts().Create(t.Context(), storage.Account{Host: "h", Username: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openFile(t, path)
+	if _, err := s2.Accounts().Get(t.Context(), "h", "u"); err != nil {
+		t.Fatalf("data lost across reopen: %v", err)
+	}
+	var n int
+	if err := s2.db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v; want 1", n, err)
+	}
+	var mode string
+	if err := s2.db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var fk int
+	if err := s2.db.QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign_keys = %d, %v; want 1", fk, err)
+	}
+}
+
+// TestConcurrentOpen opens one new file from several goroutines at once,
+// as several processes starting together would: migrations must serialise.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.db")
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := Open(t.Context(), path)
+			if err == nil {
+				err = s.Accounts().Create(t.Context(), storage.Account{Host: "h", Username: fmt.Sprint(i)})
+				err = errors.Join(err, s.Close())
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	users, err := openFile(t, path).Accounts().List(t.Context(), "h")
+	if err != nil || len(users) != n {
+		t.Fatalf("List = %v, %v; want %d users", users, err, n)
+	}
+}
+
+// alternating is a storage.Store that spreads calls over two stores on the
+// same database file.
+type alternating struct {
+	mu     sync.Mutex
+	next   int
+	stores [2]storage.Store
+}
+
+func (a *alternating) pick() storage.Store {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.next ^= 1
+	return a.stores[a.next]
+}
+
+func (a *alternating) Accounts() storage.Accounts { return a.pick().Accounts() }
+func (a *alternating) Roster() storage.Roster     { return a.pick().Roster() }
+func (a *alternating) Offline() storage.Offline   { return a.pick().Offline() }
+func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
+func (a *alternating) Private() storage.Private   { return a.pick().Private() }
+func (a *alternating) KV() storage.KV             { return a.pick().KV() }
+func (a *alternating) Close() error               { return nil } // openFile closes both

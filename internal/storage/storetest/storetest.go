@@ -1,0 +1,893 @@
+// Package storetest is the conformance suite every storage backend must
+// pass. It pins down the contracts documented in package storage (error
+// sentinels, delete cascade, quota and Pop atomicity under concurrency,
+// roster versioning, host isolation) so that modules can rely on them
+// whichever backend an operator picks.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"parley/internal/storage"
+)
+
+// Run runs the suite. open must return a fresh, empty store each time it is
+// called and must arrange (with t.Cleanup) for the store to be closed and
+// any resources removed. Subtests run in parallel, so open must be safe to
+// call concurrently.
+func Run(t *testing.T, open func(t *testing.T) storage.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s storage.Store)
+	}{
+		{"AccountsCreateGet", testAccountsCreateGet},
+		{"AccountsNotFound", testAccountsNotFound},
+		{"AccountsSetCredentials", testAccountsSetCredentials},
+		{"AccountsSetFields", testAccountsSetFields},
+		{"AccountsList", testAccountsList},
+		{"AccountsDeleteCascade", testAccountsDeleteCascade},
+		{"AccountsConcurrentCreate", testAccountsConcurrentCreate},
+		{"HostIsolation", testHostIsolation},
+		{"RosterEmpty", testRosterEmpty},
+		{"RosterPutGetDelete", testRosterPutGetDelete},
+		{"RosterVersions", testRosterVersions},
+		{"RosterConcurrentPut", testRosterConcurrentPut},
+		{"RosterInvalidSubscription", testRosterInvalidSubscription},
+		{"OfflinePushPop", testOfflinePushPop},
+		{"OfflineQuota", testOfflineQuota},
+		{"OfflineQuotaRace", testOfflineQuotaRace},
+		{"OfflineConcurrentPop", testOfflineConcurrentPop},
+		{"VCards", testVCards},
+		{"Private", testPrivate},
+		{"KV", testKV},
+		{"KVList", testKVList},
+		{"CanceledContext", testCanceledContext},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+func creds(seed byte) storage.Credentials {
+	return storage.Credentials{Keys: map[string]storage.ScramKey{
+		"SHA-1":   {Salt: []byte{seed, 1}, Iterations: 4096, StoredKey: []byte{seed, 2, 0}, ServerKey: []byte{seed, 3}},
+		"SHA-256": {Salt: []byte{seed, 4}, Iterations: 10000, StoredKey: []byte{seed, 5}, ServerKey: []byte{0, seed, 6}},
+	}}
+}
+
+func account(host, user string) storage.Account {
+	return storage.Account{
+		Host:      host,
+		Username:  user,
+		Creds:     creds(1),
+		Fields:    map[string]string{"name": "Juliet " + user, "email": user + "@example.org"},
+		CreatedAt: time.Date(2024, 2, 29, 13, 14, 15, 123456000, time.FixedZone("X", 3600)),
+	}
+}
+
+func equalCreds(a, b storage.Credentials) bool {
+	if a.Plain != b.Plain || len(a.Keys) != len(b.Keys) {
+		return false
+	}
+	for name, ka := range a.Keys {
+		kb, ok := b.Keys[name]
+		if !ok || ka.Iterations != kb.Iterations || !bytes.Equal(ka.Salt, kb.Salt) ||
+			!bytes.Equal(ka.StoredKey, kb.StoredKey) || !bytes.Equal(ka.ServerKey, kb.ServerKey) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAccount(t *testing.T, got, want storage.Account) {
+	t.Helper()
+	if got.Host != want.Host || got.Username != want.Username {
+		t.Errorf("account = %s@%s, want %s@%s", got.Username, got.Host, want.Username, want.Host)
+	}
+	if !equalCreds(got.Creds, want.Creds) {
+		t.Errorf("creds = %+v, want %+v", got.Creds, want.Creds)
+	}
+	if len(got.Fields) != len(want.Fields) || (len(want.Fields) > 0 && !maps.Equal(got.Fields, want.Fields)) {
+		t.Errorf("fields = %v, want %v", got.Fields, want.Fields)
+	}
+	if got.Disabled != want.Disabled {
+		t.Errorf("disabled = %v, want %v", got.Disabled, want.Disabled)
+	}
+	if !want.CreatedAt.IsZero() && !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("created = %v, want %v", got.CreatedAt, want.CreatedAt)
+	}
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("created location = %v, want UTC", got.CreatedAt.Location())
+	}
+}
+
+func testAccountsCreateGet(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	acc := account("example.org", "juliet")
+	acc.Creds.Plain = "s3cret"
+	acc.Disabled = true
+	tests := []struct {
+		name string
+		acc  storage.Account
+	}{
+		{"full", acc},
+		{"minimal", storage.Account{Host: "example.org", Username: "romeo"}},
+		{"empty maps", storage.Account{Host: "example.org", Username: "nurse",
+			Creds: storage.Credentials{Keys: map[string]storage.ScramKey{}}, Fields: map[string]string{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := time.Now().Add(-time.Second)
+			must(t, s.Accounts().Create(c, tt.acc))
+			got, err := s.Accounts().Get(c, tt.acc.Host, tt.acc.Username)
+			must(t, err)
+			checkAccount(t, got, tt.acc)
+			if tt.acc.CreatedAt.IsZero() && (got.CreatedAt.Before(before) || got.CreatedAt.After(time.Now().Add(time.Second))) {
+				t.Errorf("zero CreatedAt should become now, got %v", got.CreatedAt)
+			}
+			err = s.Accounts().Create(c, storage.Account{Host: tt.acc.Host, Username: tt.acc.Username, Creds: creds(9)})
+			wantErr(t, "duplicate create", err, storage.ErrExists)
+			again, err := s.Accounts().Get(c, tt.acc.Host, tt.acc.Username)
+			must(t, err)
+			checkAccount(t, again, tt.acc) // the failed create changed nothing
+		})
+	}
+}
+
+func testAccountsNotFound(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	must(t, s.Accounts().Create(c, account("example.org", "juliet")))
+	a := s.Accounts()
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Get", func() error { _, err := a.Get(c, "example.org", "romeo"); return err }},
+		{"Get other host", func() error { _, err := a.Get(c, "example.net", "juliet"); return err }},
+		{"SetCredentials", func() error { return a.SetCredentials(c, "example.org", "romeo", creds(2)) }},
+		{"SetFields", func() error { return a.SetFields(c, "example.org", "romeo", map[string]string{"a": "b"}) }},
+		{"Delete", func() error { return a.Delete(c, "example.org", "romeo") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantErr(t, tt.name, tt.call(), storage.ErrNotFound)
+		})
+	}
+	if _, err := s.Accounts().Get(c, "example.org", "romeo"); err == nil {
+		t.Fatal("SetCredentials/SetFields on a missing account must not create it")
+	}
+}
+
+func testAccountsSetCredentials(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	acc := account("example.org", "juliet")
+	must(t, s.Accounts().Create(c, acc))
+	tests := []struct {
+		name  string
+		creds storage.Credentials
+	}{
+		{"replace keys and drop one", storage.Credentials{Keys: map[string]storage.ScramKey{
+			"SHA-512": {Salt: []byte("salt"), Iterations: 1, StoredKey: []byte("sk"), ServerKey: []byte("svk")},
+		}}},
+		{"plain only", storage.Credentials{Plain: "hunter2"}},
+		{"both", func() storage.Credentials { c := creds(7); c.Plain = "x"; return c }()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			must(t, s.Accounts().SetCredentials(c, acc.Host, acc.Username, tt.creds))
+			got, err := s.Accounts().Get(c, acc.Host, acc.Username)
+			must(t, err)
+			want := acc
+			want.Creds = tt.creds
+			checkAccount(t, got, want)
+		})
+	}
+}
+
+func testAccountsSetFields(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	acc := account("example.org", "juliet")
+	must(t, s.Accounts().Create(c, acc))
+	for _, fields := range []map[string]string{
+		{"nick": "jules", "url": "https://example.org/?a=1&b=\"2\""},
+		nil,
+		{"name": "Ünïcødé ☃"},
+	} {
+		must(t, s.Accounts().SetFields(c, acc.Host, acc.Username, fields))
+		got, err := s.Accounts().Get(c, acc.Host, acc.Username)
+		must(t, err)
+		want := acc
+		want.Fields = fields
+		checkAccount(t, got, want)
+	}
+}
+
+func testAccountsList(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	got, err := s.Accounts().List(c, "example.org")
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("List on empty store = %v", got)
+	}
+	// Byte order, not locale order: "Zed" < "alice" < "bob" < "éclair".
+	for _, u := range []string{"bob", "éclair", "alice", "Zed"} {
+		must(t, s.Accounts().Create(c, storage.Account{Host: "example.org", Username: u}))
+	}
+	must(t, s.Accounts().Create(c, storage.Account{Host: "example.net", Username: "carol"}))
+	got, err = s.Accounts().List(c, "example.org")
+	must(t, err)
+	if want := []string{"Zed", "alice", "bob", "éclair"}; !slices.Equal(got, want) {
+		t.Fatalf("List = %q, want %q", got, want)
+	}
+	must(t, s.Accounts().Delete(c, "example.org", "bob"))
+	got, err = s.Accounts().List(c, "example.org")
+	must(t, err)
+	if want := []string{"Zed", "alice", "éclair"}; !slices.Equal(got, want) {
+		t.Fatalf("List after delete = %q, want %q", got, want)
+	}
+}
+
+// fill gives owner data in every per-owner store.
+func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
+	t.Helper()
+	_, err := s.Roster().Put(c, owner, storage.RosterItem{JID: "friend@example.com", Subscription: storage.SubBoth, Groups: []string{"g"}})
+	must(t, err)
+	must(t, s.Offline().Push(c, owner, []byte("<message>"+owner+"</message>"), 0))
+	must(t, s.VCards().Set(c, owner, []byte("<vCard>"+owner+"</vCard>")))
+	must(t, s.Private().Set(c, owner, "storage storage:bookmarks", []byte("<storage>"+owner+"</storage>")))
+	must(t, s.KV().Set(c, "last", owner, "seconds", []byte("42")))
+	must(t, s.KV().Set(c, "other", owner, "k", []byte("v")))
+}
+
+// checkFilled reports whether owner still has data in each store; it
+// requires all-or-nothing.
+func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string, want bool) {
+	t.Helper()
+	items, ver, err := s.Roster().Items(c, owner)
+	must(t, err)
+	if got := len(items) > 0; got != want {
+		t.Errorf("%s roster present = %v, want %v", owner, got, want)
+	}
+	if !want && ver != "" {
+		t.Errorf("%s roster version after delete = %q, want \"\" (no roster)", owner, ver)
+	}
+	n, err := s.Offline().Count(c, owner)
+	must(t, err)
+	if got := n > 0; got != want {
+		t.Errorf("%s offline present = %v, want %v", owner, got, want)
+	}
+	check := func(what string, err error) {
+		t.Helper()
+		if want {
+			if err != nil {
+				t.Errorf("%s %s: %v, want present", owner, what, err)
+			}
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s %s: err = %v, want ErrNotFound", owner, what, err)
+		}
+	}
+	_, err = s.VCards().Get(c, owner)
+	check("vcard", err)
+	_, err = s.Private().Get(c, owner, "storage storage:bookmarks")
+	check("private", err)
+	_, err = s.KV().Get(c, "last", owner, "seconds")
+	check("kv last", err)
+	_, err = s.KV().Get(c, "other", owner, "k")
+	check("kv other", err)
+}
+
+func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	owners := map[string][2]string{ // owner -> host, user
+		"juliet@example.org": {"example.org", "juliet"},
+		"romeo@example.org":  {"example.org", "romeo"},
+		"juliet@example.net": {"example.net", "juliet"},
+	}
+	for owner, hu := range owners {
+		must(t, s.Accounts().Create(c, account(hu[0], hu[1])))
+		fill(t, c, s, owner)
+	}
+	// Data of the host itself and data mentioning juliet as a contact are
+	// not hers and must survive.
+	must(t, s.KV().Set(c, "last", "example.org", "uptime", []byte("1")))
+	_, err := s.Roster().Put(c, "romeo@example.org", storage.RosterItem{JID: "juliet@example.org"})
+	must(t, err)
+
+	must(t, s.Accounts().Delete(c, "example.org", "juliet"))
+
+	_, err = s.Accounts().Get(c, "example.org", "juliet")
+	wantErr(t, "Get after delete", err, storage.ErrNotFound)
+	checkFilled(t, c, s, "juliet@example.org", false)
+	checkFilled(t, c, s, "romeo@example.org", true)
+	checkFilled(t, c, s, "juliet@example.net", true)
+	if _, err := s.KV().Get(c, "last", "example.org", "uptime"); err != nil {
+		t.Errorf("host KV removed by account delete: %v", err)
+	}
+	if _, err := s.Roster().Get(c, "romeo@example.org", "juliet@example.org"); err != nil {
+		t.Errorf("other user's roster item for the deleted account removed: %v", err)
+	}
+	wantErr(t, "second delete", s.Accounts().Delete(c, "example.org", "juliet"), storage.ErrNotFound)
+
+	// Re-registering starts clean: new credentials, no old data, and a
+	// roster version a client could not have cached from the old account.
+	_, oldVer, err := s.Roster().Items(c, "romeo@example.org")
+	must(t, err)
+	re := storage.Account{Host: "example.org", Username: "juliet", Creds: creds(5)}
+	must(t, s.Accounts().Create(c, re))
+	got, err := s.Accounts().Get(c, "example.org", "juliet")
+	must(t, err)
+	checkAccount(t, got, re)
+	checkFilled(t, c, s, "juliet@example.org", false)
+	ver, err := s.Roster().Put(c, "juliet@example.org", storage.RosterItem{JID: "x@y"})
+	must(t, err)
+	if ver == "" || ver == oldVer {
+		t.Errorf("new roster version %q must be non-empty and fresh", ver)
+	}
+}
+
+func testAccountsConcurrentCreate(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Accounts().Create(c, storage.Account{Host: "example.org", Username: "race", Creds: creds(byte(i))})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, storage.ErrExists):
+			t.Errorf("concurrent create: %v, want nil or ErrExists", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent creates succeeded, want exactly 1", ok)
+	}
+}
+
+func testHostIsolation(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	a, b := account("a.example", "user"), account("b.example", "user")
+	b.Creds = creds(2)
+	b.Fields = map[string]string{"name": "B"}
+	must(t, s.Accounts().Create(c, a))
+	must(t, s.Accounts().Create(c, b))
+	must(t, s.Accounts().SetFields(c, "a.example", "user", map[string]string{"name": "A2"}))
+	a.Fields = map[string]string{"name": "A2"}
+	gotA, err := s.Accounts().Get(c, "a.example", "user")
+	must(t, err)
+	checkAccount(t, gotA, a)
+	gotB, err := s.Accounts().Get(c, "b.example", "user")
+	must(t, err)
+	checkAccount(t, gotB, b)
+
+	fill(t, c, s, "user@a.example")
+	checkFilled(t, c, s, "user@b.example", false)
+	fill(t, c, s, "user@b.example")
+	must(t, s.Accounts().Delete(c, "b.example", "user"))
+	checkFilled(t, c, s, "user@a.example", true)
+	if _, err := s.Accounts().Get(c, "a.example", "user"); err != nil {
+		t.Fatalf("deleting b.example's user removed a.example's: %v", err)
+	}
+	list, err := s.Accounts().List(c, "b.example")
+	must(t, err)
+	if len(list) != 0 {
+		t.Fatalf("List(b.example) = %v after delete", list)
+	}
+}
+
+func testRosterEmpty(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	items, ver, err := s.Roster().Items(c, "juliet@example.org")
+	must(t, err)
+	if len(items) != 0 || ver != "" {
+		t.Fatalf("never-touched roster = %v, %q; want empty, \"\"", items, ver)
+	}
+	_, err = s.Roster().Get(c, "juliet@example.org", "romeo@example.org")
+	wantErr(t, "Get", err, storage.ErrNotFound)
+	_, err = s.Roster().Delete(c, "juliet@example.org", "romeo@example.org")
+	wantErr(t, "Delete", err, storage.ErrNotFound)
+	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver != "" {
+		t.Fatalf("failed Delete created version %q", ver)
+	}
+}
+
+func checkItem(t *testing.T, got, want storage.RosterItem) {
+	t.Helper()
+	if got.JID != want.JID || got.Name != want.Name || got.Subscription != want.Subscription ||
+		got.AskOut != want.AskOut || got.PendingIn != want.PendingIn || got.PreApproved != want.PreApproved ||
+		!slices.Equal(got.Groups, want.Groups) {
+		t.Errorf("item = %+v, want %+v", got, want)
+	}
+}
+
+func testRosterPutGetDelete(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner = "juliet@example.org"
+	tests := []struct {
+		name string
+		put  storage.RosterItem
+		want storage.RosterItem
+	}{
+		{"all fields",
+			storage.RosterItem{JID: "romeo@example.net", Name: "Romeo", Subscription: storage.SubBoth, AskOut: true, PendingIn: true, PreApproved: true, Groups: []string{"Friends"}},
+			storage.RosterItem{JID: "romeo@example.net", Name: "Romeo", Subscription: storage.SubBoth, AskOut: true, PendingIn: true, PreApproved: true, Groups: []string{"Friends"}}},
+		{"groups normalised",
+			storage.RosterItem{JID: "nurse@example.com", Subscription: storage.SubTo, Groups: []string{"b", "a", "b", "", "Ä", "a"}},
+			storage.RosterItem{JID: "nurse@example.com", Subscription: storage.SubTo, Groups: []string{"a", "b", "Ä"}}},
+		{"empty subscription means none",
+			storage.RosterItem{JID: "benvolio@example.net", Subscription: ""},
+			storage.RosterItem{JID: "benvolio@example.net", Subscription: storage.SubNone}},
+		{"replace",
+			storage.RosterItem{JID: "romeo@example.net", Subscription: storage.SubFrom, Groups: []string{"Montague"}},
+			storage.RosterItem{JID: "romeo@example.net", Subscription: storage.SubFrom, Groups: []string{"Montague"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ver, err := s.Roster().Put(c, owner, tt.put)
+			must(t, err)
+			if ver == "" {
+				t.Fatal("Put returned empty version")
+			}
+			got, err := s.Roster().Get(c, owner, tt.put.JID)
+			must(t, err)
+			checkItem(t, got, tt.want)
+		})
+	}
+	items, _, err := s.Roster().Items(c, owner)
+	must(t, err)
+	if len(items) != 3 {
+		t.Fatalf("Items = %+v, want 3 items", items)
+	}
+	if !slices.IsSortedFunc(items, func(a, b storage.RosterItem) int { return strings.Compare(a.JID, b.JID) }) {
+		t.Errorf("Items not sorted by JID: %+v", items)
+	}
+	checkItem(t, items[2], tests[3].want) // romeo, replaced
+	_, err = s.Roster().Delete(c, owner, "romeo@example.net")
+	must(t, err)
+	_, err = s.Roster().Get(c, owner, "romeo@example.net")
+	wantErr(t, "Get after Delete", err, storage.ErrNotFound)
+	_, err = s.Roster().Get(c, "romeo@example.net", owner)
+	wantErr(t, "Get reversed owner", err, storage.ErrNotFound)
+}
+
+func testRosterVersions(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner, other = "juliet@example.org", "romeo@example.net"
+	seen := map[string]bool{"": true}
+	fresh := func(what, v string) {
+		t.Helper()
+		if seen[v] {
+			t.Fatalf("%s: version %q not new (seen %v)", what, v, slices.Sorted(maps.Keys(seen)))
+		}
+		seen[v] = true
+		_, cur, err := s.Roster().Items(c, owner)
+		must(t, err)
+		if cur != v {
+			t.Fatalf("%s: Items version %q, want the one just returned %q", what, cur, v)
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() (string, error)
+	}{
+		{"put a", func() (string, error) { return s.Roster().Put(c, owner, storage.RosterItem{JID: "a@x"}) }},
+		{"put b", func() (string, error) { return s.Roster().Put(c, owner, storage.RosterItem{JID: "b@x"}) }},
+		{"identical re-put", func() (string, error) { return s.Roster().Put(c, owner, storage.RosterItem{JID: "b@x"}) }},
+		{"modify a", func() (string, error) {
+			return s.Roster().Put(c, owner, storage.RosterItem{JID: "a@x", Subscription: storage.SubTo})
+		}},
+		{"delete a", func() (string, error) { return s.Roster().Delete(c, owner, "a@x") }},
+		{"delete last", func() (string, error) { return s.Roster().Delete(c, owner, "b@x") }},
+		{"put again", func() (string, error) { return s.Roster().Put(c, owner, storage.RosterItem{JID: "a@x"}) }},
+	}
+	for _, st := range steps {
+		v, err := st.do()
+		must(t, err)
+		fresh(st.name, v)
+		if st.name == "delete last" {
+			items, ver, err := s.Roster().Items(c, owner)
+			must(t, err)
+			if len(items) != 0 || ver == "" {
+				t.Fatalf("emptied roster = %v, %q; want no items and a non-empty version", items, ver)
+			}
+		}
+	}
+	_, before, err := s.Roster().Items(c, owner)
+	must(t, err)
+	// Another owner's changes and failed operations leave the version alone.
+	_, err = s.Roster().Put(c, other, storage.RosterItem{JID: owner})
+	must(t, err)
+	_, err = s.Roster().Delete(c, owner, "nobody@x")
+	wantErr(t, "delete missing", err, storage.ErrNotFound)
+	_, after, err := s.Roster().Items(c, owner)
+	must(t, err)
+	if before != after {
+		t.Fatalf("version changed from %q to %q without a change to this roster", before, after)
+	}
+}
+
+func testRosterConcurrentPut(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner, n = "juliet@example.org", 16
+	vers := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			var err error
+			vers[i], err = s.Roster().Put(c, owner, storage.RosterItem{JID: fmt.Sprintf("c%02d@x", i)})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, v := range vers {
+		if v == "" || seen[v] {
+			t.Fatalf("concurrent Puts returned duplicate or empty versions: %q", vers)
+		}
+		seen[v] = true
+	}
+	items, ver, err := s.Roster().Items(c, owner)
+	must(t, err)
+	if len(items) != n || !seen[ver] {
+		t.Fatalf("after %d concurrent Puts: %d items, version %q (one of %q expected)", n, len(items), ver, vers)
+	}
+}
+
+func testRosterInvalidSubscription(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	if _, err := s.Roster().Put(c, "juliet@example.org", storage.RosterItem{JID: "a@x", Subscription: "sometimes"}); err == nil {
+		t.Fatal("Put with an invalid subscription succeeded")
+	}
+	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver != "" {
+		t.Fatalf("rejected Put changed the version to %q", ver)
+	}
+}
+
+func testOfflinePushPop(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner = "juliet@example.org"
+	n, err := s.Offline().Count(c, owner)
+	must(t, err)
+	msgs, err := s.Offline().Pop(c, owner)
+	must(t, err)
+	if n != 0 || len(msgs) != 0 {
+		t.Fatalf("empty: Count %d, Pop %d messages", n, len(msgs))
+	}
+	before := time.Now().Add(-time.Second)
+	stanzas := [][]byte{[]byte("<message id='1'/>"), {0, 1, 2, 0xff}, []byte("<message id='3'>ü</message>")}
+	for i, st := range stanzas {
+		must(t, s.Offline().Push(c, owner, st, 0))
+		must(t, s.Offline().Push(c, "romeo@example.net", []byte(fmt.Sprint(i)), 0))
+	}
+	n, err = s.Offline().Count(c, owner)
+	must(t, err)
+	if n != len(stanzas) {
+		t.Fatalf("Count = %d, want %d", n, len(stanzas))
+	}
+	msgs, err = s.Offline().Pop(c, owner)
+	must(t, err)
+	if len(msgs) != len(stanzas) {
+		t.Fatalf("Pop returned %d messages, want %d", len(msgs), len(stanzas))
+	}
+	for i, m := range msgs {
+		if !bytes.Equal(m.Stanza, stanzas[i]) {
+			t.Errorf("message %d = %q, want %q (oldest first)", i, m.Stanza, stanzas[i])
+		}
+		if i > 0 && m.ID <= msgs[i-1].ID {
+			t.Errorf("ids not increasing: %d after %d", m.ID, msgs[i-1].ID)
+		}
+		if m.Stored.Location() != time.UTC || m.Stored.Before(before) || m.Stored.After(time.Now().Add(time.Second)) {
+			t.Errorf("Stored = %v, want about now, in UTC", m.Stored)
+		}
+	}
+	n, err = s.Offline().Count(c, owner)
+	must(t, err)
+	msgs, err = s.Offline().Pop(c, owner)
+	must(t, err)
+	if n != 0 || len(msgs) != 0 {
+		t.Fatalf("after Pop: Count %d, Pop %d messages", n, len(msgs))
+	}
+	if n, _ := s.Offline().Count(c, "romeo@example.net"); n != len(stanzas) {
+		t.Fatalf("other owner's Count = %d after Pop, want %d", n, len(stanzas))
+	}
+}
+
+func testOfflineQuota(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	tests := []struct {
+		name     string
+		max      int
+		pushes   int
+		wantKept int
+	}{
+		{"limit", 3, 5, 3},
+		{"limit one", 1, 3, 1},
+		{"zero is unlimited", 0, 20, 20},
+		{"negative is unlimited", -1, 20, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			owner := "q-" + tt.name + "@example.org"
+			for i := range tt.pushes {
+				err := s.Offline().Push(c, owner, []byte(fmt.Sprint(i)), tt.max)
+				if i < tt.wantKept {
+					must(t, err)
+				} else {
+					wantErr(t, fmt.Sprintf("push %d", i), err, storage.ErrQuotaExceeded)
+				}
+			}
+			n, err := s.Offline().Count(c, owner)
+			must(t, err)
+			if n != tt.wantKept {
+				t.Fatalf("Count = %d, want %d", n, tt.wantKept)
+			}
+		})
+	}
+	// The quota is per owner, and a Pop frees it.
+	must(t, s.Offline().Push(c, "other@example.org", []byte("x"), 1))
+	_, err := s.Offline().Pop(c, "q-limit one@example.org")
+	must(t, err)
+	must(t, s.Offline().Push(c, "q-limit one@example.org", []byte("x"), 1))
+}
+
+func testOfflineQuotaRace(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner, n, limit = "juliet@example.org", 24, 5
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.Offline().Push(c, owner, []byte(fmt.Sprint(i)), limit)
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, storage.ErrQuotaExceeded):
+			t.Errorf("push: %v, want nil or ErrQuotaExceeded", err)
+		}
+	}
+	cnt, err := s.Offline().Count(c, owner)
+	must(t, err)
+	if ok != limit || cnt != limit {
+		t.Fatalf("%d concurrent pushes with max %d: %d succeeded, %d stored; want exactly %d", n, limit, ok, cnt, limit)
+	}
+}
+
+func testOfflineConcurrentPop(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const owner, pushers, perPusher, poppers = "juliet@example.org", 4, 25, 4
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		ids  = map[int64]bool{}
+	)
+	collect := func(msgs []storage.OfflineMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			seen[string(m.Stanza)]++
+			if ids[m.ID] {
+				t.Errorf("id %d popped twice", m.ID)
+			}
+			ids[m.ID] = true
+		}
+	}
+	var pushWG, popWG sync.WaitGroup
+	done := make(chan struct{})
+	for p := range pushers {
+		pushWG.Go(func() {
+			for i := range perPusher {
+				if err := s.Offline().Push(c, owner, fmt.Appendf(nil, "%d-%d", p, i), 0); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for range poppers {
+		popWG.Go(func() {
+			for {
+				msgs, err := s.Offline().Pop(c, owner)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := 1; i < len(msgs); i++ {
+					if msgs[i].ID <= msgs[i-1].ID {
+						t.Errorf("Pop not oldest first: id %d after %d", msgs[i].ID, msgs[i-1].ID)
+					}
+				}
+				collect(msgs)
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		})
+	}
+	pushWG.Wait()
+	close(done)
+	popWG.Wait()
+	rest, err := s.Offline().Pop(c, owner)
+	must(t, err)
+	collect(rest)
+	if len(seen) != pushers*perPusher {
+		t.Fatalf("popped %d distinct messages, want %d", len(seen), pushers*perPusher)
+	}
+	for st, k := range seen {
+		if k != 1 {
+			t.Fatalf("message %q popped %d times", st, k)
+		}
+	}
+}
+
+// blobStore adapts VCards, Private and a KV bucket to one shape so the same
+// table of cases checks all three "one blob per key" stores.
+type blobStore struct {
+	get func(c context.Context, owner, key string) ([]byte, error)
+	set func(c context.Context, owner, key string, v []byte) error
+}
+
+func checkBlobStore(t *testing.T, b blobStore, keyed bool) {
+	c := ctx(t)
+	const owner = "juliet@example.org"
+	key, other := "k1", "k2"
+	if !keyed {
+		other = key
+	}
+	_, err := b.get(c, owner, key)
+	wantErr(t, "Get missing", err, storage.ErrNotFound)
+	tests := []struct {
+		name  string
+		value []byte
+	}{
+		{"xml", []byte("<vCard xmlns='vcard-temp'><FN>Juliet</FN></vCard>")},
+		{"overwrite", []byte("<x/>")},
+		{"binary", []byte{0, 1, 0, 0xfe, 0xff}},
+		{"empty", []byte{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			must(t, b.set(c, owner, key, tt.value))
+			got, err := b.get(c, owner, key)
+			must(t, err)
+			if !bytes.Equal(got, tt.value) {
+				t.Fatalf("Get = %q, want %q", got, tt.value)
+			}
+		})
+	}
+	_, err = b.get(c, "romeo@example.net", key)
+	wantErr(t, "other owner", err, storage.ErrNotFound)
+	if keyed {
+		_, err = b.get(c, owner, other)
+		wantErr(t, "other key", err, storage.ErrNotFound)
+	}
+}
+
+func testVCards(t *testing.T, s storage.Store) {
+	checkBlobStore(t, blobStore{
+		get: func(c context.Context, owner, _ string) ([]byte, error) { return s.VCards().Get(c, owner) },
+		set: func(c context.Context, owner, _ string, v []byte) error { return s.VCards().Set(c, owner, v) },
+	}, false)
+}
+
+func testPrivate(t *testing.T, s storage.Store) {
+	checkBlobStore(t, blobStore{get: s.Private().Get, set: s.Private().Set}, true)
+}
+
+func testKV(t *testing.T, s storage.Store) {
+	checkBlobStore(t, blobStore{
+		get: func(c context.Context, owner, key string) ([]byte, error) { return s.KV().Get(c, "b", owner, key) },
+		set: func(c context.Context, owner, key string, v []byte) error { return s.KV().Set(c, "b", owner, key, v) },
+	}, true)
+	c := ctx(t)
+	_, err := s.KV().Get(c, "other-bucket", "juliet@example.org", "k1")
+	wantErr(t, "other bucket", err, storage.ErrNotFound)
+	must(t, s.KV().Delete(c, "b", "juliet@example.org", "absent")) // no error if absent
+	must(t, s.KV().Delete(c, "b", "juliet@example.org", "k1"))
+	_, err = s.KV().Get(c, "b", "juliet@example.org", "k1")
+	wantErr(t, "Get after Delete", err, storage.ErrNotFound)
+	must(t, s.KV().Delete(c, "b", "juliet@example.org", "k1"))
+}
+
+func testKVList(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	got, err := s.KV().List(c, "b", "example.org")
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("List on empty store = %v", got)
+	}
+	want := map[string][]byte{}
+	for _, k := range []string{"zeta", "alpha", "Mid", "b/c", "é", ""} {
+		v := []byte("v-" + k)
+		want[k] = v
+		must(t, s.KV().Set(c, "b", "example.org", k, v))
+	}
+	must(t, s.KV().Set(c, "b", "example.org", "alpha", []byte("new"))) // overwrite, not duplicate
+	want["alpha"] = []byte("new")
+	must(t, s.KV().Set(c, "b2", "example.org", "other-bucket", []byte("x")))
+	must(t, s.KV().Set(c, "b", "example.net", "other-owner", []byte("x")))
+	must(t, s.KV().Set(c, "b", "example.org", "gone", []byte("x")))
+	must(t, s.KV().Delete(c, "b", "example.org", "gone"))
+
+	got, err = s.KV().List(c, "b", "example.org")
+	must(t, err)
+	if !maps.EqualFunc(got, want, bytes.Equal) {
+		t.Fatalf("List = %q, want %q", got, want)
+	}
+	// The map cannot carry order; check that sorted iteration, which is what
+	// callers do, yields byte order.
+	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"", "Mid", "alpha", "b/c", "zeta", "é"}) {
+		t.Fatalf("keys = %q", keys)
+	}
+}
+
+func testCanceledContext(t *testing.T, s storage.Store) {
+	c, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Accounts.Get", func() error { _, err := s.Accounts().Get(c, "h", "u"); return err }},
+		{"Accounts.Create", func() error { return s.Accounts().Create(c, storage.Account{Host: "h", Username: "u"}) }},
+		{"Roster.Put", func() error { _, err := s.Roster().Put(c, "u@h", storage.RosterItem{JID: "a@b"}); return err }},
+		{"Offline.Push", func() error { return s.Offline().Push(c, "u@h", []byte("x"), 1) }},
+		{"KV.List", func() error { _, err := s.KV().List(c, "b", "u@h"); return err }},
+	}
+	for _, tt := range calls {
+		if err := tt.call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a canceled context: err = %v, want context.Canceled", tt.name, err)
+		}
+	}
+	if _, err := s.Accounts().Get(ctx(t), "h", "u"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("canceled Create wrote the account: %v", err)
+	}
+}
