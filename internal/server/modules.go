@@ -1,10 +1,33 @@
 package server
 
-import "parley/internal/module"
+import (
+	"parley/internal/mod/disco"
+	"parley/internal/mod/entitytime"
+	"parley/internal/mod/last"
+	"parley/internal/mod/offline"
+	"parley/internal/mod/ping"
+	"parley/internal/mod/presence"
+	"parley/internal/mod/private"
+	"parley/internal/mod/roster"
+	"parley/internal/mod/vcard"
+	"parley/internal/mod/version"
+	"parley/internal/module"
+)
 
 // DefaultModules is the module set every host runs, in start order. It is an
 // explicit list on purpose: what runs is visible in one place, and there is
 // no init-time registration.
 func DefaultModules() []module.Factory {
-	return []module.Factory{}
+	return []module.Factory{
+		roster.New,
+		presence.New,
+		offline.New,
+		disco.New,
+		vcard.New,
+		private.New,
+		version.New,
+		entitytime.New,
+		ping.New,
+		last.New,
+	}
 }

@@ -1,0 +1,90 @@
+package roster_test
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"parley/internal/testserver"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// password is every test account's password.
+const password = "password123"
+
+const nsRoster = "jabber:iq:roster"
+
+// start boots a server with the default modules and the given accounts.
+func start(t *testing.T, users ...string) *testserver.TS {
+	t.Helper()
+	ts := testserver.Start(t, "")
+	for _, u := range users {
+		ts.AddUser(t, u, password)
+	}
+	return ts
+}
+
+var iqSeq atomic.Int64
+
+// iq sends <iq type=typ> with payload and returns the reply with its id.
+func iq(t *testing.T, c *testserver.Client, typ, payload string) *xml.Element {
+	t.Helper()
+	id := "r" + strconv.FormatInt(iqSeq.Add(1), 10)
+	c.Send("<iq type='%s' id='%s'>%s</iq>", typ, id, payload)
+	return c.ExpectStanza("iq", "id="+id)
+}
+
+// condition returns the error condition of a reply, or "" for a result.
+func condition(el *xml.Element) string {
+	if el.Attr("type") != "error" {
+		return ""
+	}
+	c, _, _, _ := stanza.ParseError(el)
+	return string(c)
+}
+
+// getRoster requests the roster (making the resource interested) and
+// returns the <query/> of the result, nil for an empty result.
+func getRoster(t *testing.T, c *testserver.Client, ver string) *xml.Element {
+	t.Helper()
+	q := "<query xmlns='jabber:iq:roster'/>"
+	if ver != "-" {
+		q = "<query xmlns='jabber:iq:roster' ver='" + ver + "'/>"
+	}
+	res := iq(t, c, "get", q)
+	if res.Attr("type") != "result" {
+		t.Fatalf("roster get: %s", res)
+	}
+	return res.Child(nsRoster, "query")
+}
+
+// expectPush waits for a roster push about contact and checks that it
+// carries no 'from' (or the user's bare JID) and acknowledges it.
+func expectPush(t *testing.T, c *testserver.Client, contact string) *xml.Element {
+	t.Helper()
+	iqEl := c.Expect(func(el *xml.Element) bool {
+		if el.Local != "iq" || el.Attr("type") != "set" {
+			return false
+		}
+		q := el.Child(nsRoster, "query")
+		return q != nil && q.Child(nsRoster, "item") != nil && q.Child(nsRoster, "item").Attr("jid") == contact
+	})
+	if f := iqEl.Attr("from"); f != "" {
+		t.Fatalf("push with from=%q", f)
+	}
+	c.Send("<iq type='result' id='%s'/>", iqEl.Attr("id"))
+	return iqEl.Child(nsRoster, "query").Child(nsRoster, "item")
+}
+
+// items maps jid → item of a roster result.
+func items(q *xml.Element) map[string]*xml.Element {
+	out := map[string]*xml.Element{}
+	if q == nil {
+		return out
+	}
+	for _, it := range q.Elements() {
+		out[it.Attr("jid")] = it
+	}
+	return out
+}
