@@ -39,6 +39,8 @@ type Config struct {
 	HTTP   HTTP   `toml:"http"`
 	TLS    TLS    `toml:"tls"`
 	Auth   Auth   `toml:"auth"`
+	// Modules holds settings of individual feature modules.
+	Modules Modules `toml:"modules"`
 }
 
 // Log configures log/slog output.
@@ -87,6 +89,20 @@ type Limits struct {
 	MaxAuthFailures       int      `toml:"max_auth_failures"`        // per connection; default 5
 	AuthFailureDelay      Duration `toml:"auth_failure_delay"`       // first failed-auth delay, doubling per failure (max 8x); default 1s
 	IdleTimeout           Duration `toml:"idle_timeout"`             // authenticated stream silent this long: closed; default 0 (never)
+	MaxVCardBytes         int      `toml:"max_vcard_bytes"`          // serialized vcard-temp element per account (XEP-0054); default 131072
+	MaxPrivateBytes       int      `toml:"max_private_bytes"`        // serialized element per private XML namespace (XEP-0049); default 65536
+}
+
+// Modules configures individual feature modules.
+type Modules struct {
+	Version VersionModule `toml:"version"`
+}
+
+// VersionModule configures XEP-0092 Software Version answers.
+type VersionModule struct {
+	// ShowOS adds the operating system to the answer. Default false: the OS
+	// helps attackers more than it helps users.
+	ShowOS bool `toml:"show_os"`
 }
 
 // HTTP configures the metrics/health listener.
@@ -244,6 +260,8 @@ func (c *Config) applyDefaults() {
 	setInt(&l.OfflineQuota, 500)
 	setInt(&l.MaxAuthFailures, 5)
 	setDur(&l.AuthFailureDelay, time.Second)
+	setInt(&l.MaxVCardBytes, 128*1024)
+	setInt(&l.MaxPrivateBytes, 64*1024)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -322,7 +340,8 @@ func (c *Config) validate() []string {
 		"limits.max_attrs": l.MaxAttrs, "limits.max_sessions_per_account": l.MaxSessionsPerAccount,
 		"limits.output_queue": l.OutputQueue, "limits.rate_bytes_per_second": l.RateBytesPerSecond,
 		"limits.rate_burst_bytes": l.RateBurstBytes, "limits.offline_quota": l.OfflineQuota,
-		"limits.max_auth_failures": l.MaxAuthFailures,
+		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
+		"limits.max_private_bytes": l.MaxPrivateBytes,
 	}
 	for k, v := range positive {
 		if v < 0 {

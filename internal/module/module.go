@@ -71,6 +71,11 @@ type Router interface {
 	Sessions(bare jid.JID) []Session
 	// Session returns the bound session of a full JID, or nil.
 	Session(full jid.JID) Session
+	// MessageTargets returns the sessions a message of type typ addressed
+	// to the bare JID would be delivered to now (RFC 6121 §8.5.2.1.1);
+	// empty means the account has no available resource with non-negative
+	// priority, which is when offline storage takes over.
+	MessageTargets(bare jid.JID, typ string) []Session
 	// IsLocal reports whether domain is a virtual host or component served here.
 	IsLocal(domain string) bool
 }

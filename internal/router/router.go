@@ -292,5 +292,13 @@ func (r *Router) bounce(ctx context.Context, el *xml.Element, c stanza.Condition
 	if reply == nil || reply.Attr("to") == "" {
 		return
 	}
+	if reply.Attr("from") == "" {
+		// The original had no 'to': it was addressed to the sender's own
+		// account (RFC 6120 §10.3), which is who answers. Without a
+		// 'from' Route would drop the error and the client would wait.
+		if to, err := jid.Parse(reply.Attr("to")); err == nil {
+			reply = reply.WithAttr("from", to.Bare().String())
+		}
+	}
 	r.Route(ctx, reply)
 }

@@ -1,0 +1,120 @@
+package disco
+
+import (
+	"context"
+	"errors"
+
+	"parley/internal/module"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// hostInfo answers disco#info to the domain: the server/im identity, the
+// identities other modules added (e.g. a PubSub service), and every feature
+// in the host registry, read at request time so that modules registering
+// late are included.
+func (d *Disco) hostInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	if q.Attr("node") != "" {
+		// No module serves info nodes yet (§3.2).
+		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+	}
+	ids := append([]module.Identity{{Category: "server", Type: "im", Name: ServerName}}, d.h.Identities()...)
+	return stanza.IQResult(ev.Stanza, infoResult(ids, d.h.Features()))
+}
+
+// hostItems answers disco#items to the domain with the host's items
+// (components, MUC services). No module serves item nodes yet.
+func (d *Disco) hostItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	if q.Attr("node") != "" {
+		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+	}
+	res := xml.New(NSItems, "query")
+	for _, it := range d.h.Items() {
+		item := xml.New(NSItems, "item").SetAttr("jid", it.JID)
+		if it.Name != "" {
+			item.SetAttr("name", it.Name)
+		}
+		res.Append(item)
+	}
+	return stanza.IQResult(ev.Stanza, res)
+}
+
+// accountInfo answers disco#info to an account's bare JID on its behalf
+// (§3.1). Security Considerations (§8) require service-unavailable, the
+// same answer a non-existent account gets from the core, to anyone not
+// allowed to see the account's presence, so the reply cannot be used to
+// harvest accounts.
+func (d *Disco) accountInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	ok, err := maySeePresence(ev.Ctx, d.h, ev.To.Bare(), ev.From)
+	if err != nil {
+		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	if !ok {
+		return stanza.ErrorReply(ev.Stanza, stanza.ServiceUnavailable, "")
+	}
+	if q.Attr("node") != "" {
+		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+	}
+	ids := []module.Identity{{Category: "account", Type: "registered"}}
+	return stanza.IQResult(ev.Stanza, infoResult(ids, d.h.AccountFeatures()))
+}
+
+// accountItems answers disco#items to an account's bare JID: its available
+// resources to those allowed to see its presence, and, as §8 requires, an
+// empty result to everybody else (never an error, which would reveal that
+// the account exists).
+func (d *Disco) accountItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	res := xml.New(NSItems, "query")
+	if n := q.Attr("node"); n != "" {
+		res.SetAttr("node", n)
+	}
+	ok, err := maySeePresence(ev.Ctx, d.h, ev.To.Bare(), ev.From)
+	if err != nil {
+		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	if !ok || q.Attr("node") != "" {
+		return stanza.IQResult(ev.Stanza, res)
+	}
+	for _, s := range d.h.Router.Sessions(ev.To.Bare()) {
+		if module.Available(s) {
+			res.Append(xml.New(NSItems, "item").SetAttr("jid", s.JID().String()))
+		}
+	}
+	return stanza.IQResult(ev.Stanza, res)
+}
+
+func infoResult(ids []module.Identity, features []string) *xml.Element {
+	res := xml.New(NSInfo, "query")
+	for _, id := range ids {
+		el := xml.New(NSInfo, "identity").SetAttr("category", id.Category).SetAttr("type", id.Type)
+		if id.Name != "" {
+			el.SetAttr("name", id.Name)
+		}
+		res.Append(el)
+	}
+	for _, f := range features {
+		res.Append(xml.New(NSInfo, "feature").SetAttr("var", f))
+	}
+	return res
+}
+
+// maySeePresence reports whether requester may see owner's presence: it is
+// the owner (any of its resources) or has a subscription to it (roster item
+// of the owner with subscription "from" or "both", RFC 6121 §2.1.2.5).
+func maySeePresence(ctx context.Context, h *module.Host, owner, requester jid.JID) (bool, error) {
+	if requester.Bare() == owner {
+		return true, nil
+	}
+	it, err := h.Store.Roster().Get(ctx, owner.String(), requester.Bare().String())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
+}

@@ -1,0 +1,125 @@
+package last
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// record is what is kept per account: when its last session ended and the
+// <status/> of the last unavailable presence it broadcast.
+type record struct {
+	Unix   int64  `json:"t"`
+	Status string `json:"status,omitempty"`
+}
+
+// statusKey is the session value holding the status of the session's last
+// broadcast unavailable presence.
+type statusKey struct{}
+
+// uptime answers a query to the domain with the seconds since the server
+// started (XEP-0012 §5); no character data, as §5 says.
+func (l *Last) uptime(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
+	return stanza.IQResult(ev.Stanza, query(time.Since(l.h.Started), ""))
+}
+
+// account answers a query to an account's bare JID (§3). Only the account
+// itself and entities allowed to see its presence may ask; everybody else
+// gets forbidden, which §3 mandates. An account with an available resource
+// is active now: seconds='0' and no text, as §3 recommends. An account that
+// never logged out since records began has no answer: item-not-found (the
+// XEP names no condition for this; it is the truthful one and does not
+// reveal more than forbidden would to authorized requesters).
+func (l *Last) account(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
+	owner := ev.To.Bare()
+	ok, err := maySeePresence(ev.Ctx, l.h, owner, ev.From)
+	if err != nil {
+		l.h.Log.Warn("last: roster lookup", "owner", owner.String(), "err", err)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	if !ok {
+		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "")
+	}
+	for _, s := range l.h.Router.Sessions(owner) {
+		if module.Available(s) {
+			return stanza.IQResult(ev.Stanza, query(0, ""))
+		}
+	}
+	b, err := l.h.Store.KV().Get(ev.Ctx, kvBucket, owner.String(), kvKey)
+	var rec record
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+	case err != nil:
+		l.h.Log.Warn("last: read", "owner", owner.String(), "err", err)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	return stanza.IQResult(ev.Stanza, query(time.Since(time.Unix(rec.Unix, 0)), rec.Status))
+}
+
+// onOutPresence remembers the status of a broadcast unavailable presence
+// (no 'to': directed presence says nothing about the account) and forgets
+// it when the session becomes available again, so that the status recorded
+// at logout is the one the user left with.
+func (l *Last) onOutPresence(ev *module.StanzaEvent) bool {
+	if ev.Origin == nil || !ev.To.IsZero() {
+		return false
+	}
+	switch ev.Stanza.Attr("type") {
+	case "unavailable":
+		ev.Origin.SetValue(statusKey{}, ev.Stanza.ChildText("", "status"))
+	case "":
+		ev.Origin.SetValue(statusKey{}, "")
+	}
+	return false
+}
+
+// onUnbound records the logout when the account's last session ended. The
+// router unbinds a session before firing "unbound", so an empty session
+// list means this was the last one.
+func (l *Last) onUnbound(ev *module.SessionEvent) bool {
+	bare := ev.Session.JID().Bare()
+	if len(l.h.Router.Sessions(bare)) > 0 {
+		return false
+	}
+	status, _ := ev.Session.Value(statusKey{}).(string)
+	b, _ := json.Marshal(record{Unix: time.Now().Unix(), Status: status})
+	if err := l.h.Store.KV().Set(context.WithoutCancel(ev.Ctx), kvBucket, bare.String(), kvKey, b); err != nil {
+		l.h.Log.Warn("last: record logout", "owner", bare.String(), "err", err)
+	}
+	return false
+}
+
+// query builds <query xmlns='jabber:iq:last' seconds='N'>text</query>.
+func query(d time.Duration, text string) *xml.Element {
+	secs := max(int64(d/time.Second), 0)
+	return xml.New(NS, "query").SetAttr("seconds", strconv.FormatInt(secs, 10)).AppendText(text)
+}
+
+// maySeePresence reports whether requester may see owner's presence: it is
+// the owner (any of its resources) or has a subscription to it (roster item
+// of the owner with subscription "from" or "both", RFC 6121 §2.1.2.5).
+func maySeePresence(ctx context.Context, h *module.Host, owner, requester jid.JID) (bool, error) {
+	if requester.Bare() == owner {
+		return true, nil
+	}
+	it, err := h.Store.Roster().Get(ctx, owner.String(), requester.Bare().String())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
+}

@@ -1,0 +1,86 @@
+package last_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"parley/internal/testserver"
+)
+
+const nsLast = "jabber:iq:last"
+
+func seconds(t *testing.T, r interface{ String() string }, q interface{ Attr(string) string }) int {
+	t.Helper()
+	n, err := strconv.Atoi(q.Attr("seconds"))
+	if err != nil {
+		t.Fatalf("seconds in %s: %v", r, err)
+	}
+	return n
+}
+
+// TestServerUptime: XEP-0012 §5, the host answers with its uptime and no
+// text.
+func TestServerUptime(t *testing.T) {
+	ts := start(t, "", "alice")
+	c := ts.Login(t, "alice", password, "r")
+	r := iq(t, c, "get", "localhost", "<query xmlns='jabber:iq:last'/>")
+	q := r.Child(nsLast, "query")
+	if condition(r) != "" || q == nil || q.Text() != "" {
+		t.Fatalf("reply %s", r)
+	}
+	if s := seconds(t, r, q); s < 0 || time.Duration(s)*time.Second > time.Since(ts.Hosts()[0].Started)+time.Second {
+		t.Fatalf("uptime %d", s)
+	}
+}
+
+// TestAccount: XEP-0012 §3. Only the user and subscribers may ask
+// (forbidden otherwise); an available user is at 0 seconds; after the last
+// session ends, the answer is the time since then and the status of the
+// last unavailable presence.
+func TestAccount(t *testing.T) {
+	ts := start(t, "", "alice", "bob", "carol")
+	subscribe(t, ts, "alice", "carol")
+	bob := ts.Login(t, "bob", password, "r")
+	carol := ts.Login(t, "carol", password, "r")
+	get := "<query xmlns='jabber:iq:last'/>"
+
+	check := func(t *testing.T, c *testserver.Client, to, cond, text string, wantZero bool) {
+		t.Helper()
+		r := iq(t, c, "get", to, get)
+		if got := condition(r); got != cond {
+			t.Fatalf("reply %s: condition %q, want %q", r, got, cond)
+		}
+		if cond != "" {
+			return
+		}
+		q := r.Child(nsLast, "query")
+		s := seconds(t, r, q)
+		if (wantZero && s != 0) || s > 60 || q.Text() != text {
+			t.Fatalf("result %s: want zero=%v text %q", q, wantZero, text)
+		}
+	}
+
+	// Never logged out: nothing to tell, even to subscribers.
+	check(t, carol, "alice@localhost", "item-not-found", "", false)
+
+	alice := online(t, ts, "alice", "r")
+	t.Run("stranger", func(t *testing.T) { check(t, bob, "alice@localhost", "forbidden", "", false) })
+	t.Run("subscriber, online", func(t *testing.T) { check(t, carol, "alice@localhost", "", "", true) })
+	t.Run("self", func(t *testing.T) { check(t, alice, "", "", "", true) })
+	t.Run("unknown account", func(t *testing.T) { check(t, bob, "nobody@localhost", "service-unavailable", "", false) })
+
+	alice.Send("<presence type='unavailable'><status>Heading Home</status></presence>")
+	alice.Close()
+	alice.ExpectClosed()
+	// The logout is recorded once the server has finished with the session.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if r := iq(t, carol, "get", "alice@localhost", get); condition(r) == "" && r.Child(nsLast, "query").Text() != "" {
+			break
+		}
+	}
+	t.Run("subscriber, offline", func(t *testing.T) {
+		check(t, carol, "alice@localhost", "", "Heading Home", false)
+	})
+	t.Run("stranger, offline", func(t *testing.T) { check(t, bob, "alice@localhost", "forbidden", "", false) })
+}

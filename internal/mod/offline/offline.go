@@ -1,0 +1,156 @@
+package offline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Namespaces that decide whether a message is worth storing.
+const (
+	nsHints      = "urn:xmpp:hints"                        // XEP-0334
+	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+)
+
+// delayReason is the <delay/> text of XEP-0160 §2's example.
+const delayReason = "Offline Storage"
+
+// verdict is what to do with a message no resource can take now.
+type verdict int
+
+const (
+	store   verdict = iota // keep it for the next session
+	discard                // drop it silently: it only matters now
+)
+
+// classify applies XEP-0160 §3 and XEP-0334 to a message of type normal or
+// chat:
+//   - <no-store/> (XEP-0334 §4.2): the sender asked that it not be kept,
+//     even temporarily, so it is discarded;
+//   - <store/> (§4.4): stored whatever it contains;
+//   - a message whose only payload is chat states (XEP-0085), hints or a
+//     <thread/> is a notification about a conversation happening now, and
+//     XEP-0160 §3 says not to store it;
+//   - everything else is stored, including body-less messages with other
+//     payloads (receipts, markers, encrypted content), which clients
+//     rely on receiving later.
+//
+// Discarded messages are dropped silently rather than bounced: an error for
+// every lost typing notification would be noise for the sender, and both
+// hints and XEP-0085 treat these stanzas as disposable.
+func classify(msg *xml.Element) verdict {
+	if msg.Child(nsHints, "no-store") != nil {
+		return discard
+	}
+	if msg.Child(nsHints, "store") != nil {
+		return store
+	}
+	for _, c := range msg.Elements() {
+		switch {
+		case c.Space == nsChatStates, c.Space == nsHints:
+		case c.Space == "" && c.Local == "thread":
+		default:
+			return store
+		}
+	}
+	return discard
+}
+
+// onMessage takes a normal or chat message to an existing account that no
+// resource would receive now (RFC 6121 §8.5.2.2.1; messages to an
+// unavailable full JID arrive here too, re-fired as bare by the core). Other
+// types fall through to the core, which bounces groupchat and ignores
+// headline and error (XEP-0160 §3).
+func (o *Offline) onMessage(ev *module.StanzaEvent) bool {
+	typ := stanza.Type(ev.Stanza)
+	if typ != stanza.TypeNormal && typ != "chat" {
+		return false
+	}
+	bare := ev.To.Bare()
+	if len(o.h.Router.MessageTargets(bare, typ)) > 0 {
+		return false
+	}
+	if ok, err := o.h.AccountExists(ev.Ctx, bare.Local()); !ok || err != nil {
+		// No such account: the core bounces. A storage error: the message
+		// cannot be stored, and the core's service-unavailable is the
+		// truthful answer.
+		return false
+	}
+	if classify(ev.Stanza) == discard {
+		return true
+	}
+	// The stamp is added now, when the server takes the message, and is
+	// stored with it: it must say when the message was sent, not when it
+	// was delivered.
+	stamped := ev.Stanza.WithChildren(stanza.Delay(o.h.Domain, time.Now(), delayReason))
+	err := o.h.Store.Offline().Push(ev.Ctx, bare.String(), stamped.Bytes(), o.h.Config.Limits.OfflineQuota)
+	switch {
+	case errors.Is(err, storage.ErrQuotaExceeded):
+		// XEP-0160 §2 step 3 and RFC 6121 §8.5.2.2.1: a full offline queue
+		// is answered with service-unavailable.
+		ev.Reply(stanza.ErrorReply(ev.Stanza, stanza.ServiceUnavailable, "offline storage of the recipient is full"))
+		return true
+	case err != nil:
+		o.h.Log.Warn("offline: store", "owner", bare.String(), "err", err)
+		return false // the core bounces with service-unavailable
+	}
+	// A resource may have become available between the check above and the
+	// Push, and already have collected its offline messages: deliver what
+	// is stored now so this message does not wait for the next login.
+	if targets := o.h.Router.MessageTargets(bare, typ); len(targets) > 0 {
+		o.deliver(ev.Ctx, bare, targets)
+	}
+	return true
+}
+
+// onAvailable delivers the stored messages to a session that just sent its
+// initial presence (XEP-0160 §2 step 5), unless its priority is negative:
+// such a resource never receives messages addressed to the bare JID
+// (RFC 6121 §8.5.2.1.1), and XEP-0160 waits for "non-negative available
+// presence".
+func (o *Offline) onAvailable(ev *module.SessionEvent) bool {
+	if ev.Session.Priority() < 0 {
+		return false
+	}
+	o.deliver(ev.Ctx, ev.Session.JID().Bare(), []module.Session{ev.Session})
+	return false
+}
+
+// deliver pops every stored message of bare, oldest first, and sends each to
+// every session in to. Pop deletes what it returns atomically, so each
+// message is delivered exactly once however many sessions log in at once.
+// The stanzas keep their original 'to' (XEP-0160 §2 example).
+func (o *Offline) deliver(ctx context.Context, bare jid.JID, to []module.Session) {
+	msgs, err := o.h.Store.Offline().Pop(ctx, bare.String())
+	if err != nil {
+		o.h.Log.Warn("offline: pop", "owner", bare.String(), "err", err)
+		return
+	}
+	lim := o.parseLimits()
+	for _, m := range msgs {
+		el, err := xml.ParseElement(m.Stanza, lim, stanza.NSClient)
+		if err != nil {
+			o.h.Log.Error("offline: stored stanza does not parse; dropped", "owner", bare.String(), "id", m.ID, "err", err)
+			continue
+		}
+		for _, s := range to {
+			s.Send(el)
+		}
+	}
+}
+
+// parseLimits are the limits stored stanzas are read back with. They passed
+// the stream limits when they arrived; re-serialization and the added
+// <delay/> can make them slightly bigger, and the limits may have been
+// lowered since, so the byte bound is doubled. The data is the server's own;
+// the limits only guard against a corrupted store.
+func (o *Offline) parseLimits() xml.Limits {
+	l := o.h.Config.Limits
+	return xml.Limits{MaxStanzaBytes: 2 * l.MaxStanzaBytes, MaxDepth: l.MaxDepth + 1, MaxAttrs: l.MaxAttrs}
+}
