@@ -343,3 +343,33 @@ func mustJID(t *testing.T, s string) jid.JID {
 	}
 	return j
 }
+
+// A session replaced by a new one with the same resource (RFC 6120
+// §7.7.2.2) must not leave the new one looking offline to contacts.
+func TestReplacedSession(t *testing.T) {
+	ts := start(t, "alice", "bob")
+	mutual(t, ts, "alice", "bob")
+	b := online(t, ts, "bob", "r1")
+	old := online(t, ts, "alice", "r1")
+	b.ExpectStanza("presence", "from="+old.JID)
+
+	a := ts.Login(t, "alice", password, "r1")
+	old.ExpectClosed()
+	a.Send("<presence><status>new</status></presence>")
+	a.ExpectStanza("presence", "from="+a.JID)
+
+	// Whatever bob saw in between, the last word about alice/r1 is the
+	// new session's available presence.
+	body := "marker"
+	a.Send("<message type='chat' to='%s'><body>%s</body></message>", b.JID, body)
+	var last *xml.Element
+	b.Expect(func(el *xml.Element) bool {
+		if el.Local == "presence" && el.Attr("from") == a.JID {
+			last = el
+		}
+		return el.Local == "message" && el.ChildText("", "body") == body
+	})
+	if last == nil || last.Attr("type") != "" || last.ChildText("", "status") != "new" {
+		t.Fatalf("last presence of alice/r1 seen by bob: %v", last)
+	}
+}
