@@ -3,7 +3,10 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -124,3 +127,64 @@ func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
 func (a *alternating) Private() storage.Private   { return a.pick().Private() }
 func (a *alternating) KV() storage.KV             { return a.pick().KV() }
 func (a *alternating) Close() error               { return nil } // openFile closes both
+
+// childEnv makes the test binary act as one of TestMultiProcess's writers.
+const childEnv = "PARLEY_SQLITE_TEST_CHILD_DB"
+
+// TestMultiProcess proves cross-process locking with real processes (two
+// *Store in one process share SQLite's in-process lock table, separate
+// processes rely on file locks): several copies of the test binary push
+// against one quota on one file at the same time.
+func TestMultiProcess(t *testing.T) {
+	const procs, pushes, quota = 4, 15, 25
+	if path := os.Getenv(childEnv); path != "" {
+		s := openFile(t, path)
+		ok := 0
+		for i := range pushes {
+			err := s.Offline().Push(t.Context(), "juliet@example.org", fmt.Appendf(nil, "%d-%d", os.Getpid(), i), quota)
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, storage.ErrQuotaExceeded):
+				t.Fatal(err)
+			}
+		}
+		fmt.Printf("pushed=%d\n", ok)
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	path := filepath.Join(t.TempDir(), "parley.db")
+	var wg sync.WaitGroup
+	outs := make([][]byte, procs)
+	errs := make([]error, procs)
+	for i := range procs {
+		wg.Go(func() {
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMultiProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), childEnv+"="+path)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range procs {
+		if errs[i] != nil {
+			t.Fatalf("child %d: %v\n%s", i, errs[i], outs[i])
+		}
+		var n int
+		for line := range strings.Lines(string(outs[i])) {
+			if _, err := fmt.Sscanf(line, "pushed=%d", &n); err == nil {
+				break
+			}
+		}
+		total += n
+	}
+	n, err := openFile(t, path).Offline().Count(t.Context(), "juliet@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != quota || n != quota {
+		t.Fatalf("%d processes x %d pushes, quota %d: %d reported, %d stored; want %d", procs, pushes, quota, total, n, quota)
+	}
+}
