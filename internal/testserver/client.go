@@ -87,7 +87,7 @@ func (c *Client) Open(domain string) {
 // expecting features (for stream-error tests).
 func (c *Client) ReadHeaderOnly(header string) {
 	c.t.Helper()
-	c.Send(header)
+	c.Send("%s", header)
 	c.dec = xml.NewDecoder(c.Conn, xml.DefaultLimits())
 	c.dec.SetContentNamespace("jabber:client")
 	_ = c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
