@@ -67,7 +67,7 @@ func TestStreamErrors(t *testing.T) {
 func TestDoctypeIsRefused(t *testing.T) {
 	ts := testserver.Start(t, "")
 	c := testserver.Dial(t, ts.StartTLSAddr())
-	c.Send("%s", "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;&lol;'>]>" + header[len("<?xml version='1.0'?>"):])
+	c.Send("%s", "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;&lol;'>]>"+header[len("<?xml version='1.0'?>"):])
 	// The server may refuse before or after sending its header; either way
 	// the connection ends without any expansion.
 	buf := make([]byte, 4096)

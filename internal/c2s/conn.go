@@ -262,6 +262,11 @@ func (c *conn) asStreamError(err error) error {
 	return err
 }
 
+// preAuth describes this connection to pre-authentication handlers.
+func (c *conn) preAuth() *module.PreAuthConn {
+	return &module.PreAuthConn{Ctx: c.ctx, Host: c.host, RemoteAddr: c.raw.RemoteAddr(), Encrypted: c.tls != nil, StreamID: c.id}
+}
+
 // serverCert is the leaf certificate presented on this connection (for
 // tls-server-end-point channel binding).
 func (c *conn) serverCert() *x509.Certificate {
@@ -288,9 +293,15 @@ func (c *conn) features() *xml.Element {
 		f.Append(st)
 		if !c.tlsRequired() {
 			f.Append(c.mechanisms())
+			for _, el := range c.host.PreAuthStreamFeatures(c.preAuth()) {
+				f.Append(el)
+			}
 		}
 	case c.user == "":
 		f.Append(c.mechanisms())
+		for _, el := range c.host.PreAuthStreamFeatures(c.preAuth()) {
+			f.Append(el)
+		}
 		if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
 			cb := xml.New(nsSASLCB, "sasl-channel-binding")
 			for _, t := range cbs {
@@ -332,6 +343,16 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 		return ok, false, err
 	case el.Space == "" && el.Local == "iq" && c.user != "":
 		return c.handlePreBindIQ(el)
+	case el.Space == "" && el.Local == "iq" && el.FirstElement() != nil && c.host.PreAuthIQ(el.FirstElement().Space) != nil:
+		if err := stanza.ValidateIQ(el); err != nil {
+			return false, false, c.writeEl(stanza.ErrorReply(el, stanza.BadRequest, err.Error()))
+		}
+		p := el.FirstElement()
+		reply := c.host.PreAuthIQ(p.Space)(c.preAuth(), el, p)
+		if reply == nil {
+			return false, false, nil
+		}
+		return false, false, c.writeEl(reply)
 	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
 		return false, false, &streamErr{"not-authorized", "authenticate first"}
 	default:

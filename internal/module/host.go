@@ -101,6 +101,9 @@ type Host struct {
 	identities     []Identity
 	items          []DiscoItem
 	streamFeatures []func(Session) *xml.Element
+
+	preAuthIQ       map[string]PreAuthIQHandler
+	preAuthFeatures []func(*PreAuthConn) *xml.Element
 }
 
 // NewHost returns a host with empty registries.
