@@ -25,6 +25,7 @@ import (
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/storage"
+	"parley/internal/storage/observed"
 	"parley/internal/storage/postgres"
 	"parley/internal/storage/sqlite"
 )
@@ -71,6 +72,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if s.store, err = OpenStore(ctx, cfg); err != nil {
 		return nil, err
 	}
+	s.store = observed.Wrap(s.store, s.metrics.ObserveStorage)
 	fakeKey, err := serverSecret(ctx, s.store, "fake-salt-key")
 	if err != nil {
 		_ = s.store.Close()

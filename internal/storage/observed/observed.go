@@ -1,0 +1,168 @@
+// Package observed wraps a storage.Store so that every call reports its
+// latency (the parley_storage_seconds histogram). It is a decorator, not a
+// backend: the backends stay free of metrics, and the conformance suite
+// still runs against them directly.
+package observed
+
+import (
+	"context"
+	"time"
+
+	"parley/internal/storage"
+)
+
+// Observer receives the duration of each storage operation, named
+// "<area>.<method>" (e.g. "roster.put").
+type Observer func(op string, start time.Time)
+
+// Wrap returns st with every call observed.
+func Wrap(st storage.Store, obs Observer) storage.Store {
+	return &store{Store: st, obs: obs}
+}
+
+type store struct {
+	storage.Store
+	obs Observer
+}
+
+func (s *store) Accounts() storage.Accounts { return accounts{s.Store.Accounts(), s.obs} }
+func (s *store) Roster() storage.Roster     { return roster{s.Store.Roster(), s.obs} }
+func (s *store) Offline() storage.Offline   { return offline{s.Store.Offline(), s.obs} }
+func (s *store) VCards() storage.VCards     { return vcards{s.Store.VCards(), s.obs} }
+func (s *store) Private() storage.Private   { return private{s.Store.Private(), s.obs} }
+func (s *store) KV() storage.KV             { return kv{s.Store.KV(), s.obs} }
+
+type accounts struct {
+	a   storage.Accounts
+	obs Observer
+}
+
+func (x accounts) Create(ctx context.Context, a storage.Account) error {
+	defer x.obs("accounts.create", time.Now())
+	return x.a.Create(ctx, a)
+}
+
+func (x accounts) Get(ctx context.Context, host, username string) (storage.Account, error) {
+	defer x.obs("accounts.get", time.Now())
+	return x.a.Get(ctx, host, username)
+}
+
+func (x accounts) SetCredentials(ctx context.Context, host, username string, c storage.Credentials) error {
+	defer x.obs("accounts.set_credentials", time.Now())
+	return x.a.SetCredentials(ctx, host, username, c)
+}
+
+func (x accounts) SetFields(ctx context.Context, host, username string, f map[string]string) error {
+	defer x.obs("accounts.set_fields", time.Now())
+	return x.a.SetFields(ctx, host, username, f)
+}
+
+func (x accounts) Delete(ctx context.Context, host, username string) error {
+	defer x.obs("accounts.delete", time.Now())
+	return x.a.Delete(ctx, host, username)
+}
+
+func (x accounts) List(ctx context.Context, host string) ([]string, error) {
+	defer x.obs("accounts.list", time.Now())
+	return x.a.List(ctx, host)
+}
+
+type roster struct {
+	r   storage.Roster
+	obs Observer
+}
+
+func (x roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, string, error) {
+	defer x.obs("roster.items", time.Now())
+	return x.r.Items(ctx, owner)
+}
+
+func (x roster) Get(ctx context.Context, owner, contact string) (storage.RosterItem, error) {
+	defer x.obs("roster.get", time.Now())
+	return x.r.Get(ctx, owner, contact)
+}
+
+func (x roster) Put(ctx context.Context, owner string, item storage.RosterItem) (string, error) {
+	defer x.obs("roster.put", time.Now())
+	return x.r.Put(ctx, owner, item)
+}
+
+func (x roster) Delete(ctx context.Context, owner, contact string) (string, error) {
+	defer x.obs("roster.delete", time.Now())
+	return x.r.Delete(ctx, owner, contact)
+}
+
+type offline struct {
+	o   storage.Offline
+	obs Observer
+}
+
+func (x offline) Push(ctx context.Context, owner string, stanza []byte, max int) error {
+	defer x.obs("offline.push", time.Now())
+	return x.o.Push(ctx, owner, stanza, max)
+}
+
+func (x offline) Count(ctx context.Context, owner string) (int, error) {
+	defer x.obs("offline.count", time.Now())
+	return x.o.Count(ctx, owner)
+}
+
+func (x offline) Pop(ctx context.Context, owner string) ([]storage.OfflineMessage, error) {
+	defer x.obs("offline.pop", time.Now())
+	return x.o.Pop(ctx, owner)
+}
+
+type vcards struct {
+	v   storage.VCards
+	obs Observer
+}
+
+func (x vcards) Get(ctx context.Context, owner string) ([]byte, error) {
+	defer x.obs("vcard.get", time.Now())
+	return x.v.Get(ctx, owner)
+}
+
+func (x vcards) Set(ctx context.Context, owner string, vcard []byte) error {
+	defer x.obs("vcard.set", time.Now())
+	return x.v.Set(ctx, owner, vcard)
+}
+
+type private struct {
+	p   storage.Private
+	obs Observer
+}
+
+func (x private) Get(ctx context.Context, owner, key string) ([]byte, error) {
+	defer x.obs("private.get", time.Now())
+	return x.p.Get(ctx, owner, key)
+}
+
+func (x private) Set(ctx context.Context, owner, key string, data []byte) error {
+	defer x.obs("private.set", time.Now())
+	return x.p.Set(ctx, owner, key, data)
+}
+
+type kv struct {
+	k   storage.KV
+	obs Observer
+}
+
+func (x kv) Get(ctx context.Context, bucket, owner, key string) ([]byte, error) {
+	defer x.obs("kv.get", time.Now())
+	return x.k.Get(ctx, bucket, owner, key)
+}
+
+func (x kv) Set(ctx context.Context, bucket, owner, key string, value []byte) error {
+	defer x.obs("kv.set", time.Now())
+	return x.k.Set(ctx, bucket, owner, key, value)
+}
+
+func (x kv) Delete(ctx context.Context, bucket, owner, key string) error {
+	defer x.obs("kv.delete", time.Now())
+	return x.k.Delete(ctx, bucket, owner, key)
+}
+
+func (x kv) List(ctx context.Context, bucket, owner string) (map[string][]byte, error) {
+	defer x.obs("kv.list", time.Now())
+	return x.k.List(ctx, bucket, owner)
+}
