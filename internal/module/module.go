@@ -78,4 +78,9 @@ type Router interface {
 	MessageTargets(bare jid.JID, typ string) []Session
 	// IsLocal reports whether domain is a virtual host or component served here.
 	IsLocal(domain string) bool
+	// AddComponent routes every stanza addressed to domain (or to a JID
+	// under it) to c, replacing and returning an earlier component.
+	AddComponent(domain string, c Component) Component
+	// RemoveComponent unroutes domain if it is still served by c.
+	RemoveComponent(domain string, c Component)
 }

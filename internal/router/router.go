@@ -31,10 +31,9 @@ type Remote interface {
 
 // Component is an entity served at its own domain (XEP-0114 external
 // components and internal services such as MUC): it receives every stanza
-// addressed to that domain or to JIDs under it.
-type Component interface {
-	Deliver(ctx context.Context, el *xml.Element, from, to jid.JID)
-}
+// addressed to that domain or to JIDs under it. It is module.Component, so
+// modules can register services through module.Host.AddComponent.
+type Component = module.Component
 
 // ErrResourceConstraint is returned by Bind when the account already has the
 // maximum number of sessions.
