@@ -43,12 +43,12 @@ func (s *fakeSession) Send(el *xml.Element) {
 	s.mu.Unlock()
 }
 func (s *fakeSession) Close(stanza.StreamCondition, string) {}
-func (s *fakeSession) Presence() *xml.Element                { return s.presence }
-func (s *fakeSession) SetPresence(p *xml.Element)            { s.presence = p }
-func (s *fakeSession) Priority() int                         { return s.priority }
-func (s *fakeSession) Interested() bool                      { return false }
-func (s *fakeSession) SetInterested(bool)                    {}
-func (s *fakeSession) Value(k any) any                       { return s.values[k] }
+func (s *fakeSession) Presence() *xml.Element               { return s.presence }
+func (s *fakeSession) SetPresence(p *xml.Element)           { s.presence = p }
+func (s *fakeSession) Priority() int                        { return s.priority }
+func (s *fakeSession) Interested() bool                     { return false }
+func (s *fakeSession) SetInterested(bool)                   {}
+func (s *fakeSession) Value(k any) any                      { return s.values[k] }
 func (s *fakeSession) SetValue(k, v any) {
 	if s.values == nil {
 		s.values = map[any]any{}
