@@ -59,6 +59,42 @@ type Host struct {
 	KeyFile  string `toml:"key_file"`
 	// Admins are bare JIDs with administrative rights on this host.
 	Admins []string `toml:"admins"`
+	// Registration configures XEP-0077 in-band registration ([host.registration]).
+	Registration Registration `toml:"registration"`
+}
+
+// Registration configures XEP-0077 in-band registration for one host. It is
+// off by default: open registration invites spam accounts.
+type Registration struct {
+	// Enabled allows new accounts to be created in-band. Default false.
+	Enabled bool `toml:"enabled"`
+	// Fields are the registration fields asked for besides username and
+	// password, in order (XEP-0077 §14 names: name, email, nick, ...); all
+	// are required. Default none.
+	Fields []string `toml:"fields"`
+	// Instructions is the <instructions/> text of the inquiry.
+	Instructions string `toml:"instructions"`
+	// AllowWithoutTLS allows registration on unencrypted streams (the
+	// password travels in clear). Default false.
+	AllowWithoutTLS bool `toml:"allow_without_tls"`
+	// NotifyAdmins sends the host's admins a message for each new account
+	// (seed 004's notify="yes"). Default false.
+	NotifyAdmins bool `toml:"notify_admins"`
+	// MaxPerIP new accounts per client address (IPv6: per /64) per Window.
+	// Defaults 5 per 1h.
+	MaxPerIP int      `toml:"max_per_ip"`
+	Window   Duration `toml:"window"`
+	// MaxTrackedIPs bounds the rate limiter's memory; default 10000.
+	MaxTrackedIPs int `toml:"max_tracked_ips"`
+	// MaxFieldBytes bounds each registration field's value; default 1024.
+	MaxFieldBytes int `toml:"max_field_bytes"`
+}
+
+// RegistrationFieldNames returns the XEP-0077 schema fields a host may ask
+// for besides username and password.
+func RegistrationFieldNames() []string {
+	return []string{"nick", "name", "first", "last", "email", "address",
+		"city", "state", "zip", "phone", "url", "date", "misc", "text"}
 }
 
 // C2S configures client listeners (RFC 6120, XEP-0368).
@@ -238,6 +274,16 @@ func (c *Config) applyDefaults() {
 	if len(c.Hosts) == 0 {
 		c.Hosts = []Host{{Domain: "localhost"}}
 	}
+	for i := range c.Hosts {
+		r := &c.Hosts[i].Registration
+		if r.Instructions == "" {
+			r.Instructions = "Choose a username and password to register with this server."
+		}
+		setInt(&r.MaxPerIP, 5)
+		setDur(&r.Window, time.Hour)
+		setInt(&r.MaxTrackedIPs, 10000)
+		setInt(&r.MaxFieldBytes, 1024)
+	}
 	if c.C2S.Listen == nil {
 		c.C2S.Listen = []string{":5222"}
 	}
@@ -315,6 +361,7 @@ func (c *Config) validate() []string {
 				bad("host[%d].admins: %q is not a bare JID", i, a)
 			}
 		}
+		p = append(p, h.Registration.validate(i)...)
 	}
 	for _, a := range append(append([]string(nil), c.C2S.Listen...), c.C2S.DirectTLSListen...) {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -362,6 +409,31 @@ func (c *Config) validate() []string {
 	}
 	if c.Auth.MinPasswordLength < 1 {
 		bad("auth.min_password_length: must be at least 1")
+	}
+	return p
+}
+
+func (r Registration) validate(i int) []string {
+	var p []string
+	seen := map[string]bool{}
+	for _, f := range r.Fields {
+		known := false
+		for _, n := range RegistrationFieldNames() {
+			known = known || n == f
+		}
+		switch {
+		case !known:
+			p = append(p, fmt.Sprintf("host[%d].registration.fields: %q is not a XEP-0077 field (%s)", i, f, strings.Join(RegistrationFieldNames(), ", ")))
+		case seen[f]:
+			p = append(p, fmt.Sprintf("host[%d].registration.fields: %q listed twice", i, f))
+		}
+		seen[f] = true
+	}
+	if r.MaxPerIP < 0 || r.MaxTrackedIPs < 0 || r.MaxFieldBytes < 0 {
+		p = append(p, fmt.Sprintf("host[%d].registration: max_per_ip, max_tracked_ips and max_field_bytes must be positive", i))
+	}
+	if r.Window.Duration < 0 {
+		p = append(p, fmt.Sprintf("host[%d].registration.window: must be positive", i))
 	}
 	return p
 }
