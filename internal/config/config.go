@@ -41,6 +41,8 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	// Modules holds settings of individual feature modules.
 	Modules Modules `toml:"modules"`
+	// S2S configures federation (server-to-server streams).
+	S2S S2S `toml:"s2s"`
 }
 
 // Log configures log/slog output.
@@ -59,6 +61,8 @@ type Host struct {
 	KeyFile  string `toml:"key_file"`
 	// Admins are bare JIDs with administrative rights on this host.
 	Admins []string `toml:"admins"`
+	// S2S overrides the [s2s] federation policy for this host ([host.s2s]).
+	S2S *S2SPolicy `toml:"s2s"`
 	// Registration configures XEP-0077 in-band registration ([host.registration]).
 	Registration Registration `toml:"registration"`
 }
@@ -236,6 +240,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.SQLitePath)
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
+	c.resolveS2SPaths(abs)
 	for i := range c.Hosts {
 		abs(&c.Hosts[i].CertFile)
 		abs(&c.Hosts[i].KeyFile)
@@ -316,6 +321,7 @@ func (c *Config) applyDefaults() {
 	}
 	setInt(&c.Auth.ScramIterations, 4096)
 	setInt(&c.Auth.MinPasswordLength, 8)
+	c.applyS2SDefaults()
 }
 
 func (c *Config) validate() []string {
@@ -435,6 +441,7 @@ func (r Registration) validate(i int) []string {
 	if r.Window.Duration < 0 {
 		p = append(p, fmt.Sprintf("host[%d].registration.window: must be positive", i))
 	}
+	c.validateS2S(bad)
 	return p
 }
 
