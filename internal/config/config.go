@@ -41,6 +41,11 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	// Modules holds settings of individual feature modules.
 	Modules Modules `toml:"modules"`
+	// Component configures XEP-0114 external components and the internal
+	// services configured like them (client_proxy); see component.go.
+	Component Component `toml:"component"`
+	// Proxy65 configures the XEP-0065 SOCKS5 bytestreams proxy.
+	Proxy65 Proxy65 `toml:"proxy65"`
 	// S2S configures federation (server-to-server streams).
 	S2S S2S `toml:"s2s"`
 }
@@ -63,8 +68,21 @@ type Host struct {
 	Admins []string `toml:"admins"`
 	// S2S overrides the [s2s] federation policy for this host ([host.s2s]).
 	S2S *S2SPolicy `toml:"s2s"`
+	// AdminGroups: members of these groups (see `parley group`) are
+	// administrators of this host too.
+	AdminGroups []string `toml:"admin_groups"`
+	// AllowedUsers (bare JIDs) and AllowedGroups decide who may log in to
+	// this host. Both empty: every account may. A refused user gets the
+	// same failure as a wrong password, and the server logs why.
+	AllowedUsers  []string `toml:"allowed_users"`
+	AllowedGroups []string `toml:"allowed_groups"`
+	// LegacyAuth enables XEP-0078 jabber:iq:auth for old clients. Every
+	// method is off by default.
+	LegacyAuth LegacyAuth `toml:"legacy_auth"`
 	// Registration configures XEP-0077 in-band registration ([host.registration]).
 	Registration Registration `toml:"registration"`
+	// MUC configures the XEP-0045 multi-user chat service ([host.muc]).
+	MUC MUC `toml:"muc"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -101,6 +119,36 @@ func RegistrationFieldNames() []string {
 		"city", "state", "zip", "phone", "url", "date", "misc", "text"}
 }
 
+// LegacyAuth configures XEP-0078 non-SASL authentication on one host.
+// Each method is a separate, explicit decision: all are weaker than SCRAM.
+type LegacyAuth struct {
+	// Plaintext: <password/>, checked against the stored SCRAM keys. The
+	// password crosses the stream; only over TLS unless allow_without_tls.
+	Plaintext bool `toml:"plaintext"`
+	// Digest: <digest/> = hex SHA-1(stream ID + password). The server must
+	// know the password, so while this is on, every password set from then
+	// on (registration, password change, parley user add/passwd) is ALSO
+	// STORED IN CLEARTEXT. Passwords set while it was off cannot use digest
+	// until they are set again.
+	Digest bool `toml:"digest"`
+	// ZeroKnowledge: the jabberd 1.x <sequence/>/<token/>/<hash/> method.
+	// The server stores an iterated SHA-1 chain (not the password); each
+	// login consumes one link and the method stops working after
+	// zero_knowledge_sequence logins until the password is set again.
+	// Passwords set while it was off cannot use it until they are reset.
+	ZeroKnowledge bool `toml:"zero_knowledge"`
+	// ZeroKnowledgeSequence is the chain length a password (re)set starts
+	// with (default 500, at most 10000).
+	ZeroKnowledgeSequence int `toml:"zero_knowledge_sequence"`
+	// AllowWithoutTLS allows plaintext on unencrypted streams (and with
+	// c2s.require_tls = false, lets pre-XMPP-1.0 clients without TLS log
+	// in at all). Default false.
+	AllowWithoutTLS bool `toml:"allow_without_tls"`
+}
+
+// Enabled reports whether any legacy method is on.
+func (l LegacyAuth) Enabled() bool { return l.Plaintext || l.Digest || l.ZeroKnowledge }
+
 // C2S configures client listeners (RFC 6120, XEP-0368).
 type C2S struct {
 	// Listen: addresses for STARTTLS client connections (default :5222).
@@ -112,6 +160,13 @@ type C2S struct {
 	// AllowPlainWithoutTLS offers SASL PLAIN on unencrypted streams; only
 	// meaningful when require_tls is false. Default false.
 	AllowPlainWithoutTLS bool `toml:"allow_plain_without_tls"`
+	// ClientCAFile: PEM bundle of CAs whose client certificates may log in
+	// with SASL EXTERNAL (XEP-0178). When set, TLS asks for (but does not
+	// require) a client certificate. Empty: EXTERNAL is never offered.
+	ClientCAFile string `toml:"client_ca_file"`
+	// CRLFiles: PEM or DER certificate revocation lists checked for client
+	// certificates; reloaded with the certificates (SIGHUP).
+	CRLFiles []string `toml:"crl_files"`
 }
 
 // Limits bounds every resource a remote party can make the server spend.
@@ -166,6 +221,29 @@ type Auth struct {
 	ScramIterations int `toml:"scram_iterations"`
 	// MinPasswordLength for new passwords (default 8).
 	MinPasswordLength int `toml:"min_password_length"`
+	// BruteForce throttles failed logins per source IP address.
+	BruteForce BruteForce `toml:"brute_force"`
+}
+
+// BruteForce configures the per-IP failed-login limiter (SASL and legacy
+// authentication alike). There is deliberately no per-account lockout: it
+// would let anyone lock any user out.
+type BruteForce struct {
+	// Window: failures older than this are forgotten (default 10m).
+	Window Duration `toml:"window"`
+	// DelayAfter: after this many failures in the window, every further
+	// attempt from the address waits Delay before it is answered (default 5).
+	DelayAfter int `toml:"delay_after"`
+	// Delay per attempt once DelayAfter is reached (default 2s).
+	Delay Duration `toml:"delay"`
+	// PauseAfter: after this many failures the address is paused: every
+	// attempt is refused with temporary-auth-failure without checking the
+	// credentials, for Pause (default 10 failures, 5m).
+	PauseAfter int      `toml:"pause_after"`
+	Pause      Duration `toml:"pause"`
+	// MaxSources bounds the addresses tracked; the least recently seen is
+	// forgotten first (default 10000).
+	MaxSources int `toml:"max_sources"`
 }
 
 // Duration is a time.Duration written as "30s" in TOML.
@@ -241,6 +319,10 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	c.resolveS2SPaths(abs)
+	abs(&c.C2S.ClientCAFile)
+	for i := range c.C2S.CRLFiles {
+		abs(&c.C2S.CRLFiles[i])
+	}
 	for i := range c.Hosts {
 		abs(&c.Hosts[i].CertFile)
 		abs(&c.Hosts[i].KeyFile)
@@ -278,6 +360,9 @@ func (c *Config) applyDefaults() {
 	}
 	if len(c.Hosts) == 0 {
 		c.Hosts = []Host{{Domain: "localhost"}}
+	}
+	for i := range c.Hosts {
+		c.Hosts[i].MUC.applyDefaults(c.Hosts[i].Domain)
 	}
 	for i := range c.Hosts {
 		r := &c.Hosts[i].Registration
@@ -321,7 +406,18 @@ func (c *Config) applyDefaults() {
 	}
 	setInt(&c.Auth.ScramIterations, 4096)
 	setInt(&c.Auth.MinPasswordLength, 8)
+	c.applyComponentDefaults()
 	c.applyS2SDefaults()
+	bf := &c.Auth.BruteForce
+	setDur(&bf.Window, 10*time.Minute)
+	setInt(&bf.DelayAfter, 5)
+	setDur(&bf.Delay, 2*time.Second)
+	setInt(&bf.PauseAfter, 10)
+	setDur(&bf.Pause, 5*time.Minute)
+	setInt(&bf.MaxSources, 10000)
+	for i := range c.Hosts {
+		setInt(&c.Hosts[i].LegacyAuth.ZeroKnowledgeSequence, 500)
+	}
 }
 
 func (c *Config) validate() []string {
@@ -366,6 +462,19 @@ func (c *Config) validate() []string {
 			if !strings.Contains(a, "@") || strings.Contains(a, "/") {
 				bad("host[%d].admins: %q is not a bare JID", i, a)
 			}
+		}
+		for _, a := range h.AllowedUsers {
+			if !strings.Contains(a, "@") || strings.Contains(a, "/") {
+				bad("host[%d].allowed_users: %q is not a bare JID", i, a)
+			}
+		}
+		for _, g := range append(append([]string(nil), h.AllowedGroups...), h.AdminGroups...) {
+			if strings.TrimSpace(g) == "" {
+				bad("host[%d]: empty group name in allowed_groups/admin_groups", i)
+			}
+		}
+		if n := h.LegacyAuth.ZeroKnowledgeSequence; n < 1 || n > 10000 {
+			bad("host[%d].legacy_auth.zero_knowledge_sequence: %d is not between 1 and 10000", i, n)
 		}
 		p = append(p, h.Registration.validate(i)...)
 	}
@@ -413,9 +522,15 @@ func (c *Config) validate() []string {
 	if c.Auth.ScramIterations < 4096 {
 		bad("auth.scram_iterations: %d is below the RFC 7677 minimum of 4096", c.Auth.ScramIterations)
 	}
+	if bf := c.Auth.BruteForce; bf.DelayAfter < 1 || bf.PauseAfter < bf.DelayAfter || bf.MaxSources < 1 || bf.Window.Duration <= 0 || bf.Delay.Duration < 0 || bf.Pause.Duration <= 0 {
+		bad("auth.brute_force: need 1 <= delay_after <= pause_after, max_sources >= 1, positive window and pause")
+	}
 	if c.Auth.MinPasswordLength < 1 {
 		bad("auth.min_password_length: must be at least 1")
 	}
+	c.validateComponents(bad)
+	c.validateS2S(bad)
+	p = append(p, c.validateMUC()...)
 	return p
 }
 
@@ -441,7 +556,6 @@ func (r Registration) validate(i int) []string {
 	if r.Window.Duration < 0 {
 		p = append(p, fmt.Sprintf("host[%d].registration.window: must be positive", i))
 	}
-	c.validateS2S(bad)
 	return p
 }
 

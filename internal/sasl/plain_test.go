@@ -2,6 +2,8 @@ package sasl
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"crypto/elliptic"
 	"crypto/tls"
 	"strings"
@@ -112,5 +114,42 @@ func TestParsePlainKeepsBytes(t *testing.T) {
 	}
 	if _, _, _, f := parsePlain(bytes.Repeat([]byte{0}, 2)); f == nil {
 		t.Fatal("accepted empty authcid and password")
+	}
+}
+
+func TestExternal(t *testing.T) {
+	env := Env{External: func(_ context.Context, authzid string) (string, error) {
+		switch authzid {
+		case "", "alice@example.org":
+			return "alice", nil
+		default:
+			return "", NewFailure(CondInvalidAuthzid, "")
+		}
+	}}
+	if _, err := Start(External, Env{}); err == nil {
+		t.Fatal("EXTERNAL started without an External hook")
+	}
+	// Initial response "=" (empty).
+	s, _ := Start(External, env)
+	if _, done, err := s.Next([]byte{}); !done || err != nil || s.Username() != "alice" {
+		t.Fatalf("empty authzid: done=%v err=%v user=%q", done, err, s.Username())
+	}
+	// No initial response: empty challenge, then the authzid.
+	s, _ = Start(External, env)
+	if ch, done, err := s.Next(nil); done || err != nil || len(ch) != 0 {
+		t.Fatalf("want empty challenge, got %q %v %v", ch, done, err)
+	}
+	if _, done, err := s.Next([]byte("alice@example.org")); !done || err != nil || s.Authzid() != "alice@example.org" {
+		t.Fatalf("authzid: %v %v", done, err)
+	}
+	s, _ = Start(External, env)
+	_, _, err := s.Next([]byte("bob@example.org"))
+	var f *Failure
+	if !errors.As(err, &f) || f.Condition != CondInvalidAuthzid {
+		t.Fatalf("wrong authzid: %v", err)
+	}
+	s, _ = Start(External, env)
+	if _, _, err := s.Next([]byte{0xff}); err == nil {
+		t.Fatal("invalid UTF-8 accepted")
 	}
 }

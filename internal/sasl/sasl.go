@@ -1,8 +1,9 @@
 // Package sasl implements the server side of the SASL mechanisms Parley
 // offers to clients (RFC 6120 §6): SCRAM-SHA-{1,256,512} with and without
-// channel binding (RFC 5802, RFC 7677, RFC 9266, RFC 5929) and PLAIN
-// (RFC 4616). It also derives the salted SCRAM credentials that storage keeps
-// instead of passwords.
+// channel binding (RFC 5802, RFC 7677, RFC 9266, RFC 5929), PLAIN
+// (RFC 4616), and EXTERNAL (RFC 4422) for identities the caller established
+// (XEP-0178 client certificates). It also derives the salted SCRAM
+// credentials that storage keeps instead of passwords.
 //
 // The package knows nothing about XML or streams: the caller decodes the
 // base64 payload of <auth/> and <response/>, feeds it to [Session.Next], and
@@ -33,6 +34,7 @@ const (
 	SCRAMSHA256     = "SCRAM-SHA-256"
 	SCRAMSHA1       = "SCRAM-SHA-1"
 	Plain           = "PLAIN"
+	External        = "EXTERNAL"
 )
 
 // Defined conditions of RFC 6120 §6.5, i.e. the child element names of
@@ -151,11 +153,13 @@ type Env struct {
 	// tests and loopback deployments: the password travels in the clear.
 	AllowPlainWithoutTLS bool
 
-	// Extension point: SASL EXTERNAL with client certificates (XEP-0178)
-	// will add a hook here, e.g.
-	//   External func(ctx context.Context, state *tls.ConnectionState, authzid string) (username string, err error)
-	// offered when it is set and the peer presented a certificate, and a
-	// case in Start. Nothing here consults it yet.
+	// External, when set, enables SASL EXTERNAL (RFC 4422 Appendix A,
+	// XEP-0178): the caller has already authenticated the peer (a verified
+	// TLS client certificate) and maps the requested authzid ("" for none)
+	// to the localpart to log in as, or returns a *Failure (invalid-authzid,
+	// not-authorized). Offered never lists EXTERNAL: the caller advertises it
+	// only when it set External for the connection.
+	External func(ctx context.Context, authzid string) (username string, err error)
 }
 
 func (e *Env) ctx() context.Context {
@@ -205,6 +209,12 @@ func Offered(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowP
 // (no Lookup, no FakeSaltKey) is reported as temporary-auth-failure so the
 // client can try again later rather than blame its credentials.
 func Start(name string, env Env) (Session, error) {
+	if name == External {
+		if env.External == nil {
+			return nil, fail(CondInvalidMechanism, "")
+		}
+		return &externalSession{env: env}, nil
+	}
 	if !slices.Contains(Offered(env.TLS, env.ServerCert, env.AllowPlainWithoutTLS), name) {
 		return nil, fail(CondInvalidMechanism, "")
 	}
