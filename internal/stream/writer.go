@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -13,69 +12,89 @@ import (
 // a bounded queue into the connection. Send never blocks: when the queue is
 // full the peer is not reading, and the stream is closed instead of letting
 // memory grow (OnOverflow reports it).
+//
+// Memory matters here because most sessions are idle most of the time: the
+// queue is a slice that grows only while stanzas are pending, and the
+// serialisation buffer is dropped after a large write, so an idle session
+// holds neither.
 type Writer struct {
 	conn      net.Conn
-	queue     chan *xml.Element
-	closeReq  chan []byte
-	done      chan struct{}
+	max       int
 	timeout   time.Duration
 	contentNS string
+	wake      chan struct{} // capacity 1: "there is work"
+	done      chan struct{}
 
-	closeOnce  sync.Once
+	mu      sync.Mutex
+	queue   []*xml.Element
+	closing bool
+	final   []byte
+	drain   bool
+
+	// OnOverflow is called (once per dropped stanza) when the queue is full.
 	OnOverflow func()
 	// OnWrite is called for every stanza written (metrics).
 	OnWrite func(*xml.Element)
 }
 
-// NewWriter starts the writer goroutine for conn with a queue of size
-// stanzas; each flush must finish within timeout.
-func NewWriter(conn net.Conn, size int, timeout time.Duration, contentNS string) *Writer {
+// NewWriter starts the writer goroutine for conn with a queue of at most max
+// stanzas; each write must finish within timeout.
+func NewWriter(conn net.Conn, max int, timeout time.Duration, contentNS string) *Writer {
 	w := &Writer{
 		conn:      conn,
-		queue:     make(chan *xml.Element, size),
-		closeReq:  make(chan []byte, 1),
-		done:      make(chan struct{}),
+		max:       max,
 		timeout:   timeout,
 		contentNS: contentNS,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	go w.run()
 	return w
 }
 
-// Send queues el; it reports false when the queue was full (the stream is
-// then being closed).
-func (w *Writer) Send(el *xml.Element) bool {
+func (w *Writer) signal() {
 	select {
-	case w.queue <- el:
-		return true
-	case <-w.done:
-		return false
+	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// Send queues el; it reports false when the stream is closing or the queue
+// was full (the stream is then being closed by OnOverflow's owner).
+func (w *Writer) Send(el *xml.Element) bool {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return false
+	}
+	if len(w.queue) >= w.max {
+		w.mu.Unlock()
 		if w.OnOverflow != nil {
 			w.OnOverflow()
 		}
 		return false
 	}
+	w.queue = append(w.queue, el)
+	w.mu.Unlock()
+	w.signal()
+	return true
 }
 
-// Close writes final (a stream error and/or the closing tag), flushes what
-// is queued when drain is true, and closes the connection. Only the first
-// call has an effect.
+// Close writes final (a stream error and/or the closing tag) after what is
+// queued when drain is true (or instead of it when false: the peer is not
+// reading anyway), and closes the connection. Only the first call counts.
 func (w *Writer) Close(final []byte, drain bool) {
-	w.closeOnce.Do(func() {
-		if !drain {
-			// Drop what is queued: the peer is not reading it anyway.
-			for {
-				select {
-				case <-w.queue:
-					continue
-				default:
-				}
-				break
-			}
-		}
-		w.closeReq <- final
-	})
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.closing, w.final, w.drain = true, final, drain
+	if !drain {
+		w.queue = nil
+	}
+	w.mu.Unlock()
+	w.signal()
 }
 
 // Done is closed when the writer has closed the connection.
@@ -83,56 +102,58 @@ func (w *Writer) Done() <-chan struct{} { return w.done }
 
 func (w *Writer) run() {
 	defer close(w.done)
-	bw := bufio.NewWriterSize(w.conn, 16*1024)
-	write := func(el *xml.Element) error {
-		if w.OnWrite != nil {
-			w.OnWrite(el)
-		}
-		_, err := el.WriteToNS(bw, w.contentNS)
-		return err
-	}
-	flush := func() error {
-		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
-		return bw.Flush()
-	}
-	var failed bool
-	for {
-		select {
-		case el := <-w.queue:
-			if failed {
-				continue
-			}
-			if err := write(el); err != nil {
-				failed = true
-				_ = w.conn.Close()
-				continue
-			}
-			if len(w.queue) == 0 && flush() != nil {
-				failed = true
-				_ = w.conn.Close()
-			}
-		case final := <-w.closeReq:
-			if !failed {
-				// Drain what is still queued (for a clean close; an overflow
-				// close emptied the queue first).
-			drain:
-				for {
-					select {
-					case el := <-w.queue:
-						if write(el) != nil {
-							break drain
-						}
-					default:
-						break drain
-					}
+	var batch []*xml.Element
+	var buf []byte
+	failed := false
+	for range w.wake {
+		w.mu.Lock()
+		batch, w.queue = w.queue, batch[:0]
+		closing, final := w.closing, w.final
+		w.mu.Unlock()
+
+		if !failed && len(batch) > 0 {
+			buf = buf[:0]
+			for _, el := range batch {
+				if w.OnWrite != nil {
+					w.OnWrite(el)
 				}
-				_, _ = bw.Write(final)
-				_ = flush()
+				buf = el.AppendToNS(buf, w.contentNS)
+			}
+			if err := w.write(buf); err != nil {
+				failed = true
+				_ = w.conn.Close()
+			}
+		}
+		clear(batch) // drop references so delivered stanzas can be collected
+		if cap(batch) > 64 {
+			batch = nil
+		}
+		if cap(buf) > 16*1024 {
+			buf = nil
+		}
+		if closing {
+			w.mu.Lock()
+			rest := w.queue
+			w.queue = nil
+			w.mu.Unlock()
+			if !failed {
+				buf = buf[:0]
+				for _, el := range rest {
+					buf = el.AppendToNS(buf, w.contentNS)
+				}
+				buf = append(buf, final...)
+				_ = w.write(buf)
 			}
 			CloseConn(w.conn)
 			return
 		}
 	}
+}
+
+func (w *Writer) write(b []byte) error {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	_, err := w.conn.Write(b)
+	return err
 }
 
 // CloseConn closes a connection, sending TLS close_notify when it is TLS,

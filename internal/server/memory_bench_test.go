@@ -1,0 +1,118 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/internal/testserver"
+)
+
+// BenchmarkIdleSessionMemory measures the server memory one idle,
+// authenticated TLS client session costs. The server runs as its own process
+// (the built binary) so the figure excludes the test's client connections:
+// heap in use plus goroutine stacks, read from the server's own /metrics
+// before and after b.N sessions are opened. Run it with a fixed count, e.g.
+// -benchtime=500x.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "parley")
+	if out, err := exec.Command("go", "build", "-o", bin, "parley/cmd/parley").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	c2sAddr, httpAddr := freeAddr(b), freeAddr(b)
+	cfg := filepath.Join(dir, "parley.toml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
+[c2s]
+listen = [%q]
+direct_tls_listen = []
+[http]
+listen = %q
+[limits]
+max_sessions_per_account = 100000
+rate_bytes_per_second = 100000000
+rate_burst_bytes = 1000000
+`, dir, c2sAddr, httpAddr)), 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "user", "add", "bench@localhost", "benchpassword", "--config", cfg).CombinedOutput(); err != nil {
+		b.Fatalf("user add: %v\n%s", err, out)
+	}
+	srv := exec.Command(bin, "serve", "--config", cfg)
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = srv.Process.Kill(); _, _ = srv.Process.Wait() }()
+	waitPort(b, c2sAddr)
+	login := func() *testserver.Client {
+		c := testserver.Dial(b, c2sAddr)
+		c.Open("localhost")
+		c.StartTLS("localhost")
+		c.AuthPlain("localhost", "bench", "benchpassword")
+		c.Bind("")
+		return c
+	}
+	login() // warm up: first TLS handshake, caches
+	time.Sleep(500 * time.Millisecond)
+	before := serverMemory(b, httpAddr)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		login()
+	}
+	b.StopTimer()
+	time.Sleep(time.Second)
+	after := serverMemory(b, httpAddr)
+	b.ReportMetric(float64(after-before)/float64(b.N), "B/session")
+}
+
+func freeAddr(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitPort(b *testing.B, addr string) {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("server did not listen on %s", addr)
+}
+
+// serverMemory returns heap-in-use plus stack-in-use bytes from /metrics.
+func serverMemory(b *testing.B, httpAddr string) int64 {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var total int64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, m := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_stack_inuse_bytes "} {
+			if strings.HasPrefix(line, m) {
+				v, err := strconv.ParseFloat(strings.TrimPrefix(line, m), 64)
+				if err == nil {
+					total += int64(v)
+				}
+			}
+		}
+	}
+	return total
+}
