@@ -1,0 +1,107 @@
+package server_test
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/internal/certs"
+	"parley/internal/testserver"
+)
+
+func TestHealthAndMetrics(t *testing.T) {
+	ts := testserver.Start(t, "[http]\nlisten = \"127.0.0.1:0\"\n")
+	ts.AddUser(t, "alice", "password1")
+	ts.Login(t, "alice", "password1", "r")
+	base := "http://" + ts.HTTPAddr().String()
+	get := func(path string) string {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if got := get("/healthz"); strings.TrimSpace(got) != "ok" {
+		t.Fatalf("healthz: %q", got)
+	}
+	m := get("/metrics")
+	for _, want := range []string{
+		`parley_sessions{host="localhost"} 1`,
+		`parley_auth_successes_total{mechanism="PLAIN"} 1`,
+		`parley_connections{kind="c2s"} 1`,
+		`parley_storage_seconds_count{op="accounts.get"}`,
+		`parley_stanzas_out_total{kind="iq"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestVirtualHostsWithTheirOwnCertificates: each host presents its own
+// certificate (chosen by SNI); a host without one gets the generated default;
+// accounts are per host.
+func TestVirtualHostsWithTheirOwnCertificates(t *testing.T) {
+	dir := t.TempDir()
+	crt, key, err := certs.GenerateSelfSigned([]string{"a.test"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "a.crt"), filepath.Join(dir, "a.key")
+	if err := os.WriteFile(certFile, crt, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := testserver.Start(t, fmt.Sprintf(`
+[[host]]
+domain = "a.test"
+cert_file = %q
+key_file = %q
+
+[[host]]
+domain = "b.test"
+`, certFile, keyFile))
+	ts.AddUser(t, "alice@a.test", "password1")
+	ts.AddUser(t, "bob@b.test", "password1")
+
+	for _, tc := range []struct{ domain, wantCN string }{{"a.test", "a.test"}, {"b.test", "b.test"}} {
+		conn, err := tls.Dial("tcp", ts.DirectTLSAddr(), &tls.Config{ServerName: tc.domain, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := conn.ConnectionState().PeerCertificates[0]
+		_ = conn.Close()
+		if err := leaf.VerifyHostname(tc.domain); err != nil {
+			t.Errorf("SNI %s: certificate %v does not cover it: %v", tc.domain, leaf.DNSNames, err)
+		}
+	}
+	a := ts.Login(t, "alice@a.test", "password1", "r")
+	b := ts.Login(t, "bob@b.test", "password1", "r")
+	if a.JID != "alice@a.test/r" || b.JID != "bob@b.test/r" {
+		t.Fatalf("jids %s %s", a.JID, b.JID)
+	}
+	// Accounts are per host: alice does not exist on b.test.
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Open("b.test")
+	c.StartTLS("b.test")
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHBhc3N3b3JkMQ==</auth>")
+	c.ExpectStanza("failure")
+	// Messages cross hosts of the same server.
+	a.Send("<message to='bob@b.test/r' type='chat' id='x1'><body>hi</body></message>")
+	if el := b.ExpectStanza("message", "id=x1"); el.Attr("from") != "alice@a.test/r" {
+		t.Fatalf("from %s", el.Attr("from"))
+	}
+}
