@@ -23,6 +23,12 @@ type Metrics struct {
 	QueueDrops     prometheus.Counter     // sessions closed because their output queue overflowed
 	StreamErrors   *prometheus.CounterVec // by condition
 	StorageLatency *prometheus.HistogramVec
+	// AuthThrottle counts brute-force limiter actions by action: "delayed"
+	// (an attempt waited), "refused" (an attempt from a paused address),
+	// "paused" (an address was paused).
+	AuthThrottle *prometheus.CounterVec
+	// AuthTrackedSources is how many source addresses the limiter tracks.
+	AuthTrackedSources prometheus.Gauge
 }
 
 // New creates and registers the collectors, plus Go runtime and process
@@ -60,6 +66,13 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"op"}),
 	}
+	m.AuthThrottle = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_auth_throttle_total", Help: "Brute-force limiter actions on login attempts, by action (delayed, refused, paused).",
+	}, []string{"action"})
+	m.AuthTrackedSources = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "parley_auth_tracked_sources", Help: "Source addresses with recent failed logins tracked by the brute-force limiter.",
+	})
+	r.MustRegister(m.AuthThrottle, m.AuthTrackedSources)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
