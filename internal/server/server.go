@@ -20,6 +20,7 @@ import (
 
 	"parley/internal/c2s"
 	"parley/internal/certs"
+	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/metrics"
 	"parley/internal/module"
@@ -46,6 +47,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	router  *router.Router
 	c2s     *c2s.Server
+	comp    *component.Server
 	hosts   []*module.Host
 	modules []module.Module
 	started time.Time
@@ -99,6 +101,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			s.modules = append(s.modules, m)
 		}
 	}
+	s.comp = component.New(cfg, s.router, s.metrics, log)
 	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
 	return s, nil
 }
@@ -145,10 +148,16 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopModules(ctx)
 		return err
 	}
+	if err := s.comp.Listen(); err != nil {
+		s.c2s.Shutdown(ctx)
+		s.stopModules(ctx)
+		return fmt.Errorf("component listener: %w", err)
+	}
 	if addr := *s.cfg.HTTP.Listen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.c2s.Shutdown(ctx)
+			s.comp.Shutdown(ctx)
 			s.stopModules(ctx)
 			return err
 		}
@@ -157,6 +166,7 @@ func (s *Server) Start(ctx context.Context) error {
 		go func() { _ = s.httpSrv.Serve(ln) }()
 	}
 	s.c2s.Serve()
+	s.comp.Serve()
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -195,6 +205,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Unlock()
 	if running {
 		s.c2s.Shutdown(ctx)
+		s.comp.Shutdown(ctx)
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Shutdown(ctx)
 		}
@@ -211,6 +222,13 @@ func (s *Server) Reload() error {
 // C2SAddrs returns the client listener addresses (STARTTLS first, then
 // direct TLS).
 func (s *Server) C2SAddrs() []net.Addr { return s.c2s.Addrs() }
+
+// ComponentAddr returns the XEP-0114 listener address, or nil when no
+// external component is configured.
+func (s *Server) ComponentAddr() net.Addr { return s.comp.Addr() }
+
+// Components returns the XEP-0114 component server.
+func (s *Server) Components() *component.Server { return s.comp }
 
 // HTTPAddr returns the metrics/health listener address, or nil.
 func (s *Server) HTTPAddr() net.Addr {
