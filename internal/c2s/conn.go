@@ -121,6 +121,12 @@ func (c *conn) writerOrNil() *stream.Writer {
 // the transport. Before bind it writes directly; after, through the writer
 // (so it never races with stanza writes).
 func (c *conn) closeWith(w *stream.Writer, cond stanza.StreamCondition, text string) {
+	c.closeWithDrain(w, cond, text, cond == "" || cond == "system-shutdown")
+}
+
+// closeWithDrain is closeWith with an explicit choice whether stanzas
+// already queued are written before the stream error.
+func (c *conn) closeWithDrain(w *stream.Writer, cond stanza.StreamCondition, text string, drain bool) {
 	c.closeOnce.Do(func() {
 		var buf bytes.Buffer
 		if cond != "" {
@@ -130,7 +136,7 @@ func (c *conn) closeWith(w *stream.Writer, cond stanza.StreamCondition, text str
 		}
 		buf.WriteString(xml.StreamClose)
 		if w != nil {
-			w.Close(buf.Bytes(), cond == "" || cond == "system-shutdown")
+			w.Close(buf.Bytes(), drain)
 			return
 		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))

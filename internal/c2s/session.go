@@ -43,6 +43,16 @@ func (s *session) Close(cond stanza.StreamCondition, text string) {
 	s.conn.closeWith(s.w, cond, text)
 }
 
+// CloseDrained ends the session with a stream error after writing every
+// stanza already queued: XEP-0077 §3.2 answers <remove/> with a result and
+// then ends the stream with not-authorized, and the result must not be lost.
+func (s *session) CloseDrained(cond stanza.StreamCondition, text string) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.conn.closeWithDrain(s.w, cond, text, true)
+}
+
 func (s *session) Presence() *xml.Element {
 	s.mu.Lock()
 	defer s.mu.Unlock()
