@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -24,6 +25,7 @@ type Client struct {
 	// Features holds the last <stream:features/> read by Open.
 	Features *xml.Element
 	pending  []*xml.Element
+	iqSeq    int
 }
 
 // Dial opens a TCP connection to addr.
@@ -260,4 +262,28 @@ func (ts *TS) Online(t testing.TB, user, password, resource string) *Client {
 // Close sends the closing stream tag.
 func (c *Client) Close() {
 	_, _ = c.Conn.Write([]byte("</stream:stream>"))
+}
+
+// IQ sends <iq type=typ to=to>payload</iq> with a fresh id and returns the
+// reply with that id. An empty to omits the attribute.
+func (c *Client) IQ(typ, to, payload string) *xml.Element {
+	c.t.Helper()
+	c.iqSeq++
+	id := fmt.Sprintf("iq%d", c.iqSeq)
+	toAttr := ""
+	if to != "" {
+		toAttr = " to='" + to + "'"
+	}
+	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
+	return c.ExpectStanza("iq", "id="+id)
+}
+
+// ErrorCondition returns the stanza error condition of el, or "" when el is
+// not an error.
+func ErrorCondition(el *xml.Element) string {
+	if el.Attr("type") != "error" {
+		return ""
+	}
+	c, _, _, _ := stanza.ParseError(el)
+	return string(c)
 }

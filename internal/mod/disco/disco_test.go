@@ -37,9 +37,9 @@ func TestHostInfo(t *testing.T) {
 	h.AddIdentity(module.Identity{Category: "pubsub", Type: "pep"})
 	c := ts.Login(t, "alice", password, "r")
 
-	r := iq(t, c, "get", "localhost", "<query xmlns='"+nsInfo+"'/>")
+	r := c.IQ("get", "localhost", "<query xmlns='"+nsInfo+"'/>")
 	q := r.Child(nsInfo, "query")
-	if condition(r) != "" || q == nil || r.Attr("from") != "localhost" {
+	if testserver.ErrorCondition(r) != "" || q == nil || r.Attr("from") != "localhost" {
 		t.Fatalf("reply %s", r)
 	}
 	id := q.Child(nsInfo, "identity")
@@ -95,8 +95,8 @@ func TestErrorsAndItems(t *testing.T) {
 		{"account items to subscriber", "carol", "alice@localhost", items, "", []string{"alice@localhost/r"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := iq(t, clients[tc.from], "get", tc.to, tc.payload)
-			if got := condition(r); got != tc.cond {
+			r := clients[tc.from].IQ("get", tc.to, tc.payload)
+			if got := testserver.ErrorCondition(r); got != tc.cond {
 				t.Fatalf("reply %s: condition %q, want %q", r, got, tc.cond)
 			}
 			if tc.cond != "" {

@@ -1,6 +1,7 @@
 package entitytime_test
 
 import (
+	"parley/internal/testserver"
 	"testing"
 	"time"
 )
@@ -10,8 +11,8 @@ func TestTime(t *testing.T) {
 	ts := start(t, "", "alice")
 	c := ts.Login(t, "alice", password, "r")
 	before := time.Now().Add(-time.Second)
-	r := iq(t, c, "get", "localhost", "<time xmlns='urn:xmpp:time'/>")
-	if condition(r) != "" {
+	r := c.IQ("get", "localhost", "<time xmlns='urn:xmpp:time'/>")
+	if testserver.ErrorCondition(r) != "" {
 		t.Fatalf("error: %s", r)
 	}
 	tm := r.Child("urn:xmpp:time", "time")
@@ -29,7 +30,7 @@ func TestTime(t *testing.T) {
 	if got.Before(before) || got.After(time.Now().Add(time.Second)) {
 		t.Errorf("utc %s is not now", got)
 	}
-	if r := iq(t, c, "set", "localhost", "<time xmlns='urn:xmpp:time'/>"); condition(r) != "service-unavailable" {
+	if r := c.IQ("set", "localhost", "<time xmlns='urn:xmpp:time'/>"); testserver.ErrorCondition(r) != "service-unavailable" {
 		t.Errorf("set: %s", r)
 	}
 }

@@ -24,9 +24,9 @@ func seconds(t *testing.T, r interface{ String() string }, q interface{ Attr(str
 func TestServerUptime(t *testing.T) {
 	ts := start(t, "", "alice")
 	c := ts.Login(t, "alice", password, "r")
-	r := iq(t, c, "get", "localhost", "<query xmlns='jabber:iq:last'/>")
+	r := c.IQ("get", "localhost", "<query xmlns='jabber:iq:last'/>")
 	q := r.Child(nsLast, "query")
-	if condition(r) != "" || q == nil || q.Text() != "" {
+	if testserver.ErrorCondition(r) != "" || q == nil || q.Text() != "" {
 		t.Fatalf("reply %s", r)
 	}
 	if s := seconds(t, r, q); s < 0 || time.Duration(s)*time.Second > time.Since(ts.Hosts()[0].Started)+time.Second {
@@ -47,8 +47,8 @@ func TestAccount(t *testing.T) {
 
 	check := func(t *testing.T, c *testserver.Client, to, cond, text string, wantZero bool) {
 		t.Helper()
-		r := iq(t, c, "get", to, get)
-		if got := condition(r); got != cond {
+		r := c.IQ("get", to, get)
+		if got := testserver.ErrorCondition(r); got != cond {
 			t.Fatalf("reply %s: condition %q, want %q", r, got, cond)
 		}
 		if cond != "" {
@@ -75,7 +75,7 @@ func TestAccount(t *testing.T) {
 	alice.ExpectClosed()
 	// The logout is recorded once the server has finished with the session.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if r := iq(t, carol, "get", "alice@localhost", get); condition(r) == "" && r.Child(nsLast, "query").Text() != "" {
+		if r := carol.IQ("get", "alice@localhost", get); testserver.ErrorCondition(r) == "" && r.Child(nsLast, "query").Text() != "" {
 			break
 		}
 	}

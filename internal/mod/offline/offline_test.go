@@ -16,7 +16,7 @@ const nsDelay = "urn:xmpp:delay"
 // one session are handled in order, so the answer to a ping comes after.
 func sync(t *testing.T, c *testserver.Client) {
 	t.Helper()
-	if r := iq(t, c, "get", "localhost", "<ping xmlns='urn:xmpp:ping'/>"); condition(r) != "" {
+	if r := c.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>"); testserver.ErrorCondition(r) != "" {
 		t.Fatalf("ping: %s", r)
 	}
 }
@@ -100,7 +100,7 @@ func TestWhatIsStored(t *testing.T) {
 			}
 			if tc.bounce != "" {
 				e := a.ExpectStanza("message", "id="+t.Name(), "type=error")
-				if condition(e) != tc.bounce {
+				if testserver.ErrorCondition(e) != tc.bounce {
 					t.Fatalf("bounce %s, want %s", e, tc.bounce)
 				}
 			}
@@ -141,7 +141,7 @@ func TestQuota(t *testing.T) {
 		a.Send("<message to='bob@localhost' type='chat' id='%s'><body>%s</body></message>", id, id)
 	}
 	e := a.ExpectStanza("message", "id=q3", "type=error")
-	if condition(e) != "service-unavailable" {
+	if testserver.ErrorCondition(e) != "service-unavailable" {
 		t.Fatalf("bounce %s", e)
 	}
 	if n := stored(t, ts, "bob"); n != 2 {
@@ -207,7 +207,7 @@ func TestNotStoredWhenAvailable(t *testing.T) {
 func TestDisco(t *testing.T) {
 	ts := start(t, "", "alice")
 	a := ts.Login(t, "alice", password, "r")
-	r := iq(t, a, "get", "localhost", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	r := a.IQ("get", "localhost", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 	for _, f := range r.Child("http://jabber.org/protocol/disco#info", "query").Elements() {
 		if f.Local == "feature" && f.Attr("var") == "msgoffline" {
 			return

@@ -1,6 +1,9 @@
 package ping_test
 
-import "testing"
+import (
+	"parley/internal/testserver"
+	"testing"
+)
 
 // TestPing covers XEP-0199 §4.2 (client-to-server ping) and the errors the
 // core gives for what the module does not serve.
@@ -15,8 +18,8 @@ func TestPing(t *testing.T) {
 		{"get to own bare JID", "get", "", "service-unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := iq(t, c, tc.typ, tc.to, "<ping xmlns='urn:xmpp:ping'/>")
-			if got := condition(r); got != tc.want {
+			r := c.IQ(tc.typ, tc.to, "<ping xmlns='urn:xmpp:ping'/>")
+			if got := testserver.ErrorCondition(r); got != tc.want {
 				t.Fatalf("reply %s: condition %q, want %q", r, got, tc.want)
 			}
 			if tc.want == "" && (r.FirstElement() != nil || r.Attr("from") != "localhost") {

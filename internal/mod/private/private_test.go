@@ -46,8 +46,8 @@ func TestPrivate(t *testing.T) {
 		{"replaced", "alice", "get", "", query("<exodus xmlns='exodus:prefs'/>"), "", query("<exodus xmlns='exodus:prefs'/>")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := iq(t, clients[tc.from], tc.typ, tc.to, tc.payload)
-			if got := condition(r); got != tc.cond {
+			r := clients[tc.from].IQ(tc.typ, tc.to, tc.payload)
+			if got := testserver.ErrorCondition(r); got != tc.cond {
 				t.Fatalf("reply %s: condition %q, want %q", r, got, tc.cond)
 			}
 			if tc.cond != "" {
@@ -73,13 +73,13 @@ func TestNamespaceBound(t *testing.T) {
 	for i := range 64 {
 		fmt.Fprintf(&b, "<x xmlns='urn:test:%d'/>", i)
 	}
-	if r := iq(t, c, "set", "", query(b.String())); condition(r) != "" {
+	if r := c.IQ("set", "", query(b.String())); testserver.ErrorCondition(r) != "" {
 		t.Fatalf("64 fragments: %s", r)
 	}
-	if r := iq(t, c, "set", "", query("<x xmlns='urn:test:64'/>")); condition(r) != "not-acceptable" {
+	if r := c.IQ("set", "", query("<x xmlns='urn:test:64'/>")); testserver.ErrorCondition(r) != "not-acceptable" {
 		t.Fatalf("65th fragment: %s", r)
 	}
-	if r := iq(t, c, "set", "", query("<x xmlns='urn:test:0'>v</x>")); condition(r) != "" {
+	if r := c.IQ("set", "", query("<x xmlns='urn:test:0'>v</x>")); testserver.ErrorCondition(r) != "" {
 		t.Fatalf("replacing at the bound: %s", r)
 	}
 }

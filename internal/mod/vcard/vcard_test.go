@@ -40,8 +40,8 @@ func TestVCard(t *testing.T) {
 		{"cleared", "bob", "get", "alice@localhost", get, "", "<vCard xmlns='vcard-temp'/>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := iq(t, clients[tc.from], tc.typ, tc.to, tc.payload)
-			if got := condition(r); got != tc.cond {
+			r := clients[tc.from].IQ(tc.typ, tc.to, tc.payload)
+			if got := testserver.ErrorCondition(r); got != tc.cond {
 				t.Fatalf("reply %s: condition %q, want %q", r, got, tc.cond)
 			}
 			if tc.cond != "" {

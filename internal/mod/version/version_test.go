@@ -1,6 +1,9 @@
 package version_test
 
-import "testing"
+import (
+	"parley/internal/testserver"
+	"testing"
+)
 
 // TestVersion covers XEP-0092 §2 with the OS hidden (default) and shown.
 func TestVersion(t *testing.T) {
@@ -14,9 +17,9 @@ func TestVersion(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := start(t, tc.cfg, "alice")
 			c := ts.Login(t, "alice", password, "r")
-			r := iq(t, c, "get", "localhost", "<query xmlns='jabber:iq:version'/>")
+			r := c.IQ("get", "localhost", "<query xmlns='jabber:iq:version'/>")
 			q := r.Child("jabber:iq:version", "query")
-			if condition(r) != "" || q == nil {
+			if testserver.ErrorCondition(r) != "" || q == nil {
 				t.Fatalf("reply %s", r)
 			}
 			if n := q.ChildText("jabber:iq:version", "name"); n != "Parley" {
