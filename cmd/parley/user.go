@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"parley/internal/config"
-	"parley/internal/sasl"
+	"parley/internal/legacyauth"
 	"parley/internal/server"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
@@ -98,12 +98,10 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 	if n := utf8.RuneCountInString(pw); n < cfg.Auth.MinPasswordLength {
 		return fmt.Errorf("password too short: %d characters, at least %d required (auth.min_password_length)", n, cfg.Auth.MinPasswordLength)
 	}
-	creds, err := sasl.DeriveCredentials(pw, cfg.Auth.ScramIterations)
-	if err != nil {
-		return err
-	}
+	// legacyauth keeps the XEP-0078 state (digest's cleartext copy, the
+	// zero-knowledge chain) in step with the password, per host settings.
 	if cmd == "add" {
-		err = st.Accounts().Create(ctx, storage.Account{Host: j.Domain(), Username: j.Local(), Creds: creds, CreatedAt: time.Now().UTC()})
+		err = legacyauth.CreateAccount(ctx, st, cfg, storage.Account{Host: j.Domain(), Username: j.Local(), CreatedAt: time.Now().UTC()}, pw)
 		if errors.Is(err, storage.ErrExists) {
 			return fmt.Errorf("%s already exists", j)
 		}
@@ -112,7 +110,7 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 		}
 		return err
 	}
-	err = st.Accounts().SetCredentials(ctx, j.Domain(), j.Local(), creds)
+	err = legacyauth.SetPassword(ctx, st, cfg, j.Domain(), j.Local(), pw)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no account %s", j)
 	}

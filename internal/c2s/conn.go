@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/legacyauth"
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/sasl"
@@ -49,12 +50,19 @@ type conn struct {
 	ctx    context.Context
 	direct bool // XEP-0368 direct TLS
 
-	user      string // authenticated localpart
-	mech      string
-	failures  int
-	sess      *session
-	closeOnce sync.Once
-	closedCh  chan struct{}
+	user     string // authenticated localpart
+	mech     string
+	failures int
+	// preXMPP: the client's header had no version 1.0 (RFC 6120 §4.7.5:
+	// treated as 0.9): no stream features, XEP-0078 authentication only.
+	preXMPP bool
+	// saslFailed: a SASL attempt failed on this stream (XEP-0078 §8).
+	saslFailed bool
+	// clientCert is the verified TLS client certificate, nil if none.
+	clientCert *x509.Certificate
+	sess       *session
+	closeOnce  sync.Once
+	closedCh   chan struct{}
 }
 
 func (c *conn) log(msg string, args ...any) {
@@ -194,6 +202,16 @@ func (c *conn) openStream() error {
 	if c.host != nil && host != c.host {
 		host = nil // a restart may not switch hosts
 	}
+	// Pre-XMPP-1.0 clients are served only on hosts that enable some
+	// XEP-0078 method, since that is the only way they can log in. The
+	// answer carries no version (the lower of the two, 0.9) and no features.
+	legacyOK := false
+	if host != nil && isPreXMPP(h.Version) && c.user == "" {
+		if hc := c.srv.cfg.HostByDomain(host.Domain); hc != nil && hc.LegacyAuth.Enabled() {
+			legacyOK = true
+			reply.Version = ""
+		}
+	}
 	if host != nil {
 		reply.From = host.Domain
 	} else if hs := c.srv.router.Hosts(); len(hs) > 0 {
@@ -216,9 +234,10 @@ func (c *conn) openStream() error {
 		return &streamErr{"invalid-namespace", "this port serves jabber:client"}
 	case host == nil:
 		return &streamErr{"host-unknown", "this server does not serve " + h.To}
-	case !versionAtLeast1(h.Version):
+	case !versionAtLeast1(h.Version) && !legacyOK:
 		return &streamErr{"unsupported-version", "XMPP 1.0 is required"}
 	}
+	c.preXMPP = legacyOK
 	c.host = host
 	c.ctx = context.Background()
 	return nil
@@ -235,9 +254,10 @@ func (c *conn) negotiate() error {
 		if err := c.openStream(); err != nil {
 			return c.asStreamError(err)
 		}
-		features := c.features()
-		if err := c.writeEl(features); err != nil {
-			return err
+		if !c.preXMPP {
+			if err := c.writeEl(c.features()); err != nil {
+				return err
+			}
 		}
 		for {
 			el, err := c.dec.Next()
@@ -299,12 +319,18 @@ func (c *conn) features() *xml.Element {
 		f.Append(st)
 		if !c.tlsRequired() {
 			f.Append(c.mechanisms())
+			if el := c.legacyFeature(); el != nil {
+				f.Append(el)
+			}
 			for _, el := range c.host.PreAuthStreamFeatures(c.preAuth()) {
 				f.Append(el)
 			}
 		}
 	case c.user == "":
 		f.Append(c.mechanisms())
+		if el := c.legacyFeature(); el != nil {
+			f.Append(el)
+		}
 		for _, el := range c.host.PreAuthStreamFeatures(c.preAuth()) {
 			f.Append(el)
 		}
@@ -327,7 +353,7 @@ func (c *conn) features() *xml.Element {
 
 func (c *conn) mechanisms() *xml.Element {
 	m := xml.New(nsSASL, "mechanisms")
-	for _, name := range sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+	for _, name := range c.offered() {
 		m.Append(xml.New(nsSASL, "mechanism").AppendText(name))
 	}
 	return m
@@ -349,6 +375,12 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 		return ok, false, err
 	case el.Space == "" && el.Local == "iq" && c.user != "":
 		return c.handlePreBindIQ(el)
+	case el.Space == "" && el.Local == "iq" && el.FirstElement() != nil && el.FirstElement().Space == legacyauth.NS:
+		if err := stanza.ValidateIQ(el); err != nil {
+			return false, false, c.writeEl(stanza.ErrorReply(el, stanza.BadRequest, err.Error()))
+		}
+		done, err := c.handleLegacyAuth(el, el.FirstElement())
+		return false, done, err
 	case el.Space == "" && el.Local == "iq" && el.FirstElement() != nil && c.host.PreAuthIQ(el.FirstElement().Space) != nil:
 		if err := stanza.ValidateIQ(el); err != nil {
 			return false, false, c.writeEl(stanza.ErrorReply(el, stanza.BadRequest, err.Error()))
@@ -377,7 +409,7 @@ func (c *conn) startTLS() error {
 	if n := c.dec.Buffered(); n > 0 {
 		c.srv.log.Warn("c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
 	}
-	tc := tls.Server(c.raw, c.srv.certs.ServerConfig())
+	tc := tls.Server(c.raw, c.srv.tlsConfig())
 	_ = tc.SetDeadline(time.Now().Add(c.srv.cfg.Limits.PreAuthTimeout.Duration))
 	if err := tc.Handshake(); err != nil {
 		c.log("TLS handshake failed", "err", err)
@@ -386,6 +418,7 @@ func (c *conn) startTLS() error {
 	}
 	st := tc.ConnectionState()
 	c.nc, c.tls = tc, &st
+	c.verifyPeer()
 	_ = tc.SetWriteDeadline(time.Time{})
 	return nil
 }
@@ -398,13 +431,28 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 	}
 	name := auth.Attr("mechanism")
 	offered := false
-	for _, m := range sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS) {
+	for _, m := range c.offered() {
 		offered = offered || m == name
 	}
 	if !offered {
 		return false, c.saslFailure("invalid-mechanism", "")
 	}
-	sess, err := sasl.Start(name, c.srv.saslEnv(c))
+	if c.throttle() {
+		// The source address is paused (brute-force limiter): refused
+		// without looking at the credentials. temporary-auth-failure tells
+		// the client to try later rather than that its password is wrong.
+		c.failures++
+		c.saslFailed = true
+		if err := c.saslFailure(sasl.CondTemporaryAuthFailure, "too many failed logins from your address; try again later"); err != nil {
+			return false, err
+		}
+		return false, c.tooManyFailures()
+	}
+	env := c.srv.saslEnv(c)
+	if c.clientCert != nil {
+		env.External = c.external(c.clientCert)
+	}
+	sess, err := sasl.Start(name, env)
 	if err != nil {
 		return false, c.saslFailure("invalid-mechanism", "")
 	}
@@ -471,21 +519,12 @@ func (c *conn) saslFailure(cond, text string) error {
 // users and wrong passwords take the same path (the mechanism reports both
 // as not-authorized).
 func (c *conn) authFailed(mech, cond string) error {
-	c.failures++
-	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
-	c.srv.log.Info("c2s: authentication failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
-	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
-	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
-		delay = max
-	}
-	time.Sleep(delay)
+	c.saslFailed = true
+	c.countFailure(mech, cond)
 	if err := c.saslFailure(cond, ""); err != nil {
 		return err
 	}
-	if c.failures >= c.srv.cfg.Limits.MaxAuthFailures {
-		return &streamErr{"policy-violation", "too many failed authentication attempts"}
-	}
-	return nil
+	return c.tooManyFailures()
 }
 
 func (c *conn) authSucceeded(mech string, sess sasl.Session, out []byte) (bool, error) {
@@ -495,6 +534,11 @@ func (c *conn) authSucceeded(mech string, sess sasl.Session, out []byte) (bool, 
 		if aj, err := jid.Parse(az); err != nil || aj.String() != want {
 			return false, c.authFailed(mech, "invalid-authzid")
 		}
+	}
+	if !c.admit(user, mech) {
+		// Same answer, delay and counting as a wrong password: a refused
+		// user must not learn that the password was right.
+		return false, c.authFailed(mech, sasl.CondNotAuthorized)
 	}
 	succ := xml.New(nsSASL, "success")
 	if len(out) > 0 {
@@ -529,12 +573,22 @@ func (c *conn) handlePreBindIQ(el *xml.Element) (restart, done bool, err error) 
 // router (replacing a session with the same resource, which is closed with
 // <conflict/>) and the writer goroutine takes over all output.
 func (c *conn) bind(iq, b *xml.Element) bool {
+	res := strings.TrimSpace(b.ChildText(nsBind, "resource"))
+	return c.bindResource(iq, res, func(full jid.JID) *xml.Element {
+		return stanza.IQResult(iq, xml.New(nsBind, "bind").Append(xml.New(nsBind, "jid").AppendText(full.String())))
+	})
+}
+
+// bindResource creates the session for c.user with resource res (generated
+// when empty) and sends result(full) as its first stanza. Resource binding
+// (RFC 6120 §7) and XEP-0078 share it, so both get the same session
+// machinery: router registration, writer, hooks.
+func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JID) *xml.Element) bool {
 	bare, err := jid.New(c.user, c.host.Domain, "")
 	if err != nil {
 		_ = c.writeEl(stanza.ErrorReply(iq, stanza.InternalServerError, ""))
 		return false
 	}
-	res := strings.TrimSpace(b.ChildText(nsBind, "resource"))
 	if res != "" {
 		if _, err := bare.WithResource(res); err != nil {
 			_ = c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, "invalid resource"))
@@ -552,7 +606,7 @@ func (c *conn) bind(iq, b *xml.Element) bool {
 		return false
 	}
 	s.jid = full
-	reply := stanza.IQResult(iq, xml.New(nsBind, "bind").Append(xml.New(nsBind, "jid").AppendText(full.String())))
+	reply := result(full)
 	lim := c.srv.cfg.Limits
 	s.w = stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)
 	s.w.OnOverflow = func() {

@@ -12,8 +12,12 @@ import (
 	"net"
 	"sync"
 
+	"parley/internal/access"
+	"parley/internal/bruteforce"
 	"parley/internal/certs"
+	"parley/internal/clientcert"
 	"parley/internal/config"
+	"parley/internal/legacyauth"
 	"parley/internal/metrics"
 	"parley/internal/router"
 	"parley/internal/sasl"
@@ -31,18 +35,25 @@ type Server struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	fakeKey []byte
+	limiter *bruteforce.Limiter
+	legacy  *legacyauth.Authenticator
 
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*conn]struct{}
 	wg        sync.WaitGroup
 	closing   bool
+	// clientCerts verifies client certificates (nil: EXTERNAL is off);
+	// groups resolves group membership for access control.
+	clientCerts *clientcert.Verifier
+	groups      access.GroupResolver
 }
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
 // unknown users indistinguishable from known ones.
 func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte) *Server {
-	return &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey, conns: make(map[*conn]struct{})}
+	return &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey, conns: make(map[*conn]struct{}),
+		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey)}
 }
 
 // Listen binds the configured addresses; it fails before serving anything
@@ -58,7 +69,7 @@ func (s *Server) Listen() error {
 			return err
 		}
 		if direct {
-			l = tls.NewListener(l, s.certs.ServerConfig("xmpp-client"))
+			l = tls.NewListener(l, s.tlsConfig("xmpp-client"))
 		}
 		ls = append(ls, l)
 		return nil
@@ -136,6 +147,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		}
 		st := tc.ConnectionState()
 		c.raw, c.nc, c.tls = tc, tc, &st
+		c.verifyPeer()
 	} else {
 		rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
 		c.raw, c.nc = rc, rc

@@ -103,6 +103,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.comp = component.New(cfg, s.router, s.metrics, log)
 	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
+	if err := s.c2s.LoadClientCerts(); err != nil {
+		_ = s.store.Close()
+		return nil, fmt.Errorf("c2s client certificates: %w", err)
+	}
 	return s, nil
 }
 
@@ -216,7 +220,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 
 // Reload applies what can change without a restart: certificates.
 func (s *Server) Reload() error {
-	return s.certs.Reload()
+	if err := s.certs.Reload(); err != nil {
+		return err
+	}
+	// Client CA bundle and CRLs (XEP-0178 certificate login).
+	return s.c2s.Reload()
 }
 
 // C2SAddrs returns the client listener addresses (STARTTLS first, then

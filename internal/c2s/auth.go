@@ -1,0 +1,309 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"time"
+
+	"parley/internal/access"
+	"parley/internal/bruteforce"
+	"parley/internal/clientcert"
+	"parley/internal/config"
+	"parley/internal/legacyauth"
+	"parley/internal/metrics"
+	"parley/internal/sasl"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// This file holds what authentication needs beyond the SASL exchange
+// itself: client certificates (XEP-0178), XEP-0078 legacy authentication,
+// the per-IP brute-force limiter and the per-host access policy.
+
+// LoadClientCerts reads c2s.client_ca_file and c2s.crl_files. It is a no-op
+// without a CA file. Call it once after New, before Listen.
+func (s *Server) LoadClientCerts() error {
+	if s.cfg.C2S.ClientCAFile == "" {
+		return nil
+	}
+	v, err := clientcert.New(s.cfg.C2S.ClientCAFile, s.cfg.C2S.CRLFiles, nil)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.clientCerts = v
+	s.mu.Unlock()
+	return nil
+}
+
+// Reload rereads the client CA bundle and CRLs (SIGHUP). Connections that
+// already verified a certificate keep their result; new ones see the new
+// lists.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	v := s.clientCerts
+	s.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	return v.Reload()
+}
+
+// SetGroupResolver replaces the source of group membership for access
+// control (default: the storage KV groups of `parley group`), e.g. with
+// access.Union{access.KVGroups{...}, ldapResolver}.
+func (s *Server) SetGroupResolver(r access.GroupResolver) {
+	s.mu.Lock()
+	s.groups = r
+	s.mu.Unlock()
+}
+
+func (s *Server) verifier() *clientcert.Verifier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clientCerts
+}
+
+func (s *Server) groupResolver() access.GroupResolver {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups == nil {
+		return access.KVGroups{Store: s.store}
+	}
+	return s.groups
+}
+
+// tlsConfig is the certificate manager's config, asking for (never
+// requiring) a client certificate when client certificates are configured.
+// The TLS layer does not verify it (tls.RequestClientCert): verifyPeer does,
+// so an untrusted or revoked certificate only means EXTERNAL is not offered
+// (XEP-0178 §3 step 9) and the client can still use a password.
+func (s *Server) tlsConfig(alpn ...string) *tls.Config {
+	cfg := s.certs.ServerConfig(alpn...)
+	if s.cfg.C2S.ClientCAFile != "" {
+		cfg.ClientAuth = tls.RequestClientCert
+	}
+	return cfg
+}
+
+// verifyPeer checks the client certificate, if any, after a handshake.
+func (c *conn) verifyPeer() {
+	c.clientCert = nil
+	v := c.srv.verifier()
+	if v == nil || c.tls == nil || len(c.tls.PeerCertificates) == 0 {
+		return
+	}
+	leaf, err := v.Verify(c.tls.PeerCertificates)
+	if err != nil {
+		c.srv.log.Info("c2s: client certificate refused", "remote", c.raw.RemoteAddr().String(), "subject", c.tls.PeerCertificates[0].Subject.String(), "err", err)
+		return
+	}
+	c.clientCert = leaf
+}
+
+// offered lists the SASL mechanisms for this stream: EXTERNAL first when the
+// client presented a verified certificate (XEP-0178 §3: the client should
+// prefer it), then the password mechanisms.
+func (c *conn) offered() []string {
+	var out []string
+	if c.clientCert != nil {
+		out = append(out, sasl.External)
+	}
+	return append(out, sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS)...)
+}
+
+// external maps the EXTERNAL authzid to an account (XEP-0178 §3 step 10).
+// Only the certificate's identities on this host count. No authzid: the
+// certificate must name exactly one (several: invalid-authzid; none:
+// not-authorized). An authzid must be one of them (else invalid-authzid).
+// The account must exist and be enabled (else not-authorized).
+func (c *conn) external(cert *x509.Certificate) func(ctx context.Context, authzid string) (string, error) {
+	return func(ctx context.Context, authzid string) (string, error) {
+		var mine []jid.JID
+		for _, j := range clientcert.Identities(cert) {
+			if j.Domain() == c.host.Domain {
+				mine = append(mine, j)
+			}
+		}
+		var pick jid.JID
+		switch {
+		case authzid != "":
+			az, err := jid.Parse(authzid)
+			if err != nil {
+				return "", sasl.NewFailure(sasl.CondInvalidAuthzid, "")
+			}
+			for _, j := range mine {
+				if j == az.Bare() && az.Resource() == "" {
+					pick = j
+				}
+			}
+			if pick.IsZero() {
+				return "", sasl.NewFailure(sasl.CondInvalidAuthzid, "the certificate does not name this address")
+			}
+		case len(mine) == 1:
+			pick = mine[0]
+		case len(mine) > 1:
+			return "", sasl.NewFailure(sasl.CondInvalidAuthzid, "the certificate names several addresses: give an authorization identity")
+		default:
+			return "", sasl.NewFailure(sasl.CondNotAuthorized, "")
+		}
+		a, err := c.srv.store.Accounts().Get(ctx, c.host.Domain, pick.Local())
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return "", sasl.NewFailure(sasl.CondNotAuthorized, "")
+		case err != nil:
+			return "", sasl.NewFailure(sasl.CondTemporaryAuthFailure, "")
+		case a.Disabled:
+			return "", sasl.NewFailure(sasl.CondNotAuthorized, "")
+		}
+		return pick.Local(), nil
+	}
+}
+
+// throttle applies the brute-force limiter before an attempt: it waits when
+// the source is over the delay threshold and reports true when the source
+// is paused (the attempt is refused without looking at credentials).
+func (c *conn) throttle() (refuse bool) {
+	d := c.srv.limiter.Check(c.raw.RemoteAddr())
+	if d.Refuse {
+		c.srv.log.Info("c2s: login attempt from a paused address refused", "remote", c.raw.RemoteAddr().String())
+		return true
+	}
+	if d.Delay > 0 {
+		time.Sleep(d.Delay)
+	}
+	return false
+}
+
+// admit applies the host's access policy after the credentials were
+// verified. A refusal is logged with its reason and reported to the caller
+// as an error; the client must see the same failure as for a wrong
+// password.
+func (c *conn) admit(user, mech string) bool {
+	p := access.Policy{Host: c.hostCfg(), Groups: c.srv.groupResolver()}
+	err := p.CanLogin(c.ctx, user)
+	if err == nil {
+		return true
+	}
+	c.srv.log.Warn("c2s: login refused by access policy", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech, "reason", err.Error())
+	return false
+}
+
+func (c *conn) hostCfg() *config.Host {
+	if c.host.HostCfg != nil {
+		return c.host.HostCfg
+	}
+	if hc := c.srv.cfg.HostByDomain(c.host.Domain); hc != nil {
+		return hc
+	}
+	return &config.Host{Domain: c.host.Domain}
+}
+
+// legacyStream describes this stream to the legacy authenticator.
+func (c *conn) legacyStream() legacyauth.Stream {
+	return legacyauth.Stream{ID: c.id, Encrypted: c.tls != nil, RequireTLS: c.tlsRequired()}
+}
+
+// legacyFeature is the XEP-0078 §4 stream feature, offered when some
+// legacy method is usable on this stream.
+func (c *conn) legacyFeature() *xml.Element {
+	if !legacyauth.MethodsFor(c.hostCfg(), c.legacyStream()).Any() {
+		return nil
+	}
+	return xml.New(legacyauth.NSFeature, "auth")
+}
+
+// handleLegacyAuth answers a jabber:iq:auth IQ before authentication
+// (XEP-0078 §3). done is true when a session was created.
+func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
+	hc := c.hostCfg()
+	if !hc.LegacyAuth.Enabled() {
+		return false, c.writeEl(stanza.ErrorReply(iq, stanza.ServiceUnavailable, ""))
+	}
+	if c.saslFailed {
+		// XEP-0078 §8: after a failed SASL attempt, iq:auth is refused.
+		return false, &streamErr{"policy-violation", "SASL authentication failed on this stream"}
+	}
+	switch iq.Attr("type") {
+	case "get":
+		return false, c.writeEl(stanza.IQResult(iq, c.srv.legacy.Fields(c.ctx, hc, c.legacyStream(), q)))
+	case "set":
+	default:
+		return false, c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, ""))
+	}
+	if !legacyauth.MethodsFor(hc, c.legacyStream()).Any() {
+		return false, c.writeEl(stanza.ErrorReply(iq, stanza.NotAcceptable, "encryption is required before authentication"))
+	}
+	if c.throttle() {
+		c.failures++
+		if err := c.writeEl(stanza.ErrorReply(iq, stanza.NotAuthorized, "too many failed logins from your address; try again later")); err != nil {
+			return false, err
+		}
+		return false, c.tooManyFailures()
+	}
+	res, lerr := c.srv.legacy.Authenticate(c.ctx, hc, c.legacyStream(), q)
+	if lerr == nil && !c.admit(res.Username, res.Mechanism) {
+		lerr = &legacyauth.Error{Cond: stanza.NotAuthorized, BadSecret: true, Mechanism: res.Mechanism}
+	}
+	if lerr != nil {
+		if !lerr.BadSecret {
+			return false, c.writeEl(stanza.ErrorReply(iq, lerr.Cond, lerr.Text))
+		}
+		c.countFailure(lerr.Mechanism, string(lerr.Cond))
+		if err := c.writeEl(stanza.ErrorReply(iq, lerr.Cond, "")); err != nil {
+			return false, err
+		}
+		return false, c.tooManyFailures()
+	}
+	c.user, c.mech = res.Username, res.Mechanism
+	c.srv.metrics.AuthSuccesses.WithLabelValues(res.Mechanism).Inc()
+	c.srv.log.Info("c2s: authenticated", "remote", c.raw.RemoteAddr().String(), "user", res.Username+"@"+c.host.Domain, "mechanism", res.Mechanism)
+	// XEP-0078: success creates the session directly, no separate bind. An
+	// existing session with the same resource is replaced (the XEP's
+	// RECOMMENDED behaviour), exactly as with resource binding.
+	return c.bindResource(iq, res.Resource, func(jid.JID) *xml.Element { return stanza.IQResult(iq, nil) }), nil
+}
+
+// countFailure records a failed credential check: per connection (the
+// failure delay and limits.max_auth_failures), per source address (the
+// brute-force limiter) and in metrics.
+func (c *conn) countFailure(mech, cond string) {
+	c.failures++
+	c.srv.limiter.Fail(c.raw.RemoteAddr())
+	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
+	c.srv.log.Info("c2s: authentication failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
+	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
+	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
+		delay = max
+	}
+	time.Sleep(delay)
+}
+
+func (c *conn) tooManyFailures() error {
+	if c.failures >= c.srv.cfg.Limits.MaxAuthFailures {
+		return &streamErr{"policy-violation", "too many failed authentication attempts"}
+	}
+	return nil
+}
+
+func newLimiter(cfg *config.Config, m *metrics.Metrics) *bruteforce.Limiter {
+	bf := cfg.Auth.BruteForce
+	return bruteforce.New(bruteforce.Config{
+		Window: bf.Window.Duration, DelayAfter: bf.DelayAfter, Delay: bf.Delay.Duration,
+		PauseAfter: bf.PauseAfter, Pause: bf.Pause.Duration, MaxSources: bf.MaxSources,
+	}, bruteforce.Observer{
+		Delayed: func() { m.AuthThrottle.WithLabelValues("delayed").Inc() },
+		Refused: func() { m.AuthThrottle.WithLabelValues("refused").Inc() },
+		Paused:  func() { m.AuthThrottle.WithLabelValues("paused").Inc() },
+		Tracked: func(n int) { m.AuthTrackedSources.Set(float64(n)) },
+	}, nil)
+}
+
+// isPreXMPP reports a stream header without version 1.0 (RFC 6120 §4.7.5:
+// no version attribute means 0.9).
+func isPreXMPP(version string) bool { return !versionAtLeast1(strings.TrimSpace(version)) }
