@@ -8,6 +8,8 @@ import (
 	"parley/internal/mod/ping"
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
+	"parley/internal/mod/proxy65"
+	"parley/internal/mod/register"
 	"parley/internal/mod/roster"
 	"parley/internal/mod/vcard"
 	"parley/internal/mod/version"
@@ -29,5 +31,7 @@ func DefaultModules() []module.Factory {
 		entitytime.New,
 		ping.New,
 		last.New,
+		proxy65.New,
+		register.New,
 	}
 }

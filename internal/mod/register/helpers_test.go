@@ -1,0 +1,95 @@
+package register_test
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"parley/internal/testserver"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+const (
+	domain   = "localhost"
+	password = "password123"
+	ns       = "jabber:iq:register"
+)
+
+// enabled is a host with registration on and the seed's fields.
+const enabled = `
+[[host]]
+domain = "localhost"
+admins = ["admin@localhost"]
+[host.registration]
+enabled = true
+fields = ["email", "name"]
+notify_admins = true
+`
+
+var iqSeq atomic.Int64
+
+// iq sends an IQ and returns the reply with the same id.
+func iq(t *testing.T, c *testserver.Client, typ, to, payload string) *xml.Element {
+	t.Helper()
+	id := "r" + strconv.FormatInt(iqSeq.Add(1), 10)
+	toAttr := ""
+	if to != "" {
+		toAttr = " to='" + to + "'"
+	}
+	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
+	return c.ExpectStanza("iq", "id="+id)
+}
+
+// condition returns the error condition of a reply ("" for a result).
+func condition(el *xml.Element) string {
+	if el.Attr("type") != "error" {
+		return ""
+	}
+	c, _, _, _ := stanza.ParseError(el)
+	return string(c)
+}
+
+// code returns the legacy code attribute of a reply's <error/>.
+func code(el *xml.Element) string {
+	for _, n := range el.Elements() {
+		if n.Space == "" && n.Local == "error" {
+			return n.Attr("code")
+		}
+	}
+	return ""
+}
+
+// preauth dials and negotiates TLS without authenticating.
+func preauth(t *testing.T, ts *testserver.TS) *testserver.Client {
+	t.Helper()
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Open(domain)
+	c.StartTLS(domain)
+	return c
+}
+
+// registerQuery is the legacy set payload.
+func registerQuery(fields ...string) string {
+	s := "<query xmlns='" + ns + "'>"
+	for i := 0; i+1 < len(fields); i += 2 {
+		s += "<" + fields[i] + ">" + fields[i+1] + "</" + fields[i] + ">"
+	}
+	return s + "</query>"
+}
+
+// names lists the local names of the jabber:iq:register children of q.
+func names(q *xml.Element) []string {
+	var out []string
+	for _, el := range q.Elements() {
+		if el.Space == ns {
+			out = append(out, el.Local)
+		}
+	}
+	return out
+}
+
+// hasFeature reports whether the stream features offer registration.
+func hasFeature(f *xml.Element) bool {
+	return f != nil && f.Child("http://jabber.org/features/iq-register", "register") != nil
+}

@@ -1,0 +1,103 @@
+// Package register implements XEP-0077 In-Band Registration
+// (jabber:iq:register) for client accounts: before authentication a client
+// may ask for the registration fields and create an account; once
+// authenticated it may read its registration, change its password and other
+// fields, and cancel the registration with <remove/>, which deletes the
+// account and all its data at once and ends its sessions.
+//
+// Creating accounts is off unless [host.registration] enabled = true, only
+// allowed on encrypted streams unless allow_without_tls = true, and limited
+// per client address (max_per_ip per window). The exchanges and error codes
+// follow seed 004 (Programming Jabber, ch. 7) where XEP-0077 agrees; where
+// they differ, XEP-0077 wins (see README.md).
+package register
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"parley/internal/config"
+	"parley/internal/module"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Namespaces.
+const (
+	// NS is the registration namespace (XEP-0077 §3).
+	NS = "jabber:iq:register"
+	// NSFeature is the stream feature announcing registration (XEP-0077 §8).
+	NSFeature = "http://jabber.org/features/iq-register"
+	// NSData is XEP-0004 data forms.
+	NSData = "jabber:x:data"
+)
+
+// Register is the module of one host.
+type Register struct {
+	h    *module.Host
+	cfg  config.Registration
+	lim  *limiter
+	offs []func()
+
+	// removing counts the sessions of removed accounts that have not
+	// unbound yet, per bare JID (see purgeAfterUnbound).
+	mu       sync.Mutex
+	removing map[string]int
+}
+
+var _ module.Module = (*Register)(nil)
+
+// New builds the module for h.
+func New(h *module.Host) (module.Module, error) {
+	var cfg config.Registration
+	if h.HostCfg != nil {
+		cfg = h.HostCfg.Registration
+	}
+	return &Register{
+		h:        h,
+		cfg:      cfg,
+		lim:      newLimiter(cfg.MaxPerIP, cfg.Window.Duration, cfg.MaxTrackedIPs, time.Now),
+		removing: make(map[string]int),
+	}, nil
+}
+
+// Name implements module.Module.
+func (*Register) Name() string { return "register" }
+
+// Start registers the pre-authentication handler and stream feature, and the
+// in-session handlers. The pre-authentication handler is installed even when
+// registration is disabled so that an inquiry is answered with the
+// service-unavailable error XEP-0077 §3.1 requires rather than the core's
+// not-authorized stream error. The in-session handlers (password change,
+// cancellation) work whether or not new accounts may be created: they only
+// ever touch the sender's own account.
+func (r *Register) Start(context.Context) error {
+	r.h.RegisterPreAuthIQ(NS, r.preAuth)
+	r.h.AddPreAuthStreamFeature(r.streamFeature)
+	for _, t := range []module.Target{module.TargetHost, module.TargetSelf} {
+		r.h.RegisterIQ(stanza.TypeGet, t, NS, r.sessionGet)
+		r.h.RegisterIQ(stanza.TypeSet, t, NS, r.sessionSet)
+	}
+	// Lowest priority: runs after every other module's unbound handler.
+	r.offs = append(r.offs, r.h.Sessions.On(module.EventSessionUnbound, module.PriorityDeliver+1, r.purgeAfterUnbound))
+	return nil
+}
+
+// Stop removes the hooks. IQ handlers and stream features live as long as
+// the host; the module API has no way to unregister them.
+func (r *Register) Stop(context.Context) error {
+	for i := len(r.offs) - 1; i >= 0; i-- {
+		r.offs[i]()
+	}
+	r.offs = nil
+	return nil
+}
+
+// streamFeature offers <register/> only where an inquiry would succeed.
+func (r *Register) streamFeature(c *module.PreAuthConn) *xml.Element {
+	if !r.cfg.Enabled || (!c.Encrypted && !r.cfg.AllowWithoutTLS) {
+		return nil
+	}
+	return xml.New(NSFeature, "register")
+}

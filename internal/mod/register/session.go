@@ -1,0 +1,229 @@
+package register
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/sasl"
+	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// removedKey marks a session whose account was removed (session value).
+type removedKey struct{}
+
+// local reports whether ev comes from an authenticated local account of
+// this host (the only senders the in-session protocol serves).
+func (r *Register) local(ev *module.StanzaEvent) bool {
+	return ev.Origin != nil && ev.From.Domain() == r.h.Domain && ev.From.Local() != ""
+}
+
+// sessionGet answers an authenticated inquiry (XEP-0077 §3.1: <registered/>
+// and the registration on file; the password element is left empty).
+func (r *Register) sessionGet(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	if !r.local(ev) || q.Local != "query" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, "")
+	}
+	acct, err := r.h.Store.Accounts().Get(ev.Ctx, r.h.Domain, ev.From.Local())
+	if err != nil {
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	values := map[string]string{"username": acct.Username}
+	for k, v := range acct.Fields {
+		values[k] = v
+	}
+	return stanza.IQResult(ev.Stanza, r.inquiry(values))
+}
+
+// sessionSet changes the sender's registration or cancels it (§3.2, §3.3).
+func (r *Register) sessionSet(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	if !r.local(ev) || q.Local != "query" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, "")
+	}
+	sub, err := r.parse(q)
+	if err != nil {
+		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, err.Error())
+	}
+	if sub.remove {
+		// §3.2: <remove/> must be the only child.
+		if sub.others > 0 {
+			return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "<remove/> must be the only child of <query/>")
+		}
+		return r.remove(ev)
+	}
+	user := ev.From.Local()
+	// The username, when given, must be the sender's own (seed 004 sends
+	// none; XEP-0077 §3.3 sends it). §3.3's errors are not returned with
+	// the original XML, which carries the password.
+	if u, ok := sub.values["username"]; ok && u != "" {
+		j, err := jid.New(u, r.h.Domain, "")
+		if err != nil || j.Local() != user {
+			return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "you can change only your own registration")
+		}
+	}
+	if text := r.checkFields(sub.values); text != "" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, text)
+	}
+	fields := make(map[string]string)
+	for _, f := range r.cfg.Fields {
+		if v := sub.values[f]; v != "" {
+			fields[f] = v
+		}
+	}
+	pw := sub.values["password"]
+	if pw == "" && len(fields) == 0 {
+		// §3.3: an empty password never clears the existing one.
+		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "nothing to change: send a non-empty <password/> or registration fields")
+	}
+	if pw != "" {
+		if text := r.checkPassword(pw); text != "" {
+			return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, text)
+		}
+	}
+	accts := r.h.Store.Accounts()
+	if len(fields) > 0 {
+		acct, err := accts.Get(ev.Ctx, r.h.Domain, user)
+		if err != nil {
+			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+		}
+		merged := make(map[string]string, len(acct.Fields)+len(fields))
+		for k, v := range acct.Fields {
+			merged[k] = v
+		}
+		for k, v := range fields {
+			merged[k] = v
+		}
+		if err := accts.SetFields(ev.Ctx, r.h.Domain, user, merged); err != nil {
+			r.h.Log.Error("register: set fields", "user", ev.From.Bare().String(), "err", err)
+			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+		}
+	}
+	if pw != "" {
+		creds, err := sasl.DeriveCredentials(pw, r.h.Config.Auth.ScramIterations)
+		if err == nil {
+			err = accts.SetCredentials(ev.Ctx, r.h.Domain, user, creds)
+		}
+		if err != nil {
+			r.h.Log.Error("register: change password", "user", ev.From.Bare().String(), "err", err)
+			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+		}
+		r.h.Log.Info("register: password changed", "user", ev.From.Bare().String())
+	}
+	return stanza.IQResult(ev.Stanza, nil)
+}
+
+// remove cancels the sender's registration (§3.2): presence subscriptions
+// are cancelled, the account and everything it owns are deleted in one
+// transaction (the username is free at once), the result goes to the
+// sender and every session of the account ends with a not-authorized stream
+// error.
+func (r *Register) remove(ev *module.StanzaEvent) *xml.Element {
+	bare := ev.From.Bare()
+	ctx := context.WithoutCancel(ev.Ctx)
+	r.cancelSubscriptions(ctx, bare)
+	sessions := r.h.Router.Sessions(bare)
+	// Mark before deleting so purgeAfterUnbound knows these sessions.
+	r.mu.Lock()
+	for _, s := range sessions {
+		if s.Value(removedKey{}) == nil {
+			s.SetValue(removedKey{}, true)
+			r.removing[bare.String()]++
+		}
+	}
+	r.mu.Unlock()
+	if err := r.h.Store.Accounts().Delete(ctx, r.h.Domain, bare.Local()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		r.h.Log.Error("register: delete account", "user", bare.String(), "err", err)
+		r.unmark(bare, sessions)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+	}
+	r.h.Log.Info("register: account removed in-band", "user", bare.String())
+	r.h.Accounts.Fire(module.EventAccountDeleted, &module.AccountEvent{Ctx: ctx, Host: r.h, JID: bare})
+	ev.Reply(stanza.IQResult(ev.Stanza, nil))
+	for _, s := range sessions {
+		if s == ev.Origin {
+			if dc, ok := s.(interface {
+				CloseDrained(stanza.StreamCondition, string)
+			}); ok {
+				dc.CloseDrained("not-authorized", "account removed")
+				continue
+			}
+		}
+		s.Close("not-authorized", "account removed")
+	}
+	return nil
+}
+
+func (r *Register) unmark(bare jid.JID, sessions []module.Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range sessions {
+		if s.Value(removedKey{}) != nil {
+			s.SetValue(removedKey{}, nil)
+			if r.removing[bare.String()]--; r.removing[bare.String()] <= 0 {
+				delete(r.removing, bare.String())
+			}
+		}
+	}
+}
+
+// cancelSubscriptions tells every contact that the account's presence
+// subscriptions are gone (§3.2: an IM server SHOULD cancel them): contacts
+// subscribed to us get unavailable and unsubscribed, contacts we were
+// subscribed to get unsubscribe (RFC 6121 §3.2, §3.3).
+func (r *Register) cancelSubscriptions(ctx context.Context, bare jid.JID) {
+	items, _, err := r.h.Store.Roster().Items(ctx, bare.String())
+	if err != nil {
+		return
+	}
+	send := func(to, typ string) {
+		r.h.Router.Route(ctx, xml.New("", "presence").SetAttr("from", bare.String()).SetAttr("to", to).SetAttr("type", typ))
+	}
+	for _, it := range items {
+		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
+			send(it.JID, "unavailable")
+			send(it.JID, "unsubscribed")
+		}
+		if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth || it.AskOut {
+			send(it.JID, "unsubscribe")
+		}
+	}
+}
+
+// purgeAfterUnbound runs after every other module's unbound handler for the
+// sessions of a removed account. Those handlers may have stored something
+// for the account on the way out (last activity, ...), after the account
+// was deleted; when the last such session is gone and the name has not been
+// registered again, this deletes whatever they left by deleting a
+// placeholder account (Accounts.Delete cascades over everything an owner
+// has). The placeholder has no credentials and is disabled, so nobody can
+// log in with it in the instant it exists.
+func (r *Register) purgeAfterUnbound(ev *module.SessionEvent) bool {
+	if ev.Session.Value(removedKey{}) == nil {
+		return false
+	}
+	bare := ev.Session.JID().Bare()
+	r.mu.Lock()
+	r.removing[bare.String()]--
+	last := r.removing[bare.String()] <= 0
+	if last {
+		delete(r.removing, bare.String())
+	}
+	r.mu.Unlock()
+	if !last {
+		return false
+	}
+	ctx := context.WithoutCancel(ev.Ctx)
+	accts := r.h.Store.Accounts()
+	err := accts.Create(ctx, storage.Account{Host: r.h.Domain, Username: bare.Local(), Disabled: true, CreatedAt: time.Now().UTC()})
+	if err != nil {
+		return false // registered again already (or storage trouble): leave it
+	}
+	if err := accts.Delete(ctx, r.h.Domain, bare.Local()); err != nil {
+		r.h.Log.Error("register: purge removed account", "user", bare.String(), "err", err)
+	}
+	return false
+}
