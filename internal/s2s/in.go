@@ -1,0 +1,524 @@
+package s2s
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"parley/internal/s2s/dialback"
+	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// pairKey is a (remote, local) domain pair.
+type pairKey struct{ remote, local string }
+
+// inConn is one incoming stream. A single goroutine reads; dialback
+// verifications run on their own goroutines and write their answers
+// through write, which serialises all output.
+type inConn struct {
+	s      *Service
+	raw    net.Conn
+	nc     net.Conn
+	direct bool
+	tls    *tls.ConnectionState
+	dec    *xml.Decoder
+	id     string
+	local  string // the 'to' of the stream header
+	peer   string // the 'from' of the stream header, if any
+	v1     bool
+	ext    bool // SASL EXTERNAL done
+
+	lastActive atomic.Int64
+	wmu        sync.Mutex
+	closeOnce  sync.Once
+	done       chan struct{}
+
+	mu       sync.Mutex
+	verified map[pairKey]string // → method
+	pending  map[pairKey]bool
+	verdicts map[string]string // peer domain → certificate verdict
+	started  time.Time
+}
+
+func newInConn(s *Service, nc net.Conn, direct bool) *inConn {
+	return &inConn{
+		s: s, raw: nc, nc: nc, direct: direct, done: make(chan struct{}),
+		verified: map[pairKey]string{}, pending: map[pairKey]bool{}, verdicts: map[string]string{},
+		started: s.now(),
+	}
+}
+
+// streamErr ends the stream with a condition.
+type streamErr struct {
+	cond stanza.StreamCondition
+	text string
+}
+
+func (e *streamErr) Error() string { return string(e.cond) + ": " + e.text }
+
+func (c *inConn) remoteAddr() string { return c.raw.RemoteAddr().String() }
+
+func (c *inConn) serve() {
+	defer close(c.done)
+	c.lastActive.Store(time.Now().UnixNano())
+	if c.direct {
+		tc := tls.Server(c.s.rateLimit(c.raw), c.s.serverTLS())
+		_ = tc.SetDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+		if err := tc.Handshake(); err != nil {
+			c.s.failures.WithLabelValues("in", "tls-failed").Inc()
+			_ = c.raw.Close()
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		st := tc.ConnectionState()
+		c.nc, c.tls = tc, &st
+	} else {
+		c.nc = c.s.rateLimit(c.raw)
+	}
+	// Until a domain is verified the whole stream runs on the
+	// pre-authentication clock; then the idle watcher takes over.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+	stop := c.watchIdle()
+	defer stop()
+	err := c.loop()
+	c.finish(err)
+}
+
+func (c *inConn) finish(err error) {
+	var se *streamErr
+	var xe *xml.Error
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, xml.ErrStreamClosed), errors.Is(err, net.ErrClosed):
+		c.close("", "")
+	case errors.As(err, &se):
+		c.s.failures.WithLabelValues("in", string(se.cond)).Inc()
+		c.close(se.cond, se.text)
+	case errors.As(err, &xe):
+		c.s.failures.WithLabelValues("in", "protocol").Inc()
+		c.close(stanza.StreamCondition(xe.Condition), xe.Text)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.s.failures.WithLabelValues("in", "timeout").Inc()
+		c.close(stanza.StreamConnectionTimeout, "")
+	default:
+		c.close("", "")
+	}
+}
+
+// close sends an optional stream error and the closing tag, then closes.
+func (c *inConn) close(cond stanza.StreamCondition, text string) {
+	c.closeOnce.Do(func() {
+		var buf bytes.Buffer
+		if cond != "" {
+			c.s.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
+			_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
+			c.s.log.Info("incoming stream error", "remote", c.remoteAddr(), "peer", c.peer, "condition", cond, "text", text)
+		}
+		buf.WriteString(xml.StreamClose)
+		c.wmu.Lock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(buf.Bytes())
+		c.wmu.Unlock()
+		stream.CloseConn(c.nc)
+	})
+}
+
+func (c *inConn) write(el *xml.Element) error {
+	var buf bytes.Buffer
+	_, _ = el.WriteToNS(&buf, stanza.NSServer)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.WriteTimeout.Duration))
+	_, err := c.nc.Write(buf.Bytes())
+	return err
+}
+
+func (c *inConn) loop() error {
+	for {
+		if err := c.open(); err != nil {
+			return err
+		}
+		for {
+			el, err := c.dec.Next()
+			if err != nil {
+				return err
+			}
+			c.lastActive.Store(time.Now().UnixNano())
+			restart, err := c.handle(el)
+			if err != nil {
+				return err
+			}
+			if restart {
+				break
+			}
+		}
+	}
+}
+
+// open reads the peer's header and answers with ours and the features.
+func (c *inConn) open() error {
+	c.dec = c.s.newDecoder(c.nc)
+	h, err := c.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	c.id = stream.NewID()
+	to := strings.ToLower(strings.TrimSuffix(h.To, "."))
+	reply := xml.StreamHeader{
+		DefaultNS: stanza.NSServer, ID: c.id, From: to, Lang: "en",
+		Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
+	}
+	c.v1 = versionAtLeast1(h.Version)
+	if c.v1 {
+		reply.Version = "1.0"
+	}
+	if h.From != "" {
+		if fj, err := jid.Parse(h.From); err == nil && fj.Local() == "" && fj.Resource() == "" {
+			reply.To = fj.String()
+			if c.peer == "" {
+				c.peer = fj.String()
+			}
+		}
+	}
+	c.wmu.Lock()
+	_, err = c.nc.Write(xml.StreamHeaderBytes(reply))
+	c.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.Space != stanza.NSStream || h.Local != "stream":
+		return &streamErr{stanza.StreamInvalidNamespace, ""}
+	case h.DefaultNS != stanza.NSServer:
+		return &streamErr{stanza.StreamInvalidNamespace, "this port serves jabber:server"}
+	case to == "" && c.local == "":
+		// RFC 6120 §4.7.2: the initiating server includes 'to'.
+		return &streamErr{stanza.StreamImproperAddressing, "the stream header has no 'to'"}
+	case to != "" && !c.s.isLocal(to):
+		return &streamErr{stanza.StreamHostUnknown, "this server does not serve " + h.To}
+	}
+	if c.local == "" {
+		c.local = to
+	}
+	if !c.v1 {
+		return nil
+	}
+	return c.write(c.features())
+}
+
+// features offers, in order of preference: STARTTLS (required when the
+// policy requires encryption); after TLS, SASL EXTERNAL when the peer's
+// certificate is valid for the domain in its header; dialback when the
+// policy allows it (before TLS only when encryption is not required).
+func (c *inConn) features() *xml.Element {
+	pol := c.s.policy(c.local)
+	f := xml.New(stanza.NSStream, "features")
+	if c.tls == nil {
+		st := xml.New(nsTLS, "starttls")
+		if pol.requireTLS {
+			st.Append(xml.New(nsTLS, "required"))
+		}
+		f.Append(st)
+		if !pol.requireTLS && pol.dialback {
+			f.Append(dialback.Feature())
+		}
+		return f
+	}
+	if !c.ext && c.peer != "" && c.peerVerdict(c.peer) == VerdictValid {
+		f.Append(xml.New(nsSASL, "mechanisms").Append(xml.New(nsSASL, "mechanism").AppendText("EXTERNAL")))
+	}
+	if pol.dialback {
+		f.Append(dialback.Feature())
+	}
+	return f
+}
+
+// peerVerdict is the client certificate's verdict for a domain.
+func (c *inConn) peerVerdict(domain string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.verdicts[domain]; ok {
+		return v
+	}
+	v := verdict(c.tls, c.s.roots, domain, c.s.now())
+	c.verdicts[domain] = v
+	return v
+}
+
+// handle processes one element; restart reports a stream restart.
+func (c *inConn) handle(el *xml.Element) (restart bool, err error) {
+	switch {
+	case el.Space == nsTLS && el.Local == "starttls":
+		return true, c.startTLS()
+	case el.Space == nsSASL && el.Local == "auth":
+		return c.auth(el)
+	case el.Space == dialback.NS && el.Local == "result":
+		if el.Attr("type") != "" {
+			c.s.log.Debug("ignoring db:result answer on an incoming stream", "remote", c.remoteAddr())
+			return false, nil
+		}
+		return false, c.dbResult(el)
+	case el.Space == dialback.NS && el.Local == "verify":
+		if el.Attr("type") != "" {
+			c.s.log.Debug("ignoring unsolicited db:verify answer", "remote", c.remoteAddr())
+			return false, nil
+		}
+		return false, c.write(c.s.answerVerify(el))
+	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
+		return false, c.stanza(el)
+	default:
+		return false, &streamErr{stanza.StreamUnsupportedStanzaType, ""}
+	}
+}
+
+// startTLS upgrades the stream. Plaintext pipelined after <starttls/> is
+// dropped with the old decoder (see xml.Decoder).
+func (c *inConn) startTLS() error {
+	if c.tls != nil {
+		return &streamErr{stanza.StreamPolicyViolation, "TLS is already negotiated"}
+	}
+	if err := c.write(xml.New(nsTLS, "proceed")); err != nil {
+		return err
+	}
+	tc := tls.Server(c.nc, c.s.serverTLS())
+	_ = tc.SetDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+	if err := tc.Handshake(); err != nil {
+		c.s.failures.WithLabelValues("in", "tls-failed").Inc()
+		_ = c.raw.Close()
+		return net.ErrClosed
+	}
+	_ = tc.SetWriteDeadline(time.Time{})
+	st := tc.ConnectionState()
+	c.wmu.Lock()
+	c.nc, c.tls = tc, &st
+	c.wmu.Unlock()
+	return nil
+}
+
+func (c *inConn) saslFailure(cond string) error {
+	return c.write(xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond)))
+}
+
+// auth is SASL EXTERNAL for servers (XEP-0178): the authorization
+// identity, or the header's 'from' when empty, must be the domain the
+// peer certificate is valid for.
+func (c *inConn) auth(el *xml.Element) (bool, error) {
+	if el.Attr("mechanism") != "EXTERNAL" || c.tls == nil || c.ext {
+		return false, c.saslFailure("invalid-mechanism")
+	}
+	authz := c.peer
+	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return false, c.saslFailure("incorrect-encoding")
+		}
+		authz = strings.ToLower(string(b))
+	}
+	if authz == "" || authz != c.peer {
+		return false, c.saslFailure("invalid-authzid")
+	}
+	v := c.peerVerdict(authz)
+	if v != VerdictValid {
+		c.s.failures.WithLabelValues("in", "certificate-"+v).Inc()
+		return false, c.saslFailure("not-authorized")
+	}
+	if ok, reason := c.s.policy(c.local).permits(authz); !ok {
+		c.s.failures.WithLabelValues("in", reason).Inc()
+		c.s.log.Info("refused incoming stream by policy", "local", c.local, "remote", authz, "reason", reason)
+		return false, c.saslFailure("not-authorized")
+	}
+	if err := c.write(xml.New(nsSASL, "success")); err != nil {
+		return false, err
+	}
+	c.ext = true
+	c.verifiedPair(pairKey{authz, c.local}, MethodExternal, v)
+	return true, nil
+}
+
+// verifiedPair records an authenticated pair, logs it and counts it.
+func (c *inConn) verifiedPair(k pairKey, method, v string) {
+	c.mu.Lock()
+	first := len(c.verified) == 0
+	c.verified[k] = method
+	delete(c.pending, k)
+	c.mu.Unlock()
+	if first {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	c.s.conns.WithLabelValues("in", method).Inc()
+	c.s.log.Info("s2s authenticated", "direction", "in", "local", k.local, "remote", k.remote, "addr", c.remoteAddr(),
+		"tls", tlsVersion(c.tls), "certificate", v, "method", method)
+}
+
+// dbResult is a dialback request from an originating server (XEP-0220
+// §2.1.2): check the policy, then verify the key with the authoritative
+// server on a separate stream and answer.
+func (c *inConn) dbResult(el *xml.Element) error {
+	from, to, key := strings.ToLower(el.Attr("from")), strings.ToLower(el.Attr("to")), strings.TrimSpace(el.Text())
+	fj, err := jid.Parse(from)
+	if err != nil || from == "" || fj.Local() != "" || fj.Resource() != "" || key == "" {
+		return &streamErr{stanza.StreamImproperAddressing, "db:result needs a 'from' domain, a 'to' domain and a key"}
+	}
+	if !c.s.isLocal(to) {
+		return c.write(dialback.Error("result", to, from, "", stanza.ItemNotFound))
+	}
+	pol := c.s.policy(to)
+	refuse := func(reason string) error {
+		c.s.failures.WithLabelValues("in", reason).Inc()
+		c.s.log.Info("refused incoming dialback by policy", "local", to, "remote", from, "reason", reason, "addr", c.remoteAddr())
+		return c.write(dialback.Error("result", to, from, "", stanza.PolicyViolation))
+	}
+	if ok, reason := pol.permits(from); !ok {
+		return refuse(reason)
+	}
+	if !pol.dialback {
+		return refuse("dialback-disabled")
+	}
+	if c.tls == nil && pol.requireTLS {
+		return refuse("no-tls")
+	}
+	k := pairKey{from, to}
+	c.mu.Lock()
+	busy := c.pending[k] || c.verified[k] != ""
+	if !busy {
+		c.pending[k] = true
+	}
+	c.mu.Unlock()
+	if busy {
+		return nil
+	}
+	method := MethodDialback
+	v := VerdictNone
+	if c.tls != nil {
+		method = MethodDialbackTLS
+		v = c.peerVerdict(from)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.S2S.ConnectTimeout.Duration)
+		defer cancel()
+		ok, err := c.s.verify(ctx, to, from, c.id, key)
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		switch {
+		case err != nil:
+			c.mu.Lock()
+			delete(c.pending, k)
+			c.mu.Unlock()
+			cond, reason := stanza.RemoteServerNotFound, "verify-failed"
+			if errors.Is(err, context.DeadlineExceeded) {
+				cond, reason = stanza.RemoteServerTimeout, "verify-timeout"
+			}
+			c.s.failures.WithLabelValues("in", reason).Inc()
+			c.s.log.Info("dialback verification failed", "local", to, "remote", from, "err", err)
+			_ = c.write(dialback.Error("result", to, from, "", cond))
+		case ok:
+			if c.write(dialback.Result(to, from, "valid", "")) == nil {
+				c.verifiedPair(k, method, v)
+			}
+		default:
+			c.mu.Lock()
+			delete(c.pending, k)
+			c.mu.Unlock()
+			c.s.failures.WithLabelValues("in", "dialback-invalid").Inc()
+			c.s.log.Warn("dialback key rejected by the authoritative server", "local", to, "remote", from, "addr", c.remoteAddr())
+			_ = c.write(dialback.Result(to, from, "invalid", ""))
+		}
+	}()
+	return nil
+}
+
+// answerVerify answers a db:verify request as the authoritative server
+// (XEP-0220 §2.1.3): the key is recomputed from our secret, so nothing
+// needs remembering and a key we never issued cannot match.
+func (s *Service) answerVerify(el *xml.Element) *xml.Element {
+	from, to, id := strings.ToLower(el.Attr("from")), strings.ToLower(el.Attr("to")), el.Attr("id")
+	if !s.isLocal(to) {
+		return dialback.Error("verify", to, from, id, stanza.ItemNotFound)
+	}
+	typ := "invalid"
+	if s.keys.Valid(from, to, id, strings.TrimSpace(el.Text())) {
+		typ = "valid"
+	}
+	return dialback.Verify(to, from, id, typ, "")
+}
+
+// stanza accepts a stanza only from a verified (remote, local) pair: no
+// pair at all is not-authorized, a 'from' outside the verified domains is
+// invalid-from (RFC 6120 §4.9.3.9), a 'to' we do not serve host-unknown.
+func (c *inConn) stanza(el *xml.Element) error {
+	c.mu.Lock()
+	n := len(c.verified)
+	c.mu.Unlock()
+	if n == 0 {
+		return &streamErr{stanza.StreamNotAuthorized, "no domain is verified on this stream"}
+	}
+	if el.Attr("from") == "" || el.Attr("to") == "" {
+		return &streamErr{stanza.StreamImproperAddressing, "stanzas between servers need 'from' and 'to'"}
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		return &streamErr{stanza.StreamInvalidFrom, "malformed from"}
+	}
+	to, err := jid.Parse(el.Attr("to"))
+	if err != nil {
+		c.s.bounce(el.WithAttr("from", from.String()), stanza.JIDMalformed, "")
+		return nil
+	}
+	c.mu.Lock()
+	ok := c.verified[pairKey{from.Domain(), to.Domain()}] != ""
+	c.mu.Unlock()
+	if !ok {
+		if !c.s.isLocal(to.Domain()) {
+			return &streamErr{stanza.StreamHostUnknown, to.Domain() + " is not served here"}
+		}
+		return &streamErr{stanza.StreamInvalidFrom, from.Domain() + " is not verified for " + to.Domain() + " on this stream"}
+	}
+	c.s.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
+	el = el.WithAttr("from", from.String()).WithAttr("to", to.String())
+	if el.Local == "iq" {
+		if err := stanza.ValidateIQ(el); err != nil {
+			if reply := stanza.ErrorReply(el, stanza.BadRequest, err.Error()); reply != nil {
+				c.s.router.Route(context.Background(), reply)
+			}
+			return nil
+		}
+	}
+	c.s.router.Route(context.Background(), el)
+	return nil
+}
+
+// watchIdle closes the stream after idle_timeout without input.
+func (c *inConn) watchIdle() func() {
+	idle := c.s.cfg.S2S.IdleTimeout.Duration
+	t := time.NewTicker(max(idle/4, 50*time.Millisecond))
+	stop := make(chan struct{})
+	go func() {
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
+					c.close("", "")
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(stop) }
+}

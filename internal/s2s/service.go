@@ -1,0 +1,397 @@
+// Package s2s federates Parley with other XMPP servers (RFC 6120
+// server-to-server streams). It authenticates peers with TLS + SASL
+// EXTERNAL (XEP-0178) when their certificate is valid for their domain,
+// with Server Dialback (XEP-0220, keys per XEP-0185) over TLS when the
+// certificate is not trusted and the policy accepts that, and with plain
+// dialback only where encryption is not required. Outgoing streams are found
+// through SRV (_xmpps-server per XEP-0368, then _xmpp-server, then the
+// domain on 5269) or a static route table, and one outgoing stream carries
+// every local domain that talks to the same remote domain, each pair
+// verified on its own.
+//
+// The package plugs into the router as its router.Remote (outgoing) and
+// hands verified incoming stanzas to Router.Route.
+package s2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"parley/internal/certs"
+	"parley/internal/config"
+	"parley/internal/metrics"
+	"parley/internal/router"
+	"parley/internal/s2s/dialback"
+	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Authentication methods, as logged, listed and counted.
+const (
+	MethodExternal    = "sasl-external"
+	MethodDialbackTLS = "dialback-tls"
+	MethodDialback    = "dialback" // without TLS
+)
+
+// Service runs incoming and outgoing server-to-server streams.
+type Service struct {
+	cfg      *config.Config
+	router   *router.Router
+	certs    *certs.Manager
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	keys     *dialback.Keys
+	roots    *x509.CertPool
+	resolver Resolver
+	now      func() time.Time
+
+	conns    *prometheus.CounterVec // authenticated pairs by direction and method
+	failures *prometheus.CounterVec // by direction and reason
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	direct    map[net.Listener]bool
+	out       map[string]*outConn // remote domain → its outgoing stream
+	in        map[*inConn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+var _ router.Remote = (*Service)(nil)
+
+// New builds the service; it binds nothing. The dialback secret is the
+// configured one or 32 random bytes, so keys never survive a restart
+// unless the administrator asks for that (e.g. for a cluster).
+func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
+	roots, err := loadRoots(cfg.S2S.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(cfg.S2S.DialbackSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+	}
+	s := &Service{
+		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
+		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
+		direct: make(map[net.Listener]bool), out: make(map[string]*outConn), in: make(map[*inConn]struct{}),
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",
+		}, []string{"direction", "method"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_s2s_failures_total", Help: "Server-to-server streams or domain pairs that failed, by direction and reason.",
+		}, []string{"direction", "reason"}),
+	}
+	if err := m.Registry.Register(s.conns); err != nil {
+		return nil, err
+	}
+	if err := m.Registry.Register(s.failures); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetResolver replaces DNS (tests). Call before Listen.
+func (s *Service) SetResolver(r Resolver) { s.resolver = r }
+
+// Listen binds the incoming listeners.
+func (s *Service) Listen() error {
+	var ls []net.Listener
+	direct := map[net.Listener]bool{}
+	bind := func(addr string, d bool) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				_ = l.Close()
+			}
+			return err
+		}
+		ls = append(ls, l)
+		direct[l] = d
+		return nil
+	}
+	for _, a := range s.cfg.S2S.Listen {
+		if err := bind(a, false); err != nil {
+			return err
+		}
+	}
+	for _, a := range s.cfg.S2S.DirectTLSListen {
+		if err := bind(a, true); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.listeners, s.direct = ls, direct
+	s.mu.Unlock()
+	for _, l := range ls {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.accept(l, direct[l])
+		}()
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses (STARTTLS first).
+func (s *Service) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+func (s *Service) accept(l net.Listener, direct bool) {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		if s.closing || len(s.in) >= s.cfg.S2S.MaxIncoming {
+			s.mu.Unlock()
+			s.failures.WithLabelValues("in", "too-many-streams").Inc()
+			_ = nc.Close()
+			continue
+		}
+		c := newInConn(s, nc, direct)
+		s.in[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.metrics.Connections.WithLabelValues("s2s-in").Inc()
+			c.serve()
+			s.metrics.Connections.WithLabelValues("s2s-in").Dec()
+			s.mu.Lock()
+			delete(s.in, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown closes listeners and every stream with <system-shutdown/>.
+func (s *Service) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	ins := make([]*inConn, 0, len(s.in))
+	for c := range s.in {
+		ins = append(ins, c)
+	}
+	outs := make([]*outConn, 0, len(s.out))
+	for _, o := range s.out {
+		outs = append(outs, o)
+	}
+	s.mu.Unlock()
+	for _, c := range ins {
+		c.close(stanza.StreamSystemShutdown, "")
+	}
+	for _, o := range outs {
+		o.fail(errShutdown, stanza.StreamSystemShutdown)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+var errShutdown = errors.New("s2s: server shutting down")
+
+// policy returns the effective policy of a local domain; a component
+// domain (conference.example.com) uses its parent host's.
+func (s *Service) policy(local string) policy {
+	host := local
+	if s.router.Host(local) == nil {
+		host = ""
+		for _, h := range s.cfg.Hosts {
+			if len(local) > len(h.Domain) && local[len(local)-len(h.Domain)-1:] == "."+h.Domain && len(h.Domain) > len(host) {
+				host = h.Domain
+			}
+		}
+	}
+	p := s.cfg.S2SPolicyFor(host)
+	return policy{
+		requireTLS: *p.RequireEncryption, selfSigned: *p.AcceptSelfSigned, dialback: *p.Dialback,
+		allowed: p.AllowedDomains, blocked: p.BlockedDomains,
+	}
+}
+
+type policy struct {
+	requireTLS, selfSigned, dialback bool
+	allowed, blocked                 []string
+}
+
+// permits reports whether remote may federate with the local domain, and
+// the failure reason if not.
+func (p policy) permits(remote string) (bool, string) {
+	if slices.Contains(p.blocked, remote) {
+		return false, "blocked-domain"
+	}
+	if len(p.allowed) > 0 && !slices.Contains(p.allowed, remote) {
+		return false, "not-approved"
+	}
+	return true, ""
+}
+
+// trusts reports whether a peer certificate verdict is acceptable: valid
+// always; untrusted ones only when accept_self_signed is on; and without a
+// usable TLS identity only when encryption is not required (then the
+// stream counts as unauthenticated transport and dialback decides).
+func (p policy) trusts(v string) bool {
+	switch v {
+	case VerdictValid:
+		return true
+	case VerdictNone:
+		return !p.requireTLS
+	default:
+		return p.selfSigned || !p.requireTLS
+	}
+}
+
+// isLocal reports whether domain is served here (host or component).
+func (s *Service) isLocal(domain string) bool { return s.router.IsLocal(domain) }
+
+// Send is the router's hook for stanzas to remote domains. Refusals by
+// policy return an error (the router bounces remote-server-not-found);
+// connection failures bounce later from the queue.
+func (s *Service) Send(ctx context.Context, el *xml.Element, from, to jid.JID) error {
+	local, remote := from.Domain(), to.Domain()
+	if !s.isLocal(local) {
+		return errors.New("s2s: from is not a local domain")
+	}
+	if ok, reason := s.policy(local).permits(remote); !ok {
+		s.failures.WithLabelValues("out", reason).Inc()
+		s.log.Info("refused outgoing stanza by policy", "local", local, "remote", remote, "reason", reason)
+		return errors.New("s2s: " + reason)
+	}
+	o, err := s.outFor(remote, local)
+	if err != nil {
+		return err
+	}
+	o.send(local, el)
+	return nil
+}
+
+// outFor returns the outgoing stream to remote, starting one (with local
+// in its header) when there is none.
+func (s *Service) outFor(remote, local string) (*outConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShutdown
+	}
+	if o := s.out[remote]; o != nil && !o.isClosed() {
+		return o, nil
+	}
+	o := newOutConn(s, remote, local)
+	s.out[remote] = o
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.metrics.Connections.WithLabelValues("s2s-out").Inc()
+		o.run()
+		s.metrics.Connections.WithLabelValues("s2s-out").Dec()
+		s.mu.Lock()
+		if s.out[remote] == o {
+			delete(s.out, remote)
+		}
+		s.mu.Unlock()
+	}()
+	return o, nil
+}
+
+// verify asks the authoritative server of remote whether key is the one
+// it generated for (local, remote, streamID) (XEP-0220 §2.3), over our
+// outgoing stream to remote, which applies our policy to its certificate.
+func (s *Service) verify(ctx context.Context, local, remote, streamID, key string) (bool, error) {
+	o, err := s.outFor(remote, local)
+	if err != nil {
+		return false, err
+	}
+	return o.verify(ctx, local, streamID, key)
+}
+
+// bounce returns an error to the sender of a stanza that could not leave.
+func (s *Service) bounce(el *xml.Element, cond stanza.Condition, text string) {
+	reply := stanza.ErrorReply(el, cond, text)
+	if reply == nil {
+		return
+	}
+	s.router.Route(context.Background(), reply)
+}
+
+// serverTLS is the TLS config for incoming streams: the host certificate
+// by SNI and a request (not a requirement) for the peer's certificate,
+// which SASL EXTERNAL needs.
+func (s *Service) serverTLS() *tls.Config {
+	c := s.certs.ServerConfig("xmpp-server")
+	c.ClientAuth = tls.RequestClientCert
+	return c
+}
+
+// clientTLS is the TLS config for outgoing streams. Verification is done
+// by verdict() after the handshake, because an untrusted certificate is
+// not always fatal (accept_self_signed) and the verdict is reported.
+func (s *Service) clientTLS(local, remote string, direct bool) *tls.Config {
+	minV := uint16(tls.VersionTLS12)
+	if s.cfg.TLS.MinVersion == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	c := &tls.Config{
+		ServerName:         remote,
+		MinVersion:         minV,
+		InsecureSkipVerify: true, // checked by verdict(); see above
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if c := s.certs.ForName(local); c != nil {
+				return c, nil
+			}
+			return &tls.Certificate{}, nil
+		},
+	}
+	if direct {
+		c.NextProtos = []string{"xmpp-server"}
+	}
+	return c
+}
+
+// newDecoder returns a decoder for a jabber:server stream.
+func (s *Service) newDecoder(nc net.Conn) *xml.Decoder {
+	lim := s.cfg.Limits
+	d := xml.NewDecoder(nc, xml.Limits{
+		MaxStanzaBytes: lim.MaxStanzaBytes, MaxDepth: lim.MaxDepth, MaxAttrs: lim.MaxAttrs, MaxHeaderBytes: 8 * 1024,
+	})
+	d.SetContentNamespace(stanza.NSServer)
+	return d
+}
+
+func (s *Service) rateLimit(nc net.Conn) net.Conn {
+	// A peer server carries many users' traffic: ten times a client's rate.
+	lim := s.cfg.Limits
+	return stream.NewRateLimitedConn(nc, 10*lim.RateBytesPerSecond, max(lim.RateBurstBytes, 10*lim.RateBytesPerSecond))
+}
