@@ -102,6 +102,7 @@ type Host struct {
 	items          []DiscoItem
 	streamFeatures []func(Session) *xml.Element
 
+	services        map[any]any // ServiceKey → value (service.go)
 	preAuthIQ       map[string]PreAuthIQHandler
 	preAuthFeatures []func(*PreAuthConn) *xml.Element
 }

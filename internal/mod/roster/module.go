@@ -55,23 +55,20 @@ var _ module.Module = (*Roster)(nil)
 
 // New builds the roster module for h.
 func New(h *module.Host) (module.Module, error) {
-	return &Roster{h: h, store: newStore(h)}, nil
+	r := &Roster{h: h, store: newStore(h)}
+	module.Provide(h, StoreService, r.store)
+	return r, nil
 }
 
 // Name implements module.Module.
 func (r *Roster) Name() string { return "roster" }
 
-// Start registers the roster IQ handlers, the stream features and the
-// lookup through which the presence module finds this host's Store.
+// Start registers the roster IQ handlers and the stream features.
 func (r *Roster) Start(ctx context.Context) error {
 	r.h.RegisterIQ("get", module.TargetSelf, NS, r.handleGet)
 	r.h.RegisterIQ("set", module.TargetSelf, NS, r.handleSet)
 	r.h.AddStreamFeature(func(module.Session) *xml.Element { return xml.New(NSVersioning, "ver") })
 	r.h.AddStreamFeature(func(module.Session) *xml.Element { return xml.New(NSPreApproval, "sub") })
-	r.offs = append(r.offs, r.h.Accounts.On(eventStoreLookup, 0, func(ev *module.AccountEvent) bool {
-		ev.Ctx = context.WithValue(ev.Ctx, storeKey{}, r.store)
-		return true
-	}))
 	return nil
 }
 
@@ -86,22 +83,13 @@ func (r *Roster) Stop(ctx context.Context) error {
 	return nil
 }
 
-// eventStoreLookup is a private event on the host's Accounts hook: the
-// module API has no registry of shared services, so the roster module
-// answers this event with its Store in the event's context. The name cannot
-// collide with real account events ("created", "deleted", ...).
-const eventStoreLookup = "parley.roster.store"
-
-type storeKey struct{}
+// StoreService publishes the host's roster Store to other modules (the
+// presence module drives subscription state through it).
+var StoreService = module.NewServiceKey[*Store]("roster.store")
 
 // StoreOf returns the Store of the roster module running on h, or nil if h
-// runs no roster module (or it has not started yet). Modules call it from
-// Start, after the roster module started.
+// runs no roster module.
 func StoreOf(h *module.Host) *Store {
-	ev := &module.AccountEvent{Ctx: context.Background(), Host: h}
-	if !h.Accounts.Fire(eventStoreLookup, ev) {
-		return nil
-	}
-	s, _ := ev.Ctx.Value(storeKey{}).(*Store)
+	s, _ := module.Lookup(h, StoreService)
 	return s
 }
