@@ -48,6 +48,8 @@ type Config struct {
 	Proxy65 Proxy65 `toml:"proxy65"`
 	// S2S configures federation (server-to-server streams).
 	S2S S2S `toml:"s2s"`
+	// Directory configures the LDAP directory; see directory.go.
+	Directory Directory `toml:"directory"`
 }
 
 // Log configures log/slog output.
@@ -83,6 +85,9 @@ type Host struct {
 	Registration Registration `toml:"registration"`
 	// MUC configures the XEP-0045 multi-user chat service ([host.muc]).
 	MUC MUC `toml:"muc"`
+	// Accounts is where the host's users live: "database" (default) or
+	// "directory" (the [directory] section; see directory.go).
+	Accounts string `toml:"accounts"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -319,6 +324,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	c.resolveS2SPaths(abs)
+	c.resolveDirectoryPaths(abs)
 	abs(&c.C2S.ClientCAFile)
 	for i := range c.C2S.CRLFiles {
 		abs(&c.C2S.CRLFiles[i])
@@ -408,6 +414,7 @@ func (c *Config) applyDefaults() {
 	setInt(&c.Auth.MinPasswordLength, 8)
 	c.applyComponentDefaults()
 	c.applyS2SDefaults()
+	c.applyDirectoryDefaults()
 	bf := &c.Auth.BruteForce
 	setDur(&bf.Window, 10*time.Minute)
 	setInt(&bf.DelayAfter, 5)
@@ -530,6 +537,7 @@ func (c *Config) validate() []string {
 	}
 	c.validateComponents(bad)
 	c.validateS2S(bad)
+	c.validateDirectory(bad)
 	p = append(p, c.validateMUC()...)
 	return p
 }
