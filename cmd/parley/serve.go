@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"parley/internal/buildinfo"
 	"syscall"
 	"time"
 
@@ -82,7 +83,7 @@ func reload(path string, level *slog.LevelVar, srv *server.Server, log *slog.Log
 }
 
 func printWelcome(cfg *config.Config, srv *server.Server) {
-	fmt.Fprintf(os.Stderr, "\nParley %s is running.\n", version)
+	fmt.Fprintf(os.Stderr, "\nParley %s is running.\n", buildinfo.Version())
 	for _, h := range cfg.Hosts {
 		fmt.Fprintf(os.Stderr, "  domain:      %s\n", h.Domain)
 	}

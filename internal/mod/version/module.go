@@ -4,9 +4,8 @@ package version
 
 import (
 	"context"
+	"parley/internal/buildinfo"
 	"runtime"
-	"runtime/debug"
-	"strings"
 
 	"parley/internal/module"
 	"parley/internal/xmpp/stanza"
@@ -31,7 +30,7 @@ var _ module.Module = (*Version)(nil)
 // New builds the module for h. The answer is fixed for the life of the
 // process, so it is computed once here.
 func New(h *module.Host) (module.Module, error) {
-	v := &Version{h: h, version: buildVersion()}
+	v := &Version{h: h, version: buildinfo.Version()}
 	if h.Config != nil && h.Config.Modules.Version.ShowOS {
 		v.os = runtime.GOOS + "/" + runtime.GOARCH
 	}
@@ -61,40 +60,4 @@ func (v *Version) handle(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 		q.Append(xml.New(NS, "os").AppendText(v.os))
 	}
 	return stanza.IQResult(ev.Stanza, q)
-}
-
-// buildVersion derives the version from the build information the Go
-// toolchain embeds in every binary, so it needs neither linker flags nor a
-// mutable package variable: a module-aware release build ("go install
-// parley@v1.2.3") reports its module version; a build from a checkout
-// reports "devel" plus the VCS revision (and "-dirty" for uncommitted
-// changes); anything else reports "devel".
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "devel"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return strings.TrimPrefix(v, "v")
-	}
-	var rev string
-	var dirty bool
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "devel"
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return "devel+" + rev
 }
