@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"parley/internal/buildinfo"
 	"syscall"
 	"time"
 
+	"parley/internal/buildinfo"
 	"parley/internal/config"
 	"parley/internal/server"
 )

@@ -4,9 +4,9 @@ package version
 
 import (
 	"context"
-	"parley/internal/buildinfo"
 	"runtime"
 
+	"parley/internal/buildinfo"
 	"parley/internal/module"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
