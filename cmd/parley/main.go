@@ -3,16 +3,16 @@
 //	parley serve [--config parley.toml]   run the server in the foreground
 //	parley user add|passwd|del|list ...    manage accounts (works while the server runs)
 //	parley config check [--config FILE]    validate and print the effective config
+//	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
 //	parley version
 package main
 
 import (
 	"fmt"
 	"os"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+	"parley/internal/buildinfo"
+)
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -30,8 +30,10 @@ func run(args []string) int {
 		return cmdUser(args[1:])
 	case "config":
 		return cmdConfig(args[1:])
+	case "register":
+		return cmdRegister(args[1:])
 	case "version", "--version", "-v":
-		fmt.Println("parley", version)
+		fmt.Println("parley", buildinfo.Version())
 		return 0
 	case "help", "-h", "--help":
 		usage()
@@ -53,6 +55,8 @@ Usage:
   parley user del JID [--config FILE]                delete an account and all its data
   parley user list [HOST] [--config FILE]            list accounts
   parley config check [--config FILE]           validate the config and print the effective one
+  parley register HOST[:PORT] [--insecure] [--address IP:PORT] [--plaintext] [field=value ...]
+                                                registration inquiry, or attempt with fields (XEP-0077, any server)
   parley version                                print the version
 `)
 }
