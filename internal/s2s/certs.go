@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -62,7 +63,7 @@ func verdict(st *tls.ConnectionState, roots *x509.CertPool, domain string, now t
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		if leaf.CheckSignatureFrom(leaf) == nil && leaf.Subject.String() == leaf.Issuer.String() {
+		if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
 			return VerdictSelfSigned
 		}
 		return VerdictUntrusted

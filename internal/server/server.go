@@ -25,6 +25,7 @@ import (
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
+	"parley/internal/s2s"
 	"parley/internal/storage"
 	"parley/internal/storage/observed"
 	"parley/internal/storage/postgres"
@@ -47,6 +48,8 @@ type Server struct {
 	metrics *metrics.Metrics
 	router  *router.Router
 	c2s     *c2s.Server
+	s2s     *s2s.Service // nil unless [s2s] enabled
+	adminLn net.Listener
 	comp    *component.Server
 	hosts   []*module.Host
 	modules []module.Module
@@ -103,6 +106,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.comp = component.New(cfg, s.router, s.metrics, log)
 	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
+	if cfg.S2S.Enabled {
+		if s.s2s, err = s2s.New(cfg, s.router, s.certs, s.metrics, log); err != nil {
+			_ = s.store.Close()
+			return nil, err
+		}
+		s.router.SetRemote(s.s2s)
+	}
 	if err := s.c2s.LoadClientCerts(); err != nil {
 		_ = s.store.Close()
 		return nil, fmt.Errorf("c2s client certificates: %w", err)
@@ -157,9 +167,15 @@ func (s *Server) Start(ctx context.Context) error {
 		s.stopModules(ctx)
 		return fmt.Errorf("component listener: %w", err)
 	}
+	if err := s.startS2S(); err != nil {
+		s.c2s.Shutdown(ctx)
+		s.stopModules(ctx)
+		return err
+	}
 	if addr := *s.cfg.HTTP.Listen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
+			s.stopS2S(ctx)
 			s.c2s.Shutdown(ctx)
 			s.comp.Shutdown(ctx)
 			s.stopModules(ctx)
@@ -208,6 +224,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.running = false
 	s.mu.Unlock()
 	if running {
+		s.stopS2S(ctx)
 		s.c2s.Shutdown(ctx)
 		s.comp.Shutdown(ctx)
 		if s.httpSrv != nil {
