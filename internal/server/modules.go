@@ -9,7 +9,6 @@ import (
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
 	"parley/internal/mod/proxy65"
-	"parley/internal/mod/proxy65"
 	"parley/internal/mod/register"
 	"parley/internal/mod/roster"
 	"parley/internal/mod/vcard"
@@ -32,7 +31,6 @@ func DefaultModules() []module.Factory {
 		entitytime.New,
 		ping.New,
 		last.New,
-		proxy65.New,
 		proxy65.New,
 		register.New,
 	}
