@@ -4,6 +4,7 @@
 //	parley user add|passwd|del|list ...    manage accounts (works while the server runs)
 //	parley config check [--config FILE]    validate and print the effective config
 //	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
+//	parley s2s list [--config FILE] [--json]  live federation streams (asks the running server)
 //	parley version
 package main
 
@@ -32,6 +33,8 @@ func run(args []string) int {
 		return cmdConfig(args[1:])
 	case "register":
 		return cmdRegister(args[1:])
+	case "s2s":
+		return cmdS2S(args[1:])
 	case "version", "--version", "-v":
 		fmt.Println("parley", buildinfo.Version())
 		return 0
@@ -57,6 +60,7 @@ Usage:
   parley config check [--config FILE]           validate the config and print the effective one
   parley register HOST[:PORT] [--insecure] [--address IP:PORT] [--plaintext] [field=value ...]
                                                 registration inquiry, or attempt with fields (XEP-0077, any server)
+  parley s2s list [--config FILE] [--json]      live federation streams of the running server
   parley version                                print the version
 `)
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"parley/internal/s2s"
+)
+
+// cmdS2S implements "parley s2s list": it asks the running server over the
+// admin unix socket (s2s.admin_socket, mode 0600) for its live
+// server-to-server streams.
+func cmdS2S(args []string) int {
+	if len(args) == 0 || args[0] != "list" {
+		fmt.Fprintln(os.Stderr, "usage: parley s2s list [--config FILE] [--json]")
+		return 2
+	}
+	fs := flag.NewFlagSet("s2s list", flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config:", err)
+		return 1
+	}
+	if !cfg.S2S.Enabled || cfg.S2S.AdminSocket == "-" {
+		fmt.Fprintln(os.Stderr, "parley: federation or its admin socket is disabled in this config")
+		return 1
+	}
+	sock := cfg.S2S.AdminSocket
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	resp, err := hc.Get("http://parley/s2s")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", sock, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	var list []s2s.ConnInfo
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		fmt.Fprintln(os.Stderr, "parley: bad answer:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(list)
+		return 0
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DIR\tLOCAL\tREMOTE\tADDR\tTLS\tCERTIFICATE\tMETHOD\tSTATE\tSINCE")
+	for _, c := range list {
+		m := c.Method
+		if m == "" {
+			m = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Direction, c.Local, c.Remote, c.Addr, c.TLS,
+			c.Certificate, m, c.State, c.Since.Format(time.RFC3339))
+	}
+	_ = tw.Flush()
+	return 0
+}
