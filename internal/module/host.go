@@ -200,6 +200,11 @@ func (h *Host) AddIdentity(id Identity) {
 func (h *Host) AddItem(it DiscoItem) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, x := range h.items {
+		if x.JID == it.JID {
+			return // announced already (a service and a test, or a reconnect)
+		}
+	}
 	h.items = append(h.items, it)
 }
 

@@ -4,6 +4,7 @@ import (
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
 	"parley/internal/mod/last"
+	"parley/internal/mod/muc"
 	"parley/internal/mod/offline"
 	"parley/internal/mod/ping"
 	"parley/internal/mod/presence"
@@ -33,5 +34,6 @@ func DefaultModules() []module.Factory {
 		last.New,
 		proxy65.New,
 		register.New,
+		muc.New,
 	}
 }

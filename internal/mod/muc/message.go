@@ -1,0 +1,269 @@
+package muc
+
+import (
+	"context"
+	"time"
+
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// message handles messages to a room (groupchat, subject, invitations) or
+// to an occupant (private messages).
+func (s *Service) message(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	typ := stanza.Type(el)
+	if typ == stanza.TypeError {
+		return
+	}
+	r := s.getRoom(to.Local())
+	if r == nil {
+		s.errorReply(ctx, el, stanza.ItemNotFound, "")
+		return
+	}
+	defer r.mu.Unlock()
+	if r.locked && r.affOf(from) != AffOwner {
+		s.errorReply(ctx, el, stanza.ItemNotFound, "")
+		return
+	}
+	if to.Resource() != "" {
+		s.privateMessage(ctx, r, el, from, to.Resource())
+		return
+	}
+	if typ == "groupchat" {
+		s.groupchat(ctx, r, el, from)
+		return
+	}
+	if x := el.Child(NSUser, "x"); x != nil {
+		if x.Child(NSUser, "invite") != nil {
+			s.invite(ctx, r, el, x, from)
+			return
+		}
+		if d := x.Child(NSUser, "decline"); d != nil {
+			s.decline(ctx, r, d, from)
+			return
+		}
+	}
+	// §7.4: a service MAY reject messages to the room that are not of type
+	// groupchat.
+	s.errorReply(ctx, el, stanza.BadRequest, "only groupchat messages, invitations and declines go to the room")
+}
+
+// groupchat reflects a message to every occupant (§7.4) or changes the
+// subject (§8.1).
+func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from jid.JID) {
+	o := r.byReal[from]
+	if o == nil {
+		s.errorReply(ctx, el, stanza.NotAcceptable, "you are not in the room")
+		return
+	}
+	subj := el.Child("", "subject")
+	if subj != nil && el.Child("", "body") == nil {
+		if !(o.role == RoleModerator || (r.cfg.ChangeSubject && o.role == RoleParticipant)) {
+			s.errorReply(ctx, el, stanza.Forbidden, "you may not change the subject")
+			return
+		}
+		r.subject = subj.Text()
+		r.subjNick = o.nick
+		r.save(ctx)
+		for _, v := range r.sortedOccupants() {
+			r.svc.route(ctx, xml.New("", "message").SetAttr("type", "groupchat").
+				SetAttr("from", r.occJID(o.nick)).SetAttr("to", v.real.String()).
+				Append(xml.New("", "subject").AppendText(r.subject)))
+		}
+		return
+	}
+	if o.role == RoleVisitor {
+		s.errorReply(ctx, el, stanza.Forbidden, "visitors may not speak in a moderated room")
+		return
+	}
+	// The room speaks for the occupant: keep the payload, drop what only
+	// the room may say (muc#user status, a forged <delay/> from someone
+	// who is not an owner replaying one-to-one history, §7.9).
+	owner := r.affOf(from) == AffOwner
+	body := el.WithoutChildren(func(c *xml.Element) bool {
+		return c.Space == NSUser || (c.Space == stanza.NSDelay && !owner) || (c.Space == "" && c.Local == "error")
+	})
+	msg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
+	if id := el.Attr("id"); id != "" {
+		msg.SetAttr("id", id)
+	}
+	if l := el.Lang(); l != "" {
+		msg.Attrs = append(msg.Attrs, xml.Attr{Space: xml.NSXML, Local: "lang", Value: l})
+	}
+	msg.Children = body.Children
+	for _, v := range r.sortedOccupants() {
+		r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
+	}
+	if el.Child("", "body") != nil {
+		r.addHistory(msg)
+	}
+}
+
+// addHistory keeps msg for new occupants, bounded by the room's history
+// length and the service's byte limit per room.
+func (r *room) addHistory(msg *xml.Element) {
+	limit := r.cfg.HistoryLength
+	if limit > r.svc.cfg.HistoryMax {
+		limit = r.svc.cfg.HistoryMax
+	}
+	if limit <= 0 {
+		r.history, r.histBytes = nil, 0
+		return
+	}
+	size := msg.Size()
+	if size > r.svc.cfg.HistoryMaxBytes {
+		return
+	}
+	r.history = append(r.history, histEntry{msg: msg, at: time.Now(), size: size})
+	r.histBytes += size
+	for len(r.history) > limit || r.histBytes > r.svc.cfg.HistoryMaxBytes {
+		r.histBytes -= r.history[0].size
+		r.history = r.history[1:]
+	}
+}
+
+// privateMessage relays a message between occupants (§7.5).
+func (s *Service) privateMessage(ctx context.Context, r *room, el *xml.Element, from jid.JID, nick string) {
+	o := r.byReal[from]
+	if o == nil {
+		s.errorReply(ctx, el, stanza.NotAcceptable, "you are not in the room")
+		return
+	}
+	if stanza.Type(el) == "groupchat" {
+		s.errorReply(ctx, el, stanza.BadRequest, "private messages may not be of type groupchat")
+		return
+	}
+	target := r.occupants[nick]
+	if target == nil {
+		s.errorReply(ctx, el, stanza.ItemNotFound, "no such occupant")
+		return
+	}
+	if !r.mayPM(o) {
+		s.errorReply(ctx, el, stanza.Forbidden, "private messages are not allowed in this room")
+		return
+	}
+	// The empty muc#user <x/> tells the recipient's client that this is a
+	// private message through the room, not from a user's own JID.
+	out := el.WithoutChildren(func(c *xml.Element) bool { return c.Space == NSUser }).
+		WithAttr("from", r.occJID(o.nick)).WithAttr("to", target.real.String()).
+		WithChildren(xml.New(NSUser, "x"))
+	s.route(ctx, out)
+}
+
+// mayPM applies muc#roomconfig_allowpm.
+func (r *room) mayPM(o *occupant) bool {
+	switch r.cfg.AllowPM {
+	case "none":
+		return false
+	case "moderators":
+		return o.role == RoleModerator
+	case "participants":
+		return o.role == RoleModerator || o.role == RoleParticipant
+	}
+	return true
+}
+
+// maxInvites bounds the invitations one message may carry.
+const maxInvites = 20
+
+// invite relays mediated invitations (§7.8.2).
+func (s *Service) invite(ctx context.Context, r *room, el, x *xml.Element, from jid.JID) {
+	o := r.byReal[from]
+	if o == nil {
+		s.errorReply(ctx, el, stanza.NotAcceptable, "you are not in the room")
+		return
+	}
+	aff := r.affOf(from)
+	allowed := o.role == RoleModerator || r.cfg.AllowInvites
+	if r.cfg.MembersOnly {
+		// §9.5: in members-only rooms only admins invite, unless the
+		// owner opened invitations to members.
+		allowed = affRank(aff) >= affRank(AffAdmin) || (r.cfg.AllowInvites && affRank(aff) >= affRank(AffMember))
+	}
+	if !allowed {
+		s.errorReply(ctx, el, stanza.Forbidden, "you may not invite others to this room")
+		return
+	}
+	var targets []jid.JID
+	for _, inv := range x.Elements() {
+		if inv.Space != NSUser || inv.Local != "invite" {
+			continue
+		}
+		t, err := jid.Parse(inv.Attr("to"))
+		if err != nil {
+			s.errorReply(ctx, el, stanza.JIDMalformed, "bad invitee address")
+			return
+		}
+		if t.Domain() == s.domain {
+			s.errorReply(ctx, el, stanza.BadRequest, "invitations go to users, not rooms")
+			return
+		}
+		if len(targets) == maxInvites {
+			s.errorReply(ctx, el, stanza.PolicyViolation, "too many invitations in one message")
+			return
+		}
+		targets = append(targets, t)
+	}
+	changed := false
+	for i, inv := range x.Elements() {
+		if inv.Space != NSUser || inv.Local != "invite" || i >= len(targets) {
+			continue
+		}
+		t := targets[i]
+		if r.cfg.MembersOnly && r.affOf(t) == AffNone {
+			if len(r.affs) < r.svc.cfg.MaxAffiliations {
+				r.setAff(t.Bare().String(), AffMember, "")
+				changed = true
+			}
+		}
+		if len(r.invited) >= maxPendingInvites {
+			for k := range r.invited {
+				delete(r.invited, k)
+				break
+			}
+		}
+		r.invited[t.Bare().String()] = from.Bare().String()
+		ix := xml.New(NSUser, "x")
+		iv := xml.New(NSUser, "invite").SetAttr("from", from.Bare().String())
+		reason := inv.ChildText(NSUser, "reason")
+		if reason != "" {
+			iv.Append(xml.New(NSUser, "reason").AppendText(reason))
+		}
+		if inv.Child(NSUser, "continue") != nil {
+			iv.Append(inv.Child(NSUser, "continue"))
+		}
+		ix.Append(iv)
+		if r.cfg.Password != "" {
+			ix.Append(xml.New(NSUser, "password").AppendText(r.cfg.Password))
+		}
+		text := from.Bare().String() + " invites you to the room " + r.jid.String()
+		if reason != "" {
+			text += ": " + reason
+		}
+		m := xml.New("", "message").SetAttr("from", r.jid.String()).SetAttr("to", t.String()).
+			Append(ix).Append(xml.New("", "body").AppendText(text))
+		s.route(ctx, m)
+	}
+	if changed {
+		r.save(ctx)
+	}
+}
+
+// decline relays an invitee's refusal to the inviter (§7.8.2). Only
+// invitations the room actually relayed can be declined, so the room is
+// not a relay for unsolicited messages.
+func (s *Service) decline(ctx context.Context, r *room, d *xml.Element, from jid.JID) {
+	inviter, ok := r.invited[from.Bare().String()]
+	if !ok {
+		return
+	}
+	delete(r.invited, from.Bare().String())
+	dx := xml.New(NSUser, "decline").SetAttr("from", from.Bare().String())
+	if reason := d.ChildText(NSUser, "reason"); reason != "" {
+		dx.Append(xml.New(NSUser, "reason").AppendText(reason))
+	}
+	m := xml.New("", "message").SetAttr("from", r.jid.String()).SetAttr("to", inviter).
+		Append(xml.New(NSUser, "x").Append(dx))
+	s.route(ctx, m)
+}

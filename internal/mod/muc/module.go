@@ -1,0 +1,107 @@
+// Package muc implements XEP-0045 Multi-User Chat as a service on its own
+// domain (conference.<host> by default), with XEP-0410 self-ping answered by
+// the service, XEP-0203 delay stamps on discussion history and XEP-0004 data
+// forms for room configuration.
+//
+// The service is a router.Component: every stanza addressed to its domain
+// or to a room under it is handed to Service.Deliver in the sender's
+// goroutine. Each room has one mutex that is held while the room changes
+// state and while it routes the stanzas that change produces, so occupants
+// see presence, history and live messages in the order the room decided
+// them. The router never calls back into the service from Route (the
+// service refuses to address stanzas to its own domain), so holding the
+// room lock across Route cannot deadlock.
+//
+// Lock order: room.mu, then Service.mu. Service.mu guards only the room
+// map and is never held while a room lock is taken.
+package muc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"parley/internal/module"
+	"parley/internal/router"
+)
+
+// Namespaces used by the service.
+const (
+	NS           = "http://jabber.org/protocol/muc"
+	NSUser       = NS + "#user"
+	NSAdmin      = NS + "#admin"
+	NSOwner      = NS + "#owner"
+	NSUnique     = NS + "#unique"
+	NSRoomConfig = NS + "#roomconfig"
+	NSRoomInfo   = NS + "#roominfo"
+	NSSelfPing   = NS + "#self-ping-optimization"
+	NSData       = "jabber:x:data"
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+	NSPing       = "urn:xmpp:ping"
+	NSConference = "jabber:x:conference" // XEP-0249 direct invitations
+)
+
+// components is the part of the core router the module needs to serve its
+// own domain. *router.Router implements it; module.Router does not, so the
+// module asserts it at start and fails clearly when it is missing.
+type components interface {
+	AddComponent(domain string, c router.Component) router.Component
+	RemoveComponent(domain string, c router.Component)
+}
+
+// Module runs the MUC service of one host.
+type Module struct {
+	h   *module.Host
+	svc *Service
+}
+
+var _ module.Module = (*Module)(nil)
+
+// New builds the module for h. A host with [host.muc] enabled = false gets
+// a module that does nothing.
+func New(h *module.Host) (module.Module, error) {
+	return &Module{h: h}, nil
+}
+
+// Name implements module.Module.
+func (*Module) Name() string { return "muc" }
+
+// Start loads the persistent rooms, routes the service domain to the
+// service and announces it in the host's disco#items.
+func (m *Module) Start(ctx context.Context) error {
+	if m.h.HostCfg == nil || !m.h.HostCfg.MUC.On() {
+		return nil
+	}
+	comps, ok := m.h.Router.(components)
+	if !ok {
+		return errors.New("muc: the router cannot serve component domains")
+	}
+	svc := newService(m.h, m.h.HostCfg.MUC)
+	if err := svc.load(ctx); err != nil {
+		return fmt.Errorf("muc: loading rooms: %w", err)
+	}
+	if old := comps.AddComponent(svc.domain, svc); old != nil {
+		comps.AddComponent(svc.domain, old)
+		return fmt.Errorf("muc: domain %s is already served by another component", svc.domain)
+	}
+	m.svc = svc
+	m.h.AddItem(module.DiscoItem{JID: svc.domain, Name: svc.cfg.Name})
+	return nil
+}
+
+// Stop unroutes the service domain. Persistent rooms are already stored;
+// temporary rooms end with the process.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.svc == nil {
+		return nil
+	}
+	if comps, ok := m.h.Router.(components); ok {
+		comps.RemoveComponent(m.svc.domain, m.svc)
+	}
+	m.svc = nil
+	return nil
+}
+
+// Service returns the running service (tests), or nil.
+func (m *Module) Service() *Service { return m.svc }

@@ -1,0 +1,275 @@
+package muc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"parley/internal/config"
+	"parley/internal/module"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Service is the MUC service of one host: the rooms under its domain.
+type Service struct {
+	h      *module.Host
+	cfg    config.MUC
+	domain string
+	jid    jid.JID
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	rooms map[string]*room // by room localpart
+}
+
+func newService(h *module.Host, cfg config.MUC) *Service {
+	j, _ := jid.New("", cfg.Domain, "")
+	log := h.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{h: h, cfg: cfg, domain: j.Domain(), jid: j, log: log.With("muc", cfg.Domain), rooms: make(map[string]*room)}
+}
+
+// Domain returns the service's domain.
+func (s *Service) Domain() string { return s.domain }
+
+// RoomCount returns the number of rooms (tests and metrics).
+func (s *Service) RoomCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms)
+}
+
+// HasRoom reports whether a room with that localpart exists.
+func (s *Service) HasRoom(local string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[local] != nil
+}
+
+// Deliver implements router.Component: it receives every stanza addressed
+// to the service domain or to a room or occupant under it.
+func (s *Service) Deliver(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	if el.Attr("from") == "" {
+		el = el.WithAttr("from", from.String())
+	}
+	if el.Attr("to") == "" {
+		el = el.WithAttr("to", to.String())
+	}
+	if to.Local() == "" {
+		s.serviceStanza(ctx, el, from, to)
+		return
+	}
+	switch el.Local {
+	case stanza.KindPresence:
+		s.presence(ctx, el, from, to)
+	case stanza.KindMessage:
+		s.message(ctx, el, from, to)
+	case stanza.KindIQ:
+		s.iq(ctx, el, from, to)
+	}
+}
+
+// route sends a stanza the service originates. Nothing is ever addressed
+// to the service's own domain: that would re-enter Deliver while a room
+// lock is held.
+func (s *Service) route(ctx context.Context, el *xml.Element) {
+	if el == nil {
+		return
+	}
+	to, err := jid.Parse(el.Attr("to"))
+	if err != nil || to.Domain() == s.domain {
+		s.log.Debug("muc: not routing to own domain", "to", el.Attr("to"))
+		return
+	}
+	s.h.Router.Route(ctx, el)
+}
+
+// errorReply answers el with a stanza error (never an error to an error).
+func (s *Service) errorReply(ctx context.Context, el *xml.Element, c stanza.Condition, text string) {
+	s.route(ctx, stanza.ErrorReply(el, c, text))
+}
+
+// errorReplyTyped answers el with a stanza error of an explicit type.
+func (s *Service) errorReplyTyped(ctx context.Context, el *xml.Element, c stanza.Condition, typ, text string) {
+	s.route(ctx, stanza.ErrorReplyFor(el, &stanza.Error{Condition: c, Type: typ, Text: text}))
+}
+
+// serviceStanza handles stanzas to the service domain itself.
+func (s *Service) serviceStanza(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	switch el.Local {
+	case stanza.KindIQ:
+		typ := el.Attr("type")
+		if typ != stanza.TypeGet && typ != stanza.TypeSet {
+			return
+		}
+		q := el.FirstElement()
+		if q == nil {
+			s.errorReply(ctx, el, stanza.BadRequest, "")
+			return
+		}
+		switch {
+		case typ == stanza.TypeGet && q.Space == NSDiscoInfo && q.Local == "query":
+			if q.Attr("node") != "" {
+				s.errorReply(ctx, el, stanza.ItemNotFound, "")
+				return
+			}
+			s.route(ctx, stanza.IQResult(el, s.serviceInfo()))
+		case typ == stanza.TypeGet && q.Space == NSDiscoItems && q.Local == "query":
+			if q.Attr("node") != "" {
+				s.errorReply(ctx, el, stanza.ItemNotFound, "")
+				return
+			}
+			s.route(ctx, stanza.IQResult(el, s.serviceItems(from)))
+		case typ == stanza.TypeGet && q.Space == NSPing && q.Local == "ping":
+			s.route(ctx, stanza.IQResult(el, nil))
+		case typ == stanza.TypeGet && q.Space == NSUnique && q.Local == "unique":
+			if !s.mayCreate(from) {
+				s.errorReply(ctx, el, stanza.NotAllowed, "")
+				return
+			}
+			s.route(ctx, stanza.IQResult(el, xml.New(NSUnique, "unique").AppendText(uniqueName())))
+		default:
+			s.errorReply(ctx, el, stanza.ServiceUnavailable, "")
+		}
+	case stanza.KindMessage:
+		if t := stanza.Type(el); t != stanza.TypeError && t != "headline" {
+			s.errorReply(ctx, el, stanza.ServiceUnavailable, "")
+		}
+	}
+	// Presence to the service itself means nothing and is ignored.
+}
+
+func uniqueName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) serviceInfo() *xml.Element {
+	q := xml.New(NSDiscoInfo, "query")
+	q.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", s.cfg.Name))
+	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSUnique, NSPing} {
+		q.Append(xml.New(NSDiscoInfo, "feature").SetAttr("var", f))
+	}
+	return q
+}
+
+// serviceItems lists the public, configured rooms (XEP-0045 §6.3). Hidden
+// and locked rooms are never listed.
+func (s *Service) serviceItems(from jid.JID) *xml.Element {
+	q := xml.New(NSDiscoItems, "query")
+	for _, r := range s.roomList() {
+		r.mu.Lock()
+		if !r.gone && !r.locked && r.cfg.Public {
+			it := xml.New(NSDiscoItems, "item").SetAttr("jid", r.jid.String())
+			if n := r.cfg.Name; n != "" {
+				it.SetAttr("name", n)
+			}
+			q.Append(it)
+		}
+		r.mu.Unlock()
+	}
+	return q
+}
+
+// roomList returns the rooms sorted by address, copied out of the map so
+// that no room lock is taken under Service.mu.
+func (s *Service) roomList() []*room {
+	s.mu.Lock()
+	out := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		out = append(out, r)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].local < out[j].local })
+	return out
+}
+
+// getRoom returns the room with that localpart, locked, or nil. A room that
+// was destroyed while the caller waited for its lock counts as absent.
+func (s *Service) getRoom(local string) *room {
+	s.mu.Lock()
+	r := s.rooms[local]
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		return nil
+	}
+	return r
+}
+
+// mayCreate applies [host.muc] room_creation to a would-be room creator.
+func (s *Service) mayCreate(from jid.JID) bool {
+	switch s.cfg.RoomCreation {
+	case "anyone":
+		return true
+	case "admins":
+		return s.isHostAdmin(from)
+	default:
+		return from.Local() != "" && from.Domain() == s.h.Domain
+	}
+}
+
+// isHostAdmin reports whether from is an administrator of the parent host;
+// host admins count as owners of every room (XEP-0045 §5.2 leaves
+// service-level administration to the implementation).
+func (s *Service) isHostAdmin(from jid.JID) bool {
+	if s.h.HostCfg == nil {
+		return false
+	}
+	bare := from.Bare().String()
+	for _, a := range s.h.HostCfg.Admins {
+		if j, err := jid.Parse(a); err == nil && j.String() == bare {
+			return true
+		}
+	}
+	return false
+}
+
+// createRoom adds a new room and returns it locked, or nil with the
+// condition to refuse with.
+func (s *Service) createRoom(local string, creator jid.JID) (*room, stanza.Condition) {
+	s.mu.Lock()
+	if s.rooms[local] != nil {
+		s.mu.Unlock()
+		return nil, ""
+	}
+	if len(s.rooms) >= s.cfg.MaxRooms {
+		s.mu.Unlock()
+		return nil, stanza.ResourceConstraint
+	}
+	r := newRoom(s, local)
+	r.created = time.Now()
+	r.mu.Lock()
+	s.rooms[local] = r
+	s.mu.Unlock()
+	return r, ""
+}
+
+// dropRoom removes r from the service. The caller holds r.mu.
+func (s *Service) dropRoom(r *room) {
+	r.gone = true
+	s.mu.Lock()
+	if s.rooms[r.local] == r {
+		delete(s.rooms, r.local)
+	}
+	s.mu.Unlock()
+}
+
+// storeCtx gives storage writes their own deadline: the sender's
+// connection may be closing while its departure is processed.
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
