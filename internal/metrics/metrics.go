@@ -29,6 +29,14 @@ type Metrics struct {
 	AuthThrottle *prometheus.CounterVec
 	// AuthTrackedSources is how many source addresses the limiter tracks.
 	AuthTrackedSources prometheus.Gauge
+	// DirectoryUp is 1 while the LDAP directory answers, 0 when no server
+	// could be reached (internal/directory).
+	DirectoryUp prometheus.Gauge
+	// DirectoryErrors counts directory failures by kind: "connect" (one
+	// server refused or timed out; failover follows), "request" (a
+	// connection broke mid-request; retried), "unavailable" (every server
+	// failed: the operation failed).
+	DirectoryErrors *prometheus.CounterVec
 }
 
 // New creates and registers the collectors, plus Go runtime and process
@@ -73,6 +81,13 @@ func New() *Metrics {
 		Name: "parley_auth_tracked_sources", Help: "Source addresses with recent failed logins tracked by the brute-force limiter.",
 	})
 	r.MustRegister(m.AuthThrottle, m.AuthTrackedSources)
+	m.DirectoryUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "parley_directory_up", Help: "1 while the LDAP directory is reachable, 0 when every server failed.",
+	})
+	m.DirectoryErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_directory_errors_total", Help: "LDAP directory failures by kind (connect, request, unavailable).",
+	}, []string{"kind"})
+	r.MustRegister(m.DirectoryUp, m.DirectoryErrors)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
