@@ -1,6 +1,7 @@
 package server
 
 import (
+	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
 	"parley/internal/mod/last"
@@ -33,6 +34,7 @@ func DefaultModules() []module.Factory {
 		ping.New,
 		last.New,
 		proxy65.New,
+		clientproxy.New,
 		register.New,
 		muc.New,
 	}
