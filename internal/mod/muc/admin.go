@@ -234,6 +234,9 @@ func (r *room) checkItem(it *xml.Element, me *occupant, myAff string, from jid.J
 		if affRank(myAff) < affRank(AffAdmin) {
 			return change{}, stanza.Forbidden, "only admins and owners change affiliations"
 		}
+		if aff == AffOutcast && bare == from.Bare().String() {
+			return change{}, stanza.Conflict, "you cannot ban yourself"
+		}
 		if myAff != AffOwner && (affRank(cur) >= affRank(AffAdmin) || affRank(aff) >= affRank(AffAdmin)) {
 			// §9.1, §10.3-10.8: admin and owner lists are the owners'.
 			if affRank(cur) >= affRank(AffAdmin) && aff == AffOutcast {
@@ -243,9 +246,6 @@ func (r *room) checkItem(it *xml.Element, me *occupant, myAff string, from jid.J
 				return change{}, stanza.NotAllowed, "only owners change admins and owners"
 			}
 			return change{}, stanza.Forbidden, "only owners grant admin or owner"
-		}
-		if aff == AffOutcast && bare == from.Bare().String() {
-			return change{}, stanza.Conflict, "you cannot ban yourself"
 		}
 		return change{bare: bare, aff: aff, reason: reason}, "", ""
 	}

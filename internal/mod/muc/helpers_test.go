@@ -167,3 +167,13 @@ func adminList(c *testserver.Client, room, attr string) *xml.Element {
 }
 
 func cond(el *xml.Element) string { return testserver.ErrorCondition(el) }
+
+// expectItem waits for an available presence from a room JID whose
+// muc#user item has attr = value.
+func expectItem(t *testing.T, c *testserver.Client, from, attr, value string) *xml.Element {
+	t.Helper()
+	return c.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == from && el.Attr("type") == "" &&
+			item(el) != nil && item(el).Attr(attr) == value
+	})
+}
