@@ -7,8 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"parley/internal/legacyauth"
 	"parley/internal/module"
-	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -107,19 +107,15 @@ func (r *Register) registerAccount(c *module.PreAuthConn, iq, q *xml.Element) *x
 		r.h.Log.Info("register: rate limit", "remote", key, "host", r.h.Domain)
 		return fail(stanza.PolicyViolation, fmt.Sprintf("too many new accounts from your address; try again within %s", r.cfg.Window.Duration))
 	}
-	creds, err := sasl.DeriveCredentials(sub.values["password"], r.h.Config.Auth.ScramIterations)
-	if err != nil {
-		release()
-		r.h.Log.Error("register: derive credentials", "err", err)
-		return fail(stanza.InternalServerError, "")
-	}
 	extra := make(map[string]string)
 	for _, f := range r.cfg.Fields {
 		extra[f] = sub.values[f]
 	}
-	err = r.h.Store.Accounts().Create(ctx, storage.Account{
-		Host: r.h.Domain, Username: j.Local(), Creds: creds, Fields: extra, CreatedAt: time.Now().UTC(),
-	})
+	// legacyauth owns password setting: SCRAM keys, plus the cleartext copy
+	// or zero-knowledge chain when the host enables those XEP-0078 methods.
+	err = legacyauth.CreateAccount(ctx, r.h.Store, r.h.Config, storage.Account{
+		Host: r.h.Domain, Username: j.Local(), Fields: extra, CreatedAt: time.Now().UTC(),
+	}, sub.values["password"])
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		release()

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"parley/internal/legacyauth"
 	"parley/internal/module"
-	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -103,11 +103,7 @@ func (r *Register) sessionSet(ev *module.StanzaEvent, q *xml.Element) *xml.Eleme
 		}
 	}
 	if pw != "" {
-		creds, err := sasl.DeriveCredentials(pw, r.h.Config.Auth.ScramIterations)
-		if err == nil {
-			err = accts.SetCredentials(ev.Ctx, r.h.Domain, user, creds)
-		}
-		if err != nil {
+		if err := legacyauth.SetPassword(ev.Ctx, r.h.Store, r.h.Config, r.h.Domain, user, pw); err != nil {
 			r.h.Log.Error("register: change password", "user", ev.From.Bare().String(), "err", err)
 			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 		}
