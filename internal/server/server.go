@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -126,6 +128,11 @@ func OpenStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 	case "postgres":
 		return postgres.Open(ctx, cfg.PostgresDSN)
 	default:
+		// The zero-config server (and `parley user add` before the first
+		// start) must work in an empty directory.
+		if err := os.MkdirAll(filepath.Dir(cfg.SQLitePath), 0o700); err != nil {
+			return nil, err
+		}
 		return sqlite.Open(ctx, cfg.SQLitePath)
 	}
 }
