@@ -89,6 +89,10 @@ access to attrs=mobile,telephoneNumber,labeledURI,description
   by self write
   by users read
   by * none
+access to attrs=title
+  by dn.exact="{{.ServiceDN}}" write
+  by users read
+  by * none
 access to *
   by dn.exact="{{.ServiceDN}}" read
   by users read
