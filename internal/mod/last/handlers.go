@@ -87,10 +87,15 @@ func (l *Last) onOutPresence(ev *module.StanzaEvent) bool {
 
 // onUnbound records the logout when the account's last session ended. The
 // router unbinds a session before firing "unbound", so an empty session
-// list means this was the last one.
+// list means this was the last one. Nothing is recorded for an account that
+// was just deleted (its sessions end after the deletion), so a removed
+// account leaves no data behind.
 func (l *Last) onUnbound(ev *module.SessionEvent) bool {
 	bare := ev.Session.JID().Bare()
 	if len(l.h.Router.Sessions(bare)) > 0 {
+		return false
+	}
+	if ok, err := l.h.AccountExists(ev.Ctx, bare.Local()); err == nil && !ok {
 		return false
 	}
 	status, _ := ev.Session.Value(statusKey{}).(string)

@@ -14,7 +14,6 @@ package register
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"parley/internal/config"
@@ -39,11 +38,6 @@ type Register struct {
 	cfg  config.Registration
 	lim  *limiter
 	offs []func()
-
-	// removing counts the sessions of removed accounts that have not
-	// unbound yet, per bare JID (see purgeAfterUnbound).
-	mu       sync.Mutex
-	removing map[string]int
 }
 
 var _ module.Module = (*Register)(nil)
@@ -55,10 +49,9 @@ func New(h *module.Host) (module.Module, error) {
 		cfg = h.HostCfg.Registration
 	}
 	return &Register{
-		h:        h,
-		cfg:      cfg,
-		lim:      newLimiter(cfg.MaxPerIP, cfg.Window.Duration, cfg.MaxTrackedIPs, time.Now),
-		removing: make(map[string]int),
+		h:   h,
+		cfg: cfg,
+		lim: newLimiter(cfg.MaxPerIP, cfg.Window.Duration, cfg.MaxTrackedIPs, time.Now),
 	}, nil
 }
 
@@ -80,7 +73,6 @@ func (r *Register) Start(context.Context) error {
 		r.h.RegisterIQ(stanza.TypeSet, t, NS, r.sessionSet)
 	}
 	// Lowest priority: runs after every other module's unbound handler.
-	r.offs = append(r.offs, r.h.Sessions.On(module.EventSessionUnbound, module.PriorityDeliver+1, r.purgeAfterUnbound))
 	return nil
 }
 

@@ -3,7 +3,6 @@ package register
 import (
 	"context"
 	"errors"
-	"time"
 
 	"parley/internal/legacyauth"
 	"parley/internal/module"
@@ -12,9 +11,6 @@ import (
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
-
-// removedKey marks a session whose account was removed (session value).
-type removedKey struct{}
 
 // local reports whether ev comes from an authenticated local account of
 // this host (the only senders the in-session protocol serves).
@@ -122,18 +118,8 @@ func (r *Register) remove(ev *module.StanzaEvent) *xml.Element {
 	ctx := context.WithoutCancel(ev.Ctx)
 	r.cancelSubscriptions(ctx, bare)
 	sessions := r.h.Router.Sessions(bare)
-	// Mark before deleting so purgeAfterUnbound knows these sessions.
-	r.mu.Lock()
-	for _, s := range sessions {
-		if s.Value(removedKey{}) == nil {
-			s.SetValue(removedKey{}, true)
-			r.removing[bare.String()]++
-		}
-	}
-	r.mu.Unlock()
 	if err := r.h.Store.Accounts().Delete(ctx, r.h.Domain, bare.Local()); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		r.h.Log.Error("register: delete account", "user", bare.String(), "err", err)
-		r.unmark(bare, sessions)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
 	r.h.Log.Info("register: account removed in-band", "user", bare.String())
@@ -151,19 +137,6 @@ func (r *Register) remove(ev *module.StanzaEvent) *xml.Element {
 		s.Close("not-authorized", "account removed")
 	}
 	return nil
-}
-
-func (r *Register) unmark(bare jid.JID, sessions []module.Session) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range sessions {
-		if s.Value(removedKey{}) != nil {
-			s.SetValue(removedKey{}, nil)
-			if r.removing[bare.String()]--; r.removing[bare.String()] <= 0 {
-				delete(r.removing, bare.String())
-			}
-		}
-	}
 }
 
 // cancelSubscriptions tells every contact that the account's presence
@@ -187,39 +160,4 @@ func (r *Register) cancelSubscriptions(ctx context.Context, bare jid.JID) {
 			send(it.JID, "unsubscribe")
 		}
 	}
-}
-
-// purgeAfterUnbound runs after every other module's unbound handler for the
-// sessions of a removed account. Those handlers may have stored something
-// for the account on the way out (last activity, ...), after the account
-// was deleted; when the last such session is gone and the name has not been
-// registered again, this deletes whatever they left by deleting a
-// placeholder account (Accounts.Delete cascades over everything an owner
-// has). The placeholder has no credentials and is disabled, so nobody can
-// log in with it in the instant it exists.
-func (r *Register) purgeAfterUnbound(ev *module.SessionEvent) bool {
-	if ev.Session.Value(removedKey{}) == nil {
-		return false
-	}
-	bare := ev.Session.JID().Bare()
-	r.mu.Lock()
-	r.removing[bare.String()]--
-	last := r.removing[bare.String()] <= 0
-	if last {
-		delete(r.removing, bare.String())
-	}
-	r.mu.Unlock()
-	if !last {
-		return false
-	}
-	ctx := context.WithoutCancel(ev.Ctx)
-	accts := r.h.Store.Accounts()
-	err := accts.Create(ctx, storage.Account{Host: r.h.Domain, Username: bare.Local(), Disabled: true, CreatedAt: time.Now().UTC()})
-	if err != nil {
-		return false // registered again already (or storage trouble): leave it
-	}
-	if err := accts.Delete(ctx, r.h.Domain, bare.Local()); err != nil {
-		r.h.Log.Error("register: purge removed account", "user", bare.String(), "err", err)
-	}
-	return false
 }
