@@ -89,6 +89,11 @@ type Host struct {
 	Log     *slog.Logger
 	// Started is when the server started (XEP-0012 uptime).
 	Started time.Time
+	// AccountSource, when set, is where the host's accounts live instead
+	// of Store.Accounts (accounts = "directory": internal/directory). Modules
+	// that need more than existence (profiles, groups) type-assert it to the
+	// interface they need.
+	AccountSource AccountSource
 
 	Stanzas  Hook[*StanzaEvent]
 	Sessions Hook[*SessionEvent]
@@ -261,8 +266,18 @@ func (h *Host) StreamFeatures(s Session) []*xml.Element {
 	return out
 }
 
+// AccountSource is an account store other than storage (a directory).
+type AccountSource interface {
+	// AccountExists reports whether username is an enabled account; an
+	// error means the source could not be asked.
+	AccountExists(ctx context.Context, username string) (bool, error)
+}
+
 // AccountExists reports whether a local account exists.
 func (h *Host) AccountExists(ctx context.Context, username string) (bool, error) {
+	if h.AccountSource != nil {
+		return h.AccountSource.AccountExists(ctx, username)
+	}
 	_, err := h.Store.Accounts().Get(ctx, h.Domain, username)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
