@@ -66,6 +66,20 @@ func (p *plainSession) authenticate(msg []byte) error {
 		}
 	}
 
+	if p.env.CheckPassword != nil {
+		if !normOK {
+			return fail(CondNotAuthorized, "")
+		}
+		if err := p.env.CheckPassword(p.env.ctx(), name, passwd); err != nil {
+			var f *Failure
+			if errors.As(err, &f) {
+				return f
+			}
+			return fail(CondTemporaryAuthFailure, "")
+		}
+		p.username, p.authzid = name, authzid
+		return nil
+	}
 	var creds storage.Credentials
 	found := false
 	if normOK {

@@ -3,9 +3,9 @@ package sasl
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/elliptic"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -151,5 +151,47 @@ func TestExternal(t *testing.T) {
 	s, _ = Start(External, env)
 	if _, _, err := s.Next([]byte{0xff}); err == nil {
 		t.Fatal("invalid UTF-8 accepted")
+	}
+}
+
+func TestPlainWithCheckPassword(t *testing.T) {
+	tlsState := &tls.ConnectionState{HandshakeComplete: true}
+	env := Env{TLS: tlsState, CheckPassword: func(_ context.Context, user, pass string) error {
+		switch {
+		case user == "down":
+			return NewFailure(CondTemporaryAuthFailure, "")
+		case user == "alice" && pass == "secret":
+			return nil
+		}
+		return NewFailure(CondNotAuthorized, "")
+	}}
+	for _, name := range []string{SCRAMSHA256, SCRAMSHA1Plus, "DIGEST-MD5"} {
+		if _, err := Start(name, env); err == nil {
+			t.Errorf("%s started with an external password check", name)
+		}
+	}
+	if got := OfferedPasswordCheck(tlsState, false); len(got) != 1 || got[0] != Plain {
+		t.Fatalf("offered %v", got)
+	}
+	if got := OfferedPasswordCheck(nil, false); len(got) != 0 {
+		t.Fatalf("offered without TLS: %v", got)
+	}
+	for _, tc := range []struct{ msg, cond, user string }{
+		{"\x00alice\x00secret", "", "alice"},
+		{"\x00alice\x00wrong", CondNotAuthorized, ""},
+		{"\x00down\x00x", CondTemporaryAuthFailure, ""},
+	} {
+		s, err := Start(Plain, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, done, err := s.Next([]byte(tc.msg))
+		var f *Failure
+		switch {
+		case tc.cond == "" && (err != nil || !done || s.Username() != tc.user):
+			t.Errorf("%q: %v %v %q", tc.msg, done, err, s.Username())
+		case tc.cond != "" && (!errors.As(err, &f) || f.Condition != tc.cond):
+			t.Errorf("%q: got %v, want %s", tc.msg, err, tc.cond)
+		}
 	}
 }

@@ -160,6 +160,23 @@ type Env struct {
 	// not-authorized). Offered never lists EXTERNAL: the caller advertises it
 	// only when it set External for the connection.
 	External func(ctx context.Context, authzid string) (username string, err error)
+
+	// CheckPassword, when set, makes an external authority (an LDAP bind)
+	// check PLAIN passwords instead of Lookup's stored keys; it returns nil
+	// or a *Failure (not-authorized, temporary-auth-failure). Such an
+	// authority never hands out the salted keys SCRAM needs, so with
+	// CheckPassword set Start accepts only PLAIN (and EXTERNAL), and the
+	// caller should advertise OfferedPasswordCheck.
+	CheckPassword func(ctx context.Context, username, password string) error
+}
+
+// OfferedPasswordCheck is Offered for a host whose passwords are checked by
+// CheckPassword: PLAIN only, over TLS unless allowPlainWithoutTLS.
+func OfferedPasswordCheck(tlsState *tls.ConnectionState, allowPlainWithoutTLS bool) []string {
+	if encrypted(tlsState) || allowPlainWithoutTLS {
+		return []string{Plain}
+	}
+	return nil
 }
 
 func (e *Env) ctx() context.Context {
@@ -214,6 +231,12 @@ func Start(name string, env Env) (Session, error) {
 			return nil, fail(CondInvalidMechanism, "")
 		}
 		return &externalSession{env: env}, nil
+	}
+	if env.CheckPassword != nil {
+		if !slices.Contains(OfferedPasswordCheck(env.TLS, env.AllowPlainWithoutTLS), name) {
+			return nil, fail(CondInvalidMechanism, "")
+		}
+		return &plainSession{env: env}, nil
 	}
 	if !slices.Contains(Offered(env.TLS, env.ServerCert, env.AllowPlainWithoutTLS), name) {
 		return nil, fail(CondInvalidMechanism, "")
