@@ -34,7 +34,7 @@ lint:
 # Real clients nobody here wrote (slixmpp, go-sendxmpp) against the built
 # binary. Installs missing Debian packages itself.
 interop: build
-	bash interop/run.sh
+	bash interop/all.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
