@@ -115,11 +115,11 @@ func create(t *testing.T, c *testserver.Client, room, nick string) {
 	if it := item(self); it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" {
 		t.Fatalf("creator is not owner/moderator: %s", self)
 	}
+	expectSubject(t, c, room)
 	res := c.IQ("set", roomJID(room), "<query xmlns='"+nsOwner+"'><x xmlns='"+nsData+"' type='submit'/></query>")
 	if res.Attr("type") != "result" {
 		t.Fatalf("instant room: %s", res)
 	}
-	expectSubject(t, c, room)
 }
 
 // configure submits a room configuration form with the given fields.

@@ -102,13 +102,7 @@ func (r *room) ownerSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	} else if prev.Persistent {
 		r.svc.deleteStored(ctx, r)
 	}
-	if wasLocked {
-		// The creator was waiting for the unlocked room: history is
-		// empty, but the subject completes its join.
-		for _, o := range r.sortedOccupants() {
-			r.sendSubject(ctx, o)
-		}
-	} else {
+	if !wasLocked {
 		var codes []int
 		if prev.WhoIs != next.WhoIs {
 			codes = append(codes, pick2(next.WhoIs == "anyone", 172, 173))

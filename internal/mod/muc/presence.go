@@ -119,10 +119,11 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 		}
 	}
 	s.route(ctx, r.presenceFor(o, o, presOpts{selfCodes: self}))
-	if !r.locked {
-		r.sendHistory(ctx, o, mucJoin(el))
-		r.sendSubject(ctx, o)
-	}
+	// History and subject follow even in a locked room (where both are
+	// empty): clients such as slixmpp treat the subject as the end of the
+	// join, the creator's included.
+	r.sendHistory(ctx, o, mucJoin(el))
+	r.sendSubject(ctx, o)
 }
 
 // rawNick returns the resource of the 'to' attribute as the client wrote
