@@ -52,6 +52,7 @@ func (p *plainSession) Next(msg []byte) ([]byte, bool, error) {
 func (p *plainSession) authenticate(msg []byte) error {
 	authzid, authcid, passwd, f := parsePlain(msg)
 	if f != nil {
+		f.Negotiation = true // malformed: no credential was checked
 		return f
 	}
 

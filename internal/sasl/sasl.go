@@ -60,6 +60,13 @@ const (
 type Failure struct {
 	Condition string
 	Text      string
+	// Negotiation is true when the exchange failed before any credential
+	// was examined: a malformed message, or a channel-binding type or flag
+	// the server cannot accept. Such a failure is not a password guess, so
+	// callers need not count it towards brute-force limits. (Stock clients
+	// hit it routinely: some ask for tls-unique, which TLS 1.3 lacks, and
+	// then retry with another mechanism.)
+	Negotiation bool
 }
 
 func (f *Failure) Error() string {

@@ -65,6 +65,11 @@ func (s *scramSession) Next(msg []byte) ([]byte, bool, error) {
 		out, err := s.first(msg)
 		if err != nil {
 			s.state = scramFinished
+			// Nothing in client-first-message is checked against the
+			// credentials (the proof comes in client-final-message).
+			if f, ok := err.(*Failure); ok && f.Condition != CondTemporaryAuthFailure {
+				f.Negotiation = true
+			}
 			return nil, false, err
 		}
 		s.state = scramWantFinal
