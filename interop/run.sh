@@ -20,7 +20,7 @@ TLS_PORT=${INTEROP_TLS_PORT:-15223} # direct TLS (XEP-0368)
 HTTP_PORT=${INTEROP_HTTP_PORT:-15280}
 DOMAIN=${INTEROP_DOMAIN:-interop.test}
 PASSWORD='interop-secret-1'
-WORK="$ROOT/interop/.work"
+WORK="$ROOT/interop/.work/core"
 PY=/usr/bin/python3               # Debian's python: the one that sees python3-slixmpp
 BIN=${PARLEY_BIN:-"$ROOT/parley"}
 

@@ -720,7 +720,7 @@ if __name__ == '__main__':
     ap.add_argument('--tls-port', type=int, required=True)
     ap.add_argument('--domain', required=True)
     ap.add_argument('--password', required=True)
-    ap.add_argument('--work', default='interop/.work')
+    ap.add_argument('--work', default='interop/.work/core')
     ap.add_argument('--only', nargs='*', default=[], help='run scenarios whose name contains this')
     ap.add_argument('-v', '--verbose', action='store_true', help='slixmpp debug log on stderr')
     a = ap.parse_args()
