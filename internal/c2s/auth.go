@@ -114,7 +114,7 @@ func (c *conn) offered() []string {
 	if c.clientCert != nil {
 		out = append(out, sasl.External)
 	}
-	return append(out, sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS)...)
+	return append(out, c.passwordMechanisms()...)
 }
 
 // external maps the EXTERNAL authzid to an account (XEP-0178 §3 step 10).
@@ -151,6 +151,9 @@ func (c *conn) external(cert *x509.Certificate) func(ctx context.Context, authzi
 			return "", sasl.NewFailure(sasl.CondInvalidAuthzid, "the certificate names several addresses: give an authorization identity")
 		default:
 			return "", sasl.NewFailure(sasl.CondNotAuthorized, "")
+		}
+		if d := c.directory(); d != nil {
+			return c.directoryExternal(ctx, d, pick)
 		}
 		a, err := c.srv.store.Accounts().Get(ctx, c.host.Domain, pick.Local())
 		switch {
@@ -212,6 +215,9 @@ func (c *conn) legacyStream() legacyauth.Stream {
 // legacyFeature is the XEP-0078 §4 stream feature, offered when some
 // legacy method is usable on this stream.
 func (c *conn) legacyFeature() *xml.Element {
+	if c.directory() != nil {
+		return nil // XEP-0078 checks stored secrets; directory hosts have none
+	}
 	if !legacyauth.MethodsFor(c.hostCfg(), c.legacyStream()).Any() {
 		return nil
 	}
@@ -222,7 +228,7 @@ func (c *conn) legacyFeature() *xml.Element {
 // (XEP-0078 §3). done is true when a session was created.
 func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 	hc := c.hostCfg()
-	if !hc.LegacyAuth.Enabled() {
+	if !hc.LegacyAuth.Enabled() || c.directory() != nil {
 		return false, c.writeEl(stanza.ErrorReply(iq, stanza.ServiceUnavailable, ""))
 	}
 	if c.saslFailed {

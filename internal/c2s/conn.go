@@ -520,6 +520,12 @@ func (c *conn) saslFailure(cond, text string) error {
 // as not-authorized).
 func (c *conn) authFailed(mech, cond string) error {
 	c.saslFailed = true
+	if cond == sasl.CondTemporaryAuthFailure {
+		// The server could not check (the directory is down): not the
+		// client's failure, so no delay and no brute-force count.
+		c.srv.log.Info("c2s: authentication could not be checked", "remote", c.raw.RemoteAddr().String(), "mechanism", mech)
+		return c.saslFailure(cond, "")
+	}
 	c.countFailure(mech, cond)
 	if err := c.saslFailure(cond, ""); err != nil {
 		return err

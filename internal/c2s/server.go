@@ -17,6 +17,7 @@ import (
 	"parley/internal/certs"
 	"parley/internal/clientcert"
 	"parley/internal/config"
+	"parley/internal/directory"
 	"parley/internal/legacyauth"
 	"parley/internal/metrics"
 	"parley/internal/router"
@@ -47,6 +48,9 @@ type Server struct {
 	// groups resolves group membership for access control.
 	clientCerts *clientcert.Verifier
 	groups      access.GroupResolver
+	// dir is the LDAP directory of hosts with accounts = "directory"
+	// (directory.go); nil without one.
+	dir *directory.Directory
 }
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
@@ -220,5 +224,15 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 			}
 			return a.Creds, nil
 		},
+		CheckPassword: directoryPasswordCheck(c),
 	}
+}
+
+// directoryPasswordCheck is nil unless c's host keeps its accounts in the
+// directory (directory.go).
+func directoryPasswordCheck(c *conn) func(context.Context, string, string) error {
+	if d := c.directory(); d != nil {
+		return c.directoryCheckPassword(d)
+	}
+	return nil
 }

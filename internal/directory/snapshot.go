@@ -363,3 +363,19 @@ func (d *Directory) StaticRoster(s *Snapshot, u *User, host string) []string {
 	self := u.Username + "@" + host
 	return slices.DeleteFunc(out, func(j string) bool { return j == self })
 }
+
+// HostGroups is the GroupResolver (internal/access) of the directory hosts:
+// it answers with directory groups for those hosts and with none for the
+// others, whose groups come from elsewhere.
+type HostGroups struct {
+	Dir   *Directory
+	Hosts map[string]bool
+}
+
+// Groups implements access.GroupResolver.
+func (h HostGroups) Groups(ctx context.Context, host, username string) ([]string, error) {
+	if !h.Hosts[host] {
+		return nil, nil
+	}
+	return h.Dir.Groups(ctx, host, username)
+}

@@ -62,6 +62,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	running bool
+
+	// directory is the LDAP directory, if configured (directory.go).
+	directory dirState
 }
 
 // New builds a server from cfg. It opens storage and loads certificates but
@@ -86,6 +89,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.router = router.New(log, s.metrics, cfg.Limits.MaxSessionsPerAccount)
+	if err := s.newDirectory(); err != nil {
+		_ = s.store.Close()
+		return nil, err
+	}
 	factories := opts.Modules
 	if factories == nil {
 		factories = DefaultModules()
@@ -95,6 +102,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		h := module.NewHost(hc.Domain)
 		h.Config, h.HostCfg, h.Store, h.Started = cfg, hc, s.store, s.started
 		h.Log = log.With("host", hc.Domain)
+		if hc.AccountsInDirectory() && s.directory.dir != nil {
+			h.AccountSource = s.directory.dir
+		}
 		s.router.AddHost(h)
 		s.hosts = append(s.hosts, h)
 		for _, f := range factories {
@@ -108,6 +118,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	}
 	s.comp = component.New(cfg, s.router, s.metrics, log)
 	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
+	s.wireDirectory()
 	if cfg.S2S.Enabled {
 		if s.s2s, err = s2s.New(cfg, s.router, s.certs, s.metrics, log); err != nil {
 			_ = s.store.Close()
@@ -192,6 +203,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.httpSrv = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = s.httpSrv.Serve(ln) }()
 	}
+	s.startDirectory()
 	s.c2s.Serve()
 	s.comp.Serve()
 	s.mu.Lock()
@@ -239,6 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		}
 		s.stopModules(ctx)
 	}
+	s.stopDirectory()
 	_ = s.store.Close()
 }
 

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+
+	"parley/internal/access"
+	"parley/internal/directory"
+)
+
+// dirState is the LDAP directory of the hosts with accounts = "directory"
+// (issue 6) and its polling goroutine.
+type dirState struct {
+	dir  *directory.Directory
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// newDirectory connects (lazily) to the [directory] when one is configured.
+func (s *Server) newDirectory() error {
+	if !s.cfg.Directory.Enabled() {
+		return nil
+	}
+	d, err := directory.New(s.cfg.Directory, s.log.With("component", "directory"), s.metrics)
+	if err != nil {
+		return err
+	}
+	s.directory.dir = d
+	return nil
+}
+
+// wireDirectory gives the directory to c2s (authentication, and group
+// membership for the access policy next to the KV groups of `parley
+// group`). The directory hosts got it as their AccountSource when they
+// were created (read by AccountExists and the vcard, dirroster and muc
+// modules).
+func (s *Server) wireDirectory() {
+	d := s.directory.dir
+	if d == nil {
+		return
+	}
+	hosts := map[string]bool{}
+	for _, h := range s.hosts {
+		if h.AccountSource != nil {
+			hosts[h.Domain] = true
+		}
+	}
+	s.c2s.SetDirectory(d)
+	s.c2s.SetGroupResolver(access.Union{access.KVGroups{Store: s.store}, directory.HostGroups{Dir: d, Hosts: hosts}})
+}
+
+// startDirectory starts polling groups and rooms (after the modules that
+// watch them started).
+func (s *Server) startDirectory() {
+	if s.directory.dir == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.directory.stop, s.directory.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.directory.done)
+		s.directory.dir.Run(ctx)
+	}()
+}
+
+func (s *Server) stopDirectory() {
+	if s.directory.stop != nil {
+		s.directory.stop()
+		<-s.directory.done
+		s.directory.stop = nil
+	}
+	if s.directory.dir != nil {
+		s.directory.dir.Close()
+	}
+}
+
+// Directory returns the server's directory, nil without one.
+func (s *Server) Directory() *directory.Directory { return s.directory.dir }

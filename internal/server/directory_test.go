@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+
+	"parley/internal/directory/ldaptest"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/xml"
+)
+
+// directoryConfig is a host with accounts in the ldaptest fixture.
+func directoryConfig(addr, extra string) string {
+	return fmt.Sprintf(`[[host]]
+domain = "example.test"
+accounts = "directory"
+%s
+[directory]
+servers = [%q]
+tls = "none"
+bind_dn = %q
+bind_password = %q
+user_base = %q
+group_base = %q
+room_base = %q
+disabled_attribute = "employeeType"
+disabled_values = ["disabled"]
+dial_timeout = "2s"
+retry_delay = "10ms"
+poll_interval = "1s"
+roster_attribute = "seeAlso"
+[[directory.roster_group]]
+group = "engineering"
+name = "Engineering"
+[directory.profile.mobile]
+mode = "update"
+[directory.profile.org_name]
+mode = "static"
+value = "Example Corp"
+`, extra, addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase, ldaptest.RoomBase)
+}
+
+// saslAttempt opens a stream with STARTTLS and tries PLAIN, returning the
+// <success/> or <failure/> element.
+func saslAttempt(t *testing.T, ts *testserver.TS, user, pass string) *xml.Element {
+	t.Helper()
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	defer c.Close()
+	c.Open("example.test")
+	c.StartTLS("example.test")
+	msg := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", msg)
+	return c.Expect(func(el *xml.Element) bool { return el.Local == "success" || el.Local == "failure" })
+}
+
+func failureCond(el *xml.Element) string {
+	if el.Local != "failure" {
+		return el.Local
+	}
+	return el.FirstElement().Local
+}
+
+func TestDirectoryLogin(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
+
+	// Only PLAIN is offered (no SCRAM without stored SCRAM secrets), and
+	// SCRAM is refused even when asked for.
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Open("example.test")
+	c.StartTLS("example.test")
+	feats := c.Features
+	var mechs []string
+	for _, m := range feats.Child("", "mechanisms").Elements() {
+		mechs = append(mechs, m.Text())
+	}
+	if strings.Join(mechs, ",") != "PLAIN" {
+		t.Fatalf("mechanisms %v, want only PLAIN", mechs)
+	}
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>%s</auth>", base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=abcdef")))
+	if el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" }); failureCond(el) != "invalid-mechanism" {
+		t.Fatalf("SCRAM: %s", el)
+	}
+	c.Close()
+
+	for _, tc := range []struct{ user, pass, want string }{
+		{"alice", "alice-pass", "success"},
+		{"alice", "wrong", "not-authorized"},
+		{"dave", "dave-pass", "not-authorized"}, // disabled
+		{"nobody", "x", "not-authorized"},
+		{"*", "alice-pass", "not-authorized"},
+	} {
+		if got := failureCond(saslAttempt(t, ts, tc.user, tc.pass)); got != tc.want {
+			t.Errorf("%s/%s: %s, want %s", tc.user, tc.pass, got, tc.want)
+		}
+	}
+
+	// Directory users exist for routing: a message to offline bob is
+	// stored (not bounced); one to a non-user bounces.
+	alice := ts.Online(t, "alice", "alice-pass", "r1")
+	alice.Send("<message to='bob@example.test' id='m1' type='chat'><body>hi</body></message>")
+	alice.Send("<message to='nobody@example.test' id='m2' type='chat'><body>hi</body></message>")
+	if el := alice.ExpectStanza("message", "id=m2"); testserver.ErrorCondition(el) != "service-unavailable" {
+		t.Fatalf("message to a non-user: %s", el)
+	}
+	bob := ts.Login(t, "bob", "bob-pass", "r1")
+	bob.Send("<presence/>")
+	bob.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "hi" })
+
+	// Outage: new logins get temporary-auth-failure, open sessions go on.
+	srv.Stop()
+	if got := failureCond(saslAttempt(t, ts, "carol", "carol-pass")); got != "temporary-auth-failure" {
+		t.Fatalf("login during outage: %s", got)
+	}
+	if got := failureCond(saslAttempt(t, ts, "carol", "carol-pass")); got != "temporary-auth-failure" {
+		t.Fatalf("second login during outage: %s", got)
+	}
+	alice.Send("<message to='bob@example.test/r1' id='m3' type='chat'><body>still here</body></message>")
+	bob.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "still here" })
+}
+
+func TestDirectoryAccessGroups(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, `allowed_groups = ["engineering"]`))
+	if got := failureCond(saslAttempt(t, ts, "bob", "bob-pass")); got != "success" {
+		t.Fatalf("bob (engineering): %s", got)
+	}
+	if got := failureCond(saslAttempt(t, ts, "carol", "carol-pass")); got != "not-authorized" {
+		t.Fatalf("carol (sales only): %s", got)
+	}
+}
