@@ -131,3 +131,38 @@ func TestDirectoryAccessGroups(t *testing.T) {
 		t.Fatalf("carol (sales only): %s", got)
 	}
 }
+
+func TestDirectoryVCard(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
+	alice := ts.Login(t, "alice", "alice-pass", "r1")
+	bob := ts.Login(t, "bob", "bob-pass", "r1")
+
+	res := alice.IQ("get", "", "<vCard xmlns='vcard-temp'/>")
+	v := res.Child("vcard-temp", "vCard")
+	if v == nil || v.ChildText("", "FN") != "Alice Liddell" || v.Child("", "ORG").ChildText("", "ORGNAME") != "Example Corp" ||
+		v.Child("", "PHOTO") == nil {
+		t.Fatalf("vCard: %s", res)
+	}
+	// readonly: refused with not-allowed.
+	res = alice.IQ("set", "", "<vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard>")
+	if testserver.ErrorCondition(res) != "not-allowed" {
+		t.Fatalf("readonly edit: %s", res)
+	}
+	// update: written to the directory; local: kept by Parley.
+	res = alice.IQ("set", "", "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><TEL><CELL/><NUMBER>+44 7700 900123</NUMBER></TEL><NICKNAME>ally</NICKNAME></vCard>")
+	if res.Attr("type") != "result" {
+		t.Fatalf("update edit: %s", res)
+	}
+	if out := srv.Search(t, ldaptest.PeopleBase, "(uid=alice)", "mobile"); !strings.Contains(out, "mobile: +44 7700 900123") {
+		t.Fatalf("directory after update:\n%s", out)
+	}
+	res = bob.IQ("get", "alice@example.test", "<vCard xmlns='vcard-temp'/>")
+	if s := res.String(); !strings.Contains(s, "+44 7700 900123") || !strings.Contains(s, "<NICKNAME>ally</NICKNAME>") || !strings.Contains(s, "Alice Liddell") {
+		t.Fatalf("bob reads: %s", s)
+	}
+	// Somebody else's vCard cannot be set.
+	if res := bob.IQ("set", "alice@example.test", "<vCard xmlns='vcard-temp'><NICKNAME>x</NICKNAME></vCard>"); testserver.ErrorCondition(res) != "forbidden" {
+		t.Fatalf("bob sets alice's: %s", res)
+	}
+}

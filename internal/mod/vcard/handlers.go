@@ -20,6 +20,9 @@ func (v *VCard) get(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 	if payload.Local != "vCard" {
 		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "expected <vCard xmlns='vcard-temp'/>")
 	}
+	if p := v.profiles(); p != nil {
+		return v.getDirectory(ev, p)
+	}
 	owner := ev.To.Bare()
 	b, err := v.h.Store.VCards().Get(ev.Ctx, owner.String())
 	switch {
@@ -54,6 +57,9 @@ func (v *VCard) set(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 	b := payload.Bytes()
 	if limit := v.h.Config.Limits.MaxVCardBytes; len(b) > limit {
 		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, "vCard exceeds "+strconv.Itoa(limit)+" bytes")
+	}
+	if p := v.profiles(); p != nil {
+		return v.setDirectory(ev, p, payload)
 	}
 	if err := v.h.Store.VCards().Set(ev.Ctx, owner.String(), b); err != nil {
 		v.h.Log.Warn("vcard: set", "owner", owner.String(), "err", err)
