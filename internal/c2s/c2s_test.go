@@ -134,7 +134,7 @@ func TestAuthFailuresLookTheSameAndEndTheStream(t *testing.T) {
 	c := testserver.Dial(t, ts.StartTLSAddr())
 	c.Open("localhost")
 	c.StartTLS("localhost")
-	for i, creds := range []string{"\x00alice\x00wrong", "\x00nobody\x00password1", "\x00alice\x00"} {
+	for i, creds := range []string{"\x00alice\x00wrong", "\x00nobody\x00password1", "\x00alice\x00wrong2"} {
 		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", base64.StdEncoding.EncodeToString([]byte(creds)))
 		f := c.ExpectStanza("failure")
 		if f.Child("", "not-authorized") == nil && f.Child("", "malformed-request") == nil {
@@ -366,4 +366,31 @@ func TestSlowReaderIsDisconnected(t *testing.T) {
 		}
 	}
 	t.Fatalf("slow reader still connected after 20s")
+}
+
+// TestStockSlixmppMechanismFallback replays what Debian's slixmpp 1.8.3 does
+// by default: every -PLUS mechanism with tls-unique (which TLS 1.3 does not
+// have), then SCRAM with the "y" flag (refused: the server does support
+// channel binding, RFC 5802 §6), and only then PLAIN. None of the refused
+// attempts checked a password, so they must not use up max_auth_failures.
+func TestStockSlixmppMechanismFallback(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nmax_auth_failures = 3\n")
+	ts.AddUser(t, "alice", "password1")
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Open("localhost")
+	c.StartTLS("localhost")
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, a := range []struct{ mech, msg string }{
+		{"SCRAM-SHA-512-PLUS", "p=tls-unique,,n=alice,r=abcdefgh"},
+		{"SCRAM-SHA-256-PLUS", "p=tls-unique,,n=alice,r=abcdefgh"},
+		{"SCRAM-SHA-1-PLUS", "p=tls-unique,,n=alice,r=abcdefgh"},
+		{"SCRAM-SHA-512", "y,,n=alice,r=abcdefgh"},
+		{"SCRAM-SHA-256", "y,,n=alice,r=abcdefgh"},
+		{"SCRAM-SHA-1", "y,,n=alice,r=abcdefgh"},
+	} {
+		c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='%s'>%s</auth>", a.mech, b64(a.msg))
+		c.ExpectStanza("failure")
+	}
+	c.AuthPlain("localhost", "alice", "password1")
+	c.Bind("r")
 }

@@ -58,6 +58,9 @@ type conn struct {
 	preXMPP bool
 	// saslFailed: a SASL attempt failed on this stream (XEP-0078 §8).
 	saslFailed bool
+	// negotiationFailures counts SASL failures before any credential check
+	// (see negotiationFailed); they are bounded separately from failures.
+	negotiationFailures int
 	// clientCert is the verified TLS client certificate, nil if none.
 	clientCert *x509.Certificate
 	sess       *session
@@ -468,6 +471,9 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 			cond := "not-authorized"
 			if errors.As(err, &f) {
 				cond = f.Condition
+				if f.Negotiation {
+					return false, c.negotiationFailed(name, cond)
+				}
 			}
 			return false, c.authFailed(name, cond)
 		}
@@ -512,6 +518,26 @@ func (c *conn) saslFailure(cond, text string) error {
 		f.Append(xml.New(nsSASL, "text").AppendText(text))
 	}
 	return c.writeEl(f)
+}
+
+// negotiationFailed answers a SASL exchange that failed before any
+// credential was examined (a malformed message, a channel-binding type the
+// server cannot offer). It is not a password guess: no delay, no brute-force
+// count. Stock clients hit this routinely (slixmpp asks for tls-unique, which
+// TLS 1.3 lacks, on every -PLUS mechanism before falling back), so counting
+// it would lock them out; a separate, larger bound still ends a client that
+// loops.
+func (c *conn) negotiationFailed(mech, cond string) error {
+	c.saslFailed = true
+	c.negotiationFailures++
+	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
+	if err := c.saslFailure(cond, ""); err != nil {
+		return err
+	}
+	if c.negotiationFailures >= 2*c.srv.cfg.Limits.MaxAuthFailures+4 {
+		return &streamErr{"policy-violation", "too many failed authentication attempts"}
+	}
+	return nil
 }
 
 // authFailed answers a failed attempt after a delay that grows with each
