@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"parley/internal/config"
 	"parley/internal/xmpp/jid"
 )
 
@@ -147,6 +148,31 @@ func (d *Directory) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return d.Refresh(ctx)
 }
 
+// Current returns the latest snapshot without taking one (nil if none yet).
+func (d *Directory) Current() *Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.snap
+}
+
+// DisplayName returns the user's display name from the directory (the
+// display_name profile field's attribute), "" if unmapped or empty.
+func (d *Directory) DisplayName(u *User) string {
+	if a := d.displayNameAttr(); a != "" && u != nil {
+		return u.Attr(a)
+	}
+	return ""
+}
+
+func (d *Directory) displayNameAttr() string {
+	for _, f := range d.profileFields() {
+		if f.Name == "display_name" && (f.Mode == config.ProfileReadonly || f.Mode == config.ProfileUpdate) {
+			return f.Attribute
+		}
+	}
+	return ""
+}
+
 // Watch registers fn to be called (from the refreshing goroutine) with the
 // previous and the new snapshot whenever users or group membership change,
 // and after the first snapshot (old = nil). It returns a function that
@@ -246,6 +272,9 @@ func (d *Directory) take(ctx context.Context) (*Snapshot, error) {
 	}
 	if d.cfg.RosterAttribute != "" {
 		attrs = append(attrs, d.cfg.RosterAttribute)
+	}
+	if a := d.displayNameAttr(); a != "" {
+		attrs = append(attrs, a)
 	}
 	users, err := d.search(ctx, d.cfg.UserBase, d.cfg.UserListFilter, attrs)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/directory/ldaptest"
 	"parley/internal/testserver"
@@ -165,4 +166,61 @@ func TestDirectoryVCard(t *testing.T) {
 	if res := bob.IQ("set", "alice@example.test", "<vCard xmlns='vcard-temp'><NICKNAME>x</NICKNAME></vCard>"); testserver.ErrorCondition(res) != "forbidden" {
 		t.Fatalf("bob sets alice's: %s", res)
 	}
+}
+
+// rosterItems returns the user's roster as jid → "subscription groups...".
+func rosterItems(c *testserver.Client) map[string]string {
+	res := c.IQ("get", "", "<query xmlns='jabber:iq:roster'/>")
+	out := map[string]string{}
+	for _, it := range res.Child("jabber:iq:roster", "query").Elements() {
+		var gs []string
+		for _, g := range it.Elements() {
+			gs = append(gs, g.Text())
+		}
+		out[it.Attr("jid")] = it.Attr("subscription") + " " + strings.Join(gs, ",") + " " + it.Attr("name")
+	}
+	return out
+}
+
+func TestDirectoryRosterPrePopulation(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
+	alice := ts.Online(t, "alice", "alice-pass", "r1")
+	var items map[string]string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		items = rosterItems(alice)
+		if len(items) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if items["bob@example.test"] != "both Engineering Bob Builder" || items["carol@example.test"] != "both Directory Carol Seller" || len(items) != 2 {
+		t.Fatalf("alice's roster: %v", items)
+	}
+	// Presence is shared: bob comes online, alice sees it.
+	bob := ts.Online(t, "bob", "bob-pass", "r1")
+	alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && strings.HasPrefix(el.Attr("from"), "bob@example.test/")
+	})
+	if items := rosterItems(bob); items["alice@example.test"] != "both Engineering Alice Liddell" {
+		t.Fatalf("bob's roster: %v", items)
+	}
+
+	// A membership change in the directory reaches online users as a
+	// roster push, without a restart.
+	srv.Modify(t, "dn: cn=engineering,"+ldaptest.GroupBase+"\nchangetype: modify\nadd: member\nmember: uid=erin,"+ldaptest.PeopleBase+"\n")
+	push := alice.Expect(func(el *xml.Element) bool {
+		q := el.Child("jabber:iq:roster", "query")
+		return el.Local == "iq" && el.Attr("type") == "set" && q != nil && q.FirstElement() != nil && q.FirstElement().Attr("jid") == "erin@example.test"
+	})
+	if it := push.Child("jabber:iq:roster", "query").FirstElement(); it.Attr("subscription") != "both" || it.ChildText("", "group") != "Engineering" {
+		t.Fatalf("push: %s", push)
+	}
+	// And removal: bob leaves the group; alice's item for him goes.
+	srv.Modify(t, "dn: cn=engineering,"+ldaptest.GroupBase+"\nchangetype: modify\ndelete: member\nmember: uid=bob,"+ldaptest.PeopleBase+"\n")
+	alice.Expect(func(el *xml.Element) bool {
+		q := el.Child("jabber:iq:roster", "query")
+		return el.Local == "iq" && q != nil && q.FirstElement() != nil && q.FirstElement().Attr("jid") == "bob@example.test" && q.FirstElement().Attr("subscription") == "remove"
+	})
 }

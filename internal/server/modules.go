@@ -2,6 +2,7 @@ package server
 
 import (
 	"parley/internal/mod/clientproxy"
+	"parley/internal/mod/dirroster"
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
 	"parley/internal/mod/last"
@@ -37,5 +38,6 @@ func DefaultModules() []module.Factory {
 		clientproxy.New,
 		register.New,
 		muc.New,
+		dirroster.New, // after roster, whose Store it uses
 	}
 }
