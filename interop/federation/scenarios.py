@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import ssl
 import sys
+import xml.etree.ElementTree as ET
 
 from slixmpp import ClientXMPP
 
@@ -148,6 +149,12 @@ async def main():
         bob.add_event_handler('muc::%s::got_online' % room, lambda p: bob_joined.set() if p['muc']['nick'] == 'bob' else None)
         bob['xep_0045'].join_muc(room, 'bob')
         await asyncio.wait_for(bob_joined.wait(), STEP)
+        # bob created the room: it stays locked until its owner accepts the
+        # default configuration (instant room, XEP-0045 §10.1.2).
+        iq = bob.make_iq_set(ito=room)
+        iq.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/muc#owner'>"
+                                "<x xmlns='jabber:x:data' type='submit'/></query>"))
+        await iq.send(timeout=STEP)
         alice['xep_0045'].join_muc(room, 'alice')
         await asyncio.wait_for(joined.wait(), STEP)
         got = asyncio.Event()
