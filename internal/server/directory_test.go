@@ -224,3 +224,28 @@ func TestDirectoryRosterPrePopulation(t *testing.T) {
 		return el.Local == "iq" && q != nil && q.FirstElement() != nil && q.FirstElement().Attr("jid") == "bob@example.test" && q.FirstElement().Attr("subscription") == "remove"
 	})
 }
+
+func TestDirectoryRooms(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
+	alice := ts.Online(t, "alice", "alice-pass", "r1")
+	alice.Send("<presence to='lobby@conference.example.test/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	self := alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == "lobby@conference.example.test/Alice"
+	})
+	if self.Attr("type") == "error" {
+		t.Fatalf("alice (member) could not join: %s", self)
+	}
+	res := alice.IQ("get", "lobby@conference.example.test", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	if s := res.String(); !strings.Contains(s, "muc_persistent") || !strings.Contains(s, "muc_membersonly") {
+		t.Fatalf("room info: %s", s)
+	}
+	carol := ts.Online(t, "carol", "carol-pass", "r1")
+	carol.Send("<presence to='lobby@conference.example.test/Carol'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	el := carol.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == "lobby@conference.example.test/Carol"
+	})
+	if testserver.ErrorCondition(el) != "registration-required" {
+		t.Fatalf("carol (not a member) joined: %s", el)
+	}
+}

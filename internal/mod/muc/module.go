@@ -54,6 +54,8 @@ type components interface {
 type Module struct {
 	h   *module.Host
 	svc *Service
+	// unwatch stops following the directory's rooms (directory.go).
+	unwatch func()
 }
 
 var _ module.Module = (*Module)(nil)
@@ -86,6 +88,7 @@ func (m *Module) Start(ctx context.Context) error {
 		return fmt.Errorf("muc: domain %s is already served by another component", svc.domain)
 	}
 	m.svc = svc
+	m.unwatch = svc.directoryRooms(ctx)
 	m.h.AddItem(module.DiscoItem{JID: svc.domain, Name: svc.cfg.Name})
 	return nil
 }
@@ -95,6 +98,10 @@ func (m *Module) Start(ctx context.Context) error {
 func (m *Module) Stop(ctx context.Context) error {
 	if m.svc == nil {
 		return nil
+	}
+	if m.unwatch != nil {
+		m.unwatch()
+		m.unwatch = nil
 	}
 	if comps, ok := m.h.Router.(components); ok {
 		comps.RemoveComponent(m.svc.domain, m.svc)
