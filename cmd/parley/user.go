@@ -58,6 +58,12 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 			}
 		}
 		for _, h := range hosts {
+			if hc := cfg.HostByDomain(h); hc != nil && hc.AccountsInDirectory() {
+				if err := listDirectoryUsers(ctx, cfg, h); err != nil {
+					return err
+				}
+				continue
+			}
 			users, err := st.Accounts().List(ctx, h)
 			if err != nil {
 				return err
@@ -80,6 +86,9 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 	}
 	if cfg.HostByDomain(j.Domain()) == nil {
 		return fmt.Errorf("%s is not a host of this server (see [[host]] in the config)", j.Domain())
+	}
+	if cfg.HostByDomain(j.Domain()).AccountsInDirectory() {
+		return errDirectoryHost(j.Domain())
 	}
 	if cmd == "del" {
 		if err := st.Accounts().Delete(ctx, j.Domain(), j.Local()); err != nil {
