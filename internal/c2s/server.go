@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"parley/internal/access"
 	"parley/internal/bruteforce"
@@ -71,9 +72,6 @@ func (s *Server) Listen() error {
 				_ = l.Close()
 			}
 			return err
-		}
-		if direct {
-			l = tls.NewListener(l, s.tlsConfig("xmpp-client"))
 		}
 		ls = append(ls, l)
 		return nil
@@ -141,20 +139,24 @@ func (s *Server) accept(l net.Listener, direct bool) {
 func (s *Server) handle(nc net.Conn, direct bool) {
 	lim := s.cfg.Limits
 	c := &conn{srv: s, direct: direct}
+	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
+	c.raw, c.nc = rc, rc
 	if direct {
-		tc := nc.(*tls.Conn)
-		// The TLS listener wraps the raw connection; rate limiting applies
-		// to what the TLS layer reads, which is the same bytes.
+		// TLS runs over the rate-limited connection, so encrypted bytes
+		// are what counts, as after STARTTLS. The handshake is part of the
+		// pre-authentication time: without a deadline a peer that never
+		// finishes its ClientHello would hold a goroutine and a socket
+		// forever (slowloris on the handshake).
+		tc := tls.Server(rc, s.tlsConfig("xmpp-client"))
+		_ = tc.SetDeadline(time.Now().Add(lim.PreAuthTimeout.Duration))
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()
 			return
 		}
+		_ = tc.SetWriteDeadline(time.Time{})
 		st := tc.ConnectionState()
-		c.raw, c.nc, c.tls = tc, tc, &st
+		c.nc, c.tls = tc, &st
 		c.verifyPeer()
-	} else {
-		rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
-		c.raw, c.nc = rc, rc
 	}
 	s.mu.Lock()
 	if s.closing {
