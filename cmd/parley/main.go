@@ -29,6 +29,8 @@ func run(args []string) int {
 		return cmdServe(args[1:])
 	case "user":
 		return cmdUser(args[1:])
+	case "group":
+		return cmdGroup(args[1:])
 	case "config":
 		return cmdConfig(args[1:])
 	case "register":
@@ -57,6 +59,8 @@ Usage:
   parley user passwd JID [PASSWORD] [--config FILE]  change a password
   parley user del JID [--config FILE]                delete an account and all its data
   parley user list [HOST] [--config FILE]            list accounts
+  parley group add|del GROUP JID [--config FILE]     manage group membership (allowed_groups, admin_groups)
+  parley group list [HOST] [--config FILE]           list group memberships
   parley config check [--config FILE]           validate the config and print the effective one
   parley register HOST[:PORT] [--insecure] [--address IP:PORT] [--plaintext] [field=value ...]
                                                 registration inquiry, or attempt with fields (XEP-0077, any server)
