@@ -92,3 +92,51 @@ func TestOldTLSVersionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Connection flood from one address: beyond limits.max_connections_per_ip
+// (counted over the STARTTLS and direct TLS listeners together) a new
+// connection is closed at once; closing one frees a place.
+func TestMaxConnectionsPerIP(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nmax_connections_per_ip = 3\n")
+	var open []*testserver.Client
+	for i := range 3 {
+		addr := ts.StartTLSAddr()
+		if i == 2 {
+			addr = ts.DirectTLSAddr()
+		}
+		c := testserver.Dial(t, addr)
+		if i < 2 {
+			c.Open("localhost") // proves the connection is being served
+		}
+		open = append(open, c)
+	}
+	// The third (direct TLS, handshake not started) also counts.
+	for _, addr := range []string{ts.StartTLSAddr(), ts.DirectTLSAddr()} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectServerCloses(t, nc, 5*time.Second)
+		_ = nc.Close()
+	}
+	open[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", ts.StartTLSAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = nc.Write([]byte(header))
+		_ = nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64)
+		n, _ := nc.Read(buf)
+		_ = nc.Close()
+		if n > 0 {
+			break // served: a place was freed
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no place freed after a connection closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -39,6 +39,9 @@ type Server struct {
 	fakeKey []byte
 	limiter *bruteforce.Limiter
 	legacy  *legacyauth.Authenticator
+	// perIP bounds the open connections per source address, on all the
+	// client listeners together (limits.max_connections_per_ip).
+	perIP *stream.ConnLimiter
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -58,7 +61,8 @@ type Server struct {
 // unknown users indistinguishable from known ones.
 func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte) *Server {
 	return &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey, conns: make(map[*conn]struct{}),
-		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey)}
+		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey),
+		perIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP)}
 }
 
 // Listen binds the configured addresses; it fails before serving anything
@@ -138,6 +142,15 @@ func (s *Server) accept(l net.Listener, direct bool) {
 
 func (s *Server) handle(nc net.Conn, direct bool) {
 	lim := s.cfg.Limits
+	release, ok := s.perIP.Acquire(nc.RemoteAddr())
+	if !ok {
+		// Closed before anything is read or allocated: answering with a
+		// stream error would cost a TLS handshake on the direct port.
+		s.log.Debug("c2s: too many connections from one address", "remote", nc.RemoteAddr().String())
+		_ = nc.Close()
+		return
+	}
+	defer release()
 	c := &conn{srv: s, direct: direct}
 	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
 	c.raw, c.nc = rc, rc

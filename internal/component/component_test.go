@@ -1,9 +1,13 @@
 package component_test
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/component"
 	"parley/internal/testserver"
@@ -218,5 +222,42 @@ func TestNoListenerWithoutExternalComponents(t *testing.T) {
 	ts := testserver.Start(t, "[component]\nlisten = \"127.0.0.1:0\"\n")
 	if ts.ComponentAddr() != nil {
 		t.Fatalf("listening on %s with no component configured", ts.ComponentAddr())
+	}
+}
+
+// Connection flood on the component port: past limits.max_connections_per_ip
+// connections from one address are closed at accept, before any handshake.
+func TestComponentMaxConnectionsPerIP(t *testing.T) {
+	ts := testserver.Start(t, strings.Replace(cfgText, "[limits]\n", "[limits]\nmax_connections_per_ip = 2\n", 1))
+	a := dialComponent(t, ts, "gw.localhost")
+	dialComponent(t, ts, "gw.localhost")
+	nc, err := net.Dial("tcp", ts.ComponentAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := nc.Read(make([]byte, 64)); n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("third connection from one address served (n=%d, err=%v)", n, err)
+	}
+	// A legitimate component still gets in once a place is free.
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nc, err := net.Dial("tcp", ts.ComponentAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = nc.Write([]byte(header("jabber:component:accept", "gw.localhost")))
+		_ = nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _ := nc.Read(make([]byte, 64))
+		_ = nc.Close()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no place freed after a connection closed")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -37,6 +37,10 @@ type Server struct {
 	// secrets maps each external component domain to its shared secret;
 	// fixed after New.
 	secrets map[string]string
+	// perIP bounds open connections per source address
+	// (limits.max_connections_per_ip): a peer that cannot pass the
+	// handshake still cannot pile up sockets.
+	perIP *stream.ConnLimiter
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -58,6 +62,7 @@ func New(cfg *config.Config, r *router.Router, m *metrics.Metrics, log *slog.Log
 		conns:   make(map[*conn]struct{}),
 		active:  make(map[string]*conn),
 		offline: make(map[string]*placeholder),
+		perIP:   stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
 	}
 	for _, sv := range cfg.Component.Services {
 		if sv.Type != config.ComponentExternal {
@@ -133,6 +138,13 @@ func (s *Server) Serve() {
 }
 
 func (s *Server) handle(nc net.Conn) {
+	release, ok := s.perIP.Acquire(nc.RemoteAddr())
+	if !ok {
+		s.log.Debug("component: too many connections from one address", "remote", nc.RemoteAddr().String())
+		_ = nc.Close()
+		return
+	}
+	defer release()
 	rate := s.cfg.Component.RateBytesPerSecond
 	burst := max(s.cfg.Limits.RateBurstBytes, rate)
 	c := &conn{srv: s, nc: stream.NewRateLimitedConn(nc, rate, burst)}

@@ -191,6 +191,10 @@ type Limits struct {
 	IdleTimeout           Duration `toml:"idle_timeout"`             // authenticated stream silent this long: closed; default 0 (never)
 	MaxVCardBytes         int      `toml:"max_vcard_bytes"`          // serialized vcard-temp element per account (XEP-0054); default 131072
 	MaxPrivateBytes       int      `toml:"max_private_bytes"`        // serialized element per private XML namespace (XEP-0049); default 65536
+	// MaxConnectionsPerIP bounds the connections open at once from one
+	// source address (IPv4 address, IPv6 /64) on the client and component
+	// listeners; more are closed at accept. Default 100 (room for a NAT).
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 }
 
 // Modules configures individual feature modules.
@@ -404,6 +408,7 @@ func (c *Config) applyDefaults() {
 	setDur(&l.AuthFailureDelay, time.Second)
 	setInt(&l.MaxVCardBytes, 128*1024)
 	setInt(&l.MaxPrivateBytes, 64*1024)
+	setInt(&l.MaxConnectionsPerIP, 100)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -510,7 +515,7 @@ func (c *Config) validate() []string {
 		"limits.output_queue": l.OutputQueue, "limits.rate_bytes_per_second": l.RateBytesPerSecond,
 		"limits.rate_burst_bytes": l.RateBurstBytes, "limits.offline_quota": l.OfflineQuota,
 		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
-		"limits.max_private_bytes": l.MaxPrivateBytes,
+		"limits.max_private_bytes": l.MaxPrivateBytes, "limits.max_connections_per_ip": l.MaxConnectionsPerIP,
 	}
 	for k, v := range positive {
 		if v < 0 {
