@@ -195,6 +195,12 @@ type Limits struct {
 	// source address (IPv4 address, IPv6 /64) on the client and component
 	// listeners; more are closed at accept. Default 100 (room for a NAT).
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxPendingSubscriptions bounds the unanswered inbound subscription
+	// requests stored per account (RFC 6121 §3.1.3 keeps them until the
+	// user answers); further ones are refused with resource-constraint, so
+	// a remote server or component inventing senders cannot fill storage.
+	// Default 200.
+	MaxPendingSubscriptions int `toml:"max_pending_subscriptions"`
 }
 
 // Modules configures individual feature modules.
@@ -409,6 +415,7 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxVCardBytes, 128*1024)
 	setInt(&l.MaxPrivateBytes, 64*1024)
 	setInt(&l.MaxConnectionsPerIP, 100)
+	setInt(&l.MaxPendingSubscriptions, 200)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -516,6 +523,7 @@ func (c *Config) validate() []string {
 		"limits.rate_burst_bytes": l.RateBurstBytes, "limits.offline_quota": l.OfflineQuota,
 		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
 		"limits.max_private_bytes": l.MaxPrivateBytes, "limits.max_connections_per_ip": l.MaxConnectionsPerIP,
+		"limits.max_pending_subscriptions": l.MaxPendingSubscriptions,
 	}
 	for k, v := range positive {
 		if v < 0 {

@@ -1,8 +1,12 @@
 package presence
 
 import (
+	"errors"
+
+	"parley/internal/mod/roster"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -105,6 +109,15 @@ func (p *Presence) inboundSubscription(ev *module.StanzaEvent, typ string, user,
 		err = p.roster.Save(ev.Ctx, user, before, after, el)
 	}
 	unlock()
+	if errors.Is(err, roster.ErrTooManyPending) {
+		// Nothing was stored or delivered; the requester learns why
+		// (RFC 6120 §8.3.3.18) instead of waiting for an answer.
+		p.h.Log.Info("presence: pending subscription requests full", "user", user.String(), "contact", contact.String())
+		if reply := stanza.ErrorReply(el, stanza.ResourceConstraint, "too many pending subscription requests"); reply != nil {
+			p.h.Router.Route(ev.Ctx, reply)
+		}
+		return
+	}
 	if err != nil {
 		p.h.Log.Error("presence: inbound subscription", "user", user.String(), "contact", contact.String(), "err", err)
 		return

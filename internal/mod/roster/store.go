@@ -19,6 +19,17 @@ import (
 // MaxItems.
 var ErrRosterFull = errors.New("roster: too many items")
 
+// ErrTooManyPending is returned by Store.Save when storing one more
+// inbound subscription request would exceed limits.max_pending_subscriptions.
+var ErrTooManyPending = errors.New("roster: too many pending subscription requests")
+
+// MaxStoredRequestBytes bounds one stored subscription request. A request
+// that serialises bigger (a huge status, arbitrary extension payloads) is
+// stored as a plain <presence type='subscribe'/>: it is still delivered
+// whole when the user is online, but cannot make each pending entry cost a
+// full stanza's worth of storage.
+const MaxStoredRequestBytes = 4096
+
 // pendingBucket is the KV bucket of unanswered inbound subscription
 // requests: owner = the user's bare JID, key = the requester's bare JID,
 // value = the serialised <presence type='subscribe'/> (kept whole so that a
@@ -158,6 +169,20 @@ func (s *Store) Save(ctx context.Context, owner jid.JID, before, after Contact, 
 		// An item-less contact has only a pending request, nothing else.
 		after = Contact{RosterItem: storage.RosterItem{JID: before.JID, Subscription: storage.SubNone, PendingIn: after.PendingIn}}
 	}
+	kv := s.h.Store.KV()
+	if after.PendingIn && !before.PendingIn {
+		// Checked before anything is written, so a refused request
+		// leaves no half-applied state behind.
+		if limit := s.h.Config.Limits.MaxPendingSubscriptions; limit > 0 {
+			stored, err := kv.List(ctx, pendingBucket, o)
+			if err != nil {
+				return err
+			}
+			if len(stored) >= limit {
+				return ErrTooManyPending
+			}
+		}
+	}
 	rs := s.h.Store.Roster()
 	switch {
 	case after.InRoster && (!before.InRoster || !sameItem(before.RosterItem, after.RosterItem)):
@@ -186,13 +211,16 @@ func (s *Store) Save(ctx context.Context, owner jid.JID, before, after Contact, 
 			Push(s.h, owner, RemovedItemElement(before.JID), ver)
 		}
 	}
-	kv := s.h.Store.KV()
 	switch {
 	case after.PendingIn && !before.PendingIn:
-		if request == nil {
-			request = xml.New("", "presence").SetAttr("from", before.JID).SetAttr("to", o).SetAttr("type", "subscribe")
+		var b []byte
+		if request != nil {
+			b = request.Bytes()
 		}
-		return kv.Set(ctx, pendingBucket, o, before.JID, request.Bytes())
+		if b == nil || len(b) > MaxStoredRequestBytes {
+			b = xml.New("", "presence").SetAttr("from", before.JID).SetAttr("to", o).SetAttr("type", "subscribe").Bytes()
+		}
+		return kv.Set(ctx, pendingBucket, o, before.JID, b)
 	case !after.PendingIn && before.PendingIn:
 		return kv.Delete(ctx, pendingBucket, o, before.JID)
 	}
