@@ -253,3 +253,37 @@ func TestBoundClientCannotImpersonate(t *testing.T) {
 		t.Fatal("a second bind created a session")
 	}
 }
+
+// The pre-authentication time covers the whole negotiation: a client that
+// waits almost all of it and then starts TLS (STARTTLS or, on the direct
+// port, a slow handshake) must not get a fresh allowance.
+func TestPreAuthTimeoutNotExtendedByTLS(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\npreauth_timeout = \"2s\"\n")
+	t.Run("STARTTLS", func(t *testing.T) {
+		start := time.Now()
+		c := testserver.Dial(t, ts.StartTLSAddr())
+		c.Open("localhost")
+		time.Sleep(1500 * time.Millisecond)
+		c.StartTLS("localhost")
+		expectServerCloses(t, c.Conn, 5*time.Second)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("stream lived %s with a 2s pre-authentication limit", d)
+		}
+	})
+	t.Run("direct TLS", func(t *testing.T) {
+		start := time.Now()
+		nc, err := net.Dial("tcp", ts.DirectTLSAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		expectServerCloses(t, tc, 5*time.Second)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("stream lived %s with a 2s pre-authentication limit", d)
+		}
+	})
+}

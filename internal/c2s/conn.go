@@ -49,6 +49,10 @@ type conn struct {
 	host   *module.Host
 	ctx    context.Context
 	direct bool // XEP-0368 direct TLS
+	// authBy is when the pre-authentication time (limits.preauth_timeout)
+	// ends: fixed at accept, so neither TLS handshake (direct or
+	// STARTTLS) can grant the peer a fresh allowance.
+	authBy time.Time
 
 	user     string // authenticated localpart
 	mech     string
@@ -78,7 +82,10 @@ func (c *conn) serve() {
 	c.closedCh = make(chan struct{})
 	lim := c.srv.cfg.Limits
 	// seed 004 "authtime": the whole negotiation must finish in time.
-	_ = c.nc.SetReadDeadline(time.Now().Add(lim.PreAuthTimeout.Duration))
+	if c.authBy.IsZero() {
+		c.authBy = time.Now().Add(lim.PreAuthTimeout.Duration)
+	}
+	_ = c.nc.SetReadDeadline(c.authBy)
 	err := c.negotiate()
 	if err != nil {
 		c.fail(err)
@@ -413,7 +420,7 @@ func (c *conn) startTLS() error {
 		c.srv.log.Warn("c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
 	}
 	tc := tls.Server(c.raw, c.srv.tlsConfig())
-	_ = tc.SetDeadline(time.Now().Add(c.srv.cfg.Limits.PreAuthTimeout.Duration))
+	_ = tc.SetDeadline(c.authBy)
 	if err := tc.Handshake(); err != nil {
 		c.log("TLS handshake failed", "err", err)
 		_ = c.raw.Close()

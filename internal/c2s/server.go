@@ -151,7 +151,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		return
 	}
 	defer release()
-	c := &conn{srv: s, direct: direct}
+	c := &conn{srv: s, direct: direct, authBy: time.Now().Add(lim.PreAuthTimeout.Duration)}
 	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
 	c.raw, c.nc = rc, rc
 	if direct {
@@ -161,7 +161,7 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		// finishes its ClientHello would hold a goroutine and a socket
 		// forever (slowloris on the handshake).
 		tc := tls.Server(rc, s.tlsConfig("xmpp-client"))
-		_ = tc.SetDeadline(time.Now().Add(lim.PreAuthTimeout.Duration))
+		_ = tc.SetDeadline(c.authBy)
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()
 			return
