@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race test-postgres lint interop bench fuzz clean
+.PHONY: all build test race test-postgres lint interop bench bench-go bench-compare fuzz clean
 
 all: build
 
@@ -36,8 +36,16 @@ lint:
 interop: build
 	bash interop/all.sh
 
-bench:
+# Go micro-benchmarks, then the side-by-side load comparison against
+# Prosody and ejabberd (tsung; bench/README.md; knobs BENCH_USERS,
+# BENCH_DURATION, ...). Table in bench/.work/results.md.
+bench: bench-go bench-compare
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+bench-compare: build
+	bash bench/run.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
