@@ -72,7 +72,12 @@ stop_pid() { # pid
   for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
 }
+TSUNG_PGID=""
 stop_all() {
+  if [ -n "$TSUNG_PGID" ]; then
+    kill -TERM -- "-$TSUNG_PGID" 2>/dev/null; sleep 1; kill -KILL -- "-$TSUNG_PGID" 2>/dev/null
+    wait "$TSUNG_PGID" 2>/dev/null; TSUNG_PGID=""
+  fi
   [ -n "$sampler" ] && { stop_pid "$sampler"; sampler=""; }
   local p
   for p in "${pids[@]}"; do stop_pid "$p"; done
@@ -264,8 +269,13 @@ run_one() { # server
   mkdir -p "$d/tsung"
   log "$s: load for up to ${LOAD_LIMIT}s (arrivals ${ARRIVAL_SECONDS}s, $MSGS messages/user every ${INTERVAL}s)"
   echo "start $(date +%s.%N)" >"$d/marks"
-  HOME="$d" timeout -k 10 $((LOAD_LIMIT + 60)) tsung -n -w 0 -f "$d/tsung.xml" -l "$d/tsung/" start >"$d/tsung.out" 2>&1
+  # Its own session and process group (the tsung script does not exec erl),
+  # so that the cleanup can stop the whole group by its id.
+  HOME="$d" ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}" setsid timeout -k 10 $((LOAD_LIMIT + 60)) tsung -n -w 0 -f "$d/tsung.xml" -l "$d/tsung/" start \
+    >"$d/tsung.out" 2>&1 </dev/null & TSUNG_PGID=$!
+  wait "$TSUNG_PGID"
   local rc=$?
+  TSUNG_PGID=
   echo "tsung_rc $rc" >>"$d/marks"
   echo "end $(date +%s.%N)" >>"$d/marks"
   sleep 1
