@@ -54,7 +54,7 @@ func cmdConfig(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: config:", err)
 		return 1
 	}
-	b, err := cfg.Encode()
+	b, err := cfg.Redacted().Encode()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
 		return 1

@@ -298,6 +298,9 @@ func Load(path string) (*Config, error) {
 	// Relative data_dir and file paths are relative to the config file.
 	base := filepath.Dir(path)
 	c.resolvePaths(base)
+	if problems := c.fileProblems(); len(problems) > 0 {
+		return nil, fmt.Errorf("%s: %s", path, strings.Join(problems, "; "))
+	}
 	return c, nil
 }
 
@@ -314,8 +317,10 @@ func Parse(b []byte) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("unknown key %q", k.String()))
 		}
 	}
+	problems = append(problems, keyCaseProblems(md)...)
 	c.applyDefaults()
 	problems = append(problems, c.validate()...)
+	problems = append(problems, c.crossProblems()...)
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		return nil, errors.New(strings.Join(problems, "; "))
@@ -476,11 +481,6 @@ func (c *Config) validate() []string {
 		c.Hosts[i].Domain = d
 		if (h.CertFile == "") != (h.KeyFile == "") {
 			bad("host[%d]: cert_file and key_file go together", i)
-		}
-		for _, a := range h.Admins {
-			if !strings.Contains(a, "@") || strings.Contains(a, "/") {
-				bad("host[%d].admins: %q is not a bare JID", i, a)
-			}
 		}
 		for _, a := range h.AllowedUsers {
 			if !strings.Contains(a, "@") || strings.Contains(a, "/") {

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestKeysAreCaseSensitive(t *testing.T) {
+	for _, text := range []string{
+		"[LIMITS]\noffline_quota = 7\n",
+		"[limits]\nOFFLINE_QUOTA = 7\n",
+		"[limits]\nmax_per_iP = 2\n",
+		"[[host]]\ndomain = \"a.test\"\n[host.Registration]\nenabled = true\n",
+	} {
+		_, err := Parse([]byte(text))
+		if err == nil {
+			t.Errorf("accepted:\n%s", text)
+			continue
+		}
+		if !strings.Contains(err.Error(), "lower case") && !strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("unhelpful error for %q: %v", text, err)
+		}
+	}
+	if _, err := Parse([]byte("[limits]\noffline_quota = 7\n")); err != nil {
+		t.Fatalf("exact spelling refused: %v", err)
+	}
+}
+
+func TestCrossSectionProblems(t *testing.T) {
+	cases := map[string]string{
+		"proxy on the chat domain":             "[[host]]\ndomain = \"a.test\"\n[proxy65]\nenabled = true\ndomain = \"conference.a.test\"\n",
+		"component on a host":                  "[[host]]\ndomain = \"a.test\"\n[[component.service]]\ndomain = \"a.test\"\nsecret = \"s\"\n",
+		"plain without tls while tls required": "[c2s]\nrequire_tls = true\nallow_plain_without_tls = true\n",
+		"admin is not a JID":                   "[[host]]\ndomain = \"a.test\"\nadmins = [\"notajid@@\"]\n",
+	}
+	for name, text := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(text)); err == nil {
+				t.Fatalf("accepted:\n%s", text)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "parley.toml")
+	text := "[tls]\ncert_file = \"missing.crt\"\nkey_file = \"missing.key\"\n[c2s]\nclient_ca_file = \"/nonexistent/ca.pem\"\n"
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil {
+		t.Fatal("missing files accepted")
+	}
+	for _, key := range []string{"tls.cert_file", "tls.key_file", "c2s.client_ca_file"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s: %v", key, err)
+		}
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	c, err := Parse([]byte(`storage = "postgres"
+postgres_dsn = "postgres://parley:hunter2@db/parley"
+[[component.service]]
+domain = "gw.localhost"
+secret = "compsecret"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Redacted().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"hunter2", "compsecret"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("effective config shows %q", secret)
+		}
+	}
+	if c.Component.Services[0].Secret != "compsecret" {
+		t.Fatal("Redacted changed the original")
+	}
+	if got := redactDSN("host=db user=parley password=hunter2"); strings.Contains(got, "hunter2") {
+		t.Fatalf("key=value DSN not redacted: %s", got)
+	}
+}
