@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -15,7 +12,7 @@ import (
 )
 
 // cmdS2S implements "parley s2s list": it asks the running server over the
-// admin unix socket (s2s.admin_socket, mode 0600) for its live
+// admin unix socket (admin_socket, mode 0600) for its live
 // server-to-server streams.
 func cmdS2S(args []string) int {
 	if len(args) == 0 || args[0] != "list" {
@@ -33,20 +30,22 @@ func cmdS2S(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: config:", err)
 		return 1
 	}
-	if !cfg.S2S.Enabled || cfg.S2S.AdminSocket == "-" {
-		fmt.Fprintln(os.Stderr, "parley: federation or its admin socket is disabled in this config")
+	if !cfg.S2S.Enabled {
+		fmt.Fprintln(os.Stderr, "parley: federation is not enabled in this config ([s2s] enabled = true)")
 		return 1
 	}
-	sock := cfg.S2S.AdminSocket
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
+	hc, running, err := adminClient(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		return 1
+	}
+	if !running {
+		fmt.Fprintf(os.Stderr, "parley: no server is running with this config (no admin socket at %s)\n", cfg.AdminSocket)
+		return 1
+	}
 	resp, err := hc.Get("http://parley/s2s")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", sock, err)
+		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", cfg.AdminSocket, err)
 		return 1
 	}
 	defer resp.Body.Close()

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -98,6 +101,7 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 			return err
 		}
 		fmt.Printf("deleted %s and all its data\n", j)
+		notifyDeleted(cfg, j)
 		return nil
 	}
 	pw, err := password(args[1:])
@@ -144,4 +148,26 @@ func password(args []string) (string, error) {
 		return "", errors.New("no password given")
 	}
 	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// notifyDeleted tells a running server that the account is gone, so its
+// sessions end now instead of acting (and writing data) for an account that
+// no longer exists. Without a running server there is nothing to tell.
+func notifyDeleted(cfg *config.Config, j jid.JID) {
+	hc, running, err := adminClient(cfg)
+	if err != nil || !running {
+		return
+	}
+	resp, err := hc.Post("http://parley/accounts/deleted?jid="+url.QueryEscape(j.String()), "text/plain", nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parley: warning: could not tell the running server (%v); the account's open sessions stay connected until they log out\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(os.Stderr, "parley: warning: the running server answered %s: %s", resp.Status, body)
+		return
+	}
+	fmt.Printf("closed %s open session(s) on the running server\n", strings.TrimSpace(string(body)))
 }

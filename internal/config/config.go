@@ -31,6 +31,11 @@ type Config struct {
 	SQLitePath string `toml:"sqlite_path"`
 	// PostgresDSN is used when Storage is "postgres".
 	PostgresDSN string `toml:"postgres_dsn"`
+	// AdminSocket is the unix socket (mode 0600) through which the CLI talks
+	// to the running server: `parley s2s list`, and `parley user del`
+	// ending the deleted account's sessions. Default <data_dir>/admin.sock;
+	// "-" disables it.
+	AdminSocket string `toml:"admin_socket"`
 
 	Log    Log    `toml:"log"`
 	Hosts  []Host `toml:"host"`
@@ -336,6 +341,9 @@ func (c *Config) resolvePaths(base string) {
 	}
 	abs(&c.DataDir)
 	abs(&c.SQLitePath)
+	if c.AdminSocket != "-" {
+		abs(&c.AdminSocket)
+	}
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	c.resolveS2SPaths(abs)
@@ -372,6 +380,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SQLitePath == "" {
 		c.SQLitePath = filepath.Join(c.DataDir, "parley.db")
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -40,9 +39,6 @@ type S2S struct {
 	QueueSize int `toml:"queue_size"`
 	// MaxIncoming bounds concurrent incoming streams (default 1000).
 	MaxIncoming int `toml:"max_incoming"`
-	// AdminSocket is the unix socket "parley s2s list" talks to
-	// (default <data_dir>/admin.sock, mode 0600; "-" disables).
-	AdminSocket string `toml:"admin_socket"`
 	S2SPolicy
 }
 
@@ -67,9 +63,6 @@ type S2SPolicy struct {
 
 func (c *Config) resolveS2SPaths(abs func(*string)) {
 	abs(&c.S2S.CAFile)
-	if c.S2S.AdminSocket != "-" {
-		abs(&c.S2S.AdminSocket)
-	}
 }
 
 func (c *Config) applyS2SDefaults() {
@@ -81,9 +74,6 @@ func (c *Config) applyS2SDefaults() {
 	setDur(&s.IdleTimeout, 10*time.Minute)
 	setInt(&s.QueueSize, 256)
 	setInt(&s.MaxIncoming, 1000)
-	if s.AdminSocket == "" {
-		s.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
-	}
 	if s.RequireEncryption == nil {
 		s.RequireEncryption = boolPtr(true)
 	}

@@ -167,36 +167,43 @@ func serverSecret(ctx context.Context, st storage.Store, name string) ([]byte, e
 }
 
 // Start starts modules, then binds and serves every listener.
-func (s *Server) Start(ctx context.Context) error {
-	for i, m := range s.modules {
-		if err := m.Start(ctx); err != nil {
-			for j := i - 1; j >= 0; j-- {
-				_ = s.modules[j].Stop(ctx)
+func (s *Server) Start(ctx context.Context) (err error) {
+	// Each step that succeeds pushes its undo; a later failure runs them in
+	// reverse, so a server that cannot start leaves nothing listening.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
 			}
+		}
+	}()
+	for _, m := range s.modules {
+		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
 		}
+		m := m
+		undo = append(undo, func() { _ = m.Stop(ctx) })
 	}
 	if err := s.c2s.Listen(); err != nil {
-		s.stopModules(ctx)
 		return err
 	}
+	undo = append(undo, func() { s.c2s.Shutdown(ctx) })
 	if err := s.comp.Listen(); err != nil {
-		s.c2s.Shutdown(ctx)
-		s.stopModules(ctx)
 		return fmt.Errorf("component listener: %w", err)
 	}
+	undo = append(undo, func() { s.comp.Shutdown(ctx) })
 	if err := s.startS2S(); err != nil {
-		s.c2s.Shutdown(ctx)
-		s.stopModules(ctx)
 		return err
 	}
+	undo = append(undo, func() { s.stopS2S(ctx) })
+	if err := s.startAdmin(); err != nil {
+		return err
+	}
+	undo = append(undo, s.stopAdmin)
 	if addr := *s.cfg.HTTP.Listen; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			s.stopS2S(ctx)
-			s.c2s.Shutdown(ctx)
-			s.comp.Shutdown(ctx)
-			s.stopModules(ctx)
 			return err
 		}
 		s.httpLn = ln
@@ -243,6 +250,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.running = false
 	s.mu.Unlock()
 	if running {
+		s.stopAdmin()
 		s.stopS2S(ctx)
 		s.c2s.Shutdown(ctx)
 		s.comp.Shutdown(ctx)

@@ -51,6 +51,11 @@ func Start(t testing.TB, configText string) *TS {
 		empty := ""
 		cfg.HTTP.Listen = &empty
 	}
+	if !strings.Contains(configText, "admin_socket") && !strings.Contains(configText, "[s2s]") {
+		// Unix socket paths are short (108 bytes) and t.TempDir() paths
+		// can be long; tests that need the socket configure it.
+		cfg.AdminSocket = "-"
+	}
 	if !strings.Contains(configText, "auth_failure_delay") {
 		cfg.Limits.AuthFailureDelay.Duration = 10 * time.Millisecond
 	}
