@@ -45,7 +45,7 @@ func federation(t *testing.T, a, b peerCfg) (*testserver.TS, *testserver.TS) {
 	a.domain, b.domain = "a.test", "b.test"
 	a.addr, b.addr = loopback()+":5269", loopback()+":5269"
 	start := func(me, other peerCfg, secret string) *testserver.TS {
-		return testserver.Start(t, fmt.Sprintf(`
+		return testserver.Start(t, fmt.Sprintf(`admin_socket = "-"
 [[host]]
 domain = %q
 %s
@@ -53,7 +53,6 @@ domain = %q
 enabled = true
 listen = [%q]
 connect_timeout = "3s"
-admin_socket = "-"
 dialback_secret = %q
 %s
 [s2s.routes]
@@ -239,14 +238,13 @@ func TestTimeoutBouncesRemoteServerTimeout(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	ts := testserver.Start(t, fmt.Sprintf(`
+	ts := testserver.Start(t, fmt.Sprintf(`admin_socket = "-"
 [[host]]
 domain = "a.test"
 [s2s]
 enabled = true
 listen = ["%s:5269"]
 connect_timeout = "500ms"
-admin_socket = "-"
 [s2s.routes]
 "silent.test" = %q
 `, loopback(), ln.Addr().String()))
