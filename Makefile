@@ -38,8 +38,11 @@ interop: build
 
 # Go micro-benchmarks, then the side-by-side load comparison against
 # Prosody and ejabberd (tsung; bench/README.md; knobs BENCH_USERS,
-# BENCH_DURATION, ...). Table in bench/.work/results.md.
-bench: bench-go bench-compare
+# BENCH_DURATION, ...). Table in bench/.work/results.md. Both always run;
+# the target fails at the end if either did.
+bench:
+	@rc=0; $(MAKE) --no-print-directory bench-go || rc=1; \
+	$(MAKE) --no-print-directory bench-compare || rc=1; exit $$rc
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

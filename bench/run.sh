@@ -162,7 +162,7 @@ https_ports = {}
 network_settings = { tcp_backlog = 1024 }
 -- no mod_limits: no per-connection rate limit, like the others here
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "presence", "message", "iq" }
-modules_disabled = { "admin_shell", "s2s", "c2s_timeout" }
+modules_disabled = { "admin_shell", "s2s" }
 authentication = "internal_hashed"
 default_iteration_count = 4096
 c2s_require_encryption = $enc
