@@ -104,6 +104,19 @@ func (c *Config) crossProblems() []string {
 		bad("c2s.allow_plain_without_tls has no effect while c2s.require_tls = true: set require_tls = false too, or remove it")
 	}
 	for i, h := range c.Hosts {
+		if !h.AccountsInDirectory() {
+			continue
+		}
+		// The directory owns these accounts: Parley cannot create them, and
+		// legacy auth needs secrets only Parley's own storage keeps.
+		if h.Registration.Enabled {
+			bad("host[%d]: registration cannot be enabled when accounts = \"directory\" (the directory owns the accounts)", i)
+		}
+		if la := h.LegacyAuth; la.Plaintext || la.Digest || la.ZeroKnowledge {
+			bad("host[%d]: legacy_auth is not available when accounts = \"directory\" (use SASL PLAIN over TLS)", i)
+		}
+	}
+	for i, h := range c.Hosts {
 		for _, a := range h.Admins {
 			if j, err := jid.Parse(a); err != nil || j.Local() == "" || j.Resource() != "" {
 				bad("host[%d].admins: %q is not a bare JID (user@domain)", i, a)

@@ -34,6 +34,8 @@ func TestCrossSectionProblems(t *testing.T) {
 		"component on a host":                  "[[host]]\ndomain = \"a.test\"\n[[component.service]]\ndomain = \"a.test\"\nsecret = \"s\"\n",
 		"plain without tls while tls required": "[c2s]\nrequire_tls = true\nallow_plain_without_tls = true\n",
 		"admin is not a JID":                   "[[host]]\ndomain = \"a.test\"\nadmins = [\"notajid@@\"]\n",
+		"registration on a directory host":     "[[host]]\ndomain = \"a.test\"\naccounts = \"directory\"\n[host.registration]\nenabled = true\n[directory]\nservers = [\"ldap://127.0.0.1:389\"]\nuser_base = \"dc=x\"\n",
+		"legacy auth on a directory host":      "[[host]]\ndomain = \"a.test\"\naccounts = \"directory\"\n[host.legacy_auth]\nplaintext = true\n[directory]\nservers = [\"ldap://127.0.0.1:389\"]\nuser_base = \"dc=x\"\n",
 	}
 	for name, text := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -542,7 +542,7 @@ func (c *Config) validate() []string {
 		}
 	}
 	if l.MaxStanzaBytes < 4096 {
-		bad("limits.max_stanza_bytes: %d is below the RFC 6120 minimum of 10000 the spec recommends servers accept (use at least 4096)", l.MaxStanzaBytes)
+		bad("limits.max_stanza_bytes: %d is too small: use at least 4096 (RFC 6120 §13.12 expects servers to accept stanzas of at least 10000 bytes)", l.MaxStanzaBytes)
 	}
 	if l.RateBurstBytes < l.MaxStanzaBytes {
 		bad("limits.rate_burst_bytes (%d) must be at least limits.max_stanza_bytes (%d), or a maximal stanza could never be read", l.RateBurstBytes, l.MaxStanzaBytes)

@@ -186,15 +186,20 @@ func TestDirectoryRosterPrePopulation(t *testing.T) {
 	srv := ldaptest.Start(t, "")
 	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
 	alice := ts.Online(t, "alice", "alice-pass", "r1")
-	var items map[string]string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		items = rosterItems(alice)
-		if len(items) >= 2 || time.Now().After(deadline) {
-			break
+	// Pre-population runs in the background (at login and on each poll):
+	// wait for it instead of assuming it is done.
+	waitRoster := func(c *testserver.Client, n int) map[string]string {
+		var items map[string]string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			items = rosterItems(c)
+			if len(items) >= n || time.Now().After(deadline) {
+				return items
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	items := waitRoster(alice, 2)
 	if items["bob@example.test"] != "both Engineering Bob Builder" || items["carol@example.test"] != "both Directory Carol Seller" || len(items) != 2 {
 		t.Fatalf("alice's roster: %v", items)
 	}
@@ -203,7 +208,7 @@ func TestDirectoryRosterPrePopulation(t *testing.T) {
 	alice.Expect(func(el *xml.Element) bool {
 		return el.Local == "presence" && strings.HasPrefix(el.Attr("from"), "bob@example.test/")
 	})
-	if items := rosterItems(bob); items["alice@example.test"] != "both Engineering Alice Liddell" {
+	if items := waitRoster(bob, 1); items["alice@example.test"] != "both Engineering Alice Liddell" {
 		t.Fatalf("bob's roster: %v", items)
 	}
 
