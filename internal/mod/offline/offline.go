@@ -76,12 +76,14 @@ func (o *Offline) onMessage(ev *module.StanzaEvent) bool {
 	if len(o.h.Router.MessageTargets(bare, typ)) > 0 {
 		return false
 	}
-	if ok, err := o.h.AccountExists(ev.Ctx, bare.Local()); !ok || err != nil {
-		// No such account: the core bounces. A storage error: the message
-		// cannot be stored, and the core's service-unavailable is the
-		// truthful answer.
+	if ok, err := o.h.AccountExists(ev.Ctx, bare.Local()); !ok && err == nil {
+		// No such account: the core bounces.
 		return false
 	}
+	// An error means the account source could not answer (a directory
+	// outage): like the router, assume the account exists and store the
+	// message; if storage itself is down, Push fails and the core's
+	// service-unavailable below is the truthful answer.
 	if classify(ev.Stanza) == discard {
 		return true
 	}
