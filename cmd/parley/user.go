@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/term"
+
 	"parley/internal/config"
 	"parley/internal/legacyauth"
 	"parley/internal/server"
@@ -139,9 +141,26 @@ func password(args []string) (string, error) {
 	if len(args) > 0 {
 		return args[0], nil
 	}
-	fi, _ := os.Stdin.Stat()
-	if fi != nil && fi.Mode()&os.ModeCharDevice != 0 {
+	fd := int(os.Stdin.Fd())
+	if term.IsTerminal(fd) {
+		// Interactive: no echo, and typed twice so a typo does not lock
+		// the user out.
 		fmt.Fprint(os.Stderr, "Password: ")
+		p1, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(os.Stderr, "Again: ")
+		p2, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("the passwords differ")
+		}
+		return string(p1), nil
 	}
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 	if err != nil && line == "" {
