@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Federation interop: the built ./parley against a real Prosody (Debian),
-# each on its own loopback address and domain, in two modes:
+# Federation interop: the built ./parley against real Prosody and ejabberd
+# (Debian packages), each on its own loopback address and domain, in two
+# modes:
 #   (a) self-signed certificates + accept_self_signed (dialback over TLS)
-#   (b) certificates from a test CA made here and trusted by both (SASL EXTERNAL)
-# Names resolve through /etc/hosts lines added here and removed at the end
-# (Prosody reads them with unbound hoststxt); Parley uses static routes.
-# ejabberd is not covered yet (not installed here; see interop/README.md).
+#   (b) certificates from a test CA made here and trusted by all (SASL EXTERNAL)
+# Every peer is a throwaway instance with its own config and data under
+# interop/.work/federation/<peer>-<mode>, started and stopped by PID here
+# (never the system services). Peers resolve parley.test through /etc/hosts
+# lines added here and removed at the end (Prosody through libunbound's
+# hoststxt, ejabberd through its own inetrc); Parley uses static routes.
+#
+#   FED_PEERS="prosody ejabberd"  FED_MODES="a b"  (defaults) select cases.
+#
 # Ends with "N passed, M failed"; exit non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +19,9 @@ ROOT=$(pwd)
 BIN=${PARLEY_BIN:-"$ROOT/parley"}
 PY=/usr/bin/python3
 WORK="$ROOT/interop/.work/federation"
-PIP=127.0.0.41; PDOM=parley.test     # Parley
-QIP=127.0.0.42; QDOM=prosody.test    # Prosody
+PIP=127.0.0.71; PDOM=parley.test      # Parley
+QIP=127.0.0.72; QDOM=prosody.test     # Prosody
+EIP=127.0.0.73; EDOM=ejabberd.test    # ejabberd
 PASSWORD='interop-secret-1'
 pass=0; fail=0
 ok()  { echo "PASS $*"; pass=$((pass+1)); }
@@ -24,6 +31,7 @@ log() { echo "federation: $*"; }
 need=()
 command -v prosody >/dev/null || need+=(prosody)
 dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)   # Prosody reads /etc/hosts only through libunbound
+[ -d /usr/lib/x86_64-linux-gnu/ejabberd-* ] 2>/dev/null || dpkg -s ejabberd >/dev/null 2>&1 || need+=(ejabberd)
 "$PY" -c 'import slixmpp' 2>/dev/null || need+=(python3-slixmpp)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -31,22 +39,31 @@ if [ ${#need[@]} -gt 0 ]; then
     || { log "cannot install ${need[*]}"; echo "0 passed, 1 failed"; exit 1; }
 fi
 [ -x "$BIN" ] || CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { echo "0 passed, 1 failed"; exit 1; }
+EJ_LIBS=/usr/lib/x86_64-linux-gnu   # where Debian puts ejabberd's Erlang applications
 
 HOSTS_TAG="# parley-interop-federation"
 pids=()
-cleanup() {
+stop_all() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
+  done
+  pids=()
+}
+cleanup() {
+  stop_all
   if grep -q "$HOSTS_TAG" /etc/hosts 2>/dev/null; then
     grep -v "$HOSTS_TAG" /etc/hosts >/tmp/hosts.$$ && cat /tmp/hosts.$$ >/etc/hosts; rm -f /tmp/hosts.$$
   fi
 }
 trap cleanup EXIT
 grep -q "$HOSTS_TAG" /etc/hosts || {
-  printf '%s %s conference.%s %s\n%s %s %s\n' "$QIP" "$QDOM" "$QDOM" "$HOSTS_TAG" "$PIP" "$PDOM" "$HOSTS_TAG" >>/etc/hosts
+  printf '%s %s conference.%s %s\n' "$QIP" "$QDOM" "$QDOM" "$HOSTS_TAG" "$EIP" "$EDOM" "$EDOM" "$HOSTS_TAG" >>/etc/hosts
+  printf '%s %s %s\n' "$PIP" "$PDOM" "$HOSTS_TAG" >>/etc/hosts
 }
 
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 selfsigned() { # dir name
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$2" \
@@ -58,20 +75,136 @@ ca_signed() { # dir name (needs $1/ca.crt, $1/ca.key)
   openssl x509 -req -in "$1/$2.csr" -CA "$1/ca.crt" -CAkey "$1/ca.key" -CAcreateserial -days 2 -extfile "$1/$2.ext" -out "$1/$2.crt" 2>/dev/null
 }
 
-run_mode() { # mode: a or b
-  local mode=$1 dir="$WORK/$1"
-  rm -rf "$dir"; mkdir -p "$dir/parley" "$dir/prosody/data" "$dir/certs"
-  local c="$dir/certs" trust="" ca_line="" secure="false"
+# ---- Prosody -------------------------------------------------------------
+
+start_prosody() { # mode dir certs
+  local mode=$1 dir=$2 c=$3 secure=false cafile_lua=""
+  [ "$mode" = b ] && { secure=true; cafile_lua="cafile = \"$c/ca.crt\";"; }
+  mkdir -p "$dir/prosody/data"
+  cp "$c/$QDOM.crt" "$c/$QDOM.key" "$dir/prosody/"; chmod 644 "$dir/prosody/$QDOM.key"
+  cat >"$dir/prosody/prosody.cfg.lua" <<LUA
+pidfile = "$dir/prosody/prosody.pid"
+data_path = "$dir/prosody/data"
+run_as_root = true
+daemonize = false
+log = { debug = "$dir/prosody/prosody.log" }
+interfaces = { "$QIP" }
+c2s_ports = { 5222 }
+s2s_ports = { 5269 }
+c2s_direct_tls_ports = {}
+s2s_direct_tls_ports = {}
+http_ports = {}
+https_ports = {}
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "message", "iq", "posix", "s2s_auth_certs" }
+modules_disabled = { "admin_shell" }
+authentication = "internal_plain"
+c2s_require_encryption = true
+s2s_require_encryption = true
+s2s_secure_auth = $secure
+use_dane = false
+unbound = { hoststxt = true }
+ssl = { key = "$dir/prosody/$QDOM.key"; certificate = "$dir/prosody/$QDOM.crt"; $cafile_lua }
+VirtualHost "$QDOM"
+Component "conference.$QDOM" "muc"
+LUA
+  prosodyctl --config "$dir/prosody/prosody.cfg.lua" register bob "$QDOM" "$PASSWORD" >/dev/null 2>&1 || bad "[prosody/$mode] prosody register"
+  prosody --config "$dir/prosody/prosody.cfg.lua" >"$dir/prosody/stdout.log" 2>&1 & pids+=($!)
+  wait_port "$QIP" 5222 || { tail -20 "$dir/prosody/stdout.log"; return 1; }
+}
+
+# One line per authenticated Prosody session: direction, pair, TLS,
+# certificate chain verdict, method (SASL EXTERNAL or dialback).
+report_prosody() { # dir
+  awk '
+    { id = $4 }
+    id ~ /^s2s(in|out)/ {
+      if ($0 ~ /Stream encrypted/) { tls[id] = $8 }
+      if ($0 ~ /certificate chain validation result/) { cert[id] = $NF }
+      if ($0 ~ /verified dialback key|<db:result|<result /) { db[id] = 1 }
+      if ($0 ~ /is now authenticated for/) {
+        split($0, a, "connection "); split(a[2], b, " ")
+        m = db[id] ? "dialback" : "sasl-external"
+        printf "  prosody: %-3s %s tls=%s cert=%s method=%s\n", (id ~ /^s2sin/ ? "in" : "out"), b[1], tls[id] ? tls[id] : "none", cert[id] ? cert[id] : "-", m
+      }
+    }' "$1/prosody/prosody.log"
+}
+
+# ---- ejabberd ------------------------------------------------------------
+
+start_ejabberd() { # mode dir certs
+  local mode=$1 dir=$2 c=$3 e="$2/ejabberd" ca=""
+  mkdir -p "$e/db"
+  cat "$c/$EDOM.crt" "$c/$EDOM.key" >"$e/$EDOM.pem"
+  [ "$mode" = b ] && ca="ca_file: \"$c/ca.crt\""
+  # Erlang's resolver: our names from this file, everything else native.
+  printf '{lookup,[file,native]}.\n{host,{%s},["%s"]}.\n' "${PIP//./,}" "$PDOM" >"$e/inetrc"
+  cat >"$e/ejabberd.yml" <<YML
+hosts: ["$EDOM"]
+loglevel: ${FED_EJ_LOGLEVEL:-info}
+certfiles: ["$e/$EDOM.pem"]
+$ca
+listen:
+  - port: 5222
+    ip: "$EIP"
+    module: ejabberd_c2s
+    starttls_required: true
+    backlog: 128
+  - port: 5269
+    ip: "$EIP"
+    module: ejabberd_s2s_in
+    backlog: 128
+auth_method: internal
+s2s_use_starttls: required
+s2s_dns_timeout: 2
+s2s_dns_retries: 1
+shaper_rules:
+  c2s_shaper: none
+  s2s_shaper: none
+modules:
+  mod_roster: {}
+  mod_disco: {}
+  mod_version: {}
+  mod_ping: {}
+  mod_s2s_dialback: {}
+  mod_muc:
+    host: "conference.$EDOM"
+    access_create: all
+YML
+  # Run the VM directly (ejabberdctl switches user and needs a distributed
+  # node and epmd): a non-distributed node, its own mnesia dir; bob is
+  # registered once the application has started.
+  (cd "$e" && EJABBERD_CONFIG_PATH="$e/ejabberd.yml" EJABBERD_LOG_PATH="$e/ejabberd.log" ERL_INETRC="$e/inetrc" \
+    ERL_CRASH_DUMP="$e/erl_crash.dump" ERL_LIBS="$EJ_LIBS" \
+    exec erl -noinput -noshell -mnesia dir "\"$e/db\"" -s ejabberd \
+      -eval "io:format(\"register bob: ~p~n\", [ejabberd_auth:try_register(<<\"bob\">>, <<\"$EDOM\">>, <<\"$PASSWORD\">>)])" \
+    >"$e/stdout.log" 2>&1) & pids+=($!)
+  wait_port "$EIP" 5222 || { tail -20 "$e/stdout.log"; return 1; }
+  for _ in $(seq 50); do grep -q 'register bob' "$e/stdout.log" && break; sleep 0.1; done
+  grep -q 'register bob: ok' "$e/stdout.log" || { bad "[ejabberd/$mode] register bob: $(grep 'register bob' "$e/stdout.log")"; }
+}
+
+report_ejabberd() { # dir
+  grep -E 'Accepted (inbound|outbound) s2s|s2s .*(authentication|connection) (failed|refused)|Closing s2s|Failed to establish' \
+    "$1/ejabberd/ejabberd.log" | sed -E 's/^[^ ]+ [^ ]+ \[[a-z]+\] <[^>]*>@[^ ]+ /  ejabberd: /' | cut -c1-200 | sort -u | head -12
+}
+
+# ---- one case -------------------------------------------------------------
+
+run_case() { # peer mode
+  local peer=$1 mode=$2 dir="$WORK/$1-$2" pdom pip
+  case $peer in prosody) pdom=$QDOM pip=$QIP;; ejabberd) pdom=$EDOM pip=$EIP;; esac
+  local tag="[$peer/$mode]"
+  rm -rf "$dir"; mkdir -p "$dir/parley" "$dir/certs"
+  local c="$dir/certs" trust="" ca_line=""
   if [ "$mode" = a ]; then
-    selfsigned "$c" "$PDOM"; selfsigned "$c" "$QDOM"
+    selfsigned "$c" "$PDOM"; selfsigned "$c" "$pdom"
     trust="accept_self_signed = true"
   else
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=Parley interop CA" \
       -keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null
-    ca_signed "$c" "$PDOM"; ca_signed "$c" "$QDOM"
-    ca_line="ca_file = \"$c/ca.crt\""; secure="true"
+    ca_signed "$c" "$PDOM"; ca_signed "$c" "$pdom"
+    ca_line="ca_file = \"$c/ca.crt\""
   fi
-  cp "$c/$QDOM.crt" "$c/$QDOM.key" "$dir/prosody/"; chmod 644 "$dir/prosody/$QDOM.key"
   cat >"$dir/parley.toml" <<TOML
 data_dir = "parley"
 [log]
@@ -92,62 +225,38 @@ connect_timeout = "15s"
 $trust
 $ca_line
 [s2s.routes]
-"$QDOM" = "$QIP:5269"
-"conference.$QDOM" = "$QIP:5269"
+"$pdom" = "$pip:5269"
+"conference.$pdom" = "$pip:5269"
 TOML
-  local cafile_lua=""
-  [ "$mode" = b ] && cafile_lua="cafile = \"$c/ca.crt\";"
-  cat >"$dir/prosody/prosody.cfg.lua" <<LUA
-pidfile = "$dir/prosody/prosody.pid"
-data_path = "$dir/prosody/data"
-run_as_root = true
-daemonize = false
-log = { debug = "$dir/prosody/prosody.log" }
-interfaces = { "$QIP" }
-c2s_ports = { 5222 }
-s2s_ports = { 5269 }
-c2s_direct_tls_ports = {}
-s2s_direct_tls_ports = {}
-http_ports = {}
-https_ports = {}
-admin_shell_socket = nil
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "message", "iq", "posix", "s2s_auth_certs" }
-modules_disabled = { "admin_shell" }
-authentication = "internal_plain"
-c2s_require_encryption = true
-s2s_require_encryption = true
-s2s_secure_auth = $secure
-use_dane = false
-unbound = { hoststxt = true }
-ssl = { key = "$dir/prosody/$QDOM.key"; certificate = "$dir/prosody/$QDOM.crt"; $cafile_lua }
-VirtualHost "$QDOM"
-Component "conference.$QDOM" "muc"
-LUA
-  "$BIN" user add "alice@$PDOM" "$PASSWORD" --config "$dir/parley.toml" >/dev/null 2>&1 || bad "[$mode] parley user add"
-  prosodyctl --config "$dir/prosody/prosody.cfg.lua" register bob "$QDOM" "$PASSWORD" >/dev/null 2>&1 || bad "[$mode] prosody register"
+  "$BIN" user add "alice@$PDOM" "$PASSWORD" --config "$dir/parley.toml" >/dev/null 2>&1 || bad "$tag parley user add"
   (cd "$dir" && exec "$BIN" serve --config "$dir/parley.toml" >"$dir/parley.log" 2>&1) & pids+=($!)
-  prosody --config "$dir/prosody/prosody.cfg.lua" >"$dir/prosody/stdout.log" 2>&1 & pids+=($!)
-  wait_port "$PIP" 5222 || { bad "[$mode] parley did not start"; tail -5 "$dir/parley.log"; return; }
-  wait_port "$QIP" 5222 || { bad "[$mode] prosody did not start"; tail -20 "$dir/prosody/stdout.log"; return; }
-  log "mode $mode: parley $PIP ($PDOM), prosody $QIP ($QDOM)"
+  wait_port "$PIP" 5222 || { bad "$tag parley did not start"; tail -5 "$dir/parley.log"; stop_all; return; }
+  "start_$peer" "$mode" "$dir" "$c" || { bad "$tag $peer did not start"; stop_all; return; }
+  log "$peer, mode $mode: parley $PIP ($PDOM), $peer $pip ($pdom)"
   while read -r line; do
     case "$line" in
-      PASS*) ok "[$mode] ${line#PASS }";;
-      FAIL*) bad "[$mode] ${line#FAIL }";;
+      PASS*) ok "$tag ${line#PASS }";;
+      FAIL*) bad "$tag ${line#FAIL }";;
       *) echo "$line";;
     esac
-  done < <("$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$QIP:5222" \
-      --parley-domain "$PDOM" --peer-domain "$QDOM" --muc "conference.$QDOM" --password "$PASSWORD" 2>"$dir/slixmpp.log")
-  echo "--- methods reported by Parley (parley s2s list) / log:"
-  grep 's2s authenticated' "$dir/parley.log" | sed 's/^/  parley: /' | cut -c1-220
-  echo "--- methods reported by Prosody:"
-  grep -iE 'authenticated|secure|dialback.*valid|verified' "$dir/prosody/prosody.log" | grep -i s2s | sed 's/^/  prosody: /' | cut -c1-200 | head -8
+  done < <(timeout 120 "$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$pip:5222" \
+      --parley-domain "$PDOM" --peer-domain "$pdom" --muc "conference.$pdom" --password "$PASSWORD" 2>"$dir/slixmpp.log")
+  echo "--- methods reported by Parley (parley s2s list):"
+  (cd "$dir" && "$BIN" s2s list --config "$dir/parley.toml") | sed 's/^/  /'
+  echo "--- methods reported by $peer:"
+  "report_$peer" "$dir"
   local want=dialback-tls; [ "$mode" = b ] && want=sasl-external
-  if grep 's2s authenticated' "$dir/parley.log" | grep -q "method=$want"; then ok "[$mode] parley reports $want"; else bad "[$mode] parley does not report $want"; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  pids=()
+  local lines; lines=$(grep 's2s authenticated' "$dir/parley.log" | grep "remote=$pdom ")
+  if grep -q "direction=in .*method=$want" <<<"$lines" && grep -q "direction=out .*method=$want" <<<"$lines"; then
+    ok "$tag parley authenticated $pdom both ways with $want"
+  else
+    bad "$tag parley did not authenticate $pdom both ways with $want: $(grep -o 'direction=[a-z]* .*method=[a-z-]*' <<<"$lines" | tr '\n' ';')"
+  fi
+  stop_all
 }
 
-for m in ${FED_MODES:-a b}; do run_mode "$m"; done
+for peer in ${FED_PEERS:-prosody ejabberd}; do
+  for m in ${FED_MODES:-a b}; do run_case "$peer" "$m"; done
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

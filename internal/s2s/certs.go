@@ -133,6 +133,25 @@ func xmppAddrs(c *x509.Certificate) []string {
 	return out
 }
 
+// ownVerdict applies verdict() to our own certificate for local: what a
+// peer with the same trust roots would conclude about us. It decides
+// whether SASL EXTERNAL is worth trying on an outgoing stream.
+func (s *Service) ownVerdict(local string) string {
+	c := s.certs.ForName(local)
+	if c == nil || len(c.Certificate) == 0 {
+		return VerdictNoCert
+	}
+	chain := make([]*x509.Certificate, 0, len(c.Certificate))
+	for _, der := range c.Certificate {
+		p, err := x509.ParseCertificate(der)
+		if err != nil {
+			return VerdictUntrusted
+		}
+		chain = append(chain, p)
+	}
+	return verdict(&tls.ConnectionState{PeerCertificates: chain}, s.roots, local, s.now())
+}
+
 func tlsVersion(st *tls.ConnectionState) string {
 	if st == nil {
 		return "none"

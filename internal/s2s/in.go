@@ -83,9 +83,9 @@ func (c *inConn) serve() {
 		}
 		_ = tc.SetDeadline(time.Time{})
 		st := tc.ConnectionState()
-		c.nc, c.tls = tc, &st
+		c.setConn(tc, &st)
 	} else {
-		c.nc = c.s.rateLimit(c.raw)
+		c.setConn(c.s.rateLimit(c.raw), nil)
 	}
 	// Until a domain is verified the whole stream runs on the
 	// pre-authentication clock; then the idle watcher takes over.
@@ -122,19 +122,22 @@ func (c *inConn) close(cond stanza.StreamCondition, text string) {
 		var buf bytes.Buffer
 		if cond != "" {
 			c.s.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-			_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
+			buf.Write(streamErrorBytes(cond, text))
 			c.s.log.Info("incoming stream error", "remote", c.remoteAddr(), "peer", c.peer, "condition", cond, "text", text)
 		}
 		buf.WriteString(xml.StreamClose)
 		c.wmu.Lock()
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(buf.Bytes())
+		nc := c.nc
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write(buf.Bytes())
 		c.wmu.Unlock()
-		stream.CloseConn(c.nc)
+		stream.CloseConn(nc)
 	})
 }
 
 func (c *inConn) write(el *xml.Element) error {
+	el = wire(el)
+	c.s.traceEl("in", "send", c.remoteAddr(), el)
 	var buf bytes.Buffer
 	_, _ = el.WriteToNS(&buf, stanza.NSServer)
 	c.wmu.Lock()
@@ -173,6 +176,7 @@ func (c *inConn) open() error {
 	if err != nil {
 		return err
 	}
+	c.s.traceHeader("in", "recv", c.remoteAddr(), h)
 	c.id = stream.NewID()
 	to := strings.ToLower(strings.TrimSuffix(h.To, "."))
 	reply := xml.StreamHeader{
@@ -186,11 +190,14 @@ func (c *inConn) open() error {
 	if h.From != "" {
 		if fj, err := jid.Parse(h.From); err == nil && fj.Local() == "" && fj.Resource() == "" {
 			reply.To = fj.String()
+			c.mu.Lock()
 			if c.peer == "" {
 				c.peer = fj.String()
 			}
+			c.mu.Unlock()
 		}
 	}
+	c.s.traceHeader("in", "send", c.remoteAddr(), reply)
 	c.wmu.Lock()
 	_, err = c.nc.Write(xml.StreamHeaderBytes(reply))
 	c.wmu.Unlock()
@@ -209,7 +216,9 @@ func (c *inConn) open() error {
 		return &streamErr{stanza.StreamHostUnknown, "this server does not serve " + h.To}
 	}
 	if c.local == "" {
+		c.mu.Lock()
 		c.local = to
+		c.mu.Unlock()
 	}
 	if !c.v1 {
 		return nil
@@ -258,6 +267,9 @@ func (c *inConn) peerVerdict(domain string) string {
 
 // handle processes one element; restart reports a stream restart.
 func (c *inConn) handle(el *xml.Element) (restart bool, err error) {
+	if !stanza.IsStanza(el) {
+		c.s.traceEl("in", "recv", c.remoteAddr(), el)
+	}
 	switch {
 	case el.Space == nsTLS && el.Local == "starttls":
 		return true, c.startTLS()
@@ -277,6 +289,10 @@ func (c *inConn) handle(el *xml.Element) (restart bool, err error) {
 		return false, c.write(c.s.answerVerify(el))
 	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
 		return false, c.stanza(el)
+	case el.Space == stanza.NSStream && el.Local == "error":
+		// The peer ends the stream (RFC 6120 §4.9.1.1): no error back.
+		c.s.log.Info("stream error from peer", "remote", c.remoteAddr(), "peer", c.peer, "error", el.String())
+		return false, io.EOF
 	default:
 		return false, &streamErr{stanza.StreamUnsupportedStanzaType, ""}
 	}
@@ -300,10 +316,19 @@ func (c *inConn) startTLS() error {
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
 	st := tc.ConnectionState()
-	c.wmu.Lock()
-	c.nc, c.tls = tc, &st
-	c.wmu.Unlock()
+	c.setConn(tc, &st)
 	return nil
+}
+
+// setConn replaces the transport. The reader goroutine is the only writer;
+// other goroutines read nc under wmu (writes, close) and tls under mu
+// (List, logs), so both locks are held, in the order wmu then mu.
+func (c *inConn) setConn(nc net.Conn, st *tls.ConnectionState) {
+	c.wmu.Lock()
+	c.mu.Lock()
+	c.nc, c.tls = nc, st
+	c.mu.Unlock()
+	c.wmu.Unlock()
 }
 
 func (c *inConn) saslFailure(cond string) error {
@@ -352,13 +377,17 @@ func (c *inConn) verifiedPair(k pairKey, method, v string) {
 	first := len(c.verified) == 0
 	c.verified[k] = method
 	delete(c.pending, k)
+	tlsState := c.tls
 	c.mu.Unlock()
 	if first {
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.wmu.Lock()
+		nc := c.nc
+		c.wmu.Unlock()
+		_ = nc.SetReadDeadline(time.Time{})
 	}
 	c.s.conns.WithLabelValues("in", method).Inc()
 	c.s.log.Info("s2s authenticated", "direction", "in", "local", k.local, "remote", k.remote, "addr", c.remoteAddr(),
-		"tls", tlsVersion(c.tls), "certificate", v, "method", method)
+		"tls", tlsVersion(tlsState), "certificate", v, "method", method)
 }
 
 // dbResult is a dialback request from an originating server (XEP-0220
@@ -426,9 +455,12 @@ func (c *inConn) dbResult(el *xml.Element) error {
 			c.s.log.Info("dialback verification failed", "local", to, "remote", from, "err", err)
 			_ = c.write(dialback.Error("result", to, from, "", cond))
 		case ok:
-			if c.write(dialback.Result(to, from, "valid", "")) == nil {
-				c.verifiedPair(k, method, v)
-			}
+			// Record the pair before answering: the peer sends its queued
+			// stanzas as soon as it reads type='valid', and the reader
+			// goroutine must already accept them (otherwise a fast peer
+			// meets not-authorized).
+			c.verifiedPair(k, method, v)
+			_ = c.write(dialback.Result(to, from, "valid", ""))
 		default:
 			c.mu.Lock()
 			delete(c.pending, k)

@@ -134,7 +134,20 @@ func (o *outConn) send(local string, el *xml.Element) {
 func (o *outConn) run() {
 	defer close(o.doneCh)
 	ctx, cancel := context.WithTimeout(context.Background(), o.s.cfg.S2S.ConnectTimeout.Duration)
-	external, dec, err := o.negotiate(ctx)
+	// SASL EXTERNAL presents OUR certificate to the peer, so it is worth
+	// trying only when that certificate passes the checks we apply to
+	// peers (chains to a trusted root, names our domain). A self-signed
+	// certificate is refused by every conforming peer; dialback is the
+	// method then, whatever the peer's certificate is.
+	own := o.s.ownVerdict(o.first)
+	tryExternal := own == VerdictValid
+	external, dec, err := o.negotiate(ctx, tryExternal, own)
+	if errors.Is(err, errExternalRefused) && o.s.policy(o.first).dialback {
+		// Some servers (ejabberd) ignore dialback on a stream whose SASL
+		// attempt failed, so dialback gets a fresh connection.
+		o.resetTransport()
+		external, dec, err = o.negotiate(ctx, false, own)
+	}
 	cancel()
 	if err != nil {
 		o.failAll(err)
@@ -167,9 +180,28 @@ func (o *outConn) run() {
 	o.read(dec)
 }
 
-// negotiate connects, secures and (with SASL EXTERNAL) authenticates the
-// stream. It returns the decoder positioned after the final features.
-func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decoder, err error) {
+// errExternalRefused reports that the peer answered our SASL EXTERNAL with
+// a failure; the stream has been closed.
+var errExternalRefused = errors.New("s2s: SASL EXTERNAL refused by the peer")
+
+// resetTransport closes the stream after a refused SASL EXTERNAL and
+// forgets its TLS state, so negotiate starts over on a new connection.
+func (o *outConn) resetTransport() {
+	o.mu.Lock()
+	nc := o.nc
+	o.nc, o.tls, o.verdict, o.streamID, o.peerDB = nil, nil, "", "", false
+	o.mu.Unlock()
+	if nc != nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = nc.Write([]byte(xml.StreamClose))
+		_ = nc.Close()
+	}
+}
+
+// negotiate connects, secures and (with SASL EXTERNAL, when tryExternal)
+// authenticates the stream. It returns the decoder positioned after the
+// final features. own is our certificate's verdict, for the log.
+func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (external bool, dec *xml.Decoder, err error) {
 	pol := o.s.policy(o.first)
 	ts, err := o.s.targets(ctx, o.remote)
 	if err != nil {
@@ -199,6 +231,7 @@ func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decode
 			DefaultNS: stanza.NSServer, From: o.first, To: o.remote, Version: "1.0", Lang: "en",
 			Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
 		}
+		o.s.traceHeader("out", "send", o.remote, hdr)
 		if _, err := o.nc.Write(xml.StreamHeaderBytes(hdr)); err != nil {
 			return false, nil, o.ioFail(err)
 		}
@@ -207,6 +240,7 @@ func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decode
 		if err != nil {
 			return false, nil, o.ioFail(err)
 		}
+		o.s.traceHeader("out", "recv", o.remote, h)
 		if h.DefaultNS != stanza.NSServer {
 			return false, nil, fail("protocol", errors.New("peer answered with namespace "+h.DefaultNS))
 		}
@@ -230,6 +264,7 @@ func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decode
 		if err != nil {
 			return false, nil, o.ioFail(err)
 		}
+		o.s.traceEl("out", "recv", o.remote, feats)
 		if feats.Space != stanza.NSStream || feats.Local != "features" {
 			return false, nil, fail("protocol", errors.New("expected stream features"))
 		}
@@ -245,6 +280,7 @@ func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decode
 				if err != nil {
 					return false, nil, o.ioFail(err)
 				}
+				o.s.traceEl("out", "recv", o.remote, ans)
 				if ans.Space != nsTLS || ans.Local != "proceed" {
 					return false, nil, fail("tls-failed", errors.New("peer refused STARTTLS"))
 				}
@@ -261,14 +297,20 @@ func (o *outConn) negotiate(ctx context.Context) (external bool, dec *xml.Decode
 			return false, dec, nil
 		}
 		if !external && o.offersExternal(feats) {
+			if !tryExternal {
+				o.s.log.Debug("not trying SASL EXTERNAL: our certificate would not be accepted", "local", o.first,
+					"remote", o.remote, "own_certificate", own)
+				return false, dec, nil
+			}
 			ok, err := o.saslExternal(dec)
 			if err != nil {
 				return false, nil, err
 			}
-			if ok {
-				external = true
-				continue
+			if !ok {
+				return false, nil, errExternalRefused
 			}
+			external = true
+			continue
 		}
 		return external, dec, nil
 	}
@@ -289,7 +331,7 @@ func (o *outConn) offersExternal(feats *xml.Element) bool {
 }
 
 // saslExternal authenticates o.first with its certificate (XEP-0178 §3).
-// A failure is not fatal: dialback may still work.
+// A failure is not fatal: dialback may still work, on a new connection.
 func (o *outConn) saslExternal(dec *xml.Decoder) (bool, error) {
 	auth := xml.New(nsSASL, "auth").SetAttr("mechanism", "EXTERNAL").AppendText(base64.StdEncoding.EncodeToString([]byte(o.first)))
 	if err := o.writeNow(auth); err != nil {
@@ -299,11 +341,13 @@ func (o *outConn) saslExternal(dec *xml.Decoder) (bool, error) {
 	if err != nil {
 		return false, o.ioFail(err)
 	}
+	o.s.traceEl("out", "recv", o.remote, ans)
 	switch {
 	case ans.Space == nsSASL && ans.Local == "success":
 		return true, nil
 	case ans.Space == nsSASL && ans.Local == "failure":
-		o.s.log.Info("SASL EXTERNAL refused by peer; trying dialback", "local", o.first, "remote", o.remote)
+		o.s.log.Info("SASL EXTERNAL refused by peer; dialback on a new connection if allowed", "local", o.first,
+			"remote", o.remote, "failure", ans.String())
 		return false, nil
 	default:
 		return false, fail("protocol", errors.New("unexpected answer to SASL auth: "+ans.Local))
@@ -348,6 +392,8 @@ func (o *outConn) ioFail(err error) error {
 }
 
 func (o *outConn) writeNow(el *xml.Element) error {
+	el = wire(el)
+	o.s.traceEl("out", "send", o.remote, el)
 	var buf bytes.Buffer
 	_, _ = el.WriteToNS(&buf, stanza.NSServer)
 	_, err := o.nc.Write(buf.Bytes())
@@ -358,7 +404,7 @@ func (o *outConn) writeNow(el *xml.Element) error {
 func (o *outConn) writeClose(cond stanza.StreamCondition, text string) {
 	var buf bytes.Buffer
 	if cond != "" {
-		_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
+		buf.Write(streamErrorBytes(cond, text))
 	}
 	buf.WriteString(xml.StreamClose)
 	_ = o.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -393,8 +439,15 @@ func (o *outConn) startPairLocked(local string, p *outPair) {
 		return
 	}
 	p.state = pairAuthing
-	o.w.Send(dialback.Result(local, o.remote, "", o.s.keys.Key(o.remote, local, o.streamID)))
+	o.sendDialback(dialback.Result(local, o.remote, "", o.s.keys.Key(o.remote, local, o.streamID)))
 	time.AfterFunc(o.s.cfg.S2S.ConnectTimeout.Duration, func() { o.expire(local, p) })
+}
+
+// sendDialback writes a dialback element after negotiation (o.w is set).
+func (o *outConn) sendDialback(el *xml.Element) {
+	el = wire(el)
+	o.s.traceEl("out", "send", o.remote, el)
+	o.w.Send(el)
 }
 
 // expire fails a pair still not authenticated after connect_timeout.
@@ -449,13 +502,16 @@ func (o *outConn) read(dec *xml.Decoder) {
 			return
 		}
 		o.touch()
+		if !stanza.IsStanza(el) {
+			o.s.traceEl("out", "recv", o.remote, el)
+		}
 		switch {
 		case el.Space == dialback.NS && el.Local == "result" && el.Attr("type") != "":
 			o.onResult(el)
 		case el.Space == dialback.NS && el.Local == "verify" && el.Attr("type") != "":
 			o.onVerify(el)
 		case el.Space == dialback.NS && el.Local == "verify":
-			o.w.Send(o.s.answerVerify(el))
+			o.sendDialback(o.s.answerVerify(el))
 		case el.Space == stanza.NSStream && el.Local == "error":
 			o.s.log.Info("stream error from peer", "remote", o.remote, "error", el.String())
 			o.failAll(fail("stream-error", errors.New(el.String())))
@@ -526,7 +582,9 @@ func (o *outConn) verify(ctx context.Context, local, id, key string) (bool, erro
 	o.verifies[k] = ch
 	w := o.w
 	o.mu.Unlock()
-	w.Send(dialback.Verify(local, o.remote, id, "", key))
+	req := wire(dialback.Verify(local, o.remote, id, "", key))
+	o.s.traceEl("out", "send", o.remote, req)
+	w.Send(req)
 	select {
 	case typ := <-ch:
 		return typ == "valid", nil
@@ -589,7 +647,7 @@ func (o *outConn) failAll(err error) {
 	case w != nil:
 		var buf bytes.Buffer
 		if cond != "" {
-			_, _ = stanza.StreamError(cond, "").WriteTo(&buf)
+			buf.Write(streamErrorBytes(cond, ""))
 		}
 		buf.WriteString(xml.StreamClose)
 		w.Close(buf.Bytes(), true)

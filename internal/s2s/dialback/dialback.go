@@ -12,6 +12,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -89,6 +90,30 @@ func Error(local, from, to, id string, cond stanza.Condition) *xml.Element {
 		typ = "wait"
 	}
 	return el.Append(xml.New("", "error").SetAttr("type", typ).Append(xml.New(stanza.NSStanzas, string(cond))))
+}
+
+// Prefix is the namespace prefix dialback elements carry on the wire; the
+// stream header declares it (xmlns:db='jabber:server:dialback').
+const Prefix = "db"
+
+// Wire returns el (a dialback element built by Result, Verify or Error) in
+// the form it must have on the wire: <db:result>/<db:verify>, relying on
+// the stream header's xmlns:db declaration, instead of the equivalent
+// <result xmlns='jabber:server:dialback'> the generic serializer writes.
+// The two are the same XML, but ejabberd (xmpp codec) matches dialback
+// elements by their prefixed name and silently drops the unprefixed form,
+// and every XEP-0220 example uses the prefix. The returned tree is only
+// fit for serialization: its Local carries the prefix and its Space is the
+// stream's content namespace; children keep theirs (an <error/> child is
+// in jabber:server, which is exactly the stream default).
+func Wire(el *xml.Element) *xml.Element {
+	if el == nil || el.Space != NS {
+		return el
+	}
+	w := xml.New("", Prefix+":"+el.Local)
+	w.Attrs = slices.Clone(el.Attrs)
+	w.Children = slices.Clone(el.Children)
+	return w
 }
 
 // Feature is the <dialback/> stream feature with <errors/> (we understand
