@@ -11,7 +11,7 @@ FUZZTIME  ?= 30s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o parley ./cmd/parley
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o parley ./cmd/parley
 
 test:
 	$(GO) test ./...

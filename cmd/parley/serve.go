@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,7 +50,7 @@ func cmdServe(args []string) int {
 		srv.Shutdown(ctx)
 		return 1
 	}
-	printWelcome(cfg, srv)
+	printWelcome(cfg, srv, *path)
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -82,24 +84,66 @@ func reload(path string, level *slog.LevelVar, srv *server.Server, log *slog.Log
 	log.Info("reloaded certificates and log level")
 }
 
-func printWelcome(cfg *config.Config, srv *server.Server) {
-	fmt.Fprintf(os.Stderr, "\nParley %s is running.\n", buildinfo.Version())
+func printWelcome(cfg *config.Config, srv *server.Server, configPath string) {
+	w := os.Stderr
+	fmt.Fprintf(w, "\nParley %s is running.\n", buildinfo.Version())
+	var dbHost string
+	selfSigned := false
 	for _, h := range cfg.Hosts {
-		fmt.Fprintf(os.Stderr, "  domain:      %s\n", h.Domain)
+		where := "accounts in the database"
+		if h.AccountsInDirectory() {
+			where = "accounts in the LDAP directory"
+		} else if dbHost == "" {
+			dbHost = h.Domain
+		}
+		fmt.Fprintf(w, "  domain:      %s (%s)\n", h.Domain, where)
+		if h.CertFile == "" && cfg.TLS.CertFile == "" {
+			selfSigned = true
+		}
+		if h.MUC.Enabled != nil && *h.MUC.Enabled {
+			fmt.Fprintf(w, "  chat rooms:  %s\n", h.MUC.Domain)
+		}
 	}
 	for i, a := range srv.C2SAddrs() {
 		kind := "STARTTLS"
 		if i >= len(cfg.C2S.Listen) {
-			kind = "direct TLS (XEP-0368)"
+			kind = "direct TLS, XEP-0368"
 		}
-		fmt.Fprintf(os.Stderr, "  clients:     %s (%s)\n", a, kind)
+		fmt.Fprintf(w, "  clients:     %s (%s)\n", a, kind)
+	}
+	if fed := srv.S2S(); fed != nil {
+		for _, a := range fed.Addrs() {
+			fmt.Fprintf(w, "  federation:  %s\n", a)
+		}
+	}
+	if a := srv.ComponentAddr(); a != nil {
+		var names []string
+		for _, c := range cfg.Component.Services {
+			names = append(names, c.Domain)
+		}
+		fmt.Fprintf(w, "  components:  %s (%s)\n", a, strings.Join(names, ", "))
+	}
+	if cfg.Proxy65.Enabled {
+		fmt.Fprintf(w, "  file proxy:  %s (SOCKS5 on %s)\n", cfg.Proxy65.Domain, cfg.Proxy65.Listen)
 	}
 	if a := srv.HTTPAddr(); a != nil {
-		fmt.Fprintf(os.Stderr, "  metrics:     http://%s/metrics  health: http://%s/healthz\n", a, a)
+		fmt.Fprintf(w, "  metrics:     http://%s/metrics  health: http://%s/healthz\n", a, a)
 	}
-	fmt.Fprintf(os.Stderr, "  data:        %s\n", cfg.DataDir)
-	if cfg.TLS.CertFile == "" {
-		fmt.Fprintf(os.Stderr, "  certificate: self-signed (%s/selfsigned.crt); clients will ask you to accept it\n", cfg.DataDir)
+	if cfg.AdminSocket != "-" {
+		fmt.Fprintf(w, "  admin:       %s\n", cfg.AdminSocket)
 	}
-	fmt.Fprintf(os.Stderr, "\nCreate an account, then log in with any XMPP client as user@%s:\n  parley user add alice@%s\n\n", cfg.Hosts[0].Domain, cfg.Hosts[0].Domain)
+	fmt.Fprintf(w, "  data:        %s\n", cfg.DataDir)
+	if selfSigned {
+		fmt.Fprintf(w, "  certificate: self-signed (%s) for hosts without their own; clients will ask you to accept it\n",
+			filepath.Join(cfg.DataDir, "selfsigned.crt"))
+	}
+	if dbHost != "" {
+		flag := ""
+		if configPath != "" {
+			flag = " --config " + configPath
+		}
+		fmt.Fprintf(w, "\nCreate an account, then log in with any XMPP client as user@%s:\n  parley user add alice@%s%s\n\n", dbHost, dbHost, flag)
+	} else {
+		fmt.Fprintln(w, "\nUsers log in with their directory accounts.")
+	}
 }
