@@ -118,7 +118,7 @@ report_prosody() { # dir
   awk '
     { id = $4 }
     id ~ /^s2s(in|out)/ {
-      if ($0 ~ /Stream encrypted/) { tls[id] = $8 }
+      if ($0 ~ /Stream encrypted/) { t = $8; gsub(/\(/, "", t); tls[id] = t }
       if ($0 ~ /certificate chain validation result/) { cert[id] = $NF }
       if ($0 ~ /verified dialback key|<db:result|<result /) { db[id] = 1 }
       if ($0 ~ /is now authenticated for/) {
@@ -127,6 +127,12 @@ report_prosody() { # dir
         printf "  prosody: %-3s %s tls=%s cert=%s method=%s\n", (id ~ /^s2sin/ ? "in" : "out"), b[1], tls[id] ? tls[id] : "none", cert[id] ? cert[id] : "-", m
       }
     }' "$1/prosody/prosody.log"
+}
+
+check_prosody() { # dir mode peer-domain: Prosody's own view, both directions
+  local want=dialback; [ "$2" = b ] && want=sasl-external
+  local r; r=$(report_prosody "$1")
+  grep -q "in  $PDOM->$3 .*method=$want" <<<"$r" && grep -q "out $3->$PDOM .*method=$want" <<<"$r"
 }
 
 # ---- ejabberd ------------------------------------------------------------
@@ -186,6 +192,12 @@ YML
 report_ejabberd() { # dir
   grep -E 'Accepted (inbound|outbound) s2s|s2s .*(authentication|connection) (failed|refused)|Closing s2s|Failed to establish' \
     "$1/ejabberd/ejabberd.log" | sed -E 's/^[^ ]+ [^ ]+ \[[a-z]+\] <[^>]*>@[^ ]+ /  ejabberd: /' | cut -c1-200 | sort -u | head -12
+}
+
+check_ejabberd() { # dir mode peer-domain
+  local want=dialback; [ "$2" = b ] && want=EXTERNAL
+  grep -q "Accepted inbound s2s $want authentication $PDOM -> $3 " "$1/ejabberd/ejabberd.log" &&
+    grep -q "Accepted outbound s2s $want authentication $3 -> $PDOM " "$1/ejabberd/ejabberd.log"
 }
 
 # ---- one case -------------------------------------------------------------
@@ -251,6 +263,11 @@ TOML
     ok "$tag parley authenticated $pdom both ways with $want"
   else
     bad "$tag parley did not authenticate $pdom both ways with $want: $(grep -o 'direction=[a-z]* .*method=[a-z-]*' <<<"$lines" | tr '\n' ';')"
+  fi
+  if "check_$peer" "$dir" "$mode" "$pdom"; then
+    ok "$tag $peer authenticated $PDOM both ways with $want"
+  else
+    bad "$tag $peer did not report $want both ways for $PDOM"
   fi
   stop_all
 }
