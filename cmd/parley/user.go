@@ -63,7 +63,10 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 			}
 		}
 		for _, h := range hosts {
-			if hc := cfg.HostByDomain(h); hc != nil && hc.AccountsInDirectory() {
+			if cfg.HostByDomain(h) == nil {
+				return fmt.Errorf("%s is not a host of this server (see [[host]] in the config)", h)
+			}
+			if hc := cfg.HostByDomain(h); hc.AccountsInDirectory() {
 				if err := listDirectoryUsers(ctx, cfg, h); err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -417,7 +418,14 @@ func (c *conn) startTLS() error {
 		return err
 	}
 	if n := c.dec.Buffered(); n > 0 {
-		c.srv.log.Warn("c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
+		// A byte or two is a client's trailing newline or keepalive; more
+		// is someone pipelining plaintext, which is worth an operator's
+		// attention (it is dropped either way).
+		level := slog.LevelDebug
+		if n > 2 {
+			level = slog.LevelWarn
+		}
+		c.srv.log.Log(context.Background(), level, "c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
 	}
 	tc := tls.Server(c.raw, c.srv.tlsConfig())
 	_ = tc.SetDeadline(c.authBy)
@@ -537,7 +545,7 @@ func (c *conn) saslFailure(cond, text string) error {
 func (c *conn) negotiationFailed(mech, cond string) error {
 	c.saslFailed = true
 	c.negotiationFailures++
-	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
+	c.srv.log.Debug("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
 	if err := c.saslFailure(cond, ""); err != nil {
 		return err
 	}

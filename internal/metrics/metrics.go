@@ -87,11 +87,38 @@ func New() *Metrics {
 	m.DirectoryErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_directory_errors_total", Help: "LDAP directory failures by kind (connect, request, unavailable).",
 	}, []string{"kind"})
-	r.MustRegister(m.DirectoryUp, m.DirectoryErrors)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// EnableDirectory registers the directory collectors. They exist only on
+// servers with a [directory]: a parley_directory_up of 0 on a server without
+// one would read as an outage.
+func (m *Metrics) EnableDirectory() {
+	m.Registry.MustRegister(m.DirectoryUp, m.DirectoryErrors)
+}
+
+// Init creates the label combinations every server has at zero, so that
+// dashboards and alerts see parley_sessions{host="..."} 0 after a restart
+// instead of a missing series.
+func (m *Metrics) Init(hosts []string) {
+	for _, h := range hosts {
+		m.Sessions.WithLabelValues(h).Set(0)
+	}
+	for _, k := range []string{"c2s", "s2s-in", "s2s-out", "component"} {
+		m.Connections.WithLabelValues(k).Add(0)
+	}
+	for _, k := range []string{"message", "presence", "iq"} {
+		m.StanzasIn.WithLabelValues(k).Add(0)
+		m.StanzasOut.WithLabelValues(k).Add(0)
+	}
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512",
+		"SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512-PLUS", "EXTERNAL"} {
+		m.AuthFailures.WithLabelValues(mech).Add(0)
+		m.AuthSuccesses.WithLabelValues(mech).Add(0)
+	}
 }
 
 // ObserveStorage records how long a storage operation took.

@@ -20,6 +20,7 @@ func (s *Server) newDirectory() error {
 	if !s.cfg.Directory.Enabled() {
 		return nil
 	}
+	s.metrics.EnableDirectory()
 	d, err := directory.New(s.cfg.Directory, s.log.With("component", "directory"), s.metrics)
 	if err != nil {
 		return err

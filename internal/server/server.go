@@ -75,6 +75,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), started: time.Now()}
+	var domains []string
+	for _, h := range cfg.Hosts {
+		domains = append(domains, h.Domain)
+	}
+	s.metrics.Init(domains)
 	var err error
 	if s.certs, err = certs.New(cfg); err != nil {
 		return nil, err

@@ -105,3 +105,24 @@ domain = "b.test"
 		t.Fatalf("from %s", el.Attr("from"))
 	}
 }
+
+// After a start with no traffic the usual series exist at zero, and a
+// server without a directory exports no directory health.
+func TestMetricsExistAtZero(t *testing.T) {
+	ts := testserver.Start(t, "[http]\nlisten = \"127.0.0.1:0\"\n")
+	resp, err := http.Get("http://" + ts.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := string(b)
+	for _, want := range []string{`parley_sessions{host="localhost"} 0`, `parley_auth_failures_total{mechanism="PLAIN"} 0`, `parley_connections{kind="c2s"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if strings.Contains(m, "parley_directory_up") {
+		t.Error("parley_directory_up exported without a directory")
+	}
+}
