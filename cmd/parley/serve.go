@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -56,7 +57,7 @@ func cmdServe(args []string) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
-			reload(*path, level, srv, log)
+			reload(*path, cfg, level, srv, log)
 			continue
 		}
 		log.Info("shutting down", "signal", s.String())
@@ -70,7 +71,7 @@ func cmdServe(args []string) int {
 
 // reload re-reads the config file for what can change at run time (log
 // level, certificates); other changes need a restart and are reported.
-func reload(path string, level *slog.LevelVar, srv *server.Server, log *slog.Logger) {
+func reload(path string, running *config.Config, level *slog.LevelVar, srv *server.Server, log *slog.Logger) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		log.Error("reload: config invalid, keeping the running one", "err", err)
@@ -81,7 +82,28 @@ func reload(path string, level *slog.LevelVar, srv *server.Server, log *slog.Log
 		log.Error("reload: certificates", "err", err)
 		return
 	}
-	log.Info("reloaded certificates and log level")
+	log.Info("reloaded certificates, client CA/CRLs and log level")
+	if changed := restartNeeded(running, cfg); len(changed) > 0 {
+		log.Warn("reload: these settings changed and need a restart to apply", "sections", strings.Join(changed, ", "))
+	}
+}
+
+// restartNeeded lists the top-level sections (or keys) whose values differ
+// between the running and the re-read config, leaving out what a reload
+// applies (the log level).
+func restartNeeded(running, next *config.Config) []string {
+	a, b := *running.Redacted(), *next.Redacted()
+	a.Log.Level, b.Log.Level = "", ""
+	ta, tb := reflect.TypeOf(a), reflect.ValueOf(b)
+	va := reflect.ValueOf(a)
+	var changed []string
+	for i := 0; i < ta.NumField(); i++ {
+		if !reflect.DeepEqual(va.Field(i).Interface(), tb.Field(i).Interface()) {
+			name, _, _ := strings.Cut(ta.Field(i).Tag.Get("toml"), ",")
+			changed = append(changed, name)
+		}
+	}
+	return changed
 }
 
 func printWelcome(cfg *config.Config, srv *server.Server, configPath string) {
