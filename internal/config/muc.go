@@ -21,6 +21,10 @@ type MUC struct {
 	RoomCreation string `toml:"room_creation"`
 	// MaxRooms bounds the rooms of the service (default 1000).
 	MaxRooms int `toml:"max_rooms"`
+	// MaxRoomsPerUser bounds the live rooms one user may have created
+	// (default 20; host admins are exempt), so nobody can take every slot
+	// of max_rooms.
+	MaxRoomsPerUser int `toml:"max_rooms_per_user"`
 	// MaxOccupants is the ceiling an owner may configure for one room
 	// (muc#roomconfig_maxusers; default 200).
 	MaxOccupants int `toml:"max_occupants"`
@@ -58,6 +62,7 @@ func (m *MUC) applyDefaults(host string) {
 		m.RoomCreation = "local"
 	}
 	setInt(&m.MaxRooms, 1000)
+	setInt(&m.MaxRoomsPerUser, 20)
 	setInt(&m.MaxOccupants, 200)
 	setInt(&m.DefaultOccupants, 50)
 	setInt(&m.HistoryDefault, 20)
@@ -97,7 +102,7 @@ func (c *Config) validateMUC() []string {
 			bad("host[%d].muc.room_creation: %q is not anyone, local or admins", i, m.RoomCreation)
 		}
 		for k, v := range map[string]int{
-			"max_rooms": m.MaxRooms, "max_occupants": m.MaxOccupants,
+			"max_rooms": m.MaxRooms, "max_rooms_per_user": m.MaxRoomsPerUser, "max_occupants": m.MaxOccupants,
 			"default_occupants": m.DefaultOccupants, "history_default": m.HistoryDefault,
 			"history_max": m.HistoryMax, "history_max_bytes": m.HistoryMaxBytes,
 			"max_nick_length": m.MaxNickLength, "max_affiliations": m.MaxAffiliations,

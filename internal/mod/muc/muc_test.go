@@ -356,6 +356,27 @@ func TestRoomCreationPolicy(t *testing.T) {
 	join(t, alice, "r1", "alice")
 }
 
+// TestRoomsPerUser: one user cannot take every room slot; leaving a
+// temporary room (which destroys it) frees the slot again; admins are exempt.
+func TestRoomsPerUser(t *testing.T) {
+	ts := start(t, "[[host]]\ndomain = \"localhost\"\nadmins = [\"boss@localhost\"]\n[host.muc]\nmax_rooms_per_user = 2\n", "alice", "boss")
+	alice, boss := online(t, ts, "alice"), online(t, ts, "boss")
+	create(t, alice, "a1", "alice")
+	create(t, alice, "a2", "alice")
+	sendJoin(alice, "a3", "alice", "")
+	if c := expectJoinError(t, alice, "a3"); c != "resource-constraint" {
+		t.Fatalf("third room: %q", c)
+	}
+	for _, r := range []string{"b1", "b2", "b3"} {
+		create(t, boss, r, "boss")
+	}
+	alice.Send("<presence to='%s/alice' type='unavailable'/>", roomJID("a1"))
+	alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("type") == "unavailable" && el.Attr("from") == roomJID("a1")+"/alice"
+	})
+	create(t, alice, "a3", "alice")
+}
+
 // TestDirectInvitation: XEP-0249 invitations are ordinary messages between
 // users; the server routes them untouched.
 func TestDirectInvitation(t *testing.T) {

@@ -105,6 +105,7 @@ type room struct {
 	gone      bool // destroyed; callers that waited for mu treat it as absent
 	locked    bool // created, waiting for its owner's configuration (§10.1.1)
 	created   time.Time
+	creator   string // bare JID that created it over XMPP ("" for stored/directory rooms); counts towards max_rooms_per_user
 	cfg       roomConfig
 	affs      map[string]affEntry // bare JID (or domain) → affiliation
 	occupants map[string]*occupant

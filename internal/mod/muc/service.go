@@ -26,6 +26,9 @@ type Service struct {
 
 	mu    sync.Mutex
 	rooms map[string]*room // by room localpart
+	// created counts the live rooms each user created (bare JID), so one
+	// user cannot take every slot of max_rooms (max_rooms_per_user).
+	created map[string]int
 }
 
 func newService(h *module.Host, cfg config.MUC) *Service {
@@ -34,7 +37,8 @@ func newService(h *module.Host, cfg config.MUC) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{h: h, cfg: cfg, domain: j.Domain(), jid: j, log: log.With("muc", cfg.Domain), rooms: make(map[string]*room)}
+	return &Service{h: h, cfg: cfg, domain: j.Domain(), jid: j, log: log.With("muc", cfg.Domain),
+		rooms: make(map[string]*room), created: make(map[string]int)}
 }
 
 // Domain returns the service's domain.
@@ -250,7 +254,14 @@ func (s *Service) createRoom(local string, creator jid.JID) (*room, stanza.Condi
 		s.mu.Unlock()
 		return nil, stanza.ResourceConstraint
 	}
+	owner := creator.Bare().String()
+	if s.created[owner] >= s.cfg.MaxRoomsPerUser && !s.isHostAdmin(creator) {
+		s.mu.Unlock()
+		return nil, stanza.ResourceConstraint
+	}
+	s.created[owner]++
 	r := newRoom(s, local)
+	r.creator = owner
 	r.created = time.Now()
 	r.mu.Lock()
 	s.rooms[local] = r
@@ -264,6 +275,11 @@ func (s *Service) dropRoom(r *room) {
 	s.mu.Lock()
 	if s.rooms[r.local] == r {
 		delete(s.rooms, r.local)
+		if r.creator != "" {
+			if s.created[r.creator]--; s.created[r.creator] <= 0 {
+				delete(s.created, r.creator)
+			}
+		}
 	}
 	s.mu.Unlock()
 }
