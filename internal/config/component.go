@@ -75,6 +75,10 @@ type Proxy65 struct {
 	// MaxPending bounds connections waiting for their peer or activation
 	// (default 100).
 	MaxPending int `toml:"max_pending"`
+	// MaxConnectionsPerIP bounds the SOCKS5 connections one source address
+	// (IPv6: its /64) may hold open, pending or relaying (default 10), so
+	// one host cannot take every pending slot.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 	// MaxTransfers bounds active relays (default 100).
 	MaxTransfers int `toml:"max_transfers"`
 }
@@ -113,6 +117,7 @@ func (c *Config) applyComponentDefaults() {
 	setDur(&p.ActivationTimeout, 60*time.Second)
 	setDur(&p.IdleTimeout, 5*time.Minute)
 	setInt(&p.MaxPending, 100)
+	setInt(&p.MaxConnectionsPerIP, 10)
 	setInt(&p.MaxTransfers, 100)
 }
 
@@ -195,7 +200,7 @@ func (c *Config) validateComponents(bad func(string, ...any)) {
 	if p.PublicPort < 0 || p.PublicPort > 65535 {
 		bad("proxy65.public_port: %d is not a port", p.PublicPort)
 	}
-	if p.MaxTransferBytes < 0 || p.BandwidthBytesPerSecond < 0 || p.MaxPending < 0 || p.MaxTransfers < 0 {
+	if p.MaxTransferBytes < 0 || p.BandwidthBytesPerSecond < 0 || p.MaxPending < 0 || p.MaxTransfers < 0 || p.MaxConnectionsPerIP < 0 {
 		bad("proxy65: limits must be positive")
 	}
 	if p.ActivationTimeout.Duration < 0 || p.IdleTimeout.Duration < 0 {

@@ -18,6 +18,7 @@ package proxy65
 import (
 	"context"
 	"net"
+	"parley/internal/stream"
 	"strconv"
 	"sync"
 
@@ -41,7 +42,8 @@ type Proxy struct {
 	cfg    config.Proxy65
 	active bool
 
-	limiter *rate.Limiter // shared by every relay (total bandwidth)
+	limiter *rate.Limiter       // shared by every relay (total bandwidth)
+	perIP   *stream.ConnLimiter // open SOCKS5 connections per source address
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -73,6 +75,7 @@ func New(h *module.Host) (module.Module, error) {
 	p.limiter = rate.NewLimiter(rate.Limit(p.cfg.BandwidthBytesPerSecond), burst)
 	p.pairs = make(map[string]*pair)
 	p.conns = make(map[net.Conn]struct{})
+	p.perIP = stream.NewConnLimiter(p.cfg.MaxConnectionsPerIP)
 	h.AddItem(module.DiscoItem{JID: p.cfg.Domain, Name: "SOCKS5 Bytestreams Service"})
 	return p, nil
 }

@@ -304,3 +304,33 @@ func TestPendingBound(t *testing.T) {
 		t.Fatalf("third pending connection served: %d %v", n, err)
 	}
 }
+
+// One source address cannot hold more than its share of connections, and a
+// closed connection gives its slot back.
+func TestConnectionsPerAddress(t *testing.T) {
+	e := setup(t, "max_connections_per_ip = 2\n")
+	first := mustSocks(t, e.proxyAddr, proxy65.Hash("p1", e.aliceJID, e.bobJID))
+	mustSocks(t, e.proxyAddr, proxy65.Hash("p2", e.aliceJID, e.bobJID))
+	refused := func() bool {
+		c, err := net.DialTimeout("tcp", e.proxyAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte{5, 1, 0})
+		n, err := c.Read(make([]byte, 2))
+		return n == 0 && err != nil
+	}
+	if !refused() {
+		t.Fatal("third connection from the same address served")
+	}
+	_ = first.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for refused() {
+		if time.Now().After(deadline) {
+			t.Fatal("slot not given back after close")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,13 @@ func (p *Proxy) accept(ln net.Listener) {
 			p.h.Log.Warn("proxy65: accept", "err", err)
 			continue
 		}
+		release, ok := p.perIP.Acquire(c.RemoteAddr())
+		if !ok {
+			p.h.Log.Info("proxy65: too many connections from one address", "remote", c.RemoteAddr().String())
+			_ = c.Close()
+			continue
+		}
+		c = &releasingConn{Conn: c, release: release}
 		p.mu.Lock()
 		if p.closed || p.npending >= p.cfg.MaxPending {
 			full := !p.closed
@@ -333,4 +341,25 @@ func (r *relay) copy(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// releasingConn gives a connection's per-address slot back when it closes,
+// whichever path (failed negotiation, timeout, end of relay) closes it.
+type releasingConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *releasingConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+// CloseWrite keeps the relay's half-close working through the wrapper.
+func (c *releasingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
