@@ -51,6 +51,8 @@ type failure struct {
 
 func (f *failure) Error() string { return f.reason + ": " + f.err.Error() }
 
+func (f *failure) Unwrap() error { return f.err }
+
 func fail(reason string, err error) *failure { return &failure{reason: reason, err: err} }
 
 // outConn is the outgoing stream to one remote domain. Negotiation (TLS,
@@ -307,7 +309,7 @@ func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (
 				return false, nil, err
 			}
 			if !ok {
-				return false, nil, errExternalRefused
+				return false, nil, fail("external-refused", errExternalRefused)
 			}
 			external = true
 			continue

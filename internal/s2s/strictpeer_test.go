@@ -254,6 +254,9 @@ func TestRefusedExternalWithoutDialbackBounces(t *testing.T) {
 	alice := a.Online(t, "alice@a.test", "alice-password", "home")
 	alice.Send("<message to='bob@b.test' id='m3'><body>hi</body></message>")
 	expectBounce(t, alice, "m3", "remote-server-not-found")
+	if n := testutilCounter(t, a, "external-refused"); n != 1 {
+		t.Fatalf("failures{reason=external-refused} = %v, want 1", n)
+	}
 	peer.expectEvents([]string{"conn", "auth"}, "dialback", "message:m3")
 }
 
@@ -288,4 +291,28 @@ func TestStreamElementsUseThePrefix(t *testing.T) {
 	if got := read("</stream:stream>"); !strings.Contains(got, "<stream:error><not-authorized") {
 		t.Fatalf("stream error not prefixed: %s", got)
 	}
+}
+
+// testutilCounter reads parley_s2s_failures_total{direction="out",reason}.
+func testutilCounter(t *testing.T, ts *testserver.TS, reason string) float64 {
+	t.Helper()
+	mfs, err := ts.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "parley_s2s_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["direction"] == "out" && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
