@@ -31,7 +31,7 @@ log() { echo "federation: $*"; }
 need=()
 command -v prosody >/dev/null || need+=(prosody)
 dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)   # Prosody reads /etc/hosts only through libunbound
-[ -d /usr/lib/x86_64-linux-gnu/ejabberd-* ] 2>/dev/null || dpkg -s ejabberd >/dev/null 2>&1 || need+=(ejabberd)
+dpkg -s ejabberd >/dev/null 2>&1 || need+=(ejabberd)
 "$PY" -c 'import slixmpp' 2>/dev/null || need+=(python3-slixmpp)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -39,7 +39,17 @@ if [ ${#need[@]} -gt 0 ]; then
     || { log "cannot install ${need[*]}"; echo "0 passed, 1 failed"; exit 1; }
 fi
 [ -x "$BIN" ] || CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { echo "0 passed, 1 failed"; exit 1; }
-EJ_LIBS=/usr/lib/x86_64-linux-gnu   # where Debian puts ejabberd's Erlang applications
+# Where Debian puts ejabberd's Erlang application (ERL_LIBS wants its parent).
+EJ_APP=$(dpkg -L ejabberd | grep -m1 '/ebin/ejabberd.app$')
+EJ_LIBS=$(dirname "$(dirname "$(dirname "$EJ_APP")")")
+# The packages may start system instances listening on every address; those
+# would take the ports our throwaway instances bind on their own 127.0.0.x.
+for svc in prosody ejabberd; do
+  if ss -ltnpH 2>/dev/null | grep -E '(0\.0\.0\.0|\*|\[::\]):(5222|5269) ' | grep -q "$([ $svc = prosody ] && echo lua || echo beam)"; then
+    log "stopping the system $svc service (it holds 5222/5269 on all addresses)"
+    service "$svc" stop >/dev/null 2>&1 || true
+  fi
+done
 
 HOSTS_TAG="# parley-interop-federation"
 pids=()
@@ -251,7 +261,7 @@ TOML
       FAIL*) bad "$tag ${line#FAIL }";;
       *) echo "$line";;
     esac
-  done < <(timeout 120 "$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$pip:5222" \
+  done < <(timeout 60 "$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$pip:5222" \
       --parley-domain "$PDOM" --peer-domain "$pdom" --muc "conference.$pdom" --password "$PASSWORD" 2>"$dir/slixmpp.log")
   echo "--- methods reported by Parley (parley s2s list):"
   (cd "$dir" && "$BIN" s2s list --config "$dir/parley.toml") | sed 's/^/  /'
