@@ -105,7 +105,7 @@ c2s_direct_tls_ports = {}
 s2s_direct_tls_ports = {}
 http_ports = {}
 https_ports = {}
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "message", "iq", "posix", "s2s_auth_certs" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "message", "iq", "posix", "s2s_auth_certs", "vcard", "offline" }
 modules_disabled = { "admin_shell" }
 authentication = "internal_plain"
 c2s_require_encryption = true
@@ -182,6 +182,8 @@ modules:
   mod_version: {}
   mod_ping: {}
   mod_s2s_dialback: {}
+  mod_vcard: {}
+  mod_offline: {}
   mod_muc:
     host: "conference.$EDOM"
     access_create: all

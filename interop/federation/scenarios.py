@@ -37,6 +37,7 @@ def client(jid, password, ip, port, mech):
     c.register_plugin('xep_0030')
     c.register_plugin('xep_0092')
     c.register_plugin('xep_0045')
+    c.register_plugin('xep_0054')
     c.register_plugin('xep_0199')
     c.roster.auto_authorize = True
     c.roster.auto_subscribe = True
@@ -163,8 +164,59 @@ async def main():
         await asyncio.wait_for(got.wait(), STEP)
     await step('parley user joins a room on the peer MUC', muc())
 
-    alice.disconnect()
-    bob.disconnect()
+    async def pings():
+        await alice['xep_0199'].ping(jid=a.peer_domain, timeout=STEP)
+        await bob['xep_0199'].ping(jid=a.parley_domain, timeout=STEP)
+    await step('ping both ways', pings())
+
+    async def vcards():
+        for c, name in ((alice, 'Alice of Parley'), (bob, 'Bob of the peer')):
+            vc = c['xep_0054'].make_vcard()
+            vc['FN'] = name
+            await c['xep_0054'].publish_vcard(vc, timeout=STEP)
+        r = await alice['xep_0054'].get_vcard(jid=bob_bare, cached=False, local=False, timeout=STEP)
+        if r['vcard_temp']['FN'] != 'Bob of the peer':
+            raise Exception('alice got %s' % r)
+        r = await bob['xep_0054'].get_vcard(jid=alice_bare, cached=False, local=False, timeout=STEP)
+        if r['vcard_temp']['FN'] != 'Alice of Parley':
+            raise Exception('bob got %s' % r)
+    await step('vCard of the other user both ways', vcards())
+
+    async def offline(sender, receiver, resource, body):
+        # The receiver goes away; the message waits on its server and
+        # arrives when it comes back (a new session).
+        gone = asyncio.Event()
+        receiver.add_event_handler('disconnected', lambda _: gone.set())
+        receiver.disconnect()
+        await asyncio.wait_for(gone.wait(), STEP)
+        await asyncio.sleep(0.3)  # the receiver's server has ended the session
+        sender.send_message(mto=receiver.boundjid.bare, mbody=body, mtype='chat')
+        await asyncio.sleep(0.5)  # stored before the new session starts
+        ip, port = receiver.connect_addr
+        again = client(receiver.boundjid.bare + '/' + resource, a.password, ip, port,
+                       'SCRAM-SHA-256' if receiver is alice else 'SCRAM-SHA-1')
+        await online(again)
+        await wait_message(again, body)
+        return again
+    bob2 = None
+    try:
+        bob2 = await offline(alice, bob, 'back', 'while you were away (parley)')
+        print('PASS offline message parley -> peer', flush=True)
+    except Exception as e:  # noqa: BLE001
+        failed += 1
+        print('FAIL offline message parley -> peer: %r' % (e,), flush=True)
+    sender = bob2 or bob
+    try:
+        alice2 = await offline(sender, alice, 'back', 'while you were away (peer)')
+        print('PASS offline message peer -> parley', flush=True)
+        alice2.disconnect()
+    except Exception as e:  # noqa: BLE001
+        failed += 1
+        print('FAIL offline message peer -> parley: %r' % (e,), flush=True)
+
+    for c in (alice, bob, bob2):
+        if c is not None:
+            c.disconnect()
     await asyncio.sleep(0.5)
     return 1 if failed else 0
 
