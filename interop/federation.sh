@@ -4,13 +4,15 @@
 # modes:
 #   (a) self-signed certificates + accept_self_signed (dialback over TLS)
 #   (b) certificates from a test CA made here and trusted by all (SASL EXTERNAL)
+#   (c) as (a), but Parley's outgoing streams use XEP-0368 direct TLS to the
+#       peer's direct-TLS s2s port (static route tls://ip:5270)
 # Every peer is a throwaway instance with its own config and data under
 # interop/.work/federation/<peer>-<mode>, started and stopped by PID here
 # (never the system services). Peers resolve parley.test through /etc/hosts
 # lines added here and removed at the end (Prosody through libunbound's
 # hoststxt, ejabberd through its own inetrc); Parley uses static routes.
 #
-#   FED_PEERS="prosody ejabberd"  FED_MODES="a b"  (defaults) select cases.
+#   FED_PEERS="prosody ejabberd"  FED_MODES="a b c"  (defaults) select cases.
 #
 # Ends with "N passed, M failed"; exit non-zero on failure.
 set -uo pipefail
@@ -102,7 +104,7 @@ interfaces = { "$QIP" }
 c2s_ports = { 5222 }
 s2s_ports = { 5269 }
 c2s_direct_tls_ports = {}
-s2s_direct_tls_ports = {}
+s2s_direct_tls_ports = { 5270 }
 http_ports = {}
 https_ports = {}
 modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "version", "ping", "presence", "message", "iq", "posix", "s2s_auth_certs", "vcard", "offline" }
@@ -169,6 +171,11 @@ listen:
     ip: "$EIP"
     module: ejabberd_s2s_in
     backlog: 128
+  - port: 5270
+    ip: "$EIP"
+    module: ejabberd_s2s_in
+    tls: true
+    backlog: 128
 auth_method: internal
 s2s_use_starttls: required
 s2s_dns_timeout: 2
@@ -220,7 +227,9 @@ run_case() { # peer mode
   local tag="[$peer/$mode]"
   rm -rf "$dir"; mkdir -p "$dir/parley" "$dir/certs"
   local c="$dir/certs" trust="" ca_line=""
-  if [ "$mode" = a ]; then
+  local route="$pip:5269"
+  [ "$mode" = c ] && route="tls://$pip:5270"   # XEP-0368 direct TLS for Parley's outgoing streams
+  if [ "$mode" != b ]; then
     selfsigned "$c" "$PDOM"; selfsigned "$c" "$pdom"
     trust="accept_self_signed = true"
   else
@@ -249,8 +258,8 @@ connect_timeout = "15s"
 $trust
 $ca_line
 [s2s.routes]
-"$pdom" = "$pip:5269"
-"conference.$pdom" = "$pip:5269"
+"$pdom" = "$route"
+"conference.$pdom" = "$route"
 TOML
   "$BIN" user add "alice@$PDOM" "$PASSWORD" --config "$dir/parley.toml" >/dev/null 2>&1 || bad "$tag parley user add"
   (cd "$dir" && exec "$BIN" serve --config "$dir/parley.toml" >"$dir/parley.log" 2>&1) & pids+=($!)
@@ -285,7 +294,7 @@ TOML
 }
 
 for peer in ${FED_PEERS:-prosody ejabberd}; do
-  for m in ${FED_MODES:-a b}; do run_case "$peer" "$m"; done
+  for m in ${FED_MODES:-a b c}; do run_case "$peer" "$m"; done
 done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
