@@ -36,8 +36,9 @@ type strictPeer struct {
 	cert   tls.Certificate
 	events chan string // "conn", "auth", "dialback", "message:<id>"
 
-	mu  sync.Mutex
-	raw bytes.Buffer
+	mu    sync.Mutex
+	raw   bytes.Buffer
+	conns []net.Conn
 }
 
 func newStrictPeer(t *testing.T) *strictPeer {
@@ -56,14 +57,23 @@ func newStrictPeer(t *testing.T) *strictPeer {
 		t.Fatal(err)
 	}
 	p := &strictPeer{t: t, ln: ln, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, events: make(chan string, 64)}
-	t.Cleanup(func() { _ = ln.Close() })
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { _ = c.Close() })
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
 			go p.serve(c)
 		}
 	}()
