@@ -216,6 +216,11 @@ func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (
 		return false, nil, f
 	}
 	o.mu.Lock()
+	if o.closed { // failAll (shutdown) ran while we were dialling
+		o.mu.Unlock()
+		_ = raw.Close()
+		return false, nil, fail("connection-lost", errShutdown)
+	}
 	o.nc, o.addr = o.s.rateLimit(raw), t.addr
 	o.mu.Unlock()
 	// Every negotiation step shares the connect deadline.
