@@ -39,6 +39,10 @@ type inConn struct {
 	peer   string // the 'from' of the stream header, if any
 	v1     bool
 	ext    bool // SASL EXTERNAL done
+	// preAuthDeadline is fixed at accept: TLS handshakes (direct or after
+	// STARTTLS) and negotiation all count against one pre-authentication
+	// budget, so a peer cannot restart the clock by starting TLS late.
+	preAuthDeadline time.Time
 
 	lastActive atomic.Int64
 	wmu        sync.Mutex
@@ -73,9 +77,10 @@ func (c *inConn) remoteAddr() string { return c.raw.RemoteAddr().String() }
 func (c *inConn) serve() {
 	defer close(c.done)
 	c.lastActive.Store(time.Now().UnixNano())
+	c.preAuthDeadline = time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration)
 	if c.direct {
 		tc := tls.Server(c.s.rateLimit(c.raw), c.s.serverTLS())
-		_ = tc.SetDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+		_ = tc.SetDeadline(c.preAuthDeadline)
 		if err := tc.Handshake(); err != nil {
 			c.s.failures.WithLabelValues("in", "tls-failed").Inc()
 			_ = c.raw.Close()
@@ -89,7 +94,7 @@ func (c *inConn) serve() {
 	}
 	// Until a domain is verified the whole stream runs on the
 	// pre-authentication clock; then the idle watcher takes over.
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+	_ = c.nc.SetReadDeadline(c.preAuthDeadline)
 	stop := c.watchIdle()
 	defer stop()
 	err := c.loop()
@@ -308,7 +313,7 @@ func (c *inConn) startTLS() error {
 		return err
 	}
 	tc := tls.Server(c.nc, c.s.serverTLS())
-	_ = tc.SetDeadline(time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration))
+	_ = tc.SetDeadline(c.preAuthDeadline)
 	if err := tc.Handshake(); err != nil {
 		c.s.failures.WithLabelValues("in", "tls-failed").Inc()
 		_ = c.raw.Close()

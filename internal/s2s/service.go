@@ -56,6 +56,7 @@ type Service struct {
 	roots    *x509.CertPool
 	resolver Resolver
 	now      func() time.Time
+	perIP    *stream.ConnLimiter // incoming streams per source address
 
 	conns    *prometheus.CounterVec // authenticated pairs by direction and method
 	failures *prometheus.CounterVec // by direction and reason
@@ -87,6 +88,7 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	s := &Service{
 		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
 		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
+		perIP:  stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
 		direct: make(map[net.Listener]bool), out: make(map[string]*outConn), in: make(map[*inConn]struct{}),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",
@@ -168,9 +170,19 @@ func (s *Service) accept(l net.Listener, direct bool) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		// One address may not take every incoming slot (max_incoming is
+		// shared by all peers): limits.max_connections_per_ip applies to
+		// servers as it does to clients.
+		release, ok := s.perIP.Acquire(nc.RemoteAddr())
+		if !ok {
+			s.failures.WithLabelValues("in", "too-many-from-address").Inc()
+			_ = nc.Close()
+			continue
+		}
 		s.mu.Lock()
 		if s.closing || len(s.in) >= s.cfg.S2S.MaxIncoming {
 			s.mu.Unlock()
+			release()
 			s.failures.WithLabelValues("in", "too-many-streams").Inc()
 			_ = nc.Close()
 			continue
@@ -181,6 +193,7 @@ func (s *Service) accept(l net.Listener, direct bool) {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
+			defer release()
 			s.metrics.Connections.WithLabelValues("s2s-in").Inc()
 			c.serve()
 			s.metrics.Connections.WithLabelValues("s2s-in").Dec()
