@@ -145,7 +145,6 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 }
 
-
 // Negotiation state-machine abuse after TLS: each case is a fresh stream
 // that does something out of order; the stream must end with the given
 // condition and nothing may be authenticated or bound.
