@@ -101,8 +101,9 @@ chmod 644 "$C/$DOMAIN.key"
 
 # ---- Parley ---------------------------------------------------------------
 setup_parley() {
-  local d="$W/parley" ip=${IP[parley]} req=true
-  [ "$TLS" = plain ] && req=false
+  local d="$W/parley" ip=${IP[parley]} c2s_tls="require_tls = true"
+  [ "$TLS" = plain ] && c2s_tls="require_tls = false
+allow_plain_without_tls = true"
   mkdir -p "$d"
   cat >"$d/parley.toml" <<TOML
 data_dir = "$d/data"
@@ -117,8 +118,7 @@ enabled = false
 [c2s]
 listen = ["$ip:5222"]
 direct_tls_listen = []
-require_tls = $req
-allow_plain_without_tls = true
+$c2s_tls
 [http]
 listen = ""
 [limits]
@@ -286,11 +286,12 @@ run_one() { # server
   log "$s: done"
 }
 
-ran=()
+ran=(); failed=()
 for s in $SERVERS; do
   case $s in parley|prosody|ejabberd) ;; *) die "unknown server $s";; esac
-  if run_one "$s"; then ran+=("$s"); fi
+  if run_one "$s"; then ran+=("$s"); else failed+=("$s"); fi
 done
 [ ${#ran[@]} -gt 0 ] || die "no server ran"
 "$PY" "$B/report.py" table --work "$W" --servers "${ran[*]}" --users "$USERS" --rate "$RATE" \
   --duration "$DURATION" --interval "$INTERVAL" --tls "$TLS" --msg-size "$MSG_SIZE" --out "$W/results.md"
+[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see bench/.work/<server>/)"
