@@ -38,6 +38,7 @@ direct_tls_listen = []
 listen = %q
 [limits]
 max_sessions_per_account = 100000
+max_connections_per_ip = 100000
 rate_bytes_per_second = 100000000
 rate_burst_bytes = 1000000
 `, dir, c2sAddr, httpAddr)), 0o600)
