@@ -7,7 +7,6 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -39,15 +38,15 @@ type Server struct {
 	fakeKey []byte
 	limiter *bruteforce.Limiter
 	legacy  *legacyauth.Authenticator
-	// perIP bounds the open connections per source address, on all the
-	// client listeners together (limits.max_connections_per_ip).
-	perIP *stream.ConnLimiter
+
+	// accept runs the listeners and tracks the open connections; its
+	// PerIP bounds the connections per source address on all the client
+	// listeners together (limits.max_connections_per_ip).
+	accept stream.Acceptor[*conn]
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	conns     map[*conn]struct{}
 	wg        sync.WaitGroup
-	closing   bool
 	// clientCerts verifies client certificates (nil: EXTERNAL is off);
 	// groups resolves group membership for access control.
 	clientCerts *clientcert.Verifier
@@ -60,9 +59,22 @@ type Server struct {
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
 // unknown users indistinguishable from known ones.
 func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte) *Server {
-	return &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey, conns: make(map[*conn]struct{}),
-		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey),
-		perIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP)}
+	s := &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey,
+		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey)}
+	s.accept = stream.Acceptor[*conn]{
+		WG: &s.wg, PerIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP), Gauge: m.Connections.WithLabelValues("c2s"),
+		AcceptError: func(err error) { log.Warn("c2s: accept", "err", err) },
+		Refused: func(nc net.Conn, reason string) {
+			if reason == stream.RefusedPerAddress {
+				// Closed before anything is read or allocated: answering
+				// with a stream error would cost a TLS handshake on the
+				// direct port.
+				log.Debug("c2s: too many connections from one address", "remote", nc.RemoteAddr().String())
+			}
+		},
+		Serve: (*conn).serve,
+	}
+	return s
 }
 
 // Listen binds the configured addresses; it fails before serving anything
@@ -114,43 +126,15 @@ func (s *Server) Serve() {
 	s.mu.Unlock()
 	for i, l := range ls {
 		direct := i >= len(s.cfg.C2S.Listen)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.accept(l, direct)
-		}()
+		s.accept.Accept(l, func(nc net.Conn) (*conn, bool) { return s.open(nc, direct) })
 	}
 }
 
-func (s *Server) accept(l net.Listener, direct bool) {
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("c2s: accept", "err", err)
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(nc, direct)
-		}()
-	}
-}
-
-func (s *Server) handle(nc net.Conn, direct bool) {
+// open sets up an admitted connection: rate limiting and, on a direct TLS
+// port, the handshake. It reports false (having closed nc) when the
+// handshake fails.
+func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 	lim := s.cfg.Limits
-	release, ok := s.perIP.Acquire(nc.RemoteAddr())
-	if !ok {
-		// Closed before anything is read or allocated: answering with a
-		// stream error would cost a TLS handshake on the direct port.
-		s.log.Debug("c2s: too many connections from one address", "remote", nc.RemoteAddr().String())
-		_ = nc.Close()
-		return
-	}
-	defer release()
 	c := &conn{srv: s, direct: direct, authBy: time.Now().Add(lim.PreAuthTimeout.Duration)}
 	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
 	c.raw, c.nc = rc, rc
@@ -164,45 +148,25 @@ func (s *Server) handle(nc net.Conn, direct bool) {
 		_ = tc.SetDeadline(c.authBy)
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()
-			return
+			return nil, false
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
 		st := tc.ConnectionState()
 		c.nc, c.tls = tc, &st
 		c.verifyPeer()
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		_ = nc.Close()
-		return
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.metrics.Connections.WithLabelValues("c2s").Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.metrics.Connections.WithLabelValues("c2s").Dec()
-	}()
-	c.serve()
+	return c, true
 }
 
 // Shutdown stops accepting, closes every stream with <system-shutdown/> and
 // waits for the connections to finish (or ctx to expire).
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
-	s.closing = true
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.accept.Close() {
 		c.closeWith(c.writerOrNil(), "system-shutdown", "")
 	}
 	done := make(chan struct{})

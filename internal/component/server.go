@@ -13,7 +13,6 @@ package component
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -37,17 +36,15 @@ type Server struct {
 	// secrets maps each external component domain to its shared secret;
 	// fixed after New.
 	secrets map[string]string
-	// perIP bounds open connections per source address
-	// (limits.max_connections_per_ip): a peer that cannot pass the
-	// handshake still cannot pile up sockets.
-	perIP *stream.ConnLimiter
+	// accept runs the listener and tracks the open connections; its PerIP
+	// bounds them per source address (limits.max_connections_per_ip): a
+	// peer that cannot pass the handshake still cannot pile up sockets.
+	accept stream.Acceptor[*conn]
 
 	mu       sync.Mutex
 	listener net.Listener
-	conns    map[*conn]struct{}
 	active   map[string]*conn // domain → the authenticated connection serving it
 	offline  map[string]*placeholder
-	closing  bool
 	wg       sync.WaitGroup
 }
 
@@ -59,10 +56,19 @@ func New(cfg *config.Config, r *router.Router, m *metrics.Metrics, log *slog.Log
 	s := &Server{
 		cfg: cfg, router: r, metrics: m, log: log,
 		secrets: make(map[string]string),
-		conns:   make(map[*conn]struct{}),
 		active:  make(map[string]*conn),
 		offline: make(map[string]*placeholder),
-		perIP:   stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
+	}
+	s.accept = stream.Acceptor[*conn]{
+		WG: &s.wg, PerIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
+		Gauge:       m.Connections.WithLabelValues("component"),
+		AcceptError: func(err error) { log.Warn("component: accept", "err", err) },
+		Refused: func(nc net.Conn, reason string) {
+			if reason == stream.RefusedPerAddress {
+				log.Debug("component: too many connections from one address", "remote", nc.RemoteAddr().String())
+			}
+		},
+		Serve: (*conn).serve,
 	}
 	for _, sv := range cfg.Component.Services {
 		if sv.Type != config.ComponentExternal {
@@ -116,54 +122,14 @@ func (s *Server) Serve() {
 	if l == nil {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				s.log.Warn("component: accept", "err", err)
-				continue
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.handle(nc)
-			}()
-		}
-	}()
+	s.accept.Accept(l, s.open)
 }
 
-func (s *Server) handle(nc net.Conn) {
-	release, ok := s.perIP.Acquire(nc.RemoteAddr())
-	if !ok {
-		s.log.Debug("component: too many connections from one address", "remote", nc.RemoteAddr().String())
-		_ = nc.Close()
-		return
-	}
-	defer release()
+// open rate-limits an admitted connection.
+func (s *Server) open(nc net.Conn) (*conn, bool) {
 	rate := s.cfg.Component.RateBytesPerSecond
 	burst := max(s.cfg.Limits.RateBurstBytes, rate)
-	c := &conn{srv: s, nc: stream.NewRateLimitedConn(nc, rate, burst)}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		_ = nc.Close()
-		return
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.metrics.Connections.WithLabelValues("component").Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.metrics.Connections.WithLabelValues("component").Dec()
-	}()
-	c.serve()
+	return &conn{srv: s, nc: stream.NewRateLimitedConn(nc, rate, burst)}, true
 }
 
 // attach makes c the connection serving domain and returns the one it
@@ -200,16 +166,11 @@ func (s *Server) Connected(domain string) bool {
 // <system-shutdown/> and waits for the connections to end (or ctx).
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
-	s.closing = true
 	if s.listener != nil {
 		_ = s.listener.Close()
 	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.accept.Close() {
 		c.closeWith(stanza.StreamSystemShutdown, "")
 	}
 	done := make(chan struct{})

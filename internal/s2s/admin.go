@@ -22,11 +22,8 @@ type ConnInfo struct {
 
 // List returns every pair on every live stream.
 func (s *Service) List() []ConnInfo {
+	ins := s.accept.Conns()
 	s.mu.Lock()
-	ins := make([]*inConn, 0, len(s.in))
-	for c := range s.in {
-		ins = append(ins, c)
-	}
 	outs := make([]*outConn, 0, len(s.out))
 	for _, o := range s.out {
 		outs = append(outs, o)

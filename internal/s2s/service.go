@@ -56,7 +56,9 @@ type Service struct {
 	roots    *x509.CertPool
 	resolver Resolver
 	now      func() time.Time
-	perIP    *stream.ConnLimiter // incoming streams per source address
+	// accept runs the listeners and tracks the incoming streams; its PerIP
+	// bounds them per source address, its Max is s2s.max_incoming.
+	accept stream.Acceptor[*inConn]
 
 	conns    *prometheus.CounterVec // authenticated pairs by direction and method
 	failures *prometheus.CounterVec // by direction and reason
@@ -65,8 +67,7 @@ type Service struct {
 	listeners []net.Listener
 	direct    map[net.Listener]bool
 	out       map[string]*outConn // remote domain → its outgoing stream
-	in        map[*inConn]struct{}
-	closing   bool
+	closing   bool                // no new outgoing streams
 	wg        sync.WaitGroup
 }
 
@@ -88,8 +89,7 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	s := &Service{
 		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
 		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
-		perIP:  stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
-		direct: make(map[net.Listener]bool), out: make(map[string]*outConn), in: make(map[*inConn]struct{}),
+		direct: make(map[net.Listener]bool), out: make(map[string]*outConn),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",
 		}, []string{"direction", "method"}),
@@ -102,6 +102,27 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	}
 	if err := m.Registry.Register(s.failures); err != nil {
 		return nil, err
+	}
+	s.accept = stream.Acceptor[*inConn]{
+		WG: &s.wg,
+		// One address may not take every incoming slot (max_incoming is
+		// shared by all peers): limits.max_connections_per_ip applies to
+		// servers as it does to clients.
+		PerIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP),
+		Max:   cfg.S2S.MaxIncoming,
+		Gauge: m.Connections.WithLabelValues("s2s-in"),
+		AcceptError: func(err error) {
+			s.log.Warn("accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+		},
+		Refused: func(_ net.Conn, reason string) {
+			if reason == stream.RefusedPerAddress {
+				s.failures.WithLabelValues("in", "too-many-from-address").Inc()
+			} else {
+				s.failures.WithLabelValues("in", "too-many-streams").Inc()
+			}
+		},
+		Serve: (*inConn).serve,
 	}
 	return s, nil
 }
@@ -139,11 +160,8 @@ func (s *Service) Listen() error {
 	s.listeners, s.direct = ls, direct
 	s.mu.Unlock()
 	for _, l := range ls {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.accept(l, direct[l])
-		}()
+		d := direct[l]
+		s.accept.Accept(l, func(nc net.Conn) (*inConn, bool) { return newInConn(s, nc, d), true })
 	}
 	return nil
 }
@@ -159,51 +177,6 @@ func (s *Service) Addrs() []net.Addr {
 	return out
 }
 
-func (s *Service) accept(l net.Listener, direct bool) {
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("accept", "err", err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		// One address may not take every incoming slot (max_incoming is
-		// shared by all peers): limits.max_connections_per_ip applies to
-		// servers as it does to clients.
-		release, ok := s.perIP.Acquire(nc.RemoteAddr())
-		if !ok {
-			s.failures.WithLabelValues("in", "too-many-from-address").Inc()
-			_ = nc.Close()
-			continue
-		}
-		s.mu.Lock()
-		if s.closing || len(s.in) >= s.cfg.S2S.MaxIncoming {
-			s.mu.Unlock()
-			release()
-			s.failures.WithLabelValues("in", "too-many-streams").Inc()
-			_ = nc.Close()
-			continue
-		}
-		c := newInConn(s, nc, direct)
-		s.in[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			defer release()
-			s.metrics.Connections.WithLabelValues("s2s-in").Inc()
-			c.serve()
-			s.metrics.Connections.WithLabelValues("s2s-in").Dec()
-			s.mu.Lock()
-			delete(s.in, c)
-			s.mu.Unlock()
-		}()
-	}
-}
-
 // Shutdown closes listeners and every stream with <system-shutdown/>.
 func (s *Service) Shutdown(ctx context.Context) {
 	s.mu.Lock()
@@ -211,16 +184,12 @@ func (s *Service) Shutdown(ctx context.Context) {
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
-	ins := make([]*inConn, 0, len(s.in))
-	for c := range s.in {
-		ins = append(ins, c)
-	}
 	outs := make([]*outConn, 0, len(s.out))
 	for _, o := range s.out {
 		outs = append(outs, o)
 	}
 	s.mu.Unlock()
-	for _, c := range ins {
+	for _, c := range s.accept.Close() {
 		c.close(stanza.StreamSystemShutdown, "")
 	}
 	for _, o := range outs {

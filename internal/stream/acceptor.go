@@ -1,0 +1,160 @@
+package stream
+
+import (
+	"errors"
+	"net"
+	"sync"
+)
+
+// Why an Acceptor closed a connection without serving it.
+const (
+	// RefusedPerAddress: the source address already has PerIP's maximum.
+	RefusedPerAddress = "per-address"
+	// RefusedFull: the acceptor already serves Max connections.
+	RefusedFull = "full"
+	// RefusedClosing: Close was called (the server is shutting down).
+	RefusedClosing = "closing"
+)
+
+// Acceptor is the accept side shared by the stream servers (c2s, component,
+// s2s incoming): accept, per-address admission, registration unless the
+// server is shutting down, one goroutine per connection, and the bookkeeping
+// Shutdown needs to find and wait for every stream. What differs by kind
+// (how a connection is set up and served, what a refusal logs or counts) is
+// passed in. Set the fields before the first Accept; the zero value of the
+// unexported state is ready to use.
+type Acceptor[C comparable] struct {
+	// WG counts every goroutine the acceptor starts, so the server's
+	// Shutdown can wait for them; it is the server's own group.
+	WG *sync.WaitGroup
+	// PerIP bounds the open connections per source address; nil: no bound.
+	// A connection over the bound is closed before anything is read or
+	// allocated for it.
+	PerIP *ConnLimiter
+	// Max bounds the registered connections; 0: no bound.
+	Max int
+	// Gauge, if set, counts the registered connections.
+	Gauge interface {
+		Inc()
+		Dec()
+	}
+	// AcceptError handles an Accept failure other than a closed listener
+	// (log it, back off); the loop then accepts again. Nil: ignored.
+	AcceptError func(err error)
+	// Refused, if set, is told of a connection closed unserved and why
+	// (RefusedPerAddress, RefusedFull, RefusedClosing), before the close.
+	Refused func(nc net.Conn, reason string)
+	// Serve runs one registered connection until its stream ends.
+	Serve func(c C)
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[C]struct{}
+}
+
+// Accept serves l in a goroutine of its own until l is closed. open turns
+// each admitted connection into the kind's connection; it runs in the
+// connection's goroutine, so a slow step (a TLS handshake) delays no other
+// accept. When open reports false it has closed nc itself and the
+// connection is dropped.
+func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
+	a.WG.Add(1)
+	go func() {
+		defer a.WG.Done()
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				if a.AcceptError != nil {
+					a.AcceptError(err)
+				}
+				continue
+			}
+			release, ok := a.PerIP.Acquire(nc.RemoteAddr())
+			if !ok {
+				a.refuse(nc, RefusedPerAddress)
+				continue
+			}
+			a.WG.Add(1)
+			go func() {
+				defer a.WG.Done()
+				defer release()
+				a.serve(nc, open)
+			}()
+		}
+	}()
+}
+
+func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool)) {
+	c, ok := open(nc)
+	if !ok {
+		return
+	}
+	if reason := a.register(c); reason != "" {
+		a.refuse(nc, reason)
+		return
+	}
+	if a.Gauge != nil {
+		a.Gauge.Inc()
+	}
+	defer func() {
+		if a.Gauge != nil {
+			a.Gauge.Dec()
+		}
+		a.mu.Lock()
+		delete(a.conns, c)
+		a.mu.Unlock()
+	}()
+	a.Serve(c)
+}
+
+// register adds c to the open connections, or says why it may not.
+func (a *Acceptor[C]) register(c C) (refused string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closing:
+		return RefusedClosing
+	case a.Max > 0 && len(a.conns) >= a.Max:
+		return RefusedFull
+	}
+	if a.conns == nil {
+		a.conns = make(map[C]struct{})
+	}
+	a.conns[c] = struct{}{}
+	return ""
+}
+
+func (a *Acceptor[C]) refuse(nc net.Conn, reason string) {
+	if a.Refused != nil {
+		a.Refused(nc, reason)
+	}
+	_ = nc.Close()
+}
+
+// Conns returns the connections registered now.
+func (a *Acceptor[C]) Conns() []C {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.snapshot()
+}
+
+// Close refuses every later connection and returns the registered ones,
+// for the server to end (with <system-shutdown/>). It does not close the
+// listeners: the server owns them.
+func (a *Acceptor[C]) Close() []C {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closing = true
+	return a.snapshot()
+}
+
+func (a *Acceptor[C]) snapshot() []C {
+	out := make([]C, 0, len(a.conns))
+	for c := range a.conns {
+		out = append(out, c)
+	}
+	return out
+}
