@@ -140,27 +140,18 @@ func (c *conn) writerOrNil() *stream.Writer {
 // the transport. Before bind it writes directly; after, through the writer
 // (so it never races with stanza writes).
 func (c *conn) closeWith(w *stream.Writer, cond stanza.StreamCondition, text string) {
-	c.closeWithDrain(w, cond, text, cond == "" || cond == "system-shutdown")
+	c.closeWithDrain(w, cond, text, stream.DrainsOnEnd(cond))
 }
 
 // closeWithDrain is closeWith with an explicit choice whether stanzas
 // already queued are written before the stream error.
 func (c *conn) closeWithDrain(w *stream.Writer, cond stanza.StreamCondition, text string, drain bool) {
 	c.closeOnce.Do(func() {
-		var buf bytes.Buffer
 		if cond != "" {
 			c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-			_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
 			c.log("stream error", "condition", cond, "text", text)
 		}
-		buf.WriteString(xml.StreamClose)
-		if w != nil {
-			w.Close(buf.Bytes(), drain)
-			return
-		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(buf.Bytes())
-		stream.CloseConn(c.nc)
+		stream.End(w, c.nc, cond, text, drain)
 	})
 }
 

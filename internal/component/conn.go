@@ -1,7 +1,6 @@
 package component
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/subtle"
@@ -98,23 +97,14 @@ func (c *conn) fail(err error) {
 // the connection: directly before the handshake, through the writer after.
 func (c *conn) closeWith(cond stanza.StreamCondition, text string) {
 	c.closeOnce.Do(func() {
-		var buf bytes.Buffer
 		if cond != "" {
 			c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-			_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
 			c.logf("component: stream error", "condition", cond, "text", text)
 		}
-		buf.WriteString(xml.StreamClose)
 		c.mu.Lock()
 		w := c.w
 		c.mu.Unlock()
-		if w != nil {
-			w.Close(buf.Bytes(), cond == "" || cond == stanza.StreamSystemShutdown)
-			return
-		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(buf.Bytes())
-		stream.CloseConn(c.nc)
+		stream.End(w, c.nc, cond, text, stream.DrainsOnEnd(cond))
 	})
 }
 
