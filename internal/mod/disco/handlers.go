@@ -1,12 +1,7 @@
 package disco
 
 import (
-	"context"
-	"errors"
-
 	"parley/internal/module"
-	"parley/internal/storage"
-	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -47,7 +42,7 @@ func (d *Disco) hostItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 // allowed to see the account's presence, so the reply cannot be used to
 // harvest accounts.
 func (d *Disco) accountInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
-	ok, err := maySeePresence(ev.Ctx, d.h, ev.To.Bare(), ev.From)
+	ok, err := d.h.MaySeePresence(ev.Ctx, ev.To.Bare(), ev.From)
 	if err != nil {
 		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
@@ -71,7 +66,7 @@ func (d *Disco) accountItems(ev *module.StanzaEvent, q *xml.Element) *xml.Elemen
 	if n := q.Attr("node"); n != "" {
 		res.SetAttr("node", n)
 	}
-	ok, err := maySeePresence(ev.Ctx, d.h, ev.To.Bare(), ev.From)
+	ok, err := d.h.MaySeePresence(ev.Ctx, ev.To.Bare(), ev.From)
 	if err != nil {
 		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
@@ -100,21 +95,4 @@ func infoResult(ids []module.Identity, features []string) *xml.Element {
 		res.Append(xml.New(NSInfo, "feature").SetAttr("var", f))
 	}
 	return res
-}
-
-// maySeePresence reports whether requester may see owner's presence: it is
-// the owner (any of its resources) or has a subscription to it (roster item
-// of the owner with subscription "from" or "both", RFC 6121 §2.1.2.5).
-func maySeePresence(ctx context.Context, h *module.Host, owner, requester jid.JID) (bool, error) {
-	if requester.Bare() == owner {
-		return true, nil
-	}
-	it, err := h.Store.Roster().Get(ctx, owner.String(), requester.Bare().String())
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
 }

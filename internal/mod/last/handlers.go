@@ -9,7 +9,6 @@ import (
 
 	"parley/internal/module"
 	"parley/internal/storage"
-	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -40,7 +39,7 @@ func (l *Last) uptime(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 // reveal more than forbidden would to authorized requesters).
 func (l *Last) account(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 	owner := ev.To.Bare()
-	ok, err := maySeePresence(ev.Ctx, l.h, owner, ev.From)
+	ok, err := l.h.MaySeePresence(ev.Ctx, owner, ev.From)
 	if err != nil {
 		l.h.Log.Warn("last: roster lookup", "owner", owner.String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
@@ -110,21 +109,4 @@ func (l *Last) onUnbound(ev *module.SessionEvent) bool {
 func query(d time.Duration, text string) *xml.Element {
 	secs := max(int64(d/time.Second), 0)
 	return xml.New(NS, "query").SetAttr("seconds", strconv.FormatInt(secs, 10)).AppendText(text)
-}
-
-// maySeePresence reports whether requester may see owner's presence: it is
-// the owner (any of its resources) or has a subscription to it (roster item
-// of the owner with subscription "from" or "both", RFC 6121 §2.1.2.5).
-func maySeePresence(ctx context.Context, h *module.Host, owner, requester jid.JID) (bool, error) {
-	if requester.Bare() == owner {
-		return true, nil
-	}
-	it, err := h.Store.Roster().Get(ctx, owner.String(), requester.Bare().String())
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
 }
