@@ -136,6 +136,36 @@ func (c Condition) String() string { return string(c) }
 // themselves.
 var langEn = xml.Attr{Space: xml.NSXML, Local: "lang", Value: "en"}
 
+// textElement builds the <text xml:lang='en'/> of a stanza or stream error;
+// ns is the conditions namespace of the error's kind (RFC 6120 §8.3.2,
+// §4.9.2 use the same layout).
+func textElement(ns, text string) *xml.Element {
+	return &xml.Element{Space: ns, Local: "text", Attrs: []xml.Attr{langEn}, Children: []xml.Node{xml.CharData(text)}}
+}
+
+// conditionAndText reads a stanza or stream error element laid out as RFC
+// 6120 §8.3.2 and §4.9.2 define: among the children in the conditions
+// namespace ns, the first <text/> is the text and the first other element
+// names the condition. Either is "" when absent.
+func conditionAndText(e *xml.Element, ns string) (cond, text string) {
+	for _, n := range e.Children {
+		c, isEl := n.(*xml.Element)
+		if !isEl || c.Space != ns {
+			continue
+		}
+		if c.Local == "text" {
+			if text == "" {
+				text = c.Text()
+			}
+			continue
+		}
+		if cond == "" {
+			cond = c.Local
+		}
+	}
+	return cond, text
+}
+
 // ErrorElement builds
 //
 //	<error type='T' code='N'><C xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>
@@ -167,12 +197,7 @@ func ErrorElementTyped(c Condition, typ string, text string, appSpecific *xml.El
 	}
 	e.Children = append(e.Children, &xml.Element{Space: NSStanzas, Local: string(c)})
 	if text != "" {
-		e.Children = append(e.Children, &xml.Element{
-			Space:    NSStanzas,
-			Local:    "text",
-			Attrs:    []xml.Attr{langEn},
-			Children: []xml.Node{xml.CharData(text)},
-		})
+		e.Children = append(e.Children, textElement(NSStanzas, text))
 	}
 	if appSpecific != nil {
 		e.Children = append(e.Children, appSpecific)
@@ -252,26 +277,12 @@ func ParseError(el *xml.Element) (cond Condition, typ, text string, ok bool) {
 	if e == nil || e.Space != "" || e.Local != "error" {
 		return "", "", "", false
 	}
-	for _, n := range e.Children {
-		c, isEl := n.(*xml.Element)
-		if !isEl || c.Space != NSStanzas {
-			continue
-		}
-		if c.Local == "text" {
-			if text == "" {
-				text = c.Text()
-			}
-			continue
-		}
-		if cond == "" {
-			cond = Condition(c.Local)
-			if !cond.Valid() {
-				cond = UndefinedCondition
-			}
-		}
-	}
-	if cond == "" {
+	name, text := conditionAndText(e, NSStanzas)
+	if name == "" {
 		return "", "", "", false
+	}
+	if cond = Condition(name); !cond.Valid() {
+		cond = UndefinedCondition
 	}
 	typ = e.Attr("type")
 	if !validErrorType(typ) {

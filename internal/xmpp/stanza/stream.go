@@ -83,12 +83,7 @@ func streamError(c StreamCondition, condText, text string) *xml.Element {
 	e := &xml.Element{Space: NSStream, Local: "error", Children: make([]xml.Node, 0, 2)}
 	e.Children = append(e.Children, cond)
 	if text != "" {
-		e.Children = append(e.Children, &xml.Element{
-			Space:    NSStreams,
-			Local:    "text",
-			Attrs:    []xml.Attr{langEn},
-			Children: []xml.Node{xml.CharData(text)},
-		})
+		e.Children = append(e.Children, textElement(NSStreams, text))
 	}
 	return e
 }
@@ -103,26 +98,12 @@ func ParseStreamError(el *xml.Element) (cond StreamCondition, text string, ok bo
 	if el == nil || el.Space != NSStream || el.Local != "error" {
 		return "", "", false
 	}
-	for _, n := range el.Children {
-		c, isEl := n.(*xml.Element)
-		if !isEl || c.Space != NSStreams {
-			continue
-		}
-		if c.Local == "text" {
-			if text == "" {
-				text = c.Text()
-			}
-			continue
-		}
-		if cond == "" {
-			cond = StreamCondition(c.Local)
-			if !cond.Valid() {
-				cond = StreamUndefinedCondition
-			}
-		}
-	}
-	if cond == "" {
+	name, text := conditionAndText(el, NSStreams)
+	if name == "" {
 		return "", "", false
+	}
+	if cond = StreamCondition(name); !cond.Valid() {
+		cond = StreamUndefinedCondition
 	}
 	return cond, text, true
 }
