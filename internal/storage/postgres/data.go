@@ -138,18 +138,8 @@ func (k kv) List(ctx context.Context, bucket, owner string) (map[string][]byte, 
 		return nil, fmt.Errorf("postgres: kv list %s/%s: %w", bucket, owner, err)
 	}
 	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var (
-			key string
-			val []byte
-		)
-		if err := rows.Scan(&key, &val); err != nil {
-			return nil, fmt.Errorf("postgres: kv list %s/%s: %w", bucket, owner, err)
-		}
-		out[key] = storeutil.NonNil(val)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := storeutil.KVEntries(rows)
+	if err != nil {
 		return nil, fmt.Errorf("postgres: kv list %s/%s: %w", bucket, owner, err)
 	}
 	return out, nil

@@ -59,3 +59,31 @@ func NonNil(b []byte) []byte {
 	}
 	return b
 }
+
+// Rows is the part of a query result both drivers share (database/sql's
+// *sql.Rows and pgx.Rows), enough to read rows the same way in each backend.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// KVEntries reads the (key, value) rows of KV.List into a map, each value
+// non-nil (NonNil). The caller still closes rows.
+func KVEntries(rows Rows) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for rows.Next() {
+		var (
+			key string
+			val []byte
+		)
+		if err := rows.Scan(&key, &val); err != nil {
+			return nil, err
+		}
+		out[key] = NonNil(val)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
