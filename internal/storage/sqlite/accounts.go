@@ -25,16 +25,10 @@ func (a accounts) Create(ctx context.Context, acc storage.Account) error {
 	err = a.s.write(ctx, func(tx *sql.Tx) error {
 		// ON CONFLICT DO NOTHING + RowsAffected detects "taken" without
 		// parsing driver-specific constraint errors.
-		res, err := tx.ExecContext(ctx, `INSERT INTO accounts (host, username, plain_password, fields, disabled, created_at)
+		if err := execChanging(ctx, tx, storage.ErrExists, `INSERT INTO accounts (host, username, plain_password, fields, disabled, created_at)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (host, username) DO NOTHING`,
-			acc.Host, acc.Username, acc.Creds.Plain, string(fields), acc.Disabled, formatTime(created))
-		if err != nil {
+			acc.Host, acc.Username, acc.Creds.Plain, string(fields), acc.Disabled, formatTime(created)); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrExists
 		}
 		return insertKeys(ctx, tx, acc.Host, acc.Username, acc.Creds.Keys)
 	})
@@ -114,14 +108,8 @@ func (a accounts) Get(ctx context.Context, host, username string) (storage.Accou
 
 func (a accounts) SetCredentials(ctx context.Context, host, username string, c storage.Credentials) error {
 	err := a.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET plain_password = ? WHERE host = ? AND username = ?`, c.Plain, host, username)
-		if err != nil {
+		if err := execChanging(ctx, tx, storage.ErrNotFound, `UPDATE accounts SET plain_password = ? WHERE host = ? AND username = ?`, c.Plain, host, username); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM account_scram_keys WHERE host = ? AND username = ?`, host, username); err != nil {
 			return err
@@ -140,16 +128,7 @@ func (a accounts) SetFields(ctx context.Context, host, username string, fields m
 		return fmt.Errorf("sqlite: set fields: %w", err)
 	}
 	err = a.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET fields = ? WHERE host = ? AND username = ?`, string(js), host, username)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrNotFound
-		}
-		return nil
+		return execChanging(ctx, tx, storage.ErrNotFound, `UPDATE accounts SET fields = ? WHERE host = ? AND username = ?`, string(js), host, username)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: set fields %s: %w", storeutil.BareJID(host, username), err)
@@ -160,14 +139,8 @@ func (a accounts) SetFields(ctx context.Context, host, username string, fields m
 func (a accounts) Delete(ctx context.Context, host, username string) error {
 	owner := storeutil.BareJID(host, username)
 	err := a.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM accounts WHERE host = ? AND username = ?`, host, username)
-		if err != nil {
+		if err := execChanging(ctx, tx, storage.ErrNotFound, `DELETE FROM accounts WHERE host = ? AND username = ?`, host, username); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrNotFound
 		}
 		// account_scram_keys goes by ON DELETE CASCADE. Every table keyed
 		// by owner must be listed here; the conformance suite's cascade

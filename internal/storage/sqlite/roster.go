@@ -139,14 +139,9 @@ func (r roster) Put(ctx context.Context, owner string, item storage.RosterItem) 
 func (r roster) Delete(ctx context.Context, owner, contact string) (string, error) {
 	var version string
 	err := r.s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE owner = ? AND contact = ?`, owner, contact)
+		err := execChanging(ctx, tx, storage.ErrNotFound, `DELETE FROM roster_items WHERE owner = ? AND contact = ?`, owner, contact)
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return storage.ErrNotFound
 		}
 		version, err = bumpVersion(ctx, tx, owner)
 		return err

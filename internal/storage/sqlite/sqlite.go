@@ -201,6 +201,26 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	return tx.Commit()
 }
 
+// execChanging runs a statement in tx and returns ifNone when it changed no
+// row: the row to update or delete does not exist (storage.ErrNotFound), or
+// the one to insert with ON CONFLICT DO NOTHING already does
+// (storage.ErrExists, detected without parsing driver-specific constraint
+// errors).
+func execChanging(ctx context.Context, tx *sql.Tx, ifNone error, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ifNone
+	}
+	return nil
+}
+
 // retryBusy retries fn while it fails with SQLITE_BUSY, for up to
 // busyTimeout. It is only for the few operations SQLite does not queue with
 // its busy handler (opening and converting a database another process is
