@@ -1,12 +1,9 @@
 package register_test
 
 import (
-	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"parley/internal/testserver"
-	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -26,29 +23,6 @@ enabled = true
 fields = ["email", "name"]
 notify_admins = true
 `
-
-var iqSeq atomic.Int64
-
-// iq sends an IQ and returns the reply with the same id.
-func iq(t *testing.T, c *testserver.Client, typ, to, payload string) *xml.Element {
-	t.Helper()
-	id := "r" + strconv.FormatInt(iqSeq.Add(1), 10)
-	toAttr := ""
-	if to != "" {
-		toAttr = " to='" + to + "'"
-	}
-	c.Send("<iq type='%s' id='%s'%s>%s</iq>", typ, id, toAttr, payload)
-	return c.ExpectStanza("iq", "id="+id)
-}
-
-// condition returns the error condition of a reply ("" for a result).
-func condition(el *xml.Element) string {
-	if el.Attr("type") != "error" {
-		return ""
-	}
-	c, _, _, _ := stanza.ParseError(el)
-	return string(c)
-}
 
 // code returns the legacy code attribute of a reply's <error/>.
 func code(el *xml.Element) string {

@@ -44,7 +44,7 @@ func TestSeedRegistration(t *testing.T) {
 
 	// Inquiry: instructions, username and password first, then the
 	// configured fields in order, and the same as a data form.
-	res := iq(t, c, "get", "", "<query xmlns='jabber:iq:register'/>")
+	res := c.IQ("get", "", "<query xmlns='jabber:iq:register'/>")
 	if res.Attr("type") != "result" {
 		t.Fatalf("inquiry: %s", res)
 	}
@@ -81,7 +81,7 @@ func TestSeedRegistration(t *testing.T) {
 	}
 
 	// Registration.
-	res = iq(t, c, "set", "", registerQuery("username", "leslie", "password", "secret123", "email", "lel@plevna.com", "name", "Leslie Hawke"))
+	res = c.IQ("set", "", registerQuery("username", "leslie", "password", "secret123", "email", "lel@plevna.com", "name", "Leslie Hawke"))
 	if res.Attr("type") != "result" {
 		t.Fatalf("registration: %s", res)
 	}
@@ -94,35 +94,35 @@ func TestSeedRegistration(t *testing.T) {
 	}
 
 	// 406: no password; the query comes back as in the seed.
-	res = iq(t, c, "set", "", registerQuery("username", "leslie2", "email", "lel@plevna.com", "name", "Leslie Hawke"))
-	if condition(res) != "not-acceptable" || code(res) != "406" {
+	res = c.IQ("set", "", registerQuery("username", "leslie2", "email", "lel@plevna.com", "name", "Leslie Hawke"))
+	if testserver.ErrorCondition(res) != "not-acceptable" || code(res) != "406" {
 		t.Errorf("missing password: %s", res)
 	}
 	if eq := res.Child(ns, "query"); eq == nil || eq.ChildText(ns, "username") != "leslie2" {
 		t.Errorf("406 does not echo the query: %s", res)
 	}
 	// 406: empty password element (XEP-0077 §3.1 note).
-	res = iq(t, c, "set", "", registerQuery("username", "leslie3", "password", "", "email", "a@b", "name", "n"))
-	if condition(res) != "not-acceptable" {
+	res = c.IQ("set", "", registerQuery("username", "leslie3", "password", "", "email", "a@b", "name", "n"))
+	if testserver.ErrorCondition(res) != "not-acceptable" {
 		t.Errorf("empty password: %s", res)
 	}
 	// 406: a configured field missing.
-	res = iq(t, c, "set", "", registerQuery("username", "leslie4", "password", "secret123", "name", "n"))
-	if condition(res) != "not-acceptable" {
+	res = c.IQ("set", "", registerQuery("username", "leslie4", "password", "secret123", "name", "n"))
+	if testserver.ErrorCondition(res) != "not-acceptable" {
 		t.Errorf("missing email: %s", res)
 	}
 
 	// 409: the seed's dj exists. The echo never carries the password.
-	res = iq(t, c, "set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ Adams"))
-	if condition(res) != "conflict" || code(res) != "409" {
+	res = c.IQ("set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ Adams"))
+	if testserver.ErrorCondition(res) != "conflict" || code(res) != "409" {
 		t.Errorf("existing user: %s", res)
 	}
 	if eq := res.Child(ns, "query"); eq == nil || eq.ChildText(ns, "username") != "dj" || eq.ChildText(ns, "password") != "" {
 		t.Errorf("409 echo: %s", res)
 	}
 	// 409 after case folding of the localpart.
-	res = iq(t, c, "set", "", registerQuery("username", "LESLIE", "password", "secret123", "email", "x@y", "name", "n"))
-	if condition(res) != "conflict" {
+	res = c.IQ("set", "", registerQuery("username", "LESLIE", "password", "secret123", "email", "x@y", "name", "n"))
+	if testserver.ErrorCondition(res) != "conflict" {
 		t.Errorf("LESLIE: %s", res)
 	}
 	if !canLogin(t, ts, "leslie", "secret123") {
@@ -148,8 +148,8 @@ func TestInvalidInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := iq(t, c, "set", "", tc.payload)
-			if got := condition(res); got != tc.cond {
+			res := c.IQ("set", "", tc.payload)
+			if got := testserver.ErrorCondition(res); got != tc.cond {
 				t.Errorf("got %q, want %q: %s", got, tc.cond, res)
 			}
 		})
@@ -170,7 +170,7 @@ func TestDataForm(t *testing.T) {
 <field var='password'><value>R0m30R0m30</value></field>
 <field var='email'><value>juliet@capulet.lit</value></field>
 <field var='name'><value>Juliet</value></field></x></query>`
-	if res := iq(t, c, "set", "", form); res.Attr("type") != "result" {
+	if res := c.IQ("set", "", form); res.Attr("type") != "result" {
 		t.Fatalf("form registration: %s", res)
 	}
 	if !canLogin(t, ts, "juliet", "R0m30R0m30") {
@@ -184,12 +184,12 @@ func TestDataForm(t *testing.T) {
 func TestSessionChanges(t *testing.T) {
 	ts := testserver.Start(t, enabled)
 	pre := preauth(t, ts)
-	if res := iq(t, pre, "set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ Adams")); res.Attr("type") != "result" {
+	if res := pre.IQ("set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ Adams")); res.Attr("type") != "result" {
 		t.Fatalf("register: %s", res)
 	}
 	c := ts.Login(t, "dj", "secret123", "Work")
 
-	res := iq(t, c, "get", domain, "<query xmlns='jabber:iq:register'/>")
+	res := c.IQ("get", domain, "<query xmlns='jabber:iq:register'/>")
 	q := res.Child(ns, "query")
 	if q == nil || q.Child(ns, "registered") == nil || q.ChildText(ns, "username") != "dj" ||
 		q.ChildText(ns, "email") != "dj@yak" || q.ChildText(ns, "name") != "DJ Adams" || q.ChildText(ns, "password") != "" {
@@ -206,7 +206,7 @@ func TestSessionChanges(t *testing.T) {
 		t.Fatalf("password change: %s", res)
 	}
 	// XEP-0077 §3.3 form: with the (matching) username, no 'to'.
-	if res := iq(t, c, "set", "", registerQuery("username", "DJ", "password", "newsecret2", "name", "D. J. Adams")); res.Attr("type") != "result" {
+	if res := c.IQ("set", "", registerQuery("username", "DJ", "password", "newsecret2", "name", "D. J. Adams")); res.Attr("type") != "result" {
 		t.Fatalf("password+name change: %s", res)
 	}
 	refusals := []struct{ name, payload, cond string }{
@@ -216,7 +216,7 @@ func TestSessionChanges(t *testing.T) {
 		{"remove with more", "<query xmlns='jabber:iq:register'><remove/><username>dj</username></query>", "bad-request"},
 	}
 	for _, tc := range refusals {
-		if got := condition(iq(t, c, "set", "", tc.payload)); got != tc.cond {
+		if got := testserver.ErrorCondition(c.IQ("set", "", tc.payload)); got != tc.cond {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.cond)
 		}
 	}
@@ -226,12 +226,12 @@ func TestSessionChanges(t *testing.T) {
 	if !canLogin(t, ts, "dj", "newsecret2") {
 		t.Error("the new password does not work")
 	}
-	res = iq(t, c, "get", "", "<query xmlns='jabber:iq:register'/>")
+	res = c.IQ("get", "", "<query xmlns='jabber:iq:register'/>")
 	if q := res.Child(ns, "query"); q.ChildText(ns, "name") != "D. J. Adams" || q.ChildText(ns, "email") != "dj@yak" {
 		t.Errorf("fields after change: %s", res)
 	}
 	// Disco announces jabber:iq:register on the host.
-	res = iq(t, c, "get", domain, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	res = c.IQ("get", domain, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 	if !strings.Contains(res.String(), "var=\"jabber:iq:register\"") && !strings.Contains(res.String(), "var='jabber:iq:register'") {
 		t.Errorf("disco#info lacks jabber:iq:register: %s", res)
 	}
@@ -274,7 +274,7 @@ func TestRemove(t *testing.T) {
 	}
 	// Re-register the same name immediately.
 	c := preauth(t, ts)
-	if res := iq(t, c, "set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ")); res.Attr("type") != "result" {
+	if res := c.IQ("set", "", registerQuery("username", "dj", "password", "secret123", "email", "dj@yak", "name", "DJ")); res.Attr("type") != "result" {
 		t.Fatalf("re-register: %s", res)
 	}
 	if _, err := ts.Store().VCards().Get(ctx, "dj@localhost"); !errors.Is(err, storage.ErrNotFound) {
@@ -303,8 +303,8 @@ func TestDisabled(t *testing.T) {
 		if typ == "set" {
 			payload = registerQuery("username", "joseph", "password", "spinach123")
 		}
-		res := iq(t, c, typ, "", payload)
-		if condition(res) != "service-unavailable" || code(res) != "503" {
+		res := c.IQ(typ, "", payload)
+		if testserver.ErrorCondition(res) != "service-unavailable" || code(res) != "503" {
 			t.Errorf("%s while disabled: %s", typ, res)
 		}
 	}
@@ -312,7 +312,7 @@ func TestDisabled(t *testing.T) {
 		t.Error("account created while disabled")
 	}
 	s := ts.Login(t, "dj", password, "r")
-	if res := iq(t, s, "set", "", registerQuery("password", "changed123")); res.Attr("type") != "result" {
+	if res := s.IQ("set", "", registerQuery("password", "changed123")); res.Attr("type") != "result" {
 		t.Errorf("password change while registration disabled: %s", res)
 	}
 }
@@ -339,8 +339,8 @@ allow_without_tls = %v
 			if hasFeature(c.Features) != allow {
 				t.Errorf("feature offered=%v without TLS: %s", hasFeature(c.Features), c.Features)
 			}
-			get := iq(t, c, "get", "", "<query xmlns='jabber:iq:register'/>")
-			set := iq(t, c, "set", "", registerQuery("username", "joseph", "password", "spinach123"))
+			get := c.IQ("get", "", "<query xmlns='jabber:iq:register'/>")
+			set := c.IQ("set", "", registerQuery("username", "joseph", "password", "spinach123"))
 			if allow {
 				if get.Attr("type") != "result" || set.Attr("type") != "result" {
 					t.Errorf("allowed without TLS: %s %s", get, set)
@@ -348,7 +348,7 @@ allow_without_tls = %v
 				return
 			}
 			for _, res := range []*xml.Element{get, set} {
-				if condition(res) != "not-authorized" || code(res) != "401" {
+				if testserver.ErrorCondition(res) != "not-authorized" || code(res) != "401" {
 					t.Errorf("without TLS: %s", res)
 				}
 			}
@@ -372,18 +372,18 @@ window = "1h"
 `)
 	ts.AddUser(t, "taken", password)
 	c := preauth(t, ts)
-	if res := iq(t, c, "set", "", registerQuery("username", "taken", "password", "secret123")); condition(res) != "conflict" {
+	if res := c.IQ("set", "", registerQuery("username", "taken", "password", "secret123")); testserver.ErrorCondition(res) != "conflict" {
 		t.Fatalf("conflict: %s", res)
 	}
 	for _, u := range []string{"one", "two"} {
-		if res := iq(t, c, "set", "", registerQuery("username", u, "password", "secret123")); res.Attr("type") != "result" {
+		if res := c.IQ("set", "", registerQuery("username", u, "password", "secret123")); res.Attr("type") != "result" {
 			t.Fatalf("%s: %s", u, res)
 		}
 	}
 	// A new connection from the same address is limited too.
 	c2 := preauth(t, ts)
-	res := iq(t, c2, "set", "", registerQuery("username", "three", "password", "secret123"))
-	if condition(res) != "policy-violation" || !strings.Contains(res.String(), "too many new accounts") {
+	res := c2.IQ("set", "", registerQuery("username", "three", "password", "secret123"))
+	if testserver.ErrorCondition(res) != "policy-violation" || !strings.Contains(res.String(), "too many new accounts") {
 		t.Errorf("over the limit: %s", res)
 	}
 	if _, err := ts.Store().Accounts().Get(context.Background(), domain, "three"); !errors.Is(err, storage.ErrNotFound) {
@@ -397,7 +397,7 @@ func TestNotifyAdmins(t *testing.T) {
 	ts.AddUser(t, "admin", password)
 	admin := ts.Online(t, "admin", password, "desk")
 	c := preauth(t, ts)
-	if res := iq(t, c, "set", "", registerQuery("username", "joseph", "password", "spinach123", "email", "joseph@yak", "name", "Joseph Adams")); res.Attr("type") != "result" {
+	if res := c.IQ("set", "", registerQuery("username", "joseph", "password", "spinach123", "email", "joseph@yak", "name", "Joseph Adams")); res.Attr("type") != "result" {
 		t.Fatalf("register: %s", res)
 	}
 	msg := admin.ExpectStanza("message", "from="+domain)
@@ -433,7 +433,7 @@ max_per_ip = 100
 	wins, conflicts := 0, 0
 	for i, c := range clients {
 		res := c.ExpectStanza("iq", fmt.Sprintf("id=c%d", i))
-		switch condition(res) {
+		switch testserver.ErrorCondition(res) {
 		case "":
 			wins++
 		case "conflict":
