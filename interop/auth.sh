@@ -16,58 +16,18 @@
 # interop/.work/auth/ and is stopped by PID on exit. Prints PASS/FAIL lines
 # and "N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+interop_init auth auth-interop
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-PY=/usr/bin/python3
-WORK="$ROOT/interop/.work/auth"
 IP=${AUTH_PARLEY_IP:-127.0.0.43}
 PORT=${AUTH_PARLEY_PORT:-15722}
 DOMAIN=auth-parley.test
 PDOMAIN=plain-parley.test
 
-pass=0 fail=0
-ok() { echo "PASS: $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL: $*"; fail=$((fail + 1)); }
-log() { echo "auth-interop: $*"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
-
-need=()
-"$PY" -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } </dev/null >/dev/null 2>&1; then
-    ko "install ${need[*]}"; finish
-  fi
-fi
-if [ ! -x "$BIN" ]; then
-  log "building ./parley"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { ko "build"; finish; }
-fi
-
-PID=
-stop() {
-  if [ -n "$PID" ]; then
-    kill -TERM "$PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PID" 2>/dev/null
-    wait "$PID" 2>/dev/null
-  fi
-  PID=
-}
-trap stop EXIT
-trap 'stop; exit 130' INT TERM
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+need_slixmpp
+need_cmd openssl
+install_needed
+ensure_parley
 
 rm -rf "$WORK"
 mkdir -p "$WORK/data" "$WORK/pki"
@@ -110,7 +70,7 @@ if ! { openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/alice.key" -out "$P/alice.csr" -subj "/CN=not-an-identity" &&
        openssl ca -batch -config "$P/ca.cnf" -cert "$P/ca.pem" -keyfile "$P/ca.key" -in "$P/alice.csr" -out "$P/alice.pem" -extensions client -notext &&
        openssl ca -batch -config "$P/ca.cnf" -cert "$P/ca.pem" -keyfile "$P/ca.key" -gencrl -out "$P/ca.crl"; } >"$WORK/openssl.log" 2>&1; then
-  ko "openssl PKI (see $WORK/openssl.log)"; finish
+  die "openssl PKI (see $WORK/openssl.log)"
 fi
 if openssl x509 -in "$P/alice.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "alice@$DOMAIN"; then
   ok "openssl made a client certificate with xmppAddr alice@$DOMAIN"
@@ -142,17 +102,11 @@ listen = ""
 level = "debug"
 TOML
 
-for u in "alice@$DOMAIN" "dj@$DOMAIN" "pl@$PDOMAIN"; do
-  if ! "$BIN" user add "$u" "secret-$u" --config "$WORK/parley.toml" >>"$WORK/cli.log" 2>&1; then
-    ko "parley user add $u"; finish
-  fi
-done
+for u in "alice@$DOMAIN" "dj@$DOMAIN" "pl@$PDOMAIN"; do add_user "$WORK/parley.toml" "$u" "secret-$u"; done
 
-"$BIN" serve --config "$WORK/parley.toml" >"$WORK/parley.log" 2>&1 &
-PID=$!
-if ! wait_port "$IP" "$PORT"; then
-  ko "parley did not start"; tail -20 "$WORK/parley.log"; finish
-fi
+start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
+PID=$LAST_PID
+wait_server "$PID" "$IP" "$PORT" || die "parley did not start" "$WORK/parley.log"
 
 client() { timeout 40 "$PY" "$ROOT/interop/auth_slixmpp.py" "$@" 2>>"$WORK/client.err"; }
 
@@ -199,9 +153,6 @@ else
   ko "openssl revoke"
 fi
 
-if [ "$fail" -gt 0 ]; then
-  echo "--- parley.log (tail)"; tail -25 "$WORK/parley.log"
-  echo "--- client.err (tail)"; tail -15 "$WORK/client.err"
-fi
-stop
+show_on_failure 25 "$WORK/parley.log" "$WORK/client.err"
+stop_all
 finish

@@ -12,12 +12,8 @@
 # interop/.work/components/ and is stopped by PID on exit. Prints PASS/FAIL
 # lines and "N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
-
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-PY=/usr/bin/python3
-WORK="$ROOT/interop/.work/components"
+. "$(dirname "$0")/lib.sh"
+interop_init components components-interop
 
 IP=${COMP_IP:-127.0.0.51}
 C2S_PORT=${COMP_C2S_PORT:-15722}
@@ -30,47 +26,11 @@ SECRET='component-secret-1'
 PASSWORD='interop-secret-1'
 SIZE=$((5 * 1024 * 1024))
 
-pass=0 fail=0
-ok() { echo "PASS: $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL: $*"; fail=$((fail + 1)); }
-log() { echo "components-interop: $*"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
-
-# ---------------------------------------------------------------- packages
-if ! "$PY" -c 'import slixmpp' >/dev/null 2>&1; then
-  log "installing python3-slixmpp"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-slixmpp; } </dev/null >/dev/null 2>&1; then
-    ko "install python3-slixmpp"; finish
-  fi
-fi
-if [ ! -x "$BIN" ]; then
-  log "building ./parley"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { ko "build"; finish; }
-fi
+need_slixmpp
+install_needed
+ensure_parley
 
 # ---------------------------------------------------------------- server
-PARLEY_PID=
-stop() {
-  if [ -n "$PARLEY_PID" ]; then
-    kill -TERM "$PARLEY_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$PARLEY_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PARLEY_PID" 2>/dev/null
-    wait "$PARLEY_PID" 2>/dev/null
-  fi
-  PARLEY_PID=
-}
-trap stop EXIT
-trap 'stop; exit 130' INT TERM
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 rm -rf "$WORK"
 mkdir -p "$WORK/data"
 cat >"$WORK/parley.toml" <<TOML
@@ -95,40 +55,17 @@ name = "Interop external component"
 enabled = true
 listen = "$IP:$PROXY_PORT"
 TOML
-for u in sender receiver asker; do
-  "$BIN" user add "$u@$DOMAIN" "$PASSWORD" --config "$WORK/parley.toml" >>"$WORK/useradd.log" 2>&1 \
-    || { ko "parley user add $u"; cat "$WORK/useradd.log"; finish; }
-done
-"$BIN" serve --config "$WORK/parley.toml" >"$WORK/parley.log" 2>&1 &
-PARLEY_PID=$!
-if wait_port "$IP" "$C2S_PORT" && wait_port "$IP" "$COMP_PORT" && wait_port "$IP" "$PROXY_PORT"; then
-  ok "parley listens: c2s $IP:$C2S_PORT, component $IP:$COMP_PORT, proxy65 $IP:$PROXY_PORT"
-else
-  ko "parley starts"; tail -30 "$WORK/parley.log"; finish
-fi
+for u in sender receiver asker; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
+start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
+wait_server "$LAST_PID" "$IP" "$C2S_PORT" "$COMP_PORT" "$PROXY_PORT" || die "parley starts" "$WORK/parley.log"
+ok "parley listens: c2s $IP:$C2S_PORT, component $IP:$COMP_PORT, proxy65 $IP:$PROXY_PORT"
 
-# run NAME SCRIPT ARGS...: run a slixmpp script and count its PASS/FAIL lines.
-run() {
-  local name=$1; shift
-  "$PY" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  while read -r line; do
-    case "$line" in
-      PASS:*) ok "${line#PASS: }" ;;
-      FAIL:*) ko "${line#FAIL: }" ;;
-      sha256*) log "$line" ;;
-    esac
-  done <"$WORK/$name.out"
-  if [ $rc -ne 0 ] && ! grep -q '^FAIL' "$WORK/$name.out"; then
-    ko "$name exited $rc"; tail -20 "$WORK/$name.err"
-  fi
-}
+# The transfer script's "sha256 sent=... received=..." line goes to the log.
+sha_line() { case "$1" in sha256*) log "$1" ;; esac; }
+RELAY_OTHER=sha_line
+run_client "$WORK/s5b" -- "$PY" "$ROOT/interop/components_s5b.py" "$IP" "$C2S_PORT" "$DOMAIN" "$PROXY" "$SIZE"
+run_client "$WORK/external" -- "$PY" "$ROOT/interop/components_external.py" "$IP" "$C2S_PORT" "$COMP_PORT" "$DOMAIN" "$EXT" "$SECRET"
 
-run s5b "$ROOT/interop/components_s5b.py" "$IP" "$C2S_PORT" "$DOMAIN" "$PROXY" "$SIZE"
-run external "$ROOT/interop/components_external.py" "$IP" "$C2S_PORT" "$COMP_PORT" "$DOMAIN" "$EXT" "$SECRET"
-
-if [ "$fail" -gt 0 ]; then
-  echo "----- parley log (last 40 lines) -----"; tail -40 "$WORK/parley.log"
-fi
-stop
+show_on_failure 40 "$WORK/parley.log"
+stop_all
 finish

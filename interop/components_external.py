@@ -7,19 +7,16 @@ usage: components_external.py IP C2S_PORT COMPONENT_PORT DOMAIN COMPONENT SECRET
 """
 import asyncio
 import logging
-import ssl
 import sys
 
 import slixmpp
 
+import common
+from common import wait
+
 IP, C2S_PORT, COMP_PORT, DOMAIN, COMPONENT, SECRET = (
     sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
-results = []
-
-
-def report(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS" if ok else "FAIL") + ": " + name + (f" ({detail})" if detail and not ok else ""), flush=True)
+report = common.Report()
 
 
 class Component(slixmpp.ComponentXMPP):
@@ -34,35 +31,12 @@ class Component(slixmpp.ComponentXMPP):
         self.add_event_handler("stream_error", lambda e: self.ready.done() or self.ready.set_result("stream-error:" + e["condition"]))
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(common.Client):
     def __init__(self):
-        super().__init__(f"asker@{DOMAIN}/c", "interop-secret-1", plugin_config={
-            "feature_mechanisms": {"use_mech": "SCRAM-SHA-256", "unencrypted_plain": False},
-        })
-        fm = self["feature_mechanisms"]
-        default = fm.sasl_callback
+        super().__init__(f"asker@{DOMAIN}/c", "interop-secret-1", plugins=("xep_0030",))
 
-        def creds(required, optional):
-            values = default(required, optional)
-            if "channel_binding" in values:
-                values["channel_binding"] = None
-            return values
-        fm.sasl_callback = creds
-        self.register_plugin("xep_0030")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: self.started.done() or self.started.set_result(True))
-        self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
-
-
-async def wait(fut, t):
-    try:
-        return await asyncio.wait_for(fut, t)
-    except asyncio.TimeoutError:
-        return "timeout"
+    async def on_start(self):
+        pass  # no presence, no roster: it only asks disco questions
 
 
 async def main():
@@ -80,8 +54,7 @@ async def main():
         return
 
     client = Client()
-    client.connect(address=(IP, C2S_PORT))
-    if await wait(client.started, 20) is not True:
+    if not await common.login(client, IP, C2S_PORT):
         report("client logs in", False)
         return
     try:
@@ -109,4 +82,4 @@ if __name__ == "__main__":
         asyncio.run(asyncio.wait_for(main(), 90))
     except Exception as e:  # noqa: BLE001
         report("component script", False, repr(e))
-    sys.exit(0 if results and all(results) else 1)
+    sys.exit(0 if report.results and all(report.results) else 1)

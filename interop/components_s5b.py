@@ -12,53 +12,22 @@ import asyncio
 import hashlib
 import logging
 import os
-import ssl
 import sys
 
 import slixmpp
 
+import common
+
 IP, PORT, DOMAIN, PROXY, SIZE = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 PASSWORD = "interop-secret-1"
-results = []
+report = common.Report()
+results = report.results
 
 
-def report(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS" if ok else "FAIL") + ": " + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(common.Client):
     def __init__(self, user, resource):
-        super().__init__(f"{user}@{DOMAIN}/{resource}", PASSWORD, plugin_config={
-            "feature_mechanisms": {"use_mech": "SCRAM-SHA-256", "unencrypted_plain": False},
-            "xep_0065": {"auto_accept": True},
-        })
-        # slixmpp 1.8.3 would announce a channel binding it cannot do
-        # (see interop/scenarios.py); withhold it.
-        fm = self["feature_mechanisms"]
-        default = fm.sasl_callback
-
-        def creds(required, optional):
-            values = default(required, optional)
-            if "channel_binding" in values:
-                values["channel_binding"] = None
-            return values
-        fm.sasl_callback = creds
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0065")
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
-
-    async def on_start(self, _):
-        self.send_presence()
-        await self.get_roster()
-        if not self.started.done():
-            self.started.set_result(True)
+        super().__init__(f"{user}@{DOMAIN}/{resource}", PASSWORD, plugins=("xep_0030", "xep_0065"),
+                         plugin_config={"xep_0065": {"auto_accept": True}})
 
 
 async def main():

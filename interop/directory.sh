@@ -14,12 +14,9 @@
 # slapd, if any, is never used). Prints PASS/FAIL lines and
 # "N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+interop_init directory directory-interop
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-PY=/usr/bin/python3
-WORK="$ROOT/interop/.work/directory"
 IP=${DIR_PARLEY_IP:-127.0.0.46}
 PORT=${DIR_PARLEY_PORT:-15762}
 LDAP_PORT=${DIR_LDAP_PORT:-13389}
@@ -29,51 +26,13 @@ ROOT_DN="cn=admin,$SUFFIX"
 ROOT_PW=root-secret
 SERVICE_DN="cn=parley,ou=services,$SUFFIX"
 
-pass=0 fail=0
-ok() { echo "PASS: $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL: $*"; fail=$((fail + 1)); }
-log() { echo "directory-interop: $*"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
-
-need=()
-"$PY" -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
-[ -x /usr/sbin/slapd ] || need+=(slapd)
-command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  # The slapd package must not configure or start its own instance.
-  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } </dev/null >/dev/null 2>&1; then
-    ko "install ${need[*]}"; finish
-  fi
-fi
-if [ ! -x "$BIN" ]; then
-  log "building ./parley"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { ko "build"; finish; }
-fi
-
-PID= SLAPD_PID=
-stopall() {
-  for p in "$PID" "$SLAPD_PID"; do
-    [ -n "$p" ] || continue
-    kill -TERM "$p" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  PID= SLAPD_PID=
-}
-trap stopall EXIT
-trap 'stopall; exit 130' INT TERM
-
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+need_slixmpp
+[ -x /usr/sbin/slapd ] || NEED+=(slapd)
+need_cmd ldapsearch ldap-utils
+# The slapd package must not configure or start its own instance.
+[ ${#NEED[@]} -eq 0 ] || echo "slapd slapd/no_configuration boolean true" | debconf-set-selections 2>/dev/null
+install_needed
+ensure_parley
 
 rm -rf "$WORK"
 mkdir -p "$WORK/ldap/db" "$WORK/data"
@@ -111,14 +70,12 @@ access to *
   by users read
   by * none
 CONF
-if ! /usr/sbin/slapadd -f "$WORK/ldap/slapd.conf" -l internal/directory/ldaptest/testdata/fixture.ldif >"$WORK/ldap/slapadd.log" 2>&1; then
-  ko "slapadd fixture"; cat "$WORK/ldap/slapadd.log"; finish
-fi
-/usr/sbin/slapd -d 0 -f "$WORK/ldap/slapd.conf" -h "ldap://$IP:$LDAP_PORT/" >"$WORK/ldap/slapd.log" 2>&1 &
-SLAPD_PID=$!
-if wait_port "$IP" "$LDAP_PORT"; then ok "slapd started on $IP:$LDAP_PORT with the fixture"; else
-  ko "slapd did not start"; tail -20 "$WORK/ldap/slapd.log"; finish
-fi
+/usr/sbin/slapadd -f "$WORK/ldap/slapd.conf" -l internal/directory/ldaptest/testdata/fixture.ldif >"$WORK/ldap/slapadd.log" 2>&1 \
+  || die "slapadd fixture" "$WORK/ldap/slapadd.log"
+start_bg "$WORK/ldap/slapd.log" /usr/sbin/slapd -d 0 -f "$WORK/ldap/slapd.conf" -h "ldap://$IP:$LDAP_PORT/"
+SLAPD_PID=$LAST_PID
+wait_server "$SLAPD_PID" "$IP" "$LDAP_PORT" || die "slapd did not start" "$WORK/ldap/slapd.log"
+ok "slapd started on $IP:$LDAP_PORT with the fixture"
 
 # ---------------------------------------------------------------- parley
 cat >"$WORK/parley.toml" <<TOML
@@ -162,29 +119,20 @@ out=$("$BIN" user list --config "$WORK/parley.toml" 2>/dev/null)
 if [[ "$out" == *"alice@$DOMAIN"* && "$out" != *"dave@"* ]]; then ok "parley user list shows the directory's enabled users"; else
   ko "parley user list: $out"; fi
 
-"$BIN" serve --config "$WORK/parley.toml" >"$WORK/parley.log" 2>&1 &
-PID=$!
-if ! wait_port "$IP" "$PORT"; then
-  ko "parley did not start"; tail -20 "$WORK/parley.log"; finish
-fi
+start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
+wait_server "$LAST_PID" "$IP" "$PORT" || die "parley did not start" "$WORK/parley.log"
 
-while IFS= read -r line; do
-  case "$line" in
-    PASS:*) ok "${line#PASS: }" ;;
-    FAIL:*) ko "${line#FAIL: }" ;;
-    *) echo "$line" ;;
-  esac
-done < <("$PY" interop/directory_slixmpp.py "$IP" "$PORT" "$DOMAIN" "ldap://$IP:$LDAP_PORT" "$ROOT_DN" "$ROOT_PW" 2>"$WORK/slixmpp.log")
+RELAY_OTHER=echo   # the client script's other lines are shown too
+run_client "$WORK/slixmpp" -- "$PY" interop/directory_slixmpp.py "$IP" "$PORT" "$DOMAIN" "ldap://$IP:$LDAP_PORT" "$ROOT_DN" "$ROOT_PW"
 
 # Outage: with slapd gone, a login gets temporary-auth-failure, logged once.
-kill -TERM "$SLAPD_PID" 2>/dev/null; wait "$SLAPD_PID" 2>/dev/null; SLAPD_PID=
-out=$(timeout 30 "$PY" - "$IP" "$PORT" "$DOMAIN" <<'PYEOF' 2>/dev/null
-import asyncio, ssl, sys, slixmpp
+stop_pid "$SLAPD_PID"
+out=$(PYTHONPATH="$ROOT/interop" timeout 30 "$PY" - "$IP" "$PORT" "$DOMAIN" <<'PYEOF' 2>/dev/null
+import asyncio, sys, slixmpp, common
 ip, port, dom = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 async def main():
     c = slixmpp.ClientXMPP(f"carol@{dom}/x", "carol-pass", plugin_config={"feature_mechanisms": {"use_mech": "PLAIN"}})
-    ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-    c.ssl_context = ctx
+    common.accept_self_signed(c)
     f = asyncio.get_event_loop().create_future()
     c.add_event_handler("session_start", lambda _: f.done() or f.set_result("OK"))
     c.add_event_handler("failed_auth", lambda s: f.done() or f.set_result("FAILED " + str(s)))
@@ -200,7 +148,5 @@ else
   ko "directory down: got '$out'"
 fi
 
-if [ "$fail" -gt 0 ]; then
-  echo "--- parley.log (tail)"; tail -25 "$WORK/parley.log"
-fi
+show_on_failure 25 "$WORK/parley.log"
 finish

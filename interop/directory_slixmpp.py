@@ -10,7 +10,6 @@ usage: directory_slixmpp.py IP PORT DOMAIN LDAP_URI ROOT_DN ROOT_PW
 """
 import asyncio
 import logging
-import ssl
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,67 +17,40 @@ import xml.etree.ElementTree as ET
 import slixmpp
 from slixmpp.exceptions import IqError
 
+import common
+
 IP, PORT, DOMAIN, LDAP_URI, ROOT_DN, ROOT_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 PEOPLE = "ou=people,dc=example,dc=test"
 GROUPS = "ou=groups,dc=example,dc=test"
 VC = "{vcard-temp}"
-failures = 0
+report = common.Report("slixmpp directory ")
 
 
-def report(name, ok, detail=""):
-    global failures
-    if not ok:
-        failures += 1
-    print(("PASS" if ok else "FAIL") + ": slixmpp directory " + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(common.Client):
     def __init__(self, user, password):
-        super().__init__(f"{user}@{DOMAIN}/dir", password, plugin_config={
-            "feature_mechanisms": {"use_mech": "PLAIN", "unencrypted_plain": False},
-        })
-        for p in ("xep_0030", "xep_0045", "xep_0199"):
-            self.register_plugin(p)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
+        super().__init__(f"{user}@{DOMAIN}/dir", password, mech="PLAIN",
+                         plugins=("xep_0030", "xep_0045", "xep_0199"))
         self.presences = asyncio.Queue()
         self.pushes = asyncio.Queue()
         self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
         self.add_event_handler("roster_update", lambda iq: self.pushes.put_nowait(iq))
 
-    async def on_start(self, _):
+    async def on_start(self):
         await self.get_roster()
         self.send_presence()
-        if not self.started.done():
-            self.started.set_result(True)
 
 
 async def login(user, password):
     c = Client(user, password)
-    c.connect(address=(IP, PORT))
-    try:
-        ok = await asyncio.wait_for(c.started, 20)
-    except asyncio.TimeoutError:
-        ok = False
-    if not ok:
+    if not await common.login(c, IP, PORT):
         c.disconnect()
         return None
     return c
 
 
-async def step(name, coro):
-    try:
-        r = await coro
-        report(name, r is not False and r is not None, "" if r else f"got {r!r}")
-        return r
-    except Exception as e:  # noqa: BLE001 - any failure is a FAIL line
-        report(name, False, f"{type(e).__name__}: {e}")
-        return None
+def step(name, coro):
+    return common.step(report, name, coro, ok=lambda r: r is not False and r is not None,
+                       detail=lambda r: "" if r else f"got {r!r}")
 
 
 def ldap(cmd, stdin=None, *args):
@@ -177,4 +149,4 @@ if __name__ == "__main__":
         asyncio.run(asyncio.wait_for(main(), 120))
     except Exception as e:  # noqa: BLE001
         report("run", False, f"{type(e).__name__}: {e}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if report.failures else 0)

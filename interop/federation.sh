@@ -16,31 +16,20 @@
 #
 # Ends with "N passed, M failed"; exit non-zero on failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-PY=/usr/bin/python3
-WORK="$ROOT/interop/.work/federation"
+PASS_SEP=" "
+. "$(dirname "$0")/lib.sh"
+interop_init federation federation
 PIP=127.0.0.71; PDOM=parley.test      # Parley
 QIP=127.0.0.72; QDOM=prosody.test     # Prosody
 EIP=127.0.0.73; EDOM=ejabberd.test    # ejabberd
 PASSWORD='interop-secret-1'
-pass=0; fail=0
-ok()  { echo "PASS $*"; pass=$((pass+1)); }
-bad() { echo "FAIL $*"; fail=$((fail+1)); }
-log() { echo "federation: $*"; }
 
-need=()
-command -v prosody >/dev/null || need+=(prosody)
-dpkg -s lua-unbound >/dev/null 2>&1 || need+=(lua-unbound)   # Prosody reads /etc/hosts only through libunbound
-dpkg -s ejabberd >/dev/null 2>&1 || need+=(ejabberd)
-"$PY" -c 'import slixmpp' 2>/dev/null || need+=(python3-slixmpp)
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } </dev/null >/dev/null 2>&1 \
-    || { log "cannot install ${need[*]}"; echo "0 passed, 1 failed"; exit 1; }
-fi
-[ -x "$BIN" ] || CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { echo "0 passed, 1 failed"; exit 1; }
+need_cmd prosody
+need_dpkg lua-unbound   # Prosody reads /etc/hosts only through libunbound
+need_dpkg ejabberd
+need_slixmpp
+install_needed
+ensure_parley
 # Where Debian puts ejabberd's Erlang application (ERL_LIBS wants its parent).
 EJ_APP=$(dpkg -L ejabberd | grep -m1 '/ebin/ejabberd.app$')
 EJ_LIBS=$(dirname "$(dirname "$(dirname "$EJ_APP")")")
@@ -53,16 +42,8 @@ for svc in prosody ejabberd; do
   fi
 done
 
+RELAY_OTHER=echo   # the client script's other lines are shown too
 HOSTS_TAG="# parley-interop-federation"
-pids=()
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null
-  done
-  pids=()
-}
 cleanup() {
   stop_all
   if grep -q "$HOSTS_TAG" /etc/hosts 2>/dev/null; then
@@ -75,12 +56,6 @@ grep -q "$HOSTS_TAG" /etc/hosts || {
   printf '%s %s %s\n' "$PIP" "$PDOM" "$HOSTS_TAG" >>/etc/hosts
 }
 
-wait_port() { for _ in $(seq 150); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-
-selfsigned() { # dir name
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$2" \
-    -addext "subjectAltName=DNS:$2,DNS:*.$2" -keyout "$1/$2.key" -out "$1/$2.crt" 2>/dev/null
-}
 ca_signed() { # dir name (needs $1/ca.crt, $1/ca.key)
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null
   printf 'subjectAltName=DNS:%s,DNS:*.%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$2" "$2" >"$1/$2.ext"
@@ -119,9 +94,9 @@ ssl = { key = "$dir/prosody/$QDOM.key"; certificate = "$dir/prosody/$QDOM.crt"; 
 VirtualHost "$QDOM"
 Component "conference.$QDOM" "muc"
 LUA
-  prosodyctl --config "$dir/prosody/prosody.cfg.lua" register bob "$QDOM" "$PASSWORD" >/dev/null 2>&1 || bad "[prosody/$mode] prosody register"
-  prosody --config "$dir/prosody/prosody.cfg.lua" >"$dir/prosody/stdout.log" 2>&1 & pids+=($!)
-  wait_port "$QIP" 5222 || { tail -20 "$dir/prosody/stdout.log"; return 1; }
+  prosodyctl --config "$dir/prosody/prosody.cfg.lua" register bob "$QDOM" "$PASSWORD" >/dev/null 2>&1 || ko "[prosody/$mode] prosody register"
+  prosody --config "$dir/prosody/prosody.cfg.lua" >"$dir/prosody/stdout.log" 2>&1 & track $!
+  wait_port "$QIP" 5222 150 || { tail -20 "$dir/prosody/stdout.log"; return 1; }
 }
 
 # One line per authenticated Prosody session: direction, pair, TLS,
@@ -202,10 +177,10 @@ YML
     ERL_CRASH_DUMP="$e/erl_crash.dump" ERL_LIBS="$EJ_LIBS" \
     exec erl -noinput -noshell -mnesia dir "\"$e/db\"" -s ejabberd \
       -eval "io:format(\"register bob: ~p~n\", [ejabberd_auth:try_register(<<\"bob\">>, <<\"$EDOM\">>, <<\"$PASSWORD\">>)])" \
-    >"$e/stdout.log" 2>&1) & pids+=($!)
-  wait_port "$EIP" 5222 || { tail -20 "$e/stdout.log"; return 1; }
+    >"$e/stdout.log" 2>&1) & track $!
+  wait_port "$EIP" 5222 150 || { tail -20 "$e/stdout.log"; return 1; }
   for _ in $(seq 50); do grep -q 'register bob' "$e/stdout.log" && break; sleep 0.1; done
-  grep -q 'register bob: ok' "$e/stdout.log" || { bad "[ejabberd/$mode] register bob: $(grep 'register bob' "$e/stdout.log")"; }
+  grep -q 'register bob: ok' "$e/stdout.log" || { ko "[ejabberd/$mode] register bob: $(grep 'register bob' "$e/stdout.log")"; }
 }
 
 report_ejabberd() { # dir
@@ -261,19 +236,13 @@ $ca_line
 "$pdom" = "$route"
 "conference.$pdom" = "$route"
 TOML
-  "$BIN" user add "alice@$PDOM" "$PASSWORD" --config "$dir/parley.toml" >/dev/null 2>&1 || bad "$tag parley user add"
-  (cd "$dir" && exec "$BIN" serve --config "$dir/parley.toml" >"$dir/parley.log" 2>&1) & pids+=($!)
-  wait_port "$PIP" 5222 || { bad "$tag parley did not start"; tail -5 "$dir/parley.log"; stop_all; return; }
-  "start_$peer" "$mode" "$dir" "$c" || { bad "$tag $peer did not start"; stop_all; return; }
+  "$BIN" user add "alice@$PDOM" "$PASSWORD" --config "$dir/parley.toml" >/dev/null 2>&1 || ko "$tag parley user add"
+  (cd "$dir" && exec "$BIN" serve --config "$dir/parley.toml" >"$dir/parley.log" 2>&1) & track $!
+  wait_port "$PIP" 5222 150 || { ko "$tag parley did not start"; tail -5 "$dir/parley.log"; stop_all; return; }
+  "start_$peer" "$mode" "$dir" "$c" || { ko "$tag $peer did not start"; stop_all; return; }
   log "$peer, mode $mode: parley $PIP ($PDOM), $peer $pip ($pdom)"
-  while read -r line; do
-    case "$line" in
-      PASS*) ok "$tag ${line#PASS }";;
-      FAIL*) bad "$tag ${line#FAIL }";;
-      *) echo "$line";;
-    esac
-  done < <(timeout 60 "$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$pip:5222" \
-      --parley-domain "$PDOM" --peer-domain "$pdom" --muc "conference.$pdom" --password "$PASSWORD" 2>"$dir/slixmpp.log")
+  run_client "$dir/slixmpp" "$tag" -- timeout 60 "$PY" "$ROOT/interop/federation/scenarios.py" --parley "$PIP:5222" --peer "$pip:5222" \
+      --parley-domain "$PDOM" --peer-domain "$pdom" --muc "conference.$pdom" --password "$PASSWORD"
   echo "--- methods reported by Parley (parley s2s list):"
   (cd "$dir" && "$BIN" s2s list --config "$dir/parley.toml") | sed 's/^/  /'
   echo "--- methods reported by $peer:"
@@ -283,12 +252,12 @@ TOML
   if grep -q "direction=in .*method=$want" <<<"$lines" && grep -q "direction=out .*method=$want" <<<"$lines"; then
     ok "$tag parley authenticated $pdom both ways with $want"
   else
-    bad "$tag parley did not authenticate $pdom both ways with $want: $(grep -o 'direction=[a-z]* .*method=[a-z-]*' <<<"$lines" | tr '\n' ';')"
+    ko "$tag parley did not authenticate $pdom both ways with $want: $(grep -o 'direction=[a-z]* .*method=[a-z-]*' <<<"$lines" | tr '\n' ';')"
   fi
   if "check_$peer" "$dir" "$mode" "$pdom"; then
     ok "$tag $peer authenticated $PDOM both ways with $want"
   else
-    bad "$tag $peer did not report $want both ways for $PDOM"
+    ko "$tag $peer did not report $want both ways for $PDOM"
   fi
   stop_all
 }
@@ -296,5 +265,4 @@ TOML
 for peer in ${FED_PEERS:-prosody ejabberd}; do
   for m in ${FED_MODES:-a b c}; do run_case "$peer" "$m"; done
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -9,46 +9,17 @@
 # interop/.work/muc/ and is stopped by PID on exit. Prints PASS/FAIL lines
 # and "N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+interop_init muc muc-interop
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-PY=/usr/bin/python3
-WORK="$ROOT/interop/.work/muc"
 IP=${MUC_IP:-127.0.0.57}
 PORT=${MUC_PORT:-15757}
 DOMAIN=muc-parley.test
 PASSWORD='interop-secret-1'
 
-pass=0 fail=0
-ok() { echo "PASS: $*"; pass=$((pass + 1)); }
-ko() { echo "FAIL: $*"; fail=$((fail + 1)); }
-log() { echo "muc-interop: $*"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
-
-if ! "$PY" -c 'import slixmpp' >/dev/null 2>&1; then
-  log "installing python3-slixmpp"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-slixmpp; } </dev/null >/dev/null 2>&1; then
-    ko "install python3-slixmpp"; finish
-  fi
-fi
-if [ ! -x "$BIN" ]; then
-  log "building ./parley"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { ko "build"; finish; }
-fi
-
-PID=
-stop() {
-  [ -n "$PID" ] || return 0
-  kill -TERM "$PID" 2>/dev/null
-  for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$PID" 2>/dev/null
-  wait "$PID" 2>/dev/null
-  PID=
-}
-trap stop EXIT
-trap 'stop; exit 130' INT TERM
+need_slixmpp
+install_needed
+ensure_parley
 
 rm -rf "$WORK"
 mkdir -p "$WORK/data"
@@ -69,31 +40,16 @@ listen = ""
 [limits]
 auth_failure_delay = "100ms"
 TOML
-for u in alice bob carol; do
-  "$BIN" user add "$u@$DOMAIN" "$PASSWORD" --config "$WORK/parley.toml" >>"$WORK/useradd.log" 2>&1 \
-    || { cat "$WORK/useradd.log"; ko "parley user add $u"; finish; }
-done
-"$BIN" serve --config "$WORK/parley.toml" >"$WORK/parley.log" 2>&1 &
-PID=$!
-up=0
-for _ in $(seq 100); do
-  kill -0 "$PID" 2>/dev/null || break
-  (exec 3<>"/dev/tcp/$IP/$PORT") 2>/dev/null && { up=1; break; }
-  sleep 0.1
-done
-if [ "$up" = 1 ]; then ok "parley starts on $IP:$PORT"; else ko "parley starts"; tail -20 "$WORK/parley.log"; finish; fi
+for u in alice bob carol; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
+start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
+PID=$LAST_PID
+wait_server "$PID" "$IP" "$PORT" || die "parley starts" "$WORK/parley.log"
+ok "parley starts on $IP:$PORT"
 
-HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/muc_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD" \
-  >"$WORK/slixmpp.out" 2>"$WORK/slixmpp.err"
-while read -r line; do
-  case "$line" in
-    PASS:*) ok "${line#PASS: }" ;;
-    FAIL:*) ko "${line#FAIL: }" ;;
-  esac
-done <"$WORK/slixmpp.out"
+run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/muc_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD"
 grep -q '^PASS: slixmpp muc alice creates' "$WORK/slixmpp.out" || { ko "slixmpp produced no room creation result"; tail -20 "$WORK/slixmpp.err"; }
 
 if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
-stop
+stop_all
 [ "$fail" -eq 0 ] || { log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"; }
 finish

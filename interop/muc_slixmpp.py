@@ -6,60 +6,27 @@ usage: muc_slixmpp.py IP PORT DOMAIN PASSWORD
 """
 import asyncio
 import logging
-import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError
 
+import common
+
 IP, PORT, DOMAIN, PASSWORD = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ROOM = slixmpp.JID(f"interop@conference.{DOMAIN}")
-failures = 0
+report = common.Report("slixmpp muc ")
 
 
-def report(name, ok, detail=""):
-    global failures
-    if not ok:
-        failures += 1
-    print(("PASS" if ok else "FAIL") + ": slixmpp muc " + name + (f" ({detail})" if detail and not ok else ""), flush=True)
-
-
-class Client(slixmpp.ClientXMPP):
+class Client(common.Client):
     def __init__(self, user):
-        super().__init__(f"{user}@{DOMAIN}/muc", PASSWORD, plugin_config={
-            "feature_mechanisms": {"use_mech": "SCRAM-SHA-256", "unencrypted_plain": False},
-        })
-        # slixmpp 1.8.3 would send the GS2 'y' flag with a binding it cannot
-        # use; withhold it (as interop/scenarios.py does).
-        fm = self["feature_mechanisms"]
-        default = fm.sasl_callback
-
-        def creds(required, optional):
-            values = default(required, optional)
-            if "channel_binding" in values:
-                values["channel_binding"] = None
-            return values
-        fm.sasl_callback = creds
-        for p in ("xep_0004", "xep_0030", "xep_0045", "xep_0199"):
-            self.register_plugin(p)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", self.on_start)
-        self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
+        super().__init__(f"{user}@{DOMAIN}/muc", PASSWORD,
+                         plugins=("xep_0004", "xep_0030", "xep_0045", "xep_0199"))
         self.inbox = asyncio.Queue()
         self.add_event_handler("groupchat_message", lambda m: self.inbox.put_nowait(("msg", m)))
         self.add_event_handler("groupchat_subject", lambda m: self.inbox.put_nowait(("subject", m)))
         self.add_event_handler("groupchat_presence",
                                lambda p: p["type"] == "unavailable" and self.inbox.put_nowait(("unavailable", p)))
-
-    async def on_start(self, _):
-        self.send_presence()
-        await self.get_roster()
-        if not self.started.done():
-            self.started.set_result(True)
 
     async def wait_for(self, kind, pred, timeout=10):
         loop = asyncio.get_event_loop()
@@ -75,21 +42,13 @@ class Client(slixmpp.ClientXMPP):
 
 async def connect(user):
     c = Client(user)
-    c.connect(address=(IP, PORT))
-    ok = await asyncio.wait_for(c.started, 20)
-    if not ok:
+    if not await common.login(c, IP, PORT):
         raise RuntimeError(f"{user} could not log in")
     return c
 
 
-async def step(name, coro):
-    try:
-        r = await coro
-        report(name, r is not False)
-        return r
-    except Exception as e:  # noqa: BLE001 - any failure is a FAIL line
-        report(name, False, f"{type(e).__name__}: {e}")
-        return None
+def step(name, coro):
+    return common.step(report, name, coro)
 
 
 async def main():
@@ -174,4 +133,4 @@ if __name__ == "__main__":
         asyncio.run(asyncio.wait_for(main(), 90))
     except Exception as e:  # noqa: BLE001
         report("run", False, f"{type(e).__name__}: {e}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if report.failures else 0)

@@ -6,20 +6,16 @@ usage: register_slixmpp.py IP PORT DOMAIN USER
 """
 import asyncio
 import logging
-import ssl
 import sys
 
 import slixmpp
 
+import common
+
 IP, PORT, DOMAIN, USER = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 JID = f"{USER}@{DOMAIN}"
 PW1, PW2 = "first-password-1", "second-password-2"
-results = []
-
-
-def report(name, ok, detail=""):
-    results.append(ok)
-    print(("PASS" if ok else "FAIL") + ": slixmpp " + name + (f" ({detail})" if detail and not ok else ""), flush=True)
+report = common.Report("slixmpp ")
 
 
 class Client(slixmpp.ClientXMPP):
@@ -27,22 +23,9 @@ class Client(slixmpp.ClientXMPP):
     registration event when register=True)."""
 
     def __init__(self, password, action, register=False):
-        super().__init__(JID, password, plugin_config={
-            "feature_mechanisms": {"use_mech": "SCRAM-SHA-256", "unencrypted_plain": False},
-        })
-        # slixmpp 1.8.3 offers the TLS 1.3-less 'tls-unique' binding and then
-        # sends the GS2 'y' flag, which a server offering -PLUS must refuse
-        # (RFC 5802 §6); withhold the binding so it sends 'n' (as
-        # interop/scenarios.py does).
-        fm = self["feature_mechanisms"]
-        default = fm.sasl_callback
-
-        def creds(required, optional):
-            values = default(required, optional)
-            if "channel_binding" in values:
-                values["channel_binding"] = None
-            return values
-        fm.sasl_callback = creds
+        super().__init__(JID, password, plugin_config=common.mechanism_config("SCRAM-SHA-256"))
+        common.withhold_channel_binding(self)
+        common.accept_self_signed(self)
         self.action, self.done = action, asyncio.get_event_loop().create_future()
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0077")
@@ -56,10 +39,6 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("failed_auth", lambda _: self.finish("auth-failed"))
         self.add_event_handler("disconnected", lambda _: self.finish("disconnected"))
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.ssl_context = ctx
 
     def finish(self, value):
         if not self.done.done():
@@ -131,4 +110,4 @@ if __name__ == "__main__":
     if "-v" in sys.argv:
         logging.basicConfig(level=logging.DEBUG)
     asyncio.run(main())
-    sys.exit(0 if all(results) else 1)
+    sys.exit(0 if all(report.results) else 1)

@@ -10,9 +10,9 @@
 # so nothing depends on DNS. The run ends with a line "N passed, M failed"
 # and exits non-zero if anything failed. See interop/README.md.
 set -uo pipefail
-
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+PASS_SEP=" "
+. "$(dirname "$0")/lib.sh"
+interop_init core interop
 
 IP=${INTEROP_IP:-127.0.0.21}
 PORT=${INTEROP_PORT:-15222}       # STARTTLS (RFC 6120)
@@ -20,37 +20,14 @@ TLS_PORT=${INTEROP_TLS_PORT:-15223} # direct TLS (XEP-0368)
 HTTP_PORT=${INTEROP_HTTP_PORT:-15280}
 DOMAIN=${INTEROP_DOMAIN:-interop.test}
 PASSWORD='interop-secret-1'
-WORK="$ROOT/interop/.work/core"
-PY=/usr/bin/python3               # Debian's python: the one that sees python3-slixmpp
-BIN=${PARLEY_BIN:-"$ROOT/parley"}
-
-log() { echo "interop: $*"; }
 
 # ---------------------------------------------------------------- packages
-# Install what is missing, quietly, without a terminal (CI has no stdin).
-need=()
-"$PY" -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
-command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  aptlog=$(mktemp)
-  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } \
-      </dev/null >"$aptlog" 2>&1; then
-    cat "$aptlog"
-    rm -f "$aptlog"
-    log "could not install ${need[*]}"
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  rm -f "$aptlog"
-fi
+need_slixmpp
+need_cmd go-sendxmpp
+install_needed
 
 # ---------------------------------------------------------------- binary
-if [ ! -x "$BIN" ]; then
-  log "building ./parley"
-  CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/parley || { echo "0 passed, 1 failed"; exit 1; }
-fi
+ensure_parley
 
 # ---------------------------------------------------------------- server
 rm -rf "$WORK"
@@ -78,96 +55,34 @@ listen = "$IP:$HTTP_PORT"
 auth_failure_delay = "100ms"
 TOML
 
-SERVER_PID=
-SERVER_RC=
-SERVER_KILLED=0
 SERVER_LOG="$WORK/server.log"
+for u in alice bob carol dave; do add_user "$CONF" "$u@$DOMAIN" "$PASSWORD"; done
 
-stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 100); do
-      kill -0 "$SERVER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-      log "server did not stop on SIGTERM within 10s; killing it"
-      kill -KILL "$SERVER_PID" 2>/dev/null
-      SERVER_KILLED=1
-    fi
-  fi
-  wait "$SERVER_PID" 2>/dev/null
-  SERVER_RC=$?
-  SERVER_PID=
-}
-print_log() {
-  echo "----- server log ($SERVER_LOG, last 300 lines) -----"
-  tail -n 300 "$SERVER_LOG" 2>/dev/null
-  echo "----- end of server log -----"
-}
-trap 'stop_server' EXIT
-trap 'stop_server; exit 130' INT TERM
-
-fail_early() {
-  log "$1"
-  stop_server
-  print_log
-  echo "0 passed, 1 failed"
-  exit 1
-}
-
-for u in alice bob carol dave; do
-  "$BIN" user add "$u@$DOMAIN" "$PASSWORD" --config "$CONF" >>"$WORK/useradd.log" 2>&1 \
-    || { cat "$WORK/useradd.log"; fail_early "parley user add $u@$DOMAIN failed"; }
-done
-
-"$BIN" serve --config "$CONF" >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
+start_bg "$SERVER_LOG" "$BIN" serve --config "$CONF"
+SERVER_PID=$LAST_PID
 log "server pid $SERVER_PID on $IP:$PORT (STARTTLS) and $IP:$TLS_PORT (direct TLS), domain $DOMAIN"
 
 # Wait (at most 10s) for both client ports to accept connections.
-port_open() { (exec 3<>"/dev/tcp/$IP/$1") 2>/dev/null; }
-ready=0
-for _ in $(seq 1 200); do
-  kill -0 "$SERVER_PID" 2>/dev/null || fail_early "server exited during start-up"
-  if port_open "$PORT" && port_open "$TLS_PORT"; then ready=1; break; fi
-  sleep 0.05
-done
-[ "$ready" = 1 ] || fail_early "server did not listen on $IP:$PORT and $IP:$TLS_PORT within 10s"
+if ! wait_server "$SERVER_PID" "$IP" "$PORT" "$TLS_PORT"; then
+  kill -0 "$SERVER_PID" 2>/dev/null || die "server exited during start-up" "$SERVER_LOG"
+  die "server did not listen on $IP:$PORT and $IP:$TLS_PORT within 10s" "$SERVER_LOG"
+fi
 
+RELAY_OTHER=echo   # the client script's other lines are shown too
 # ---------------------------------------------------------------- scenarios
-OUT="$WORK/scenarios.out"
-HOME="$WORK/home" timeout 150 "$PY" "$ROOT/interop/scenarios.py" \
+run_client "$WORK/scenarios" -- env HOME="$WORK/home" timeout 150 "$PY" "$ROOT/interop/scenarios.py" \
   --ip "$IP" --port "$PORT" --tls-port "$TLS_PORT" --domain "$DOMAIN" \
-  --password "$PASSWORD" --work "$WORK" "$@" 2>"$WORK/scenarios.err" | tee "$OUT"
-rc=${PIPESTATUS[0]}
-
-passed=$(grep -c '^PASS' "$OUT")
-failed=$(grep -c '^FAIL' "$OUT")
-if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
-  log "scenario runner exited with status $rc without reporting a failure"
-  tail -n 50 "$WORK/scenarios.err"
-  failed=$((failed + 1))
-fi
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  log "server died during the run"
-  failed=$((failed + 1))
-fi
+  --password "$PASSWORD" --work "$WORK" "$@"
+kill -0 "$SERVER_PID" 2>/dev/null || ko "server died during the run"
 
 # RFC 6120 §4.4 on the way out: SIGTERM closes the streams and the process
 # exits 0 within the 10s shutdown budget.
-stop_server
-if [ "$SERVER_KILLED" = 0 ] && [ "$SERVER_RC" = 0 ]; then
-  echo "PASS server stops cleanly on SIGTERM"
-  passed=$((passed + 1))
+stop_pid "$SERVER_PID" 100
+if [ "$STOP_KILLED" = 0 ] && [ "$STOP_RC" = 0 ]; then
+  ok "server stops cleanly on SIGTERM"
 else
-  echo "FAIL server stops cleanly on SIGTERM: exit status $SERVER_RC, killed=$SERVER_KILLED"
-  failed=$((failed + 1))
+  ko "server stops cleanly on SIGTERM: exit status $STOP_RC, killed=$STOP_KILLED"
 fi
-if [ "$failed" != 0 ]; then
-  print_log
-  log "client-side debug log: $WORK/scenarios.err"
-fi
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+show_on_failure 300 "$SERVER_LOG"
+[ "$fail" = 0 ] || log "client-side debug log: $WORK/scenarios.err"
+finish

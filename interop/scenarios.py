@@ -30,6 +30,8 @@ from slixmpp import ClientXMPP, JID
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream import ElementBase, ET
 
+import common
+
 STEP = 8.0        # seconds any single wait (login, a reply, a delivery) may take
 SCENARIO = 25.0   # seconds a whole scenario may take
 
@@ -75,11 +77,13 @@ class Client(ClientXMPP):
         })
         self.args = args
         if not send_cb_flag:
-            self._no_channel_binding_flag()
+            # Plain SCRAM-SHA-256 sends the GS2 flag 'n', not 'y' (see
+            # common.withhold_channel_binding; the scenario "1 SCRAM 'y'
+            # flag rejected while -PLUS is offered" checks that 'y' fails).
+            common.withhold_channel_binding(self)
         # The server's certificate is self-signed and for args.domain, while
         # we connect to an IP: accept it.
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        common.accept_self_signed(self)
         # Subscription requests are answered by the scenarios, not by slixmpp.
         self.auto_authorize = None
         self.auto_subscribe = False
@@ -94,24 +98,6 @@ class Client(ClientXMPP):
         self.add_event_handler('presence', lambda s: self._record('presence', s))
         self.add_filter('in', self._trace_in)
         self.add_filter('out', self._trace_out)
-
-    def _no_channel_binding_flag(self):
-        """slixmpp 1.8.3 hands SCRAM the TLS 'tls-unique' binding whenever
-        the socket has one, so a non-PLUS SCRAM mechanism starts with the
-        GS2 flag 'y' ("I support channel binding, you don't seem to"). The
-        server does offer -PLUS (with tls-exporter/tls-server-end-point,
-        XEP-0440), so RFC 5802 §6 requires it to fail such an exchange as a
-        possible downgrade; it does (scenario "1 ... 'y' flag"). To test
-        plain SCRAM-SHA-256 we withhold the binding so slixmpp sends 'n'."""
-        fm = self['feature_mechanisms']
-        default = fm.sasl_callback
-
-        def creds(required, optional):
-            values = default(required, optional)
-            if 'channel_binding' in values:
-                values['channel_binding'] = None
-            return values
-        fm.sasl_callback = creds
 
     def _trace_in(self, s):
         self.trace.append('<< ' + str(s))

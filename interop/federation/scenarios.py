@@ -6,11 +6,14 @@ exit status non-zero if anything failed.
 """
 import argparse
 import asyncio
-import ssl
+import os
 import sys
 import xml.etree.ElementTree as ET
 
 from slixmpp import ClientXMPP
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import common  # noqa: E402 - interop/common.py, found through the line above
 
 STEP = 8.0  # every federated step takes well under a second when it works
 
@@ -18,22 +21,11 @@ STEP = 8.0  # every federated step takes well under a second when it works
 def client(jid, password, ip, port, mech):
     # One explicit mechanism: slixmpp's -PLUS variants do not agree with
     # every server on channel binding.
-    c = ClientXMPP(jid, password, plugin_config={'feature_mechanisms': {'use_mech': mech}})
-    c.ssl_context = ssl.create_default_context()
-    c.ssl_context.check_hostname = False
-    c.ssl_context.verify_mode = ssl.CERT_NONE
-    # slixmpp 1.8.3 sends the GS2 'y' flag with non-PLUS SCRAM when TLS
-    # has a binding; a server offering -PLUS must then refuse (RFC 5802
-    # §6). Withhold the binding so slixmpp sends 'n' (see interop/scenarios.py).
-    fm = c['feature_mechanisms']
-    default = fm.sasl_callback
-
-    def creds(required, optional):
-        values = default(required, optional)
-        if 'channel_binding' in values:
-            values['channel_binding'] = None
-        return values
-    fm.sasl_callback = creds
+    c = ClientXMPP(jid, password, plugin_config=common.mechanism_config(mech))
+    common.accept_self_signed(c)
+    # slixmpp 1.8.3 would send the GS2 'y' flag with non-PLUS SCRAM, which a
+    # server offering -PLUS must refuse (see common.withhold_channel_binding).
+    common.withhold_channel_binding(c)
     c.register_plugin('xep_0030')
     c.register_plugin('xep_0092')
     c.register_plugin('xep_0045')
