@@ -3,13 +3,11 @@ package presence_test
 import (
 	"context"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"parley/internal/storage"
 	"parley/internal/testserver"
-	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -28,22 +26,12 @@ func start(t *testing.T, users ...string) *testserver.TS {
 	return ts
 }
 
-var iqSeq atomic.Int64
-
-// iq sends <iq type=typ> with payload and returns the reply with its id.
-func iq(t *testing.T, c *testserver.Client, typ, payload string) *xml.Element {
-	t.Helper()
-	id := "p" + strconv.FormatInt(iqSeq.Add(1), 10)
-	c.Send("<iq type='%s' id='%s'>%s</iq>", typ, id, payload)
-	return c.ExpectStanza("iq", "id="+id)
-}
-
 // online logs in, requests the roster (so the resource gets pushes) and
 // sends initial presence, waiting for its reflection.
 func online(t *testing.T, ts *testserver.TS, user, resource string) *testserver.Client {
 	t.Helper()
 	c := ts.Login(t, user, password, resource)
-	if res := iq(t, c, "get", "<query xmlns='jabber:iq:roster'/>"); res.Attr("type") != "result" {
+	if res := c.IQ("get", "", "<query xmlns='jabber:iq:roster'/>"); res.Attr("type") != "result" {
 		t.Fatalf("roster get: %s", res)
 	}
 	c.Send("<presence/>")
@@ -127,13 +115,4 @@ func noneBefore(t *testing.T, from, to *testserver.Client, what string, bad func
 	if found != nil {
 		t.Fatalf("%s: unexpected %s: %s", to.JID, what, found)
 	}
-}
-
-// condition returns the error condition of a reply, or "".
-func condition(el *xml.Element) string {
-	if el.Attr("type") != "error" {
-		return ""
-	}
-	c, _, _, _ := stanza.ParseError(el)
-	return string(c)
 }

@@ -6,6 +6,7 @@ import (
 
 	"parley/internal/module"
 	"parley/internal/storage"
+	"parley/internal/testserver"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
@@ -272,7 +273,7 @@ func TestRosterRemoveCancelsSubscriptions(t *testing.T) {
 	mutual(t, ts, "alice", "bob")
 	a := online(t, ts, "alice", "r1")
 	b := online(t, ts, "bob", "r1")
-	res := iq(t, a, "set", "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>")
+	res := a.IQ("set", "", "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>")
 	if res.Attr("type") != "result" {
 		t.Fatalf("remove: %s", res)
 	}
@@ -308,7 +309,7 @@ func TestInvalidPresence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a.Send("%s", tt.stanza)
 			el := a.ExpectStanza("presence", "id=x1")
-			if condition(el) != "bad-request" {
+			if testserver.ErrorCondition(el) != "bad-request" {
 				t.Fatalf("got %s", el)
 			}
 		})

@@ -1,12 +1,9 @@
 package roster_test
 
 import (
-	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"parley/internal/testserver"
-	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -25,25 +22,6 @@ func start(t *testing.T, users ...string) *testserver.TS {
 	return ts
 }
 
-var iqSeq atomic.Int64
-
-// iq sends <iq type=typ> with payload and returns the reply with its id.
-func iq(t *testing.T, c *testserver.Client, typ, payload string) *xml.Element {
-	t.Helper()
-	id := "r" + strconv.FormatInt(iqSeq.Add(1), 10)
-	c.Send("<iq type='%s' id='%s'>%s</iq>", typ, id, payload)
-	return c.ExpectStanza("iq", "id="+id)
-}
-
-// condition returns the error condition of a reply, or "" for a result.
-func condition(el *xml.Element) string {
-	if el.Attr("type") != "error" {
-		return ""
-	}
-	c, _, _, _ := stanza.ParseError(el)
-	return string(c)
-}
-
 // getRoster requests the roster (making the resource interested) and
 // returns the <query/> of the result, nil for an empty result.
 func getRoster(t *testing.T, c *testserver.Client, ver string) *xml.Element {
@@ -52,7 +30,7 @@ func getRoster(t *testing.T, c *testserver.Client, ver string) *xml.Element {
 	if ver != "-" {
 		q = "<query xmlns='jabber:iq:roster' ver='" + ver + "'/>"
 	}
-	res := iq(t, c, "get", q)
+	res := c.IQ("get", "", q)
 	if res.Attr("type") != "result" {
 		t.Fatalf("roster get: %s", res)
 	}

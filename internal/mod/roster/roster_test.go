@@ -34,7 +34,7 @@ func TestGetSetRemoveWithPushes(t *testing.T) {
 	}
 	getRoster(t, a2, "-")
 
-	res := iq(t, a1, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Work</group><group>Friends</group></item></query>`)
+	res := a1.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Work</group><group>Friends</group></item></query>`)
 	if res.Attr("type") != "result" {
 		t.Fatalf("set: %s", res)
 	}
@@ -51,7 +51,7 @@ func TestGetSetRemoveWithPushes(t *testing.T) {
 	}
 
 	// Update: new name, one group; all three are interested now.
-	iq(t, a2, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Robert'><group>Work</group></item></query>`)
+	a2.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Robert'><group>Work</group></item></query>`)
 	for _, c := range []*testserver.Client{a1, a2, a3} {
 		if it := expectPush(t, c, "bob@localhost"); it.Attr("name") != "Robert" || groups(it) != "Work" {
 			t.Fatalf("update push: %s", it)
@@ -59,7 +59,7 @@ func TestGetSetRemoveWithPushes(t *testing.T) {
 	}
 
 	// Remove.
-	res = iq(t, a1, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>`)
+	res = a1.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>`)
 	if res.Attr("type") != "result" {
 		t.Fatalf("remove: %s", res)
 	}
@@ -72,8 +72,8 @@ func TestGetSetRemoveWithPushes(t *testing.T) {
 		t.Fatalf("roster after remove: %s", q)
 	}
 	// Removing again: item-not-found (RFC 6121 §2.5.3).
-	res = iq(t, a1, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>`)
-	if condition(res) != "item-not-found" {
+	res = a1.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>`)
+	if testserver.ErrorCondition(res) != "item-not-found" {
 		t.Fatalf("second remove: %s", res)
 	}
 }
@@ -81,7 +81,7 @@ func TestGetSetRemoveWithPushes(t *testing.T) {
 func TestVersioning(t *testing.T) {
 	ts := start(t, "alice")
 	c := ts.Login(t, "alice", password, "r1")
-	iq(t, c, "set", `<query xmlns='jabber:iq:roster'><item jid='carol@example.org'/></query>`)
+	c.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='carol@example.org'/></query>`)
 
 	// Bootstrapping with ver='' returns the roster and its version.
 	q := getRoster(t, c, "")
@@ -94,7 +94,7 @@ func TestVersioning(t *testing.T) {
 		t.Fatalf("same version returned %s", q)
 	}
 	// A change carries the new version in the push...
-	iq(t, c, "set", `<query xmlns='jabber:iq:roster'><item jid='dave@example.org'/></query>`)
+	c.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='dave@example.org'/></query>`)
 	push := c.Expect(func(el *xml.Element) bool {
 		q := el.Child(nsRoster, "query")
 		return el.Local == "iq" && el.Attr("type") == "set" && q != nil && q.Child(nsRoster, "item").Attr("jid") == "dave@example.org"
@@ -142,8 +142,8 @@ func TestInvalidSets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := iq(t, c, "set", "<query xmlns='jabber:iq:roster'>"+tt.item+"</query>")
-			if got := condition(res); got != tt.cond {
+			res := c.IQ("set", "", "<query xmlns='jabber:iq:roster'>"+tt.item+"</query>")
+			if got := testserver.ErrorCondition(res); got != tt.cond {
 				t.Fatalf("got %q, want %q: %s", got, tt.cond, res)
 			}
 		})
@@ -160,7 +160,7 @@ func TestCannotForgeSubscription(t *testing.T) {
 	ts := start(t, "alice", "bob")
 	c := ts.Login(t, "alice", password, "r1")
 	getRoster(t, c, "-")
-	res := iq(t, c, "set", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='both' ask='subscribe' approved='true'/></query>`)
+	res := c.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='both' ask='subscribe' approved='true'/></query>`)
 	if res.Attr("type") != "result" {
 		t.Fatalf("set: %s", res)
 	}
@@ -181,7 +181,7 @@ func TestCannotForgeSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := ts.Login(t, "bob", password, "r1")
-	iq(t, b, "set", `<query xmlns='jabber:iq:roster'><item jid='alice@localhost' subscription='none' name='Alice'/></query>`)
+	b.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='alice@localhost' subscription='none' name='Alice'/></query>`)
 	got, _ = ts.Store().Roster().Get(context.Background(), "bob@localhost", "alice@localhost")
 	if got.Subscription != storage.SubFrom || got.Name != "Alice" {
 		t.Fatalf("stored %+v", got)
