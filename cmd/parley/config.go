@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 
 	"parley/internal/config"
+	"parley/internal/server"
+	"parley/internal/storage"
 )
 
 // loadConfig loads --config, or the zero-config defaults when no file is
@@ -36,6 +39,57 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// storeCommand is a subcommand that works on the configured storage
+// offline (parley user ..., parley group ...): cmd is its first positional
+// argument, args the rest.
+type storeCommand func(ctx context.Context, cfg *config.Config, st storage.Store, cmd string, args []string) error
+
+// runStoreCommand parses --config, loads the configuration, opens the
+// store and runs run; usage is called when no subcommand is given. It
+// returns the process exit code: 2 for usage errors, 1 for failures.
+func runStoreCommand(name string, args []string, usage func(), run storeCommand) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) == 0 {
+		usage()
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config:", err)
+		return 1
+	}
+	ctx := context.Background()
+	st, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: storage:", err)
+		return 1
+	}
+	defer st.Close()
+	if err := run(ctx, cfg, st, pos[0], pos[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		return 1
+	}
+	return 0
+}
+
+// hostsOrAll returns the hosts named on the command line, or every
+// configured host when none is.
+func hostsOrAll(cfg *config.Config, named []string) []string {
+	if len(named) > 0 {
+		return named
+	}
+	hosts := make([]string, 0, len(cfg.Hosts))
+	for _, h := range cfg.Hosts {
+		hosts = append(hosts, h.Domain)
+	}
+	return hosts
 }
 
 func cmdConfig(args []string) int {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
 
 	"parley/internal/access"
 	"parley/internal/config"
-	"parley/internal/server"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 )
@@ -18,46 +16,16 @@ import (
 // allowed_groups and admin_groups name, for hosts whose accounts live in the
 // database; directory hosts take groups from LDAP).
 func cmdGroup(args []string) int {
-	fs := flag.NewFlagSet("group", flag.ContinueOnError)
-	path := fs.String("config", "", "config file")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) == 0 {
+	return runStoreCommand("group", args, func() {
 		fmt.Fprintln(os.Stderr, "usage: parley group add|del GROUP JID | parley group list [HOST]")
-		return 2
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: config:", err)
-		return 1
-	}
-	ctx := context.Background()
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: storage:", err)
-		return 1
-	}
-	defer st.Close()
-	if err := groupCommand(ctx, cfg, st, pos[0], pos[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
-		return 1
-	}
-	return 0
+	}, groupCommand)
 }
 
 func groupCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd string, args []string) error {
 	groups := access.KVGroups{Store: st}
 	switch cmd {
 	case "list":
-		hosts := args
-		if len(hosts) == 0 {
-			for _, h := range cfg.Hosts {
-				hosts = append(hosts, h.Domain)
-			}
-		}
-		for _, h := range hosts {
+		for _, h := range hostsOrAll(cfg, args) {
 			members, err := groups.Members(ctx, h)
 			if err != nil {
 				return err

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,51 +17,18 @@ import (
 
 	"parley/internal/config"
 	"parley/internal/legacyauth"
-	"parley/internal/server"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 )
 
 func cmdUser(args []string) int {
-	fs := flag.NewFlagSet("user", flag.ContinueOnError)
-	path := fs.String("config", "", "config file")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) == 0 {
-		usage()
-		return 2
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: config:", err)
-		return 1
-	}
-	ctx := context.Background()
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: storage:", err)
-		return 1
-	}
-	defer st.Close()
-	if err := userCommand(ctx, cfg, st, pos[0], pos[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
-		return 1
-	}
-	return 0
+	return runStoreCommand("user", args, usage, userCommand)
 }
 
 func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd string, args []string) error {
 	switch cmd {
 	case "list":
-		hosts := args
-		if len(hosts) == 0 {
-			for _, h := range cfg.Hosts {
-				hosts = append(hosts, h.Domain)
-			}
-		}
-		for _, h := range hosts {
+		for _, h := range hostsOrAll(cfg, args) {
 			if cfg.HostByDomain(h) == nil {
 				return fmt.Errorf("%s is not a host of this server (see [[host]] in the config)", h)
 			}
