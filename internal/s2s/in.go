@@ -540,22 +540,28 @@ func (c *inConn) stanza(el *xml.Element) error {
 
 // watchIdle closes the stream after idle_timeout without input.
 func (c *inConn) watchIdle() func() {
-	idle := c.s.cfg.S2S.IdleTimeout.Duration
+	return watchIdle(c.s.cfg.S2S.IdleTimeout.Duration, &c.lastActive, func() { c.close("", "") })
+}
+
+// watchIdle calls onIdle once when lastActive (UnixNano) is idle or more in
+// the past, checking on a ticker (a read deadline would break the
+// decoder), until the returned stop is called.
+func watchIdle(idle time.Duration, lastActive *atomic.Int64, onIdle func()) (stop func()) {
 	t := time.NewTicker(max(idle/4, 50*time.Millisecond))
-	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			case <-t.C:
-				if time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
-					c.close("", "")
+				if time.Since(time.Unix(0, lastActive.Load())) >= idle {
+					onIdle()
 					return
 				}
 			}
 		}
 	}()
-	return func() { close(stop) }
+	return func() { close(done) }
 }

@@ -609,25 +609,10 @@ func (o *outConn) verify(ctx context.Context, local, id, key string) (bool, erro
 // idle_timeout (checked on a ticker: a read deadline would break the
 // decoder).
 func (o *outConn) watchIdle() func() {
-	idle := o.s.cfg.S2S.IdleTimeout.Duration
-	t := time.NewTicker(max(idle/4, 50*time.Millisecond))
-	stop := make(chan struct{})
-	go func() {
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if time.Since(time.Unix(0, o.lastActive.Load())) >= idle {
-					o.s.log.Info("closing idle outgoing stream", "remote", o.remote)
-					o.failAll(nil)
-					return
-				}
-			}
-		}
-	}()
-	return func() { close(stop) }
+	return watchIdle(o.s.cfg.S2S.IdleTimeout.Duration, &o.lastActive, func() {
+		o.s.log.Info("closing idle outgoing stream", "remote", o.remote)
+		o.failAll(nil)
+	})
 }
 
 // failAll ends the stream: queued stanzas bounce (remote-server-timeout
