@@ -29,8 +29,7 @@ need_cmd openssl
 install_needed
 ensure_parley
 
-rm -rf "$WORK"
-mkdir -p "$WORK/data" "$WORK/pki"
+fresh_work data pki
 
 # ---------------------------------------------------------------- PKI
 P="$WORK/pki"
@@ -79,8 +78,7 @@ else
 fi
 
 # ---------------------------------------------------------------- server
-cat >"$WORK/parley.toml" <<TOML
-data_dir = "data"
+parley_conf "$WORK/parley.toml" <<TOML
 [[host]]
 domain = "$DOMAIN"
 [host.legacy_auth]
@@ -98,8 +96,6 @@ client_ca_file = "pki/ca.pem"
 crl_files = ["pki/ca.crl"]
 [http]
 listen = ""
-[log]
-level = "debug"
 TOML
 
 for u in "alice@$DOMAIN" "dj@$DOMAIN" "pl@$PDOMAIN"; do add_user "$WORK/parley.toml" "$u" "secret-$u"; done

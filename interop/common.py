@@ -6,7 +6,9 @@ The scripts in interop/ import it directly (their directory is on sys.path);
 interop/federation/scenarios.py adds interop/ to sys.path first.
 """
 import asyncio
+import logging
 import ssl
+import sys
 
 import slixmpp
 
@@ -118,3 +120,15 @@ async def step(report, name, coro, ok=lambda r: r is not False, detail=lambda r:
     except Exception as e:  # noqa: BLE001 - any failure is a FAIL line
         report(name, False, f"{type(e).__name__}: {e}")
         return None
+
+
+def run_main(main, timeout, report, name="run"):
+    """Run the script's async main() within timeout seconds (slixmpp's debug
+    log on stderr with -v); an exception is a FAIL line called name. Returns
+    the exit status: 0 when something was checked and nothing failed."""
+    logging.basicConfig(level=logging.DEBUG if "-v" in sys.argv else logging.ERROR, stream=sys.stderr)
+    try:
+        asyncio.run(asyncio.wait_for(main(), timeout))
+    except Exception as e:  # noqa: BLE001 - any failure is a FAIL line
+        report(name, False, f"{type(e).__name__}: {e}")
+    return 0 if report.results and not report.failures else 1

@@ -6,7 +6,6 @@ used by interop/components.sh.
 usage: components_external.py IP C2S_PORT COMPONENT_PORT DOMAIN COMPONENT SECRET
 """
 import asyncio
-import logging
 import sys
 
 import slixmpp
@@ -76,10 +75,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    if "-v" in sys.argv:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        asyncio.run(asyncio.wait_for(main(), 90))
-    except Exception as e:  # noqa: BLE001
-        report("component script", False, repr(e))
-    sys.exit(0 if report.results and all(report.results) else 1)
+    sys.exit(common.run_main(main, 90, report, "component script"))

@@ -10,7 +10,6 @@ usage: components_s5b.py IP PORT DOMAIN PROXY_JID SIZE_BYTES
 """
 import asyncio
 import hashlib
-import logging
 import os
 import sys
 
@@ -21,7 +20,6 @@ import common
 IP, PORT, DOMAIN, PROXY, SIZE = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 PASSWORD = "interop-secret-1"
 report = common.Report()
-results = report.results
 
 
 class Client(common.Client):
@@ -70,7 +68,7 @@ async def main():
         sock = None
         report("bytestream negotiated and activated through the proxy", False, repr(e))
     if sock is None:
-        if not results or results[-1]:
+        if not report.results or report.results[-1]:
             report("bytestream negotiated and activated through the proxy", False, "no socket")
         return
     report("bytestream negotiated and activated through the proxy", True)
@@ -91,10 +89,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    if "-v" in sys.argv:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        asyncio.run(asyncio.wait_for(main(), 120))
-    except Exception as e:  # noqa: BLE001
-        report("transfer script", False, repr(e))
-    sys.exit(0 if results and all(results) else 1)
+    sys.exit(common.run_main(main, 120, report, "transfer script"))

@@ -34,8 +34,7 @@ need_cmd ldapsearch ldap-utils
 install_needed
 ensure_parley
 
-rm -rf "$WORK"
-mkdir -p "$WORK/ldap/db" "$WORK/data"
+fresh_work ldap/db data
 
 # ---------------------------------------------------------------- slapd
 # Same layout as internal/directory/ldaptest (plain LDAP on loopback).

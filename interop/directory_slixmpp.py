@@ -9,7 +9,6 @@ used by interop/directory.sh.
 usage: directory_slixmpp.py IP PORT DOMAIN LDAP_URI ROOT_DN ROOT_PW
 """
 import asyncio
-import logging
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -144,9 +143,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.DEBUG if "-v" in sys.argv else logging.ERROR, stream=sys.stderr)
-    try:
-        asyncio.run(asyncio.wait_for(main(), 120))
-    except Exception as e:  # noqa: BLE001
-        report("run", False, f"{type(e).__name__}: {e}")
-    sys.exit(1 if report.failures else 0)
+    sys.exit(common.run_main(main, 120, report))

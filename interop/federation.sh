@@ -213,10 +213,7 @@ run_case() { # peer mode
     ca_signed "$c" "$PDOM"; ca_signed "$c" "$pdom"
     ca_line="ca_file = \"$c/ca.crt\""
   fi
-  cat >"$dir/parley.toml" <<TOML
-data_dir = "parley"
-[log]
-level = "debug"
+  parley_conf "$dir/parley.toml" parley <<TOML
 [[host]]
 domain = "$PDOM"
 cert_file = "$c/$PDOM.crt"

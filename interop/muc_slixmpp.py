@@ -5,7 +5,6 @@ refused kick), destroy. Prints PASS/FAIL lines; used by interop/muc.sh.
 usage: muc_slixmpp.py IP PORT DOMAIN PASSWORD
 """
 import asyncio
-import logging
 import sys
 
 import slixmpp
@@ -128,9 +127,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.DEBUG if "-v" in sys.argv else logging.ERROR, stream=sys.stderr)
-    try:
-        asyncio.run(asyncio.wait_for(main(), 90))
-    except Exception as e:  # noqa: BLE001
-        report("run", False, f"{type(e).__name__}: {e}")
-    sys.exit(1 if report.failures else 0)
+    sys.exit(common.run_main(main, 90, report))

@@ -30,8 +30,7 @@ install_needed
 ensure_parley
 
 # ---------------------------------------------------------------- servers
-rm -rf "$WORK"
-mkdir -p "$WORK/parley-data" "$WORK/prosody-data"
+fresh_work parley-data prosody-data
 
 cat >"$WORK/parley.toml" <<TOML
 data_dir = "parley-data"

@@ -5,7 +5,6 @@ passwords no longer work. Prints PASS/FAIL lines; used by interop/register.sh.
 usage: register_slixmpp.py IP PORT DOMAIN USER
 """
 import asyncio
-import logging
 import sys
 
 import slixmpp
@@ -107,7 +106,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    if "-v" in sys.argv:
-        logging.basicConfig(level=logging.DEBUG)
-    asyncio.run(main())
-    sys.exit(0 if all(report.results) else 1)
+    sys.exit(common.run_main(main, 120, report))
