@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,27 +81,10 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Sto
 // Listen binds the configured addresses; it fails before serving anything
 // if one of them cannot be bound.
 func (s *Server) Listen() error {
-	var ls []net.Listener
-	bind := func(addr string, direct bool) error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range ls {
-				_ = l.Close()
-			}
-			return err
-		}
-		ls = append(ls, l)
-		return nil
-	}
-	for _, a := range s.cfg.C2S.Listen {
-		if err := bind(a, false); err != nil {
-			return err
-		}
-	}
-	for _, a := range s.cfg.C2S.DirectTLSListen {
-		if err := bind(a, true); err != nil {
-			return err
-		}
+	// STARTTLS addresses first: Serve tells direct TLS listeners by index.
+	ls, err := stream.ListenAll(append(slices.Clone(s.cfg.C2S.Listen), s.cfg.C2S.DirectTLSListen...)...)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.listeners = ls

@@ -132,29 +132,13 @@ func (s *Service) SetResolver(r Resolver) { s.resolver = r }
 
 // Listen binds the incoming listeners.
 func (s *Service) Listen() error {
-	var ls []net.Listener
+	ls, err := stream.ListenAll(append(slices.Clone(s.cfg.S2S.Listen), s.cfg.S2S.DirectTLSListen...)...)
+	if err != nil {
+		return err
+	}
 	direct := map[net.Listener]bool{}
-	bind := func(addr string, d bool) error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range ls {
-				_ = l.Close()
-			}
-			return err
-		}
-		ls = append(ls, l)
-		direct[l] = d
-		return nil
-	}
-	for _, a := range s.cfg.S2S.Listen {
-		if err := bind(a, false); err != nil {
-			return err
-		}
-	}
-	for _, a := range s.cfg.S2S.DirectTLSListen {
-		if err := bind(a, true); err != nil {
-			return err
-		}
+	for i, l := range ls {
+		direct[l] = i >= len(s.cfg.S2S.Listen)
 	}
 	s.mu.Lock()
 	s.listeners, s.direct = ls, direct

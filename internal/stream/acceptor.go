@@ -158,3 +158,21 @@ func (a *Acceptor[C]) snapshot() []C {
 	}
 	return out
 }
+
+// ListenAll binds a TCP listener on every address, in order, or on none:
+// when one fails it closes those already bound and returns the error, so a
+// server fails before serving anything.
+func ListenAll(addrs ...string) ([]net.Listener, error) {
+	ls := make([]net.Listener, 0, len(addrs))
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range ls {
+				_ = l.Close()
+			}
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
