@@ -394,3 +394,37 @@ func TestStockSlixmppMechanismFallback(t *testing.T) {
 	c.AuthPlain("localhost", "alice", "password1")
 	c.Bind("r")
 }
+
+// Stream-level elements go out with the stream: prefix the header declares
+// (<stream:features>, <stream:error>): the form every RFC 6120 example uses
+// and that clients matching by name expect.
+func TestStreamElementsUseThePrefix(t *testing.T) {
+	ts := testserver.Start(t, "")
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Send("%s", header)
+	buf := make([]byte, 8192)
+	got := ""
+	_ = c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for !strings.Contains(got, "</stream:features>") {
+		n, err := c.Conn.Read(buf)
+		if err != nil {
+			t.Fatalf("%v after %q", err, got)
+		}
+		got += string(buf[:n])
+	}
+	if !strings.Contains(got, "<stream:features>") || strings.Contains(got, "<features") {
+		t.Fatalf("features not prefixed: %q", got)
+	}
+	c.Send("<message/>") // before authentication: a stream error
+	got = ""
+	for !strings.Contains(got, "</stream:stream>") {
+		n, err := c.Conn.Read(buf)
+		if err != nil {
+			break
+		}
+		got += string(buf[:n])
+	}
+	if !strings.Contains(got, "<stream:error>") {
+		t.Fatalf("stream error not prefixed: %q", got)
+	}
+}

@@ -171,7 +171,7 @@ func (c *conn) write(b []byte) error {
 
 func (c *conn) writeEl(el *xml.Element) error {
 	var buf bytes.Buffer
-	_, _ = el.WriteToNS(&buf, stanza.NSClient)
+	_, _ = stream.Prefixed(el).WriteToNS(&buf, stanza.NSClient)
 	return c.write(buf.Bytes())
 }
 

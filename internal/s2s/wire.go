@@ -1,9 +1,8 @@
 package s2s
 
 import (
-	"slices"
-
 	"parley/internal/s2s/dialback"
+	"parley/internal/stream"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -25,13 +24,7 @@ func wire(el *xml.Element) *xml.Element {
 	case dialback.NS:
 		return dialback.Wire(el)
 	case stanza.NSStream:
-		// Only for serialization: the prefix is in Local, the Space is
-		// the stream's default so no xmlns is written for this element;
-		// children keep their namespaces (written as xmlns='...').
-		w := xml.New("", "stream:"+el.Local)
-		w.Attrs = slices.Clone(el.Attrs)
-		w.Children = slices.Clone(el.Children)
-		return w
+		return stream.Prefixed(el)
 	}
 	return el
 }

@@ -18,7 +18,7 @@ import (
 func End(w *Writer, nc net.Conn, cond stanza.StreamCondition, text string, drain bool) {
 	var buf bytes.Buffer
 	if cond != "" {
-		_, _ = stanza.StreamError(cond, text).WriteTo(&buf)
+		_, _ = Prefixed(stanza.StreamError(cond, text)).WriteTo(&buf)
 	}
 	buf.WriteString(xml.StreamClose)
 	if w != nil {

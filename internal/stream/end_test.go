@@ -17,7 +17,7 @@ func TestEndWithoutWriter(t *testing.T) {
 		want []string
 	}{
 		{"plain close", "", []string{xml.StreamClose}},
-		{"stream error", stanza.StreamPolicyViolation, []string{"<error xmlns='http://etherx.jabber.org/streams'>", "<policy-violation", "too fast", xml.StreamClose}},
+		{"stream error", stanza.StreamPolicyViolation, []string{"<stream:error>", "<policy-violation", "too fast", xml.StreamClose}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := net.Pipe()
