@@ -95,6 +95,11 @@ type Host struct {
 	// interface they need.
 	AccountSource AccountSource
 
+	// AdminCheck extends IsAdmin beyond the static admins list (set by the
+	// server from admin_groups; nil: the static list only).
+	AdminCheck AdminCheck
+	admins     adminCache
+
 	Stanzas  Hook[*StanzaEvent]
 	Sessions Hook[*SessionEvent]
 	Accounts Hook[*AccountEvent]

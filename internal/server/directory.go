@@ -5,6 +5,7 @@ import (
 
 	"parley/internal/access"
 	"parley/internal/directory"
+	"parley/internal/xmpp/jid"
 )
 
 // dirState is the LDAP directory of the hosts with accounts = "directory"
@@ -46,7 +47,24 @@ func (s *Server) wireDirectory() {
 		}
 	}
 	s.c2s.SetDirectory(d)
-	s.c2s.SetGroupResolver(access.Union{access.KVGroups{Store: s.store}, directory.HostGroups{Dir: d, Hosts: hosts}})
+	s.groups = access.Union{access.KVGroups{Store: s.store}, directory.HostGroups{Dir: d, Hosts: hosts}}
+	s.c2s.SetGroupResolver(s.groups)
+}
+
+// wireAdmins lets modules recognise administrators by admin_groups as well
+// as the static admins list, through the same access policy and group
+// sources (stored groups, the directory) that login uses.
+func (s *Server) wireAdmins() {
+	groups := s.groups
+	if groups == nil {
+		groups = access.KVGroups{Store: s.store}
+	}
+	for _, h := range s.hosts {
+		policy := access.Policy{Host: h.HostCfg, Groups: groups}
+		h.AdminCheck = func(ctx context.Context, bare jid.JID) (bool, error) {
+			return policy.IsAdmin(ctx, bare.Local())
+		}
+	}
 }
 
 // startDirectory starts polling groups and rooms (after the modules that

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"parley/internal/access"
 	"parley/internal/c2s"
 	"parley/internal/certs"
 	"parley/internal/component"
@@ -52,6 +53,7 @@ type Server struct {
 	c2s     *c2s.Server
 	s2s     *s2s.Service // nil unless [s2s] enabled
 	adminLn net.Listener
+	groups  access.GroupResolver // set when a directory adds its groups
 	comp    *component.Server
 	hosts   []*module.Host
 	modules []module.Module
@@ -124,6 +126,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	s.comp = component.New(cfg, s.router, s.metrics, log)
 	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
 	s.wireDirectory()
+	s.wireAdmins()
 	if cfg.S2S.Enabled {
 		if s.s2s, err = s2s.New(cfg, s.router, s.certs, s.metrics, log); err != nil {
 			_ = s.store.Close()

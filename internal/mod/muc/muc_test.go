@@ -1,11 +1,13 @@
 package muc_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"parley/internal/access"
 	"parley/internal/xmpp/xml"
 )
 
@@ -447,4 +449,19 @@ func TestDestroy(t *testing.T) {
 	if again := expectSelf(t, bob, "doomed", "bob"); !hasStatus(again, 201) {
 		t.Fatalf("destroyed room survived: %s", again)
 	}
+}
+
+// TestAdminGroups: host admin rights come from admin_groups as well as the
+// admins list: a member of the group may create rooms when only admins may.
+func TestAdminGroups(t *testing.T) {
+	ts := start(t, "[[host]]\ndomain = \"localhost\"\nadmin_groups = [\"ops\"]\n[host.muc]\nroom_creation = \"admins\"\n", "alice", "olga")
+	if err := (access.KVGroups{Store: ts.Store()}).Add(context.Background(), "localhost", "olga", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	alice, olga := online(t, ts, "alice"), online(t, ts, "olga")
+	sendJoin(alice, "r1", "alice", "")
+	if c := expectJoinError(t, alice, "r1"); c != "not-allowed" {
+		t.Fatalf("creation by a non-admin: %q", c)
+	}
+	create(t, olga, "r1", "olga")
 }

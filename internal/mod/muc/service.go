@@ -230,16 +230,7 @@ func (s *Service) mayCreate(from jid.JID) bool {
 // host admins count as owners of every room (XEP-0045 §5.2 leaves
 // service-level administration to the implementation).
 func (s *Service) isHostAdmin(from jid.JID) bool {
-	if s.h.HostCfg == nil {
-		return false
-	}
-	bare := from.Bare().String()
-	for _, a := range s.h.HostCfg.Admins {
-		if j, err := jid.Parse(a); err == nil && j.String() == bare {
-			return true
-		}
-	}
-	return false
+	return s.h.IsAdmin(context.Background(), from)
 }
 
 // createRoom adds a new room and returns it locked, or nil with the

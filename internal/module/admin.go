@@ -1,0 +1,67 @@
+package module
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"parley/internal/xmpp/jid"
+)
+
+// AdminCheck decides whether a bare JID administers a host from sources
+// other than the static admins list (admin_groups through the access
+// policy: stored groups, directory groups). The server sets it; nil means
+// only the static list counts.
+type AdminCheck func(ctx context.Context, bare jid.JID) (bool, error)
+
+// adminCache remembers AdminCheck answers briefly: modules ask on hot paths
+// (the MUC asks for every affiliation lookup), and a group lookup is a
+// storage or directory query. Bounded: it is emptied when full.
+type adminCache struct {
+	mu      sync.Mutex
+	entries map[jid.JID]adminEntry
+}
+
+type adminEntry struct {
+	admin bool
+	until time.Time
+}
+
+const (
+	adminCacheTTL  = 30 * time.Second
+	adminCacheSize = 10000
+)
+
+// IsAdmin reports whether bare (a JID of any host) administers this host:
+// listed in the host's admins, or, through the AdminCheck the server
+// installed, a member of one of its admin_groups. Errors count as "no":
+// administrative rights fail closed.
+func (h *Host) IsAdmin(ctx context.Context, j jid.JID) bool {
+	bare := j.Bare()
+	if bare.Local() == "" {
+		return false
+	}
+	if h.HostCfg != nil && slices.Contains(h.HostCfg.Admins, bare.String()) {
+		return true
+	}
+	if h.AdminCheck == nil || bare.Domain() != h.Domain {
+		return false
+	}
+	now := time.Now()
+	h.admins.mu.Lock()
+	if e, ok := h.admins.entries[bare]; ok && now.Before(e.until) {
+		h.admins.mu.Unlock()
+		return e.admin
+	}
+	h.admins.mu.Unlock()
+	ok, err := h.AdminCheck(ctx, bare)
+	admin := ok && err == nil
+	h.admins.mu.Lock()
+	if h.admins.entries == nil || len(h.admins.entries) >= adminCacheSize {
+		h.admins.entries = make(map[jid.JID]adminEntry)
+	}
+	h.admins.entries[bare] = adminEntry{admin: admin, until: now.Add(adminCacheTTL)}
+	h.admins.mu.Unlock()
+	return admin
+}
