@@ -1,0 +1,65 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"parley/internal/config"
+	"parley/internal/xmpp/jid"
+)
+
+func TestIsAdmin(t *testing.T) {
+	h := NewHost("example.com")
+	h.HostCfg = &config.Host{Domain: "example.com", Admins: []string{"boss@example.com"}}
+	calls := 0
+	h.AdminCheck = func(_ context.Context, bare jid.JID) (bool, error) {
+		calls++
+		switch bare.Local() {
+		case "ops":
+			return true, nil
+		case "broken":
+			return true, errors.New("directory down")
+		}
+		return false, nil
+	}
+	ctx := context.Background()
+	cases := []struct {
+		jid  string
+		want bool
+	}{
+		{"boss@example.com/phone", true}, // static list, any resource
+		{"ops@example.com", true},        // through the check (admin_groups)
+		{"alice@example.com", false},     // neither
+		{"broken@example.com", false},    // errors fail closed
+		{"ops@elsewhere.example", false}, // another host's user
+		{"example.com", false},           // a domain is nobody
+	}
+	for _, tc := range cases {
+		if got := h.IsAdmin(ctx, jid.MustParse(tc.jid)); got != tc.want {
+			t.Errorf("IsAdmin(%s) = %v, want %v", tc.jid, got, tc.want)
+		}
+	}
+	before := calls
+	h.IsAdmin(ctx, jid.MustParse("ops@example.com"))
+	if calls != before {
+		t.Error("a repeated question was not answered from the cache")
+	}
+}
+
+func TestServices(t *testing.T) {
+	h := NewHost("example.com")
+	key := NewServiceKey[*int]("counter")
+	if _, ok := Lookup(h, key); ok {
+		t.Fatal("lookup before Provide succeeded")
+	}
+	n := 7
+	Provide(h, key, &n)
+	if got, ok := Lookup(h, key); !ok || *got != 7 {
+		t.Fatalf("Lookup = %v, %v", got, ok)
+	}
+	// A key of another type with the same name is a different key.
+	if _, ok := Lookup(h, NewServiceKey[*string]("counter")); ok {
+		t.Fatal("keys of different types collided")
+	}
+}
