@@ -113,3 +113,23 @@ func (ts *TS) StartTLSAddr() string { return ts.C2SAddrs()[0].String() }
 
 // DirectTLSAddr is the direct TLS listener's address.
 func (ts *TS) DirectTLSAddr() string { return ts.C2SAddrs()[len(ts.Config.C2S.Listen)].String() }
+
+// AddUsers creates several accounts with one password.
+func (ts *TS) AddUsers(t testing.TB, password string, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		ts.AddUser(t, u, password)
+	}
+}
+
+// GrantSubscription gives contact a presence subscription to owner (owner's
+// roster item with subscription "from"), as if owner had approved it; both
+// are localparts of the first host.
+func (ts *TS) GrantSubscription(t testing.TB, owner, contact string) {
+	t.Helper()
+	_, err := ts.Store().Roster().Put(context.Background(), owner+"@"+ts.Domain(),
+		storage.RosterItem{JID: contact + "@" + ts.Domain(), Subscription: storage.SubFrom})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

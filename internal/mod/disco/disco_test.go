@@ -67,8 +67,8 @@ func TestHostInfo(t *testing.T) {
 func TestErrorsAndItems(t *testing.T) {
 	ts := start(t, "", "alice", "bob", "carol")
 	ts.Hosts()[0].AddItem(module.DiscoItem{JID: "conference.localhost", Name: "Rooms"})
-	subscribe(t, ts, "alice", "carol")
-	alice := online(t, ts, "alice", "r")
+	ts.GrantSubscription(t, "alice", "carol")
+	alice := ts.Online(t, "alice", password, "r")
 	bob := ts.Login(t, "bob", password, "r")
 	carol := ts.Login(t, "carol", password, "r")
 	clients := map[string]*testserver.Client{"alice": alice, "bob": bob, "carol": carol}

@@ -40,7 +40,7 @@ func TestServerUptime(t *testing.T) {
 // last unavailable presence.
 func TestAccount(t *testing.T) {
 	ts := start(t, "", "alice", "bob", "carol")
-	subscribe(t, ts, "alice", "carol")
+	ts.GrantSubscription(t, "alice", "carol")
 	bob := ts.Login(t, "bob", password, "r")
 	carol := ts.Login(t, "carol", password, "r")
 	get := "<query xmlns='jabber:iq:last'/>"
@@ -64,7 +64,7 @@ func TestAccount(t *testing.T) {
 	// Never logged out: nothing to tell, even to subscribers.
 	check(t, carol, "alice@localhost", "item-not-found", "", false)
 
-	alice := online(t, ts, "alice", "r")
+	alice := ts.Online(t, "alice", password, "r")
 	t.Run("stranger", func(t *testing.T) { check(t, bob, "alice@localhost", "forbidden", "", false) })
 	t.Run("subscriber, online", func(t *testing.T) { check(t, carol, "alice@localhost", "", "", true) })
 	t.Run("self", func(t *testing.T) { check(t, alice, "", "", "", true) })

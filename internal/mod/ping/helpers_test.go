@@ -13,8 +13,6 @@ const password = "password123"
 func start(t *testing.T, cfg string, users ...string) *testserver.TS {
 	t.Helper()
 	ts := testserver.Start(t, cfg)
-	for _, u := range users {
-		ts.AddUser(t, u, password)
-	}
+	ts.AddUsers(t, password, users...)
 	return ts
 }
