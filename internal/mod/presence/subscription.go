@@ -79,17 +79,25 @@ func applyOutbound(typ string, c *roster.Contact) outcome {
 	case typeUnsubscribed:
 		// §3.4: unsubscribed also withdraws a pre-approval.
 		c.PreApproved = false
-		switch {
-		case c.PendingIn:
-			// A.2.4: deny the contact's request.
-			c.PendingIn = false
-			return outcome{forward: true}
-		case c.HasFrom():
-			// A.2.4: cancel the contact's subscription.
-			c.SetFrom(false)
-			return outcome{forward: true, sendUnavailable: true}
-		}
-		return outcome{}
+		// A.2.4: deny the contact's request or cancel its subscription.
+		return cancelFrom(c)
+	}
+	return outcome{}
+}
+
+// cancelFrom ends the contact's side of the relationship, whichever way it
+// is reached (the user sends unsubscribed, A.2.4; the contact sends
+// unsubscribe, A.3.3): a pending request is dropped, or an existing
+// subscription from the contact is cancelled and the contact is told the
+// user is now unavailable to it.
+func cancelFrom(c *roster.Contact) outcome {
+	switch {
+	case c.PendingIn:
+		c.PendingIn = false
+		return outcome{forward: true}
+	case c.HasFrom():
+		c.SetFrom(false)
+		return outcome{forward: true, sendUnavailable: true}
 	}
 	return outcome{}
 }
@@ -127,15 +135,7 @@ func applyInbound(typ string, c *roster.Contact) outcome {
 		return outcome{forward: true}
 	case typeUnsubscribe:
 		// A.3.3: the contact withdraws its request or its subscription.
-		switch {
-		case c.PendingIn:
-			c.PendingIn = false
-			return outcome{forward: true}
-		case c.HasFrom():
-			c.SetFrom(false)
-			return outcome{forward: true, sendUnavailable: true}
-		}
-		return outcome{}
+		return cancelFrom(c)
 	case typeUnsubscribed:
 		// A.3.4: the contact denies our request or cancels our
 		// subscription.
