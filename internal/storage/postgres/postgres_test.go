@@ -109,7 +109,7 @@ func TestConformanceTwoPools(t *testing.T) {
 	dsn := testDSN(t)
 	storetest.Run(t, func(t *testing.T) storage.Store {
 		sdsn := newSchema(t, dsn)
-		return &alternating{stores: [2]storage.Store{openStore(t, sdsn), openStore(t, sdsn)}}
+		return storetest.Alternating(openStore(t, sdsn), openStore(t, sdsn))
 	})
 }
 
@@ -152,24 +152,3 @@ func TestOpenBadDSN(t *testing.T) {
 		t.Fatal("Open of an unreachable server succeeded")
 	}
 }
-
-type alternating struct {
-	mu     sync.Mutex
-	next   int
-	stores [2]storage.Store
-}
-
-func (a *alternating) pick() storage.Store {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.next ^= 1
-	return a.stores[a.next]
-}
-
-func (a *alternating) Accounts() storage.Accounts { return a.pick().Accounts() }
-func (a *alternating) Roster() storage.Roster     { return a.pick().Roster() }
-func (a *alternating) Offline() storage.Offline   { return a.pick().Offline() }
-func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
-func (a *alternating) Private() storage.Private   { return a.pick().Private() }
-func (a *alternating) KV() storage.KV             { return a.pick().KV() }
-func (a *alternating) Close() error               { return nil } // openStore closes both

@@ -47,7 +47,7 @@ func TestConformanceMemory(t *testing.T) {
 func TestConformanceTwoOpeners(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storage.Store {
 		path := filepath.Join(t.TempDir(), "parley.db")
-		return &alternating{stores: [2]storage.Store{openFile(t, path), openFile(t, path)}}
+		return storetest.Alternating(openFile(t, path), openFile(t, path))
 	})
 }
 
@@ -104,29 +104,6 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Fatalf("List = %v, %v; want %d users", users, err, n)
 	}
 }
-
-// alternating is a storage.Store that spreads calls over two stores on the
-// same database file.
-type alternating struct {
-	mu     sync.Mutex
-	next   int
-	stores [2]storage.Store
-}
-
-func (a *alternating) pick() storage.Store {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.next ^= 1
-	return a.stores[a.next]
-}
-
-func (a *alternating) Accounts() storage.Accounts { return a.pick().Accounts() }
-func (a *alternating) Roster() storage.Roster     { return a.pick().Roster() }
-func (a *alternating) Offline() storage.Offline   { return a.pick().Offline() }
-func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
-func (a *alternating) Private() storage.Private   { return a.pick().Private() }
-func (a *alternating) KV() storage.KV             { return a.pick().KV() }
-func (a *alternating) Close() error               { return nil } // openFile closes both
 
 // childEnv makes the test binary act as one of TestMultiProcess's writers.
 const childEnv = "PARLEY_SQLITE_TEST_CHILD_DB"
