@@ -20,9 +20,7 @@ const nsRoster = "jabber:iq:roster"
 func start(t *testing.T, users ...string) *testserver.TS {
 	t.Helper()
 	ts := testserver.Start(t, "")
-	for _, u := range users {
-		ts.AddUser(t, u, password)
-	}
+	ts.AddUsers(t, password, users...)
 	return ts
 }
 
