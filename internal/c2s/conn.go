@@ -192,6 +192,7 @@ func (c *conn) openStream() error {
 	c.newDecoder()
 	h, err := c.dec.ReadHeader()
 	if err != nil {
+		stream.OpenBeforeError(c.nc, err, stanza.NSClient, c.srv.cfg.Hosts[0].Domain)
 		return err
 	}
 	c.id = stream.NewID()

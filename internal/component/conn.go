@@ -125,6 +125,7 @@ func (c *conn) negotiate() error {
 	})
 	h, err := c.dec.ReadHeader()
 	if err != nil {
+		stream.OpenBeforeError(c.nc, err, stanza.NSComponent, "")
 		return err
 	}
 	c.id = stream.NewID()

@@ -547,6 +547,15 @@ func (c *Config) validate() []string {
 	if l.RateBurstBytes < l.MaxStanzaBytes {
 		bad("limits.rate_burst_bytes (%d) must be at least limits.max_stanza_bytes (%d), or a maximal stanza could never be read", l.RateBurstBytes, l.MaxStanzaBytes)
 	}
+	// A stream header alone carries up to eight attributes and namespace
+	// declarations, and ordinary payloads (data forms, MUC items) nest a few
+	// levels: lower limits would refuse every client.
+	if l.MaxAttrs < 16 {
+		bad("limits.max_attrs: %d is too small: stream headers and ordinary stanzas need at least 16", l.MaxAttrs)
+	}
+	if l.MaxDepth < 8 {
+		bad("limits.max_depth: %d is too small: ordinary stanzas nest at least 8 levels", l.MaxDepth)
+	}
 	if l.PreAuthTimeout.Duration < time.Second {
 		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)
 	}

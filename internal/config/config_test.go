@@ -38,21 +38,23 @@ func TestUnknownKeysAreNamed(t *testing.T) {
 
 func TestValidationReportsEveryProblem(t *testing.T) {
 	cases := map[string]string{
-		"bad storage":        "storage = \"mongo\"\n",
-		"postgres needs dsn": "storage = \"postgres\"\n",
-		"log level":          "[log]\nlevel = \"loud\"\n",
-		"duplicate host":     "[[host]]\ndomain = \"a.test\"\n[[host]]\ndomain = \"A.test\"\n",
-		"bad domain":         "[[host]]\ndomain = \"a@b\"\n",
-		"cert without key":   "[[host]]\ndomain = \"a.test\"\ncert_file = \"x.crt\"\n",
-		"admin not bare":     "[[host]]\ndomain = \"a.test\"\nadmins = [\"a.test\"]\n",
-		"listen address":     "[c2s]\nlisten = [\"5222\"]\n",
-		"tls version":        "[tls]\nmin_version = \"1.0\"\n",
-		"tiny stanza limit":  "[limits]\nmax_stanza_bytes = 100\n",
-		"burst below stanza": "[limits]\nrate_burst_bytes = 5000\n",
-		"negative quota":     "[limits]\noffline_quota = -1\n",
-		"short preauth":      "[limits]\npreauth_timeout = \"10ms\"\n",
-		"weak scram":         "[auth]\nscram_iterations = 1000\n",
-		"bad duration":       "[limits]\npreauth_timeout = \"soon\"\n",
+		"bad storage":          "storage = \"mongo\"\n",
+		"postgres needs dsn":   "storage = \"postgres\"\n",
+		"log level":            "[log]\nlevel = \"loud\"\n",
+		"duplicate host":       "[[host]]\ndomain = \"a.test\"\n[[host]]\ndomain = \"A.test\"\n",
+		"bad domain":           "[[host]]\ndomain = \"a@b\"\n",
+		"cert without key":     "[[host]]\ndomain = \"a.test\"\ncert_file = \"x.crt\"\n",
+		"admin not bare":       "[[host]]\ndomain = \"a.test\"\nadmins = [\"a.test\"]\n",
+		"listen address":       "[c2s]\nlisten = [\"5222\"]\n",
+		"tls version":          "[tls]\nmin_version = \"1.0\"\n",
+		"tiny stanza limit":    "[limits]\nmax_stanza_bytes = 100\n",
+		"tiny attribute limit": "[limits]\nmax_attrs = 3\n",
+		"tiny depth limit":     "[limits]\nmax_depth = 2\n",
+		"burst below stanza":   "[limits]\nrate_burst_bytes = 5000\n",
+		"negative quota":       "[limits]\noffline_quota = -1\n",
+		"short preauth":        "[limits]\npreauth_timeout = \"10ms\"\n",
+		"weak scram":           "[auth]\nscram_iterations = 1000\n",
+		"bad duration":         "[limits]\npreauth_timeout = \"soon\"\n",
 	}
 	for name, text := range cases {
 		t.Run(name, func(t *testing.T) {

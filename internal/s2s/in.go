@@ -179,6 +179,7 @@ func (c *inConn) open() error {
 	c.dec = c.s.newDecoder(c.nc)
 	h, err := c.dec.ReadHeader()
 	if err != nil {
+		stream.OpenBeforeError(c.nc, err, stanza.NSServer, "")
 		return err
 	}
 	c.s.traceHeader("in", "recv", c.remoteAddr(), h)
