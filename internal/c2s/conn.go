@@ -698,6 +698,8 @@ func (c *conn) handleStanza(el *xml.Element) error {
 			return &streamErr{"invalid-from", ""}
 		}
 	}
+	// WithAttr copies the element's attributes, so el is now this session's
+	// own value and the canonical "to" below can be set in place.
 	el = el.WithAttr("from", full.String())
 	var to jid.JID
 	if t := el.Attr("to"); t != "" {
@@ -707,7 +709,9 @@ func (c *conn) handleStanza(el *xml.Element) error {
 			return nil
 		}
 		to = tj
-		el = el.WithAttr("to", tj.String())
+		if canon := tj.String(); canon != t {
+			el.SetAttr("to", canon)
+		}
 	}
 	if el.Local == "iq" {
 		if err := stanza.ValidateIQ(el); err != nil {
