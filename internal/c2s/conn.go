@@ -68,9 +68,19 @@ type conn struct {
 	negotiationFailures int
 	// clientCert is the verified TLS client certificate, nil if none.
 	clientCert *x509.Certificate
-	sess       *session
-	closeOnce  sync.Once
-	closedCh   chan struct{}
+	// sess is the bound session; set once by the connection's own
+	// goroutine and read only by it.
+	sess *session
+
+	// mu guards the two fields below, which other goroutines read when
+	// they end the stream (shutdown, a replacing bind, queue overflow).
+	mu sync.Mutex
+	// w is the bound session's writer; nil before bind. Once set, all
+	// output goes through it, the closing bytes included.
+	w *stream.Writer
+	// ending: the stream's end has begun (closing bytes sent or queued).
+	// Ending happens once; a writer installed after it is closed at once.
+	ending bool
 }
 
 func (c *conn) log(msg string, args ...any) {
@@ -80,7 +90,6 @@ func (c *conn) log(msg string, args ...any) {
 // serve runs the connection until it closes.
 func (c *conn) serve() {
 	defer c.cleanup()
-	c.closedCh = make(chan struct{})
 	lim := c.srv.cfg.Limits
 	// seed 004 "authtime": the whole negotiation must finish in time.
 	if c.authBy.IsZero() {
@@ -95,15 +104,26 @@ func (c *conn) serve() {
 	c.readStanzas()
 }
 
+// cleanup runs once, on the connection's goroutine, whichever way the
+// stream ended (our stream error, the peer's close, a reset, a write
+// timeout, overflow, replacement, account deletion, shutdown). It makes sure
+// the stream is closed and the writer has stopped, and releases what the
+// bound session holds: the router entry, the session gauge and the unbound
+// hooks. The connection slot and the connection gauge are released by the
+// acceptor when serve returns.
 func (c *conn) cleanup() {
+	c.endStream("", "", true) // no-op when the stream already ended
+	if w := c.writer(); w != nil {
+		// A guard: endStream or installWriter has closed w already, and
+		// Close is idempotent. Waiting for Done bounds the teardown by
+		// the write timeout, never longer.
+		w.Close([]byte(xml.StreamClose), false)
+		<-w.Done()
+	}
 	if c.sess != nil {
 		c.srv.router.Unbind(c.sess, c.sess.jid)
 		c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Dec()
 		c.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: c.sess})
-		c.sess.Close("", "")
-		<-c.sess.w.Done()
-	} else {
-		stream.CloseConn(c.nc)
 	}
 }
 
@@ -116,43 +136,78 @@ func (c *conn) fail(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		c.closeWith(c.writerOrNil(), "", "")
+		c.closeWith("", "")
 	case errors.As(err, &xe):
-		c.closeWith(c.writerOrNil(), stanza.StreamCondition(xe.Condition), xe.Text)
+		c.closeWith(stanza.StreamCondition(xe.Condition), xe.Text)
 	case errors.Is(err, xml.ErrStreamClosed):
-		c.closeWith(c.writerOrNil(), "", "")
+		c.closeWith("", "")
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		c.closeWith(c.writerOrNil(), "connection-timeout", "")
+		c.closeWith("connection-timeout", "")
 	default:
 		c.log("connection error", "err", err)
-		c.closeWith(c.writerOrNil(), "", "")
+		c.closeWith("", "")
 	}
 }
 
-func (c *conn) writerOrNil() *stream.Writer {
-	if c.sess != nil {
-		return c.sess.w
+// writer returns the bound session's writer, nil before bind.
+func (c *conn) writer() *stream.Writer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w
+}
+
+// installWriter makes w the stream's only writer. If the stream's end has
+// already begun (another goroutine ended it between bind and now), w is
+// closed at once, so it never outlives the connection.
+func (c *conn) installWriter(w *stream.Writer) {
+	c.mu.Lock()
+	c.w = w
+	ended := c.ending
+	c.mu.Unlock()
+	if ended {
+		w.Close([]byte(xml.StreamClose), false)
 	}
-	return nil
+}
+
+// uninstallWriter gives the connection back to direct writes after a
+// failed bind: w stops without closing the connection, unless the
+// stream's end already began, in which case w is finishing it.
+func (c *conn) uninstallWriter(w *stream.Writer) {
+	c.mu.Lock()
+	if !c.ending {
+		c.w = nil
+		w.Release()
+	}
+	c.mu.Unlock()
+	<-w.Done()
 }
 
 // closeWith sends an optional stream error and the closing tag, then closes
 // the transport. Before bind it writes directly; after, through the writer
 // (so it never races with stanza writes).
-func (c *conn) closeWith(w *stream.Writer, cond stanza.StreamCondition, text string) {
-	c.closeWithDrain(w, cond, text, stream.DrainsOnEnd(cond))
+func (c *conn) closeWith(cond stanza.StreamCondition, text string) {
+	c.endStream(cond, text, stream.DrainsOnEnd(cond))
 }
 
-// closeWithDrain is closeWith with an explicit choice whether stanzas
-// already queued are written before the stream error.
-func (c *conn) closeWithDrain(w *stream.Writer, cond stanza.StreamCondition, text string, drain bool) {
-	c.closeOnce.Do(func() {
-		if cond != "" {
-			c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-			c.log("stream error", "condition", cond, "text", text)
-		}
-		stream.End(w, c.nc, cond, text, drain)
-	})
+// endStream is the one way a client stream ends: the first call sends
+// the stream error for cond (if any) and the closing tag, through the
+// writer once there is one, and closes the transport; later calls do
+// nothing. drain chooses whether stanzas already queued go out first.
+// Safe from any goroutine.
+func (c *conn) endStream(cond stanza.StreamCondition, text string, drain bool) {
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
+	}
+	c.ending = true
+	w := c.w
+	c.mu.Unlock()
+	if cond != "" {
+		c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
+		c.log("stream error", "condition", cond, "text", text)
+	}
+	stream.End(w, c.nc, cond, text, drain)
 }
 
 // streamErr is a negotiation failure that ends the stream with a condition.
@@ -285,7 +340,7 @@ func (c *conn) negotiate() error {
 func (c *conn) asStreamError(err error) error {
 	var se *streamErr
 	if errors.As(err, &se) {
-		c.closeWith(nil, se.cond, se.text)
+		c.closeWith(se.cond, se.text)
 		return errClosed
 	}
 	return err
@@ -634,27 +689,31 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 			return false
 		}
 	}
-	s := &session{conn: c}
-	full, replaced, err := c.srv.router.Bind(s, bare, res)
-	switch {
-	case errors.Is(err, router.ErrResourceConstraint):
-		_ = c.writeEl(stanza.ErrorReply(iq, stanza.ResourceConstraint, "too many sessions for this account"))
-		return false
-	case err != nil:
-		_ = c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, err.Error()))
-		return false
-	}
-	s.jid = full
-	reply := result(full)
+	// The session is complete, writer included, before the router can
+	// see it: a stanza routed to it the moment Bind returns must find a
+	// queue to go to.
 	lim := c.srv.cfg.Limits
-	s.w = stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)
+	s := &session{conn: c, w: stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)}
 	s.w.OnOverflow = func() {
 		c.srv.metrics.QueueDrops.Inc()
 		go s.Close("policy-violation", "output queue overflow: the client does not read")
 	}
 	s.w.OnWrite = func(el *xml.Element) { c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc() }
-	c.sess = s
-	s.Send(reply)
+	c.installWriter(s.w)
+	full, replaced, err := c.srv.router.Bind(s, bare, res)
+	if err != nil {
+		// The stream goes on unbound (the client may try again): the
+		// connection returns to direct writes.
+		c.uninstallWriter(s.w)
+		cond, text := stanza.BadRequest, err.Error()
+		if errors.Is(err, router.ErrResourceConstraint) {
+			cond, text = stanza.ResourceConstraint, "too many sessions for this account"
+		}
+		_ = c.writeEl(stanza.ErrorReply(iq, cond, text))
+		return false
+	}
+	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
+	s.Send(result(full))
 	if replaced != nil {
 		replaced.Close("conflict", "replaced by a new session with the same resource")
 	}

@@ -151,7 +151,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, c := range s.accept.Close() {
-		c.closeWith(c.writerOrNil(), "system-shutdown", "")
+		c.closeWith("system-shutdown", "")
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -30,6 +30,10 @@ var _ module.Session = (*session)(nil)
 func (s *session) JID() jid.JID { return s.jid }
 func (s *session) ID() string   { return s.conn.id }
 
+// SetJID is called by router.Bind before the session becomes visible
+// (router.JIDReceiver); jid is not written again.
+func (s *session) SetJID(full jid.JID) { s.jid = full }
+
 func (s *session) Send(el *xml.Element) {
 	s.w.Send(el)
 }
@@ -40,7 +44,7 @@ func (s *session) Close(cond stanza.StreamCondition, text string) {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.conn.closeWith(s.w, cond, text)
+	s.conn.closeWith(cond, text)
 }
 
 // CloseDrained ends the session with a stream error after writing every
@@ -50,7 +54,7 @@ func (s *session) CloseDrained(cond stanza.StreamCondition, text string) {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.conn.closeWithDrain(s.w, cond, text, true)
+	s.conn.endStream(cond, text, true)
 }
 
 func (s *session) Presence() *xml.Element {

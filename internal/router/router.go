@@ -133,6 +133,13 @@ func (r *Router) IsLocal(domain string) bool {
 	return r.components[domain] != nil
 }
 
+// JIDReceiver is implemented by sessions that learn their full JID from
+// Bind: it is called under the registry lock, before any other goroutine
+// can find the session, so the session never appears without its JID.
+type JIDReceiver interface {
+	SetJID(full jid.JID)
+}
+
 // Bind registers s under bare with resource res (a random one when res is
 // empty). If a session with that resource exists it is returned as replaced;
 // the caller closes it with <conflict/> (RFC 6120 §7.7.2.2).
@@ -161,6 +168,9 @@ func (r *Router) Bind(s module.Session, bare jid.JID, res string) (full jid.JID,
 		if old == nil && r.maxSessions > 0 && len(m) >= r.maxSessions {
 			r.mu.Unlock()
 			return jid.JID{}, nil, ErrResourceConstraint
+		}
+		if jr, ok := s.(JIDReceiver); ok {
+			jr.SetJID(full)
 		}
 		m[full.Resource()] = s
 		r.mu.Unlock()

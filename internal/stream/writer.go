@@ -30,6 +30,9 @@ type Writer struct {
 	closing bool
 	final   []byte
 	drain   bool
+	// released: Release stopped the writer; the connection is not its
+	// to write to or close any more.
+	released bool
 
 	// OnOverflow is called (once per dropped stanza) when the queue is full.
 	OnOverflow func()
@@ -97,7 +100,23 @@ func (w *Writer) Close(final []byte, drain bool) {
 	w.signal()
 }
 
-// Done is closed when the writer has closed the connection.
+// Release stops the writer without writing anything more or closing the
+// connection, which goes back to its owner: a session whose resource
+// binding failed after its writer was made. Stanzas still queued are
+// dropped. Release after Close (or a second Release) does nothing.
+func (w *Writer) Release() {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return
+	}
+	w.closing, w.released, w.queue = true, true, nil
+	w.mu.Unlock()
+	w.signal()
+}
+
+// Done is closed when the writer has closed the connection (or, after
+// Release, has stopped).
 func (w *Writer) Done() <-chan struct{} { return w.done }
 
 func (w *Writer) run() {
@@ -133,9 +152,12 @@ func (w *Writer) run() {
 		}
 		if closing {
 			w.mu.Lock()
-			rest := w.queue
+			rest, released := w.queue, w.released
 			w.queue = nil
 			w.mu.Unlock()
+			if released {
+				return
+			}
 			if !failed {
 				buf = buf[:0]
 				for _, el := range rest {
