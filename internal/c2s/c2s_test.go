@@ -50,6 +50,10 @@ func TestStreamErrors(t *testing.T) {
 		{"malformed", header, "<message><body></message>", "not-well-formed"},
 		{"stanza before auth", header, "<message to='a@localhost'><body>x</body></message>", "not-authorized"},
 		{"unknown top-level element", header, "<foo xmlns='urn:example'/>", "unsupported-stanza-type"},
+		// RFC 6120 §11.6: only UTF-8.
+		{"UTF-16 with byte-order mark", utf16LE(header, true), "", "unsupported-encoding"},
+		{"UTF-16 without byte-order mark", utf16LE(header, false), "", "unsupported-encoding"},
+		{"declared UTF-16", strings.Replace(header, "version='1.0'?>", "version='1.0' encoding='UTF-16'?>", 1), "", "unsupported-encoding"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +66,20 @@ func TestStreamErrors(t *testing.T) {
 			c.ExpectClosed()
 		})
 	}
+}
+
+// utf16LE encodes s (ASCII) as UTF-16 little-endian, with a byte-order
+// mark when bom is set.
+func utf16LE(s string, bom bool) string {
+	var b strings.Builder
+	if bom {
+		b.WriteString("\xff\xfe")
+	}
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func TestDoctypeIsRefused(t *testing.T) {

@@ -219,6 +219,11 @@ func (d *Decoder) ReadHeader() (StreamHeader, error) {
 			}
 			return StreamHeader{}, d.setErr(d.mapErr(err))
 		}
+		if d.lr.fail != nil {
+			// encoding/xml can return the text it read before our reader
+			// refused a byte; the refusal is the real reason.
+			return StreamHeader{}, d.setErr(d.lr.fail)
+		}
 		switch t := tok.(type) {
 		case stdxml.ProcInst:
 			// encoding/xml has already refused any version but 1.0 and,

@@ -94,6 +94,12 @@ func TestAttacks(t *testing.T) {
 		{"xml declaration in stream", testHeader + `<?xml version='1.0'?>`, CondRestrictedXML},
 		{"latin1", `<?xml version='1.0' encoding='ISO-8859-1'?>` + testHeader[21:], CondUnsupportedEncoding},
 		{"utf16", `<?xml version='1.0' encoding='UTF-16'?>` + testHeader[21:], CondUnsupportedEncoding},
+		{"utf16be bom", "\xfe\xff\x00<\x00?\x00x\x00m\x00l", CondUnsupportedEncoding},
+		{"utf16le bom", "\xff\xfe<\x00?\x00x\x00m\x00l\x00", CondUnsupportedEncoding},
+		{"utf16be no bom", "\x00<\x00s\x00t", CondUnsupportedEncoding},
+		{"utf16le no bom", "<\x00s\x00t\x00", CondUnsupportedEncoding},
+		{"utf32le bom", "\xff\xfe\x00\x00<\x00\x00\x00", CondUnsupportedEncoding},
+		{"ebcdic", "\x4c\x6f\xa7\x94\x93", CondUnsupportedEncoding},
 		{"xml 1.1", `<?xml version='1.1'?>` + testHeader[21:], CondNotWellFormed},
 
 		// Well-formedness.

@@ -52,6 +52,9 @@ type limitReader struct {
 
 	ioErr error  // sticky error from src, returned once buf is drained
 	fail  *Error // sticky limit or content error; ends the stream
+
+	// lead holds the entity's first bytes, for sniffEncoding.
+	lead [3]byte
 }
 
 func (lr *limitReader) init(src io.Reader) {
@@ -136,9 +139,39 @@ func (lr *limitReader) ReadByte() (byte, error) {
 			}
 			return 0, lr.fail
 		}
+		if lr.handed < int64(len(lr.lead)) {
+			if f := lr.sniffEncoding(c); f != nil {
+				lr.fail = f
+				return 0, f
+			}
+		}
 		lr.handed++
 		return c, nil
 	}
+}
+
+// sniffEncoding looks at the first bytes of the stream, c being the next
+// one, the way XML 1.0 Appendix F detects an encoding without a
+// declaration. A UTF-16 or UTF-32 byte-order mark, the NUL bytes of
+// UTF-16/32 text, or EBCDIC's "<?" mean the peer is not speaking UTF-8, and
+// RFC 6120 §11.6 asks for <unsupported-encoding/>, not the
+// not-well-formed encoding/xml would report for the same bytes.
+func (lr *limitReader) sniffEncoding(c byte) *Error {
+	i := lr.handed
+	lr.lead[i] = c
+	bad := false
+	switch i {
+	case 0:
+		bad = c == 0x00 || c == 0xFE || c == 0xFF // UTF-16/32 BE text, BOMs
+	case 1:
+		bad = lr.lead[0] == '<' && c == 0x00 // UTF-16/32 LE text
+	case 2:
+		bad = lr.lead == [3]byte{0x4C, 0x6F, 0xA7} // EBCDIC "<?x"
+	}
+	if bad {
+		return &Error{Condition: CondUnsupportedEncoding, Text: "only UTF-8 is supported"}
+	}
+	return nil
 }
 
 // Read exists only because encoding/xml type-asserts its reader to
