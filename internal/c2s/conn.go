@@ -592,7 +592,9 @@ func (c *conn) saslFailure(cond, text string) error {
 func (c *conn) negotiationFailed(mech, cond string) error {
 	c.saslFailed = true
 	c.negotiationFailures++
-	c.srv.log.Debug("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
+	// Info, not debug: rare, never a password guess, and the first thing to
+	// look for when a client cannot log in (README, troubleshooting).
+	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
 	if err := c.saslFailure(cond, ""); err != nil {
 		return err
 	}
