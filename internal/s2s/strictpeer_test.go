@@ -2,15 +2,9 @@ package s2s_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -34,7 +28,7 @@ type strictPeer struct {
 	t      *testing.T
 	ln     net.Listener
 	cert   tls.Certificate
-	events chan string // "conn", "auth", "dialback", "message:<id>"
+	events chan string // "conn", "auth", "dialback", "message:<id>", "bad-header", "stream-error:<condition>"
 
 	mu    sync.Mutex
 	raw   bytes.Buffer
@@ -47,16 +41,7 @@ func newStrictPeer(t *testing.T) *strictPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "b.test"}, DNSNames: []string{"b.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &strictPeer{t: t, ln: ln, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, events: make(chan string, 64)}
+	p := &strictPeer{t: t, ln: ln, cert: selfSigned(t, "b.test"), events: make(chan string, 64)}
 	t.Cleanup(func() {
 		_ = ln.Close()
 		p.mu.Lock()
@@ -107,6 +92,7 @@ func (p *strictPeer) serve(nc net.Conn) {
 		d := xml.NewDecoder(recorder{conn, p}, xml.DefaultLimits())
 		d.SetContentNamespace("jabber:server")
 		if _, err := d.ReadHeader(); err != nil {
+			p.events <- "bad-header"
 			return nil
 		}
 		fmt.Fprintf(conn, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "+
@@ -154,6 +140,9 @@ func (p *strictPeer) serve(nc net.Conn) {
 			fmt.Fprint(conn, "<db:result from='b.test' to='a.test' type='valid'/>")
 		case el.Local == "message":
 			p.events <- "message:" + el.Attr("id")
+		case el.Space == "http://etherx.jabber.org/streams" && el.Local == "error":
+			p.events <- "stream-error:" + streamCondition(el)
+			return
 		}
 	}
 }
@@ -325,4 +314,28 @@ func testutilCounter(t *testing.T, ts *testserver.TS, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// streamCondition is the defined condition of a stream error element.
+func streamCondition(el *xml.Element) string {
+	for _, c := range el.Elements() {
+		if c.Space == "urn:ietf:params:xml:ns:xmpp-streams" && c.Local != "text" {
+			return c.Local
+		}
+	}
+	return ""
+}
+
+// When our policy refuses the peer's certificate right after the TLS
+// handshake, the stream error goes out inside a stream: the peer reads our
+// header for the new TLS stream first and then the reason, where a bare
+// <stream:error> left it reporting not-well-formed XML.
+func TestOutgoingRefusedCertificateOpensTheStream(t *testing.T) {
+	peer := newStrictPeer(t)
+	a := startTowards(t, peer.ln.Addr().String(), "[host.s2s]\naccept_self_signed = false", "")
+	a.AddUser(t, "alice@a.test", "alice-password")
+	alice := a.Online(t, "alice@a.test", "alice-password", "home")
+	alice.Send("<message to='bob@b.test' id='m4'><body>hi</body></message>")
+	expectBounce(t, alice, "m4", "remote-server-not-found")
+	peer.expectEvents([]string{"conn", "stream-error:policy-violation"}, "bad-header", "message:m4")
 }
