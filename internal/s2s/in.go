@@ -274,7 +274,29 @@ func (c *inConn) open() error {
 	if !c.v1 {
 		return nil
 	}
+	if err := c.refuseWithoutMethod(); err != nil {
+		return err
+	}
 	return c.write(c.features())
+}
+
+// refuseWithoutMethod ends a TLS stream on which the peer cannot
+// authenticate at all: dialback is off for our domain and its certificate
+// does not pass SASL EXTERNAL (or its header named no domain for EXTERNAL
+// to check). Offering empty features would leave it waiting for the
+// pre-authentication timeout; policy-violation tells it why. It runs after
+// our header is out, so the error is inside a stream.
+func (c *inConn) refuseWithoutMethod() error {
+	if c.tls == nil || c.ext || c.s.policy(c.local).dialback {
+		return nil
+	}
+	if c.peer == "" {
+		return &streamErr{stanza.StreamPolicyViolation, "dialback is disabled and the stream header names no domain for SASL EXTERNAL"}
+	}
+	if v := c.peerVerdict(c.peer); v != VerdictValid {
+		return &streamErr{stanza.StreamPolicyViolation, "certificate of " + c.peer + " not accepted (" + v + ") and dialback is disabled"}
+	}
+	return nil
 }
 
 // features offers, in order of preference: STARTTLS (required when the

@@ -117,6 +117,16 @@ dialback = false
 	return addr
 }
 
+// A peer whose certificate cannot authenticate it (self-signed, and
+// dialback is off) is refused with the reason on the stream it opened
+// after TLS: our header first, then policy-violation, instead of empty
+// features and a wait for the pre-authentication timeout.
+func TestIncomingRefusedCertificateAfterTLS(t *testing.T) {
+	tc := startTLSAsB(t, incomingA(t))
+	_, _ = io.WriteString(tc, headerFromB)
+	expectOpenThenError(t, tc, "policy-violation")
+}
+
 // A peer that goes silent after STARTTLS gets connection-timeout inside a
 // stream: the error is preceded by our header on the TLS stream even
 // though the peer never sent its own.
