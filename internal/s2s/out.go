@@ -106,6 +106,14 @@ func (o *outConn) isClosed() bool {
 	return o.closed
 }
 
+// carries reports whether the live stream has a pair for local (being
+// authenticated or authenticated).
+func (o *outConn) carries(local string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.closed && o.pairs[local] != nil
+}
+
 // send queues or writes a stanza from local.
 func (o *outConn) send(local string, el *xml.Element) {
 	o.mu.Lock()
