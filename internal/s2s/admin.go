@@ -24,10 +24,7 @@ type ConnInfo struct {
 func (s *Service) List() []ConnInfo {
 	ins := s.accept.Conns()
 	s.mu.Lock()
-	outs := make([]*outConn, 0, len(s.out))
-	for _, o := range s.out {
-		outs = append(outs, o)
-	}
+	outs := s.outStreamsLocked()
 	s.mu.Unlock()
 	var out []ConnInfo
 	for _, o := range outs {

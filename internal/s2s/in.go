@@ -46,8 +46,15 @@ type inConn struct {
 
 	lastActive atomic.Int64
 	wmu        sync.Mutex
-	closeOnce  sync.Once
-	done       chan struct{}
+	// opened reports that our stream header is out on nc (guarded by
+	// wmu). STARTTLS replaces nc with a transport on which the peer must
+	// open a new stream and we have not answered yet; anything that ends
+	// the stream there (a timeout, a shutdown, an unreadable header) has
+	// to open ours first (RFC 6120 §4.9.1.2).
+	opened bool
+
+	closeOnce sync.Once
+	done      chan struct{}
 
 	mu       sync.Mutex
 	verified map[pairKey]string // → method
@@ -124,20 +131,61 @@ func (c *inConn) finish(err error) {
 // close sends an optional stream error and the closing tag, then closes.
 func (c *inConn) close(cond stanza.StreamCondition, text string) {
 	c.closeOnce.Do(func() {
-		var buf bytes.Buffer
 		if cond != "" {
 			c.s.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-			buf.Write(streamErrorBytes(cond, text))
-			c.s.log.Info("incoming stream error", "remote", c.remoteAddr(), "peer", c.peer, "condition", cond, "text", text)
+			c.s.log.Info("incoming stream error", "remote", c.remoteAddr(), "peer", c.peerName(), "condition", cond, "text", text)
 		}
-		buf.WriteString(xml.StreamClose)
 		c.wmu.Lock()
 		nc := c.nc
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = nc.Write(buf.Bytes())
+		if b := c.endingLocked(cond, text); len(b) > 0 {
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write(b)
+		}
 		c.wmu.Unlock()
 		stream.CloseConn(nc)
 	})
+}
+
+// endingLocked is what ends the stream on the wire (wmu held): the stream
+// error, if any, and the closing tag. A stream we have not opened on this
+// transport is opened first when there is an error to report, since a
+// bare <stream:error> is not well-formed and the peer would log that
+// instead of the reason; without an error there is nothing to close and
+// nothing is written (the peer went away before its header, or never
+// sent one after STARTTLS).
+func (c *inConn) endingLocked(cond stanza.StreamCondition, text string) []byte {
+	if !c.opened && cond == "" {
+		return nil
+	}
+	var b []byte
+	if !c.opened {
+		c.mu.Lock()
+		hdr := serverHeader(c.local, c.peer)
+		c.mu.Unlock()
+		c.s.traceHeader("in", "send", c.remoteAddr(), hdr)
+		b = xml.StreamHeaderBytes(hdr)
+		c.opened = true
+	}
+	if cond != "" {
+		b = append(b, streamErrorBytes(cond, text)...)
+	}
+	return append(b, xml.StreamClose...)
+}
+
+// serverHeader is the header of a stream we answer: a new stream ID,
+// jabber:server with the dialback prefix declared, XMPP 1.0.
+func serverHeader(from, to string) xml.StreamHeader {
+	return xml.StreamHeader{
+		DefaultNS: stanza.NSServer, ID: stream.NewID(), From: from, To: to, Version: "1.0", Lang: "en",
+		Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
+	}
+}
+
+// peerName is the 'from' of the peer's first header, for logs.
+func (c *inConn) peerName() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer
 }
 
 func (c *inConn) write(el *xml.Element) error {
@@ -179,19 +227,15 @@ func (c *inConn) open() error {
 	c.dec = c.s.newDecoder(c.nc)
 	h, err := c.dec.ReadHeader()
 	if err != nil {
-		stream.OpenBeforeError(c.nc, err, stanza.NSServer, "")
-		return err
+		return err // close opens our stream before the error, if there is one
 	}
 	c.s.traceHeader("in", "recv", c.remoteAddr(), h)
-	c.id = stream.NewID()
 	to := strings.ToLower(strings.TrimSuffix(h.To, "."))
-	reply := xml.StreamHeader{
-		DefaultNS: stanza.NSServer, ID: c.id, From: to, Lang: "en",
-		Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
-	}
+	reply := serverHeader(to, "")
+	c.id = reply.ID
 	c.v1 = versionAtLeast1(h.Version)
-	if c.v1 {
-		reply.Version = "1.0"
+	if !c.v1 {
+		reply.Version = ""
 	}
 	if h.From != "" {
 		if fj, err := jid.Parse(h.From); err == nil && fj.Local() == "" && fj.Resource() == "" {
@@ -206,6 +250,7 @@ func (c *inConn) open() error {
 	c.s.traceHeader("in", "send", c.remoteAddr(), reply)
 	c.wmu.Lock()
 	_, err = c.nc.Write(xml.StreamHeaderBytes(reply))
+	c.opened = true
 	c.wmu.Unlock()
 	if err != nil {
 		return err
@@ -229,7 +274,29 @@ func (c *inConn) open() error {
 	if !c.v1 {
 		return nil
 	}
+	if err := c.refuseWithoutMethod(); err != nil {
+		return err
+	}
 	return c.write(c.features())
+}
+
+// refuseWithoutMethod ends a TLS stream on which the peer cannot
+// authenticate at all: dialback is off for our domain and its certificate
+// does not pass SASL EXTERNAL (or its header named no domain for EXTERNAL
+// to check). Offering empty features would leave it waiting for the
+// pre-authentication timeout; policy-violation tells it why. It runs after
+// our header is out, so the error is inside a stream.
+func (c *inConn) refuseWithoutMethod() error {
+	if c.tls == nil || c.ext || c.s.policy(c.local).dialback {
+		return nil
+	}
+	if c.peer == "" {
+		return &streamErr{stanza.StreamPolicyViolation, "dialback is disabled and the stream header names no domain for SASL EXTERNAL"}
+	}
+	if v := c.peerVerdict(c.peer); v != VerdictValid {
+		return &streamErr{stanza.StreamPolicyViolation, "certificate of " + c.peer + " not accepted (" + v + ") and dialback is disabled"}
+	}
+	return nil
 }
 
 // features offers, in order of preference: STARTTLS (required when the
@@ -333,6 +400,7 @@ func (c *inConn) setConn(nc net.Conn, st *tls.ConnectionState) {
 	c.wmu.Lock()
 	c.mu.Lock()
 	c.nc, c.tls = nc, st
+	c.opened = false
 	c.mu.Unlock()
 	c.wmu.Unlock()
 }

@@ -79,6 +79,12 @@ type outConn struct {
 	streamID string
 	peerDB   bool // the peer speaks dialback
 	started  time.Time
+	// opened reports that our stream header is out on the current
+	// transport. A new connection or a TLS handshake starts a new stream
+	// that we have not opened yet, and a stream error sent there must be
+	// preceded by our header to be well-formed (RFC 6120 §4.9.1.2). Only
+	// the negotiating goroutine reads or writes it.
+	opened bool
 }
 
 func newOutConn(s *Service, remote, local string) *outConn {
@@ -98,6 +104,14 @@ func (o *outConn) isClosed() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.closed
+}
+
+// carries reports whether the live stream has a pair for local (being
+// authenticated or authenticated).
+func (o *outConn) carries(local string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.closed && o.pairs[local] != nil
 }
 
 // send queues or writes a stanza from local.
@@ -193,6 +207,7 @@ func (o *outConn) resetTransport() {
 	nc := o.nc
 	o.nc, o.tls, o.verdict, o.streamID, o.peerDB = nil, nil, "", "", false
 	o.mu.Unlock()
+	o.opened = false
 	if nc != nil {
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = nc.Write([]byte(xml.StreamClose))
@@ -223,6 +238,7 @@ func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (
 	}
 	o.nc, o.addr = o.s.rateLimit(raw), t.addr
 	o.mu.Unlock()
+	o.opened = false
 	// Every negotiation step shares the connect deadline.
 	if dl, ok := ctx.Deadline(); ok {
 		_ = raw.SetDeadline(dl)
@@ -234,12 +250,7 @@ func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (
 		}
 	}
 	for restarts := 0; restarts < 4; restarts++ {
-		hdr := xml.StreamHeader{
-			DefaultNS: stanza.NSServer, From: o.first, To: o.remote, Version: "1.0", Lang: "en",
-			Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
-		}
-		o.s.traceHeader("out", "send", o.remote, hdr)
-		if _, err := o.nc.Write(xml.StreamHeaderBytes(hdr)); err != nil {
+		if err := o.open(); err != nil {
 			return false, nil, o.ioFail(err)
 		}
 		dec = o.s.newDecoder(o.nc)
@@ -324,6 +335,24 @@ func (o *outConn) negotiate(ctx context.Context, tryExternal bool, own string) (
 	return false, nil, fail("protocol", errors.New("too many stream restarts"))
 }
 
+// header is our stream header: from the local domain this stream
+// authenticates, declaring the dialback prefix.
+func (o *outConn) header() xml.StreamHeader {
+	return xml.StreamHeader{
+		DefaultNS: stanza.NSServer, From: o.first, To: o.remote, Version: "1.0", Lang: "en",
+		Prefixes: []xml.NSDecl{{Prefix: "db", URI: dialback.NS}},
+	}
+}
+
+// open sends our stream header on the current transport.
+func (o *outConn) open() error {
+	hdr := o.header()
+	o.s.traceHeader("out", "send", o.remote, hdr)
+	_, err := o.nc.Write(xml.StreamHeaderBytes(hdr))
+	o.opened = true
+	return err
+}
+
 func (o *outConn) offersExternal(feats *xml.Element) bool {
 	m := feats.Child(nsSASL, "mechanisms")
 	if m == nil {
@@ -372,6 +401,7 @@ func (o *outConn) handshake(c net.Conn, direct bool) error {
 	o.mu.Lock()
 	o.nc, o.tls, o.verdict = tc, &st, v
 	o.mu.Unlock()
+	o.opened = false // TLS starts a new stream (RFC 6120 §5.4.3.3)
 	if !o.s.policy(o.first).trusts(v) {
 		o.writeClose(stanza.StreamPolicyViolation, "certificate not accepted: "+v)
 		return fail("certificate-"+v, fmt.Errorf("certificate of %s is %s and accept_self_signed is off", o.remote, v))
@@ -407,9 +437,19 @@ func (o *outConn) writeNow(el *xml.Element) error {
 	return err
 }
 
-// writeClose ends the stream during negotiation.
+// writeClose ends the stream during negotiation. When the error comes
+// before our header on this transport (a certificate refused right after
+// the TLS handshake), the header goes first, in the same write: a bare
+// <stream:error> is not well-formed XML, and the peer would report that
+// instead of our reason.
 func (o *outConn) writeClose(cond stanza.StreamCondition, text string) {
 	var buf bytes.Buffer
+	if !o.opened {
+		hdr := o.header()
+		o.s.traceHeader("out", "send", o.remote, hdr)
+		buf.Write(xml.StreamHeaderBytes(hdr))
+		o.opened = true
+	}
 	if cond != "" {
 		buf.Write(streamErrorBytes(cond, text))
 	}

@@ -1,6 +1,7 @@
 package s2s_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -109,7 +110,9 @@ func TestDialbackOverTLSWithSelfSignedCerts(t *testing.T) {
 	}
 }
 
-// writeCA creates a CA and certificates for the domains, signed by it.
+// writeCA creates a CA and certificates for the domains, signed by it. An
+// entry "a.test,conference.a.test" is one certificate naming all of them,
+// stored as a.test.crt/a.test.key.
 func writeCA(t *testing.T, dir string, domains ...string) (caFile string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -125,10 +128,12 @@ func writeCA(t *testing.T, dir string, domains ...string) (caFile string) {
 	ca, _ := x509.ParseCertificate(caDER)
 	caFile = filepath.Join(dir, "ca.crt")
 	_ = os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	for i, d := range domains {
+	for i, names := range domains {
+		dns := strings.Split(names, ",")
+		d := dns[0]
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: d}, DNSNames: []string{d},
+			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: d}, DNSNames: dns,
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 			KeyUsage:    x509.KeyUsageDigitalSignature,
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -146,7 +151,8 @@ func writeCA(t *testing.T, dir string, domains ...string) (caFile string) {
 
 func caPeers(t *testing.T, extraA, extraB string) (peerCfg, peerCfg) {
 	dir := t.TempDir()
-	ca := writeCA(t, dir, "a.test", "b.test")
+	// The certificates name the MUC domains too, so those can use EXTERNAL.
+	ca := writeCA(t, dir, "a.test,conference.a.test", "b.test,conference.b.test")
 	host := func(d string) string {
 		return fmt.Sprintf("cert_file = %q\nkey_file = %q", filepath.Join(dir, d+".crt"), filepath.Join(dir, d+".key"))
 	}
@@ -177,6 +183,40 @@ func TestExternalWithoutDialbackStillWorks(t *testing.T) {
 	a, b := federation(t, pa, pb)
 	alice, bob := users(t, a, b)
 	exchange(t, alice, bob)
+}
+
+// With EXTERNAL the only method on both sides (dialback off), the MUC
+// domain federates too: its certificate names it, so it authenticates with
+// SASL EXTERNAL on an outgoing stream of its own (from=conference.a.test),
+// which b.test accepts like any other. Before, it was put on a.test's
+// stream for dialback and its stanzas bounced (dialback-disabled).
+func TestExternalOnlyForASecondLocalDomain(t *testing.T) {
+	pa, pb := caPeers(t, "dialback = false", "dialback = false")
+	a, b := federation(t, pa, pb)
+	alice, bob := users(t, a, b)
+	// a.test's stream to b.test exists first: the MUC domain must not join it.
+	alice.Send("<message to='bob@b.test' id='m1'><body>hi</body></message>")
+	bob.ExpectStanza("message", "id=m1")
+	a.Router().Route(context.Background(), roomMessage(bob.JID, "c1"))
+	if got := bob.ExpectStanza("message", "id=c1"); got.Attr("from") != "room@conference.a.test" {
+		t.Fatalf("bob got %s", got)
+	}
+	found := false
+	for _, c := range b.S2S().List() {
+		if c.Direction == "in" && c.Remote == "conference.a.test" {
+			found = c.Method == s2s.MethodExternal && c.State == "authenticated"
+		}
+	}
+	if !found {
+		t.Fatalf("b.test has no EXTERNAL pair from conference.a.test: %+v", b.S2S().List())
+	}
+}
+
+// roomMessage is a message from the MUC service of a.test, as the room
+// would route it (e.g. a mediated invitation).
+func roomMessage(to, id string) *xml.Element {
+	return xml.New("", "message").SetAttr("from", "room@conference.a.test").SetAttr("to", to).SetAttr("id", id).
+		Append(xml.New("", "body").AppendText("from the room"))
 }
 
 // expectBounce waits for an error reply with the condition.

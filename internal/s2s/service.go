@@ -5,9 +5,11 @@
 // certificate is not trusted and the policy accepts that, and with plain
 // dialback only where encryption is not required. Outgoing streams are found
 // through SRV (_xmpps-server per XEP-0368, then _xmpp-server, then the
-// domain on 5269) or a static route table, and one outgoing stream carries
-// every local domain that talks to the same remote domain, each pair
-// verified on its own.
+// domain on 5269) or a static route table. SASL EXTERNAL vouches for the
+// one domain in a stream's header, so a local domain whose certificate
+// would pass it has an outgoing stream of its own to each remote domain;
+// local domains that can only use dialback share a stream to the same
+// remote domain, each pair verified on its own.
 //
 // The package plugs into the router as its router.Remote (outgoing) and
 // hands verified incoming stanzas to Router.Route.
@@ -66,9 +68,12 @@ type Service struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	direct    map[net.Listener]bool
-	out       map[string]*outConn // remote domain → its outgoing stream
-	closing   bool                // no new outgoing streams
-	wg        sync.WaitGroup
+	// out holds the outgoing streams by remote domain, then by the local
+	// domain in the stream header (the one SASL EXTERNAL would
+	// authenticate); other local domains may ride along with dialback.
+	out     map[string]map[string]*outConn
+	closing bool // no new outgoing streams
+	wg      sync.WaitGroup
 }
 
 var _ router.Remote = (*Service)(nil)
@@ -89,7 +94,7 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	s := &Service{
 		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
 		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
-		direct: make(map[net.Listener]bool), out: make(map[string]*outConn),
+		direct: make(map[net.Listener]bool), out: make(map[string]map[string]*outConn),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",
 		}, []string{"direction", "method"}),
@@ -168,10 +173,7 @@ func (s *Service) Shutdown(ctx context.Context) {
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
-	outs := make([]*outConn, 0, len(s.out))
-	for _, o := range s.out {
-		outs = append(outs, o)
-	}
+	outs := s.outStreamsLocked()
 	s.mu.Unlock()
 	for _, c := range s.accept.Close() {
 		c.close(stanza.StreamSystemShutdown, "")
@@ -264,19 +266,78 @@ func (s *Service) Send(ctx context.Context, el *xml.Element, from, to jid.JID) e
 	return nil
 }
 
-// outFor returns the outgoing stream to remote, starting one (with local
-// in its header) when there is none.
+// outFor returns the outgoing stream that carries stanzas from local to
+// remote, starting one when needed. SASL EXTERNAL authenticates only the
+// domain in a stream's header (RFC 6120 §6.4, XEP-0178), so a local domain
+// whose own certificate would pass it gets a stream of its own, with
+// from=local: a peer that allows only EXTERNAL could not authenticate it
+// on another domain's stream. A domain that can only use dialback joins
+// any stream to remote (XEP-0220 piggybacking) and starts one only when
+// there is none.
 func (s *Service) outFor(remote, local string) (*outConn, error) {
+	s.mu.Lock()
+	o, closing := s.joinedLocked(remote, local), s.closing
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return nil, errShutdown
+	case o != nil:
+		return o, nil
+	}
+	// Judging our certificate parses and verifies a chain: not under s.mu,
+	// and only for a pair no stream carries yet.
+	external := s.ownVerdict(local) == VerdictValid
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return nil, errShutdown
 	}
-	if o := s.out[remote]; o != nil && !o.isClosed() {
-		return o, nil
+	if o := s.joinedLocked(remote, local); o != nil {
+		return o, nil // another goroutine got there first
 	}
+	if !external {
+		if o := s.anyOutLocked(remote); o != nil {
+			return o, nil
+		}
+	}
+	return s.startOutLocked(remote, local), nil
+}
+
+// joinedLocked returns the live stream to remote that already carries
+// local, its own or the one it joined for dialback, or nil.
+func (s *Service) joinedLocked(remote, local string) *outConn {
+	streams := s.out[remote]
+	if o := streams[local]; o != nil && !o.isClosed() {
+		return o
+	}
+	for _, o := range streams {
+		if o.carries(local) {
+			return o
+		}
+	}
+	return nil
+}
+
+// anyOutLocked returns a live stream to remote, the same one every time
+// (lowest header domain) so dialback-only domains gather on one stream.
+func (s *Service) anyOutLocked(remote string) *outConn {
+	var best *outConn
+	for first, o := range s.out[remote] {
+		if !o.isClosed() && (best == nil || first < best.first) {
+			best = o
+		}
+	}
+	return best
+}
+
+// startOutLocked starts an outgoing stream to remote with local in its
+// header and forgets it when it ends.
+func (s *Service) startOutLocked(remote, local string) *outConn {
 	o := newOutConn(s, remote, local)
-	s.out[remote] = o
+	if s.out[remote] == nil {
+		s.out[remote] = map[string]*outConn{}
+	}
+	s.out[remote][local] = o
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -284,21 +345,44 @@ func (s *Service) outFor(remote, local string) (*outConn, error) {
 		o.run()
 		s.metrics.Connections.WithLabelValues("s2s-out").Dec()
 		s.mu.Lock()
-		if s.out[remote] == o {
-			delete(s.out, remote)
+		if s.out[remote][local] == o {
+			delete(s.out[remote], local)
+			if len(s.out[remote]) == 0 {
+				delete(s.out, remote)
+			}
 		}
 		s.mu.Unlock()
 	}()
-	return o, nil
+	return o
+}
+
+// outStreamsLocked lists every outgoing stream.
+func (s *Service) outStreamsLocked() []*outConn {
+	var outs []*outConn
+	for _, streams := range s.out {
+		for _, o := range streams {
+			outs = append(outs, o)
+		}
+	}
+	return outs
 }
 
 // verify asks the authoritative server of remote whether key is the one
 // it generated for (local, remote, streamID) (XEP-0220 §2.3), over our
 // outgoing stream to remote, which applies our policy to its certificate.
+//
+// db:verify needs a stream to the authoritative server, not an
+// authenticated pair, so any live stream to remote will do; only when
+// there is none is one started for local.
 func (s *Service) verify(ctx context.Context, local, remote, streamID, key string) (bool, error) {
-	o, err := s.outFor(remote, local)
-	if err != nil {
-		return false, err
+	s.mu.Lock()
+	o := s.anyOutLocked(remote)
+	s.mu.Unlock()
+	if o == nil {
+		var err error
+		if o, err = s.outFor(remote, local); err != nil {
+			return false, err
+		}
 	}
 	return o.verify(ctx, local, streamID, key)
 }

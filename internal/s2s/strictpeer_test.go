@@ -2,16 +2,14 @@ package s2s_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
+	"encoding/base64"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,39 +22,47 @@ import (
 )
 
 // strictPeer is a receiving server for b.test that behaves like ejabberd
-// where other implementations are lenient: it offers SASL EXTERNAL after
-// TLS whatever the client certificate is, refuses it for a certificate it
-// does not trust, and then ignores dialback on that stream; it records
-// the raw bytes it reads so tests can check the wire form. It verifies
-// a.test's dialback keys itself (it knows secretA), standing in for the
-// round trip to the authoritative server.
+// where other implementations are lenient. By default it offers SASL
+// EXTERNAL after TLS whatever the client certificate is, refuses it, and
+// then ignores dialback on that stream; it verifies a.test's dialback keys
+// itself (it knows secretA), standing in for the round trip to the
+// authoritative server. With trust set (newExternalOnlyPeer) it is the
+// other kind of strict: it accepts SASL EXTERNAL for a certificate that
+// chains to trust and names the stream's 'from', never offers dialback,
+// and takes stanzas only from the domain authenticated on their stream.
+// It records the raw bytes it reads so tests can check the wire form.
 type strictPeer struct {
-	t      *testing.T
-	ln     net.Listener
-	cert   tls.Certificate
-	events chan string // "conn", "auth", "dialback", "message:<id>"
+	t     *testing.T
+	ln    net.Listener
+	cert  tls.Certificate
+	trust *x509.CertPool
+	// events: "conn", "auth", "external:<domain>", "dialback:<domain>",
+	// "dialback-attempt", "message:<id>", "unauthenticated:<id>",
+	// "bad-header", "stream-error:<condition>".
+	events chan string
 
 	mu    sync.Mutex
 	raw   bytes.Buffer
 	conns []net.Conn
 }
 
-func newStrictPeer(t *testing.T) *strictPeer {
+// newStrictPeer starts the default strict peer: EXTERNAL always refused,
+// dialback accepted unless EXTERNAL was tried first.
+func newStrictPeer(t *testing.T) *strictPeer { return startStrictPeer(t, nil) }
+
+// newExternalOnlyPeer starts a strict peer that allows only SASL EXTERNAL,
+// for certificates issued by trust.
+func newExternalOnlyPeer(t *testing.T, trust *x509.CertPool) *strictPeer {
+	return startStrictPeer(t, trust)
+}
+
+func startStrictPeer(t *testing.T, trust *x509.CertPool) *strictPeer {
 	t.Helper()
 	ln, err := net.Listen("tcp", loopback()+":5269")
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "b.test"}, DNSNames: []string{"b.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &strictPeer{t: t, ln: ln, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, events: make(chan string, 64)}
+	p := &strictPeer{t: t, ln: ln, cert: selfSigned(t, "b.test"), trust: trust, events: make(chan string, 64)}
 	t.Cleanup(func() {
 		_ = ln.Close()
 		p.mu.Lock()
@@ -100,62 +106,154 @@ func (p *strictPeer) rawText() string {
 	return p.raw.String()
 }
 
+// peerStream is one connection Parley opened to the strict peer.
+type peerStream struct {
+	p      *strictPeer
+	conn   net.Conn
+	id     string // of our latest header
+	from   string // of Parley's latest header
+	authed string // the domain SASL EXTERNAL authenticated
+	deaf   bool   // EXTERNAL failed: dialback is ignored (ejabberd)
+}
+
+// open reads Parley's header and answers with ours and the features.
+func (s *peerStream) open(id, features string) *xml.Decoder {
+	d := xml.NewDecoder(recorder{s.conn, s.p}, xml.DefaultLimits())
+	d.SetContentNamespace("jabber:server")
+	h, err := d.ReadHeader()
+	if err != nil {
+		s.p.events <- "bad-header"
+		return nil
+	}
+	s.id, s.from = id, h.From
+	db := " xmlns:db='jabber:server:dialback'"
+	if s.p.trust != nil {
+		db = ""
+	}
+	fmt.Fprintf(s.conn, "<?xml version='1.0'?><stream:stream xmlns='jabber:server'%s "+
+		"xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='b.test' to='%s' version='1.0'>"+
+		"<stream:features>%s</stream:features>", db, id, h.From, features)
+	return d
+}
+
+// features after TLS: EXTERNAL always; dialback unless EXTERNAL-only.
+func (p *strictPeer) features() string {
+	f := "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"
+	if p.trust == nil {
+		f += "<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>"
+	}
+	return f
+}
+
 func (p *strictPeer) serve(nc net.Conn) {
 	p.events <- "conn"
-	var conn net.Conn = nc
-	open := func(id, features string) *xml.Decoder {
-		d := xml.NewDecoder(recorder{conn, p}, xml.DefaultLimits())
-		d.SetContentNamespace("jabber:server")
-		if _, err := d.ReadHeader(); err != nil {
-			return nil
-		}
-		fmt.Fprintf(conn, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' "+
-			"xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='b.test' to='a.test' version='1.0'>"+
-			"<stream:features>%s</stream:features>", id, features)
-		return d
-	}
-	d := open("id-plain", "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>")
+	s := &peerStream{p: p, conn: nc}
+	d := s.open("id-plain", "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>")
 	if d == nil {
 		return
 	}
 	if el, err := d.Next(); err != nil || el.Local != "starttls" {
 		return
 	}
-	fmt.Fprint(conn, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	fmt.Fprint(nc, "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 	tc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{p.cert}, ClientAuth: tls.RequestClientCert})
 	if tc.Handshake() != nil {
 		return
 	}
-	conn = tc
-	id := fmt.Sprintf("id-%p", tc)
-	d = open(id, "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>"+
-		"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>")
-	if d == nil {
+	s.conn = tc
+	if d = s.open(fmt.Sprintf("id-%p", tc), p.features()); d == nil {
 		return
 	}
-	deaf := false
 	for {
 		el, err := d.Next()
 		if err != nil {
 			return
 		}
-		switch {
-		case el.Local == "auth":
-			p.events <- "auth"
-			fmt.Fprint(conn, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
-			deaf = true
-		case el.Space == dialback.NS && el.Local == "result" && !deaf:
-			key := dialback.NewKeys([]byte(secretA)).Key("b.test", "a.test", id)
-			if strings.TrimSpace(el.Text()) != key || el.Attr("from") != "a.test" || el.Attr("to") != "b.test" {
-				fmt.Fprint(conn, "<db:result from='b.test' to='a.test' type='invalid'/>")
-				continue
-			}
-			p.events <- "dialback"
-			fmt.Fprint(conn, "<db:result from='b.test' to='a.test' type='valid'/>")
-		case el.Local == "message":
-			p.events <- "message:" + el.Attr("id")
+		if d = s.handle(d, el, tc); d == nil {
+			return
 		}
 	}
+}
+
+// handle answers one element; it returns the decoder to go on with (a new
+// one after a stream restart), nil to end.
+func (s *peerStream) handle(d *xml.Decoder, el *xml.Element, tc *tls.Conn) *xml.Decoder {
+	p := s.p
+	switch {
+	case el.Local == "auth":
+		p.events <- "auth"
+		if !p.externalValid(s, el, tc) {
+			fmt.Fprint(s.conn, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
+			s.deaf = true
+			return d
+		}
+		s.authed = s.from
+		p.events <- "external:" + s.authed
+		fmt.Fprint(s.conn, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+		return s.open(s.id+"-sasl", "")
+	case el.Space == dialback.NS && el.Local == "result":
+		s.dialback(el)
+	case el.Local == "message":
+		if p.trust != nil && jidDomain(el.Attr("from")) != s.authed {
+			p.events <- "unauthenticated:" + el.Attr("id")
+			return d
+		}
+		p.events <- "message:" + el.Attr("id")
+	case el.Space == "http://etherx.jabber.org/streams" && el.Local == "error":
+		p.events <- "stream-error:" + streamCondition(el)
+		return nil
+	}
+	return d
+}
+
+// dialback answers a db:result: refused when EXTERNAL-only, ignored after
+// a failed EXTERNAL, else checked against secretA (any domain of a.test).
+func (s *peerStream) dialback(el *xml.Element) {
+	from := el.Attr("from")
+	switch {
+	case s.p.trust != nil:
+		s.p.events <- "dialback-attempt"
+		fmt.Fprintf(s.conn, "<result xmlns='jabber:server:dialback' from='b.test' to='%s' type='error'>"+
+			"<error type='cancel'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></result>", from)
+	case s.deaf:
+	case strings.TrimSpace(el.Text()) != dialback.NewKeys([]byte(secretA)).Key("b.test", from, s.id) || el.Attr("to") != "b.test":
+		fmt.Fprintf(s.conn, "<db:result from='b.test' to='%s' type='invalid'/>", from)
+	default:
+		s.p.events <- "dialback:" + from
+		fmt.Fprintf(s.conn, "<db:result from='b.test' to='%s' type='valid'/>", from)
+	}
+}
+
+// externalValid is XEP-0178 on the receiving side: the authorization
+// identity (or the header's 'from') must be the stream's 'from', and the
+// client certificate must chain to trust and name it.
+func (p *strictPeer) externalValid(s *peerStream, el *xml.Element, tc *tls.Conn) bool {
+	if p.trust == nil || el.Attr("mechanism") != "EXTERNAL" {
+		return false
+	}
+	authz := s.from
+	if t := strings.TrimSpace(el.Text()); t != "" && t != "=" {
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return false
+		}
+		authz = string(b)
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if authz != s.from || len(certs) == 0 {
+		return false
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: p.trust, DNSName: authz, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
+}
+
+// jidDomain is the domain part of a JID string.
+func jidDomain(j string) string {
+	if i := strings.IndexByte(j, '@'); i >= 0 {
+		j = j[i+1:]
+	}
+	d, _, _ := strings.Cut(j, "/")
+	return d
 }
 
 // expectEvents reads the peer's events in order, failing on any event
@@ -219,7 +317,7 @@ func TestOutgoingSkipsExternalWithUntrustedOwnCertificate(t *testing.T) {
 	a.AddUser(t, "alice@a.test", "alice-password")
 	alice := a.Online(t, "alice@a.test", "alice-password", "home")
 	alice.Send("<message to='bob@b.test' id='m1'><body>hi</body></message>")
-	peer.expectEvents([]string{"conn", "dialback", "message:m1"}, "auth")
+	peer.expectEvents([]string{"conn", "dialback:a.test", "message:m1"}, "auth")
 	raw := peer.rawText()
 	if !strings.Contains(raw, "<db:result from='a.test' to='b.test'>") || strings.Contains(raw, "<result xmlns=") {
 		t.Fatalf("dialback request not in the db: form on the wire:\n%s", raw)
@@ -242,7 +340,7 @@ func TestRefusedExternalFallsBackToDialbackOnANewConnection(t *testing.T) {
 	a.AddUser(t, "alice@a.test", "alice-password")
 	alice := a.Online(t, "alice@a.test", "alice-password", "home")
 	alice.Send("<message to='bob@b.test' id='m2'><body>hi</body></message>")
-	peer.expectEvents([]string{"conn", "auth", "conn", "dialback", "message:m2"})
+	peer.expectEvents([]string{"conn", "auth", "conn", "dialback:a.test", "message:m2"})
 	select {
 	case ev := <-peer.events:
 		t.Fatalf("unexpected %q after delivery", ev)
@@ -267,7 +365,7 @@ func TestRefusedExternalWithoutDialbackBounces(t *testing.T) {
 	if n := testutilCounter(t, a, "external-refused"); n != 1 {
 		t.Fatalf("failures{reason=external-refused} = %v, want 1", n)
 	}
-	peer.expectEvents([]string{"conn", "auth"}, "dialback", "message:m3")
+	peer.expectEvents([]string{"conn", "auth"}, "dialback:a.test", "message:m3")
 }
 
 // Parley's own stream features and errors use the stream: prefix on the
@@ -325,4 +423,81 @@ func testutilCounter(t *testing.T, ts *testserver.TS, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// streamCondition is the defined condition of a stream error element.
+func streamCondition(el *xml.Element) string {
+	for _, c := range el.Elements() {
+		if c.Space == "urn:ietf:params:xml:ns:xmpp-streams" && c.Local != "text" {
+			return c.Local
+		}
+	}
+	return ""
+}
+
+// When our policy refuses the peer's certificate right after the TLS
+// handshake, the stream error goes out inside a stream: the peer reads our
+// header for the new TLS stream first and then the reason, where a bare
+// <stream:error> left it reporting not-well-formed XML.
+func TestOutgoingRefusedCertificateOpensTheStream(t *testing.T) {
+	peer := newStrictPeer(t)
+	a := startTowards(t, peer.ln.Addr().String(), "[host.s2s]\naccept_self_signed = false", "")
+	a.AddUser(t, "alice@a.test", "alice-password")
+	alice := a.Online(t, "alice@a.test", "alice-password", "home")
+	alice.Send("<message to='bob@b.test' id='m4'><body>hi</body></message>")
+	expectBounce(t, alice, "m4", "remote-server-not-found")
+	peer.expectEvents([]string{"conn", "stream-error:policy-violation"}, "bad-header", "message:m4")
+}
+
+// caPool loads a CA file written by writeCA.
+func caPool(t *testing.T, caFile string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatal("no CA certificate in " + caFile)
+	}
+	return pool
+}
+
+// Against a peer that allows only SASL EXTERNAL, each local domain whose
+// certificate verifies authenticates on its own stream with from= that
+// domain (EXTERNAL vouches for one domain per stream): a stanza from the
+// MUC domain gets through, where before the domain was put on a.test's
+// stream for dialback, which this peer does not speak, and bounced.
+func TestSecondLocalDomainUsesExternalOnItsOwnStream(t *testing.T) {
+	dir := t.TempDir()
+	ca := writeCA(t, dir, "a.test,conference.a.test")
+	peer := newExternalOnlyPeer(t, caPool(t, ca))
+	host := fmt.Sprintf("cert_file = %q\nkey_file = %q", dir+"/a.test.crt", dir+"/a.test.key")
+	a := startTowards(t, peer.ln.Addr().String(), host, fmt.Sprintf("ca_file = %q", ca))
+	a.AddUser(t, "alice@a.test", "alice-password")
+	alice := a.Online(t, "alice@a.test", "alice-password", "home")
+	alice.Send("<message to='bob@b.test' id='m6'><body>hi</body></message>")
+	peer.expectEvents([]string{"conn", "auth", "external:a.test", "message:m6"}, "unauthenticated:m6")
+	a.Router().Route(context.Background(), roomMessage("bob@b.test", "c2"))
+	peer.expectEvents([]string{"conn", "auth", "external:conference.a.test", "message:c2"},
+		"unauthenticated:c2", "dialback-attempt")
+	for _, c := range a.S2S().List() {
+		if c.Direction == "out" && (c.State != "authenticated" || c.Method != s2s.MethodExternal) {
+			t.Fatalf("outgoing pair %+v, want every pair authenticated with EXTERNAL", c)
+		}
+	}
+}
+
+// Where EXTERNAL is not possible (our certificate is self-signed) and
+// dialback is allowed, the MUC domain still joins a.test's stream for
+// dialback rather than opening one of its own.
+func TestSecondLocalDomainPiggybacksDialback(t *testing.T) {
+	peer := newStrictPeer(t)
+	a := startTowards(t, peer.ln.Addr().String(), "", "")
+	a.AddUser(t, "alice@a.test", "alice-password")
+	alice := a.Online(t, "alice@a.test", "alice-password", "home")
+	alice.Send("<message to='bob@b.test' id='m7'><body>hi</body></message>")
+	peer.expectEvents([]string{"conn", "dialback:a.test", "message:m7"}, "auth")
+	a.Router().Route(context.Background(), roomMessage("bob@b.test", "c3"))
+	peer.expectEvents([]string{"dialback:conference.a.test", "message:c3"}, "conn", "auth")
 }
