@@ -34,7 +34,17 @@ func (s *session) ID() string   { return s.conn.id }
 // (router.JIDReceiver); jid is not written again.
 func (s *session) SetJID(full jid.JID) { s.jid = full }
 
+// Send runs the host's Outbound hooks (a module may hold the stanza back)
+// and queues what they leave.
 func (s *session) Send(el *xml.Element) {
+	if s.conn.host.Outbound.Fire(module.EventOutbound, &module.OutboundEvent{Host: s.conn.host, Session: s, Stanza: el}) {
+		return
+	}
+	s.Deliver(el)
+}
+
+// Deliver queues el without the Outbound hooks (module.Session).
+func (s *session) Deliver(el *xml.Element) {
 	s.w.Send(el)
 }
 

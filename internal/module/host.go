@@ -39,6 +39,20 @@ func (ev *StanzaEvent) Reply(el *xml.Element) {
 	ev.Host.Router.Route(ev.Ctx, el)
 }
 
+// OutboundEvent is a stanza on its way to one client session, after all
+// routing decisions: the last point where a module can hold it back (client
+// state indication) or take note of it. A handler that returns true has
+// taken the stanza; it must either drop it deliberately or later hand it to
+// Session.Deliver.
+type OutboundEvent struct {
+	Host    *Host
+	Session Session
+	Stanza  *xml.Element
+}
+
+// EventOutbound is the one event of Host.Outbound.
+const EventOutbound = "stanza"
+
 // SessionEvent reports a client session's lifecycle.
 type SessionEvent struct {
 	Ctx     context.Context
@@ -103,6 +117,9 @@ type Host struct {
 	Stanzas  Hook[*StanzaEvent]
 	Sessions Hook[*SessionEvent]
 	Accounts Hook[*AccountEvent]
+	// Outbound fires EventOutbound for every stanza sent to a client
+	// session of this host (Session.Send), in the sending goroutine.
+	Outbound Hook[*OutboundEvent]
 
 	mu             sync.RWMutex
 	iq             map[string]IQHandler // "get/host/ns" → handler

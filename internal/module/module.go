@@ -38,6 +38,11 @@ type Session interface {
 	// output queue is full is closed (a client that does not read cannot make
 	// the server hold unbounded memory).
 	Send(el *xml.Element)
+	// Deliver queues a stanza for the client like Send, without running
+	// the host's Outbound hooks: for a module that held stanzas back
+	// (XEP-0352 client state indication) and now releases them. Everything
+	// else uses Send.
+	Deliver(el *xml.Element)
 	// Close ends the session with a stream error (or cleanly with "").
 	Close(cond stanza.StreamCondition, text string)
 

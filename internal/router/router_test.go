@@ -48,6 +48,7 @@ func (s *fakeSession) SetPresence(p *xml.Element)           { s.presence = p }
 func (s *fakeSession) Priority() int                        { return s.priority }
 func (s *fakeSession) Interested() bool                     { return false }
 func (s *fakeSession) SetInterested(bool)                   {}
+func (s *fakeSession) Deliver(el *xml.Element)              { s.Send(el) }
 func (s *fakeSession) Value(k any) any                      { return s.values[k] }
 func (s *fakeSession) SetValue(k, v any) {
 	if s.values == nil {
