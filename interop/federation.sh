@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Federation interop: the built ./parley against real Prosody and ejabberd
-# (Debian packages), each on its own loopback address and domain, in two
+# (Debian packages), each on its own loopback address and domain, in three
 # modes:
 #   (a) self-signed certificates + accept_self_signed (dialback over TLS)
 #   (b) certificates from a test CA made here and trusted by all (SASL EXTERNAL)
 #   (c) as (a), but Parley's outgoing streams use XEP-0368 direct TLS to the
 #       peer's direct-TLS s2s port (static route tls://ip:5270)
 # Every peer is a throwaway instance with its own config and data under
-# interop/.work/federation/<peer>-<mode>, started and stopped by PID here
-# (never the system services). Peers resolve parley.test through /etc/hosts
-# lines added here and removed at the end (Prosody through libunbound's
-# hoststxt, ejabberd through its own inetrc); Parley uses static routes.
+# interop/.work/federation/<peer>-<mode>, started and stopped by PID here.
+# The machine is left alone: system services are never started or stopped,
+# and /etc/hosts and the system resolver are not used. Each server gets a
+# loopback address checked free first (127.0.0.71-73 by default, the next
+# free ones if taken; FED_PARLEY_IP, FED_PROSODY_IP, FED_EJABBERD_IP choose
+# them, and the run fails if a chosen one is taken). Peers find parley.test
+# in hosts files of their own: Prosody through libunbound (hoststxt = a
+# file; .test is a local zone of unbound's, so nothing is asked of a DNS
+# server), ejabberd in a mount namespace of its own (unshare, so root)
+# whose /etc/hosts and /etc/resolv.conf are the suite's files, plus an
+# inetrc without nameservers; Parley uses static routes.
 #
 #   FED_PEERS="prosody ejabberd"  FED_MODES="a b c"  (defaults) select cases.
 #
@@ -19,13 +26,13 @@ set -uo pipefail
 PASS_SEP=" "
 . "$(dirname "$0")/lib.sh"
 interop_init federation federation
-PIP=127.0.0.71; PDOM=parley.test      # Parley
-QIP=127.0.0.72; QDOM=prosody.test     # Prosody
-EIP=127.0.0.73; EDOM=ejabberd.test    # ejabberd
+PDOM=parley.test      # Parley
+QDOM=prosody.test     # Prosody
+EDOM=ejabberd.test    # ejabberd
 PASSWORD='interop-secret-1'
 
 need_cmd prosody
-need_dpkg lua-unbound   # Prosody reads /etc/hosts only through libunbound
+need_dpkg lua-unbound   # Prosody resolves names from a hosts file only through libunbound
 need_dpkg ejabberd
 need_slixmpp
 install_needed
@@ -33,28 +40,29 @@ ensure_parley
 # Where Debian puts ejabberd's Erlang application (ERL_LIBS wants its parent).
 EJ_APP=$(dpkg -L ejabberd | grep -m1 '/ebin/ejabberd.app$')
 EJ_LIBS=$(dirname "$(dirname "$(dirname "$EJ_APP")")")
-# The packages may start system instances listening on every address; those
-# would take the ports our throwaway instances bind on their own 127.0.0.x.
-for svc in prosody ejabberd; do
-  if ss -ltnpH 2>/dev/null | grep -E '(0\.0\.0\.0|\*|\[::\]):(5222|5269) ' | grep -q "$([ $svc = prosody ] && echo lua || echo beam)"; then
-    log "stopping the system $svc service (it holds 5222/5269 on all addresses)"
-    service "$svc" stop >/dev/null 2>&1 || true
-  fi
-done
+# Addresses, checked free before each case (another run may have taken
+# one since the last): peers dial parley.test on 5269 (no SRV), so the
+# ports are the standard ones and the address is what varies.
+pick_addrs() { # peer
+  PICKED=()
+  pick_addr PIP "5222 5269" 127.0.0.71 "${FED_PARLEY_IP:-}"
+  case $1 in
+    prosody) pick_addr QIP "5222 5269 5270" 127.0.0.72 "${FED_PROSODY_IP:-}" ;;
+    ejabberd) pick_addr EIP "5222 5269 5270" 127.0.0.73 "${FED_EJABBERD_IP:-}" ;;
+  esac
+}
+
+# PRIVATE_ETC HOSTS RESOLV CMD...: run CMD with HOSTS as its /etc/hosts
+# and RESOLV as its /etc/resolv.conf, in a mount namespace of its own.
+PRIVATE_ETC=(unshare --mount --propagation private sh -c \
+  'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"' private-etc)
+PEERS=${FED_PEERS:-prosody ejabberd}
+if [[ " $PEERS " == *" ejabberd "* ]] && ! "${PRIVATE_ETC[@]}" /dev/null /dev/null true 2>/dev/null; then
+  ko "[ejabberd] cannot run: it needs a mount namespace (unshare --mount, as root) to resolve parley.test from its own hosts file"
+  PEERS=${PEERS//ejabberd/}
+fi
 
 RELAY_OTHER=echo   # the client script's other lines are shown too
-HOSTS_TAG="# parley-interop-federation"
-cleanup() {
-  stop_all
-  if grep -q "$HOSTS_TAG" /etc/hosts 2>/dev/null; then
-    grep -v "$HOSTS_TAG" /etc/hosts >/tmp/hosts.$$ && cat /tmp/hosts.$$ >/etc/hosts; rm -f /tmp/hosts.$$
-  fi
-}
-trap cleanup EXIT
-grep -q "$HOSTS_TAG" /etc/hosts || {
-  printf '%s %s conference.%s %s\n' "$QIP" "$QDOM" "$QDOM" "$HOSTS_TAG" "$EIP" "$EDOM" "$EDOM" "$HOSTS_TAG" >>/etc/hosts
-  printf '%s %s %s\n' "$PIP" "$PDOM" "$HOSTS_TAG" >>/etc/hosts
-}
 
 ca_signed() { # dir name (needs $1/ca.crt, $1/ca.key)
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$2" -keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null
@@ -69,6 +77,11 @@ start_prosody() { # mode dir certs
   [ "$mode" = b ] && { secure=true; cafile_lua="cafile = \"$c/ca.crt\";"; }
   mkdir -p "$dir/prosody/data"
   cp "$c/$QDOM.crt" "$c/$QDOM.key" "$dir/prosody/"; chmod 644 "$dir/prosody/$QDOM.key"
+  # libunbound reads names from this file, not /etc/hosts; its resolver
+  # list names Parley's address, where no DNS server answers, so nothing
+  # reaches the system's resolver even for a name outside .test.
+  printf '%s %s\n%s %s conference.%s\n' "$PIP" "$PDOM" "$QIP" "$QDOM" "$QDOM" >"$dir/prosody/hosts"
+  printf 'nameserver %s\n' "$PIP" >"$dir/prosody/resolv.conf"
   cat >"$dir/prosody/prosody.cfg.lua" <<LUA
 pidfile = "$dir/prosody/prosody.pid"
 data_path = "$dir/prosody/data"
@@ -89,7 +102,7 @@ c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = $secure
 use_dane = false
-unbound = { hoststxt = true }
+unbound = { hoststxt = "$dir/prosody/hosts"; resolvconf = "$dir/prosody/resolv.conf" }
 ssl = { key = "$dir/prosody/$QDOM.key"; certificate = "$dir/prosody/$QDOM.crt"; $cafile_lua }
 VirtualHost "$QDOM"
 Component "conference.$QDOM" "muc"
@@ -129,8 +142,17 @@ start_ejabberd() { # mode dir certs
   mkdir -p "$e/db"
   cat "$c/$EDOM.crt" "$c/$EDOM.key" >"$e/$EDOM.pem"
   [ "$mode" = b ] && ca="ca_file: \"$c/ca.crt\""
-  # Erlang's resolver: our names from this file, everything else native.
-  printf '{lookup,[file,native]}.\n{host,{%s},["%s"]}.\n' "${PIP//./,}" "$PDOM" >"$e/inetrc"
+  # Names: ejabberd asks Erlang's own resolver for SRV records and then the
+  # C library (getaddrinfo) for addresses. The inetrc gives Erlang's
+  # resolver no nameservers (SRV lookups fail at once) and our names only;
+  # the C library reads /etc/hosts and /etc/resolv.conf, so ejabberd runs in
+  # a mount namespace of its own where those two are the files below (the
+  # machine's are untouched, its DNS server never asked).
+  : >"$e/empty"
+  printf '{lookup,[file]}.\n{hosts_file,"%s"}.\n{resolv_conf,"%s"}.\n{host,{127,0,0,1},["localhost"]}.\n{host,{%s},["%s"]}.\n' \
+    "$e/empty" "$e/empty" "${PIP//./,}" "$PDOM" >"$e/inetrc"
+  printf '127.0.0.1 localhost\n%s %s\n' "$PIP" "$PDOM" >"$e/hosts"
+  printf 'nameserver %s\n' "$PIP" >"$e/resolv.conf"   # no DNS server answers there
   cat >"$e/ejabberd.yml" <<YML
 hosts: ["$EDOM"]
 loglevel: ${FED_EJ_LOGLEVEL:-info}
@@ -172,10 +194,11 @@ modules:
 YML
   # Run the VM directly (ejabberdctl switches user and needs a distributed
   # node and epmd): a non-distributed node, its own mnesia dir; bob is
-  # registered once the application has started.
+  # registered once the application has started. unshare and sh exec, so
+  # the tracked PID is the VM's.
   (cd "$e" && EJABBERD_CONFIG_PATH="$e/ejabberd.yml" EJABBERD_LOG_PATH="$e/ejabberd.log" ERL_INETRC="$e/inetrc" \
     ERL_CRASH_DUMP="$e/erl_crash.dump" ERL_LIBS="$EJ_LIBS" \
-    exec erl -noinput -noshell -mnesia dir "\"$e/db\"" -s ejabberd \
+    exec "${PRIVATE_ETC[@]}" "$e/hosts" "$e/resolv.conf" erl -noinput -noshell -mnesia dir "\"$e/db\"" -s ejabberd \
       -eval "io:format(\"register bob: ~p~n\", [ejabberd_auth:try_register(<<\"bob\">>, <<\"$EDOM\">>, <<\"$PASSWORD\">>)])" \
     >"$e/stdout.log" 2>&1) & track $!
   wait_port "$EIP" 5222 150 || { tail -20 "$e/stdout.log"; return 1; }
@@ -198,6 +221,7 @@ check_ejabberd() { # dir mode peer-domain
 
 run_case() { # peer mode
   local peer=$1 mode=$2 dir="$WORK/$1-$2" pdom pip
+  pick_addrs "$peer"
   case $peer in prosody) pdom=$QDOM pip=$QIP;; ejabberd) pdom=$EDOM pip=$EIP;; esac
   local tag="[$peer/$mode]"
   rm -rf "$dir"; mkdir -p "$dir/parley" "$dir/certs"
@@ -259,7 +283,7 @@ TOML
   stop_all
 }
 
-for peer in ${FED_PEERS:-prosody ejabberd}; do
+for peer in $PEERS; do
   for m in ${FED_MODES:-a b c}; do run_case "$peer" "$m"; done
 done
 finish

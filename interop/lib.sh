@@ -8,7 +8,8 @@
 # "N passed, M failed" line that interop/all.sh sums; Debian packages
 # (need_*, install_needed); building ./parley if missing (ensure_parley);
 # background processes stopped by PID on exit (start_bg, track, stop_pid,
-# stop_all); waiting for ports (wait_port, wait_server); parley user add
+# stop_all); free loopback addresses checked before use (pick_addr);
+# waiting for ports (wait_port, wait_server); parley user add
 # (add_user); a fresh work dir and a Parley config (fresh_work,
 # parley_conf); relaying a client script's PASS/FAIL lines (relay,
 # run_client); the server log on failure (show_on_failure); a self-signed
@@ -132,6 +133,70 @@ wait_server() {
     sleep 0.1
   done
   return 1
+}
+
+# pick_addr VAR "PORT..." FIRST [CHOSEN]: set VAR to a loopback address on
+# which every PORT is free, checked before anything is started there. With
+# CHOSEN (an address the user set) only that one is tried; otherwise FIRST
+# (127.0.0.N), then N+1, ... up to 127.0.0.254, skipping addresses picked
+# before in this run. "Free" means a server could listen there, probed by
+# binding as a server does: nothing listens on that IP and port, nor on the
+# port on every address (0.0.0.0, [::]; that takes it on all of 127.0.0.x,
+# and then no address is free). Other servers (system services included)
+# are never stopped: when nothing is free the run ends with a message and
+# what `ss` shows listening on the ports.
+PICKED=()
+pick_addr() {
+  local var=$1 ports=$2 first=$3 chosen=${4:-} out
+  if ! out=$("$PY" - "$first" "$chosen" "${PICKED[*]}" $ports 2>&1 <<'PY'
+import socket, sys
+first, chosen, picked, ports = sys.argv[1], sys.argv[2], set(sys.argv[3].split()), [int(p) for p in sys.argv[4:]]
+
+def busy(ip):
+    for p in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
+        try:
+            s.bind((ip, p))
+        except OSError as e:
+            return "%s:%d is taken (%s)" % (ip, p, e.strerror)
+        finally:
+            s.close()
+    return None
+
+if chosen:
+    why = busy(chosen)
+    if why:
+        print(why, file=sys.stderr)
+        sys.exit(1)
+    print(chosen)
+    sys.exit(0)
+base, n = first.rsplit(".", 1)
+reason = None
+for i in range(int(n), 255):
+    ip = "%s.%d" % (base, i)
+    if ip in picked:
+        continue
+    why = busy(ip)
+    if not why:
+        print(ip)
+        sys.exit(0)
+    reason = reason or why
+print("no address from %s to %s.254 has them all free (%s)" % (first, base, reason), file=sys.stderr)
+sys.exit(1)
+PY
+  ); then
+    local p
+    ko "no free loopback address for ports $ports: $out; other servers are never stopped, free the address or choose another"
+    for p in $ports; do ss -ltnpH "sport = :$p" 2>/dev/null | sed 's/^/  listening: /'; done
+    stop_all
+    finish
+  fi
+  if [ "$out" != "$first" ] && [[ " ${PICKED[*]} " != *" $first "* ]]; then
+    log "$first is taken; using $out"
+  fi
+  PICKED+=("$out")
+  printf -v "$var" '%s' "$out"
 }
 
 # fresh_work [SUBDIR...]: an empty WORK with these directories in it.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -44,11 +46,9 @@ func registerCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		registerUsage(stderr)
 		return 2
 	}
-	domain, port := pos[0], "5222"
-	if h, p, err := net.SplitHostPort(pos[0]); err == nil {
-		domain, port = h, p
-	}
-	if domain == "" {
+	domain, addr, err := registerTarget(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "parley register:", err)
 		registerUsage(stderr)
 		return 2
 	}
@@ -69,48 +69,99 @@ func registerCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			query.Append(xml.New(nsRegister, name).AppendText(value))
 		}
 	}
-	addr := *address
-	if addr == "" {
-		addr = net.JoinHostPort(domain, port)
+	if *address != "" {
+		addr = *address
 	}
 	c, err := xmppclient.Dial(ctx, xmppclient.Options{
 		Domain: domain, Address: addr, Insecure: *insecure, RequireTLS: !*plaintext,
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "parley register: cannot reach the XMPP server %s at %s: %v\n", domain, addr, err)
+		fmt.Fprintln(stderr, "parley register:", dialFailure(domain, addr, err))
 		return 1
 	}
 	defer c.Close()
 
-	if query == nil {
-		fmt.Fprint(stdout, "[Enquiry] ")
-		res, err := c.IQ(stanza.TypeGet, xml.New(nsRegister, "query"))
-		if err != nil {
-			fmt.Fprintln(stdout, "Error:", err)
-			return 1
+	// Each result is one whole line on stdout, written at once; the
+	// server's explanation (an error's <text/>) follows it on stderr, so
+	// the two never interleave on a terminal.
+	prefix, typ, payload := "[Enquiry] ", stanza.TypeGet, xml.New(nsRegister, "query")
+	if query != nil {
+		prefix, typ, payload = "[Attempt] ", stanza.TypeSet, query
+		if username != "" {
+			prefix += "(" + username + ") "
 		}
-		if res.Attr("type") != stanza.TypeResult {
-			fmt.Fprintln(stdout, describeError(res, stderr))
-			return 1
-		}
-		fmt.Fprintln(stdout, "Fields: "+strings.Join(inquiryFields(res), " "))
-		return 0
 	}
-	fmt.Fprint(stdout, "[Attempt] ")
-	if username != "" {
-		fmt.Fprintf(stdout, "(%s) ", username)
-	}
-	res, err := c.IQ(stanza.TypeSet, query)
+	res, err := c.IQ(typ, payload)
 	if err != nil {
-		fmt.Fprintln(stdout, "Error:", err)
+		fmt.Fprintln(stdout, prefix+"Error: "+err.Error())
 		return 1
 	}
 	if res.Attr("type") != stanza.TypeResult {
-		fmt.Fprintln(stdout, describeError(res, stderr))
+		line, text := describeError(res)
+		fmt.Fprintln(stdout, prefix+line)
+		if text != "" {
+			fmt.Fprintln(stderr, "parley register: server says:", text)
+		}
 		return 1
 	}
-	fmt.Fprintln(stdout, "Successful registration")
+	if query == nil {
+		fmt.Fprintln(stdout, prefix+"Fields: "+strings.Join(inquiryFields(res), " "))
+	} else {
+		fmt.Fprintln(stdout, prefix+"Successful registration")
+	}
 	return 0
+}
+
+// registerTarget splits the HOST[:PORT] argument into the XMPP domain and
+// the address to connect to (port 5222 by default). HOST must be usable as
+// a domain: "127.0.0.1:5222:1" or a port that is not a number are refused
+// here rather than sent to a server. An IPv6 address becomes the domain
+// [addr]. An IP address is otherwise accepted (RFC 7622 allows it as a
+// domain); dialFailure explains it when the server does not serve it.
+func registerTarget(arg string) (domain, addr string, err error) {
+	host, port := arg, "5222"
+	if h, p, err := net.SplitHostPort(arg); err == nil {
+		host, port = h, p
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", "", fmt.Errorf("%q: the port %q is not a number from 1 to 65535", arg, port)
+		}
+	}
+	bare := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	domain = host
+	if ip, err := netip.ParseAddr(bare); err == nil && ip.Is6() {
+		domain = "[" + bare + "]"
+	}
+	if domain, err = xmppclient.PrepareDomain(domain); err != nil {
+		return "", "", err
+	}
+	return domain, net.JoinHostPort(bare, port), nil
+}
+
+// dialFailure says why Dial failed: the server could not be reached, or
+// it was reached and refused (a stream error such as host-unknown, TLS).
+// When the domain is an IP address, a refusal is most likely the server's
+// address given where its domain belongs, and the message says so first
+// and how to give both.
+func dialFailure(domain, addr string, err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Sprintf("cannot connect to %s: %v", addr, err)
+	}
+	answer := err.Error()
+	var se *xmppclient.StreamError
+	if errors.As(err, &se) && se.Condition == stanza.StreamHostUnknown {
+		answer = fmt.Sprintf("it does not serve the domain %s (host-unknown", domain)
+		if se.Text != "" {
+			answer += ": " + se.Text
+		}
+		answer += ")"
+	}
+	if xmppclient.IsIPLiteral(domain) {
+		return fmt.Sprintf("%s is an IP address where the server's XMPP domain is expected; the server at %s answered: %s\n"+
+			"  give its domain first, and its address with --address: parley register DOMAIN --address %s [flags] [field=value ...]",
+			domain, addr, answer, addr)
+	}
+	return fmt.Sprintf("the XMPP server at %s (domain %s): %s", addr, domain, answer)
 }
 
 // inquiryFields lists the fields of an inquiry result in the server's order,
@@ -135,8 +186,9 @@ func inquiryFields(res *xml.Element) []string {
 // condition (servers such as Prosody send no 'code' attribute), or the
 // server's 'code' for a legacy-only error; the phrase is the seed's wording
 // for the registration errors it shows. A condition without a legacy code
-// (policy-violation) is shown by name. The server's <text/> goes to stderr.
-func describeError(res *xml.Element, stderr io.Writer) string {
+// (policy-violation) is shown by name, with the server's <text/>; otherwise
+// text is that <text/>, for the caller to show after the line.
+func describeError(res *xml.Element) (line, text string) {
 	cond, _, text, ok := stanza.ParseError(res)
 	code := 0
 	legacyText := ""
@@ -149,19 +201,18 @@ func describeError(res *xml.Element, stderr io.Writer) string {
 	if ok && cond.Code() != 0 {
 		code = cond.Code()
 	}
-	if text != "" {
-		fmt.Fprintln(stderr, "parley register: server says:", text)
-	}
 	if phrase := codePhrase(code); phrase != "" {
-		return fmt.Sprintf("Error: %d (%s)", code, phrase)
+		return fmt.Sprintf("Error: %d (%s)", code, phrase), text
 	}
 	switch {
+	case ok && code == 0 && text == "":
+		return fmt.Sprintf("Error: %s", cond), ""
 	case ok && code == 0:
-		return fmt.Sprintf("Error: %s (%s)", cond, text)
+		return fmt.Sprintf("Error: %s (%s)", cond, text), "" // the text is in the line
 	case legacyText != "":
-		return fmt.Sprintf("Error: %d (%s)", code, legacyText)
+		return fmt.Sprintf("Error: %d (%s)", code, legacyText), text
 	}
-	return fmt.Sprintf("Error: %d (%s)", code, cond)
+	return fmt.Sprintf("Error: %d (%s)", code, cond), text
 }
 
 // codePhrase is the seed-era phrase of a legacy error code.

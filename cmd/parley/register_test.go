@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,97 @@ func TestRegisterCommandDisabled(t *testing.T) {
 	rc, out := reg(t, "localhost", "--insecure", "--address", ts.StartTLSAddr())
 	if rc != 1 || out != "[Enquiry] Error: 503 (Service Unavailable)\n" {
 		t.Errorf("got %d %q", rc, out)
+	}
+}
+
+// TestRegisterCommandErrorLineWhole: the reguser line is written whole
+// before the server's explanation, so stdout and stderr sharing a terminal
+// show "[Attempt] (joseph) Error: 409 (...)" on one line and the server's
+// text on the next (issue 9: it used to tear the line in two).
+func TestRegisterCommandErrorLineWhole(t *testing.T) {
+	ts := testserver.Start(t, "[[host]]\ndomain = \"localhost\"\n[host.registration]\nenabled = true\n")
+	args := []string{"localhost", "--insecure", "--address", ts.StartTLSAddr(), "username=joseph", "password=spinach1"}
+	if rc, _ := reg(t, args...); rc != 0 {
+		t.Fatalf("first registration: rc %d", rc)
+	}
+	var term bytes.Buffer // one writer for both, like a terminal
+	rc := registerCommand(context.Background(), args, &term, &term)
+	want := "[Attempt] (joseph) Error: 409 (Username Not Available)\n" +
+		"parley register: server says: the username is not available\n"
+	if rc != 1 || term.String() != want {
+		t.Fatalf("got %d %q, want 1 %q", rc, term.String(), want)
+	}
+}
+
+// TestRegisterCommandIPAsDomain: an IP address (here host:port) given where
+// the domain belongs is named as such, not reported as the server being
+// unreachable; the server's host-unknown is quoted as its answer.
+func TestRegisterCommandIPAsDomain(t *testing.T) {
+	ts := testserver.Start(t, "[[host]]\ndomain = \"localhost\"\n[host.registration]\nenabled = true\n")
+	addr := ts.StartTLSAddr()
+	var out, errb bytes.Buffer
+	rc := registerCommand(context.Background(), []string{addr, "--insecure", "username=joseph", "password=spinach1"}, &out, &errb)
+	msg := errb.String()
+	t.Logf("stderr: %s", msg)
+	if rc != 1 || out.Len() != 0 {
+		t.Fatalf("rc %d, stdout %q", rc, out.String())
+	}
+	for _, want := range []string{
+		"127.0.0.1 is an IP address where the server's XMPP domain is expected",
+		"the server at " + addr + " answered: it does not serve the domain 127.0.0.1 (host-unknown",
+		"parley register DOMAIN --address " + addr,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if strings.Contains(msg, "cannot") {
+		t.Errorf("the server was reached, but stderr says %q", msg)
+	}
+
+	// A server that is not there is a connection failure, said as such.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	errb.Reset()
+	if rc := registerCommand(context.Background(), []string{"localhost", "--address", closed}, &out, &errb); rc != 1 ||
+		!strings.HasPrefix(errb.String(), "parley register: cannot connect to "+closed) {
+		t.Errorf("unreachable server: rc %d, %q", rc, errb.String())
+	}
+}
+
+// TestRegisterTarget: HOST[:PORT] to domain and address; what cannot be a
+// domain is refused before anything connects.
+func TestRegisterTarget(t *testing.T) {
+	cases := []struct {
+		arg, domain, addr, err string
+	}{
+		{"example.com", "example.com", "example.com:5222", ""},
+		{"Example.COM:5223", "example.com", "Example.COM:5223", ""},
+		{"127.0.0.1:5222", "127.0.0.1", "127.0.0.1:5222", ""},
+		{"[::1]:5222", "[::1]", "[::1]:5222", ""},
+		{"::1", "[::1]", "[::1]:5222", ""},
+		{"example.com:xmpp", "", "", "is not a number"},
+		{"example.com:0", "", "", "is not a number"},
+		{"127.0.0.1:5222:1", "", "", "not an XMPP domain"},
+		{":5222", "", "", "no XMPP domain"},
+		{"a b", "", "", "not an XMPP domain"},
+	}
+	for _, tc := range cases {
+		d, a, err := registerTarget(tc.arg)
+		switch {
+		case tc.err == "" && (err != nil || d != tc.domain || a != tc.addr):
+			t.Errorf("%q: got %q %q %v, want %q %q", tc.arg, d, a, err, tc.domain, tc.addr)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: got %q %q %v, want an error with %q", tc.arg, d, a, err, tc.err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if rc := registerCommand(context.Background(), []string{"127.0.0.1:5222:1"}, &out, &errb); rc != 2 || !strings.Contains(errb.String(), "not an XMPP domain") {
+		t.Errorf("bad target: rc %d, %q", rc, errb.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -51,7 +52,7 @@ func cmdServe(args []string) int {
 		srv.Shutdown(ctx)
 		return 1
 	}
-	printWelcome(cfg, srv, *path)
+	printWelcome(os.Stderr, cfg, srv, *path)
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -106,8 +107,9 @@ func restartNeeded(running, next *config.Config) []string {
 	return changed
 }
 
-func printWelcome(cfg *config.Config, srv *server.Server, configPath string) {
-	w := os.Stderr
+// printWelcome writes the start banner: domains, listeners, services, data
+// and how to create a first account.
+func printWelcome(w io.Writer, cfg *config.Config, srv *server.Server, configPath string) {
 	fmt.Fprintf(w, "\nParley %s is running.\n", buildinfo.Version())
 	var dbHost string
 	selfSigned := false
@@ -138,12 +140,22 @@ func printWelcome(cfg *config.Config, srv *server.Server, configPath string) {
 			fmt.Fprintf(w, "  federation:  %s\n", a)
 		}
 	}
-	if a := srv.ComponentAddr(); a != nil {
-		var names []string
-		for _, c := range cfg.Component.Services {
-			names = append(names, c.Domain)
+	// The XEP-0114 listener serves the external components only; client
+	// proxies are internal services, answered by an account's resources.
+	var external []string
+	var proxies []config.ComponentService
+	for _, c := range cfg.Component.Services {
+		if c.Type == config.ComponentClientProxy {
+			proxies = append(proxies, c)
+		} else {
+			external = append(external, c.Domain)
 		}
-		fmt.Fprintf(w, "  components:  %s (%s)\n", a, strings.Join(names, ", "))
+	}
+	if a := srv.ComponentAddr(); a != nil {
+		fmt.Fprintf(w, "  components:  %s (XEP-0114: %s)\n", a, strings.Join(external, ", "))
+	}
+	for _, c := range proxies {
+		fmt.Fprintf(w, "  IQ service:  %s (client proxy, answered by %s)\n", c.Domain, c.TargetAddress)
 	}
 	if cfg.Proxy65.Enabled {
 		fmt.Fprintf(w, "  file proxy:  %s (SOCKS5 on %s)\n", cfg.Proxy65.Domain, cfg.Proxy65.Listen)

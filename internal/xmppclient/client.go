@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -26,7 +29,8 @@ const (
 
 // Options configures Dial.
 type Options struct {
-	// Domain is the XMPP domain (the stream's 'to' and the certificate name).
+	// Domain is the XMPP domain (the stream's 'to' and the certificate name),
+	// a JID domainpart (RFC 7622 §3.2): never host:port.
 	Domain string
 	// Address is host:port to connect to.
 	Address string
@@ -49,11 +53,68 @@ type Client struct {
 	seq       int
 }
 
+// PrepareDomain checks that s can be an XMPP domain, the domainpart of a
+// JID (RFC 7622 §3.2: a DNS name or an IP literal, IPv6 in brackets), and
+// returns its prepared form. host:port and a bare IPv6 address are refused
+// with an error that says so, since the port (or the address to connect
+// to) belongs in Options.Address.
+func PrepareDomain(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("no XMPP domain given")
+	}
+	if !strings.HasPrefix(s, "[") && strings.Contains(s, ":") {
+		if _, err := netip.ParseAddr(s); err == nil {
+			return "", fmt.Errorf("%q is an IPv6 address, not an XMPP domain (as a domain it is written [%s])", s, s)
+		}
+		if _, _, err := net.SplitHostPort(s); err == nil {
+			return "", fmt.Errorf("%q is host:port, not an XMPP domain (the address to connect to is separate)", s)
+		}
+	}
+	j, err := jid.New("", s, "")
+	if err != nil {
+		return "", fmt.Errorf("%q is not an XMPP domain: %w", s, err)
+	}
+	return j.Domain(), nil
+}
+
+// IsIPLiteral reports whether domain is an IP address (IPv4, or IPv6 with or
+// without brackets) rather than a DNS name. RFC 7622 allows such domains,
+// but servers almost never serve one: an IP address given where a domain is
+// expected is usually the server's address.
+func IsIPLiteral(domain string) bool {
+	s := strings.TrimSuffix(strings.TrimPrefix(domain, "["), "]")
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// StreamError is a <stream:error/> the server sent (RFC 6120 §4.9): it was
+// reached and refused the stream.
+type StreamError struct {
+	Condition stanza.StreamCondition
+	// Text is the server's human-readable <text/>, if any.
+	Text string
+}
+
+func (e *StreamError) Error() string {
+	if e.Text != "" {
+		return fmt.Sprintf("stream error: %s (%s)", e.Condition, e.Text)
+	}
+	return "stream error: " + string(e.Condition)
+}
+
 // Dial connects, opens the stream and negotiates STARTTLS when offered.
+// Options.Domain is checked with PrepareDomain before connecting. A
+// failure to connect is a *net.OpError; a refusal by the server a
+// *StreamError.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 10 * time.Second
 	}
+	domain, err := PrepareDomain(opts.Domain)
+	if err != nil {
+		return nil, err
+	}
+	opts.Domain = domain
 	d := net.Dialer{Timeout: opts.Timeout}
 	conn, err := d.DialContext(ctx, "tcp", opts.Address)
 	if err != nil {
@@ -115,11 +176,17 @@ func (c *Client) startTLS() error {
 	if err != nil {
 		return err
 	}
+	if el.Space == nsStream && el.Local == "error" {
+		return streamError(el)
+	}
 	if el.Local != "proceed" {
 		return errors.New("the server refused STARTTLS")
 	}
 	tc := tls.Client(c.conn, &tls.Config{
-		ServerName:         c.opts.Domain,
+		// An IPv6 domain is checked against the certificate's IP
+		// addresses, which crypto/tls does for a ServerName without
+		// brackets.
+		ServerName:         strings.TrimSuffix(strings.TrimPrefix(c.opts.Domain, "["), "]"),
 		InsecureSkipVerify: c.opts.Insecure,
 		MinVersion:         tls.VersionTLS12,
 	})
@@ -175,11 +242,11 @@ func (c *Client) Close() error {
 	return c.conn.Close()
 }
 
+// streamError turns a received <stream:error/> into a *StreamError.
 func streamError(el *xml.Element) error {
-	for _, ch := range el.Elements() {
-		if ch.Space == "urn:ietf:params:xml:ns:xmpp-streams" && ch.Local != "text" {
-			return fmt.Errorf("stream error: %s", ch.Local)
-		}
+	cond, text, ok := stanza.ParseStreamError(el)
+	if !ok {
+		cond = stanza.StreamUndefinedCondition
 	}
-	return errors.New("stream error")
+	return &StreamError{Condition: cond, Text: text}
 }
