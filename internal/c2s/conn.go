@@ -748,6 +748,10 @@ func (c *conn) readStanzas() {
 // to the router (RFC 6120 §8.1).
 func (c *conn) handleStanza(el *xml.Element) error {
 	if !stanza.IsStanza(el) {
+		if fn := c.host.StreamElement(el.Space, el.Local); fn != nil {
+			fn(c.sess, el)
+			return nil
+		}
 		return &streamErr{"unsupported-stanza-type", ""}
 	}
 	c.srv.metrics.StanzasIn.WithLabelValues(el.Local).Inc()

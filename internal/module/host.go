@@ -129,6 +129,8 @@ type Host struct {
 	items          []DiscoItem
 	streamFeatures []func(Session) *xml.Element
 
+	streamElements map[string]StreamElementHandler // "ns local" → handler
+
 	services        map[any]any // ServiceKey → value (service.go)
 	preAuthIQ       map[string]PreAuthIQHandler
 	preAuthFeatures []func(*PreAuthConn) *xml.Element
@@ -241,6 +243,30 @@ func (h *Host) AddStreamFeature(fn func(Session) *xml.Element) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.streamFeatures = append(h.streamFeatures, fn)
+}
+
+// StreamElementHandler handles a top-level element that is not a stanza
+// (a "nonza": XEP-0352 <active/>, XEP-0198 <r/>) sent by a bound session.
+type StreamElementHandler func(s Session, el *xml.Element)
+
+// HandleStreamElement registers fn for top-level elements {space}local
+// from bound client sessions. Elements nobody handles end the stream with
+// <unsupported-stanza-type/> (RFC 6120 §8.3.3.12). Call it from New or
+// Start; a second registration for the same name replaces the first.
+func (h *Host) HandleStreamElement(space, local string, fn StreamElementHandler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.streamElements == nil {
+		h.streamElements = make(map[string]StreamElementHandler)
+	}
+	h.streamElements[space+" "+local] = fn
+}
+
+// StreamElement returns the handler for {space}local, or nil.
+func (h *Host) StreamElement(space, local string) StreamElementHandler {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.streamElements[space+" "+local]
 }
 
 // Features returns the host's disco#info features, sorted.
