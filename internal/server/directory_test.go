@@ -254,3 +254,86 @@ func TestDirectoryRooms(t *testing.T) {
 		t.Fatalf("carol (not a member) joined: %s", el)
 	}
 }
+
+// versionedRoster asks for the roster with ver (RFC 6121 §2.6) and returns
+// the result's <query/>, nil for the empty result that means "your cached
+// roster is current".
+func versionedRoster(t *testing.T, c *testserver.Client, ver string) *xml.Element {
+	t.Helper()
+	res := c.IQ("get", "", "<query xmlns='jabber:iq:roster' ver='"+ver+"'/>")
+	if res.Attr("type") != "result" {
+		t.Fatalf("roster get: %s", res)
+	}
+	return res.Child("jabber:iq:roster", "query")
+}
+
+// expectRosterPush waits for the roster push about contact, acknowledges it
+// and returns its 'ver'.
+func expectRosterPush(t *testing.T, c *testserver.Client, contact string) string {
+	t.Helper()
+	push := c.Expect(func(el *xml.Element) bool {
+		q := el.Child("jabber:iq:roster", "query")
+		return el.Local == "iq" && el.Attr("type") == "set" && q != nil && q.FirstElement() != nil && q.FirstElement().Attr("jid") == contact
+	})
+	c.Send("<iq type='result' id='%s'/>", push.Attr("id"))
+	return push.Child("jabber:iq:roster", "query").Attr("ver")
+}
+
+// Directory users' rosters are versioned like any other: one the
+// directory never touched still has a version a client can cache, and
+// pre-population and membership changes move it on, with the pushes and
+// later results agreeing on it.
+func TestDirectoryRosterVersions(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, ""))
+
+	// erin is in no roster group and has no static entries.
+	erin := ts.Login(t, "erin", "erin-pass", "r1")
+	q := versionedRoster(t, erin, "")
+	if q == nil || q.Attr("ver") == "" || len(q.Elements()) != 0 {
+		t.Fatalf("erin's untouched roster: %v", q)
+	}
+	erinVer := q.Attr("ver")
+	if q := versionedRoster(t, erin, erinVer); q != nil {
+		t.Fatalf("erin's unchanged roster with its version: %s", q)
+	}
+
+	// alice's roster is pre-populated in the background: wait for it.
+	alice := ts.Login(t, "alice", "alice-pass", "r1")
+	deadline := time.Now().Add(10 * time.Second)
+	for q = versionedRoster(t, alice, ""); len(q.Elements()) < 2 && time.Now().Before(deadline); q = versionedRoster(t, alice, "") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	aliceVer := q.Attr("ver")
+	if len(q.Elements()) != 2 || aliceVer == "" || aliceVer == erinVer {
+		t.Fatalf("alice's pre-populated roster: %s", q)
+	}
+	if q := versionedRoster(t, alice, aliceVer); q != nil {
+		t.Fatalf("alice's unchanged roster with its version: %s", q)
+	}
+
+	// erin joins engineering: both rosters change, the pushes carry the
+	// new versions, and results agree with the pushes.
+	srv.Modify(t, "dn: cn=engineering,"+ldaptest.GroupBase+"\nchangetype: modify\nadd: member\nmember: uid=erin,"+ldaptest.PeopleBase+"\n")
+	aliceNew := expectRosterPush(t, alice, "erin@example.test")
+	if aliceNew == "" || aliceNew == aliceVer {
+		t.Fatalf("alice's push version %q (before %q)", aliceNew, aliceVer)
+	}
+	if q := versionedRoster(t, alice, aliceNew); q != nil {
+		t.Fatalf("alice's current version got %s", q)
+	}
+	if q := versionedRoster(t, alice, aliceVer); q == nil || q.Attr("ver") != aliceNew || len(q.Elements()) != 3 {
+		t.Fatalf("alice's stale version: %v", q)
+	}
+	expectRosterPush(t, erin, "alice@example.test")
+	erinNew := expectRosterPush(t, erin, "bob@example.test")
+	if erinNew == "" || erinNew == erinVer {
+		t.Fatalf("erin's push version %q (before %q)", erinNew, erinVer)
+	}
+	if q := versionedRoster(t, erin, erinVer); q == nil || q.Attr("ver") != erinNew || len(q.Elements()) != 2 {
+		t.Fatalf("erin's stale version: %v", q)
+	}
+	if q := versionedRoster(t, erin, erinNew); q != nil {
+		t.Fatalf("erin's current version got %s", q)
+	}
+}

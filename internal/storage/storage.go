@@ -98,10 +98,15 @@ type RosterItem struct {
 	Groups       []string // sorted, deduplicated
 }
 
-// Roster stores rosters with a version (XEP-0237) per owner. Versions are
-// opaque strings that change on every modification; "" means no roster yet.
+// Roster stores rosters with a version (RFC 6121 §2.6) per owner. Versions
+// are opaque, never empty, and change on every modification. A roster that
+// was never modified (a new account's, or one whose account was deleted) is
+// empty and has a version of its own that no modification produces: a
+// versioning client must be able to cache even the empty roster it starts
+// with, and a version it cached from a deleted account must never match
+// the roster of an account registered later under the same name.
 type Roster interface {
-	// Items returns the roster and its current version.
+	// Items returns the roster and its current version (never "").
 	Items(ctx context.Context, owner string) (items []RosterItem, version string, err error)
 	// Get returns one item; ErrNotFound if absent.
 	Get(ctx context.Context, owner, contact string) (RosterItem, error)

@@ -53,6 +53,19 @@ func expectPush(t *testing.T, c *testserver.Client, contact string) *xml.Element
 	return iqEl.Child(nsRoster, "query").Child(nsRoster, "item")
 }
 
+// expectPushVer waits for the roster push about contact, acknowledges it
+// and returns its 'ver'.
+func expectPushVer(t *testing.T, c *testserver.Client, contact string) string {
+	t.Helper()
+	iqEl := c.Expect(func(el *xml.Element) bool {
+		q := el.Child(nsRoster, "query")
+		return el.Local == "iq" && el.Attr("type") == "set" && q != nil &&
+			q.Child(nsRoster, "item") != nil && q.Child(nsRoster, "item").Attr("jid") == contact
+	})
+	c.Send("<iq type='result' id='%s'/>", iqEl.Attr("id"))
+	return iqEl.Child(nsRoster, "query").Attr("ver")
+}
+
 // items maps jid → item of a roster result.
 func items(q *xml.Element) map[string]*xml.Element {
 	out := map[string]*xml.Element{}

@@ -11,9 +11,12 @@ import (
 )
 
 // handleGet answers a roster get (RFC 6121 §2.2). With a 'ver' attribute
-// (XEP-0237) that equals the current version the answer is an empty result;
-// any other version gets the whole roster: the simplest behaviour §2.6.3
-// allows, and pushes keep the client current after that.
+// (RFC 6121 §2.6) that equals the current version the answer is an empty
+// result; any other version, including the empty one a client bootstraps
+// with, gets the whole roster and its version: the simplest behaviour
+// §2.6.3 allows, and pushes keep the client current after that. Storage
+// gives every roster a version, even one that was never changed, so a new
+// account's empty roster is cacheable like any other.
 func (r *Roster) handleGet(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 	if q.Local != "query" {
 		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "")
@@ -28,6 +31,8 @@ func (r *Roster) handleGet(ev *module.StanzaEvent, q *xml.Element) *xml.Element 
 		r.h.Log.Error("roster: get", "user", ev.From.Bare().String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
+	// ver is never "" (storage.Roster's contract); the checks only keep a
+	// backend that broke it from making an empty cached roster look current.
 	versioned := q.HasAttr("ver")
 	if versioned && ver != "" && q.Attr("ver") == ver {
 		return stanza.IQResult(ev.Stanza, nil)

@@ -117,6 +117,46 @@ func TestVersioning(t *testing.T) {
 	}
 }
 
+// A roster that was never changed has a version too (RFC 6121 §2.6.3:
+// once versioning is in use every roster result carries 'ver'): a fresh
+// account bootstrapping with an empty 'ver' gets one it can cache, asking again
+// with it gets the empty result, and the first change moves it on.
+func TestVersioningFreshAccount(t *testing.T) {
+	ts := start(t, "alice")
+	c := ts.Login(t, "alice", password, "r1")
+
+	q := getRoster(t, c, "")
+	if q == nil || q.Attr("ver") == "" || len(q.Elements()) != 0 {
+		t.Fatalf("bootstrap of a never-changed roster: %v", q)
+	}
+	ver := q.Attr("ver")
+	if q := getRoster(t, c, ver); q != nil {
+		t.Fatalf("unchanged roster with its version returned %s", q)
+	}
+	// A second resource caching the same empty roster gets the same
+	// version: nothing changed in between.
+	c2 := ts.Login(t, "alice", password, "r2")
+	if q := getRoster(t, c2, ""); q == nil || q.Attr("ver") != ver {
+		t.Fatalf("second bootstrap: %v, want ver %q", q, ver)
+	}
+
+	c.IQ("set", "", `<query xmlns='jabber:iq:roster'><item jid='carol@example.org'/></query>`)
+	newVer := expectPushVer(t, c, "carol@example.org")
+	if newVer == "" || newVer == ver {
+		t.Fatalf("push version %q (before the change %q)", newVer, ver)
+	}
+	if v := expectPushVer(t, c2, "carol@example.org"); v != newVer {
+		t.Fatalf("second resource's push version %q, want %q", v, newVer)
+	}
+	q = getRoster(t, c, ver)
+	if q == nil || q.Attr("ver") != newVer || len(q.Elements()) != 1 {
+		t.Fatalf("stale version after the first change: %v", q)
+	}
+	if q := getRoster(t, c2, newVer); q != nil {
+		t.Fatalf("current version returned %s", q)
+	}
+}
+
 func TestInvalidSets(t *testing.T) {
 	ts := start(t, "alice")
 	c := ts.Login(t, "alice", password, "r1")

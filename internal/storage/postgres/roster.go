@@ -16,8 +16,11 @@ type roster struct{ s *Store }
 func (r roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, string, error) {
 	// A single statement reads the version and the items from one snapshot,
 	// so the version always describes exactly the items returned. The outer
-	// LEFT JOINs yield one all-NULL item row for an empty roster.
-	rows, err := r.s.pool.Query(ctx, `SELECT v.version, i.contact, i.name, i.subscription,
+	// LEFT JOINs yield one all-NULL item row for an empty roster. An owner
+	// without a version row has never had a roster change: its version is
+	// 0, which the version counter never hands out (it starts at 1), and
+	// which only ever describes the empty roster.
+	rows, err := r.s.pool.Query(ctx, `SELECT COALESCE(v.version, 0), i.contact, i.name, i.subscription,
 			i.ask_out, i.pending_in, i.pre_approved, i.groups
 		FROM (SELECT $1::text AS owner) o
 		LEFT JOIN roster_versions v ON v.owner = o.owner
@@ -33,7 +36,7 @@ func (r roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, 
 	)
 	for rows.Next() {
 		var (
-			ver                *int64
+			ver                int64
 			contact, name, sub *string
 			ask, pend, pre     *bool
 			groups             []string
@@ -41,9 +44,7 @@ func (r roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, 
 		if err := rows.Scan(&ver, &contact, &name, &sub, &ask, &pend, &pre, &groups); err != nil {
 			return nil, "", fmt.Errorf("postgres: roster items: %w", err)
 		}
-		if ver != nil {
-			version = strconv.FormatInt(*ver, 10)
-		}
+		version = strconv.FormatInt(ver, 10)
 		if contact == nil {
 			continue
 		}

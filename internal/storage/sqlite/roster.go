@@ -16,8 +16,11 @@ type roster struct{ s *Store }
 func (r roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, string, error) {
 	// A single statement reads the version and the items from one snapshot,
 	// so the version always describes exactly the items returned. The outer
-	// LEFT JOINs yield one all-NULL item row for an empty roster.
-	rows, err := r.s.db.QueryContext(ctx, `SELECT v.version, i.contact, i.name, i.subscription,
+	// LEFT JOINs yield one all-NULL item row for an empty roster. An owner
+	// without a version row has never had a roster change: its version is
+	// 0, which the version counter never hands out (it starts at 1), and
+	// which only ever describes the empty roster.
+	rows, err := r.s.db.QueryContext(ctx, `SELECT COALESCE(v.version, 0), i.contact, i.name, i.subscription,
 			i.ask_out, i.pending_in, i.pre_approved, i.groups_json
 		FROM (SELECT ? AS owner) o
 		LEFT JOIN roster_versions v ON v.owner = o.owner
@@ -33,16 +36,14 @@ func (r roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, 
 	)
 	for rows.Next() {
 		var (
-			ver                   sql.NullInt64
+			ver                   int64
 			contact, name, sub, g sql.NullString
 			ask, pend, pre        sql.NullBool
 		)
 		if err := rows.Scan(&ver, &contact, &name, &sub, &ask, &pend, &pre, &g); err != nil {
 			return nil, "", fmt.Errorf("sqlite: roster items: %w", err)
 		}
-		if ver.Valid {
-			version = strconv.FormatInt(ver.Int64, 10)
-		}
+		version = strconv.FormatInt(ver, 10)
 		if !contact.Valid {
 			continue
 		}

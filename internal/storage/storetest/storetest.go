@@ -280,8 +280,8 @@ func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string,
 	if got := len(items) > 0; got != want {
 		t.Errorf("%s roster present = %v, want %v", owner, got, want)
 	}
-	if !want && ver != "" {
-		t.Errorf("%s roster version after delete = %q, want \"\" (no roster)", owner, ver)
+	if pristine := pristineVersion(t, c, s); !want && ver != pristine {
+		t.Errorf("%s roster version after delete = %q, want %q (that of a roster never changed)", owner, ver, pristine)
 	}
 	n, err := s.Offline().Count(c, owner)
 	must(t, err)
@@ -319,10 +319,12 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 		must(t, s.Accounts().Create(c, account(hu[0], hu[1])))
 		fill(t, c, s, owner)
 	}
+	_, julietVer, err := s.Roster().Items(c, "juliet@example.org")
+	must(t, err)
 	// Data of the host itself and data mentioning juliet as a contact are
 	// not hers and must survive.
 	must(t, s.KV().Set(c, "last", "example.org", "uptime", []byte("1")))
-	_, err := s.Roster().Put(c, "romeo@example.org", storage.RosterItem{JID: "juliet@example.org"})
+	_, err = s.Roster().Put(c, "romeo@example.org", storage.RosterItem{JID: "juliet@example.org"})
 	must(t, err)
 
 	must(t, s.Accounts().Delete(c, "example.org", "juliet"))
@@ -340,20 +342,22 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 	}
 	wantErr(t, "second delete", s.Accounts().Delete(c, "example.org", "juliet"), storage.ErrNotFound)
 
-	// Re-registering starts clean: new credentials, no old data, and a
-	// roster version a client could not have cached from the old account.
-	_, oldVer, err := s.Roster().Items(c, "romeo@example.org")
-	must(t, err)
+	// Re-registering starts clean: new credentials, no old data, and
+	// roster versions a client could not have cached from the old account
+	// (neither the empty roster's nor the first change's).
 	re := storage.Account{Host: "example.org", Username: "juliet", Creds: creds(5)}
 	must(t, s.Accounts().Create(c, re))
 	got, err := s.Accounts().Get(c, "example.org", "juliet")
 	must(t, err)
 	checkAccount(t, got, re)
 	checkFilled(t, c, s, "juliet@example.org", false)
+	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver == julietVer {
+		t.Errorf("re-registered account's empty roster has the old account's version %q", ver)
+	}
 	ver, err := s.Roster().Put(c, "juliet@example.org", storage.RosterItem{JID: "x@y"})
 	must(t, err)
-	if ver == "" || ver == oldVer {
-		t.Errorf("new roster version %q must be non-empty and fresh", ver)
+	if ver == "" || ver == julietVer || ver == pristineVersion(t, c, s) {
+		t.Errorf("new roster version %q must be non-empty and fresh (old account's %q)", ver, julietVer)
 	}
 }
 
@@ -413,19 +417,39 @@ func testHostIsolation(t *testing.T, s storage.Store) {
 	}
 }
 
+// pristineVersion is the version of a roster that was never changed.
+func pristineVersion(t *testing.T, c context.Context, s storage.Store) string {
+	t.Helper()
+	_, ver, err := s.Roster().Items(c, "never-changed@pristine.invalid")
+	must(t, err)
+	return ver
+}
+
+// A roster that was never changed still has a version (RFC 6121 §2.6.3:
+// a client bootstrapping with an empty 'ver' must get one it can cache), the same
+// at every read until something changes.
 func testRosterEmpty(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	items, ver, err := s.Roster().Items(c, "juliet@example.org")
 	must(t, err)
-	if len(items) != 0 || ver != "" {
-		t.Fatalf("never-touched roster = %v, %q; want empty, \"\"", items, ver)
+	if len(items) != 0 || ver == "" {
+		t.Fatalf("never-touched roster = %v, %q; want empty with a version", items, ver)
+	}
+	if _, again, _ := s.Roster().Items(c, "juliet@example.org"); again != ver {
+		t.Fatalf("unchanged roster read twice: versions %q and %q", ver, again)
 	}
 	_, err = s.Roster().Get(c, "juliet@example.org", "romeo@example.org")
 	wantErr(t, "Get", err, storage.ErrNotFound)
 	_, err = s.Roster().Delete(c, "juliet@example.org", "romeo@example.org")
 	wantErr(t, "Delete", err, storage.ErrNotFound)
-	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver != "" {
-		t.Fatalf("failed Delete created version %q", ver)
+	if _, after, _ := s.Roster().Items(c, "juliet@example.org"); after != ver {
+		t.Fatalf("failed Delete changed the version from %q to %q", ver, after)
+	}
+	// The first change gives a version of its own.
+	put, err := s.Roster().Put(c, "juliet@example.org", storage.RosterItem{JID: "romeo@example.org"})
+	must(t, err)
+	if put == "" || put == ver {
+		t.Fatalf("first change: version %q, never-changed roster had %q", put, ver)
 	}
 }
 
@@ -491,7 +515,7 @@ func testRosterPutGetDelete(t *testing.T, s storage.Store) {
 func testRosterVersions(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	const owner, other = "juliet@example.org", "romeo@example.net"
-	seen := map[string]bool{"": true}
+	seen := map[string]bool{"": true, pristineVersion(t, c, s): true}
 	fresh := func(what, v string) {
 		t.Helper()
 		if seen[v] {
@@ -575,11 +599,12 @@ func testRosterConcurrentPut(t *testing.T, s storage.Store) {
 
 func testRosterInvalidSubscription(t *testing.T, s storage.Store) {
 	c := ctx(t)
+	pristine := pristineVersion(t, c, s)
 	if _, err := s.Roster().Put(c, "juliet@example.org", storage.RosterItem{JID: "a@x", Subscription: "sometimes"}); err == nil {
 		t.Fatal("Put with an invalid subscription succeeded")
 	}
-	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver != "" {
-		t.Fatalf("rejected Put changed the version to %q", ver)
+	if _, ver, _ := s.Roster().Items(c, "juliet@example.org"); ver != pristine {
+		t.Fatalf("rejected Put changed the version from %q to %q", pristine, ver)
 	}
 }
 

@@ -32,7 +32,8 @@ CREATE TABLE account_scram_keys (
 -- registered again (a client's cached version must not match a new roster).
 CREATE SEQUENCE roster_version_seq;
 
--- Current roster version per owner; no row means "no roster yet" ("").
+-- Current roster version per owner; no row means "never changed", which
+-- Roster.Items reports as version 0 (the counter starts at 1).
 -- Roster writes lock this row first, which serialises them per owner.
 CREATE TABLE roster_versions (
     owner   TEXT   NOT NULL PRIMARY KEY,

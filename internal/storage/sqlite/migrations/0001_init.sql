@@ -35,7 +35,8 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 INSERT INTO counters (name, value) VALUES ('roster_version', 0);
 
--- Current roster version per owner; no row means "no roster yet" ("").
+-- Current roster version per owner; no row means "never changed", which
+-- Roster.Items reports as version 0 (the counter starts at 1).
 CREATE TABLE roster_versions (
     owner   TEXT    NOT NULL PRIMARY KEY,
     version INTEGER NOT NULL
