@@ -17,15 +17,40 @@ import (
 // §2.6.3 allows, and pushes keep the client current after that. Storage
 // gives every roster a version, even one that was never changed, so a new
 // account's empty roster is cacheable like any other.
+//
+// The requesting resource becomes interested (and so receives pushes)
+// before the roster is read, and the result is queued under the owner's
+// lock, the lock every change holds while it pushes (Store.Save). So
+// results and pushes reach the client in the order of the versions they
+// carry: a push that arrives before the result is already reflected in it.
+// Otherwise a change racing the get (directory pre-population runs right
+// at login) could be pushed and then overwritten by an older result, and
+// the client would show a roster without it until its next login.
 func (r *Roster) handleGet(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 	if q.Local != "query" {
 		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "")
 	}
-	if ev.Origin != nil {
-		// RFC 6121 §2.2: a resource that requested the roster is
-		// "interested" and receives roster pushes from now on.
-		ev.Origin.SetInterested(true)
+	if ev.Origin == nil {
+		return r.rosterResult(ev, q)
 	}
+	// RFC 6121 §2.2: a resource that requested the roster is "interested"
+	// and receives roster pushes from now on.
+	ev.Origin.SetInterested(true)
+	unlock := r.store.Lock(ev.From)
+	defer unlock()
+	res := r.rosterResult(ev, q)
+	if res == nil || res.Attr("to") != ev.Origin.JID().String() {
+		// Not for the session's own stream (a session's stanzas are
+		// stamped with its full JID, so this does not happen): the router
+		// delivers it, after the lock is released.
+		return res
+	}
+	ev.Origin.Send(res)
+	return nil
+}
+
+// rosterResult reads owner's roster and builds the answer to the get q.
+func (r *Roster) rosterResult(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 	items, ver, err := r.store.Items(ev.Ctx, ev.From)
 	if err != nil {
 		r.h.Log.Error("roster: get", "user", ev.From.Bare().String(), "err", err)

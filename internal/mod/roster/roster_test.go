@@ -2,8 +2,11 @@ package roster_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/storage"
 	"parley/internal/testserver"
@@ -154,6 +157,78 @@ func TestVersioningFreshAccount(t *testing.T) {
 	}
 	if q := getRoster(t, c2, newVer); q != nil {
 		t.Fatalf("current version returned %s", q)
+	}
+}
+
+// Pushes and results reach a client in version order: a push that arrives
+// before a roster result is already reflected in it. One resource changes
+// a few items as fast as it can while another asks for the roster again
+// and again; every push the reader got before a result must not be newer
+// than what the result shows. (Before results were queued under the
+// owner's lock, a result read before a change regularly arrived after the
+// change's push and silently undid it on the client.)
+func TestPushesNotOvertakenByOlderResult(t *testing.T) {
+	ts := start(t, "alice")
+	reader := ts.Login(t, "alice", password, "r1")
+	writer := ts.Login(t, "alice", password, "r2")
+	const contacts, rounds = 4, 1000
+	stop := make(chan struct{})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		// One change at a time (the writer reads each result, so neither
+		// side's buffers fill); the item's name is the change's number.
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = writer.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_, err := fmt.Fprintf(writer.Conn, "<iq type='set' id='s%d'><query xmlns='jabber:iq:roster'><item jid='c%d@example.org' name='%d'/></query></iq>", i, i%contacts, i)
+			for err == nil {
+				var el *xml.Element
+				if el, err = writer.Next(); err == nil && el.Attr("id") == fmt.Sprintf("s%d", i) {
+					break
+				}
+			}
+			if err != nil {
+				t.Errorf("writer: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-wrote }()
+	seq := func(it *xml.Element) int {
+		n, err := strconv.Atoi(it.Attr("name"))
+		if err != nil {
+			t.Fatalf("item %s", it)
+		}
+		return n
+	}
+	for n := range rounds {
+		id := fmt.Sprintf("g%d", n)
+		reader.Send("<iq type='get' id='%s'><query xmlns='jabber:iq:roster' ver=''/></iq>", id)
+		pushed := map[string]int{} // contact → newest change pushed before the result
+		for {
+			el, err := reader.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if el.Attr("id") == id {
+				for jid, p := range pushed {
+					if it := items(el.Child(nsRoster, "query"))[jid]; it == nil || seq(it) < p {
+						t.Fatalf("round %d: result shows %s as %v after the push of change %d", n, jid, it, p)
+					}
+				}
+				break
+			}
+			if q := el.Child(nsRoster, "query"); el.Local == "iq" && el.Attr("type") == "set" && q != nil {
+				reader.Send("<iq type='result' id='%s'/>", el.Attr("id"))
+				it := q.Child(nsRoster, "item")
+				pushed[it.Attr("jid")] = max(pushed[it.Attr("jid")], seq(it))
+			}
+		}
 	}
 }
 
