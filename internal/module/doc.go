@@ -15,7 +15,9 @@
 //	iq/host, iq/bare, iq/full           inbound to a local address, before delivery
 //
 // IQ requests to the host or to an account's bare JID are dispatched by
-// namespace through the IQ registry (RegisterIQ); the core answers
+// namespace through the IQ registry (RegisterIQ, which also announces the
+// namespace in disco#info; RegisterRefusingIQ for a handler that only
+// explains a refusal and announces nothing); the core answers
 // service-unavailable for namespaces nobody registered.
 //
 // Priorities: modules use positive priorities to act before the core's

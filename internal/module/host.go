@@ -190,6 +190,18 @@ func (h *Host) RegisterIQ(typ string, t Target, ns string, fn IQHandler) {
 	}
 }
 
+// RegisterRefusingIQ registers fn for (typ, t, ns) like RegisterIQ but
+// announces nothing in disco#info. It is for handlers that refuse every
+// request and exist only to say why (registration on a host whose accounts
+// a directory owns): disco must not claim a protocol the host refuses, yet
+// the client deserves a better answer than the core's bare
+// service-unavailable for a namespace nobody handles.
+func (h *Host) RegisterRefusingIQ(typ string, t Target, ns string, fn IQHandler) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.iq[iqKey(typ, t, ns)] = fn
+}
+
 // IQ returns the handler for (typ, t, ns), falling back from self to bare.
 func (h *Host) IQ(typ string, t Target, ns string) IQHandler {
 	h.mu.RLock()

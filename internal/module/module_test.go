@@ -3,10 +3,12 @@ package module
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"parley/internal/config"
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
 )
 
 func TestIsAdmin(t *testing.T) {
@@ -61,5 +63,24 @@ func TestServices(t *testing.T) {
 	// A key of another type with the same name is a different key.
 	if _, ok := Lookup(h, NewServiceKey[*string]("counter")); ok {
 		t.Fatal("keys of different types collided")
+	}
+}
+
+// A refusing handler answers but is not announced: disco derives features
+// from what modules implement, and a refusal implements nothing.
+func TestRegisterRefusingIQ(t *testing.T) {
+	h := NewHost("example.com")
+	refuse := func(*StanzaEvent, *xml.Element) *xml.Element { return nil }
+	h.RegisterRefusingIQ("get", TargetHost, "urn:example:refused", refuse)
+	h.RegisterRefusingIQ("get", TargetBare, "urn:example:refused-bare", refuse)
+	h.RegisterIQ("get", TargetHost, "urn:example:served", refuse)
+	if h.IQ("get", TargetHost, "urn:example:refused") == nil || h.IQ("get", TargetSelf, "urn:example:refused-bare") == nil {
+		t.Fatal("refusing handlers not found")
+	}
+	if got := h.Features(); !slices.Equal(got, []string{"urn:example:served"}) {
+		t.Errorf("host features %v, want only the served namespace", got)
+	}
+	if got := h.AccountFeatures(); len(got) != 0 {
+		t.Errorf("account features %v, want none", got)
 	}
 }

@@ -65,15 +65,43 @@ func (*Register) Name() string { return "register" }
 // not-authorized stream error. The in-session handlers (password change,
 // cancellation) work whether or not new accounts may be created: they only
 // ever touch the sender's own account.
+//
+// On a host whose accounts live outside storage (a directory) the in-session
+// handlers refuse everything with not-allowed and are not announced in
+// disco#info (see directoryOwned).
 func (r *Register) Start(context.Context) error {
 	r.h.RegisterPreAuthIQ(NS, r.preAuth)
 	r.h.AddPreAuthStreamFeature(r.streamFeature)
 	for _, t := range []module.Target{module.TargetHost, module.TargetSelf} {
+		if r.directoryOwned() {
+			r.h.RegisterRefusingIQ(stanza.TypeGet, t, NS, r.refuseDirectory)
+			r.h.RegisterRefusingIQ(stanza.TypeSet, t, NS, r.refuseDirectory)
+			continue
+		}
 		r.h.RegisterIQ(stanza.TypeGet, t, NS, r.sessionGet)
 		r.h.RegisterIQ(stanza.TypeSet, t, NS, r.sessionSet)
 	}
-	// Lowest priority: runs after every other module's unbound handler.
 	return nil
+}
+
+// directoryText explains every refusal on a host whose accounts a
+// directory owns.
+const directoryText = "accounts on this server are managed by its directory: register, change passwords and cancel accounts there"
+
+// directoryOwned reports whether the host's accounts live outside storage
+// (accounts = "directory": module.Host.AccountSource). Parley then creates,
+// changes and deletes none of them: a password set in storage would never
+// be checked (logins bind to the directory), and cancelling would delete
+// the user's local data and subscriptions while the directory account goes
+// on logging in, with directory-managed roster items that the directory
+// roster module believes are still there.
+func (r *Register) directoryOwned() bool { return r.h.AccountSource != nil }
+
+// refuseDirectory answers every in-session request on a directory host:
+// XEP-0077 §3.2 and §3.3 give not-allowed for a server that lets nobody
+// cancel registrations or change passwords in-band.
+func (r *Register) refuseDirectory(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
+	return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, directoryText)
 }
 
 // Stop removes the hooks. IQ handlers and stream features live as long as
@@ -88,7 +116,7 @@ func (r *Register) Stop(context.Context) error {
 
 // streamFeature offers <register/> only where an inquiry would succeed.
 func (r *Register) streamFeature(c *module.PreAuthConn) *xml.Element {
-	if !r.cfg.Enabled || (!c.Encrypted && !r.cfg.AllowWithoutTLS) {
+	if r.directoryOwned() || !r.cfg.Enabled || (!c.Encrypted && !r.cfg.AllowWithoutTLS) {
 		return nil
 	}
 	return xml.New(NSFeature, "register")

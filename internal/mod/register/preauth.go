@@ -38,6 +38,12 @@ func (r *Register) preAuth(c *module.PreAuthConn, iq, q *xml.Element) *xml.Eleme
 	}
 	// §3.1: a host that does not support registration MUST answer
 	// service-unavailable (legacy code 503; seed 004's jabberd 1.4 said 501).
+	// A host whose accounts a directory owns never supports it (config
+	// refuses enabling it there; this holds even if it were enabled), and
+	// the text says where accounts come from instead.
+	if r.directoryOwned() {
+		return errorReply(iq, nil, stanza.ServiceUnavailable, "", directoryText)
+	}
 	if !r.cfg.Enabled {
 		return errorReply(iq, nil, stanza.ServiceUnavailable, "", "in-band registration is disabled on this server")
 	}

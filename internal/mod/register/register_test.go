@@ -18,7 +18,15 @@ import (
 // canLogin reports whether SASL PLAIN succeeds for user/pw.
 func canLogin(t *testing.T, ts *testserver.TS, user, pw string) bool {
 	t.Helper()
-	c := preauth(t, ts)
+	return canLoginAt(t, ts, domain, user, pw)
+}
+
+// canLoginAt reports whether SASL PLAIN succeeds for user/pw on host dom.
+func canLoginAt(t *testing.T, ts *testserver.TS, dom, user, pw string) bool {
+	t.Helper()
+	c := testserver.Dial(t, ts.StartTLSAddr())
+	c.Open(dom)
+	c.StartTLS(dom)
 	msg := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pw))
 	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", msg)
 	el := c.Expect(func(el *xml.Element) bool { return el.Local == "success" || el.Local == "failure" })
