@@ -2,10 +2,14 @@
 // administers it, from the host's allowed_users / allowed_groups / admins /
 // admin_groups settings and group membership.
 //
-// Group membership comes from a GroupResolver. Today that is the storage
-// key/value store (KVGroups, managed with `parley group`); a directory
-// (LDAP) resolver can implement the same interface later and be combined
-// with Union.
+// Group membership comes from a GroupResolver. KVGroups keeps it in the
+// storage key/value store (managed with `parley group`, for accounts that
+// live in the database). The LDAP directory is the other resolver
+// (directory.HostGroups, answering for the hosts with accounts =
+// "directory" only): when a directory is configured, the server hands
+// logins (c2s) and admin checks the Union of the two (internal/server,
+// wireDirectory and wireAdmins); without one, KVGroups alone. This package
+// does not import the directory, so the policy stays testable without LDAP.
 package access
 
 import (

@@ -55,8 +55,9 @@ func (s *Server) Reload() error {
 }
 
 // SetGroupResolver replaces the source of group membership for access
-// control (default: the storage KV groups of `parley group`), e.g. with
-// access.Union{access.KVGroups{...}, ldapResolver}.
+// control (default: the storage KV groups of `parley group`); the server
+// sets access.Union{access.KVGroups{...}, directory.HostGroups{...}} when
+// a directory is configured.
 func (s *Server) SetGroupResolver(r access.GroupResolver) {
 	s.mu.Lock()
 	s.groups = r

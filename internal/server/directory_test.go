@@ -337,3 +337,26 @@ func TestDirectoryRosterVersions(t *testing.T) {
 		t.Fatalf("erin's current version got %s", q)
 	}
 }
+
+// Directory groups count for admin_groups as well as allowed_groups (the
+// server gives logins and admin checks the union of the stored groups and
+// the directory's): alice, in the directory group xmpp-admins, may create
+// a room where only admins may; bob may not.
+func TestDirectoryAdminGroups(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, directoryConfig(srv.Addr, "admin_groups = [\"xmpp-admins\"]\n[host.muc]\nroom_creation = \"admins\""))
+	join := func(c *testserver.Client, nick string) *xml.Element {
+		c.Send("<presence to='newroom@conference.example.test/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", nick)
+		return c.Expect(func(el *xml.Element) bool {
+			return el.Local == "presence" && el.Attr("from") == "newroom@conference.example.test/"+nick
+		})
+	}
+	bob := ts.Online(t, "bob", "bob-pass", "r1")
+	if el := join(bob, "Bob"); testserver.ErrorCondition(el) != "not-allowed" {
+		t.Fatalf("bob (not an admin) created a room: %s", el)
+	}
+	alice := ts.Online(t, "alice", "alice-pass", "r1")
+	if el := join(alice, "Alice"); el.Attr("type") == "error" || !strings.Contains(el.String(), "code='201'") && !strings.Contains(el.String(), `code="201"`) {
+		t.Fatalf("alice (xmpp-admins) could not create a room: %s", el)
+	}
+}
