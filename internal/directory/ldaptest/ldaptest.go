@@ -5,8 +5,9 @@
 // and LDAPS under a generated certificate. It never touches the system's
 // own slapd instance.
 //
-// Tests skip with a clear message when slapd is not installed
-// (apt-get install -y slapd ldap-utils).
+// Tests skip when slapd is not installed, and packages that call Main from
+// TestMain say so in one line naming the Debian package to install (see
+// Main); with CI set, a missing slapd fails the tests instead.
 package ldaptest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"crypto/x509/pkix"
 	_ "embed"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -160,18 +162,58 @@ func Available() bool {
 	return true
 }
 
+// missing says what to install when Available is false. slapd carries
+// slapd, slapadd and the mdb backend; ldap-utils carries the ldapmodify
+// and ldapsearch that Modify and Search run.
+const missing = "OpenLDAP slapd is not installed: install the Debian package slapd (apt-get install -y slapd ldap-utils)"
+
+// inCI reports whether the tests run in CI, where .ci/run installs slapd
+// first: a missing slapd there is a broken setup, and skipping would hide
+// untested code, so the directory tests fail instead.
+func inCI() bool { return os.Getenv("CI") != "" }
+
+// Main runs a package's tests; packages whose tests call Start use it from
+// TestMain: func TestMain(m *testing.M) { os.Exit(ldaptest.Main(m)) }.
+//
+// Without slapd the directory tests skip, and go test shows a passing
+// package's output, skip messages included, only with -v: a plain
+// `go test ./...` would skip them silently. So Main says it once per test
+// binary, in one line naming the Debian package. With -v (or -json) the
+// line goes to standard output like any test output; otherwise it goes to
+// the terminal go test runs in (/dev/tty), the only place a passing
+// package's output is not discarded, and to standard output when there is
+// no terminal. In CI it says nothing: the tests fail with the same text.
+func Main(m *testing.M) int {
+	flag.Parse()
+	if !Available() && !inCI() {
+		notice(fmt.Sprintf("%s: directory tests SKIPPED: %s", filepath.Base(os.Args[0]), missing))
+	}
+	return m.Run()
+}
+
+// notice prints line where a go test user sees it (see Main).
+func notice(line string) {
+	if !testing.Verbose() {
+		if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+			_, err = fmt.Fprintln(tty, line)
+			tty.Close()
+			if err == nil {
+				return
+			}
+		}
+	}
+	fmt.Println(line)
+}
+
 // Start runs slapd loaded with ldif (Fixture when empty) until the test
-// ends. It skips the test when slapd is not installed.
+// ends. It skips the test when slapd is not installed (fails it in CI).
 func Start(t testing.TB, ldif string) *Server {
 	t.Helper()
 	if !Available() {
-		const msg = "ldaptest: OpenLDAP slapd is not installed (apt-get install -y slapd ldap-utils)"
-		if os.Getenv("CI") != "" {
-			// .ci/run installs slapd first: in CI a missing slapd is a
-			// broken setup, and skipping would hide untested code.
-			t.Fatal(msg)
+		if inCI() {
+			t.Fatal("ldaptest: " + missing)
 		}
-		t.Skip(msg + "; skipping directory tests")
+		t.Skip("ldaptest: " + missing + "; skipping")
 	}
 	if ldif == "" {
 		ldif = Fixture
