@@ -119,6 +119,11 @@ type Host struct {
 	Accounts Hook[*AccountEvent]
 	// Outbound fires EventOutbound for every stanza sent to a client
 	// session of this host (Session.Send), in the sending goroutine.
+	// That goroutine may hold a roster owner lock (roster.Store sends
+	// roster pushes and roster results under it, to keep them in version
+	// order), so handlers must not route or wait for other sessions, and
+	// a handler that holds stanzas back must not let a roster result
+	// overtake a push it holds.
 	Outbound Hook[*OutboundEvent]
 
 	mu             sync.RWMutex
