@@ -234,7 +234,7 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 	}
 	if c.saslFailed {
 		// XEP-0078 §8: after a failed SASL attempt, iq:auth is refused.
-		return false, &streamErr{"policy-violation", "SASL authentication failed on this stream"}
+		return false, &streamErr{cond: "policy-violation", text: "SASL authentication failed on this stream"}
 	}
 	switch iq.Attr("type") {
 	case "get":
@@ -293,7 +293,7 @@ func (c *conn) countFailure(mech, cond string) {
 
 func (c *conn) tooManyFailures() error {
 	if c.failures >= c.srv.cfg.Limits.MaxAuthFailures {
-		return &streamErr{"policy-violation", "too many failed authentication attempts"}
+		return &streamErr{cond: "policy-violation", text: "too many failed authentication attempts"}
 	}
 	return nil
 }

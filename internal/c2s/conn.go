@@ -19,6 +19,7 @@ import (
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/sasl"
+	"parley/internal/sm"
 	"parley/internal/stream"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -81,6 +82,11 @@ type conn struct {
 	// ending: the stream's end has begun (closing bytes sent or queued).
 	// Ending happens once; a writer installed after it is closed at once.
 	ending bool
+
+	// lost: the stream ended because the transport failed (reset, EOF
+	// without </stream:stream>, timeout), not by either side's choice; a
+	// session with XEP-0198 resumption then waits for its client.
+	lost bool
 }
 
 func (c *conn) log(msg string, args ...any) {
@@ -121,9 +127,7 @@ func (c *conn) cleanup() {
 		<-w.Done()
 	}
 	if c.sess != nil {
-		c.srv.router.Unbind(c.sess, c.sess.jid)
-		c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Dec()
-		c.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: c.sess})
+		c.sess.connLost(c, c.lost && !c.srv.stopping.Load())
 	}
 }
 
@@ -136,15 +140,18 @@ func (c *conn) fail(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.lost = true
 		c.closeWith("", "")
 	case errors.As(err, &xe):
 		c.closeWith(stanza.StreamCondition(xe.Condition), xe.Text)
 	case errors.Is(err, xml.ErrStreamClosed):
 		c.closeWith("", "")
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		c.lost = true
 		c.closeWith("connection-timeout", "")
 	default:
 		c.log("connection error", "err", err)
+		c.lost = true
 		c.closeWith("", "")
 	}
 }
@@ -195,6 +202,12 @@ func (c *conn) closeWith(cond stanza.StreamCondition, text string) {
 // nothing. drain chooses whether stanzas already queued go out first.
 // Safe from any goroutine.
 func (c *conn) endStream(cond stanza.StreamCondition, text string, drain bool) {
+	c.endStreamWith(cond, text, nil, drain)
+}
+
+// endStreamWith is endStream with an application-specific condition
+// element in the stream error (nil for none).
+func (c *conn) endStreamWith(cond stanza.StreamCondition, text string, extra *xml.Element, drain bool) {
 	c.mu.Lock()
 	if c.ending {
 		c.mu.Unlock()
@@ -203,17 +216,25 @@ func (c *conn) endStream(cond stanza.StreamCondition, text string, drain bool) {
 	c.ending = true
 	w := c.w
 	c.mu.Unlock()
+	var errEl *xml.Element
 	if cond != "" {
 		c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
 		c.log("stream error", "condition", cond, "text", text)
+		errEl = stanza.StreamError(cond, text)
+		if extra != nil {
+			errEl.Append(extra)
+		}
 	}
-	stream.End(w, c.nc, cond, text, drain)
+	stream.EndWith(w, c.nc, errEl, drain)
 }
 
 // streamErr is a negotiation failure that ends the stream with a condition.
 type streamErr struct {
 	cond stanza.StreamCondition
 	text string
+	// extra is an application-specific condition element added to the
+	// stream error (XEP-0198 <handled-count-too-high/>); usually nil.
+	extra *xml.Element
 }
 
 func (e *streamErr) Error() string { return string(e.cond) + ": " + e.text }
@@ -287,13 +308,13 @@ func (c *conn) openStream() error {
 	}
 	switch {
 	case h.Space != stanza.NSStream || h.Local != "stream":
-		return &streamErr{"invalid-namespace", ""}
+		return &streamErr{cond: "invalid-namespace", text: ""}
 	case h.DefaultNS != stanza.NSClient:
-		return &streamErr{"invalid-namespace", "this port serves jabber:client"}
+		return &streamErr{cond: "invalid-namespace", text: "this port serves jabber:client"}
 	case host == nil:
-		return &streamErr{"host-unknown", "this server does not serve " + h.To}
+		return &streamErr{cond: "host-unknown", text: "this server does not serve " + h.To}
 	case !versionAtLeast1(h.Version) && !legacyOK:
-		return &streamErr{"unsupported-version", "XMPP 1.0 is required"}
+		return &streamErr{cond: "unsupported-version", text: "XMPP 1.0 is required"}
 	}
 	c.preXMPP = legacyOK
 	c.host = host
@@ -340,7 +361,7 @@ func (c *conn) negotiate() error {
 func (c *conn) asStreamError(err error) error {
 	var se *streamErr
 	if errors.As(err, &se) {
-		c.closeWith(se.cond, se.text)
+		c.endStreamWith(se.cond, se.text, se.extra, stream.DrainsOnEnd(se.cond))
 		return errClosed
 	}
 	return err
@@ -402,6 +423,9 @@ func (c *conn) features() *xml.Element {
 	default:
 		f.Append(xml.New(nsBind, "bind"))
 		f.Append(xml.New(nsSession, "session").Append(xml.New(nsSession, "optional")))
+		if c.smOn() {
+			f.Append(sm.Feature())
+		}
 		for _, el := range c.host.StreamFeatures(nil) {
 			f.Append(el)
 		}
@@ -422,17 +446,20 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 	switch {
 	case el.Space == nsTLS && el.Local == "starttls":
 		if c.tls != nil || c.user != "" {
-			return false, false, &streamErr{"policy-violation", "TLS is already negotiated"}
+			return false, false, &streamErr{cond: "policy-violation", text: "TLS is already negotiated"}
 		}
 		return true, false, c.startTLS()
 	case el.Space == nsSASL && el.Local == "auth":
 		if c.user != "" {
-			return false, false, &streamErr{"policy-violation", "already authenticated"}
+			return false, false, &streamErr{cond: "policy-violation", text: "already authenticated"}
 		}
 		ok, err := c.authenticate(el)
 		return ok, false, err
 	case el.Space == "" && el.Local == "iq" && c.user != "":
 		return c.handlePreBindIQ(el)
+	case el.Space == sm.NS && c.user != "":
+		done, err := c.handleSMPreBind(el)
+		return false, done, err
 	case el.Space == "" && el.Local == "iq" && el.FirstElement() != nil && el.FirstElement().Space == legacyauth.NS:
 		if err := stanza.ValidateIQ(el); err != nil {
 			return false, false, c.writeEl(stanza.ErrorReply(el, stanza.BadRequest, err.Error()))
@@ -450,9 +477,9 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 		}
 		return false, false, c.writeEl(reply)
 	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
-		return false, false, &streamErr{"not-authorized", "authenticate first"}
+		return false, false, &streamErr{cond: "not-authorized", text: "authenticate first"}
 	default:
-		return false, false, &streamErr{"unsupported-stanza-type", ""}
+		return false, false, &streamErr{cond: "unsupported-stanza-type", text: ""}
 	}
 }
 
@@ -556,7 +583,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 		case next.Space == nsSASL && next.Local == "response":
 			msg = next
 		default:
-			return false, &streamErr{"policy-violation", "expected a SASL response"}
+			return false, &streamErr{cond: "policy-violation", text: "expected a SASL response"}
 		}
 	}
 }
@@ -599,7 +626,7 @@ func (c *conn) negotiationFailed(mech, cond string) error {
 		return err
 	}
 	if c.negotiationFailures >= 2*c.srv.cfg.Limits.MaxAuthFailures+4 {
-		return &streamErr{"policy-violation", "too many failed authentication attempts"}
+		return &streamErr{cond: "policy-violation", text: "too many failed authentication attempts"}
 	}
 	return nil
 }
@@ -661,7 +688,7 @@ func (c *conn) handlePreBindIQ(el *xml.Element) (restart, done bool, err error) 
 		return false, false, c.writeEl(stanza.IQResult(el, nil))
 	default:
 		// RFC 6120 §7.1: stanzas before bind are not allowed.
-		return false, false, &streamErr{"not-authorized", "bind a resource first"}
+		return false, false, &streamErr{cond: "not-authorized", text: "bind a resource first"}
 	}
 }
 
@@ -694,19 +721,15 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 	// The session is complete, writer included, before the router can
 	// see it: a stanza routed to it the moment Bind returns must find a
 	// queue to go to.
-	lim := c.srv.cfg.Limits
-	s := &session{conn: c, w: stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)}
-	s.w.OnOverflow = func() {
-		c.srv.metrics.QueueDrops.Inc()
-		go s.Close("policy-violation", "output queue overflow: the client does not read")
-	}
-	s.w.OnWrite = func(el *xml.Element) { c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc() }
-	c.installWriter(s.w)
+	s := &session{srv: c.srv, host: c.host, ctx: c.ctx, id: c.id}
+	w := c.newSessionWriter(s)
+	s.attach(c, w)
+	c.installWriter(w)
 	full, replaced, err := c.srv.router.Bind(s, bare, res)
 	if err != nil {
 		// The stream goes on unbound (the client may try again): the
 		// connection returns to direct writes.
-		c.uninstallWriter(s.w)
+		c.uninstallWriter(w)
 		cond, text := stanza.BadRequest, err.Error()
 		if errors.Is(err, router.ErrResourceConstraint) {
 			cond, text = stanza.ResourceConstraint, "too many sessions for this account"
@@ -741,18 +764,24 @@ func (c *conn) readStanzas() {
 			c.fail(c.asStreamError(err))
 			return
 		}
+		if el.Space == "" {
+			c.countHandled() // after routing: see sm.go on durable acks
+		}
 	}
 }
 
 // handleStanza validates and stamps a stanza from the client and hands it
 // to the router (RFC 6120 §8.1).
 func (c *conn) handleStanza(el *xml.Element) error {
+	if el.Space == sm.NS {
+		return c.handleSMBound(el)
+	}
 	if !stanza.IsStanza(el) {
 		if fn := c.host.StreamElement(el.Space, el.Local); fn != nil {
 			fn(c.sess, el)
 			return nil
 		}
-		return &streamErr{"unsupported-stanza-type", ""}
+		return &streamErr{cond: "unsupported-stanza-type", text: ""}
 	}
 	c.srv.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
 	full := c.sess.jid
@@ -760,7 +789,7 @@ func (c *conn) handleStanza(el *xml.Element) error {
 		fj, err := jid.Parse(f)
 		if err != nil || (fj != full && fj != full.Bare()) {
 			// RFC 6120 §8.1.2.1: a from the session may not use.
-			return &streamErr{"invalid-from", ""}
+			return &streamErr{cond: "invalid-from", text: ""}
 		}
 	}
 	// WithAttr copies the element's attributes, so el is now this session's

@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/access"
@@ -26,6 +27,14 @@ import (
 	"parley/internal/storage"
 	"parley/internal/stream"
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Namespaces undelivered recognises.
+const (
+	nsCarbons  = "urn:xmpp:carbons:2"
+	nsStanzaID = "urn:xmpp:sid:0"
 )
 
 // Server accepts client connections.
@@ -55,6 +64,12 @@ type Server struct {
 	// dir is the LDAP directory of hosts with accounts = "directory"
 	// (directory.go); nil without one.
 	dir *directory.Directory
+
+	// resumable finds XEP-0198 sessions by resumption id (sm.go).
+	resumable resumableSessions
+	// stopping is set by Shutdown: a connection lost from then on ends
+	// its session instead of detaching it.
+	stopping atomic.Bool
 }
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
@@ -150,6 +165,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		_ = l.Close()
 	}
 	s.mu.Unlock()
+	s.stopping.Store(true)
 	for _, c := range s.accept.Close() {
 		c.closeWith("system-shutdown", "")
 	}
@@ -159,6 +175,69 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+	// Sessions waiting for a resumption have no connection to close; they
+	// end now, so their unacknowledged stanzas are stored or bounced while
+	// storage is still open.
+	for _, sess := range s.resumable.all() {
+		sess.Close(stanza.StreamSystemShutdown, "")
+	}
+}
+
+// undelivered handles stanzas that were sent to a session which ended
+// before its client acknowledged them (or that reached it after it ended)
+// the way RFC 6121 treats stanzas for a resource that is not available:
+// messages are routed again to the address they had, which now finds the
+// account's other resources or offline storage (§8.5.3.2: a full JID
+// without a session is handled as the bare JID); IQ requests get
+// service-unavailable; presence, IQ responses and error or headline
+// messages are dropped as they would have been. Two kinds of message are
+// not routed again: carbon copies (XEP-0280; the original went to another
+// resource) and messages the recipient's archive already holds (XEP-0313,
+// marked with our <stanza-id/>), which the client finds there.
+func (s *Server) undelivered(sess *session, els []*xml.Element) {
+	for _, el := range els {
+		if el.Space != "" {
+			continue
+		}
+		switch el.Local {
+		case "message":
+			switch stanza.Type(el) {
+			case "error", "headline":
+				continue
+			}
+			if isCarbon(el) || archivedFor(el, sess.jid.Bare()) {
+				continue
+			}
+			s.router.Route(sess.ctx, el)
+		case "iq":
+			if t := el.Attr("type"); t == "get" || t == "set" {
+				if reply := stanza.ErrorReply(el, stanza.ServiceUnavailable, ""); reply != nil {
+					s.router.Route(sess.ctx, reply)
+				}
+			}
+		}
+	}
+}
+
+// isCarbon reports whether el is an XEP-0280 copy.
+func isCarbon(el *xml.Element) bool {
+	for _, ch := range el.Children {
+		if e, ok := ch.(*xml.Element); ok && e.Space == nsCarbons && (e.Local == "received" || e.Local == "sent") {
+			return true
+		}
+	}
+	return false
+}
+
+// archivedFor reports whether el carries a XEP-0359 <stanza-id/> by owner:
+// the archive stamped it when it stored the message for owner.
+func archivedFor(el *xml.Element, owner jid.JID) bool {
+	for _, ch := range el.Children {
+		if e, ok := ch.(*xml.Element); ok && e.Space == nsStanzaID && e.Local == "stanza-id" && e.Attr("by") == owner.String() {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) saslEnv(c *conn) sasl.Env {

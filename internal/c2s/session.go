@@ -1,34 +1,55 @@
 package c2s
 
 import (
+	"context"
 	"sync"
 
 	"parley/internal/module"
+	"parley/internal/sm"
 	"parley/internal/stream"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
-// session is one client connection after resource binding; it implements
-// module.Session. The connection goroutine reads, the stream.Writer writes.
+// session is a bound resource; it implements module.Session. It usually
+// lives exactly as long as its connection, but with XEP-0198 resumption it
+// can outlive one connection (detached, waiting) and continue on another,
+// so the connection is a field that changes, not the session's identity.
+//
+// Lock order: session.mu, then conn.mu, then the stream.Writer's mutex.
+// Nothing is called out of the package (router, hooks, storage) with mu
+// held.
 type session struct {
-	conn *conn
-	jid  jid.JID
-	w    *stream.Writer
+	srv  *Server
+	host *module.Host
+	ctx  context.Context
+	id   string  // stream ID of the connection that bound the resource
+	jid  jid.JID // set once by router.Bind (SetJID)
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// conn and w are the attached connection and its writer; both nil
+	// while the session is detached or after it ended.
+	conn *conn
+	w    *stream.Writer
+	// sm is the XEP-0198 state once the client enabled it; nil before.
+	sm *smState
+	// closing: Close was called, so the end of the connection is the end
+	// of the session (no detaching); ending: terminate has begun; ended:
+	// the router no longer knows the session, and what still arrives is
+	// handled as undelivered.
+	closing, ending, ended bool
+
 	presence   *xml.Element
 	priority   int
 	interested bool
 	values     map[any]any
-	closed     bool
 }
 
 var _ module.Session = (*session)(nil)
 
 func (s *session) JID() jid.JID { return s.jid }
-func (s *session) ID() string   { return s.conn.id }
+func (s *session) ID() string   { return s.id }
 
 // SetJID is called by router.Bind before the session becomes visible
 // (router.JIDReceiver); jid is not written again.
@@ -37,34 +58,124 @@ func (s *session) SetJID(full jid.JID) { s.jid = full }
 // Send runs the host's Outbound hooks (a module may hold the stanza back)
 // and queues what they leave.
 func (s *session) Send(el *xml.Element) {
-	if s.conn.host.Outbound.Fire(module.EventOutbound, &module.OutboundEvent{Host: s.conn.host, Session: s, Stanza: el}) {
+	if s.host.Outbound.Fire(module.EventOutbound, &module.OutboundEvent{Host: s.host, Session: s, Stanza: el}) {
 		return
 	}
 	s.Deliver(el)
 }
 
-// Deliver queues el without the Outbound hooks (module.Session).
+// Deliver queues el without the Outbound hooks (module.Session). With
+// stream management the stanza is also kept until the client acknowledges
+// it, and while the session is detached it is only kept. A stanza that
+// reaches a session that has already ended is handled as undelivered.
 func (s *session) Deliver(el *xml.Element) {
-	s.w.Send(el)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		s.srv.undelivered(s, []*xml.Element{el})
+		return
+	}
+	full := false
+	if s.sm != nil {
+		full = s.sm.out.Push(el) != nil
+	}
+	if s.w != nil {
+		// Under mu, so the writer's order is the order of the
+		// unacknowledged queue (a resumption re-sends in that order).
+		s.w.Send(el)
+		if s.sm != nil && !full && s.sm.out.WantRequest() {
+			s.w.Send(sm.Request())
+		}
+	}
+	s.mu.Unlock()
+	if full {
+		s.Close(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
+	}
 }
 
 // Close ends the session with a stream error condition (or a clean close
 // when cond is ""). Safe to call from any goroutine, any number of times.
+// A detached session has no stream to close and ends at once.
 func (s *session) Close(cond stanza.StreamCondition, text string) {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.conn.closeWith(cond, text)
+	s.close(cond, text, stream.DrainsOnEnd(cond))
 }
 
 // CloseDrained ends the session with a stream error after writing every
 // stanza already queued: XEP-0077 §3.2 answers <remove/> with a result and
 // then ends the stream with not-authorized, and the result must not be lost.
 func (s *session) CloseDrained(cond stanza.StreamCondition, text string) {
+	s.close(cond, text, true)
+}
+
+func (s *session) close(cond stanza.StreamCondition, text string, drain bool) {
 	s.mu.Lock()
-	s.closed = true
+	s.closing = true
+	c := s.conn
 	s.mu.Unlock()
-	s.conn.endStream(cond, text, true)
+	if c != nil {
+		c.endStream(cond, text, drain) // its cleanup ends the session
+		return
+	}
+	s.terminate(string(cond))
+}
+
+// attach makes c the session's connection with writer w (at bind, or at
+// a resumption) and returns the connection it replaces, if any.
+func (s *session) attach(c *conn, w *stream.Writer) (old *conn) {
+	old = s.conn
+	s.conn, s.w = c, w
+	return old
+}
+
+// connLost is called by c's cleanup once c is closed and its writer has
+// stopped. If c is still the session's connection, the session either
+// detaches (stream management with resumption, the connection was lost
+// rather than closed on purpose) or ends.
+func (s *session) connLost(c *conn, transportLost bool) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock() // resumed elsewhere: the session lives on there
+		return
+	}
+	s.conn, s.w = nil, nil
+	if transportLost && !s.closing && !s.ending && s.sm.resumable() {
+		s.sm.detach(s)
+		unacked := len(s.sm.out.Unacked())
+		s.mu.Unlock()
+		s.srv.log.Debug("c2s: session detached, waiting for resumption", "jid", s.jid.String(), "unacked", unacked)
+		return
+	}
+	s.mu.Unlock()
+	s.terminate("")
+}
+
+// terminate ends the session once: the router forgets it, the gauge and
+// the unbound hooks are told, and the stanzas the client never
+// acknowledged are handled as undelivered (RFC 6121, as if the resource
+// had been offline).
+func (s *session) terminate(reason string) {
+	s.mu.Lock()
+	if s.ending {
+		s.mu.Unlock()
+		return
+	}
+	s.ending = true
+	s.sm.stopTimer()
+	s.mu.Unlock()
+
+	s.srv.router.Unbind(s, s.jid)
+	s.srv.resumable.forget(s)
+	s.mu.Lock()
+	s.ended = true
+	var unacked []*xml.Element
+	if s.sm != nil {
+		unacked = s.sm.out.Take()
+	}
+	s.mu.Unlock()
+
+	s.srv.metrics.Sessions.WithLabelValues(s.host.Domain).Dec()
+	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason})
+	s.srv.undelivered(s, unacked)
 }
 
 func (s *session) Presence() *xml.Element {

@@ -177,6 +177,26 @@ type C2S struct {
 	// CRLFiles: PEM or DER certificate revocation lists checked for client
 	// certificates; reloaded with the certificates (SIGHUP).
 	CRLFiles []string `toml:"crl_files"`
+	// StreamManagement configures XEP-0198 on every client stream.
+	StreamManagement StreamManagement `toml:"stream_management"`
+}
+
+// StreamManagement configures XEP-0198 acknowledgements and resumption.
+type StreamManagement struct {
+	// Enabled offers stream management (default true).
+	Enabled *bool `toml:"enabled"`
+	// Resume lets a client resume a session whose connection was lost
+	// (default true). Off, acknowledgements stay and a lost connection
+	// ends its session at once.
+	Resume *bool `toml:"resume"`
+	// ResumeTimeout is the longest a session whose connection was lost
+	// waits for the client to resume it (default 5m; a client may ask for
+	// less with <enable max='…'/>).
+	ResumeTimeout Duration `toml:"resume_timeout"`
+	// MaxUnacked bounds the stanzas sent to one client and not yet
+	// acknowledged (default 1000); beyond it the stream ends with
+	// resource-constraint and the stanzas are handled as undelivered.
+	MaxUnacked int `toml:"max_unacked"`
 }
 
 // Limits bounds every resource a remote party can make the server spend.
@@ -415,6 +435,14 @@ func (c *Config) applyDefaults() {
 	if c.C2S.RequireTLS == nil {
 		c.C2S.RequireTLS = boolPtr(true)
 	}
+	if sm := &c.C2S.StreamManagement; sm.Enabled == nil {
+		sm.Enabled = boolPtr(true)
+	}
+	if sm := &c.C2S.StreamManagement; sm.Resume == nil {
+		sm.Resume = boolPtr(true)
+	}
+	setDur(&c.C2S.StreamManagement.ResumeTimeout, 5*time.Minute)
+	setInt(&c.C2S.StreamManagement.MaxUnacked, 1000)
 	l := &c.Limits
 	setInt(&l.MaxStanzaBytes, 256*1024)
 	setInt(&l.MaxDepth, 32)
@@ -507,6 +535,9 @@ func (c *Config) validate() []string {
 			bad("host[%d].legacy_auth.zero_knowledge_sequence: %d is not between 1 and 10000", i, n)
 		}
 		p = append(p, h.Registration.validate(i)...)
+	}
+	if sm := c.C2S.StreamManagement; sm.ResumeTimeout.Duration < time.Second || sm.MaxUnacked < 1 {
+		bad("c2s.stream_management: resume_timeout must be at least 1s and max_unacked at least 1")
 	}
 	for _, a := range append(append([]string(nil), c.C2S.Listen...), c.C2S.DirectTLSListen...) {
 		if _, _, err := net.SplitHostPort(a); err != nil {

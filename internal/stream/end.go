@@ -16,9 +16,20 @@ import (
 // that (w nil) they are written directly to nc, waiting at most a second
 // for a peer that stopped reading.
 func End(w *Writer, nc net.Conn, cond stanza.StreamCondition, text string, drain bool) {
-	var buf bytes.Buffer
+	var errEl *xml.Element
 	if cond != "" {
-		_, _ = Prefixed(stanza.StreamError(cond, text)).WriteTo(&buf)
+		errEl = stanza.StreamError(cond, text)
+	}
+	EndWith(w, nc, errEl, drain)
+}
+
+// EndWith is End with a stream error element built by the caller (nil for
+// none), for errors that carry an application-specific condition such as
+// XEP-0198's <handled-count-too-high/>.
+func EndWith(w *Writer, nc net.Conn, errEl *xml.Element, drain bool) {
+	var buf bytes.Buffer
+	if errEl != nil {
+		_, _ = Prefixed(errEl).WriteTo(&buf)
 	}
 	buf.WriteString(xml.StreamClose)
 	if w != nil {

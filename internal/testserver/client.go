@@ -235,6 +235,22 @@ func (c *Client) Bind(resource string) string {
 	return c.JID
 }
 
+// Authenticated connects with STARTTLS and authenticates with PLAIN, and
+// stops before resource binding (for XEP-0198 resumption, which replaces
+// it).
+func (ts *TS) Authenticated(t testing.TB, user, password string) *Client {
+	t.Helper()
+	domain := ts.Domain()
+	if u, h, ok := strings.Cut(user, "@"); ok {
+		user, domain = u, h
+	}
+	c := Dial(t, ts.StartTLSAddr())
+	c.Open(domain)
+	c.StartTLS(domain)
+	c.AuthPlain(domain, user, password)
+	return c
+}
+
 // Login connects with STARTTLS, authenticates with PLAIN and binds.
 func (ts *TS) Login(t testing.TB, user, password, resource string) *Client {
 	t.Helper()

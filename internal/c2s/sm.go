@@ -1,0 +1,298 @@
+package c2s
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"parley/internal/sm"
+	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// XEP-0198 stream management on client streams. The counters and the
+// unacknowledged queue are package sm's; this file wires them to sessions:
+// <enable/> after bind, <r/> and <a/> on the bound stream, detaching a
+// session whose connection was lost, and <resume/> in place of bind on a
+// new connection (any listener).
+//
+// Acknowledgements mean durable: the read loop counts a stanza as handled
+// only after router.FromSession has returned, and routing is synchronous
+// up to a live session's queue, the offline store or the archive (both
+// written before they return), or an outgoing federation queue. So an <a/>
+// never covers a stanza that only lives in a buffer of this process.
+
+// smState is one session's stream management; the session's mu guards it.
+type smState struct {
+	out *sm.Outbound
+	// in counts the stanzas handled from the client (mod 2^32).
+	in uint32
+	// id is the resumption id; "" when the session cannot be resumed.
+	id string
+	// max is how long a detached session waits for its client.
+	max   time.Duration
+	timer *time.Timer
+}
+
+// resumable reports whether a lost connection should detach the session
+// (st may be nil: stream management not enabled).
+func (st *smState) resumable() bool { return st != nil && st.id != "" }
+
+// detach starts the wait for a resumption; when it runs out the session
+// ends (expire). Called with s.mu held.
+func (st *smState) detach(s *session) {
+	st.timer = time.AfterFunc(st.max, s.expire)
+}
+
+// stopTimer cancels a pending expiry (st may be nil).
+func (st *smState) stopTimer() {
+	if st != nil && st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+}
+
+// expire ends a detached session whose client did not come back in time.
+// Marking it closing under mu first means a resumption racing the timer
+// either attached before (and expire does nothing) or is refused.
+func (s *session) expire() {
+	s.mu.Lock()
+	if s.conn != nil || s.ending {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	s.mu.Unlock()
+	s.srv.log.Debug("c2s: detached session expired", "jid", s.jid.String())
+	s.terminate("resumption timeout")
+}
+
+// resumableSessions finds sessions by resumption id, server-wide, so a
+// client may resume on any listener.
+type resumableSessions struct {
+	mu   sync.Mutex
+	byID map[string]*session
+}
+
+func (r *resumableSessions) add(id string, s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID == nil {
+		r.byID = make(map[string]*session)
+	}
+	r.byID[id] = s
+}
+
+func (r *resumableSessions) lookup(id string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[id]
+}
+
+// forget removes s (if it was resumable); called when s ends.
+func (r *resumableSessions) forget(s *session) {
+	s.mu.Lock()
+	var id string
+	if s.sm != nil {
+		id = s.sm.id
+	}
+	s.mu.Unlock()
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[id] == s {
+		delete(r.byID, id)
+	}
+}
+
+// all returns every resumable session (for shutdown).
+func (r *resumableSessions) all() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*session, 0, len(r.byID))
+	for _, s := range r.byID {
+		out = append(out, s)
+	}
+	return out
+}
+
+// smOn reports whether stream management is offered.
+func (c *conn) smOn() bool { return *c.srv.cfg.C2S.StreamManagement.Enabled }
+
+// handleSMBound handles an XEP-0198 element on a bound stream.
+func (c *conn) handleSMBound(el *xml.Element) error {
+	s := c.sess
+	switch el.Local {
+	case "enable":
+		return c.enableSM(el)
+	case "r":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.sm == nil {
+			return &streamErr{cond: stanza.StreamUnsupportedStanzaType, text: "stream management is not enabled"}
+		}
+		s.w.Send(sm.Answer(s.sm.in))
+		return nil
+	case "a":
+		h, ok := sm.ParseH(el.Attr("h"))
+		if !ok {
+			return &streamErr{cond: stanza.StreamInvalidXML, text: "h is not an unsigned 32-bit integer"}
+		}
+		s.mu.Lock()
+		if s.sm == nil {
+			s.mu.Unlock()
+			return &streamErr{cond: stanza.StreamUnsupportedStanzaType, text: "stream management is not enabled"}
+		}
+		err := s.sm.out.Ack(h)
+		s.mu.Unlock()
+		if e, ok := err.(*sm.HandledCountTooHigh); ok {
+			return &streamErr{cond: stanza.StreamUndefinedCondition, text: "acknowledged more stanzas than were sent", extra: e.Element()}
+		}
+		return nil
+	case "resume":
+		return c.writeSM(sm.Failed("unexpected-request", 0, false))
+	default:
+		return &streamErr{cond: stanza.StreamUnsupportedStanzaType, text: ""}
+	}
+}
+
+// writeSM sends a stream management element on the bound stream.
+func (c *conn) writeSM(el *xml.Element) error {
+	c.sess.mu.Lock()
+	defer c.sess.mu.Unlock()
+	if c.sess.w != nil {
+		c.sess.w.Send(el)
+	}
+	return nil
+}
+
+// enableSM answers <enable/> (XEP-0198 §3). The resumption time is the
+// client's max if it asked for less than the server allows.
+func (c *conn) enableSM(el *xml.Element) error {
+	cfg := c.srv.cfg.C2S.StreamManagement
+	if !c.smOn() {
+		return c.writeSM(sm.Failed("feature-not-implemented", 0, false))
+	}
+	s := c.sess
+	st := &smState{out: sm.NewOutbound(cfg.MaxUnacked), max: cfg.ResumeTimeout.Duration}
+	if r := el.Attr("resume"); (r == "true" || r == "1") && *cfg.Resume {
+		st.id = sm.NewResumptionID()
+		if m, err := strconv.Atoi(el.Attr("max")); err == nil && m > 0 && time.Duration(m)*time.Second < st.max {
+			st.max = time.Duration(m) * time.Second
+		}
+	}
+	s.mu.Lock()
+	if s.sm != nil {
+		s.mu.Unlock()
+		return c.writeSM(sm.Failed("unexpected-request", 0, false))
+	}
+	s.sm = st
+	s.w.Send(sm.Enabled(st.id, int(st.max/time.Second)))
+	s.mu.Unlock()
+	if st.id != "" {
+		c.srv.resumable.add(st.id, s)
+	}
+	return nil
+}
+
+// countHandled notes one more stanza handled from the client; the read
+// loop calls it after the stanza was routed (see the note above).
+func (c *conn) countHandled() {
+	s := c.sess
+	s.mu.Lock()
+	if s.sm != nil && s.conn == c {
+		s.sm.in++
+	}
+	s.mu.Unlock()
+}
+
+// handleSMPreBind handles XEP-0198 elements after authentication and
+// before bind: <resume/> takes the place of resource binding, <enable/>
+// must wait for it (§3).
+func (c *conn) handleSMPreBind(el *xml.Element) (done bool, err error) {
+	switch el.Local {
+	case "resume":
+		return c.resume(el)
+	case "enable":
+		return false, c.writeEl(sm.Failed("unexpected-request", 0, false))
+	default:
+		return false, &streamErr{cond: stanza.StreamUnsupportedStanzaType, text: "bind a resource first"}
+	}
+}
+
+// resume continues a detached (or not yet noticed as lost) session of the
+// same account on this connection (XEP-0198 §5): the stanzas the client
+// reports handled leave the queue, <resumed/> tells the client what the
+// server handled, and what is left of the queue is sent again, in order,
+// with its original numbering. A previd that is unknown, expired, or
+// another account's gets item-not-found, all alike.
+func (c *conn) resume(el *xml.Element) (bool, error) {
+	if !c.smOn() {
+		return false, c.writeEl(sm.Failed("feature-not-implemented", 0, false))
+	}
+	previd := el.Attr("previd")
+	h, ok := sm.ParseH(el.Attr("h"))
+	if previd == "" || !ok {
+		return false, c.writeEl(sm.Failed("bad-request", 0, false))
+	}
+	bare, err := jid.New(c.user, c.host.Domain, "")
+	if err != nil {
+		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+	}
+	s := c.srv.resumable.lookup(previd)
+	if s == nil || s.jid.Bare() != bare {
+		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+	}
+	w := c.newSessionWriter(s)
+	c.installWriter(w)
+	s.mu.Lock()
+	if s.closing || s.ending || s.sm == nil || s.sm.id != previd {
+		s.mu.Unlock()
+		c.uninstallWriter(w)
+		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+	}
+	if err := s.sm.out.Ack(h); err != nil {
+		handled := s.sm.in
+		s.mu.Unlock()
+		c.uninstallWriter(w)
+		return false, c.writeEl(sm.Failed("undefined-condition", handled, true).Append(err.(*sm.HandledCountTooHigh).Element()))
+	}
+	s.sm.stopTimer()
+	old := s.attach(c, w)
+	c.sess = s
+	w.Send(sm.Resumed(previd, s.sm.in))
+	for _, q := range s.sm.out.Unacked() {
+		w.Send(q)
+	}
+	s.sm.out.Resumed()
+	if s.sm.out.WantRequest() {
+		w.Send(sm.Request())
+	}
+	s.mu.Unlock()
+	if old != nil {
+		// The client gave up on that connection; it may not know yet.
+		old.closeWith(stanza.StreamConflict, "the session was resumed on another connection")
+	}
+	c.srv.log.Info("c2s: session resumed", "remote", c.raw.RemoteAddr().String(), "jid", s.jid.String())
+	return true, nil
+}
+
+// newSessionWriter makes the writer for s on this connection.
+func (c *conn) newSessionWriter(s *session) *stream.Writer {
+	lim := c.srv.cfg.Limits
+	w := stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)
+	w.OnOverflow = func() {
+		c.srv.metrics.QueueDrops.Inc()
+		go s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")
+	}
+	w.OnWrite = func(el *xml.Element) {
+		if el.Space == "" { // stanzas, not stream management elements
+			c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc()
+		}
+	}
+	return w
+}
