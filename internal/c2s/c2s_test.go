@@ -1,8 +1,11 @@
 package c2s_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +120,27 @@ func TestPreAuthTimeout(t *testing.T) {
 	c := testserver.Dial(t, ts.StartTLSAddr())
 	c.Open("localhost")
 	c.ExpectStreamError("connection-timeout")
+}
+
+// A client that never sends its header still gets a well-formed stream
+// error: our header first, then <connection-timeout/> (RFC 6120 §4.9.1.2).
+func TestPreAuthTimeoutBeforeHeaderOpensStream(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\npreauth_timeout = \"1s\"\n")
+	nc, err := net.Dial("tcp", ts.StartTLSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(nc)
+	dec := xml.NewDecoder(bytes.NewReader(got), xml.DefaultLimits())
+	if _, err := dec.ReadHeader(); err != nil {
+		t.Fatalf("no stream header before the error: %q (%v)", got, err)
+	}
+	el, err := dec.Next()
+	if err != nil || el.Local != "error" || el.Child("urn:ietf:params:xml:ns:xmpp-streams", "connection-timeout") == nil {
+		t.Fatalf("want <connection-timeout/>, got %q", got)
+	}
 }
 
 func TestPlainLoginAndBind(t *testing.T) {

@@ -14,10 +14,13 @@ import (
 // §4.9.1.2: an entity that reports a stream error before it opened its
 // stream must open one first; otherwise the <stream:error> that follows would
 // be neither well-formed (the stream prefix is undeclared) nor understood.
-// Transport errors (EOF, timeouts) write nothing: there is no one to tell.
+// A timeout is reported too (the peer may be there, just silent: the
+// stream error that follows is <connection-timeout/>); other transport
+// errors (EOF, reset) write nothing: there is no one to tell.
 func OpenBeforeError(nc net.Conn, err error, contentNS, from string) {
 	var xe *xml.Error
-	if !errors.As(err, &xe) {
+	var ne net.Error
+	if !errors.As(err, &xe) && !(errors.As(err, &ne) && ne.Timeout()) {
 		return
 	}
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
