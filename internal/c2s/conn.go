@@ -123,7 +123,7 @@ func (c *conn) cleanup() {
 		// A guard: endStream or installWriter has closed w already, and
 		// Close is idempotent. Waiting for Done bounds the teardown by
 		// the write timeout, never longer.
-		w.Close([]byte(xml.StreamClose), false)
+		w.Close(false, []byte(xml.StreamClose))
 		<-w.Done()
 	}
 	if c.sess != nil {
@@ -172,7 +172,7 @@ func (c *conn) installWriter(w *stream.Writer) {
 	ended := c.ending
 	c.mu.Unlock()
 	if ended {
-		w.Close([]byte(xml.StreamClose), false)
+		w.Close(false, []byte(xml.StreamClose))
 	}
 }
 

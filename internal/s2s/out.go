@@ -682,7 +682,7 @@ func (o *outConn) failAll(err error) {
 			buf.Write(streamErrorBytes(cond, ""))
 		}
 		buf.WriteString(xml.StreamClose)
-		w.Close(buf.Bytes(), true)
+		w.Close(true, buf.Bytes())
 	case nc != nil:
 		stream.CloseConn(nc)
 	}

@@ -33,7 +33,7 @@ func EndWith(w *Writer, nc net.Conn, errEl *xml.Element, drain bool) {
 	}
 	buf.WriteString(xml.StreamClose)
 	if w != nil {
-		w.Close(buf.Bytes(), drain)
+		w.Close(drain, buf.Bytes())
 		return
 	}
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))

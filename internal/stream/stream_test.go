@@ -59,7 +59,7 @@ func TestWriterWritesAndClosesWithFinalBytes(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(&got, b); close(done) }()
 	w.Send(xml.New("", "message").SetAttr("id", "1"))
-	w.Close([]byte("</stream:stream>"), true)
+	w.Close(true, []byte("</stream:stream>"))
 	<-w.Done()
 	<-done
 	s := got.String()
@@ -87,7 +87,7 @@ func TestWriterOverflowReportsInsteadOfBlocking(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Send blocked or never reported overflow")
 	}
-	w.Close(nil, false)
+	w.Close(false)
 	select {
 	case <-w.Done():
 	case <-time.After(5 * time.Second):

@@ -18,17 +18,22 @@ import (
 // serialisation buffer is dropped after a large write, so an idle session
 // holds neither.
 type Writer struct {
-	conn      net.Conn
-	max       int
-	timeout   time.Duration
-	contentNS string
-	wake      chan struct{} // capacity 1: "there is work"
-	done      chan struct{}
+	conn    net.Conn
+	max     int
+	timeout time.Duration
+	// encode appends an element's wire form; messages: every element (and
+	// every part of the final bytes) is written with a Write of its own,
+	// for message-oriented transports (RFC 7395: one stanza per WebSocket
+	// message). Otherwise a batch goes out in one Write.
+	encode   func(dst []byte, el *xml.Element) []byte
+	messages bool
+	wake     chan struct{} // capacity 1: "there is work"
+	done     chan struct{}
 
 	mu      sync.Mutex
 	queue   []*xml.Element
 	closing bool
-	final   []byte
+	final   [][]byte
 	drain   bool
 	// released: Release stopped the writer; the connection is not its
 	// to write to or close any more.
@@ -40,16 +45,31 @@ type Writer struct {
 	OnWrite func(*xml.Element)
 }
 
-// NewWriter starts the writer goroutine for conn with a queue of at most max
-// stanzas; each write must finish within timeout.
+// NewWriter starts the writer goroutine for conn, a byte stream, with a
+// queue of at most max stanzas; each write must finish within timeout.
+// Stanzas are written in contentNS (their namespace is the stream's).
 func NewWriter(conn net.Conn, max int, timeout time.Duration, contentNS string) *Writer {
+	return newWriter(conn, max, timeout, func(dst []byte, el *xml.Element) []byte {
+		return el.AppendToNS(dst, contentNS)
+	}, false)
+}
+
+// NewMessageWriter is NewWriter for a message-oriented conn, where every
+// Write is one message: each element is encoded by encode and written on
+// its own.
+func NewMessageWriter(conn net.Conn, max int, timeout time.Duration, encode func(dst []byte, el *xml.Element) []byte) *Writer {
+	return newWriter(conn, max, timeout, encode, true)
+}
+
+func newWriter(conn net.Conn, max int, timeout time.Duration, encode func([]byte, *xml.Element) []byte, messages bool) *Writer {
 	w := &Writer{
-		conn:      conn,
-		max:       max,
-		timeout:   timeout,
-		contentNS: contentNS,
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		conn:     conn,
+		max:      max,
+		timeout:  timeout,
+		encode:   encode,
+		messages: messages,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	go w.run()
 	return w
@@ -83,10 +103,11 @@ func (w *Writer) Send(el *xml.Element) bool {
 	return true
 }
 
-// Close writes final (a stream error and/or the closing tag) after what is
-// queued when drain is true (or instead of it when false: the peer is not
-// reading anyway), and closes the connection. Only the first call counts.
-func (w *Writer) Close(final []byte, drain bool) {
+// Close writes final (a stream error and/or the closing tag; on a message
+// writer each part is one message) after what is queued when drain is true
+// (or instead of it when false: the peer is not reading anyway), and closes
+// the connection. Only the first call counts.
+func (w *Writer) Close(drain bool, final ...[]byte) {
 	w.mu.Lock()
 	if w.closing {
 		w.mu.Unlock()
@@ -131,14 +152,9 @@ func (w *Writer) run() {
 		w.mu.Unlock()
 
 		if !failed && len(batch) > 0 {
-			buf = buf[:0]
-			for _, el := range batch {
-				if w.OnWrite != nil {
-					w.OnWrite(el)
-				}
-				buf = el.AppendToNS(buf, w.contentNS)
-			}
-			if err := w.write(buf); err != nil {
+			var err error
+			buf, err = w.writeElements(buf, batch)
+			if err != nil {
 				failed = true
 				_ = w.conn.Close()
 			}
@@ -159,17 +175,57 @@ func (w *Writer) run() {
 				return
 			}
 			if !failed {
-				buf = buf[:0]
-				for _, el := range rest {
-					buf = el.AppendToNS(buf, w.contentNS)
-				}
-				buf = append(buf, final...)
-				_ = w.write(buf)
+				w.finish(buf, rest, final)
 			}
 			CloseConn(w.conn)
 			return
 		}
 	}
+}
+
+// writeElements writes els: in one Write on a byte stream, one Write each
+// on a message writer. It returns buf for reuse.
+func (w *Writer) writeElements(buf []byte, els []*xml.Element) ([]byte, error) {
+	buf = buf[:0]
+	for _, el := range els {
+		if w.OnWrite != nil {
+			w.OnWrite(el)
+		}
+		buf = w.encode(buf, el)
+		if w.messages {
+			if err := w.write(buf); err != nil {
+				return buf, err
+			}
+			buf = buf[:0]
+		}
+	}
+	if w.messages || len(buf) == 0 {
+		return buf, nil
+	}
+	return buf, w.write(buf)
+}
+
+// finish writes what was still queued at Close and the final parts.
+func (w *Writer) finish(buf []byte, rest []*xml.Element, final [][]byte) {
+	if w.messages {
+		if _, err := w.writeElements(buf, rest); err != nil {
+			return
+		}
+		for _, f := range final {
+			if w.write(f) != nil {
+				return
+			}
+		}
+		return
+	}
+	buf = buf[:0]
+	for _, el := range rest {
+		buf = w.encode(buf, el)
+	}
+	for _, f := range final {
+		buf = append(buf, f...)
+	}
+	_ = w.write(buf)
 }
 
 func (w *Writer) write(b []byte) error {
