@@ -367,3 +367,15 @@ func StreamHeaderBytes(h StreamHeader) []byte {
 	}
 	return append(b, '>')
 }
+
+// AppendStandalone appends el as an XML document of its own: the top
+// element declares its namespace even when it is the content namespace
+// (Space ""), since no enclosing stream element declares it. RFC 7395
+// frames every stanza this way, one per WebSocket message.
+func (e *Element) AppendStandalone(dst []byte, contentNS string) []byte {
+	return appendElement(dst, e, standaloneParent, contentNS)
+}
+
+// standaloneParent is a parent namespace no element has, so the top
+// element always writes its xmlns.
+const standaloneParent = "\x00"
