@@ -25,7 +25,7 @@ func TestParseDocument(t *testing.T) {
 		"<a/><b/>":                              CondNotWellFormed,
 		"<a>":                                   CondNotWellFormed,
 		"</stream:stream>":                      CondNotWellFormed,
-		"text":                                  CondNotWellFormed,
+		"text":                                  CondBadFormat,
 		`<!DOCTYPE x [<!ENTITY a 'a'>]><open/>`: CondRestrictedXML,
 		"<message><!-- c --></message>":         CondRestrictedXML,
 		"<?xml version='1.0'?><open/>":          CondRestrictedXML,
