@@ -101,7 +101,7 @@ func (c *conn) verifyPeer() {
 	}
 	leaf, err := v.Verify(c.tls.PeerCertificates)
 	if err != nil {
-		c.srv.log.Info("c2s: client certificate refused", "remote", c.raw.RemoteAddr().String(), "subject", c.tls.PeerCertificates[0].Subject.String(), "err", err)
+		c.srv.log.Info("c2s: client certificate refused", "remote", c.t.RemoteAddr().String(), "subject", c.tls.PeerCertificates[0].Subject.String(), "err", err)
 		return
 	}
 	c.clientCert = leaf
@@ -173,9 +173,9 @@ func (c *conn) external(cert *x509.Certificate) func(ctx context.Context, authzi
 // the source is over the delay threshold and reports true when the source
 // is paused (the attempt is refused without looking at credentials).
 func (c *conn) throttle() (refuse bool) {
-	d := c.srv.limiter.Check(c.raw.RemoteAddr())
+	d := c.srv.limiter.Check(c.t.RemoteAddr())
 	if d.Refuse {
-		c.srv.log.Info("c2s: login attempt from a paused address refused", "remote", c.raw.RemoteAddr().String())
+		c.srv.log.Info("c2s: login attempt from a paused address refused", "remote", c.t.RemoteAddr().String())
 		return true
 	}
 	if d.Delay > 0 {
@@ -194,7 +194,7 @@ func (c *conn) admit(user, mech string) bool {
 	if err == nil {
 		return true
 	}
-	c.srv.log.Warn("c2s: login refused by access policy", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech, "reason", err.Error())
+	c.srv.log.Warn("c2s: login refused by access policy", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech, "reason", err.Error())
 	return false
 }
 
@@ -269,7 +269,7 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 	}
 	c.user, c.mech = res.Username, res.Mechanism
 	c.srv.metrics.AuthSuccesses.WithLabelValues(res.Mechanism).Inc()
-	c.srv.log.Info("c2s: authenticated", "remote", c.raw.RemoteAddr().String(), "user", res.Username+"@"+c.host.Domain, "mechanism", res.Mechanism)
+	c.srv.log.Info("c2s: authenticated", "remote", c.t.RemoteAddr().String(), "user", res.Username+"@"+c.host.Domain, "mechanism", res.Mechanism)
 	// XEP-0078: success creates the session directly, no separate bind. An
 	// existing session with the same resource is replaced (the XEP's
 	// RECOMMENDED behaviour), exactly as with resource binding.
@@ -281,9 +281,9 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 // brute-force limiter) and in metrics.
 func (c *conn) countFailure(mech, cond string) {
 	c.failures++
-	c.srv.limiter.Fail(c.raw.RemoteAddr())
+	c.srv.limiter.Fail(c.t.RemoteAddr())
 	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
-	c.srv.log.Info("c2s: authentication failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
+	c.srv.log.Info("c2s: authentication failed", "remote", c.t.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
 	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
 	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
 		delay = max

@@ -1,7 +1,6 @@
 package c2s
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -42,11 +41,11 @@ var errClosed = errors.New("c2s: stream closed")
 // SASL, bind) runs synchronously on the connection's goroutine, writing
 // directly; after bind all writes go through the session's stream.Writer.
 type conn struct {
-	srv    *Server
-	raw    net.Conn // TCP connection (rate limited)
-	nc     net.Conn // current transport: raw or its *tls.Conn
+	srv *Server
+	// t carries the stream (TCP, WebSocket); tls is its TLS state, nil
+	// while unencrypted (updated after STARTTLS).
+	t      Transport
 	tls    *tls.ConnectionState
-	dec    *xml.Decoder
 	id     string
 	host   *module.Host
 	ctx    context.Context
@@ -90,7 +89,7 @@ type conn struct {
 }
 
 func (c *conn) log(msg string, args ...any) {
-	c.srv.log.Debug(msg, append([]any{"remote", c.raw.RemoteAddr().String(), "stream", c.id}, args...)...)
+	c.srv.log.Debug(msg, append([]any{"remote", c.t.RemoteAddr().String(), "stream", c.id}, args...)...)
 }
 
 // serve runs the connection until it closes.
@@ -101,7 +100,7 @@ func (c *conn) serve() {
 	if c.authBy.IsZero() {
 		c.authBy = time.Now().Add(lim.PreAuthTimeout.Duration)
 	}
-	_ = c.nc.SetReadDeadline(c.authBy)
+	_ = c.t.SetReadDeadline(c.authBy)
 	err := c.negotiate()
 	if err != nil {
 		c.fail(err)
@@ -225,7 +224,7 @@ func (c *conn) endStreamWith(cond stanza.StreamCondition, text string, extra *xm
 			errEl.Append(extra)
 		}
 	}
-	stream.EndWith(w, c.nc, errEl, drain)
+	c.t.End(w, errEl, drain)
 }
 
 // streamErr is a negotiation failure that ends the stream with a condition.
@@ -239,36 +238,14 @@ type streamErr struct {
 
 func (e *streamErr) Error() string { return string(e.cond) + ": " + e.text }
 
-func (c *conn) write(b []byte) error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.Limits.WriteTimeout.Duration))
-	_, err := c.nc.Write(b)
-	return err
-}
-
-func (c *conn) writeEl(el *xml.Element) error {
-	var buf bytes.Buffer
-	_, _ = stream.Prefixed(el).WriteToNS(&buf, stanza.NSClient)
-	return c.write(buf.Bytes())
-}
-
-func (c *conn) newDecoder() {
-	lim := c.srv.cfg.Limits
-	c.dec = xml.NewDecoder(c.nc, xml.Limits{
-		MaxStanzaBytes: lim.MaxStanzaBytes,
-		MaxDepth:       lim.MaxDepth,
-		MaxAttrs:       lim.MaxAttrs,
-		MaxHeaderBytes: 8 * 1024,
-	})
-	c.dec.SetContentNamespace(stanza.NSClient)
-}
+func (c *conn) writeEl(el *xml.Element) error { return c.t.WriteElement(el) }
 
 // openStream reads the client's stream header and answers with ours and the
 // features for the current state (RFC 6120 §4.2, §4.3).
 func (c *conn) openStream() error {
-	c.newDecoder()
-	h, err := c.dec.ReadHeader()
+	h, err := c.t.ReadHeader()
 	if err != nil {
-		stream.OpenBeforeError(c.nc, err, stanza.NSClient, c.srv.cfg.Hosts[0].Domain)
+		c.t.OpenBeforeError(err, c.srv.cfg.Hosts[0].Domain)
 		return err
 	}
 	c.id = stream.NewID()
@@ -303,7 +280,7 @@ func (c *conn) openStream() error {
 	}
 	// Send our header before any stream error: RFC 6120 §4.9.1.2 requires
 	// the receiving entity to open a stream first.
-	if err := c.write(xml.StreamHeaderBytes(reply)); err != nil {
+	if err := c.t.WriteHeader(reply); err != nil {
 		return err
 	}
 	switch {
@@ -339,7 +316,7 @@ func (c *conn) negotiate() error {
 			}
 		}
 		for {
-			el, err := c.dec.Next()
+			el, err := c.t.Next()
 			if err != nil {
 				return c.asStreamError(err)
 			}
@@ -369,7 +346,7 @@ func (c *conn) asStreamError(err error) error {
 
 // preAuth describes this connection to pre-authentication handlers.
 func (c *conn) preAuth() *module.PreAuthConn {
-	return &module.PreAuthConn{Ctx: c.ctx, Host: c.host, RemoteAddr: c.raw.RemoteAddr(), Encrypted: c.tls != nil, StreamID: c.id}
+	return &module.PreAuthConn{Ctx: c.ctx, Host: c.host, RemoteAddr: c.t.RemoteAddr(), Encrypted: c.tls != nil, StreamID: c.id}
 }
 
 // serverCert is the leaf certificate presented on this connection (for
@@ -391,11 +368,13 @@ func (c *conn) features() *xml.Element {
 	f := xml.New(stanza.NSStream, "features")
 	switch {
 	case c.tls == nil && c.user == "":
-		st := xml.New(nsTLS, "starttls")
-		if c.tlsRequired() {
-			st.Append(xml.New(nsTLS, "required"))
+		if _, ok := c.t.(tlsUpgrader); ok {
+			st := xml.New(nsTLS, "starttls")
+			if c.tlsRequired() {
+				st.Append(xml.New(nsTLS, "required"))
+			}
+			f.Append(st)
 		}
-		f.Append(st)
 		if !c.tlsRequired() {
 			f.Append(c.mechanisms())
 			if el := c.legacyFeature(); el != nil {
@@ -488,10 +467,15 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 // decoder: those bytes were not protected by TLS, and treating them as if
 // they were is the classic STARTTLS command-injection bug.
 func (c *conn) startTLS() error {
+	up, ok := c.t.(tlsUpgrader)
+	if !ok {
+		return &streamErr{cond: stanza.StreamUnsupportedFeature, text: "this transport has no STARTTLS"}
+	}
 	if err := c.writeEl(xml.New(nsTLS, "proceed")); err != nil {
 		return err
 	}
-	if n := c.dec.Buffered(); n > 0 {
+	n, err := up.StartTLS(c.srv.tlsConfig(), c.authBy)
+	if n > 0 {
 		// A byte or two is a client's trailing newline or keepalive; more
 		// is someone pipelining plaintext, which is worth an operator's
 		// attention (it is dropped either way).
@@ -499,19 +483,14 @@ func (c *conn) startTLS() error {
 		if n > 2 {
 			level = slog.LevelWarn
 		}
-		c.srv.log.Log(context.Background(), level, "c2s: discarding plaintext sent after <starttls/>", "remote", c.raw.RemoteAddr().String(), "bytes", n)
+		c.srv.log.Log(context.Background(), level, "c2s: discarding plaintext sent after <starttls/>", "remote", c.t.RemoteAddr().String(), "bytes", n)
 	}
-	tc := tls.Server(c.raw, c.srv.tlsConfig())
-	_ = tc.SetDeadline(c.authBy)
-	if err := tc.Handshake(); err != nil {
+	if err != nil {
 		c.log("TLS handshake failed", "err", err)
-		_ = c.raw.Close()
 		return errClosed
 	}
-	st := tc.ConnectionState()
-	c.nc, c.tls = tc, &st
+	c.tls = c.t.TLS()
 	c.verifyPeer()
-	_ = tc.SetWriteDeadline(time.Time{})
 	return nil
 }
 
@@ -573,7 +552,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 		if err := c.writeEl(ch); err != nil {
 			return false, err
 		}
-		next, err := c.dec.Next()
+		next, err := c.t.Next()
 		if err != nil {
 			return false, err
 		}
@@ -621,7 +600,7 @@ func (c *conn) negotiationFailed(mech, cond string) error {
 	c.negotiationFailures++
 	// Info, not debug: rare, never a password guess, and the first thing to
 	// look for when a client cannot log in (README, troubleshooting).
-	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.raw.RemoteAddr().String(), "mechanism", mech, "condition", cond)
+	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.t.RemoteAddr().String(), "mechanism", mech, "condition", cond)
 	if err := c.saslFailure(cond, ""); err != nil {
 		return err
 	}
@@ -640,7 +619,7 @@ func (c *conn) authFailed(mech, cond string) error {
 	if cond == sasl.CondTemporaryAuthFailure {
 		// The server could not check (the directory is down): not the
 		// client's failure, so no delay and no brute-force count.
-		c.srv.log.Info("c2s: authentication could not be checked", "remote", c.raw.RemoteAddr().String(), "mechanism", mech)
+		c.srv.log.Info("c2s: authentication could not be checked", "remote", c.t.RemoteAddr().String(), "mechanism", mech)
 		return c.saslFailure(cond, "")
 	}
 	c.countFailure(mech, cond)
@@ -672,7 +651,7 @@ func (c *conn) authSucceeded(mech string, sess sasl.Session, out []byte) (bool, 
 	}
 	c.user, c.mech = user, mech
 	c.srv.metrics.AuthSuccesses.WithLabelValues(mech).Inc()
-	c.srv.log.Info("c2s: authenticated", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech)
+	c.srv.log.Info("c2s: authenticated", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech)
 	return true, nil
 }
 
@@ -750,12 +729,12 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 // readStanzas is the bound session's read loop.
 func (c *conn) readStanzas() {
 	idle := c.srv.cfg.Limits.IdleTimeout.Duration
-	_ = c.nc.SetReadDeadline(time.Time{})
+	_ = c.t.SetReadDeadline(time.Time{})
 	for {
 		if idle > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			_ = c.t.SetReadDeadline(time.Now().Add(idle))
 		}
-		el, err := c.dec.Next()
+		el, err := c.t.Next()
 		if err != nil {
 			c.fail(err)
 			return

@@ -53,10 +53,10 @@ func (c *conn) directoryCheckPassword(d *directory.Directory) func(ctx context.C
 		case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNoSuchUser):
 			return sasl.NewFailure(sasl.CondNotAuthorized, "")
 		case errors.Is(err, directory.ErrDisabled):
-			c.srv.log.Info("c2s: disabled directory account refused", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain)
+			c.srv.log.Info("c2s: disabled directory account refused", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain)
 			return sasl.NewFailure(sasl.CondNotAuthorized, "")
 		}
-		c.srv.log.Warn("c2s: directory login failed", "remote", c.raw.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "err", err)
+		c.srv.log.Warn("c2s: directory login failed", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "err", err)
 		return sasl.NewFailure(sasl.CondTemporaryAuthFailure, "the user directory is unavailable; try again later")
 	}
 }
@@ -78,7 +78,7 @@ func (c *conn) directoryExternal(ctx context.Context, d *directory.Directory, pi
 	case errors.Is(err, directory.ErrNoSuchUser):
 		return "", sasl.NewFailure(sasl.CondNotAuthorized, "")
 	case err != nil:
-		c.srv.log.Warn("c2s: directory lookup for EXTERNAL failed", "remote", c.raw.RemoteAddr().String(), "jid", pick.String(), "err", err)
+		c.srv.log.Warn("c2s: directory lookup for EXTERNAL failed", "remote", c.t.RemoteAddr().String(), "jid", pick.String(), "err", err)
 		return "", sasl.NewFailure(sasl.CondTemporaryAuthFailure, "")
 	case u.Disabled:
 		return "", sasl.NewFailure(sasl.CondNotAuthorized, "")

@@ -136,7 +136,8 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 	lim := s.cfg.Limits
 	c := &conn{srv: s, direct: direct, authBy: time.Now().Add(lim.PreAuthTimeout.Duration)}
 	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
-	c.raw, c.nc = rc, rc
+	t := &tcpTransport{raw: rc, nc: rc, lim: s.streamLimits(), writeTimeout: lim.WriteTimeout.Duration}
+	c.t = t
 	if direct {
 		// TLS runs over the rate-limited connection, so encrypted bytes
 		// are what counts, as after STARTTLS. The handshake is part of the
@@ -151,10 +152,22 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
 		st := tc.ConnectionState()
-		c.nc, c.tls = tc, &st
+		t.nc, t.tls = tc, &st
+		c.tls = t.tls
 		c.verifyPeer()
 	}
 	return c, true
+}
+
+// streamLimits are the XML limits of a client stream (limits.*).
+func (s *Server) streamLimits() xml.Limits {
+	lim := s.cfg.Limits
+	return xml.Limits{
+		MaxStanzaBytes: lim.MaxStanzaBytes,
+		MaxDepth:       lim.MaxDepth,
+		MaxAttrs:       lim.MaxAttrs,
+		MaxHeaderBytes: 8 * 1024,
+	}
 }
 
 // Shutdown stops accepting, closes every stream with <system-shutdown/> and

@@ -39,6 +39,10 @@ func TestStreamErrorAfterBindReleasesEverything(t *testing.T) {
 		c.Send("<message from='mallory@localhost/x' to='alice@localhost'><body>%d</body></message>", i)
 		c.ExpectStreamError("invalid-from")
 		_ = c.Conn.Close()
+		// The server tears the session down after the client saw the
+		// error; on a loaded machine that can lag a few logins behind.
+		// A leaked slot never comes back, which this wait reports.
+		waitFor(t, "the connection slot back", func() bool { return gaugeValue(conns) == 0 })
 	}
 	waitFor(t, "connections back to 0", func() bool { return gaugeValue(conns) == 0 })
 	waitFor(t, "sessions back to 0", func() bool { return gaugeValue(sessions) == 0 })

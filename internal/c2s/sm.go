@@ -277,14 +277,14 @@ func (c *conn) resume(el *xml.Element) (bool, error) {
 		// The client gave up on that connection; it may not know yet.
 		old.closeWith(stanza.StreamConflict, "the session was resumed on another connection")
 	}
-	c.srv.log.Info("c2s: session resumed", "remote", c.raw.RemoteAddr().String(), "jid", s.jid.String())
+	c.srv.log.Info("c2s: session resumed", "remote", c.t.RemoteAddr().String(), "jid", s.jid.String())
 	return true, nil
 }
 
 // newSessionWriter makes the writer for s on this connection.
 func (c *conn) newSessionWriter(s *session) *stream.Writer {
 	lim := c.srv.cfg.Limits
-	w := stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSClient)
+	w := c.t.NewWriter(lim.OutputQueue, lim.WriteTimeout.Duration)
 	w.OnOverflow = func() {
 		c.srv.metrics.QueueDrops.Inc()
 		go s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")

@@ -1,0 +1,122 @@
+package c2s
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"parley/internal/stream"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// Transport carries one client stream between the wire and the
+// negotiation and session code of this package, which never touches bytes
+// itself. TCP (STARTTLS and direct TLS) is tcpTransport, below; WebSocket
+// (RFC 7395) lives in its own package and hands each accepted connection to
+// Server.ServeTransport. Everything a transport reads is a whole element
+// parsed under the stream limits (restricted XML included), and everything
+// it writes is serialised from Parley's own trees, whatever the framing.
+type Transport interface {
+	// RemoteAddr is the client's address (connection limits, brute-force
+	// limiter, logs).
+	RemoteAddr() net.Addr
+	// TLS is the TLS state protecting the stream, nil when unencrypted.
+	TLS() *tls.ConnectionState
+	// ReadHeader reads the client's opening of a new stream (the first,
+	// and each restart after STARTTLS or SASL), mapped to a stream header
+	// whatever the framing.
+	ReadHeader() (xml.StreamHeader, error)
+	// Next reads the next top-level element of the stream.
+	Next() (*xml.Element, error)
+	// SetReadDeadline bounds the reads that follow (zero: none).
+	SetReadDeadline(t time.Time) error
+	// WriteHeader opens our side of the stream.
+	WriteHeader(h xml.StreamHeader) error
+	// WriteElement writes one element directly (negotiation, before a
+	// session writer exists).
+	WriteElement(el *xml.Element) error
+	// OpenBeforeError opens our side of the stream when ReadHeader failed
+	// with err and a stream error will follow (RFC 6120 §4.9.1.2).
+	OpenBeforeError(err error, from string)
+	// NewWriter returns the writer of a bound session on this transport.
+	NewWriter(max int, timeout time.Duration) *stream.Writer
+	// End sends the stream error errEl (nil for none) and the end of the
+	// stream, through w once there is one, and closes the transport.
+	End(w *stream.Writer, errEl *xml.Element, drain bool)
+}
+
+// tlsUpgrader is implemented by transports that can start TLS inside the
+// stream (RFC 6120 §5); others offer no <starttls/>.
+type tlsUpgrader interface {
+	// StartTLS runs the server side of a TLS handshake that must finish by
+	// deadline. discarded is how many bytes the client had sent after
+	// <starttls/>: they are dropped, never interpreted (the STARTTLS
+	// command-injection attack).
+	StartTLS(cfg *tls.Config, deadline time.Time) (discarded int, err error)
+}
+
+// tcpTransport is a client stream on a TCP connection: raw is the
+// rate-limited socket, nc the same or its TLS layer.
+type tcpTransport struct {
+	raw, nc      net.Conn
+	dec          *xml.Decoder
+	lim          xml.Limits
+	writeTimeout time.Duration
+	tls          *tls.ConnectionState
+}
+
+func (t *tcpTransport) RemoteAddr() net.Addr               { return t.raw.RemoteAddr() }
+func (t *tcpTransport) TLS() *tls.ConnectionState          { return t.tls }
+func (t *tcpTransport) SetReadDeadline(tm time.Time) error { return t.nc.SetReadDeadline(tm) }
+func (t *tcpTransport) Next() (*xml.Element, error)        { return t.dec.Next() }
+func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {
+	return t.write(xml.StreamHeaderBytes(h))
+}
+
+// ReadHeader starts a new decoder: after STARTTLS and SASL the stream
+// restarts, and nothing the old decoder had buffered carries over.
+func (t *tcpTransport) ReadHeader() (xml.StreamHeader, error) {
+	t.dec = xml.NewDecoder(t.nc, t.lim)
+	t.dec.SetContentNamespace(stanza.NSClient)
+	return t.dec.ReadHeader()
+}
+
+func (t *tcpTransport) WriteElement(el *xml.Element) error {
+	var buf bytes.Buffer
+	_, _ = stream.Prefixed(el).WriteToNS(&buf, stanza.NSClient)
+	return t.write(buf.Bytes())
+}
+
+func (t *tcpTransport) write(b []byte) error {
+	_ = t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+	_, err := t.nc.Write(b)
+	return err
+}
+
+func (t *tcpTransport) OpenBeforeError(err error, from string) {
+	stream.OpenBeforeError(t.nc, err, stanza.NSClient, from)
+}
+
+func (t *tcpTransport) NewWriter(max int, timeout time.Duration) *stream.Writer {
+	return stream.NewWriter(t.nc, max, timeout, stanza.NSClient)
+}
+
+func (t *tcpTransport) End(w *stream.Writer, errEl *xml.Element, drain bool) {
+	stream.EndWith(w, t.nc, errEl, drain)
+}
+
+func (t *tcpTransport) StartTLS(cfg *tls.Config, deadline time.Time) (int, error) {
+	discarded := t.dec.Buffered()
+	tc := tls.Server(t.raw, cfg)
+	_ = tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		_ = t.raw.Close()
+		return discarded, err
+	}
+	_ = tc.SetWriteDeadline(time.Time{})
+	st := tc.ConnectionState()
+	t.nc, t.tls = tc, &st
+	return discarded, nil
+}
