@@ -159,6 +159,22 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 	return c, true
 }
 
+// ServeTransport runs a client stream that arrived on another listener
+// (XMPP over WebSocket) until it ends, with the same negotiation, limits,
+// sessions and shutdown as the TCP listeners. It reports false when the
+// server is shutting down; the caller then closes t itself.
+func (s *Server) ServeTransport(t Transport) bool {
+	c := &conn{srv: s, t: t, tls: t.TLS(), authBy: time.Now().Add(s.cfg.Limits.PreAuthTimeout.Duration)}
+	if c.tls != nil {
+		c.verifyPeer()
+	}
+	return s.accept.ServeConn(c)
+}
+
+// StreamLimits are the XML limits of a client stream (limits.*), for
+// transports in other packages.
+func (s *Server) StreamLimits() xml.Limits { return s.streamLimits() }
+
 // streamLimits are the XML limits of a client stream (limits.*).
 func (s *Server) streamLimits() xml.Limits {
 	lim := s.cfg.Limits

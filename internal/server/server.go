@@ -288,6 +288,10 @@ func (s *Server) C2SAddrs() []net.Addr { return s.c2s.Addrs() }
 // external component is configured.
 func (s *Server) ComponentAddr() net.Addr { return s.comp.Addr() }
 
+// C2S returns the client stream server (for transports that arrive on
+// other listeners, and tests).
+func (s *Server) C2S() *c2s.Server { return s.c2s }
+
 // Components returns the XEP-0114 component server.
 func (s *Server) Components() *component.Server { return s.comp }
 

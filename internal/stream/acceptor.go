@@ -110,6 +110,32 @@ func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool)) {
 	a.Serve(c)
 }
 
+// ServeConn runs c, a connection accepted by someone else (an HTTP server
+// upgrading to WebSocket), with the registration, gauge and shutdown
+// tracking of Accept's connections; the caller applies any per-address
+// limit itself. It blocks until c's stream ends and reports false, having
+// served nothing, when the acceptor is closing or full.
+func (a *Acceptor[C]) ServeConn(c C) bool {
+	if reason := a.register(c); reason != "" {
+		return false
+	}
+	a.WG.Add(1)
+	defer a.WG.Done()
+	if a.Gauge != nil {
+		a.Gauge.Inc()
+	}
+	defer func() {
+		if a.Gauge != nil {
+			a.Gauge.Dec()
+		}
+		a.mu.Lock()
+		delete(a.conns, c)
+		a.mu.Unlock()
+	}()
+	a.Serve(c)
+	return true
+}
+
 // register adds c to the open connections, or says why it may not.
 func (a *Acceptor[C]) register(c C) (refused string) {
 	a.mu.Lock()

@@ -1,0 +1,157 @@
+package websocket_test
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"parley/internal/testserver"
+	"parley/internal/xmpp/xml"
+	ws "parley/internal/websocket"
+)
+
+// wsClient is a raw RFC 7395 client: one XML document per message.
+type wsClient struct {
+	t  *testing.T
+	c  *websocket.Conn
+	ns string
+}
+
+func dial(t *testing.T, e *endpoint, opts *websocket.DialOptions) (*wsClient, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if opts == nil {
+		opts = &websocket.DialOptions{Subprotocols: []string{"xmpp"}}
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = e.client
+	}
+	c, resp, err := websocket.Dial(ctx, e.url, opts)
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return &wsClient{t: t, c: c}, resp, nil
+}
+
+func (w *wsClient) send(s string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.c.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		w.t.Fatalf("write: %v", err)
+	}
+}
+
+// next reads one message and parses it as a document of its own (every
+// message must be one).
+func (w *wsClient) next() *xml.Element {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, data, err := w.c.Read(ctx)
+	if err != nil {
+		w.t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText {
+		w.t.Fatalf("binary message")
+	}
+	el, err := xml.ParseDocument(data, xml.DefaultLimits(), "urn:example:none")
+	if err != nil {
+		w.t.Fatalf("message %q is not one XML document: %v", data, err)
+	}
+	return el
+}
+
+// expect reads messages until one has the given local name.
+func (w *wsClient) expect(local string) *xml.Element {
+	w.t.Helper()
+	for range 20 {
+		if el := w.next(); el.Local == local {
+			return el
+		}
+	}
+	w.t.Fatalf("no <%s/>", local)
+	return nil
+}
+
+const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+
+// startTLS runs a test server and the WebSocket endpoint on an HTTPS test
+// listener (PLAIN, like on TCP, is offered only under TLS).
+func startTLS(t *testing.T, cfg ws.Config) (*testserver.TS, *endpoint) {
+	t.Helper()
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	h := ws.NewHandler(ts.C2S(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	hs := httptest.NewTLSServer(h)
+	t.Cleanup(hs.Close)
+	return ts, &endpoint{url: "wss" + strings.TrimPrefix(hs.URL, "https") + "/xmpp-websocket", client: hs.Client()}
+}
+
+// endpoint is the test listener: its URL and a client trusting its
+// certificate.
+type endpoint struct {
+	url    string
+	client *http.Client
+}
+
+// login opens, authenticates with PLAIN and binds over the WebSocket.
+func login(t *testing.T, e *endpoint, user, res string) *wsClient {
+	t.Helper()
+	c, _, err := dial(t, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(open)
+	if o := c.next(); o.Local != "open" || o.Space != ws.NSFraming || o.Attr("from") != "localhost" || o.Attr("version") != "1.0" || o.Attr("id") == "" {
+		t.Fatalf("server open: %s", o)
+	}
+	f := c.expect("features")
+	if f.Space != "http://etherx.jabber.org/streams" || f.Child("urn:ietf:params:xml:ns:xmpp-tls", "starttls") != nil {
+		t.Fatalf("features (no STARTTLS on WebSocket): %s", f)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00password1")) + "</auth>")
+	if s := c.next(); s.Local != "success" {
+		t.Fatalf("auth: %s", s)
+	}
+	c.send(open) // RFC 7395 §3.5: the client restarts with a new <open/>
+	c.expect("open")
+	c.expect("features")
+	c.send("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + res + "</resource></bind></iq>")
+	if r := c.expect("iq"); r.Attr("type") != "result" {
+		t.Fatalf("bind: %s", r)
+	}
+	return c
+}
+
+func TestLoginAndChatOverWebSocket(t *testing.T) {
+	ts, e := startTLS(t, ws.Config{})
+	alice := login(t, e, "alice", "web")
+	alice.send("<presence xmlns='jabber:client'/>")
+	alice.expect("presence")
+	bob := ts.Online(t, "bob", "password1", "tcp")
+	bob.Send("<message to='alice@localhost/web' type='chat'><body>hello browser</body></message>")
+	m := alice.expect("message")
+	if m.Space != "jabber:client" || m.ChildText("jabber:client", "body") != "hello browser" {
+		t.Fatalf("message over WebSocket: %s", m)
+	}
+	alice.send("<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>hello tcp</body></message>")
+	if got := bob.ExpectStanza("message"); got.ChildText("", "body") != "hello tcp" || got.Attr("from") != "alice@localhost/web" {
+		t.Fatalf("message from WebSocket: %s", got)
+	}
+	alice.send("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
+	alice.expect("close")
+}
