@@ -77,10 +77,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lim := h.srv.StreamLimits()
-	// The library stops reading a message at this size and closes with
-	// 1009, so memory per connection is bounded before any parsing; the
-	// parser then applies max_stanza_bytes itself.
-	ws.SetReadLimit(int64(lim.MaxStanzaBytes) + 1024)
+	// The parser refuses a message over max_stanza_bytes with the stream
+	// error a TCP client would get (policy-violation); the library stops
+	// reading far beyond that, at twice the size, and closes with 1009, so
+	// memory per connection stays bounded whatever a client sends.
+	ws.SetReadLimit(2*int64(lim.MaxStanzaBytes) + 1024)
 	t := newTransport(ws, h.clientAddr(r), r.TLS, lim, h.cfg)
 	defer t.stopPings()
 	if !h.srv.ServeTransport(t) {

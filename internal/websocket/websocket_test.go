@@ -155,3 +155,133 @@ func TestLoginAndChatOverWebSocket(t *testing.T) {
 	alice.send("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
 	alice.expect("close")
 }
+
+func TestHandshakeRefusals(t *testing.T) {
+	_, e := startTLS(t, ws.Config{OriginPatterns: []string{"chat.example.com"}})
+	// No xmpp subprotocol: the server closes with a policy violation.
+	c, _, err := dial(t, e, &websocket.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("without the xmpp subprotocol: %v", err)
+	}
+	// A page from a foreign origin is refused before the upgrade.
+	h := http.Header{}
+	h.Set("Origin", "https://evil.example.net")
+	if _, resp, err := dial(t, e, &websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPHeader: h}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: %v %v", resp, err)
+	}
+	h.Set("Origin", "https://chat.example.com")
+	if _, _, err := dial(t, e, &websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPHeader: h}); err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+}
+
+// expectStreamError reads the error and the <close/> that must follow it,
+// each its own message (RFC 7395 §3.6).
+func expectStreamError(t *testing.T, c *wsClient, cond string) {
+	t.Helper()
+	el := c.expect("error")
+	if el.Space != "http://etherx.jabber.org/streams" || el.Child("urn:ietf:params:xml:ns:xmpp-streams", cond) == nil {
+		t.Fatalf("stream error %s, want %s", el, cond)
+	}
+	if cl := c.next(); cl.Local != "close" || cl.Space != ws.NSFraming {
+		t.Fatalf("after the error: %s", cl)
+	}
+}
+
+func TestHostileInput(t *testing.T) {
+	_, e := startTLS(t, ws.Config{})
+	cases := []struct {
+		name, first, then, cond string
+	}{
+		{"billion laughs in the open", `<!DOCTYPE o [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>`, "", "restricted-xml"},
+		{"not an open", "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'/>", "", "invalid-namespace"},
+		{"two elements in one message", open, "<presence xmlns='jabber:client'/><presence xmlns='jabber:client'/>", "not-well-formed"},
+		{"invalid UTF-8", open, "<message xmlns='jabber:client'><body>\xff\xfe</body></message>", "not-well-formed"},
+		{"comment", open, "<message xmlns='jabber:client'><!-- x --></message>", "restricted-xml"},
+		{"unknown host", "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='elsewhere.example' version='1.0'/>", "", "host-unknown"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := dial(t, e, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.send(tc.first)
+			if tc.then != "" {
+				c.expect("features")
+				c.send(tc.then)
+			}
+			expectStreamError(t, c, tc.cond)
+		})
+	}
+}
+
+func TestOversizedMessages(t *testing.T) {
+	ts, e := startTLS(t, ws.Config{})
+	max := ts.Config.Limits.MaxStanzaBytes
+	// Over max_stanza_bytes: the stream error a TCP client gets.
+	c := login(t, e, "alice", "web")
+	c.send("<message xmlns='jabber:client' to='bob@localhost'><body>" + strings.Repeat("x", max) + "</body></message>")
+	expectStreamError(t, c, "policy-violation")
+	// Far over it: the library stops reading at its limit (and sends 1009,
+	// unless the stream's own close gets out first); either way the
+	// connection ends without the message being read into memory.
+	c = login(t, e, "alice", "web2")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("x", 3*max)))
+	for {
+		if _, _, err := c.c.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) == -1 && ctx.Err() != nil {
+				t.Fatalf("connection still open: %v", err)
+			}
+			return
+		}
+	}
+}
+
+func TestBinaryMessageIsRefused(t *testing.T) {
+	_, e := startTLS(t, ws.Config{})
+	c, _, err := dial(t, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.c.Write(ctx, websocket.MessageBinary, []byte(open))
+	expectStreamError(t, c, "bad-format")
+}
+
+// Stream management works over WebSocket, and a session lost on a
+// WebSocket resumes on a TCP connection: resumption works on any listener.
+func TestStreamManagementAcrossTransports(t *testing.T) {
+	ts, e := startTLS(t, ws.Config{})
+	alice := login(t, e, "alice", "web")
+	alice.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	enabled := alice.expect("enabled")
+	alice.send("<presence xmlns='jabber:client'/>")
+	alice.expect("presence")
+	bob := ts.Online(t, "bob", "password1", "tcp")
+	bob.Send("<message to='alice@localhost/web' type='chat'><body>one</body></message>")
+	alice.expect("message")
+	_ = alice.c.CloseNow() // the browser tab's network is gone
+	time.Sleep(100 * time.Millisecond)
+	bob.Send("<message to='alice@localhost/web' type='chat'><body>two</body></message>")
+
+	tcp := ts.Authenticated(t, "alice", "password1")
+	tcp.Send("<resume xmlns='urn:xmpp:sm:3' previd='%s' h='0'/>", enabled.Attr("id"))
+	if r := tcp.Expect(func(el *xml.Element) bool { return el.Space == "urn:xmpp:sm:3" }); r.Local != "resumed" {
+		t.Fatalf("resume on TCP: %s", r)
+	}
+	for _, want := range []string{"one", "two"} {
+		m := tcp.ExpectStanza("message")
+		if m.ChildText("", "body") != want {
+			t.Fatalf("after resumption got %s, want %q", m, want)
+		}
+	}
+}
