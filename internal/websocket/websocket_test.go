@@ -14,15 +14,14 @@ import (
 	"github.com/coder/websocket"
 
 	"parley/internal/testserver"
-	"parley/internal/xmpp/xml"
 	ws "parley/internal/websocket"
+	"parley/internal/xmpp/xml"
 )
 
 // wsClient is a raw RFC 7395 client: one XML document per message.
 type wsClient struct {
-	t  *testing.T
-	c  *websocket.Conn
-	ns string
+	t *testing.T
+	c *websocket.Conn
 }
 
 func dial(t *testing.T, e *endpoint, opts *websocket.DialOptions) (*wsClient, *http.Response, error) {
