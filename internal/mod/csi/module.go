@@ -35,8 +35,6 @@ type CSI struct {
 	h    *module.Host
 	lim  limits
 	offs []func()
-	// now is the clock of the <delay/> stamps (tests replace it).
-	now func() time.Time
 }
 
 var _ module.Module = (*CSI)(nil)
@@ -46,7 +44,6 @@ func New(h *module.Host) (module.Module, error) {
 	return &CSI{
 		h:   h,
 		lim: limits{stanzas: h.Config.Limits.CSIQueue, bytes: h.Config.Limits.MaxStanzaBytes},
-		now: time.Now,
 	}, nil
 }
 
@@ -127,7 +124,7 @@ func (m *CSI) outbound(ev *module.OutboundEvent) bool {
 	if st == nil {
 		return false
 	}
-	return st.offer(ev.Session, ev.Stanza, m.lim, m.now())
+	return st.offer(ev.Session, ev.Stanza, m.lim, time.Now())
 }
 
 // unbound discards the state of a session that ended. Its values go with
