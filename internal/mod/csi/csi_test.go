@@ -1,12 +1,14 @@
 package csi_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"parley/internal/mod/csi"
+	"parley/internal/module"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
 )
@@ -239,5 +241,28 @@ func TestSessionEnd(t *testing.T) {
 	again.ExpectStanza("presence", "from="+bob.JID)
 	if n, live := csi.Held(session(t, ts, again)); n != 0 || live {
 		t.Fatalf("new session: %d held, live %v", n, live)
+	}
+}
+
+// TestResumedStartsActive: a resumed stream starts active (XEP-0352 §5.2);
+// on the session event for a resumption, what was held is delivered and
+// holding stops. c2s does not fire the event yet, so the test fires it as
+// c2s would.
+func TestResumedStartsActive(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	ts.GrantSubscription(t, "bob", "alice")
+	alice := ts.Online(t, "alice", password, "phone")
+	as := session(t, ts, alice)
+	setState(t, alice, "inactive")
+	bob := ts.Online(t, "bob", password, "r")
+	waitHeld(t, as, 1)
+
+	h := ts.Hosts()[0]
+	h.Sessions.Fire(module.EventSessionResumed, &module.SessionEvent{Ctx: context.Background(), Host: h, Session: as})
+	same(t, "delivered on resumption", ping(t, alice), "presence "+bob.JID)
+	bob.Send("<presence><show>away</show></presence>")
+	alice.ExpectStanza("presence", "from="+bob.JID)
+	if n, live := csi.Held(as); n != 0 || !live {
+		t.Fatalf("after resumption: %d held, live %v", n, live)
 	}
 }

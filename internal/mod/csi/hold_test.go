@@ -24,6 +24,9 @@ type fakeSession struct {
 
 	mu        sync.Mutex
 	delivered []*xml.Element
+	// onDeliver, when set, runs after each delivery, in the delivering
+	// goroutine (what a real session may do from Deliver: end itself).
+	onDeliver func(*xml.Element)
 }
 
 func newFake(t *testing.T, lim limits) *fakeSession {
@@ -38,8 +41,11 @@ func (f *fakeSession) JID() jid.JID { return f.jid }
 
 func (f *fakeSession) Deliver(el *xml.Element) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.delivered = append(f.delivered, el)
+	f.mu.Unlock()
+	if f.onDeliver != nil {
+		f.onDeliver(el)
+	}
 }
 
 func (f *fakeSession) Send(el *xml.Element) {
@@ -184,6 +190,32 @@ func TestEnded(t *testing.T) {
 	f.st.setInactive()
 	f.Send(presence("bob@localhost/r", "p3"))
 	same(t, f.take(), "presence:bob@localhost/r:p2", "presence:bob@localhost/r:p3")
+}
+
+// TestReentrantDeliver: Session.Deliver may end the session (a full
+// stream management queue closes it, and "unbound" runs in the same
+// goroutine) or cause another stanza to be offered to the same session;
+// neither deadlocks, and a stanza offered from inside a delivery comes
+// after the batch being delivered.
+func TestReentrantDeliver(t *testing.T) {
+	f := newFake(t, limits{stanzas: 10, bytes: 1 << 20})
+	f.st.setInactive()
+	f.Send(presence("bob@localhost/r", "p1"))
+	f.onDeliver = func(el *xml.Element) {
+		if el.Attr("id") == "p1" {
+			f.Send(chat("bob@localhost/r", "nested")) // urgent, offered mid-delivery
+		}
+		if el.Attr("id") == "nested" {
+			f.st.end()
+		}
+	}
+	f.Send(chat("carol@localhost/r", "m1"))
+	same(t, f.take(), "presence:bob@localhost/r:p1", "message:carol@localhost/r:m1", "message:bob@localhost/r:nested")
+	if n := f.st.live; n != 0 || !f.st.ended {
+		t.Fatalf("after end: %d held, ended %v", n, f.st.ended)
+	}
+	f.Send(presence("bob@localhost/r", "p2")) // ended: straight through
+	same(t, f.take(), "presence:bob@localhost/r:p2")
 }
 
 // TestConcurrentSenders: many goroutines send to one session while its

@@ -62,6 +62,7 @@ func (m *CSI) Start(context.Context) error {
 	m.offs = append(m.offs,
 		m.h.Outbound.On(module.EventOutbound, PriorityOutbound, m.outbound),
 		m.h.Sessions.On(module.EventSessionUnbound, 0, m.unbound),
+		m.h.Sessions.On(module.EventSessionResumed, 0, m.resumed),
 	)
 	return nil
 }
@@ -99,9 +100,10 @@ func (m *CSI) inactive(s module.Session, el *xml.Element) {
 	st.setInactive()
 }
 
-// active handles <active xmlns='urn:xmpp:csi:0'/>: everything held is
-// queued before this handler returns, so before the answer to anything
-// the client sent after <active/> (XEP-0352 §5.1).
+// active handles <active xmlns='urn:xmpp:csi:0'/>: by the time this
+// handler returns, everything held is ahead of anything sent to the
+// session later, so before the answer to anything the client sent after
+// <active/> (XEP-0352 §5.1).
 func (m *CSI) active(s module.Session, el *xml.Element) {
 	m.logExtra(s, el)
 	if st := stateOf(s); st != nil {
@@ -125,6 +127,17 @@ func (m *CSI) outbound(ev *module.OutboundEvent) bool {
 		return false
 	}
 	return st.offer(ev.Session, ev.Stanza, m.lim, time.Now())
+}
+
+// resumed makes a resumed session active again: the client state is
+// stream state and a resumed stream starts active (XEP-0352 §5.2), so what
+// was held while the client was away is delivered after the stanzas
+// stream management sends again.
+func (m *CSI) resumed(ev *module.SessionEvent) bool {
+	if st := stateOf(ev.Session); st != nil {
+		st.setActive(ev.Session)
+	}
+	return false
 }
 
 // unbound discards the state of a session that ended. Its values go with
