@@ -3,6 +3,7 @@ package csi_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +266,45 @@ func TestResumedStartsActive(t *testing.T) {
 	if n, live := csi.Held(as); n != 0 || !live {
 		t.Fatalf("after resumption: %d held, live %v", n, live)
 	}
+}
+
+// TestStreamManagementQueueFull: a flush into a detached XEP-0198 session
+// whose unacknowledged queue overflows ends the session from inside the
+// delivery (unbound fires in the delivering goroutine). Nothing deadlocks
+// (the sender, bob, is still served) and the message is handled as
+// undelivered: stored offline.
+func TestStreamManagementQueueFull(t *testing.T) {
+	ts := start(t, "[c2s.stream_management]\nmax_unacked = 2\n", "alice", "bob")
+	ts.GrantSubscription(t, "bob", "alice")
+	alice := ts.Login(t, "alice", password, "phone")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+	as := session(t, ts, alice)
+	alice.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	bob := ts.Online(t, "bob", password, "r")
+	waitHeld(t, as, 1)
+
+	// The phone loses its network: the session waits for a resumption.
+	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+	} else {
+		_ = alice.Conn.Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	bob.Send("<message type='chat' to='%s'><body>are you there?</body></message>", alice.JID)
+	ping(t, bob)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, live := csi.Held(as); !live {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not end")
+		}
+	}
+	again := ts.Login(t, "alice", password, "laptop")
+	again.Send("<presence/>")
+	again.Expect(isBody("are you there?"))
 }
