@@ -282,7 +282,10 @@ func TestStreamManagementQueueFull(t *testing.T) {
 	alice.Send("<presence/>")
 	alice.ExpectStanza("presence", "from="+alice.JID)
 	as := session(t, ts, alice)
-	alice.Send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	// An <r/> rather than a ping waits for <inactive/> to be handled: its
+	// <a/> is not a stanza, so the unacknowledged queue stays as it is.
+	alice.Send("<inactive xmlns='urn:xmpp:csi:0'/><r xmlns='urn:xmpp:sm:3'/>")
+	alice.Expect(func(el *xml.Element) bool { return el.Space == "urn:xmpp:sm:3" && el.Local == "a" })
 	bob := ts.Online(t, "bob", password, "r")
 	waitHeld(t, as, 1)
 
