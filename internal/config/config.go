@@ -226,6 +226,13 @@ type Limits struct {
 	// a remote server or component inventing senders cannot fill storage.
 	// Default 200.
 	MaxPendingSubscriptions int `toml:"max_pending_subscriptions"`
+	// CSIQueue bounds the stanzas held back for one client session that
+	// said it is inactive (XEP-0352, internal/mod/csi): when the bound is
+	// reached the held stanzas are delivered, never dropped, so it bounds
+	// memory per session without losing anything. At most output_queue,
+	// so that one flush fits the session's output queue. Default 100 (or
+	// output_queue if that is smaller).
+	CSIQueue int `toml:"csi_queue"`
 }
 
 // Modules configures individual feature modules.
@@ -460,6 +467,9 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxPrivateBytes, 64*1024)
 	setInt(&l.MaxConnectionsPerIP, 100)
 	setInt(&l.MaxPendingSubscriptions, 200)
+	// A small output_queue lowers the default rather than making the
+	// default invalid.
+	setInt(&l.CSIQueue, min(100, l.OutputQueue))
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -565,7 +575,7 @@ func (c *Config) validate() []string {
 		"limits.rate_burst_bytes": l.RateBurstBytes, "limits.offline_quota": l.OfflineQuota,
 		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
 		"limits.max_private_bytes": l.MaxPrivateBytes, "limits.max_connections_per_ip": l.MaxConnectionsPerIP,
-		"limits.max_pending_subscriptions": l.MaxPendingSubscriptions,
+		"limits.max_pending_subscriptions": l.MaxPendingSubscriptions, "limits.csi_queue": l.CSIQueue,
 	}
 	for k, v := range positive {
 		if v < 0 {
@@ -574,6 +584,9 @@ func (c *Config) validate() []string {
 	}
 	if l.MaxStanzaBytes < 4096 {
 		bad("limits.max_stanza_bytes: %d is too small: use at least 4096 (RFC 6120 §13.12 expects servers to accept stanzas of at least 10000 bytes)", l.MaxStanzaBytes)
+	}
+	if l.CSIQueue > l.OutputQueue {
+		bad("limits.csi_queue (%d) exceeds limits.output_queue (%d): a flush of the held stanzas would overflow the output queue and close the session", l.CSIQueue, l.OutputQueue)
 	}
 	if l.RateBurstBytes < l.MaxStanzaBytes {
 		bad("limits.rate_burst_bytes (%d) must be at least limits.max_stanza_bytes (%d), or a maximal stanza could never be read", l.RateBurstBytes, l.MaxStanzaBytes)

@@ -52,6 +52,8 @@ func TestValidationReportsEveryProblem(t *testing.T) {
 		"tiny depth limit":     "[limits]\nmax_depth = 2\n",
 		"burst below stanza":   "[limits]\nrate_burst_bytes = 5000\n",
 		"negative quota":       "[limits]\noffline_quota = -1\n",
+		"csi above output":     "[limits]\noutput_queue = 50\ncsi_queue = 60\n",
+		"negative csi queue":   "[limits]\ncsi_queue = -1\n",
 		"short preauth":        "[limits]\npreauth_timeout = \"10ms\"\n",
 		"weak scram":           "[auth]\nscram_iterations = 1000\n",
 		"bad duration":         "[limits]\npreauth_timeout = \"soon\"\n",

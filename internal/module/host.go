@@ -78,6 +78,13 @@ const (
 	// EventSessionAvailable fires when a session sends its initial available
 	// presence (RFC 6121 §4.2): offline messages are delivered then.
 	EventSessionAvailable = "available"
+	// EventSessionResumed is for a session that continues on a new
+	// connection after XEP-0198 resumption, once the unacknowledged
+	// stanzas were sent again and before the client's next stanza is
+	// read. Stream state does not survive resumption (XEP-0352 1.0: the
+	// client state is not restored), so the csi module goes back to
+	// active on it. c2s does not fire it yet (issue 10).
+	EventSessionResumed = "resumed"
 )
 
 // Account event names.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"parley/internal/mod/clientproxy"
+	"parley/internal/mod/csi"
 	"parley/internal/mod/dirroster"
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
@@ -34,6 +35,7 @@ func DefaultModules() []module.Factory {
 		entitytime.New,
 		ping.New,
 		last.New,
+		csi.New,
 		proxy65.New,
 		clientproxy.New,
 		register.New,
