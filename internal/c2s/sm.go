@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/sm"
 	"parley/internal/stream"
 	"parley/internal/xmpp/jid"
@@ -277,6 +278,8 @@ func (c *conn) resume(el *xml.Element) (bool, error) {
 		// The client gave up on that connection; it may not know yet.
 		old.closeWith(stanza.StreamConflict, "the session was resumed on another connection")
 	}
+	// Per-stream state that modules keep (XEP-0352 starts active again).
+	s.host.Sessions.Fire(module.EventSessionResumed, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s})
 	c.srv.log.Info("c2s: session resumed", "remote", c.t.RemoteAddr().String(), "jid", s.jid.String())
 	return true, nil
 }

@@ -83,7 +83,7 @@ const (
 	// stanzas were sent again and before the client's next stanza is
 	// read. Stream state does not survive resumption (XEP-0352 1.0: the
 	// client state is not restored), so the csi module goes back to
-	// active on it. c2s does not fire it yet (issue 10).
+	// active on it. c2s fires it from conn.resume.
 	EventSessionResumed = "resumed"
 )
 
