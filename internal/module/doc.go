@@ -10,6 +10,9 @@
 // Event names, fired on the host that owns the address:
 //
 //	out/message, out/presence, out/iq   stanza from a local client session, before routing
+//	egress/message, egress/presence, egress/iq
+//	                                    stanza from a local account on its way to anyone,
+//	                                    whoever produced it (after out/<kind>)
 //	message/host, message/bare, message/full
 //	presence/host, presence/bare, presence/full
 //	iq/host, iq/bare, iq/full           inbound to a local address, before delivery

@@ -71,6 +71,19 @@ type AccountEvent struct {
 	JID  jid.JID // bare
 }
 
+// Egress event names (Host.Stanzas), fired on the sender's host for every
+// stanza from one of its accounts as the router is about to route it,
+// whatever produced it: a client (after out/<kind>, with Origin set) or a
+// module acting for the account (presence broadcasts, probes, error replies;
+// Origin nil). A handler that returns true stops the stanza; one that
+// replaces ev.Stanza changes what is routed. Filters that must see all of
+// an account's traffic, not only what its clients send, hook these.
+const (
+	EventEgressMessage  = "egress/message"
+	EventEgressPresence = "egress/presence"
+	EventEgressIQ       = "egress/iq"
+)
+
 // Session event names.
 const (
 	EventSessionBound   = "bound"   // resource bound, before any stanza

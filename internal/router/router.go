@@ -266,6 +266,10 @@ func (r *Router) Route(ctx context.Context, el *xml.Element) {
 }
 
 func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, origin module.Session) {
+	el, handled := r.egress(ctx, el, from, to, origin)
+	if handled {
+		return
+	}
 	if h := r.hosts[to.Domain()]; h != nil {
 		target := "full"
 		switch {
@@ -292,6 +296,46 @@ func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, o
 	default:
 		r.bounce(ctx, el, stanza.RemoteServerNotFound, "Federation is not enabled on this server")
 	}
+}
+
+// egress fires egress/<kind> on the host of the local account that sends el,
+// whatever produced it: a client's stanza (after out/<kind>), or one a
+// module routes on the account's behalf (presence broadcasts and probes,
+// subscription answers, error replies). Policies that govern everything an
+// account sends, such as XEP-0191 blocking, therefore act in one place
+// instead of in every module that routes for users. It returns the stanza
+// to route (a handler may replace ev.Stanza) and whether a handler took it.
+// Stanzas from the server itself, components and remote domains have no
+// local account and skip the event.
+func (r *Router) egress(ctx context.Context, el *xml.Element, from, to jid.JID, origin module.Session) (*xml.Element, bool) {
+	if from.Local() == "" {
+		return el, false
+	}
+	h := r.hosts[from.Domain()]
+	if h == nil {
+		return el, false
+	}
+	var name string
+	switch el.Local {
+	case "message":
+		name = module.EventEgressMessage
+	case "presence":
+		name = module.EventEgressPresence
+	case "iq":
+		name = module.EventEgressIQ
+	default:
+		return el, false
+	}
+	// Has first: most hosts run no egress filter on most stanzas' way, and
+	// the event would otherwise cost an allocation per routed stanza.
+	if !h.Stanzas.Has(name) {
+		return el, false
+	}
+	ev := &module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
+	if h.Stanzas.Fire(name, ev) {
+		return nil, true
+	}
+	return ev.Stanza, false
 }
 
 // bounce returns an error reply to the sender of el; replies to errors are

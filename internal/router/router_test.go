@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -185,6 +186,51 @@ func TestBindReplacesAndLimits(t *testing.T) {
 	d := &fakeSession{}
 	if _, _, err := e.r.Bind(d, jid.MustParse("alice@example.com"), "three"); err != router.ErrResourceConstraint {
 		t.Fatalf("want ErrResourceConstraint, got %v", err)
+	}
+}
+
+// egress/<kind> fires on the sender's host for every stanza from a local
+// account, whether a client sent it (Origin set) or a module routed it for
+// the account (Origin nil); a handler can stop it or replace what is
+// routed. Stanzas from the host itself carry no account and skip it.
+func TestEgressEvent(t *testing.T) {
+	e := newEnv(t, 0)
+	alice := e.bind(t, "alice@example.com/x", 0, true)
+	bob := e.bind(t, "bob@example.com/y", 0, true)
+	var seen []string
+	e.host.Stanzas.On(module.EventEgressMessage, 0, func(ev *module.StanzaEvent) bool {
+		seen = append(seen, ev.From.String()+">"+ev.To.String()+" origin="+strconv.FormatBool(ev.Origin != nil))
+		switch ev.Stanza.Attr("id") {
+		case "stop":
+			return true
+		case "swap":
+			ev.Stanza = ev.Stanza.WithAttr("id", "swapped")
+		}
+		return false
+	})
+	ctx := context.Background()
+	send := func(id string) {
+		m := msg("alice@example.com/x", "bob@example.com/y", "chat").WithAttr("id", id)
+		e.r.FromSession(ctx, alice, m, jid.MustParse("bob@example.com/y"))
+	}
+	send("stop")
+	send("swap")
+	e.r.Route(ctx, msg("bob@example.com/y", "alice@example.com/x", "chat"))
+	e.r.Route(ctx, msg("example.com", "alice@example.com/x", "chat"))
+	want := []string{
+		"alice@example.com/x>bob@example.com/y origin=true",
+		"alice@example.com/x>bob@example.com/y origin=true",
+		"bob@example.com/y>alice@example.com/x origin=false",
+	}
+	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("egress events:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+	got := bob.received()
+	if len(got) != 1 || got[0].Attr("id") != "swapped" {
+		t.Fatalf("bob received %v, want only the swapped stanza", got)
+	}
+	if n := len(alice.received()); n != 2 {
+		t.Fatalf("alice received %d stanzas, want 2", n)
 	}
 }
 
