@@ -1,6 +1,7 @@
 package server
 
 import (
+	"parley/internal/mod/carbons"
 	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/csi"
 	"parley/internal/mod/dirroster"
@@ -28,6 +29,7 @@ func DefaultModules() []module.Factory {
 		roster.New,
 		presence.New,
 		offline.New,
+		carbons.New,
 		disco.New,
 		vcard.New,
 		private.New,
