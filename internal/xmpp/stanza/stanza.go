@@ -184,6 +184,9 @@ type Error struct {
 	Type string
 	// Text is the human-readable <text/>, or "".
 	Text string
+	// App is an application-specific condition (RFC 6120 §8.3.4), such as
+	// XEP-0191's <blocked xmlns='urn:xmpp:blocking:errors'/>, or nil.
+	App *xml.Element
 }
 
 func (e *Error) Error() string {
@@ -195,5 +198,5 @@ func (e *Error) Error() string {
 
 // Element builds the <error/> element for e.
 func (e *Error) Element() *xml.Element {
-	return ErrorElementTyped(e.Condition, e.Type, e.Text, nil)
+	return ErrorElementTyped(e.Condition, e.Type, e.Text, e.App)
 }

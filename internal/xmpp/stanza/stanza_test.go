@@ -247,6 +247,14 @@ func TestErrorReply(t *testing.T) {
 	if c, typ, text, ok := ParseError(got); !ok || c != PolicyViolation || typ != "wait" || text != "rate" {
 		t.Errorf("ErrorReplyFor round trip = %v %v %v %v", c, typ, text, ok)
 	}
+	// ... and places an application-specific condition after the defined
+	// one (RFC 6120 §8.3.2).
+	app := xml.New("urn:xmpp:blocking:errors", "blocked")
+	got = ErrorReplyFor(orig, &Error{Condition: NotAcceptable, App: app})
+	errEl := got.Child("", "error")
+	if kids := errEl.Elements(); len(kids) != 2 || kids[0].Local != "not-acceptable" || kids[1] != app {
+		t.Errorf("application condition: %s", got)
+	}
 }
 
 func TestParseError(t *testing.T) {
