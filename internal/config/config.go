@@ -233,6 +233,11 @@ type Limits struct {
 	// so that one flush fits the session's output queue. Default 100 (or
 	// output_queue if that is smaller).
 	CSIQueue int `toml:"csi_queue"`
+	// MaxBlocklistItems bounds the JIDs one account may block (XEP-0191);
+	// a block command that would exceed it is refused whole with
+	// resource-constraint, so the list, kept in storage and in memory while
+	// the account is online, cannot grow without bound. Default 1000.
+	MaxBlocklistItems int `toml:"max_blocklist_items"`
 }
 
 // Modules configures individual feature modules.
@@ -470,6 +475,7 @@ func (c *Config) applyDefaults() {
 	// A small output_queue lowers the default rather than making the
 	// default invalid.
 	setInt(&l.CSIQueue, min(100, l.OutputQueue))
+	setInt(&l.MaxBlocklistItems, 1000)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -576,6 +582,7 @@ func (c *Config) validate() []string {
 		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
 		"limits.max_private_bytes": l.MaxPrivateBytes, "limits.max_connections_per_ip": l.MaxConnectionsPerIP,
 		"limits.max_pending_subscriptions": l.MaxPendingSubscriptions, "limits.csi_queue": l.CSIQueue,
+		"limits.max_blocklist_items": l.MaxBlocklistItems,
 	}
 	for k, v := range positive {
 		if v < 0 {

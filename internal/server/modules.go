@@ -1,6 +1,7 @@
 package server
 
 import (
+	"parley/internal/mod/blocking"
 	"parley/internal/mod/carbons"
 	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/csi"
@@ -30,6 +31,7 @@ func DefaultModules() []module.Factory {
 		presence.New,
 		offline.New,
 		carbons.New,
+		blocking.New,
 		disco.New,
 		vcard.New,
 		private.New,

@@ -338,3 +338,27 @@ func TestSpoofedCarbons(t *testing.T) {
 		t.Fatalf("the copy carries the forged wrapper: %s", got[0])
 	}
 }
+
+// TestBlockedNotCopied: XEP-0191 blocking runs before carbons, so a message
+// refused in either direction is not copied either.
+func TestBlockedNotCopied(t *testing.T) {
+	ts := start(t, "", "alice", "bob", "carol")
+	a := online(t, ts, "alice", "a", 0)
+	obs := online(t, ts, "alice", "obs", -1)
+	enable(t, obs)
+	bob := online(t, ts, "bob", "b", 0)
+	carol := online(t, ts, "carol", "c", 0)
+	if r := a.IQ("set", "", "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>"); r.Attr("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	chat(bob, "alice@localhost/a", "in")
+	if e := bob.ExpectStanza("message", "id=in"); testserver.ErrorCondition(e) != "service-unavailable" {
+		t.Fatalf("blocked message: %s", e)
+	}
+	chat(a, "bob@localhost", "out")
+	if e := a.ExpectStanza("message", "id=out"); testserver.ErrorCondition(e) != "not-acceptable" {
+		t.Fatalf("message to a blocked JID: %s", e)
+	}
+	chat(carol, "alice@localhost/a", "end")
+	expectMessages(t, obs, "received:end")
+}
