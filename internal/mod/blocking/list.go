@@ -66,8 +66,9 @@ func (s *blockSet) sorted() []jid.JID {
 // sessions is read from storage when needed (a message to an offline
 // user), which bounds memory to the online accounts.
 type lists struct {
-	h  *module.Host
-	mu sync.Mutex
+	h *module.Host
+	// mu guards the map; lookups, one per stanza, share it.
+	mu sync.RWMutex
 	// online maps an account with sessions to its entry. Entries are
 	// added at bind and removed after the last session ends.
 	online map[jid.JID]*entry
@@ -88,8 +89,8 @@ func newLists(h *module.Host) *lists {
 }
 
 func (l *lists) entry(user jid.JID) *entry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	return l.online[user]
 }
 
