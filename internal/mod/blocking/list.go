@@ -176,9 +176,15 @@ func (l *lists) change(ctx context.Context, user jid.JID, fn func(cur *blockSet)
 
 // load reads user's list from storage. Keys are written in canonical form;
 // one that does not parse (a damaged store) is logged and skipped rather
-// than making the whole list unreadable.
+// than making the whole list unreadable. The read does not end with the
+// caller's context: the list is kept for every later stanza, and a sender
+// whose connection is closing must not make it unreadable (which the
+// filters treat as blocking).
 func (l *lists) load(ctx context.Context, user jid.JID) (*blockSet, error) {
-	kv, err := l.h.Store.KV().List(ctx, kvBucket, user.String())
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	kv, err := l.h.Store.KV().List(context.WithoutCancel(ctx), kvBucket, user.String())
 	if err != nil {
 		return nil, errors.Join(errors.New("blocking: read the list of "+user.String()), err)
 	}
