@@ -281,6 +281,23 @@ func TestInbound(t *testing.T) {
 		})
 	}
 
+	// A remote domain's users, as another server's stream hands them to
+	// the router.
+	mustOK(t, block(a, "example.net"))
+	for i, from := range []string{"eve@example.net/x", "example.net", "bot.example.net"} {
+		el, err := xml.ParseElement([]byte(fmt.Sprintf("<message from='%s' to='alice@localhost/a' type='chat' id='remote%d'><body>r</body></message>", from, i)), xml.DefaultLimits(), "jabber:client")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.Router().Route(context.Background(), el)
+	}
+	carol.Send("<message to='alice@localhost/a' type='chat' id='mark-remote'><body>m</body></message>")
+	// A subdomain is another domain: its message arrives, the others not.
+	if el := a.Expect(func(el *xml.Element) bool { return strings.HasPrefix(el.Attr("id"), "remote") }); el.Attr("id") != "remote2" {
+		t.Fatalf("a message from the blocked domain reached alice: %s", el)
+	}
+	a.ExpectStanza("message", "id=mark-remote")
+
 	// A domain item: everyone at localhost is blocked, but not alice's own
 	// server or her other resource.
 	mustOK(t, unblock(a))
