@@ -362,3 +362,33 @@ func TestBlockedNotCopied(t *testing.T) {
 	chat(carol, "alice@localhost/a", "end")
 	expectMessages(t, obs, "received:end")
 }
+
+// TestSurvivesResumption: carbons are a session's state, not a stream's, so
+// a session resumed with XEP-0198 keeps them: copies made while it was
+// detached arrive after resumption, and new ones follow.
+func TestSurvivesResumption(t *testing.T) {
+	const nsSM = "urn:xmpp:sm:3"
+	ts := start(t, "", "alice", "bob")
+	phone := ts.Login(t, "alice", password, "phone")
+	phone.Send("<enable xmlns='%s' resume='true'/>", nsSM)
+	enabled := phone.Expect(func(el *xml.Element) bool { return el.Space == nsSM })
+	if enabled.Local != "enabled" {
+		t.Fatalf("stream management: %s", enabled)
+	}
+	enable(t, phone)
+	desk := online(t, ts, "alice", "desk", 0)
+	bob := online(t, ts, "bob", "b", 0)
+
+	_ = phone.Conn.Close() // the network goes away; the session waits
+	chat(bob, "alice@localhost/desk", "while-away")
+	desk.ExpectStanza("message", "id=while-away")
+
+	again := ts.Authenticated(t, "alice", password)
+	again.Send("<resume xmlns='%s' previd='%s' h='0'/>", nsSM, enabled.Attr("id"))
+	if r := again.Expect(func(el *xml.Element) bool { return el.Space == nsSM }); r.Local != "resumed" {
+		t.Fatalf("resume: %s", r)
+	}
+	again.JID = phone.JID
+	chat(bob, "alice@localhost/desk", "after")
+	expectMessages(t, again, "received:while-away", "received:after")
+}
