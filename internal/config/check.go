@@ -94,6 +94,11 @@ func (c *Config) crossProblems() []string {
 			claim(h.MUC.Domain, fmt.Sprintf("host[%d].muc", i))
 		}
 	}
+	for i, h := range c.Hosts {
+		if h.Upload.Enabled {
+			claim(h.Upload.Domain, fmt.Sprintf("host[%d].upload", i))
+		}
+	}
 	if c.Proxy65.Enabled {
 		claim(c.Proxy65.Domain, "proxy65")
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	HTTP   HTTP   `toml:"http"`
 	TLS    TLS    `toml:"tls"`
 	Auth   Auth   `toml:"auth"`
+	// HTTPS configures the public HTTPS listener (file upload, host-meta,
+	// later WebSocket and BOSH); see https.go.
+	HTTPS HTTPS `toml:"https"`
 	// Modules holds settings of individual feature modules.
 	Modules Modules `toml:"modules"`
 	// Component configures XEP-0114 external components and the internal
@@ -93,6 +96,10 @@ type Host struct {
 	// Accounts is where the host's users live: "database" (default) or
 	// "directory" (the [directory] section; see directory.go).
 	Accounts string `toml:"accounts"`
+	// HTTP is the host's view of the HTTPS listener ([host.http]).
+	HTTP HostHTTP `toml:"http"`
+	// Upload configures XEP-0363 HTTP File Upload ([host.upload]).
+	Upload Upload `toml:"upload"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -485,6 +492,7 @@ func (c *Config) applyDefaults() {
 	setInt(&c.Auth.ScramIterations, 4096)
 	setInt(&c.Auth.MinPasswordLength, 8)
 	c.applyComponentDefaults()
+	c.applyHTTPSDefaults()
 	c.applyS2SDefaults()
 	c.applyDirectoryDefaults()
 	bf := &c.Auth.BruteForce
@@ -620,6 +628,7 @@ func (c *Config) validate() []string {
 		bad("auth.min_password_length: must be at least 1")
 	}
 	c.validateComponents(bad)
+	c.validateHTTPS(bad)
 	c.validateS2S(bad)
 	c.validateDirectory(bad)
 	p = append(p, c.validateMUC()...)

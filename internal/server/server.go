@@ -25,6 +25,7 @@ import (
 	"parley/internal/certs"
 	"parley/internal/component"
 	"parley/internal/config"
+	"parley/internal/httpfront"
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -33,6 +34,7 @@ import (
 	"parley/internal/storage/observed"
 	"parley/internal/storage/postgres"
 	"parley/internal/storage/sqlite"
+	"parley/internal/stream"
 )
 
 // Options are the non-config inputs of a server.
@@ -61,6 +63,16 @@ type Server struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+
+	// perIP counts open connections per source address for the public
+	// HTTPS listener. It is the hook for sharing one count with the client
+	// listeners (limits.max_connections_per_ip): c2s still builds its own
+	// ConnLimiter inside c2s.New, so until c2s takes this one, an address
+	// may hold the maximum on each.
+	perIP *stream.ConnLimiter
+	// front is the public HTTPS listener (internal/httpfront), given to
+	// modules as module.HTTPService.
+	front *httpfront.Front
 
 	mu      sync.Mutex
 	running bool
@@ -96,6 +108,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.router = router.New(log, s.metrics, cfg.Limits.MaxSessionsPerAccount)
+	s.perIP = stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP)
+	if s.front, err = httpfront.New(cfg, s.certs, s.perIP, s.metrics, log); err != nil {
+		_ = s.store.Close()
+		return nil, err
+	}
 	if err := s.newDirectory(); err != nil {
 		_ = s.store.Close()
 		return nil, err
@@ -113,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			h.AccountSource = s.directory.dir
 		}
 		s.router.AddHost(h)
+		// Before the module factories: a module may mount its handlers
+		// from New.
+		module.Provide(h, module.HTTPService, module.HTTP(s.front))
 		s.hosts = append(s.hosts, h)
 		for _, f := range factories {
 			m, err := f(h)
@@ -201,6 +221,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("component listener: %w", err)
 	}
 	undo = append(undo, func() { s.comp.Shutdown(ctx) })
+	// After the modules started: they mount their handlers in Start, and
+	// the listener is bound only if something was mounted.
+	if err := s.front.Listen(); err != nil {
+		return err
+	}
+	undo = append(undo, func() { s.front.Shutdown(ctx) })
 	if err := s.startS2S(); err != nil {
 		return err
 	}
@@ -221,6 +247,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.startDirectory()
 	s.c2s.Serve()
 	s.comp.Serve()
+	s.front.Serve()
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -262,6 +289,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.stopS2S(ctx)
 		s.c2s.Shutdown(ctx)
 		s.comp.Shutdown(ctx)
+		// Before the modules stop: an upload in flight finishes (or is cut
+		// when ctx ends) while its module can still store it.
+		s.front.Shutdown(ctx)
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Shutdown(ctx)
 		}
@@ -302,6 +332,18 @@ func (s *Server) HTTPAddr() net.Addr {
 	}
 	return s.httpLn.Addr()
 }
+
+// HTTPSAddr returns the public HTTPS listener's address, or nil when it is
+// not bound (off, or nothing to serve).
+func (s *Server) HTTPSAddr() net.Addr { return s.front.Addr() }
+
+// HTTPSPlainAddr returns the reverse-proxy (plain HTTP) listener's
+// address, or nil.
+func (s *Server) HTTPSPlainAddr() net.Addr { return s.front.PlainAddr() }
+
+// HTTPS returns the public HTTPS front door, on which other parts of the
+// server (the WebSocket and BOSH transports) mount their handlers.
+func (s *Server) HTTPS() *httpfront.Front { return s.front }
 
 // Store returns the storage backend (tests and admin tools).
 func (s *Server) Store() storage.Store { return s.store }

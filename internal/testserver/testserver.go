@@ -6,9 +6,12 @@ package testserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +54,12 @@ func Start(t testing.TB, configText string) *TS {
 		empty := ""
 		cfg.HTTP.Listen = &empty
 	}
+	if !strings.Contains(configText, "[https]") {
+		// Loopback and a free port; bound only when a test enables
+		// something served there (file upload, a transport).
+		local := "127.0.0.1:0"
+		cfg.HTTPS.Listen = &local
+	}
 	if !strings.Contains(configText, "admin_socket") && !strings.Contains(configText, "[s2s]") {
 		// Unix socket paths are short (108 bytes) and t.TempDir() paths
 		// can be long; tests that need the socket configure it.
@@ -83,6 +92,29 @@ func Start(t testing.TB, configText string) *TS {
 		srv.Shutdown(ctx)
 	})
 	return &TS{Server: srv, Config: cfg, Dir: filepath.Clean(dir)}
+}
+
+// HTTPSClient returns a client for the public HTTPS listener: every request
+// goes to HTTPSAddr() whatever its URL's host, so the URLs the server hands
+// out (https://localhost:PORT/...) work without DNS; TLS accepts the
+// self-signed certificate (SNI is the URL's host), and HTTP/2 is used when
+// offered.
+func (ts *TS) HTTPSClient(t testing.TB) *http.Client {
+	t.Helper()
+	a := ts.HTTPSAddr()
+	if a == nil {
+		t.Fatal("testserver: the HTTPS listener is not bound")
+	}
+	addr := a.String()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+		ForceAttemptHTTP2: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // Domain returns the first virtual host.
