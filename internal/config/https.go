@@ -232,8 +232,8 @@ func (c *Config) validateHTTPS(bad func(string, ...any)) {
 		if u.QuotaBytes < u.MaxFileSize || u.MaxTotalBytes < u.MaxFileSize {
 			bad("host[%d].upload: quota_bytes and max_total_bytes must be at least max_file_size (%d), or a largest file could never be stored", i, u.MaxFileSize)
 		}
-		if u.SlotTimeout.Duration < time.Second || u.PurgeInterval.Duration < time.Second || u.ExpireAfter.Duration < time.Minute {
-			bad("host[%d].upload: slot_timeout and purge_interval must be at least 1s, expire_after at least 1m", i)
+		if u.SlotTimeout.Duration < time.Second || u.PurgeInterval.Duration < time.Second || u.ExpireAfter.Duration < time.Second {
+			bad("host[%d].upload: slot_timeout, purge_interval and expire_after must be at least 1s", i)
 		}
 		// A slot's signature must not outlive the file it created: once the
 		// file is purged, a still-valid signature could write it again.

@@ -17,6 +17,7 @@ import (
 	"parley/internal/mod/proxy65"
 	"parley/internal/mod/register"
 	"parley/internal/mod/roster"
+	"parley/internal/mod/upload"
 	"parley/internal/mod/vcard"
 	"parley/internal/mod/version"
 	"parley/internal/module"
@@ -44,6 +45,7 @@ func DefaultModules() []module.Factory {
 		clientproxy.New,
 		register.New,
 		muc.New,
+		upload.New,
 		dirroster.New, // after roster, whose Store it uses
 	}
 }
