@@ -127,6 +127,9 @@ func printWelcome(w io.Writer, cfg *config.Config, srv *server.Server, configPat
 		if h.MUC.Enabled != nil && *h.MUC.Enabled {
 			fmt.Fprintf(w, "  chat rooms:  %s\n", h.MUC.Domain)
 		}
+		if h.Upload.Enabled {
+			fmt.Fprintf(w, "  file upload: %s (XEP-0363)\n", h.Upload.Domain)
+		}
 	}
 	for i, a := range srv.C2SAddrs() {
 		kind := "STARTTLS"
@@ -160,6 +163,12 @@ func printWelcome(w io.Writer, cfg *config.Config, srv *server.Server, configPat
 	if cfg.Proxy65.Enabled {
 		fmt.Fprintf(w, "  file proxy:  %s (SOCKS5 on %s)\n", cfg.Proxy65.Domain, cfg.Proxy65.Listen)
 	}
+	if a := srv.HTTPSAddr(); a != nil {
+		fmt.Fprintf(w, "  https:       %s (public: %s)\n", a, strings.Join(httpsServices(cfg), ", "))
+	}
+	if a := srv.HTTPSPlainAddr(); a != nil {
+		fmt.Fprintf(w, "  https proxy: %s (plain HTTP for %s only)\n", a, strings.Join(cfg.HTTPS.TrustedProxies, ", "))
+	}
 	if a := srv.HTTPAddr(); a != nil {
 		fmt.Fprintf(w, "  metrics:     http://%s/metrics  health: http://%s/healthz\n", a, a)
 	}
@@ -180,4 +189,23 @@ func printWelcome(w io.Writer, cfg *config.Config, srv *server.Server, configPat
 	} else {
 		fmt.Fprintln(w, "\nUsers log in with their directory accounts.")
 	}
+}
+
+// httpsServices names what the public HTTPS listener serves, for the
+// banner: the administrator sees why a port is open.
+func httpsServices(cfg *config.Config) []string {
+	var out []string
+	for _, h := range cfg.Hosts {
+		if h.Upload.Enabled {
+			out = append(out, "file upload")
+			break
+		}
+	}
+	if cfg.HTTPS.WebSocket {
+		out = append(out, "WebSocket")
+	}
+	if cfg.HTTPS.BOSH {
+		out = append(out, "BOSH")
+	}
+	return append(out, "host-meta")
 }

@@ -57,3 +57,27 @@ target_address = "calc-bot@example.test"
 		}
 	}
 }
+
+// The banner says why the public HTTPS port is open and where uploads go.
+func TestWelcomeListsHTTPS(t *testing.T) {
+	ts := testserver.Start(t, `
+[[host]]
+domain = "example.test"
+[host.upload]
+enabled = true
+[https]
+listen = "127.0.0.1:0"
+bosh = true
+`)
+	var b bytes.Buffer
+	printWelcome(&b, ts.Config, ts.Server, "")
+	out := b.String()
+	for _, want := range []string{
+		"  file upload: upload.example.test (XEP-0363)\n",
+		"  https:       " + ts.HTTPSAddr().String() + " (public: file upload, BOSH, host-meta)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("banner lacks %q:\n%s", want, out)
+		}
+	}
+}

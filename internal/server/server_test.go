@@ -126,3 +126,48 @@ func TestMetricsExistAtZero(t *testing.T) {
 		t.Error("parley_directory_up exported without a directory")
 	}
 }
+
+// The public HTTPS listener serves what modules mount and host-meta, never
+// /metrics (which stays on the loopback listener); with nothing to serve
+// it is not bound at all.
+func TestHTTPSFrontDoor(t *testing.T) {
+	if ts := testserver.Start(t, ""); ts.HTTPSAddr() != nil {
+		t.Fatalf("zero config bound HTTPS on %v", ts.HTTPSAddr())
+	}
+	ts := testserver.Start(t, `
+[http]
+listen = "127.0.0.1:0"
+[https]
+listen = "127.0.0.1:0"
+websocket = true
+[[host]]
+domain = "localhost"
+[host.upload]
+enabled = true
+`)
+	c := ts.HTTPSClient(t)
+	get := func(u string) (int, string) {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("https://localhost/.well-known/host-meta"); code != 200 || !strings.Contains(body, "wss://localhost:") {
+		t.Errorf("host-meta: %d %s", code, body)
+	}
+	if code, _ := get("https://localhost/metrics"); code != 404 {
+		t.Errorf("/metrics on the public listener: %d", code)
+	}
+	resp, err := http.Get("http://" + ts.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `parley_connections{kind="https"}`) {
+		t.Error("no https connection gauge")
+	}
+}
