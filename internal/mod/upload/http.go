@@ -118,8 +118,8 @@ func (m *Module) receive(w http.ResponseWriter, r *http.Request, id, name string
 	}
 	meta := Meta{Filename: name, ContentType: s.Type, Size: s.Size, Owner: owner,
 		Created: now.UTC(), Expires: now.Add(m.cfg.ExpireAfter.Duration).UTC()}
-	body := &stallReader{r: r.Body, rc: http.NewResponseController(w), d: m.readTimeout}
-	err = m.store.Put(ctx, id, meta, body)
+	rc := http.NewResponseController(w)
+	err = m.store.Put(ctx, id, meta, &stallReader{r: r.Body, rc: rc, read: m.readTimeout, write: m.writeTimeout})
 	if err != nil {
 		m.idx.cancel(owner, id, s.Size)
 		switch {
@@ -157,14 +157,21 @@ func sameType(got, want string) bool {
 // read_timeout of its own, so a large upload on a slow link goes on as
 // long as bytes arrive, and a stalled one (slowloris) ends after
 // read_timeout. Memory stays one copy buffer whatever the size.
+//
+// The write deadline moves along too: the listener's ran from the start
+// of the request, HTTP/2 resets a stream whose write deadline passes even
+// while nothing is being written, and the answer to a long upload still
+// has to go out.
 type stallReader struct {
-	r  io.Reader
-	rc *http.ResponseController
-	d  time.Duration
+	r           io.Reader
+	rc          *http.ResponseController
+	read, write time.Duration
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
-	_ = s.rc.SetReadDeadline(time.Now().Add(s.d))
+	now := time.Now()
+	_ = s.rc.SetReadDeadline(now.Add(s.read))
+	_ = s.rc.SetWriteDeadline(now.Add(s.read + s.write))
 	return s.r.Read(p)
 }
 
@@ -196,8 +203,12 @@ func (m *Module) serveFile(w http.ResponseWriter, r *http.Request, id, name stri
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int(meta.Expires.Sub(now).Seconds())))
 	h.Set("ETag", `"`+id+`"`)
-	out := &stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: m.writeTimeout}
-	http.ServeContent(out, r, "", meta.Created, content)
+	rc := http.NewResponseController(w)
+	// A GET has no body to wait for: the request's read deadline would
+	// only cancel its context half-way through a long download. The
+	// transfer is bounded by the write deadlines instead.
+	_ = rc.SetReadDeadline(time.Time{})
+	http.ServeContent(&stallWriter{ResponseWriter: w, rc: rc, d: m.writeTimeout}, r, "", meta.Created, content)
 }
 
 // stallWriter is stallReader's counterpart for downloads: each write gets

@@ -461,6 +461,64 @@ func TestStalledBodyTimesOut(t *testing.T) {
 	}
 }
 
+// Slow but steady transfers outlive read_timeout and write_timeout: those
+// bound a stall, not a transfer.
+func TestSlowTransfersGoOn(t *testing.T) {
+	e := setup(t, `
+[https]
+listen = "127.0.0.1:0"
+read_timeout = "1s"
+write_timeout = "1s"
+[[host]]
+domain = "localhost"
+[host.upload]
+enabled = true
+max_file_size = 16777216
+quota_bytes = 33554432
+`)
+	const chunk, chunks = 64 << 10, 8
+	s := e.slot(t, e.alice, "slow.bin", chunk*chunks, "")
+	pr, pw := io.Pipe()
+	go func() {
+		for range chunks {
+			time.Sleep(250 * time.Millisecond)
+			if _, err := pw.Write(make([]byte, chunk)); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	start := time.Now()
+	resp, body := e.do(t, http.MethodPut, s.put, pr, chunk*chunks, "Authorization", s.auth)
+	if resp.StatusCode != 201 || time.Since(start) < 2*time.Second {
+		t.Fatalf("a 2 s upload: %d %s after %s", resp.StatusCode, body, time.Since(start))
+	}
+
+	const size = 16 << 20
+	s = e.slot(t, e.alice, "big.bin", size, "")
+	if resp, b := e.do(t, http.MethodPut, s.put, io.LimitReader(zeros{}, size), size, "Authorization", s.auth); resp.StatusCode != 201 {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, b)
+	}
+	r, err := e.web.Get(s.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var n int64
+	start = time.Now()
+	for {
+		m, err := io.CopyN(io.Discard, r.Body, 1<<20)
+		n += m
+		if err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n != size || time.Since(start) < 1500*time.Millisecond {
+		t.Errorf("a slow download: %d of %d bytes in %s", n, size, time.Since(start))
+	}
+}
+
 func TestQuotas(t *testing.T) {
 	e := setup(t, `
 [[host]]
