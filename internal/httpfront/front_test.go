@@ -476,3 +476,54 @@ func TestHostMetaListsOnlyEnabledTransports(t *testing.T) {
 		t.Fatalf("links %v", links)
 	}
 }
+
+// A hijacked connection (what a WebSocket handler does) outlives the
+// request's timeouts (net/http clears the deadlines when it hands the
+// connection over; its handler owns them from then on), and it still
+// counts against the per-address limit until it is closed.
+func TestHijackedConnectionsKeepNoDeadlines(t *testing.T) {
+	perIP := stream.NewConnLimiter(10)
+	f := newFront(t, "[https]\nlisten = \"127.0.0.1:0\"\nread_timeout = \"1s\"\nwrite_timeout = \"1s\"\n", perIP)
+	if err := f.Mount("/ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		time.Sleep(1500 * time.Millisecond)
+		_, _ = c.Write([]byte("still here\n"))
+		line, _ := brw.ReadString('\n')
+		_, _ = c.Write([]byte("echo " + line))
+	})); err != nil {
+		t.Fatal(err)
+	}
+	f.start(t)
+	c, err := tls.Dial("tcp", f.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if n := perIP.Open(c.LocalAddr()); n != 1 {
+		t.Errorf("a hijacked connection counts %d, want 1", n)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "still here\n" {
+		t.Fatalf("after write_timeout: %q %v", line, err)
+	}
+	time.Sleep(1200 * time.Millisecond) // past read_timeout as well
+	_, _ = io.WriteString(c, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+		t.Fatalf("after read_timeout: %q %v", line, err)
+	}
+}
