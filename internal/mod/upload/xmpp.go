@@ -124,20 +124,9 @@ func quotaError(el *xml.Element, rf *refusal) *xml.Element {
 }
 
 // errorWith is stanza.ErrorReply with an application-specific condition
-// (RFC 6120 §8.3.2), which XEP-0363 uses for <file-too-large/> and <retry/>.
+// (RFC 6120 §8.3.4), which XEP-0363 uses for <file-too-large/> and <retry/>.
 func errorWith(el *xml.Element, c stanza.Condition, text string, app *xml.Element) *xml.Element {
-	r := stanza.ErrorReply(el, c, text)
-	if r == nil || app == nil {
-		return r
-	}
-	// r was just built and is not shared: replacing its <error/> is
-	// builder use.
-	for i, n := range r.Children {
-		if e, ok := n.(*xml.Element); ok && e.Local == "error" && e.Space == "" {
-			r.Children[i] = stanza.ErrorElementTyped(c, "", text, app)
-		}
-	}
-	return r
+	return stanza.ErrorReplyFor(el, &stanza.Error{Condition: c, Text: text, App: app})
 }
 
 // cleanFilename returns the name a file is stored and served under: the
