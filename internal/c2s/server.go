@@ -73,12 +73,18 @@ type Server struct {
 }
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
-// unknown users indistinguishable from known ones.
-func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte) *Server {
+// unknown users indistinguishable from known ones. perIP counts
+// connections per source address (limits.max_connections_per_ip); the
+// server shares one with its HTTPS listener, so a client's WebSocket and
+// TCP streams count against the same bound. Nil: a count of its own.
+func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Store, m *metrics.Metrics, log *slog.Logger, fakeSaltKey []byte, perIP *stream.ConnLimiter) *Server {
+	if perIP == nil {
+		perIP = stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP)
+	}
 	s := &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey,
 		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey)}
 	s.accept = stream.Acceptor[*conn]{
-		WG: &s.wg, PerIP: stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP), Gauge: m.Connections.WithLabelValues("c2s"),
+		WG: &s.wg, PerIP: perIP, Gauge: m.Connections.WithLabelValues("c2s"),
 		AcceptError: func(err error) { log.Warn("c2s: accept", "err", err) },
 		Refused: func(nc net.Conn, reason string) {
 			if reason == stream.RefusedPerAddress {

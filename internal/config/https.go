@@ -9,8 +9,8 @@ import (
 )
 
 // HTTPS configures the public HTTPS listener ([https], internal/httpfront):
-// the front door that file upload (XEP-0363), XEP-0156 host-meta and, later,
-// XMPP over WebSocket and BOSH share. The metrics and health listener
+// the front door that file upload (XEP-0363), XEP-0156 host-meta, XMPP over
+// WebSocket and BOSH share. The metrics and health listener
 // ([http]) stays separate and on loopback: what faces the Internet must not
 // expose /metrics.
 type HTTPS struct {
@@ -47,10 +47,20 @@ type HTTPS struct {
 	MaxConcurrentStreams int `toml:"max_concurrent_streams"`
 	// WebSocket and BOSH announce XMPP over WebSocket (RFC 7395, at
 	// /xmpp-websocket) and BOSH (XEP-0206, at /http-bind) in host-meta
-	// (XEP-0156). Default false. The transports mount their handlers on
-	// the listener; these flags are what they honour.
+	// (XEP-0156) and mount their endpoints on this listener. Default
+	// false.
 	WebSocket bool `toml:"websocket"`
 	BOSH      bool `toml:"bosh"`
+	// WebSocketOrigins are the web origins (host patterns such as
+	// "chat.example.com" or "*.example.com") whose pages may open an XMPP
+	// WebSocket; empty: only pages served by this listener itself. A
+	// browser sends Origin with every handshake, so this is what keeps
+	// other sites' scripts off the endpoint.
+	WebSocketOrigins []string `toml:"websocket_origins"`
+	// WebSocketPing: a WebSocket silent this long is pinged, and closed
+	// as lost when the pong does not come within as long again (default
+	// 30s; RFC 7395 §3.4 leaves keepalives to the WebSocket layer).
+	WebSocketPing Duration `toml:"websocket_ping"`
 }
 
 // HostHTTP is a host's view of the HTTPS listener ([host.http]).
@@ -99,6 +109,7 @@ func (c *Config) applyHTTPSDefaults() {
 		h.Listen = strPtr(":5443")
 	}
 	setDur(&h.ReadHeaderTimeout, 10*time.Second)
+	setDur(&h.WebSocketPing, 30*time.Second)
 	setDur(&h.ReadTimeout, 30*time.Second)
 	setDur(&h.WriteTimeout, 30*time.Second)
 	setDur(&h.IdleTimeout, 2*time.Minute)

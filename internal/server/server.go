@@ -26,6 +26,7 @@ import (
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/httpfront"
+	"parley/internal/websocket"
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -64,11 +65,10 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	// perIP counts open connections per source address for the public
-	// HTTPS listener. It is the hook for sharing one count with the client
-	// listeners (limits.max_connections_per_ip): c2s still builds its own
-	// ConnLimiter inside c2s.New, so until c2s takes this one, an address
-	// may hold the maximum on each.
+	// perIP counts open connections per source address on the client
+	// listeners and the public HTTPS listener together
+	// (limits.max_connections_per_ip): a browser's WebSocket counts like a
+	// TCP stream.
 	perIP *stream.ConnLimiter
 	// front is the public HTTPS listener (internal/httpfront), given to
 	// modules as module.HTTPService.
@@ -144,7 +144,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		}
 	}
 	s.comp = component.New(cfg, s.router, s.metrics, log)
-	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey)
+	s.c2s = c2s.New(cfg, s.router, s.certs, s.store, s.metrics, log, fakeKey, s.perIP)
+	if cfg.HTTPS.WebSocket {
+		lim := cfg.Limits
+		h := websocket.NewHandler(s.c2s, websocket.Config{
+			OriginPatterns:     cfg.HTTPS.WebSocketOrigins,
+			PingInterval:       cfg.HTTPS.WebSocketPing.Duration,
+			RateBytesPerSecond: lim.RateBytesPerSecond,
+			RateBurstBytes:     lim.RateBurstBytes,
+			WriteTimeout:       lim.WriteTimeout.Duration,
+		}, log)
+		if err := s.front.Mount(httpfront.WebSocketPath, h); err != nil {
+			_ = s.store.Close()
+			return nil, fmt.Errorf("websocket: %w", err)
+		}
+	}
 	s.wireDirectory()
 	s.wireAdmins()
 	if cfg.S2S.Enabled {

@@ -54,9 +54,10 @@ func Start(t testing.TB, configText string) *TS {
 		empty := ""
 		cfg.HTTP.Listen = &empty
 	}
-	if !strings.Contains(configText, "[https]") {
-		// Loopback and a free port; bound only when a test enables
-		// something served there (file upload, a transport).
+	if *cfg.HTTPS.Listen == ":5443" {
+		// The default: loopback and a free port instead, bound only when
+		// a test enables something served there (file upload, a
+		// transport). A test that sets listen keeps its own.
 		local := "127.0.0.1:0"
 		cfg.HTTPS.Listen = &local
 	}

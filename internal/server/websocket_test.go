@@ -1,0 +1,112 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"parley/internal/testserver"
+	"parley/internal/xmpp/xml"
+)
+
+// wsDial opens an XMPP WebSocket on the server's HTTPS listener (HTTP/1.1:
+// WebSocket upgrades need it).
+func wsDial(t *testing.T, ts *testserver.TS) (*websocket.Conn, error) {
+	t.Helper()
+	addr := ts.HTTPSAddr().String()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "wss://localhost/xmpp-websocket", &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: tr}, Subprotocols: []string{"xmpp"},
+	})
+	if err == nil {
+		t.Cleanup(func() { _ = c.CloseNow() })
+	}
+	return c, err
+}
+
+func wsRoundTrip(t *testing.T, c *websocket.Conn, send, want string) *xml.Element {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if send != "" {
+		if err := c.Write(ctx, websocket.MessageText, []byte(send)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for <%s/>: %v", want, err)
+		}
+		el, err := xml.ParseDocument(data, xml.DefaultLimits(), "urn:none")
+		if err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		if el.Local == want {
+			return el
+		}
+	}
+}
+
+// With [https] websocket = true the server mounts RFC 7395 on its public
+// HTTPS listener and announces it in host-meta; a client logs in over it
+// and chats with a TCP client.
+func TestWebSocketOnTheHTTPSListener(t *testing.T) {
+	ts := testserver.Start(t, "[https]\nwebsocket = true\n")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	resp, err := ts.HTTPSClient(t).Get("https://localhost/.well-known/host-meta.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	n, _ := resp.Body.Read(buf)
+	b.Write(buf[:n])
+	resp.Body.Close()
+	if !strings.Contains(b.String(), "/xmpp-websocket") {
+		t.Fatalf("host-meta without the WebSocket endpoint: %s", b.String())
+	}
+
+	c, err := wsDial(t, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+	wsRoundTrip(t, c, open, "features")
+	auth := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")) + "</auth>"
+	wsRoundTrip(t, c, auth, "success")
+	wsRoundTrip(t, c, open, "features")
+	wsRoundTrip(t, c, "<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>", "iq")
+	bob := ts.Online(t, "bob", "password1", "tcp")
+	bob.Send("<message to='alice@localhost/web' type='chat'><body>hi</body></message>")
+	if m := wsRoundTrip(t, c, "", "message"); m.ChildText("jabber:client", "body") != "hi" {
+		t.Fatalf("got %s", m)
+	}
+}
+
+// The per-address connection bound counts TCP client streams and HTTPS
+// connections together.
+func TestWebSocketSharesTheConnectionLimit(t *testing.T) {
+	ts := testserver.Start(t, "[https]\nwebsocket = true\n[limits]\nmax_connections_per_ip = 2\n")
+	testserver.Dial(t, ts.StartTLSAddr())
+	testserver.Dial(t, ts.StartTLSAddr())
+	time.Sleep(100 * time.Millisecond)
+	if _, err := wsDial(t, ts); err == nil {
+		t.Fatal("a third connection from the address was accepted over HTTPS")
+	}
+}
