@@ -26,7 +26,6 @@ import (
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/httpfront"
-	"parley/internal/websocket"
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -36,6 +35,7 @@ import (
 	"parley/internal/storage/postgres"
 	"parley/internal/storage/sqlite"
 	"parley/internal/stream"
+	"parley/internal/websocket"
 )
 
 // Options are the non-config inputs of a server.
