@@ -15,12 +15,19 @@ const report = (name, ok, detail = '') => {
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // Parley's certificate is self-signed for the test domain.
-  args: ['--ignore-certificate-errors', '--no-sandbox', '--disable-gpu'],
+  // Parley's certificate is self-signed for the test domain. No name is
+  // ever resolved: the test talks to loopback addresses only, and
+  // Chromium would otherwise ask the system's DNS about whatever a page or
+  // the browser itself (updates, fonts) names.
+  args: ['--ignore-certificate-errors', '--no-sandbox', '--disable-gpu',
+    '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.*', '--no-proxy-server',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 try {
   const page = await browser.newPage({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 700 } });
-  page.on('console', (m) => { if (m.type() === 'error') console.error('browser console:', m.text()); });
+  page.on('console', (m) => console.error(`browser ${m.type()}:`, m.text()));
+  page.on('response', (r) => { if (r.status() >= 400) console.error('http', r.status(), r.url()); });
+  page.on('pageerror', (e) => console.error('page error:', String(e)));
   const params = new URLSearchParams({ transport, url: serviceURL, jid, password });
   await page.goto(`${pageURL}?${params}`);
 
