@@ -664,3 +664,40 @@ func (s *Service) notify(ctx context.Context, ev *Event) {
 		s.o.Notify(ctx, ev)
 	}
 }
+
+// Node returns one node for a requester its access model admits (node
+// discovery, XEP-0060 §5.3).
+func (s *Service) Node(ctx context.Context, svc string, from jid.JID, name string) (Node, error) {
+	r := s.newRequest(ctx, svc, from)
+	if err := validNodeName(name); err != nil {
+		return Node{}, err
+	}
+	cfg, err := r.node(name)
+	if err != nil {
+		return Node{}, err
+	}
+	if err := r.mayRetrieve(name, cfg); err != nil {
+		return Node{}, err
+	}
+	return Node{Name: name, Config: cfg}, nil
+}
+
+// MetaData renders the node's metadata form (XEP-0060 §5.4, FORM_TYPE
+// pubsub#meta-data) for a disco#info answer about the node.
+func (n Node) MetaData(owner string) *xml.Element {
+	x := xml.New(NSData, "x").SetAttr("type", resultForm)
+	add := func(name, value string) {
+		x.Append(xml.New(NSData, "field").SetAttr("var", name).Append(xml.New(NSData, "value").AppendText(value)))
+	}
+	x.Append(xml.New(NSData, "field").SetAttr("var", formTypeVar).SetAttr("type", hiddenType).
+		Append(xml.New(NSData, "value").AppendText(NSMetaData)))
+	add("pubsub#access_model", n.Config.AccessModel)
+	add("pubsub#owner", owner)
+	if n.Config.Title != "" {
+		add("pubsub#title", n.Config.Title)
+	}
+	if n.Config.Type != "" {
+		add("pubsub#type", n.Config.Type)
+	}
+	return x
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"parley/internal/mod/blocking"
 	"parley/internal/mod/carbons"
+	"parley/internal/mod/caps"
 	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/csi"
 	"parley/internal/mod/dirroster"
@@ -11,6 +12,7 @@ import (
 	"parley/internal/mod/last"
 	"parley/internal/mod/muc"
 	"parley/internal/mod/offline"
+	"parley/internal/mod/pep"
 	"parley/internal/mod/ping"
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
@@ -36,6 +38,8 @@ func DefaultModules() []module.Factory {
 		disco.New,
 		vcard.New,
 		private.New,
+		caps.New,
+		pep.New, // after caps, which it looks up
 		version.New,
 		entitytime.New,
 		ping.New,
