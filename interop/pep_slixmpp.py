@@ -38,9 +38,9 @@ class Client(common.Client):
     """A client that advertises <node>+notify for the given nodes (through
     XEP-0115, before its initial presence) and queues pubsub events."""
 
-    def __init__(self, user, resource, interests=()):
+    def __init__(self, user, resource, interests=(), extra=()):
         super().__init__(f"{user}@{DOMAIN}/{resource}", PASSWORD,
-                         plugins=("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084", "xep_0199", "xep_0203"))
+                         plugins=("xep_0004", "xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084", "xep_0199", "xep_0203") + extra)
         self.interests = interests
         self.events = asyncio.Queue()
         self.add_event_handler("pubsub_publish", lambda m: self.events.put_nowait(m))
@@ -74,8 +74,8 @@ class Client(common.Client):
         return True
 
 
-async def connect(user, resource, interests=()):
-    c = Client(user, resource, interests)
+async def connect(user, resource, interests=(), extra=()):
+    c = Client(user, resource, interests, extra)
     if not await common.login(c, IP, PORT):
         raise RuntimeError(f"{user}/{resource} could not log in")
     return c
@@ -206,6 +206,25 @@ async def main():
         return await refused(bob["xep_0060"].get_items(f"alice@{DOMAIN}", BOOKMARKS, timeout=10))
     await expect_error("bookmarks are private: bob gets not-allowed/closed-node", bookmarks_private(), "not-allowed/closed-node")
 
+    # XEP-0402 §5.3 compatibility: a legacy client (XEP-0048 in XEP-0049
+    # private XML) and a native one see the same bookmarks.
+    legacy = await connect("alice", "legacy", extra=("xep_0048",))
+    legacy_room = f"legacy@conference.{DOMAIN}"
+
+    async def legacy_to_native():
+        current = await legacy["xep_0048"].get_bookmarks(method="xep_0049", timeout=10)
+        rooms = [c["jid"] for c in current["private"]["bookmarks"]["conferences"]]
+        if rooms != [slixmpp.JID(room)]:
+            raise AssertionError(f"the legacy client reads {rooms}")
+        marks = legacy["xep_0048"].stanza.Bookmarks()
+        marks.add_conference(room, "alice", name="Interop", autojoin=True)
+        marks.add_conference(legacy_room, "alice", name="Legacy", autojoin=False)
+        await legacy["xep_0048"].set_bookmarks(marks, method="xep_0049", timeout=10)
+        m = await alice2.next_event(BOOKMARKS, lambda m: m["pubsub_event"]["items"]["item"]["id"] == legacy_room)
+        iq = await alice2["xep_0060"].get_items(f"alice@{DOMAIN}", BOOKMARKS, timeout=10)
+        return sorted(i["id"] for i in iq["pubsub"]["items"]) == sorted([room, legacy_room]) and m is not None
+    await step("the legacy client reads the native bookmark, and its own reaches the native client as an event", legacy_to_native())
+
     async def precondition():
         return await refused(alice["xep_0060"].publish(None, BOOKMARKS, id="other@conference." + DOMAIN,
                                                         payload=ET.fromstring(f"<conference xmlns='{BOOKMARKS}'/>"),
@@ -246,7 +265,7 @@ async def main():
     await expect_error("dave may not read the presence-access avatar: not-authorized/presence-subscription-required",
                        stranger_avatar(), "not-authorized/presence-subscription-required")
 
-    for c in (alice, alice2, bob, dave):
+    for c in (alice, alice2, legacy, bob, dave):
         c.disconnect()
 
 

@@ -2,8 +2,9 @@ package server
 
 import (
 	"parley/internal/mod/blocking"
-	"parley/internal/mod/carbons"
+	"parley/internal/mod/bookmarks"
 	"parley/internal/mod/caps"
+	"parley/internal/mod/carbons"
 	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/csi"
 	"parley/internal/mod/dirroster"
@@ -39,7 +40,8 @@ func DefaultModules() []module.Factory {
 		vcard.New,
 		private.New,
 		caps.New,
-		pep.New, // after caps, which it looks up
+		pep.New,       // after caps, which it looks up
+		bookmarks.New, // after private and pep, which it connects
 		version.New,
 		entitytime.New,
 		ping.New,
