@@ -136,6 +136,7 @@ func (p *PEP) Start(context.Context) error {
 	p.h.AddAccountNodes(accountNodes{p})
 	p.offs = append(p.offs,
 		p.h.Stanzas.On("presence/bare", Priority, p.presence),
+		p.h.Stanzas.On("message/bare", Priority, p.bounce),
 		p.h.Sessions.On(module.EventSessionAvailable, Priority, p.sessionAvailable),
 		p.h.Subscriptions.On(module.EventSubscriptionChanged, Priority, p.subscriptionChanged),
 		p.h.Accounts.On(module.EventAccountDeleted, Priority, p.accountDeleted),

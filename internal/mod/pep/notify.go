@@ -334,6 +334,20 @@ func (p *PEP) presence(ev *module.StanzaEvent) bool {
 	return false
 }
 
+// bounce handles an error answering a notification: XEP-0163 §4.3.1
+// point 2 has errors come back to the account's bare JID so that the
+// service, not the publishing client, deals with them. A resource of
+// another server that bounces (gone without unavailable presence, say
+// after its server lost the connection) is forgotten. The error goes on
+// to the core, which drops it.
+func (p *PEP) bounce(ev *module.StanzaEvent) bool {
+	if ev.Stanza.Attr("type") == stanza.TypeError && !ev.From.IsZero() && ev.From.Resource() != "" &&
+		!p.local(ev.From) && ev.Stanza.Child(pubsub.NSEvent, "event") != nil {
+		p.untrack(ev.To.Bare(), ev.From)
+	}
+	return false
+}
+
 // track remembers that contact resource full is available to owner and
 // reports whether it is new (was not remembered before).
 func (p *PEP) track(owner, full jid.JID, prio int) bool {

@@ -94,6 +94,16 @@ func TestRemoteContact(t *testing.T) {
 		t.Fatalf("event to the remote contact: %s", ev)
 	}
 
+	// A bounced notification forgets the resource (XEP-0163 §4.3.1 point
+	// 2): the next publication does not go there.
+	h.Router.Route(ctx, ev.WithAttr("type", "error").WithAttr("from", "romeo@remote.example/phone").WithAttr("to", "alice@localhost").
+		WithChildren(stanza.ErrorElement(stanza.RecipientUnavailable, "")))
+	publish(t, alice, nodeTune, "bounced", tune)
+	remote.none(t, isEvent("alice@localhost", nodeTune))
+	h.Router.Route(ctx, xml.New("", "presence").SetAttr("from", "romeo@remote.example/phone").SetAttr("to", "alice@localhost").
+		Append(xml.New(nsCaps, "c").SetAttr("hash", "sha-1").SetAttr("node", capsNode).SetAttr("ver", ver)))
+	remote.next(t, isEvent("alice@localhost", nodeTune)) // back: the last item again
+
 	// A stranger's presence is not remembered: it gets nothing.
 	h.Router.Route(ctx, xml.New("", "presence").SetAttr("from", "iago@remote.example/x").SetAttr("to", "alice@localhost").
 		Append(xml.New(nsCaps, "c").SetAttr("hash", "sha-1").SetAttr("node", capsNode).SetAttr("ver", ver)))
