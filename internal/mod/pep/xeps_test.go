@@ -118,3 +118,20 @@ func TestOMEMO(t *testing.T) {
 		t.Fatalf("replyto sent to a non-contact: %s", ev)
 	}
 }
+
+// TestBlockedContact: a contact the account blocks (XEP-0191) gets no
+// events and no last items (XEP-0163 §4.3.3 point 3), although it keeps
+// its presence subscription.
+func TestBlockedContact(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	mutual(t, ts, "alice", "bob")
+	alice := online(t, ts, "alice", "r", features(), nil)
+	bob := online(t, ts, "bob", "r", features(nodeTune), nil)
+	if r := alice.IQ("set", "", "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>"); r.Attr("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	publish(t, alice, nodeTune, "1", tune)
+	expectNone(t, bob, "alice@localhost", nodeTune)
+	bob2 := online(t, ts, "bob", "r2", features(nodeTune), nil)
+	expectNone(t, bob2, "alice@localhost", nodeTune)
+}
