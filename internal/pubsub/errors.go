@@ -36,17 +36,21 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Element builds the <error/> element of e.
-func (e *Error) Element() *xml.Element {
-	var app *xml.Element
+// Stanza returns e as a stanza error, its pubsub#errors condition as the
+// application-specific one (RFC 6120 §8.3.4).
+func (e *Error) Stanza() *stanza.Error {
+	se := &stanza.Error{Condition: e.Condition, Text: e.Text}
 	if e.App != "" {
-		app = xml.New(NSErrors, e.App)
+		se.App = xml.New(NSErrors, e.App)
 		if e.Feature != "" {
-			app.SetAttr("feature", e.Feature)
+			se.App.SetAttr("feature", e.Feature)
 		}
 	}
-	return stanza.ErrorElementTyped(e.Condition, "", e.Text, app)
+	return se
 }
+
+// Element builds the <error/> element of e.
+func (e *Error) Element() *xml.Element { return e.Stanza().Element() }
 
 // ErrorReply answers the IQ req with err: its XEP-0060 error when err is an
 // *Error, internal-server-error otherwise (the caller logs those).
@@ -55,12 +59,7 @@ func ErrorReply(req *xml.Element, err error) *xml.Element {
 	if !errors.As(err, &pe) {
 		return stanza.ErrorReply(req, stanza.InternalServerError, "")
 	}
-	if reply := stanza.ErrorReply(req, pe.Condition, ""); reply != nil {
-		// Swap the generic <error/> for the one with the pubsub condition.
-		return reply.WithoutChildren(func(el *xml.Element) bool { return el.Space == "" && el.Local == "error" }).
-			WithChildren(pe.Element())
-	}
-	return nil
+	return stanza.ErrorReplyFor(req, pe.Stanza())
 }
 
 // Constructors for the errors XEP-0060 uses more than once.
