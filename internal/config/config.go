@@ -245,6 +245,21 @@ type Limits struct {
 	// resource-constraint, so the list, kept in storage and in memory while
 	// the account is online, cannot grow without bound. Default 1000.
 	MaxBlocklistItems int `toml:"max_blocklist_items"`
+	// MaxPEPNodes bounds the publish-subscribe nodes of one account's
+	// personal eventing service (XEP-0163); creating another fails with
+	// resource-constraint. Default 100.
+	MaxPEPNodes int `toml:"max_pep_nodes"`
+	// MaxPEPItems bounds the items one PEP node keeps: the most a node may
+	// be configured for, and what pubsub#max_items "max" means. Default 256.
+	MaxPEPItems int `toml:"max_pep_items"`
+	// MaxPEPItemBytes bounds one published payload, serialized; a bigger
+	// one is refused with not-acceptable/payload-too-big (XEP-0060
+	// §7.1.3.4). Default 131072, room for an avatar (XEP-0084).
+	MaxPEPItemBytes int `toml:"max_pep_item_bytes"`
+	// MaxPEPSubscriptions bounds the explicit subscriptions of one PEP node
+	// (contacts with a presence subscription need none); more are refused
+	// with policy-violation/too-many-subscriptions. Default 1000.
+	MaxPEPSubscriptions int `toml:"max_pep_subscriptions"`
 }
 
 // Modules configures individual feature modules.
@@ -483,6 +498,10 @@ func (c *Config) applyDefaults() {
 	// default invalid.
 	setInt(&l.CSIQueue, min(100, l.OutputQueue))
 	setInt(&l.MaxBlocklistItems, 1000)
+	setInt(&l.MaxPEPNodes, 100)
+	setInt(&l.MaxPEPItems, 256)
+	setInt(&l.MaxPEPItemBytes, 128*1024)
+	setInt(&l.MaxPEPSubscriptions, 1000)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -590,7 +609,9 @@ func (c *Config) validate() []string {
 		"limits.max_auth_failures": l.MaxAuthFailures, "limits.max_vcard_bytes": l.MaxVCardBytes,
 		"limits.max_private_bytes": l.MaxPrivateBytes, "limits.max_connections_per_ip": l.MaxConnectionsPerIP,
 		"limits.max_pending_subscriptions": l.MaxPendingSubscriptions, "limits.csi_queue": l.CSIQueue,
-		"limits.max_blocklist_items": l.MaxBlocklistItems,
+		"limits.max_blocklist_items": l.MaxBlocklistItems, "limits.max_pep_nodes": l.MaxPEPNodes,
+		"limits.max_pep_items": l.MaxPEPItems, "limits.max_pep_item_bytes": l.MaxPEPItemBytes,
+		"limits.max_pep_subscriptions": l.MaxPEPSubscriptions,
 	}
 	for k, v := range positive {
 		if v < 0 {

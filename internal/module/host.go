@@ -106,11 +106,30 @@ const (
 	EventAccountDeleted = "deleted"
 )
 
+// SubscriptionEvent reports a change of the presence subscription state
+// between a local account and a contact (RFC 6121 §3), fired after the
+// change is stored and no lock is held, so handlers may route. Before and
+// After are the subscription of User's roster item for Contact
+// (storage.SubNone, SubTo, SubFrom, SubBoth): a change from neither "from"
+// nor "both" to one of them means the contact may now see the user's
+// presence (an approval, RFC 6121 §3.1.5, or an automatic one after
+// pre-approval, §3.4).
+type SubscriptionEvent struct {
+	Ctx           context.Context
+	Host          *Host
+	User, Contact jid.JID // bare
+	Before, After string
+}
+
+// EventSubscriptionChanged is the one event of Host.Subscriptions.
+const EventSubscriptionChanged = "changed"
+
 // Identity is a XEP-0030 identity.
 type Identity struct{ Category, Type, Name string }
 
-// DiscoItem is a XEP-0030 item of the host (components, MUC services).
-type DiscoItem struct{ JID, Name string }
+// DiscoItem is a XEP-0030 item: of the host (components, MUC services), or
+// of an account (its pubsub nodes, with Node set).
+type DiscoItem struct{ JID, Node, Name string }
 
 // Host is one virtual host as its modules see it. The core creates it; the
 // fields are set before modules are constructed and not changed afterwards.
@@ -137,6 +156,10 @@ type Host struct {
 	Stanzas  Hook[*StanzaEvent]
 	Sessions Hook[*SessionEvent]
 	Accounts Hook[*AccountEvent]
+	// Subscriptions fires EventSubscriptionChanged for every stored
+	// subscription change: the presence module's (subscription stanzas)
+	// and the roster module's (an item removed, RFC 6121 §2.5).
+	Subscriptions Hook[*SubscriptionEvent]
 	// Outbound fires EventOutbound for every stanza sent to a client
 	// session of this host (Session.Send), in the sending goroutine.
 	// That goroutine may hold a roster owner lock (roster.Store sends
@@ -151,6 +174,8 @@ type Host struct {
 	features       map[string]bool      // host disco#info features
 	acctFeatures   map[string]bool      // account (bare JID) disco#info features
 	identities     []Identity
+	acctIdentities []Identity
+	acctNodes      []AccountNodes
 	items          []DiscoItem
 	streamFeatures []func(Session) *xml.Element
 

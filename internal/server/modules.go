@@ -2,6 +2,8 @@ package server
 
 import (
 	"parley/internal/mod/blocking"
+	"parley/internal/mod/bookmarks"
+	"parley/internal/mod/caps"
 	"parley/internal/mod/carbons"
 	"parley/internal/mod/clientproxy"
 	"parley/internal/mod/csi"
@@ -11,6 +13,7 @@ import (
 	"parley/internal/mod/last"
 	"parley/internal/mod/muc"
 	"parley/internal/mod/offline"
+	"parley/internal/mod/pep"
 	"parley/internal/mod/ping"
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
@@ -36,6 +39,9 @@ func DefaultModules() []module.Factory {
 		disco.New,
 		vcard.New,
 		private.New,
+		caps.New,
+		pep.New,       // after caps, which it looks up
+		bookmarks.New, // after private and pep, which it connects
 		version.New,
 		entitytime.New,
 		ping.New,

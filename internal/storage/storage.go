@@ -1,6 +1,6 @@
 // Package storage defines the persistence interfaces Parley's modules use,
 // one per domain (accounts, roster, offline messages, vCards, private XML,
-// a generic key/value store). Implementations live in sub-packages (sqlite,
+// publish-subscribe nodes, a generic key/value store). Implementations live in sub-packages (sqlite,
 // postgres) and must all pass the conformance suite in storetest.
 //
 // Owners are bare JIDs in string form ("user@host"); implementations treat
@@ -28,6 +28,7 @@ type Store interface {
 	Offline() Offline
 	VCards() VCards
 	Private() Private
+	PubSub() PubSub
 	KV() KV
 	Close() error
 }
@@ -71,7 +72,8 @@ type Accounts interface {
 	// SetFields replaces the extra registration fields; ErrNotFound if no account.
 	SetFields(ctx context.Context, host, username string, fields map[string]string) error
 	// Delete removes the account and every piece of data owned by its bare
-	// JID (roster, offline, vCard, private XML, KV) in one transaction.
+	// JID (roster, offline, vCard, private XML, publish-subscribe nodes of
+	// its PEP service, KV) in one transaction.
 	// ErrNotFound if no account.
 	Delete(ctx context.Context, host, username string) error
 	// List returns the usernames of a host in sorted order.
@@ -156,4 +158,94 @@ type KV interface {
 	Delete(ctx context.Context, bucket, owner, key string) error // no error if absent
 	// List returns all keys and values of owner in bucket, keys sorted.
 	List(ctx context.Context, bucket, owner string) (map[string][]byte, error)
+}
+
+// PubSubNode is one node of a publish-subscribe service (XEP-0060). Service
+// names the service: an account's bare JID for its personal eventing service
+// (XEP-0163), or a domain for a standalone service. Config is the node's
+// configuration, encoded by package pubsub and opaque here, so that new
+// options never need a schema change.
+type PubSubNode struct {
+	Service string
+	Node    string
+	Config  []byte
+	Created time.Time
+}
+
+// PubSubItem is one published item. Payload is the serialized payload
+// element (empty for an item without payload).
+type PubSubItem struct {
+	ID        string
+	Publisher string // the JID that published it
+	Payload   []byte
+	Published time.Time
+}
+
+// PubSubAffiliation is an entity's affiliation with a node ("owner",
+// "publisher", "member", "outcast"; XEP-0060 §4.1).
+type PubSubAffiliation struct {
+	Node        string
+	JID         string
+	Affiliation string
+}
+
+// PubSubSubscription is an entity's explicit subscription to a node
+// (XEP-0060 §6.1). State is "subscribed" or "pending".
+type PubSubSubscription struct {
+	Node  string
+	JID   string
+	State string
+}
+
+// PubSub stores the nodes, items, affiliations and subscriptions of
+// publish-subscribe services. Every method that names a node fails with
+// ErrNotFound when the node does not exist; deleting a node deletes its
+// items, affiliations and subscriptions with it.
+type PubSub interface {
+	// CreateNode creates a node: ErrExists if the service has one of that
+	// name, ErrQuotaExceeded if it already has maxNodes nodes (maxNodes <=
+	// 0: no limit). The count and the insert are atomic. A zero Created
+	// stores the current time.
+	CreateNode(ctx context.Context, n PubSubNode, maxNodes int) error
+	// Node returns one node.
+	Node(ctx context.Context, service, node string) (PubSubNode, error)
+	// Nodes returns the nodes of a service sorted bytewise by name.
+	Nodes(ctx context.Context, service string) ([]PubSubNode, error)
+	// SetConfig replaces a node's configuration.
+	SetConfig(ctx context.Context, service, node string, config []byte) error
+	// DeleteNode deletes a node with everything attached to it.
+	DeleteNode(ctx context.Context, service, node string) error
+
+	// PutItem publishes it: a new ID is added, an existing one replaced,
+	// and either way it becomes the node's newest item (XEP-0060 §7.1.2:
+	// republishing is modification). Then only the maxItems newest items
+	// are kept (maxItems <= 0: no limit), in the same transaction, so
+	// concurrent publishers never leave more. A zero Published stores the
+	// current time.
+	PutItem(ctx context.Context, service, node string, it PubSubItem, maxItems int) error
+	// Items returns the node's items oldest first; with max > 0 only the
+	// max newest of them.
+	Items(ctx context.Context, service, node string, max int) ([]PubSubItem, error)
+	// ItemsByID returns the items with the given IDs that exist, oldest
+	// first.
+	ItemsByID(ctx context.Context, service, node string, ids []string) ([]PubSubItem, error)
+	// DeleteItem deletes one item; ErrNotFound if the node or the item
+	// does not exist.
+	DeleteItem(ctx context.Context, service, node, id string) error
+	// TrimItems deletes all but the keep newest items (keep <= 0: all).
+	TrimItems(ctx context.Context, service, node string, keep int) error
+
+	// SetAffiliation sets jid's affiliation with a node; "none" (or "")
+	// removes it.
+	SetAffiliation(ctx context.Context, service, node, jid, affiliation string) error
+	// Affiliations lists the affiliations of one node, or with node "" of
+	// every node of the service, sorted by node and JID.
+	Affiliations(ctx context.Context, service, node string) ([]PubSubAffiliation, error)
+	// SetSubscription sets jid's subscription state; "none" (or "")
+	// removes it. A new subscription to a node that already has max of
+	// them fails with ErrQuotaExceeded (max <= 0: no limit), atomically.
+	SetSubscription(ctx context.Context, service, node, jid, state string, max int) error
+	// Subscriptions lists the subscriptions of one node, or with node ""
+	// of every node of the service, sorted by node and JID.
+	Subscriptions(ctx context.Context, service, node string) ([]PubSubSubscription, error)
 }

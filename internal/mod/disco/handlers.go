@@ -26,14 +26,21 @@ func (d *Disco) hostItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
 	}
 	res := xml.New(NSItems, "query")
-	for _, it := range d.h.Items() {
+	appendItems(res, d.h.Items())
+	return stanza.IQResult(ev.Stanza, res)
+}
+
+func appendItems(res *xml.Element, items []module.DiscoItem) {
+	for _, it := range items {
 		item := xml.New(NSItems, "item").SetAttr("jid", it.JID)
+		if it.Node != "" {
+			item.SetAttr("node", it.Node)
+		}
 		if it.Name != "" {
 			item.SetAttr("name", it.Name)
 		}
 		res.Append(item)
 	}
-	return stanza.IQResult(ev.Stanza, res)
 }
 
 // accountInfo answers disco#info to an account's bare JID on its behalf
@@ -50,10 +57,27 @@ func (d *Disco) accountInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element
 	if !ok {
 		return stanza.ErrorReply(ev.Stanza, stanza.ServiceUnavailable, "")
 	}
-	if q.Attr("node") != "" {
+	owner := ev.To.Bare()
+	if node := q.Attr("node"); node != "" {
+		// §3.2: a node of the account, if a module serves it (a pubsub
+		// node of its personal eventing service).
+		for _, p := range d.h.AccountNodeProviders() {
+			info, found, err := p.AccountNodeInfo(ev.Ctx, owner, ev.From, node)
+			if err != nil {
+				d.h.Log.Warn("disco: account node", "owner", owner.String(), "node", node, "err", err)
+				return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+			}
+			if found {
+				res := infoResult(info.Identities, info.Features).SetAttr("node", node)
+				for _, f := range info.Forms {
+					res.Append(f)
+				}
+				return stanza.IQResult(ev.Stanza, res)
+			}
+		}
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
 	}
-	ids := []module.Identity{{Category: "account", Type: "registered"}}
+	ids := append([]module.Identity{{Category: "account", Type: "registered"}}, d.h.AccountIdentities()...)
 	return stanza.IQResult(ev.Stanza, infoResult(ids, d.h.AccountFeatures()))
 }
 
@@ -71,13 +95,37 @@ func (d *Disco) accountItems(ev *module.StanzaEvent, q *xml.Element) *xml.Elemen
 		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
-	if !ok || q.Attr("node") != "" {
+	if !ok {
 		return stanza.IQResult(ev.Stanza, res)
 	}
-	for _, s := range d.h.Router.Sessions(ev.To.Bare()) {
+	owner := ev.To.Bare()
+	if node := q.Attr("node"); node != "" {
+		for _, p := range d.h.AccountNodeProviders() {
+			items, found, err := p.AccountNodeChildren(ev.Ctx, owner, ev.From, node)
+			if err != nil {
+				d.h.Log.Warn("disco: account node items", "owner", owner.String(), "node", node, "err", err)
+				return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+			}
+			if found {
+				appendItems(res, items)
+				break
+			}
+		}
+		return stanza.IQResult(ev.Stanza, res)
+	}
+	for _, s := range d.h.Router.Sessions(owner) {
 		if module.Available(s) {
 			res.Append(xml.New(NSItems, "item").SetAttr("jid", s.JID().String()))
 		}
+	}
+	// The account's nodes (XEP-0163 §6.2: those the requester may use).
+	for _, p := range d.h.AccountNodeProviders() {
+		items, err := p.AccountNodeItems(ev.Ctx, owner, ev.From)
+		if err != nil {
+			d.h.Log.Warn("disco: account nodes", "owner", owner.String(), "err", err)
+			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+		}
+		appendItems(res, items)
 	}
 	return stanza.IQResult(ev.Stanza, res)
 }

@@ -103,8 +103,8 @@ func (p *Presence) inboundSubscription(ev *module.StanzaEvent, typ string, user,
 	unlock := p.roster.Lock(user)
 	before, err := p.roster.Load(ev.Ctx, user, contact)
 	var out outcome
+	after := before
 	if err == nil {
-		after := before
 		out = applyInbound(typ, &after)
 		err = p.roster.Save(ev.Ctx, user, before, after, el)
 	}
@@ -137,6 +137,7 @@ func (p *Presence) inboundSubscription(ev *module.StanzaEvent, typ string, user,
 		p.send(ev, user, contact, out.reply)
 	}
 	p.share(ev.Ctx, user, contact, out)
+	p.changed(ev.Ctx, user, contact, before, after)
 }
 
 // send routes a presence of type typ from the user's bare JID to 'to'.

@@ -198,8 +198,8 @@ func (p *Presence) outboundSubscription(ev *module.StanzaEvent, typ string) {
 	unlock := p.roster.Lock(user)
 	before, err := p.roster.Load(ev.Ctx, user, contact)
 	var out outcome
+	after := before
 	if err == nil {
-		after := before
 		out = applyOutbound(typ, &after)
 		err = p.roster.Save(ev.Ctx, user, before, after, nil)
 	}
@@ -218,6 +218,21 @@ func (p *Presence) outboundSubscription(ev *module.StanzaEvent, typ string) {
 		p.h.Router.Route(ev.Ctx, ev.Stanza.WithAttr("from", user.String()).WithAttr("to", contact.String()))
 	}
 	p.share(ev.Ctx, user, contact, out)
+	p.changed(ev.Ctx, user, contact, before, after)
+}
+
+// changed fires EventSubscriptionChanged when a stored subscription state
+// changed, after the stanzas of the change went out, so that handlers (the
+// personal eventing service sending a new subscriber its last items) act
+// on a relationship the contact already knows about.
+func (p *Presence) changed(ctx context.Context, user, contact jid.JID, before, after roster.Contact) {
+	if before.Subscription == after.Subscription {
+		return
+	}
+	p.h.Subscriptions.Fire(module.EventSubscriptionChanged, &module.SubscriptionEvent{
+		Ctx: ctx, Host: p.h, User: user, Contact: contact,
+		Before: before.Subscription, After: after.Subscription,
+	})
 }
 
 // share sends the user's presence to contact as the outcome asks: the

@@ -1,11 +1,13 @@
 package private
 
 import (
+	"context"
 	"errors"
 	"strconv"
 
 	"parley/internal/module"
 	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -91,18 +93,57 @@ func (p *Private) set(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, "more than "+strconv.Itoa(maxNamespaces)+" private elements")
 	}
 	for i, c := range children {
-		// The index entry goes first: an entry without data only costs its
-		// owner one slot, while data without an entry would escape the bound.
-		err := kv.Set(ev.Ctx, kvBucket, owner, key(c), nil)
-		if err == nil {
-			err = p.h.Store.Private().Set(ev.Ctx, owner, key(c), data[i])
-		}
-		if err != nil {
+		if err := p.store(ev.Ctx, owner, c, data[i]); err != nil {
 			p.h.Log.Warn("private: set", "owner", owner, "err", err)
 			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 		}
 	}
+	for _, c := range children {
+		for _, fn := range p.watchersOf(c) {
+			fn(ev.Ctx, ev.To.Bare(), c)
+		}
+	}
 	return stanza.IQResult(ev.Stanza, nil)
+}
+
+// store writes one fragment and its index entry. The index entry goes
+// first: an entry without data only costs its owner one slot, while data
+// without an entry would escape the bound.
+func (p *Private) store(ctx context.Context, owner string, el *xml.Element, data []byte) error {
+	if err := p.h.Store.KV().Set(ctx, kvBucket, owner, key(el), nil); err != nil {
+		return err
+	}
+	return p.h.Store.Private().Set(ctx, owner, key(el), data)
+}
+
+// Put stores el for owner on the server's own behalf, as a client's set
+// would, without telling watchers (the caller is the one keeping a view in
+// step) and without the size bound, which is for clients: the caller
+// bounds what it writes. It is refused only when el would be a new
+// fragment beyond the per-account count.
+func (p *Private) Put(ctx context.Context, owner jid.JID, el *xml.Element) error {
+	o := owner.Bare().String()
+	index, err := p.h.Store.KV().List(ctx, kvBucket, o)
+	if err != nil {
+		return err
+	}
+	if _, ok := index[key(el)]; !ok && len(index) >= maxNamespaces {
+		return errors.New("private: too many private elements")
+	}
+	return p.store(ctx, o, el, el.Bytes())
+}
+
+// Get returns the stored fragment named {space}local of owner, or nil
+// when there is none.
+func (p *Private) Get(ctx context.Context, owner jid.JID, space, local string) (*xml.Element, error) {
+	b, err := p.h.Store.Private().Get(ctx, owner.Bare().String(), local+" "+space)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return xml.ParseElement(b, p.parseLimits(), stanza.NSClient)
 }
 
 // check applies the rules common to get and set: only the account itself

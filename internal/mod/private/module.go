@@ -6,9 +6,12 @@ package private
 
 import (
 	"context"
+	"sync"
 
 	"parley/internal/module"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
 )
 
 // NS is the jabber:iq:private namespace.
@@ -23,15 +26,51 @@ const maxNamespaces = 64
 // Private store has no way to list or count them.
 const kvBucket = "private"
 
+// Service is the key under which the module publishes itself, for modules
+// that keep another view of some private XML in step with it (bookmarks:
+// XEP-0402 §compat between XEP-0049 and PEP).
+var Service = module.NewServiceKey[*Private]("private")
+
+// Of returns the private module of h, or nil when it does not run.
+func Of(h *module.Host) *Private {
+	p, _ := module.Lookup(h, Service)
+	return p
+}
+
 // Private is the module of one host.
 type Private struct {
 	h *module.Host
+
+	mu       sync.Mutex
+	watchers map[string][]Watcher // storage key → watchers
 }
+
+// Watcher hears of an element a client stored (after it was stored).
+type Watcher func(ctx context.Context, owner jid.JID, el *xml.Element)
 
 var _ module.Module = (*Private)(nil)
 
-// New builds the module for h.
-func New(h *module.Host) (module.Module, error) { return &Private{h: h}, nil }
+// New builds the module for h and publishes it (Of).
+func New(h *module.Host) (module.Module, error) {
+	p := &Private{h: h, watchers: make(map[string][]Watcher)}
+	module.Provide(h, Service, p)
+	return p, nil
+}
+
+// Watch registers fn for elements named {space}local that clients store.
+// Call it from New or Start.
+func (p *Private) Watch(space, local string, fn Watcher) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := local + " " + space
+	p.watchers[k] = append(p.watchers[k], fn)
+}
+
+func (p *Private) watchersOf(el *xml.Element) []Watcher {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.watchers[key(el)]
+}
 
 // Name implements module.Module.
 func (*Private) Name() string { return "private" }

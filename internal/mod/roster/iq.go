@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"parley/internal/module"
+	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -208,6 +209,12 @@ func (r *Roster) remove(ev *module.StanzaEvent, contact jid.JID) *xml.Element {
 				r.h.Router.Route(ev.Ctx, p)
 			}
 		}
+	}
+	if before.Subscription != storage.SubNone {
+		r.h.Subscriptions.Fire(module.EventSubscriptionChanged, &module.SubscriptionEvent{
+			Ctx: ev.Ctx, Host: r.h, User: user, Contact: contact.Bare(),
+			Before: before.Subscription, After: storage.SubNone,
+		})
 	}
 	return stanza.IQResult(ev.Stanza, nil)
 }

@@ -30,6 +30,7 @@ func (s *store) Roster() storage.Roster     { return roster{s.Store.Roster(), s.
 func (s *store) Offline() storage.Offline   { return offline{s.Store.Offline(), s.obs} }
 func (s *store) VCards() storage.VCards     { return vcards{s.Store.VCards(), s.obs} }
 func (s *store) Private() storage.Private   { return private{s.Store.Private(), s.obs} }
+func (s *store) PubSub() storage.PubSub     { return pubsub{s.Store.PubSub(), s.obs} }
 func (s *store) KV() storage.KV             { return kv{s.Store.KV(), s.obs} }
 
 type accounts struct {
@@ -165,4 +166,79 @@ func (x kv) Delete(ctx context.Context, bucket, owner, key string) error {
 func (x kv) List(ctx context.Context, bucket, owner string) (map[string][]byte, error) {
 	defer x.obs("kv.list", time.Now())
 	return x.k.List(ctx, bucket, owner)
+}
+
+type pubsub struct {
+	p   storage.PubSub
+	obs Observer
+}
+
+func (x pubsub) CreateNode(ctx context.Context, n storage.PubSubNode, maxNodes int) error {
+	defer x.obs("pubsub.create_node", time.Now())
+	return x.p.CreateNode(ctx, n, maxNodes)
+}
+
+func (x pubsub) Node(ctx context.Context, service, node string) (storage.PubSubNode, error) {
+	defer x.obs("pubsub.node", time.Now())
+	return x.p.Node(ctx, service, node)
+}
+
+func (x pubsub) Nodes(ctx context.Context, service string) ([]storage.PubSubNode, error) {
+	defer x.obs("pubsub.nodes", time.Now())
+	return x.p.Nodes(ctx, service)
+}
+
+func (x pubsub) SetConfig(ctx context.Context, service, node string, config []byte) error {
+	defer x.obs("pubsub.set_config", time.Now())
+	return x.p.SetConfig(ctx, service, node, config)
+}
+
+func (x pubsub) DeleteNode(ctx context.Context, service, node string) error {
+	defer x.obs("pubsub.delete_node", time.Now())
+	return x.p.DeleteNode(ctx, service, node)
+}
+
+func (x pubsub) PutItem(ctx context.Context, service, node string, it storage.PubSubItem, maxItems int) error {
+	defer x.obs("pubsub.put_item", time.Now())
+	return x.p.PutItem(ctx, service, node, it, maxItems)
+}
+
+func (x pubsub) Items(ctx context.Context, service, node string, max int) ([]storage.PubSubItem, error) {
+	defer x.obs("pubsub.items", time.Now())
+	return x.p.Items(ctx, service, node, max)
+}
+
+func (x pubsub) ItemsByID(ctx context.Context, service, node string, ids []string) ([]storage.PubSubItem, error) {
+	defer x.obs("pubsub.items_by_id", time.Now())
+	return x.p.ItemsByID(ctx, service, node, ids)
+}
+
+func (x pubsub) DeleteItem(ctx context.Context, service, node, id string) error {
+	defer x.obs("pubsub.delete_item", time.Now())
+	return x.p.DeleteItem(ctx, service, node, id)
+}
+
+func (x pubsub) TrimItems(ctx context.Context, service, node string, keep int) error {
+	defer x.obs("pubsub.trim_items", time.Now())
+	return x.p.TrimItems(ctx, service, node, keep)
+}
+
+func (x pubsub) SetAffiliation(ctx context.Context, service, node, jid, affiliation string) error {
+	defer x.obs("pubsub.set_affiliation", time.Now())
+	return x.p.SetAffiliation(ctx, service, node, jid, affiliation)
+}
+
+func (x pubsub) Affiliations(ctx context.Context, service, node string) ([]storage.PubSubAffiliation, error) {
+	defer x.obs("pubsub.affiliations", time.Now())
+	return x.p.Affiliations(ctx, service, node)
+}
+
+func (x pubsub) SetSubscription(ctx context.Context, service, node, jid, state string, max int) error {
+	defer x.obs("pubsub.set_subscription", time.Now())
+	return x.p.SetSubscription(ctx, service, node, jid, state, max)
+}
+
+func (x pubsub) Subscriptions(ctx context.Context, service, node string) ([]storage.PubSubSubscription, error) {
+	defer x.obs("pubsub.subscriptions", time.Now())
+	return x.p.Subscriptions(ctx, service, node)
 }

@@ -148,11 +148,14 @@ func (a accounts) Delete(ctx context.Context, host, username string) error {
 			return err
 		}
 		// account_scram_keys goes by ON DELETE CASCADE. roster_versions
-		// comes before roster_items because roster writes lock in that
-		// order too; the same order everywhere rules out deadlocks. Every
+		// comes before roster_items, and pubsub_nodes before the tables
+		// hanging off it (which the node's deletion cascades to anyway),
+		// because roster and pubsub writes lock in those orders too; the
+		// same order everywhere rules out deadlocks. Every
 		// table keyed by owner must be listed here; the conformance
 		// suite's cascade test fails if a new one is forgotten.
-		for _, table := range []string{"roster_versions", "roster_items", "offline_messages", "vcards", "private_xml", "kv"} {
+		for _, table := range []string{"roster_versions", "roster_items", "offline_messages", "vcards", "private_xml",
+			"pubsub_nodes", "pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "kv"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE owner = $1`, owner); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

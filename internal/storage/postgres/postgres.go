@@ -33,6 +33,7 @@ var migrationFS embed.FS
 const (
 	migrationLockKey int64 = 0x7061726c6579 // "parley"
 	offlineLockClass int32 = 0x6f66666c     // "offl"
+	pubsubLockClass  int32 = 0x70756273     // "pubs": node creation per service
 )
 
 // Store is an opened PostgreSQL backend. It implements storage.Store and is
@@ -127,6 +128,9 @@ func (s *Store) VCards() storage.VCards { return vcards{s} }
 
 // Private returns the private XML store.
 func (s *Store) Private() storage.Private { return private{s} }
+
+// PubSub returns the publish-subscribe store.
+func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
 
 // KV returns the key/value store.
 func (s *Store) KV() storage.KV { return kv{s} }

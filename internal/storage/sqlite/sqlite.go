@@ -174,6 +174,9 @@ func (s *Store) VCards() storage.VCards { return vcards{s} }
 // Private returns the private XML store.
 func (s *Store) Private() storage.Private { return private{s} }
 
+// PubSub returns the publish-subscribe store.
+func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
+
 // KV returns the key/value store.
 func (s *Store) KV() storage.KV { return kv{s} }
 

@@ -33,5 +33,6 @@ func (a *alternating) Roster() storage.Roster     { return a.pick().Roster() }
 func (a *alternating) Offline() storage.Offline   { return a.pick().Offline() }
 func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
 func (a *alternating) Private() storage.Private   { return a.pick().Private() }
+func (a *alternating) PubSub() storage.PubSub     { return a.pick().PubSub() }
 func (a *alternating) KV() storage.KV             { return a.pick().KV() }
 func (a *alternating) Close() error               { return nil }

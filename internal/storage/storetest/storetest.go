@@ -48,6 +48,13 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"OfflineConcurrentPop", testOfflineConcurrentPop},
 		{"VCards", testVCards},
 		{"Private", testPrivate},
+		{"PubSubNodes", testPubSubNodes},
+		{"PubSubNodeQuotaRace", testPubSubNodeQuotaRace},
+		{"PubSubItems", testPubSubItems},
+		{"PubSubItemsConcurrentTrim", testPubSubItemsConcurrentTrim},
+		{"PubSubAffiliations", testPubSubAffiliations},
+		{"PubSubSubscriptions", testPubSubSubscriptions},
+		{"PubSubMissingNode", testPubSubMissingNode},
 		{"KV", testKV},
 		{"KVList", testKVList},
 		{"CanceledContext", testCanceledContext},
@@ -269,6 +276,10 @@ func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
 	must(t, s.Private().Set(c, owner, "storage storage:bookmarks", []byte("<storage>"+owner+"</storage>")))
 	must(t, s.KV().Set(c, "last", owner, "seconds", []byte("42")))
 	must(t, s.KV().Set(c, "other", owner, "k", []byte("v")))
+	must(t, s.PubSub().CreateNode(c, storage.PubSubNode{Service: owner, Node: "urn:xmpp:avatar:metadata", Config: []byte("{}")}, 0))
+	must(t, s.PubSub().PutItem(c, owner, "urn:xmpp:avatar:metadata", storage.PubSubItem{ID: "1", Payload: []byte("<x/>")}, 0))
+	must(t, s.PubSub().SetAffiliation(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "member"))
+	must(t, s.PubSub().SetSubscription(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "subscribed", 0))
 }
 
 // checkFilled reports whether owner still has data in each store; it
@@ -306,6 +317,24 @@ func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string,
 	check("kv last", err)
 	_, err = s.KV().Get(c, "other", owner, "k")
 	check("kv other", err)
+	_, err = s.PubSub().Node(c, owner, "urn:xmpp:avatar:metadata")
+	check("pubsub node", err)
+	nodes, err := s.PubSub().Nodes(c, owner)
+	must(t, err)
+	affs, err := s.PubSub().Affiliations(c, owner, "")
+	must(t, err)
+	subs, err := s.PubSub().Subscriptions(c, owner, "")
+	must(t, err)
+	if got := len(nodes) > 0 && len(affs) > 0 && len(subs) > 0; got != want || (!want && len(nodes)+len(affs)+len(subs) > 0) {
+		t.Errorf("%s pubsub nodes %d, affiliations %d, subscriptions %d; want present = %v", owner, len(nodes), len(affs), len(subs), want)
+	}
+	if want {
+		items, err := s.PubSub().Items(c, owner, "urn:xmpp:avatar:metadata", 0)
+		must(t, err)
+		if len(items) != 1 {
+			t.Errorf("%s pubsub items = %d, want 1", owner, len(items))
+		}
+	}
 }
 
 func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
@@ -914,5 +943,327 @@ func testCanceledContext(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.Accounts().Get(ctx(t), "h", "u"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("canceled Create wrote the account: %v", err)
+	}
+}
+
+// pubsubNode creates a node with the given config and returns its name.
+func pubsubNode(t *testing.T, c context.Context, s storage.Store, service, node string) string {
+	t.Helper()
+	must(t, s.PubSub().CreateNode(c, storage.PubSubNode{Service: service, Node: node, Config: []byte(`{"max_items":"1"}`)}, 0))
+	return node
+}
+
+func itemIDs(items []storage.PubSubItem) []string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		out = append(out, it.ID)
+	}
+	return out
+}
+
+func testPubSubNodes(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	ps := s.PubSub()
+	const svc = "juliet@example.org"
+	nodes, err := ps.Nodes(c, svc)
+	must(t, err)
+	if len(nodes) != 0 {
+		t.Fatalf("Nodes of a new service = %v", nodes)
+	}
+	created := time.Date(2024, 2, 29, 13, 14, 15, 123456000, time.FixedZone("X", 3600))
+	cfg := []byte{0, 1, 0xfe, '{', '}'}
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "urn:xmpp:bookmarks:1", Config: cfg, Created: created}, 0))
+	before := time.Now().Add(-time.Second)
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "Zed"}, 0))
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "éclair", Config: []byte{}}, 0))
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: "romeo@example.org", Node: "urn:xmpp:bookmarks:1"}, 0))
+	err = ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "urn:xmpp:bookmarks:1", Config: []byte("other")}, 0)
+	wantErr(t, "duplicate node", err, storage.ErrExists)
+
+	n, err := ps.Node(c, svc, "urn:xmpp:bookmarks:1")
+	must(t, err)
+	if n.Service != svc || n.Node != "urn:xmpp:bookmarks:1" || !bytes.Equal(n.Config, cfg) || !n.Created.Equal(created) || n.Created.Location() != time.UTC {
+		t.Fatalf("Node = %+v, want config %q created %v (UTC)", n, cfg, created)
+	}
+	n, err = ps.Node(c, svc, "Zed")
+	must(t, err)
+	if n.Config == nil || len(n.Config) != 0 || n.Created.Before(before) || n.Created.After(time.Now().Add(time.Second)) {
+		t.Fatalf("Node with nil config and zero time = %+v; want empty non-nil config and now", n)
+	}
+	nodes, err = ps.Nodes(c, svc)
+	must(t, err)
+	names := []string{}
+	for _, n := range nodes {
+		names = append(names, n.Node)
+	}
+	if want := []string{"Zed", "urn:xmpp:bookmarks:1", "éclair"}; !slices.Equal(names, want) {
+		t.Fatalf("Nodes = %q, want %q (byte order, one service)", names, want)
+	}
+
+	must(t, ps.SetConfig(c, svc, "Zed", []byte("new")))
+	n, err = ps.Node(c, svc, "Zed")
+	must(t, err)
+	if string(n.Config) != "new" {
+		t.Fatalf("config after SetConfig = %q", n.Config)
+	}
+
+	// Deleting a node takes its items, affiliations and subscriptions;
+	// a node created again under the name starts empty.
+	must(t, ps.PutItem(c, svc, "Zed", storage.PubSubItem{ID: "a", Payload: []byte("<a/>")}, 0))
+	must(t, ps.SetAffiliation(c, svc, "Zed", "nurse@example.org", "member"))
+	must(t, ps.SetSubscription(c, svc, "Zed", "nurse@example.org", "subscribed", 0))
+	must(t, ps.DeleteNode(c, svc, "Zed"))
+	_, err = ps.Node(c, svc, "Zed")
+	wantErr(t, "Node after delete", err, storage.ErrNotFound)
+	wantErr(t, "second delete", ps.DeleteNode(c, svc, "Zed"), storage.ErrNotFound)
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "Zed"}, 0))
+	items, err := ps.Items(c, svc, "Zed", 0)
+	must(t, err)
+	affs, err := ps.Affiliations(c, svc, "Zed")
+	must(t, err)
+	subs, err := ps.Subscriptions(c, svc, "Zed")
+	must(t, err)
+	if len(items)+len(affs)+len(subs) != 0 {
+		t.Fatalf("re-created node inherited items %v, affiliations %v, subscriptions %v", items, affs, subs)
+	}
+	if _, err := ps.Node(c, "romeo@example.org", "urn:xmpp:bookmarks:1"); err != nil {
+		t.Fatalf("another service's node of the same name: %v", err)
+	}
+
+	// Quota: the service has 3 nodes.
+	err = ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "fourth"}, 3)
+	wantErr(t, "create beyond quota", err, storage.ErrQuotaExceeded)
+	err = ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "Zed"}, 3)
+	wantErr(t, "existing name at the quota", err, storage.ErrExists)
+	must(t, ps.CreateNode(c, storage.PubSubNode{Service: svc, Node: "fourth"}, 4))
+}
+
+func testPubSubNodeQuotaRace(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const svc, n, limit = "juliet@example.org", 16, 5
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.PubSub().CreateNode(c, storage.PubSubNode{Service: svc, Node: fmt.Sprint("node-", i)}, limit)
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, storage.ErrQuotaExceeded):
+			t.Errorf("create: %v, want nil or ErrQuotaExceeded", err)
+		}
+	}
+	nodes, err := s.PubSub().Nodes(c, svc)
+	must(t, err)
+	if ok != limit || len(nodes) != limit {
+		t.Fatalf("%d concurrent creates with max %d: %d succeeded, %d stored; want exactly %d", n, limit, ok, len(nodes), limit)
+	}
+}
+
+func testPubSubItems(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	ps := s.PubSub()
+	const svc = "juliet@example.org"
+	node := pubsubNode(t, c, s, svc, "urn:xmpp:avatar:data")
+	other := pubsubNode(t, c, s, svc, "other")
+	items, err := ps.Items(c, svc, node, 0)
+	must(t, err)
+	if len(items) != 0 {
+		t.Fatalf("Items of a new node = %v", items)
+	}
+	stamp := time.Date(2023, 1, 2, 3, 4, 5, 600000000, time.FixedZone("Y", -7200))
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "a", Publisher: svc + "/balcony", Payload: []byte{0, 1, 0xff}, Published: stamp}, 0))
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "b", Payload: []byte("<b/>")}, 0))
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "c"}, 0))
+	must(t, ps.PutItem(c, svc, other, storage.PubSubItem{ID: "a", Payload: []byte("other node")}, 0))
+	items, err = ps.Items(c, svc, node, 0)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("Items = %q, want oldest first", got)
+	}
+	a := items[0]
+	if a.Publisher != svc+"/balcony" || !bytes.Equal(a.Payload, []byte{0, 1, 0xff}) || !a.Published.Equal(stamp) || a.Published.Location() != time.UTC {
+		t.Fatalf("item a = %+v", a)
+	}
+	if items[2].Payload == nil || len(items[2].Payload) != 0 || items[2].Published.IsZero() {
+		t.Fatalf("item without payload or time = %+v, want empty payload and a time", items[2])
+	}
+
+	// Republishing is modification: the item becomes the newest.
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "a", Payload: []byte("<new/>")}, 0))
+	items, err = ps.Items(c, svc, node, 0)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"b", "c", "a"}) || string(items[2].Payload) != "<new/>" {
+		t.Fatalf("after republishing a: %q (a = %q), want b c a", got, items[2].Payload)
+	}
+	items, err = ps.Items(c, svc, node, 2)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"c", "a"}) {
+		t.Fatalf("Items max 2 = %q, want the two newest, oldest first", got)
+	}
+	items, err = ps.ItemsByID(c, svc, node, []string{"a", "missing", "b"})
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"b", "a"}) {
+		t.Fatalf("ItemsByID = %q, want b a", got)
+	}
+	items, err = ps.ItemsByID(c, svc, node, nil)
+	must(t, err)
+	if len(items) != 0 {
+		t.Fatalf("ItemsByID(nil) = %q", itemIDs(items))
+	}
+
+	// Publishing with a bound keeps the newest.
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "d"}, 2))
+	items, err = ps.Items(c, svc, node, 0)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"a", "d"}) {
+		t.Fatalf("after publishing d with max 2: %q", got)
+	}
+
+	must(t, ps.DeleteItem(c, svc, node, "a"))
+	wantErr(t, "delete missing item", ps.DeleteItem(c, svc, node, "a"), storage.ErrNotFound)
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "e"}, 0))
+	must(t, ps.PutItem(c, svc, node, storage.PubSubItem{ID: "f"}, 0))
+	must(t, ps.TrimItems(c, svc, node, 2))
+	items, err = ps.Items(c, svc, node, 0)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"e", "f"}) {
+		t.Fatalf("after trimming to 2: %q", got)
+	}
+	must(t, ps.TrimItems(c, svc, node, 0)) // purge
+	items, err = ps.Items(c, svc, node, 0)
+	must(t, err)
+	if len(items) != 0 {
+		t.Fatalf("after purge: %q", itemIDs(items))
+	}
+	items, err = ps.Items(c, svc, other, 0)
+	must(t, err)
+	if got := itemIDs(items); !slices.Equal(got, []string{"a"}) || string(items[0].Payload) != "other node" {
+		t.Fatalf("other node's items = %q, want its own a", got)
+	}
+}
+
+func testPubSubItemsConcurrentTrim(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	const svc, n, limit = "juliet@example.org", 16, 3
+	node := pubsubNode(t, c, s, svc, "busy")
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			if err := s.PubSub().PutItem(c, svc, node, storage.PubSubItem{ID: fmt.Sprint(i)}, limit); err != nil {
+				t.Errorf("publish: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	items, err := s.PubSub().Items(c, svc, node, 0)
+	must(t, err)
+	if len(items) != limit {
+		t.Fatalf("%d concurrent publishes with max %d left %d items", n, limit, len(items))
+	}
+}
+
+func testPubSubAffiliations(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	ps := s.PubSub()
+	const svc = "juliet@example.org"
+	a := pubsubNode(t, c, s, svc, "a")
+	b := pubsubNode(t, c, s, svc, "b")
+	must(t, ps.SetAffiliation(c, svc, b, "romeo@example.net", "member"))
+	must(t, ps.SetAffiliation(c, svc, a, "romeo@example.net", "publisher"))
+	must(t, ps.SetAffiliation(c, svc, a, "nurse@example.org", "outcast"))
+	must(t, ps.SetAffiliation(c, svc, a, "nurse@example.org", "member")) // replaces
+	must(t, ps.SetAffiliation(c, svc, a, "tybalt@example.org", "outcast"))
+	must(t, ps.SetAffiliation(c, svc, a, "tybalt@example.org", "none")) // removes
+	must(t, ps.SetAffiliation(c, svc, a, "absent@example.org", ""))     // removing nothing is fine
+	if err := ps.SetAffiliation(c, svc, a, "x@example.org", "king"); err == nil {
+		t.Fatal("unknown affiliation stored")
+	}
+	got, err := ps.Affiliations(c, svc, a)
+	must(t, err)
+	want := []storage.PubSubAffiliation{{Node: a, JID: "nurse@example.org", Affiliation: "member"}, {Node: a, JID: "romeo@example.net", Affiliation: "publisher"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Affiliations(a) = %v, want %v", got, want)
+	}
+	got, err = ps.Affiliations(c, svc, "")
+	must(t, err)
+	want = append(want, storage.PubSubAffiliation{Node: b, JID: "romeo@example.net", Affiliation: "member"})
+	if !slices.Equal(got, want) {
+		t.Fatalf("Affiliations of the service = %v, want %v", got, want)
+	}
+}
+
+func testPubSubSubscriptions(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	ps := s.PubSub()
+	const svc = "juliet@example.org"
+	a := pubsubNode(t, c, s, svc, "a")
+	b := pubsubNode(t, c, s, svc, "b")
+	must(t, ps.SetSubscription(c, svc, a, "romeo@example.net/orchard", "subscribed", 2))
+	must(t, ps.SetSubscription(c, svc, a, "nurse@example.org", "pending", 2))
+	must(t, ps.SetSubscription(c, svc, a, "nurse@example.org", "subscribed", 2)) // an existing one is not new
+	wantErr(t, "third subscriber with max 2", ps.SetSubscription(c, svc, a, "tybalt@example.org", "subscribed", 2), storage.ErrQuotaExceeded)
+	must(t, ps.SetSubscription(c, svc, b, "tybalt@example.org", "subscribed", 2))
+	if err := ps.SetSubscription(c, svc, a, "x@example.org", "maybe", 0); err == nil {
+		t.Fatal("unknown subscription state stored")
+	}
+	got, err := ps.Subscriptions(c, svc, "")
+	must(t, err)
+	want := []storage.PubSubSubscription{
+		{Node: a, JID: "nurse@example.org", State: "subscribed"},
+		{Node: a, JID: "romeo@example.net/orchard", State: "subscribed"},
+		{Node: b, JID: "tybalt@example.org", State: "subscribed"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Subscriptions = %v, want %v", got, want)
+	}
+	must(t, ps.SetSubscription(c, svc, a, "nurse@example.org", "none", 0))
+	got, err = ps.Subscriptions(c, svc, a)
+	must(t, err)
+	if !slices.Equal(got, want[1:2]) {
+		t.Fatalf("Subscriptions(a) after unsubscribing = %v, want %v", got, want[1:2])
+	}
+}
+
+// Every per-node method reports a node that does not exist as ErrNotFound,
+// including a node of the same name at another service.
+func testPubSubMissingNode(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	ps := s.PubSub()
+	pubsubNode(t, c, s, "romeo@example.net", "n")
+	const svc, node = "juliet@example.org", "n"
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Node", func() error { _, err := ps.Node(c, svc, node); return err }},
+		{"SetConfig", func() error { return ps.SetConfig(c, svc, node, nil) }},
+		{"DeleteNode", func() error { return ps.DeleteNode(c, svc, node) }},
+		{"PutItem", func() error { return ps.PutItem(c, svc, node, storage.PubSubItem{ID: "x"}, 0) }},
+		{"Items", func() error { _, err := ps.Items(c, svc, node, 0); return err }},
+		{"ItemsByID", func() error { _, err := ps.ItemsByID(c, svc, node, []string{"x"}); return err }},
+		{"DeleteItem", func() error { return ps.DeleteItem(c, svc, node, "x") }},
+		{"TrimItems", func() error { return ps.TrimItems(c, svc, node, 0) }},
+		{"SetAffiliation", func() error { return ps.SetAffiliation(c, svc, node, "a@b", "member") }},
+		{"Affiliations", func() error { _, err := ps.Affiliations(c, svc, node); return err }},
+		{"SetSubscription", func() error { return ps.SetSubscription(c, svc, node, "a@b", "subscribed", 0) }},
+		{"Subscriptions", func() error { _, err := ps.Subscriptions(c, svc, node); return err }},
+	}
+	for _, tt := range calls {
+		wantErr(t, tt.name, tt.call(), storage.ErrNotFound)
+	}
+	if _, err := ps.Items(c, svc, "", 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Items of node \"\": %v, want ErrNotFound", err)
 	}
 }

@@ -87,3 +87,27 @@ func KVEntries(rows Rows) (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// PubSubAffiliation validates an affiliation for PubSub.SetAffiliation and
+// reports whether it removes the row ("none" or ""), so both backends
+// refuse the same values before the database's CHECK would.
+func PubSubAffiliation(a string) (remove bool, err error) {
+	switch a {
+	case "", "none":
+		return true, nil
+	case "owner", "publisher", "publish-only", "member", "outcast":
+		return false, nil
+	}
+	return false, fmt.Errorf("storage: invalid pubsub affiliation %q", a)
+}
+
+// PubSubSubscriptionState is PubSubAffiliation for subscription states.
+func PubSubSubscriptionState(s string) (remove bool, err error) {
+	switch s {
+	case "", "none":
+		return true, nil
+	case "subscribed", "pending", "unconfigured":
+		return false, nil
+	}
+	return false, fmt.Errorf("storage: invalid pubsub subscription state %q", s)
+}

@@ -1,0 +1,204 @@
+package bookmarks_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/internal/pubsub"
+	"parley/internal/storage"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/xml"
+)
+
+const (
+	password    = "password123"
+	nsCaps      = "http://jabber.org/protocol/caps"
+	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+	nsNative    = "urn:xmpp:bookmarks:1"
+)
+
+// online logs in a resource that advertises urn:xmpp:bookmarks:1+notify
+// (or nothing with notify false) and answers the server's caps query.
+func online(t *testing.T, ts *testserver.TS, user, resource string, notify bool) *testserver.Client {
+	t.Helper()
+	c := ts.Login(t, user, password, resource)
+	feats := []string{nsCaps, nsDiscoInfo}
+	if notify {
+		feats = append(feats, nsNative+"+notify")
+	}
+	slices.Sort(feats)
+	sum := sha1.Sum([]byte("client/pc//test<" + strings.Join(feats, "<") + "<"))
+	ver := base64.StdEncoding.EncodeToString(sum[:])
+	c.Send("<presence><c xmlns='%s' hash='sha-1' node='urn:test' ver='%s'/></presence>", nsCaps, ver)
+	for {
+		el := c.Expect(func(el *xml.Element) bool {
+			return (el.Local == "presence" && el.Attr("from") == c.JID) ||
+				(el.Local == "iq" && el.Attr("type") == "get" && el.Child(nsDiscoInfo, "query") != nil)
+		})
+		if el.Local == "presence" {
+			return c
+		}
+		var b strings.Builder
+		for _, f := range feats {
+			b.WriteString("<feature var='" + f + "'/>")
+		}
+		c.Send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'><identity category='client' type='pc' name='test'/>%s</query></iq>",
+			el.Attr("id"), el.Attr("from"), nsDiscoInfo, el.Child(nsDiscoInfo, "query").Attr("node"), b.String())
+	}
+}
+
+func isBookmarkEvent(el *xml.Element) bool {
+	ev := el.Child(pubsub.NSEvent, "event")
+	return el.Local == "message" && ev != nil && ev.Child(pubsub.NSEvent, "items") != nil &&
+		ev.Child(pubsub.NSEvent, "items").Attr("node") == nsNative
+}
+
+// expectNoEvent: a ping's answer comes after anything queued before it.
+func expectNoEvent(t *testing.T, c *testserver.Client) {
+	t.Helper()
+	id := "none-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	c.Send("<iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>", id)
+	if el := c.Expect(func(el *xml.Element) bool { return isBookmarkEvent(el) || el.Attr("id") == id }); el.Local == "message" {
+		t.Fatalf("unexpected bookmark event %s", el)
+	}
+}
+
+func privateSet(t *testing.T, c *testserver.Client, storage string) {
+	t.Helper()
+	if r := c.IQ("set", "", "<query xmlns='jabber:iq:private'>"+storage+"</query>"); r.Attr("type") != "result" {
+		t.Fatalf("private set: %s", r)
+	}
+}
+
+func privateGet(t *testing.T, c *testserver.Client) *xml.Element {
+	t.Helper()
+	r := c.IQ("get", "", "<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query>")
+	return r.Child("jabber:iq:private", "query").Child("storage:bookmarks", "storage")
+}
+
+func nativeItems(t *testing.T, c *testserver.Client, to string) *xml.Element {
+	t.Helper()
+	r := c.IQ("get", to, "<pubsub xmlns='"+pubsub.NS+"'><items node='"+nsNative+"'/></pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("items: %s", r)
+	}
+	return r.Child(pubsub.NS, "pubsub").Child(pubsub.NS, "items")
+}
+
+// TestLegacyToNative: a legacy client's private XML bookmarks become
+// private PEP items, with notifications only for what changed, and
+// removals become retractions (XEP-0402 §5.3).
+func TestLegacyToNative(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, password, "alice", "bob")
+	_, err := ts.Store().Roster().Put(context.Background(), "alice@localhost", storage.RosterItem{JID: "bob@localhost", Subscription: storage.SubBoth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := ts.Login(t, "alice", password, "legacy")
+	modern := online(t, ts, "alice", "modern", true)
+	bob := ts.Login(t, "bob", password, "r")
+
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='a@conference.localhost' name='A' autojoin='1'><nick>al</nick></conference>"+
+		"<conference jid='b@conference.localhost' name='B'/>"+
+		"<url name='site' url='https://example.org/'/></storage>")
+	for range 2 {
+		modern.Expect(isBookmarkEvent)
+	}
+	items := nativeItems(t, modern, "")
+	got := items.String()
+	if len(items.Elements()) != 2 || !strings.Contains(got, "id='a@conference.localhost'") ||
+		!strings.Contains(got, "<conference xmlns='urn:xmpp:bookmarks:1' name='A' autojoin='true'><nick>al</nick></conference>") {
+		t.Fatalf("native bookmarks %s", got)
+	}
+	// Private to alice (XEP-0223 whitelist).
+	r := bob.IQ("get", "alice@localhost", "<pubsub xmlns='"+pubsub.NS+"'><items node='"+nsNative+"'/></pubsub>")
+	if testserver.ErrorCondition(r) != "not-allowed" {
+		t.Fatalf("bob reads alice's bookmarks: %s", r)
+	}
+
+	// The same list again changes nothing; dropping B retracts it.
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='a@conference.localhost' name='A' autojoin='true'><nick>al</nick></conference>"+
+		"<url name='site' url='https://example.org/'/></storage>")
+	ev := modern.Expect(isBookmarkEvent)
+	if !strings.Contains(ev.String(), "<retract id='b@conference.localhost'/>") {
+		t.Fatalf("expected the retraction of b, got %s", ev)
+	}
+	expectNoEvent(t, modern)
+	if n := len(nativeItems(t, modern, "").Elements()); n != 1 {
+		t.Fatalf("%d native bookmarks after removing one", n)
+	}
+	// The legacy client reads back what it stored, URL included.
+	if s := privateGet(t, legacy).String(); !strings.Contains(s, "url='https://example.org/'") {
+		t.Fatalf("private XML %s", s)
+	}
+	// The account announces the unification.
+	r = modern.IQ("get", "alice@localhost", "<query xmlns='"+nsDiscoInfo+"'/>")
+	if !strings.Contains(r.String(), "var='urn:xmpp:bookmarks:1#compat'") {
+		t.Fatalf("no #compat feature: %s", r)
+	}
+}
+
+// TestNativeToLegacy: bookmarks a PEP client publishes are what a legacy
+// client reads, with legacy URL bookmarks kept and extensions kept when a
+// legacy client rewrites the list.
+func TestNativeToLegacy(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, password, "alice")
+	legacy := ts.Login(t, "alice", password, "legacy")
+	modern := online(t, ts, "alice", "modern", true)
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'><url name='site' url='https://example.org/'/></storage>")
+
+	opts := "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>" + pubsub.NSPublishOptions +
+		"</value></field><field var='pubsub#access_model'><value>whitelist</value></field><field var='pubsub#max_items'><value>max</value></field></x></publish-options>"
+	r := modern.IQ("set", "", "<pubsub xmlns='"+pubsub.NS+"'><publish node='"+nsNative+"'><item id='c@conference.localhost'>"+
+		"<conference xmlns='urn:xmpp:bookmarks:1' name='C' autojoin='true'><nick>al</nick><extensions><state xmlns='urn:x:client' minimized='1'/></extensions></conference>"+
+		"</item></publish>"+opts+"</pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("publish: %s", r)
+	}
+	modern.Expect(isBookmarkEvent)
+	s := privateGet(t, legacy).String()
+	if !strings.Contains(s, "<conference jid='c@conference.localhost' name='C' autojoin='true'><nick>al</nick></conference>") ||
+		!strings.Contains(s, "url='https://example.org/'") {
+		t.Fatalf("legacy view %s", s)
+	}
+	// A legacy client renames C: the extensions survive.
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'><conference jid='c@conference.localhost' name='C2' autojoin='true'><nick>al</nick></conference></storage>")
+	modern.Expect(isBookmarkEvent)
+	if got := nativeItems(t, modern, "").String(); !strings.Contains(got, "name='C2'") || !strings.Contains(got, "minimized='1'") {
+		t.Fatalf("native after a legacy rename: %s", got)
+	}
+	// Retracting natively removes it from the legacy view.
+	r = modern.IQ("set", "", "<pubsub xmlns='"+pubsub.NS+"'><retract node='"+nsNative+"'><item id='c@conference.localhost'/></retract></pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("retract: %s", r)
+	}
+	if s := privateGet(t, legacy).String(); strings.Contains(s, "conference") {
+		t.Fatalf("legacy view after a retraction %s", s)
+	}
+}
+
+// TestConversionAtLogin: bookmarks stored by a legacy client before the
+// conversion existed are published when the user next logs in.
+func TestConversionAtLogin(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, password, "alice")
+	ctx := context.Background()
+	stored := "<storage xmlns='storage:bookmarks'><conference jid='old@conference.localhost' name='Old'/></storage>"
+	if err := ts.Store().Private().Set(ctx, "alice@localhost", "storage storage:bookmarks", []byte(stored)); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.Login(t, "alice", password, "r")
+	if got := nativeItems(t, c, "").String(); !strings.Contains(got, "id='old@conference.localhost'") {
+		t.Fatalf("not converted at login: %s", got)
+	}
+}
