@@ -18,6 +18,7 @@ package bosh
 
 import (
 	"bytes"
+	stdxml "encoding/xml"
 	"errors"
 	"io"
 	"log/slog"
@@ -210,36 +211,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.write(w, rc, defaultContentType, reply{status: status, body: terminateBody(cond)})
 		return
 	}
+	sid, ok := peekSID(data)
+	if !ok {
+		h.badRequest(w, r, rc, nil, errNotBody)
+		return
+	}
+	var s *session
+	if sid != "" {
+		// Only a session's own requests are parsed in full, and only at
+		// its rate (limits.rate_*), as a TCP stream is read: the start
+		// tag alone finds the session.
+		if s = h.lookup(sid); s == nil {
+			// Whether the client is a legacy one (no 'ver') is part of
+			// the session we do not have: the status says it to legacy
+			// clients, the body to the others.
+			h.write(w, rc, defaultContentType, reply{status: http.StatusNotFound, body: terminateBody(condItemNotFound)})
+			return
+		}
+		if s.rate != nil {
+			if err := s.rate.WaitN(r.Context(), min(len(data), s.rate.Burst())); err != nil {
+				return // the client went away while being slowed down
+			}
+		}
+	} else if len(data) > maxCreationBody {
+		// A session creation request carries no payload.
+		h.badRequest(w, r, rc, nil, errCreationBody)
+		return
+	}
 	body, err := parseBody(data, h.lim)
 	if err != nil {
-		h.log.Debug("bosh: bad request body", "remote", r.RemoteAddr, "err", err)
-		h.write(w, rc, defaultContentType, reply{status: http.StatusBadRequest, body: terminateBody(condBadRequest)})
+		h.badRequest(w, r, rc, s, err)
 		return
 	}
 	req, err := newRequest(body, len(data))
 	if err != nil {
-		h.log.Debug("bosh: bad request attributes", "remote", r.RemoteAddr, "err", err)
-		h.write(w, rc, defaultContentType, reply{status: http.StatusBadRequest, body: terminateBody(condBadRequest)})
+		h.badRequest(w, r, rc, s, err)
 		return
 	}
-	if req.sid == "" {
+	if s == nil {
 		h.create(w, r, rc, req)
 		return
 	}
-	s := h.lookup(req.sid)
+	h.serve(w, r, rc, s, req)
+}
+
+// maxCreationBody bounds a session creation request, which is an empty
+// <body/> with a dozen attributes.
+const maxCreationBody = 4096
+
+// badRequest answers a body that is not a well-formed request. A session
+// it names ends: bad-request is a terminal condition (XEP-0124 §17.2), as
+// bad XML ends a TCP stream.
+func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, s *session, err error) {
+	h.log.Debug("bosh: bad request", "remote", r.RemoteAddr, "err", err)
 	if s == nil {
-		// Whether the client is a legacy one (no 'ver') is part of the
-		// session we do not have: the status says it to legacy clients,
-		// the body to the others.
-		h.write(w, rc, defaultContentType, reply{status: http.StatusNotFound, body: terminateBody(condItemNotFound)})
+		h.write(w, rc, defaultContentType, reply{status: http.StatusBadRequest, body: terminateBody(condBadRequest)})
 		return
 	}
-	if s.rate != nil {
-		if err := s.rate.WaitN(r.Context(), min(req.size, s.rate.Burst())); err != nil {
-			return // the client went away while being slowed down
-		}
-	}
-	h.serve(w, r, rc, s, req)
+	h.write(w, rc, s.contentType, s.reject(condBadRequest))
 }
 
 // serve hands req to its session and writes the answer when there is one.
@@ -430,10 +459,42 @@ func encode(dst []byte, el *xml.Element) []byte {
 func isStreamLevel(b []byte) bool { return bytes.HasPrefix(b, []byte("<stream:")) }
 
 var (
-	errNotBody    = errors.New("bosh: the document is not a <body xmlns='" + NSHTTPBind + "'/>")
-	errTextInBody = errors.New("bosh: character data in <body/>")
-	errBadDecl    = errors.New("bosh: XML declaration other than version 1.0 in UTF-8")
+	errNotBody      = errors.New("bosh: the document is not a <body xmlns='" + NSHTTPBind + "'/>")
+	errTextInBody   = errors.New("bosh: character data in <body/>")
+	errBadDecl      = errors.New("bosh: XML declaration other than version 1.0 in UTF-8")
+	errCreationBody = errors.New("bosh: session creation request too large")
 )
+
+// peekSID reads the wrapper's start tag, and nothing more, for its 'sid'.
+// ok is false when the document does not start with an element (a DTD
+// among others: nothing is expanded here either).
+func peekSID(data []byte) (sid string, ok bool) {
+	d := stdxml.NewDecoder(bytes.NewReader(data))
+	d.Strict = true
+	for range 4 {
+		tok, err := d.RawToken()
+		if err != nil {
+			return "", false
+		}
+		switch t := tok.(type) {
+		case stdxml.StartElement:
+			for _, a := range t.Attr {
+				if a.Name.Space == "" && a.Name.Local == "sid" {
+					return a.Value, true
+				}
+			}
+			return "", true
+		case stdxml.ProcInst:
+		case stdxml.CharData:
+			if len(bytes.TrimSpace(t)) > 0 {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
 
 // parseBody parses a request as one <body/> document under lim (restricted
 // XML: no DTD, so no entity expansion; size, depth and attribute bounds)

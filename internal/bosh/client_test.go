@@ -1,7 +1,6 @@
 package bosh_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -76,6 +75,20 @@ func (e *endpoint) post(t testing.TB, body string, hdr ...string) *response {
 		t.Fatalf("post: %v", err)
 	}
 	return r
+}
+
+// async posts body in a goroutine of its own; the answer (nil after a
+// failure, which fails the test) comes on the channel.
+func (e *endpoint) async(t testing.TB, body string) <-chan *response {
+	ch := make(chan *response, 1)
+	go func() {
+		r, err := e.tryPost(context.Background(), body)
+		if err != nil {
+			t.Errorf("post: %v", err)
+		}
+		ch <- r
+	}()
+	return ch
 }
 
 func (e *endpoint) tryPost(ctx context.Context, body string, hdr ...string) (*response, error) {
@@ -276,5 +289,3 @@ func ridOf(r *response) uint64 {
 	n, _ := strconv.ParseUint(r.body.Attr("ack"), 10, 64)
 	return n
 }
-
-var _ = bytes.Contains

@@ -586,6 +586,16 @@ func (s *session) abandon(ch chan reply) {
 	}
 }
 
+// reject ends the session with cond for a request that could not be
+// attributed to a rid, and returns the answer to it.
+func (s *session) reject(cond string) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.h.log.Debug("bosh: session terminated", "sid", s.sid, "condition", cond)
+	s.finishLocked(cond, true)
+	return s.terminalReply(cond)
+}
+
 // send gives r its reply. A request gets exactly one; the check keeps a
 // mistake from blocking under the session's lock.
 func send(ch chan reply, rep reply) {
@@ -686,7 +696,7 @@ func mapKeys(m map[uint64]*request) func(func(uint64) bool) {
 func (s *session) rearm(now time.Time) {
 	var next time.Time
 	if len(s.held) > 0 {
-		next = s.held[0].processed.Add(s.wait)
+		next = s.expiry(s.held[0])
 		if len(s.out) > 0 && s.flushAt.Before(next) {
 			next = s.flushAt
 		}
@@ -695,6 +705,21 @@ func (s *session) rearm(now time.Time) {
 	}
 	s.timer.Reset(max(next.Sub(now), 0))
 }
+
+// expiry is when held request r is answered at the latest: its wait after
+// it was processed. A creation or restart request waits for the stream
+// features at least a moment even in a polling session (wait 0), so that
+// they come in its response rather than in the next poll.
+func (s *session) expiry(r *request) time.Time {
+	d := s.wait
+	if r.creation || r.restart {
+		d = max(d, featuresGrace)
+	}
+	return r.processed.Add(d)
+}
+
+// featuresGrace: see expiry.
+const featuresGrace = time.Second
 
 // tick runs when the timer fires.
 func (s *session) tick() {
@@ -709,7 +734,7 @@ func (s *session) tick() {
 	if len(s.held) > 0 && len(s.out) > 0 && !now.Before(s.flushAt) && !s.held[0].terminate {
 		s.answer(s.held[0], true, nil)
 	}
-	for len(s.held) > 0 && !now.Before(s.held[0].processed.Add(s.wait)) {
+	for len(s.held) > 0 && !now.Before(s.expiry(s.held[0])) {
 		if s.held[0].terminate {
 			// c2s did not end the stream within 'wait': end the
 			// session anyway, the client asked for it.
