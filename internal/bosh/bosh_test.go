@@ -608,3 +608,122 @@ func TestNoGoroutinesLeakWhenSessionsEnd(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A retransmission of a request still held takes it over: the copy gets
+// the answer, the original an empty body at once.
+func TestRetransmissionOfAHeldRequest(t *testing.T) {
+	ts, e := start(t, bosh.Config{MaxWait: 5 * time.Second})
+	alice := online(t, e, "alice", "web", "")
+	bob := ts.Online(t, "bob", "password1", "tcp")
+	rid := alice.nextRID()
+	first := e.async(t, alice.body(rid, "", ""))
+	time.Sleep(200 * time.Millisecond)
+	second := e.async(t, alice.body(rid, "", ""))
+	select {
+	case r := <-first:
+		if r == nil || r.status != http.StatusOK || len(r.body.Children) != 0 || r.body.Attr("type") != "" {
+			t.Fatalf("original of a retransmitted request: %v", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the original request was not released")
+	}
+	bob.Send("<message to='alice@localhost/web' type='chat'><body>hi</body></message>")
+	select {
+	case r := <-second:
+		if m := r.body.FirstElement(); m == nil || m.ChildText("", "body") != "hi" {
+			t.Fatalf("retransmitted request: %s", r)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the retransmitted request got no answer")
+	}
+}
+
+// A client that acknowledges responses (ack='1') and whose 'ack' shows a
+// response it never got, sent a while ago, is told so at once (XEP-0124
+// §9.2) and can ask for that response again.
+func TestReportOfAMissedResponse(t *testing.T) {
+	_, e := start(t, bosh.Config{MaxWait: time.Second})
+	c, r := create(t, e, "ack='1' wait='1'")
+	created := c.rid
+	if r.body.Attr("ack") != fmt.Sprint(created) {
+		t.Fatalf("creation response ack: %s", r)
+	}
+	missed := c.nextRID()
+	lost := e.post(t, c.body(missed, "ack='"+fmt.Sprint(created)+"'", "")) // answered after 'wait'; "lost"
+	time.Sleep(3200 * time.Millisecond)
+	begin := time.Now()
+	r = e.post(t, c.body(c.nextRID(), "ack='"+fmt.Sprint(created)+"'", ""))
+	if d := time.Since(begin); d > 500*time.Millisecond || r.body.Attr("report") != fmt.Sprint(missed) || len(r.body.Attr("time")) < 4 {
+		t.Fatalf("report after %v: %s", d, r)
+	}
+	if again := e.post(t, c.body(missed, "ack='"+fmt.Sprint(created)+"'", "")); !bytes.Equal(again.raw, lost.raw) {
+		t.Fatalf("the reported response asked again: %s, was %s", again, lost)
+	}
+}
+
+// hold='0': a polling session. Its creation response still carries the
+// features, and every later request is answered at once.
+func TestPollingSession(t *testing.T) {
+	_, e := start(t, bosh.Config{Polling: 300 * time.Millisecond})
+	c, r := create(t, e, "hold='0'")
+	if r.body.Attr("hold") != "0" || r.body.Attr("requests") != "1" || r.body.Attr("inactivity") != "61" ||
+		r.body.Child(nsStream, "features") == nil {
+		t.Fatalf("polling session creation: %s", r)
+	}
+	c.pending = nil
+	begin := time.Now()
+	c.send("", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHBhc3N3b3JkMQ==</auth>")
+	for {
+		c.mu.Lock()
+		got := len(c.pending) > 0
+		c.mu.Unlock()
+		if got {
+			break
+		}
+		if time.Since(begin) > 5*time.Second {
+			t.Fatal("no SASL answer")
+		}
+		time.Sleep(400 * time.Millisecond) // slower than 'polling'
+		if r := c.send("", ""); r.body.Attr("type") == "terminate" {
+			t.Fatalf("poll: %s", r)
+		}
+	}
+	if s := c.pending[0]; s.Local != "success" {
+		t.Fatalf("auth: %s", s)
+	}
+	if d := time.Since(begin); d > 3*time.Second {
+		t.Fatalf("polls were held: %v", d)
+	}
+}
+
+// A stream error while the client holds no request (its session replaced
+// by a login elsewhere) is its next request's answer.
+func TestStreamErrorBetweenRequests(t *testing.T) {
+	ts, e := start(t, bosh.Config{})
+	alice := online(t, e, "alice", "web", "")
+	ts.Online(t, "alice", "password1", "web") // same resource: conflict
+	time.Sleep(200 * time.Millisecond)
+	r := alice.send("", "")
+	if !r.terminated("remote-stream-error") || r.body.Child(nsStream, "error") == nil ||
+		r.body.Child(nsStream, "error").Child("urn:ietf:params:xml:ns:xmpp-streams", "conflict") == nil {
+		t.Fatalf("next request after a conflict: %s", r)
+	}
+	waitUntil(t, 5*time.Second, "the session to end", func() bool { return e.h.Sessions() == 0 })
+}
+
+// 'content' sets the responses' Content-Type (XEP-0124 §7.1); a value that
+// is not a media type is ignored.
+func TestContentAttribute(t *testing.T) {
+	_, e := start(t, bosh.Config{})
+	c, r := create(t, e, "content='text/plain; charset=utf-8'")
+	if ct := r.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Fatalf("creation Content-Type %q", ct)
+	}
+	if r := c.send("type='terminate'", ""); r.header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("Content-Type %q", r.header.Get("Content-Type"))
+	}
+	_, r = create(t, e, "content='x\ty'")
+	if ct := r.header.Get("Content-Type"); ct != "text/xml; charset=utf-8" {
+		t.Fatalf("Content-Type for a bad 'content': %q", ct)
+	}
+}

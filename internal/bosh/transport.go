@@ -219,6 +219,11 @@ func waitFor(ch, done <-chan struct{}, deadline time.Time) error {
 type outConn struct{ s *session }
 
 func (c outConn) Write(b []byte) (int, error) {
+	if string(b) == xml.StreamClose {
+		// c2s closes a writer it no longer needs with the TCP stream's
+		// closing tag; on BOSH the end of a stream is the session's end.
+		return len(b), nil
+	}
 	c.s.mu.Lock()
 	dl := c.s.writeDeadline
 	c.s.mu.Unlock()
