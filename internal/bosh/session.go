@@ -120,8 +120,9 @@ type session struct {
 	ending, terminating, closed bool
 	// final is the last response of a session that ended with output or
 	// a stream error while no request was there to carry it; the next
-	// request gets it.
-	final *reply
+	// request gets it, until finalUntil.
+	final      *reply
+	finalUntil time.Time
 }
 
 // cached is a response kept for retransmission, with the key of the
@@ -673,6 +674,7 @@ func (s *session) finishLocked(cond string, lost bool) {
 	if len(outstanding) == 0 && len(payload) > 0 && !lost {
 		// Nobody to tell now; the next request will be (for a while).
 		s.final = &reply{status: status, body: buildBody(attrs, streamNS, payload...)}
+		s.finalUntil = time.Now().Add(s.idleFor)
 		s.timer.Reset(s.idleFor)
 		return
 	}
@@ -725,12 +727,15 @@ const featuresGrace = time.Second
 func (s *session) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	if s.closed {
-		s.final = nil // its time to be collected is over
+		if now.Before(s.finalUntil) {
+			return // a tick from before the session ended; the last words stay
+		}
+		s.final = nil
 		s.h.remove(s)
 		return
 	}
-	now := time.Now()
 	if len(s.held) > 0 && len(s.out) > 0 && !now.Before(s.flushAt) && !s.held[0].terminate {
 		s.answer(s.held[0], true, nil)
 	}
