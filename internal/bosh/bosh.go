@@ -184,6 +184,8 @@ func (h *Handler) remove(s *session) {
 	h.mu.Unlock()
 }
 
+// ServeHTTP serves one BOSH request: a session creation or a request of a
+// session, which may be held until output comes or its wait is over.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.cors(w, r) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
