@@ -112,6 +112,11 @@ func (e *endpoint) tryPost(ctx context.Context, body string, hdr ...string) (*re
 		return nil, err
 	}
 	r := &response{status: resp.StatusCode, header: resp.Header, raw: raw}
+	// The parser below has the stream prefix bound already (a stream
+	// header precedes the document); a response must declare it itself.
+	if strings.Contains(string(raw), "<stream:") && !strings.Contains(string(raw), "xmlns:stream='http://etherx.jabber.org/streams'") {
+		return nil, fmt.Errorf("response uses the stream prefix without declaring it: %s", raw)
+	}
 	if len(raw) > 0 {
 		el, err := xml.ParseDocument(raw, xml.DefaultLimits(), "jabber:client")
 		if err != nil {
