@@ -2,8 +2,9 @@
 # A real browser client against the built ./parley (issue 12): stock
 # Converse.js (npm) on a local page in headless Debian Chromium, driven by
 # Playwright (interop/browser/converse.mjs), logs in over XMPP-over-WebSocket
-# (RFC 7395) on Parley's HTTPS listener, sends a message to a slixmpp user
-# (interop/browser_peer.py) and shows the reply in its chat window.
+# (RFC 7395), then over BOSH (XEP-0206), on Parley's HTTPS listener, sends a
+# message to a slixmpp user (interop/browser_peer.py) and shows the reply in
+# its chat window.
 # Screenshots are kept in interop/.work/browser/.
 #
 #   bash interop/browser.sh        (after `make build`)
@@ -57,17 +58,19 @@ listen = ""
 listen = "$IP:$HTTPS"
 websocket = true
 websocket_origins = ["$IP:$PAGE"]
+bosh = true
+bosh_origins = ["$IP:$PAGE"]
 TOML
 for u in alice bob; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
 start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
 PID=$LAST_PID
 wait_server "$PID" "$IP" "$PORT" "$HTTPS" || die "parley starts" "$WORK/parley.log"
-ok "parley starts with WebSocket on https://$IP:$HTTPS"
+ok "parley starts with WebSocket and BOSH on https://$IP:$HTTPS"
 
 start_bg "$WORK/page.log" "$PY" -m http.server --bind "$IP" --directory "$WORK/page" "$PAGE"
 wait_port "$IP" "$PAGE" || die "the page server starts" "$WORK/page.log"
 
-start_bg "$WORK/peer.out" env HOME="$WORK" "$PY" "$ROOT/interop/browser_peer.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD" 45
+start_bg "$WORK/peer.out" env HOME="$WORK" "$PY" "$ROOT/interop/browser_peer.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD" 80 bosh
 PEER=$LAST_PID
 for _ in $(seq 100); do grep -q '^READY' "$WORK/peer.out" && break; sleep 0.2; done
 grep -q '^READY' "$WORK/peer.out" || die "slixmpp peer logs in" "$WORK/peer.out"
@@ -76,10 +79,14 @@ run_client "$WORK/converse-websocket" -- timeout 90 node "$WORK/npm/converse.mjs
   "http://$IP:$PAGE/index.html" websocket "wss://$IP:$HTTPS/xmpp-websocket" "alice@$DOMAIN" "$PASSWORD" "bob@$DOMAIN" \
   "$WORK/converse-websocket.png"
 [ -s "$WORK/converse-websocket.png" ] && ok "screenshot saved: $WORK/converse-websocket.png" || ko "no screenshot"
+run_client "$WORK/converse-bosh" -- timeout 90 node "$WORK/npm/converse.mjs" \
+  "http://$IP:$PAGE/index.html" bosh "https://$IP:$HTTPS/http-bind" "alice@$DOMAIN" "$PASSWORD" "bob@$DOMAIN" \
+  "$WORK/converse-bosh.png"
+[ -s "$WORK/converse-bosh.png" ] && ok "screenshot saved: $WORK/converse-bosh.png" || ko "no BOSH screenshot"
 
 wait "$PEER" 2>/dev/null
 relay < "$WORK/peer.out"
 if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; fi
 stop_all
-show_on_failure 40 "$WORK/parley.log" "$WORK/converse-websocket.err"
+show_on_failure 40 "$WORK/parley.log" "$WORK/converse-websocket.err" "$WORK/converse-bosh.err"
 finish

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The slixmpp side of interop/browser.sh: bob stays online and answers
-every "hello from converse over X" with "reply to converse over X", so the
+"""The slixmpp side of interop/browser.sh: bob stays online (at most
+SECONDS, less once every transport named was heard) and answers every
+"hello from converse over X" with "reply to converse over X", so the
 browser test sees a round trip. Reports which transports it heard from.
 
-    browser_peer.py IP PORT DOMAIN PASSWORD SECONDS"""
+    browser_peer.py IP PORT DOMAIN PASSWORD SECONDS [bosh]"""
 import asyncio
 import sys
 
@@ -26,7 +27,12 @@ async def main():
     bob.add_event_handler("message", on_message)
     report("bob logs in", await login(bob, IP, PORT))
     print("READY", flush=True)
-    await asyncio.sleep(float(SECONDS))
+    want = {"websocket"} | ({"bosh"} if "bosh" in sys.argv[6:] else set())
+    for _ in range(int(float(SECONDS) * 10)):  # until every transport was heard
+        if want <= set(heard):
+            await asyncio.sleep(1)  # let the last reply go out
+            break
+        await asyncio.sleep(0.1)
     report("bob heard converse over websocket", "websocket" in heard, f"heard {heard}")
     if "bosh" in sys.argv[6:]:
         report("bob heard converse over bosh", "bosh" in heard, f"heard {heard}")

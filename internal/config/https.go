@@ -61,6 +61,21 @@ type HTTPS struct {
 	// as lost when the pong does not come within as long again (default
 	// 30s; RFC 7395 §3.4 leaves keepalives to the WebSocket layer).
 	WebSocketPing Duration `toml:"websocket_ping"`
+	// BOSH session bounds (XEP-0124; internal/bosh): the longest a request
+	// is held (bosh_max_wait, default 60s), the longest a client may hold
+	// no request before its session counts as lost (bosh_inactivity, 60s),
+	// the longest 'pause' (bosh_max_pause, 120s), the shortest interval
+	// between empty polls (bosh_polling, 2s), the requests held at once
+	// (bosh_max_hold, 1) and the sessions per source address
+	// (bosh_max_sessions_per_ip, 10). bosh_origins are the web origins
+	// whose pages may use the endpoint (CORS), as websocket_origins.
+	BOSHMaxWait          Duration `toml:"bosh_max_wait"`
+	BOSHInactivity       Duration `toml:"bosh_inactivity"`
+	BOSHMaxPause         Duration `toml:"bosh_max_pause"`
+	BOSHPolling          Duration `toml:"bosh_polling"`
+	BOSHMaxHold          int      `toml:"bosh_max_hold"`
+	BOSHMaxSessionsPerIP int      `toml:"bosh_max_sessions_per_ip"`
+	BOSHOrigins          []string `toml:"bosh_origins"`
 }
 
 // HostHTTP is a host's view of the HTTPS listener ([host.http]).
@@ -110,6 +125,12 @@ func (c *Config) applyHTTPSDefaults() {
 	}
 	setDur(&h.ReadHeaderTimeout, 10*time.Second)
 	setDur(&h.WebSocketPing, 30*time.Second)
+	setDur(&h.BOSHMaxWait, 60*time.Second)
+	setDur(&h.BOSHInactivity, 60*time.Second)
+	setDur(&h.BOSHMaxPause, 120*time.Second)
+	setDur(&h.BOSHPolling, 2*time.Second)
+	setInt(&h.BOSHMaxHold, 1)
+	setInt(&h.BOSHMaxSessionsPerIP, 10)
 	setDur(&h.ReadTimeout, 30*time.Second)
 	setDur(&h.WriteTimeout, 30*time.Second)
 	setDur(&h.IdleTimeout, 2*time.Minute)
@@ -207,6 +228,16 @@ func (c *Config) validateHTTPS(bad func(string, ...any)) {
 	if h.ReadHeaderTimeout.Duration < time.Second || h.ReadTimeout.Duration < time.Second ||
 		h.WriteTimeout.Duration < time.Second || h.IdleTimeout.Duration < time.Second {
 		bad("https: read_header_timeout, read_timeout, write_timeout and idle_timeout must be at least 1s")
+	}
+	if h.WebSocketPing.Duration < time.Second {
+		bad("https.websocket_ping must be at least 1s")
+	}
+	if h.BOSHMaxWait.Duration < time.Second || h.BOSHInactivity.Duration < time.Second ||
+		h.BOSHMaxPause.Duration < time.Second || h.BOSHPolling.Duration < 0 {
+		bad("https: bosh_max_wait, bosh_inactivity and bosh_max_pause must be at least 1s, bosh_polling not negative")
+	}
+	if h.BOSHMaxHold < 1 || h.BOSHMaxSessionsPerIP < 1 {
+		bad("https: bosh_max_hold and bosh_max_sessions_per_ip must be at least 1")
 	}
 	if h.MaxHeaderBytes < 4096 {
 		bad("https.max_header_bytes: %d is too small: use at least 4096", h.MaxHeaderBytes)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"parley/internal/access"
+	"parley/internal/bosh"
 	"parley/internal/c2s"
 	"parley/internal/certs"
 	"parley/internal/component"
@@ -157,6 +158,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		if err := s.front.Mount(httpfront.WebSocketPath, h); err != nil {
 			_ = s.store.Close()
 			return nil, fmt.Errorf("websocket: %w", err)
+		}
+	}
+	if hc := cfg.HTTPS; hc.BOSH {
+		lim := cfg.Limits
+		h := bosh.NewHandler(s.c2s, bosh.Config{
+			MaxWait: hc.BOSHMaxWait.Duration, Inactivity: hc.BOSHInactivity.Duration,
+			MaxPause: hc.BOSHMaxPause.Duration, Polling: hc.BOSHPolling.Duration,
+			MaxHold: hc.BOSHMaxHold, MaxSessionsPerIP: hc.BOSHMaxSessionsPerIP,
+			OriginPatterns:     hc.BOSHOrigins,
+			RateBytesPerSecond: lim.RateBytesPerSecond, RateBurstBytes: lim.RateBurstBytes,
+			WriteTimeout: lim.WriteTimeout.Duration,
+		}, log)
+		if err := s.front.Mount(httpfront.BOSHPath, h); err != nil {
+			_ = s.store.Close()
+			return nil, fmt.Errorf("bosh: %w", err)
 		}
 	}
 	s.wireDirectory()

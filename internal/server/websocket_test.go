@@ -110,3 +110,27 @@ func TestWebSocketSharesTheConnectionLimit(t *testing.T) {
 		t.Fatal("a third connection from the address was accepted over HTTPS")
 	}
 }
+
+// With [https] bosh = true the server mounts XEP-0206 at /http-bind: a
+// session is created and answers with the stream features.
+func TestBOSHOnTheHTTPSListener(t *testing.T) {
+	ts := testserver.Start(t, "[https]\nbosh = true\n")
+	body := "<body xmlns='http://jabber.org/protocol/httpbind' rid='1000' to='localhost' xml:lang='en' wait='5' hold='1' ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'/>"
+	resp, err := ts.HTTPSClient(t).Post("https://localhost/http-bind", "text/xml; charset=utf-8", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 8192)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if resp.StatusCode != 200 || !strings.Contains(b.String(), "sid=") || !strings.Contains(b.String(), "mechanisms") {
+		t.Fatalf("session creation: %d %s", resp.StatusCode, b.String())
+	}
+}
