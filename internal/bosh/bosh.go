@@ -102,6 +102,11 @@ type Config struct {
 	// WriteTimeout bounds writing one response and queueing one element
 	// (limits.write_timeout; default 30s).
 	WriteTimeout time.Duration
+	// Secure reports whether r reached the server encrypted: over its own
+	// TLS or through a trusted TLS-terminating proxy (httpfront.Secure);
+	// nil: r.TLS != nil. A session is secure if the request that created
+	// it was.
+	Secure func(r *http.Request) bool
 	// ClientAddr returns the client's address for r (the HTTPS listener
 	// knows whether to trust a proxy's X-Forwarded-For); nil: r.RemoteAddr.
 	ClientAddr func(r *http.Request) net.Addr
@@ -354,6 +359,14 @@ func (h *Handler) originAllowed(host string) bool {
 		}
 	}
 	return false
+}
+
+// secure applies Config.Secure.
+func (h *Handler) secure(r *http.Request) bool {
+	if h.cfg.Secure != nil {
+		return h.cfg.Secure(r)
+	}
+	return r.TLS != nil
 }
 
 func (h *Handler) clientAddr(r *http.Request) net.Addr {

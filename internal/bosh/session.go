@@ -48,6 +48,7 @@ type session struct {
 	sid     string
 	remote  net.Addr
 	tls     *tls.ConnectionState
+	secure  bool
 	release func() // the per-address slot
 	rate    *rate.Limiter
 
@@ -171,7 +172,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rc *http.Respon
 	}
 	cfg := h.cfg
 	s := &session{
-		h: h, sid: stream.NewID(), remote: addr, tls: sanitizeTLS(r.TLS), release: release,
+		h: h, sid: stream.NewID(), remote: addr, tls: sanitizeTLS(r.TLS), secure: h.secure(r), release: release,
 		legacy: legacy, ver: lowerVersion(b.Attr("ver"), protocolVersion),
 		contentType: contentType(b.Attr("content")),
 		to:          b.Attr("to"), from: b.Attr("from"), lang: b.Lang(),

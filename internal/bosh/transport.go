@@ -19,6 +19,7 @@ var _ c2s.Transport = (*session)(nil)
 
 func (s *session) RemoteAddr() net.Addr      { return s.remote }
 func (s *session) TLS() *tls.ConnectionState { return s.tls }
+func (s *session) Secure() bool              { return s.secure }
 
 func (s *session) SetReadDeadline(t time.Time) error {
 	s.mu.Lock()

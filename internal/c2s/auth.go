@@ -210,7 +210,7 @@ func (c *conn) hostCfg() *config.Host {
 
 // legacyStream describes this stream to the legacy authenticator.
 func (c *conn) legacyStream() legacyauth.Stream {
-	return legacyauth.Stream{ID: c.id, Encrypted: c.tls != nil, RequireTLS: c.tlsRequired()}
+	return legacyauth.Stream{ID: c.id, Encrypted: c.secure(), RequireTLS: c.tlsRequired()}
 }
 
 // legacyFeature is the XEP-0078 §4 stream feature, offered when some

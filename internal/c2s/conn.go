@@ -346,7 +346,7 @@ func (c *conn) asStreamError(err error) error {
 
 // preAuth describes this connection to pre-authentication handlers.
 func (c *conn) preAuth() *module.PreAuthConn {
-	return &module.PreAuthConn{Ctx: c.ctx, Host: c.host, RemoteAddr: c.t.RemoteAddr(), Encrypted: c.tls != nil, StreamID: c.id}
+	return &module.PreAuthConn{Ctx: c.ctx, Host: c.host, RemoteAddr: c.t.RemoteAddr(), Encrypted: c.secure(), StreamID: c.id}
 }
 
 // serverCert is the leaf certificate presented on this connection (for
@@ -363,11 +363,15 @@ func (c *conn) serverCert() *x509.Certificate {
 
 func (c *conn) tlsRequired() bool { return *c.srv.cfg.C2S.RequireTLS }
 
+// secure reports whether the stream is encrypted (Transport.Secure): by
+// our TLS, or by a trusted proxy's for WebSocket and BOSH behind one.
+func (c *conn) secure() bool { return c.tls != nil || c.t.Secure() }
+
 // features builds the <stream:features/> for the current state.
 func (c *conn) features() *xml.Element {
 	f := xml.New(stanza.NSStream, "features")
 	switch {
-	case c.tls == nil && c.user == "":
+	case !c.secure() && c.user == "":
 		if _, ok := c.t.(tlsUpgrader); ok {
 			st := xml.New(nsTLS, "starttls")
 			if c.tlsRequired() {
@@ -424,7 +428,7 @@ func (c *conn) mechanisms() *xml.Element {
 func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error) {
 	switch {
 	case el.Space == nsTLS && el.Local == "starttls":
-		if c.tls != nil || c.user != "" {
+		if c.secure() || c.user != "" {
 			return false, false, &streamErr{cond: "policy-violation", text: "TLS is already negotiated"}
 		}
 		return true, false, c.startTLS()
@@ -497,7 +501,7 @@ func (c *conn) startTLS() error {
 // authenticate runs one SASL exchange (RFC 6120 §6.4). It returns true on
 // success (the stream restarts).
 func (c *conn) authenticate(auth *xml.Element) (bool, error) {
-	if c.tls == nil && c.tlsRequired() {
+	if !c.secure() && c.tlsRequired() {
 		return false, c.saslFailure("encryption-required", "")
 	}
 	name := auth.Attr("mechanism")

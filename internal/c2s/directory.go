@@ -38,9 +38,9 @@ func (c *conn) directory() *directory.Directory {
 // passwordMechanisms are the password-based mechanisms for this stream.
 func (c *conn) passwordMechanisms() []string {
 	if c.directory() != nil {
-		return sasl.OfferedPasswordCheck(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS)
+		return sasl.OfferedPasswordCheck(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS || c.secure())
 	}
-	return sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS)
+	return sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS || c.secure())
 }
 
 // directoryCheckPassword checks a PLAIN password with an LDAP bind.

@@ -278,12 +278,14 @@ func archivedFor(el *xml.Element, owner jid.JID) bool {
 func (s *Server) saslEnv(c *conn) sasl.Env {
 	host := c.host.Domain
 	return sasl.Env{
-		TLS:                  c.tls,
-		ServerCert:           c.serverCert(),
-		Ctx:                  context.Background(),
-		FakeSaltKey:          s.fakeKey,
-		Iterations:           s.cfg.Auth.ScramIterations,
-		AllowPlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS,
+		TLS:         c.tls,
+		ServerCert:  c.serverCert(),
+		Ctx:         context.Background(),
+		FakeSaltKey: s.fakeKey,
+		Iterations:  s.cfg.Auth.ScramIterations,
+		// A stream encrypted by a trusted proxy has no TLS state of ours
+		// but is as safe for PLAIN as one that has.
+		AllowPlainWithoutTLS: s.cfg.C2S.AllowPlainWithoutTLS || c.secure(),
 		Normalize: func(authcid string) (string, error) {
 			j, err := jid.New(authcid, host, "")
 			if err != nil {

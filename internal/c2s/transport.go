@@ -22,8 +22,14 @@ type Transport interface {
 	// RemoteAddr is the client's address (connection limits, brute-force
 	// limiter, logs).
 	RemoteAddr() net.Addr
-	// TLS is the TLS state protecting the stream, nil when unencrypted.
+	// TLS is this server's TLS state protecting the stream, nil when there
+	// is none (channel binding and client certificates need it).
 	TLS() *tls.ConnectionState
+	// Secure reports whether the stream is encrypted: by TLS() or by a
+	// trusted TLS-terminating proxy in front of the server (then TLS() is
+	// nil: there is no channel of ours to bind to). PLAIN and the other
+	// "only over TLS" decisions go by Secure.
+	Secure() bool
 	// ReadHeader reads the client's opening of a new stream (the first,
 	// and each restart after STARTTLS or SASL), mapped to a stream header
 	// whatever the framing.
@@ -69,6 +75,7 @@ type tcpTransport struct {
 
 func (t *tcpTransport) RemoteAddr() net.Addr               { return t.raw.RemoteAddr() }
 func (t *tcpTransport) TLS() *tls.ConnectionState          { return t.tls }
+func (t *tcpTransport) Secure() bool                       { return t.tls != nil }
 func (t *tcpTransport) SetReadDeadline(tm time.Time) error { return t.nc.SetReadDeadline(tm) }
 func (t *tcpTransport) Next() (*xml.Element, error)        { return t.dec.Next() }
 func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {

@@ -154,6 +154,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			RateBytesPerSecond: lim.RateBytesPerSecond,
 			RateBurstBytes:     lim.RateBurstBytes,
 			WriteTimeout:       lim.WriteTimeout.Duration,
+			Secure:             httpfront.Secure,
 		}, log)
 		if err := s.front.Mount(httpfront.WebSocketPath, h); err != nil {
 			_ = s.store.Close()
@@ -169,6 +170,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			OriginPatterns:     hc.BOSHOrigins,
 			RateBytesPerSecond: lim.RateBytesPerSecond, RateBurstBytes: lim.RateBurstBytes,
 			WriteTimeout: lim.WriteTimeout.Duration,
+			Secure:       httpfront.Secure,
 		}, log)
 		if err := s.front.Mount(httpfront.BOSHPath, h); err != nil {
 			_ = s.store.Close()

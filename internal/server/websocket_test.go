@@ -134,3 +134,40 @@ func TestBOSHOnTheHTTPSListener(t *testing.T) {
 		t.Fatalf("session creation: %d %s", resp.StatusCode, b.String())
 	}
 }
+
+// Behind a trusted TLS-terminating proxy (plain_listen), a WebSocket
+// stream counts as encrypted when the proxy says so: PLAIN is offered and
+// login works; a proxy reporting plain HTTP gets no PLAIN. Channel binding
+// is never offered there (the TLS is the proxy's).
+func TestWebSocketBehindTrustedProxy(t *testing.T) {
+	ts := testserver.Start(t, "[https]\nwebsocket = true\nplain_listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1\"]\n")
+	ts.AddUser(t, "alice", "password1")
+	dial := func(proto string) *websocket.Conn {
+		h := http.Header{}
+		h.Set("X-Forwarded-Proto", proto)
+		h.Set("X-Forwarded-For", "192.0.2.7")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "ws://"+ts.HTTPSPlainAddr().String()+"/xmpp-websocket",
+			&websocket.DialOptions{Subprotocols: []string{"xmpp"}, HTTPHeader: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return c
+	}
+	open := "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+	c := dial("https")
+	f := wsRoundTrip(t, c, open, "features")
+	if s := f.String(); !strings.Contains(s, ">PLAIN<") || strings.Contains(s, "-PLUS") || strings.Contains(s, "starttls") {
+		t.Fatalf("features behind a TLS proxy: %s", s)
+	}
+	auth := "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")) + "</auth>"
+	wsRoundTrip(t, c, auth, "success")
+
+	c = dial("http")
+	f = wsRoundTrip(t, c, open, "features")
+	if s := f.String(); strings.Contains(s, ">PLAIN<") {
+		t.Fatalf("PLAIN offered on a stream the proxy says is plain HTTP: %s", s)
+	}
+}

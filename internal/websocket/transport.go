@@ -27,6 +27,7 @@ type transport struct {
 	nc     net.Conn
 	remote net.Addr
 	tls    *tls.ConnectionState
+	secure bool // see c2s.Transport.Secure
 	lim    xml.Limits
 	cfg    Config
 	rate   *rate.Limiter // nil: no throttling
@@ -39,8 +40,9 @@ type transport struct {
 
 var _ c2s.Transport = (*transport)(nil)
 
-func newTransport(ws *websocket.Conn, remote net.Addr, st *tls.ConnectionState, lim xml.Limits, cfg Config) *transport {
+func newTransport(ws *websocket.Conn, remote net.Addr, st *tls.ConnectionState, secure bool, lim xml.Limits, cfg Config) *transport {
 	t := &transport{
+		secure: secure,
 		ws:     ws,
 		nc:     websocket.NetConn(context.Background(), ws, websocket.MessageText),
 		remote: remote,
@@ -57,6 +59,7 @@ func newTransport(ws *websocket.Conn, remote net.Addr, st *tls.ConnectionState, 
 
 func (t *transport) RemoteAddr() net.Addr      { return t.remote }
 func (t *transport) TLS() *tls.ConnectionState { return t.tls }
+func (t *transport) Secure() bool              { return t.secure }
 
 func (t *transport) SetReadDeadline(tm time.Time) error {
 	t.mu.Lock()

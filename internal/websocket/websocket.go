@@ -44,6 +44,10 @@ type Config struct {
 	RateBytesPerSecond, RateBurstBytes int
 	// WriteTimeout bounds each write (limits.write_timeout).
 	WriteTimeout time.Duration
+	// Secure reports whether r reached the server encrypted: over its own
+	// TLS or through a trusted TLS-terminating proxy (httpfront.Secure);
+	// nil: r.TLS != nil.
+	Secure func(r *http.Request) bool
 	// ClientAddr returns the client's address for r (the HTTPS listener
 	// knows whether to trust a proxy's X-Forwarded-For); nil: r.RemoteAddr.
 	ClientAddr func(r *http.Request) net.Addr
@@ -82,7 +86,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// reading far beyond that, at twice the size, and closes with 1009, so
 	// memory per connection stays bounded whatever a client sends.
 	ws.SetReadLimit(2*int64(lim.MaxStanzaBytes) + 1024)
-	t := newTransport(ws, h.clientAddr(r), r.TLS, lim, h.cfg)
+	secure := r.TLS != nil
+	if h.cfg.Secure != nil {
+		secure = h.cfg.Secure(r)
+	}
+	t := newTransport(ws, h.clientAddr(r), r.TLS, secure, lim, h.cfg)
 	defer t.stopPings()
 	if !h.srv.ServeTransport(t) {
 		_ = ws.Close(websocket.StatusGoingAway, "the server is shutting down")
