@@ -57,6 +57,10 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"PubSubMissingNode", testPubSubMissingNode},
 		{"KV", testKV},
 		{"KVList", testKVList},
+		{"ArchiveAppendQuery", testArchiveAppendQuery},
+		{"ArchiveRandom", testArchiveRandom},
+		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
+		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -280,6 +284,8 @@ func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
 	must(t, s.PubSub().PutItem(c, owner, "urn:xmpp:avatar:metadata", storage.PubSubItem{ID: "1", Payload: []byte("<x/>")}, 0))
 	must(t, s.PubSub().SetAffiliation(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "member"))
 	must(t, s.PubSub().SetSubscription(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "subscribed", 0))
+	_, err = s.Archive().Append(c, storage.ArchiveEntry{Owner: owner, ID: "a1", With: "friend@example.com", Stamp: time.Now(), Stanza: []byte("<message/>")}, 0)
+	must(t, err)
 }
 
 // checkFilled reports whether owner still has data in each store; it
@@ -333,6 +339,17 @@ func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string,
 		must(t, err)
 		if len(items) != 1 {
 			t.Errorf("%s pubsub items = %d, want 1", owner, len(items))
+		}
+	}
+	_, _, err = s.Archive().Ends(c, owner)
+	check("archive", err)
+	if !want {
+		// The archive is gone with its numbering: a new message starts it
+		// afresh rather than continuing the old account's.
+		p, err := s.Archive().Query(c, owner, storage.ArchiveQuery{Limit: 1})
+		must(t, err)
+		if p.Count != 0 {
+			t.Errorf("%s archive count after delete = %d", owner, p.Count)
 		}
 	}
 }
@@ -934,6 +951,10 @@ func testCanceledContext(t *testing.T, s storage.Store) {
 		{"Accounts.Create", func() error { return s.Accounts().Create(c, storage.Account{Host: "h", Username: "u"}) }},
 		{"Roster.Put", func() error { _, err := s.Roster().Put(c, "u@h", storage.RosterItem{JID: "a@b"}); return err }},
 		{"Offline.Push", func() error { return s.Offline().Push(c, "u@h", []byte("x"), 1) }},
+		{"Archive.Append", func() error {
+			_, err := s.Archive().Append(c, storage.ArchiveEntry{Owner: "u@h", ID: "1", With: "a@b", Stamp: time.Now()}, 0)
+			return err
+		}},
 		{"KV.List", func() error { _, err := s.KV().List(c, "b", "u@h"); return err }},
 	}
 	for _, tt := range calls {
