@@ -29,6 +29,10 @@ type Service struct {
 	// created counts the live rooms each user created (bare JID), so one
 	// user cannot take every slot of max_rooms (max_rooms_per_user).
 	created map[string]int
+
+	// archive keeps room archives (XEP-0313) when the host has one; set
+	// before the service is routed and not changed afterwards.
+	archive Archive
 }
 
 func newService(h *module.Host, cfg config.MUC) *Service {
