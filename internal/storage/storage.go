@@ -320,11 +320,12 @@ type ArchivePage struct {
 // messages were appended. Every query and count is served by indexes,
 // whatever the size of the archive.
 type Archive interface {
-	// Append adds a message at the end of its owner's archive and returns
-	// the stamp stored. With keep > 0 the owner's oldest messages beyond
-	// the newest keep are deleted in the same transaction. ErrExists if the
-	// owner already has a message with e.ID.
-	Append(ctx context.Context, e ArchiveEntry, keep int) (time.Time, error)
+	// Append adds messages, in order, at the end of their owners'
+	// archives, all in one transaction, and returns the stamps stored.
+	// With keep > 0 each owner's oldest messages beyond the newest keep are
+	// deleted in the same transaction. ErrExists, and nothing stored, if
+	// an owner already has a message with the ID of one of its entries.
+	Append(ctx context.Context, keep int, entries ...ArchiveEntry) ([]time.Time, error)
 	// Query returns one page of owner's archive. ErrNotFound if any ID the
 	// query names (AfterID, BeforeID, IDs, PageAfter, PageBefore) is not
 	// in the archive.

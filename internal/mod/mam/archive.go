@@ -167,20 +167,24 @@ func (m *Module) archive(ctx context.Context, owner, other jid.JID, el *xml.Elem
 	return m.append(sctx, owner, other, el)
 }
 
-// append adds el to owner's archive under a fresh id; a storage failure is
-// logged and the message delivered without an id (it is not lost, only
-// missing from the archive).
+// append queues el for owner's archive under a fresh id and returns the
+// id; the writer stores it shortly (a storage failure is logged there: the
+// message is then delivered with an id the archive does not have).
 func (m *Module) append(ctx context.Context, owner, other jid.JID, el *xml.Element) string {
-	id := newID()
-	_, err := m.h.Store.Archive().Append(ctx, storage.ArchiveEntry{
-		Owner: owner.String(), ID: id, With: other.Bare().String(), WithResource: other.Resource(),
+	e := storage.ArchiveEntry{
+		Owner: owner.String(), ID: newID(), With: other.Bare().String(), WithResource: other.Resource(),
 		Stamp: time.Now(), Stanza: el.Bytes(),
-	}, m.cfg.Keep())
-	if err != nil {
-		m.h.Log.Warn("mam: archiving", "owner", owner.String(), "err", err)
-		return ""
 	}
-	return id
+	if m.w == nil {
+		// Not started (or a room message during start-up): write now.
+		if _, err := m.h.Store.Archive().Append(ctx, m.cfg.Keep(), e); err != nil {
+			m.h.Log.Warn("mam: archiving", "owner", e.Owner, "err", err)
+			return ""
+		}
+		return e.ID
+	}
+	m.w.add(ctx, e)
+	return e.ID
 }
 
 // newID returns a random RFC 4122 version 4 UUID: XEP-0359 recommends

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/mod/mam"
+	"parley/internal/module"
 	"parley/internal/storage"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
@@ -160,9 +162,24 @@ func mustQuery(t *testing.T, c *testserver.Client, to, inner string) answer {
 	return a
 }
 
-// archived returns the number of messages in owner's archive (storage).
+// flush waits until the archive writer of every host has stored what it
+// was given.
+func flush(t *testing.T, ts *testserver.TS) {
+	t.Helper()
+	for _, h := range ts.Hosts() {
+		if m, ok := module.Lookup(h, mam.Key); ok {
+			if err := m.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// archived returns the number of messages in owner's archive (storage),
+// once the writer has caught up.
 func archived(t *testing.T, ts *testserver.TS, owner string) int {
 	t.Helper()
+	flush(t, ts)
 	p, err := ts.Store().Archive().Query(context.Background(), owner, storage.ArchiveQuery{})
 	if err != nil {
 		t.Fatal(err)

@@ -491,8 +491,8 @@ func TestCapAndRetention(t *testing.T) {
 	// never decrease, so in an archive of their own), are purged within a
 	// purge interval or two; today's stay.
 	for i := range 3 {
-		_, err := ts.Store().Archive().Append(context.Background(), storage.ArchiveEntry{Owner: "carol@localhost",
-			ID: fmt.Sprint("old", i), With: "bob@localhost", Stamp: time.Now().Add(-2 * time.Hour), Stanza: []byte("<message/>")}, 0)
+		_, err := ts.Store().Archive().Append(context.Background(), 0, storage.ArchiveEntry{Owner: "carol@localhost",
+			ID: fmt.Sprint("old", i), With: "bob@localhost", Stamp: time.Now().Add(-2 * time.Hour), Stanza: []byte("<message/>")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,5 +509,31 @@ func TestCapAndRetention(t *testing.T) {
 	}
 	if strings.Join(bodies(t, mustQuery(t, a, "", "")), ",") != strings.Join(seq(3, 8), ",") {
 		t.Fatal("the purge removed recent messages")
+	}
+}
+
+// TestAccountRemoval: removing an account (XEP-0077 in-band) deletes its
+// archive and preferences, messages still queued for the writer included;
+// the other side keeps its archive.
+func TestAccountRemoval(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	a, b := online(t, ts, "alice"), online(t, ts, "bob")
+	b.IQ("set", "", "<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never/></prefs>")
+	for i := range 50 {
+		a.Send("<message to='bob@localhost' type='chat' id='r%d'><body>%d</body></message>", i, i)
+	}
+	b.ExpectStanza("message", "id=r49")
+	r := b.IQ("set", "", "<query xmlns='jabber:iq:register'><remove/></query>")
+	if testserver.ErrorCondition(r) != "" {
+		t.Fatalf("remove: %s", r)
+	}
+	if n := archived(t, ts, "bob@localhost"); n != 0 {
+		t.Fatalf("removed account's archive holds %d", n)
+	}
+	if _, err := ts.Store().KV().Get(context.Background(), "mam.prefs", "bob@localhost", "prefs"); err == nil {
+		t.Fatal("removed account's preferences survive")
+	}
+	if n := archived(t, ts, "alice@localhost"); n != 50 {
+		t.Fatalf("alice's archive holds %d, want 50", n)
 	}
 }

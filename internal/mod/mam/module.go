@@ -8,7 +8,9 @@
 // arrives for a local account for the recipient (message/bare and
 // message/full), before delivery, so the copy delivered or stored offline
 // already carries its stanza-id. Room messages are archived by the MUC
-// service through the muc.Archive this module offers it. Archives live in
+// service through the muc.Archive this module offers it. The ids are made
+// up on the spot and the messages written by a background writer in
+// batches (writer.go); queries wait for it. Archives live in
 // storage.Archive; retention (max_age, max_messages) is applied by a
 // background purge and by the per-archive cap on every append.
 package mam
@@ -47,10 +49,17 @@ type Module struct {
 	cfg config.Archive
 
 	offs []func()
+	// w writes archive entries in the background (writer.go); set by
+	// Start, closed (after draining) by Stop.
+	w *writer
 	// cancel and done stop the purge goroutine (Stop cancels, then waits).
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// Key is where the module publishes itself on its host, for the few who
+// need to wait for the archive to catch up (Flush).
+var Key = module.NewServiceKey[*Module]("mam")
 
 var _ module.Module = (*Module)(nil)
 
@@ -62,6 +71,7 @@ func New(h *module.Host) (module.Module, error) {
 	if h.HostCfg != nil {
 		m.cfg = h.HostCfg.Archive
 	}
+	module.Provide(h, Key, m)
 	if m.on() && m.cfg.RoomsOn() && h.HostCfg.MUC.On() {
 		module.Provide[muc.Archive](h, muc.ArchiveKey, rooms{m})
 	}
@@ -86,10 +96,12 @@ func (m *Module) Start(context.Context) error {
 	m.h.RegisterIQ("get", module.TargetBare, NS, m.iqGet)
 	m.h.RegisterIQ("set", module.TargetBare, NS, m.iqSet)
 	m.h.AddAccountFeature(NSExtended)
+	m.w = newWriter(m.h.Store.Archive(), m.cfg.Keep(), m.h.Log)
 	m.offs = append(m.offs,
 		m.h.Stanzas.On("out/message", Priority, m.onOutbound),
 		m.h.Stanzas.On("message/bare", Priority, m.onInbound),
 		m.h.Stanzas.On("message/full", Priority, m.onInbound),
+		m.h.Accounts.On(module.EventAccountDeleted, 0, m.onDeleted),
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done = cancel, make(chan struct{})
@@ -109,7 +121,34 @@ func (m *Module) Stop(context.Context) error {
 		<-m.done
 		m.cancel = nil
 	}
+	if m.w != nil {
+		m.w.close()
+	}
 	return nil
+}
+
+// Flush waits until every message handed to the archive so far is stored
+// (messages are written in the background, writer.go).
+func (m *Module) Flush(ctx context.Context) error {
+	if m.w == nil {
+		return nil
+	}
+	return m.w.flush(ctx)
+}
+
+// onDeleted removes what the writer may have stored for an account after
+// storage deleted it with its archive (messages queued just before).
+func (m *Module) onDeleted(ev *module.AccountEvent) bool {
+	ctx, cancel := storeCtx(ev.Ctx)
+	defer cancel()
+	err := m.Flush(ctx)
+	if err == nil {
+		err = m.h.Store.Archive().Delete(ctx, ev.JID.Bare().String())
+	}
+	if err != nil {
+		m.h.Log.Warn("mam: deleting the archive of a deleted account", "account", ev.JID.String(), "err", err)
+	}
+	return false
 }
 
 // purgeLoop applies max_age now and every purge_interval until ctx ends.

@@ -85,6 +85,9 @@ func queryForm() *xml.Element {
 // empty element for an empty archive.
 func (m *Module) metadata(ctx context.Context, iq *xml.Element, owner jid.JID) *xml.Element {
 	md := xml.New(NS, "metadata")
+	if err := m.Flush(ctx); err != nil {
+		return stanza.ErrorReply(iq, stanza.InternalServerError, "")
+	}
 	first, last, err := m.h.Store.Archive().Ends(ctx, owner.String())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -248,6 +251,11 @@ func (m *Module) query(ctx context.Context, r reader, iq, q *xml.Element) *xml.E
 	req, qerr := m.parse(q, r)
 	if qerr != nil {
 		return stanza.ErrorReply(iq, qerr.cond, qerr.text)
+	}
+	// Everything archived before the query, the message whose id the
+	// client just saw included, is in the answer.
+	if err := m.Flush(ctx); err != nil {
+		return stanza.ErrorReply(iq, stanza.InternalServerError, "")
 	}
 	page, err := m.h.Store.Archive().Query(ctx, r.owner.String(), req.q)
 	switch {

@@ -64,7 +64,12 @@ func (r rooms) Query(ctx context.Context, q muc.RoomQuery) {
 func (r rooms) Forget(ctx context.Context, room jid.JID) {
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
-	if err := r.m.h.Store.Archive().Delete(sctx, room.String()); err != nil {
+	// Messages still queued for the room must not outlive it.
+	err := r.m.Flush(sctx)
+	if err == nil {
+		err = r.m.h.Store.Archive().Delete(sctx, room.String())
+	}
+	if err != nil {
 		r.m.h.Log.Warn("mam: deleting room archive", "room", room.String(), "err", err)
 	}
 }

@@ -249,9 +249,9 @@ type archive struct {
 	obs Observer
 }
 
-func (x archive) Append(ctx context.Context, e storage.ArchiveEntry, keep int) (time.Time, error) {
+func (x archive) Append(ctx context.Context, keep int, entries ...storage.ArchiveEntry) ([]time.Time, error) {
 	defer x.obs("archive.append", time.Now())
-	return x.a.Append(ctx, e, keep)
+	return x.a.Append(ctx, keep, entries...)
 }
 
 func (x archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) (storage.ArchivePage, error) {

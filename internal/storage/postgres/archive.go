@@ -18,59 +18,74 @@ const purgeBatch = 1000
 
 type archive struct{ s *Store }
 
-func (a archive) Append(ctx context.Context, e storage.ArchiveEntry, keep int) (time.Time, error) {
-	if e.Owner == "" || e.With == "" || e.ID == "" {
-		return time.Time{}, fmt.Errorf("postgres: archive append: owner, with and id are required")
-	}
-	stamp := e.Stamp.UTC().Truncate(storeutil.StampPrecision)
-	host := storeutil.ArchiveHost(e.Owner)
-	var stored time.Time
+func (a archive) Append(ctx context.Context, keep int, entries ...storage.ArchiveEntry) ([]time.Time, error) {
+	var stored []time.Time
 	err := a.s.tx(ctx, func(tx pgx.Tx) error {
-		// The upsert locks the owner's head row until commit: appends to
-		// one archive run one after the other, so numbers are taken and
-		// become visible in order, without gaps (Accounts.Delete and
-		// Delete take the head rows first too).
-		head := func(with, res string, stamp time.Time) (n int64, last time.Time, err error) {
-			err = tx.QueryRow(ctx, `INSERT INTO archive_heads (owner, with_jid, with_resource, host, last_seq, last_stamp)
-				VALUES ($1, $2, $3, $4, 1, $5)
-				ON CONFLICT (owner, with_jid, with_resource) DO UPDATE SET last_seq = archive_heads.last_seq + 1,
-					last_stamp = GREATEST(archive_heads.last_stamp, EXCLUDED.last_stamp)
-				RETURNING last_seq, last_stamp`, e.Owner, with, res, host, stamp).Scan(&n, &last)
-			return n, last.UTC(), err
-		}
-		seq, last, err := head("", "", stamp)
-		if err != nil {
-			return err
-		}
-		stored = last
-		wseq, _, err := head(e.With, "", last)
-		if err != nil {
-			return err
-		}
-		var rseq int64
-		if e.WithResource != "" {
-			if rseq, _, err = head(e.With, e.WithResource, last); err != nil {
-				return err
-			}
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO archive (owner, seq, with_jid, with_resource, with_seq, res_seq, stanza_id, stamp, stanza)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-			e.Owner, seq, e.With, e.WithResource, wseq, rseq, e.ID, last, storeutil.NonNil(e.Stanza))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return storage.ErrExists
-		}
-		if keep > 0 && seq > int64(keep) {
-			_, err = tx.Exec(ctx, `DELETE FROM archive WHERE owner = $1 AND seq <= $2`, e.Owner, seq-int64(keep))
-		}
+		var err error
+		stored, err = storeutil.AppendArchive(ctx, archiveTx{tx}, keep, entries)
 		return err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("postgres: archive append for %s: %w", e.Owner, err)
+		return nil, fmt.Errorf("postgres: archive append: %w", err)
 	}
 	return stored, nil
+}
+
+// archiveTx is storeutil.ArchiveTx in a transaction.
+type archiveTx struct{ tx pgx.Tx }
+
+// LockOwner creates the owner's head row if needed and locks it until
+// commit: appends to one archive run one after the other, so numbers are
+// taken and become visible in order, without gaps. Accounts.Delete and
+// Delete take the head rows first too.
+func (t archiveTx) LockOwner(ctx context.Context, owner, host string) (int64, time.Time, error) {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO archive_heads (owner, with_jid, with_resource, host, last_seq, last_stamp)
+		VALUES ($1, '', '', $2, 0, 'epoch') ON CONFLICT DO NOTHING`, owner, host); err != nil {
+		return 0, time.Time{}, err
+	}
+	var (
+		seq   int64
+		stamp time.Time
+	)
+	err := t.tx.QueryRow(ctx, `SELECT last_seq, last_stamp FROM archive_heads
+		WHERE owner = $1 AND with_jid = '' AND with_resource = '' FOR UPDATE`, owner).Scan(&seq, &stamp)
+	if err != nil || seq == 0 {
+		return 0, time.Time{}, err
+	}
+	return seq, stamp.UTC(), nil
+}
+
+func (t archiveTx) Head(ctx context.Context, owner, with, res string) (int64, error) {
+	var seq int64
+	err := t.tx.QueryRow(ctx, `SELECT last_seq FROM archive_heads WHERE owner = $1 AND with_jid = $2 AND with_resource = $3`,
+		owner, with, res).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
+}
+
+func (t archiveTx) PutHead(ctx context.Context, owner, with, res, host string, seq int64, stamp time.Time) error {
+	if stamp.IsZero() {
+		stamp = time.Unix(0, 0)
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO archive_heads (owner, with_jid, with_resource, host, last_seq, last_stamp)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner, with_jid, with_resource)
+		DO UPDATE SET last_seq = EXCLUDED.last_seq, last_stamp = EXCLUDED.last_stamp`,
+		owner, with, res, host, seq, stamp)
+	return err
+}
+
+func (t archiveTx) Insert(ctx context.Context, e storage.ArchiveEntry, seq, wseq, rseq int64, stamp time.Time) (bool, error) {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO archive (owner, seq, with_jid, with_resource, with_seq, res_seq, stanza_id, stamp, stanza)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		e.Owner, seq, e.With, e.WithResource, wseq, rseq, e.ID, stamp, storeutil.NonNil(e.Stanza))
+	return tag.RowsAffected() == 1, err
+}
+
+func (t archiveTx) Trim(ctx context.Context, owner string, seq int64) error {
+	_, err := t.tx.Exec(ctx, `DELETE FROM archive WHERE owner = $1 AND seq <= $2`, owner, seq)
+	return err
 }
 
 func (a archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) (storage.ArchivePage, error) {

@@ -17,56 +17,91 @@ const purgeBatch = 1000
 
 type archive struct{ s *Store }
 
-func (a archive) Append(ctx context.Context, e storage.ArchiveEntry, keep int) (time.Time, error) {
-	if e.Owner == "" || e.With == "" || e.ID == "" {
-		return time.Time{}, fmt.Errorf("sqlite: archive append: owner, with and id are required")
-	}
-	stamp := e.Stamp.UTC().Truncate(storeutil.StampPrecision)
-	host := storeutil.ArchiveHost(e.Owner)
-	var stored time.Time
+func (a archive) Append(ctx context.Context, keep int, entries ...storage.ArchiveEntry) ([]time.Time, error) {
+	var stored []time.Time
 	err := a.s.write(ctx, func(tx *sql.Tx) error {
-		// The immediate transaction holds the write lock, so the numbers
-		// taken here are the next ones and nobody else's.
-		head := func(with, res, stamp string) (n int64, last string, err error) {
-			err = tx.QueryRowContext(ctx, `INSERT INTO archive_heads (owner, with_jid, with_resource, host, last_seq, last_stamp)
-				VALUES (?, ?, ?, ?, 1, ?)
-				ON CONFLICT (owner, with_jid, with_resource) DO UPDATE SET last_seq = last_seq + 1,
-					last_stamp = max(last_stamp, excluded.last_stamp)
-				RETURNING last_seq, last_stamp`, e.Owner, with, res, host, stamp).Scan(&n, &last)
-			return n, last, err
-		}
-		seq, last, err := head("", "", formatTime(stamp))
-		if err != nil {
-			return err
-		}
-		if stored, err = parseTime(last); err != nil {
-			return err
-		}
-		wseq, _, err := head(e.With, "", last)
-		if err != nil {
-			return err
-		}
-		var rseq int64
-		if e.WithResource != "" {
-			if rseq, _, err = head(e.With, e.WithResource, last); err != nil {
-				return err
-			}
-		}
-		if err := execChanging(ctx, tx, storage.ErrExists, `INSERT INTO archive
-			(owner, seq, with_jid, with_resource, with_seq, res_seq, stanza_id, stamp, stanza) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`,
-			e.Owner, seq, e.With, e.WithResource, wseq, rseq, e.ID, last, storeutil.NonNil(e.Stanza)); err != nil {
-			return err
-		}
-		if keep > 0 && seq > int64(keep) {
-			_, err = tx.ExecContext(ctx, `DELETE FROM archive WHERE owner = ? AND seq <= ?`, e.Owner, seq-int64(keep))
-		}
+		// The immediate transaction holds the write lock: the numbers taken
+		// here are the next ones and nobody else's.
+		at := &archiveTx{tx: tx}
+		defer at.close()
+		var err error
+		stored, err = storeutil.AppendArchive(ctx, at, keep, entries)
 		return err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: archive append for %s: %w", e.Owner, err)
+		return nil, fmt.Errorf("sqlite: archive append: %w", err)
 	}
 	return stored, nil
+}
+
+// archiveTx is storeutil.ArchiveTx in a write transaction. The insert, run
+// once per message, is prepared once per batch.
+type archiveTx struct {
+	tx     *sql.Tx
+	insert *sql.Stmt
+}
+
+func (t *archiveTx) close() {
+	if t.insert != nil {
+		t.insert.Close()
+	}
+}
+
+func (t *archiveTx) LockOwner(ctx context.Context, owner, _ string) (int64, time.Time, error) {
+	var (
+		seq   int64
+		stamp string
+	)
+	err := t.tx.QueryRowContext(ctx, `SELECT last_seq, last_stamp FROM archive_heads
+		WHERE owner = ? AND with_jid = '' AND with_resource = ''`, owner).Scan(&seq, &stamp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	ts, err := parseTime(stamp)
+	return seq, ts, err
+}
+
+func (t *archiveTx) Head(ctx context.Context, owner, with, res string) (int64, error) {
+	var seq int64
+	err := t.tx.QueryRowContext(ctx, `SELECT last_seq FROM archive_heads WHERE owner = ? AND with_jid = ? AND with_resource = ?`,
+		owner, with, res).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return seq, err
+}
+
+func (t *archiveTx) PutHead(ctx context.Context, owner, with, res, host string, seq int64, stamp time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO archive_heads (owner, with_jid, with_resource, host, last_seq, last_stamp)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner, with_jid, with_resource)
+		DO UPDATE SET last_seq = excluded.last_seq, last_stamp = excluded.last_stamp`,
+		owner, with, res, host, seq, formatTime(stamp))
+	return err
+}
+
+func (t *archiveTx) Insert(ctx context.Context, e storage.ArchiveEntry, seq, wseq, rseq int64, stamp time.Time) (bool, error) {
+	if t.insert == nil {
+		var err error
+		if t.insert, err = t.tx.PrepareContext(ctx, `INSERT INTO archive
+			(owner, seq, with_jid, with_resource, with_seq, res_seq, stanza_id, stamp, stanza) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`); err != nil {
+			return false, err
+		}
+	}
+	res, err := t.insert.ExecContext(ctx, e.Owner, seq, e.With, e.WithResource, wseq, rseq, e.ID, formatTime(stamp), storeutil.NonNil(e.Stanza))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t *archiveTx) Trim(ctx context.Context, owner string, seq int64) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM archive WHERE owner = ? AND seq <= ?`, owner, seq)
+	return err
 }
 
 func (a archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) (storage.ArchivePage, error) {

@@ -30,13 +30,13 @@ func (m *archiveModel) add(t *testing.T, s storage.Store, id, with, res string, 
 	if n := len(m.msgs); n > 0 && want.Before(m.msgs[n-1].Stamp) {
 		want = m.msgs[n-1].Stamp
 	}
-	got, err := s.Archive().Append(ctx(t), storage.ArchiveEntry{
+	got, err := s.Archive().Append(ctx(t), keep, storage.ArchiveEntry{
 		Owner: m.owner, ID: id, With: with, WithResource: res, Stamp: stamp,
 		Stanza: []byte("<message id='" + id + "'><body>" + with + "</body></message>"),
-	}, keep)
+	})
 	must(t, err)
-	if !got.Equal(want) || got.Location() != time.UTC {
-		t.Fatalf("Append %s stored stamp %v, want %v in UTC", id, got, want)
+	if len(got) != 1 || !got[0].Equal(want) || got[0].Location() != time.UTC {
+		t.Fatalf("Append %s stored stamps %v, want [%v] in UTC", id, got, want)
 	}
 	m.msgs = append(m.msgs, storage.ArchivedMessage{ID: id, With: with, WithResource: res, Stamp: want,
 		Stanza: []byte("<message id='" + id + "'><body>" + with + "</body></message>")})
@@ -213,8 +213,15 @@ func testArchiveAppendQuery(t *testing.T, s storage.Store) {
 	}
 	_, _, err = s.Archive().Ends(ctx(t), "nobody@example.org")
 	wantErr(t, "Ends of an empty archive", err, storage.ErrNotFound)
-	_, err = s.Archive().Append(ctx(t), storage.ArchiveEntry{Owner: m.owner, ID: "id-3", With: "x@y", Stamp: archiveBase()}, 0)
+	_, err = s.Archive().Append(ctx(t), 0, storage.ArchiveEntry{Owner: m.owner, ID: "id-3", With: "x@y", Stamp: archiveBase()})
 	wantErr(t, "Append with a used id", err, storage.ErrExists)
+	// A batch with one used id stores none of its messages.
+	_, err = s.Archive().Append(ctx(t), 0,
+		storage.ArchiveEntry{Owner: m.owner, ID: "fresh", With: "x@y", Stamp: archiveBase()},
+		storage.ArchiveEntry{Owner: other.owner, ID: "fresh", With: "x@y", Stamp: archiveBase()},
+		storage.ArchiveEntry{Owner: m.owner, ID: "id-4", With: "x@y", Stamp: archiveBase()})
+	wantErr(t, "batch with a used id", err, storage.ErrExists)
+	other.check(t, s, storage.ArchiveQuery{Limit: 100})
 	m.check(t, s, storage.ArchiveQuery{Limit: 100})  // the failed append changed nothing
 	m.add(t, s, "id-7", "x@y", "", archiveBase(), 0) // and numbering goes on
 	m.check(t, s, storage.ArchiveQuery{Limit: 100, With: "x@y"})
@@ -356,8 +363,8 @@ func testArchiveConcurrentAppend(t *testing.T, s storage.Store) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				_, err := s.Archive().Append(c, storage.ArchiveEntry{Owner: owner, ID: fmt.Sprintf("%d-%d", w, i),
-					With: fmt.Sprintf("w%d@example.net", w%2), Stamp: time.Now(), Stanza: []byte("x")}, 0)
+				_, err := s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: owner, ID: fmt.Sprintf("%d-%d", w, i),
+					With: fmt.Sprintf("w%d@example.net", w%2), Stamp: time.Now(), Stanza: []byte("x")})
 				if err != nil {
 					t.Error(err)
 				}
@@ -381,5 +388,52 @@ func testArchiveConcurrentAppend(t *testing.T, s storage.Store) {
 		if p.Count != writers*each/2 || p.Index != p.Count-1 {
 			t.Fatalf("with %s: count %d index %d, want %d and %d", with, p.Count, p.Index, writers*each/2, writers*each/2-1)
 		}
+	}
+}
+
+// testArchiveBatch appends several owners' messages in batches (as the
+// archive module's writer does) and checks each archive as if they had
+// come one by one, the per-owner cap included.
+func testArchiveBatch(t *testing.T, s storage.Store) {
+	models := map[string]*archiveModel{}
+	for _, o := range []string{"juliet@example.org", "romeo@example.net", "room@conference.example.org"} {
+		models[o] = &archiveModel{owner: o}
+	}
+	withs := []string{"a@example.com", "b@example.com"}
+	n := 0
+	for batch := range 6 {
+		var entries []storage.ArchiveEntry
+		var want []storage.ArchivedMessage
+		var owners []string
+		for i := range 7 {
+			o := []string{"juliet@example.org", "romeo@example.net", "room@conference.example.org"}[(batch+i)%3]
+			e := storage.ArchiveEntry{Owner: o, ID: fmt.Sprint("b", n), With: withs[i%2], WithResource: []string{"", "r"}[i%2],
+				Stamp: archiveBase().Add(time.Duration(n) * time.Second), Stanza: []byte(fmt.Sprint(n))}
+			n++
+			entries = append(entries, e)
+			owners = append(owners, o)
+			want = append(want, storage.ArchivedMessage{ID: e.ID, With: e.With, WithResource: e.WithResource,
+				Stamp: e.Stamp, Stanza: e.Stanza})
+		}
+		got, err := s.Archive().Append(ctx(t), 10, entries...)
+		must(t, err)
+		if len(got) != len(entries) {
+			t.Fatalf("batch of %d returned %d stamps", len(entries), len(got))
+		}
+		for i, o := range owners {
+			m := models[o]
+			m.msgs = append(m.msgs, want[i])
+			if len(m.msgs) > 10 {
+				m.msgs = m.msgs[len(m.msgs)-10:]
+			}
+		}
+	}
+	for _, m := range models {
+		m.check(t, s, storage.ArchiveQuery{Limit: 100})
+		m.check(t, s, storage.ArchiveQuery{Limit: 3, With: "b@example.com", Last: true})
+		m.check(t, s, storage.ArchiveQuery{Limit: 2, With: "b@example.com", WithResource: "r", PageAfter: m.msgs[3].ID})
+	}
+	if _, err := s.Archive().Append(ctx(t), 0); err != nil {
+		t.Fatalf("empty batch: %v", err)
 	}
 }

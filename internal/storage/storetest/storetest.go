@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ArchiveRandom", testArchiveRandom},
 		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
 		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
+		{"ArchiveBatch", testArchiveBatch},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -284,7 +285,7 @@ func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
 	must(t, s.PubSub().PutItem(c, owner, "urn:xmpp:avatar:metadata", storage.PubSubItem{ID: "1", Payload: []byte("<x/>")}, 0))
 	must(t, s.PubSub().SetAffiliation(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "member"))
 	must(t, s.PubSub().SetSubscription(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "subscribed", 0))
-	_, err = s.Archive().Append(c, storage.ArchiveEntry{Owner: owner, ID: "a1", With: "friend@example.com", Stamp: time.Now(), Stanza: []byte("<message/>")}, 0)
+	_, err = s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: owner, ID: "a1", With: "friend@example.com", Stamp: time.Now(), Stanza: []byte("<message/>")})
 	must(t, err)
 }
 
@@ -952,7 +953,7 @@ func testCanceledContext(t *testing.T, s storage.Store) {
 		{"Roster.Put", func() error { _, err := s.Roster().Put(c, "u@h", storage.RosterItem{JID: "a@b"}); return err }},
 		{"Offline.Push", func() error { return s.Offline().Push(c, "u@h", []byte("x"), 1) }},
 		{"Archive.Append", func() error {
-			_, err := s.Archive().Append(c, storage.ArchiveEntry{Owner: "u@h", ID: "1", With: "a@b", Stamp: time.Now()}, 0)
+			_, err := s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: "u@h", ID: "1", With: "a@b", Stamp: time.Now()})
 			return err
 		}},
 		{"KV.List", func() error { _, err := s.KV().List(c, "b", "u@h"); return err }},

@@ -396,3 +396,119 @@ func ArchiveHost(owner string) string {
 	}
 	return owner
 }
+
+// ArchiveTx is the write access AppendArchive needs inside one backend
+// transaction.
+type ArchiveTx interface {
+	// LockOwner makes sure owner's head row (with_jid and with_resource
+	// '') exists, holds it until the transaction ends (PostgreSQL: the row
+	// lock every writer of this archive takes first; SQLite's write
+	// transaction excludes everyone anyway), and returns its last seq and
+	// stamp (0 and the zero time for a new archive).
+	LockOwner(ctx context.Context, owner, host string) (seq int64, stamp time.Time, err error)
+	// Head returns the last number of a party's messages in owner's
+	// archive (res "" for the bare JID's), 0 if there is none yet.
+	Head(ctx context.Context, owner, with, res string) (int64, error)
+	// PutHead stores a head row.
+	PutHead(ctx context.Context, owner, with, res, host string, seq int64, stamp time.Time) error
+	// Insert stores one message; false when owner already has its ID.
+	Insert(ctx context.Context, e storage.ArchiveEntry, seq, wseq, rseq int64, stamp time.Time) (bool, error)
+	// Trim deletes owner's messages numbered up to seq.
+	Trim(ctx context.Context, owner string, seq int64) error
+}
+
+type headKey struct{ owner, with, res string }
+
+// AppendArchive answers Archive.Append for both backends inside tx: it
+// numbers the entries per owner, party and full JID, keeps stamps from
+// going backwards, and writes each head row and each trim once per batch,
+// so a batch costs one insert per message plus a few statements per owner.
+func AppendArchive(ctx context.Context, tx ArchiveTx, keep int, entries []storage.ArchiveEntry) ([]time.Time, error) {
+	type head struct {
+		seq   int64
+		stamp time.Time
+		host  string
+	}
+	heads := map[headKey]*head{}
+	var order []headKey // heads in the order first touched, for PutHead
+	var owners []string
+	for _, e := range entries {
+		if e.Owner == "" || e.With == "" || e.ID == "" {
+			return nil, errors.New("archive append: owner, with and id are required")
+		}
+		if !slices.Contains(owners, e.Owner) {
+			owners = append(owners, e.Owner)
+		}
+	}
+	// Owners are locked in one order by everyone, so two batches sharing
+	// owners cannot deadlock.
+	slices.Sort(owners)
+	for _, o := range owners {
+		seq, stamp, err := tx.LockOwner(ctx, o, ArchiveHost(o))
+		if err != nil {
+			return nil, err
+		}
+		k := headKey{o, "", ""}
+		heads[k] = &head{seq, stamp, ArchiveHost(o)}
+		order = append(order, k)
+	}
+	next := func(k headKey, stamp time.Time) (int64, error) {
+		h := heads[k]
+		if h == nil {
+			n, err := tx.Head(ctx, k.owner, k.with, k.res)
+			if err != nil {
+				return 0, err
+			}
+			h = &head{seq: n, host: ArchiveHost(k.owner)}
+			heads[k] = h
+			order = append(order, k)
+		}
+		h.seq++
+		h.stamp = stamp
+		return h.seq, nil
+	}
+	stored := make([]time.Time, len(entries))
+	for i, e := range entries {
+		own := heads[headKey{e.Owner, "", ""}]
+		stamp := e.Stamp.UTC().Truncate(StampPrecision)
+		if stamp.Before(own.stamp) {
+			stamp = own.stamp
+		}
+		own.seq++
+		own.stamp = stamp
+		wseq, err := next(headKey{e.Owner, e.With, ""}, stamp)
+		if err != nil {
+			return nil, err
+		}
+		var rseq int64
+		if e.WithResource != "" {
+			if rseq, err = next(headKey{e.Owner, e.With, e.WithResource}, stamp); err != nil {
+				return nil, err
+			}
+		}
+		ok, err := tx.Insert(ctx, e, own.seq, wseq, rseq, stamp)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("archive id %q of %s: %w", e.ID, e.Owner, storage.ErrExists)
+		}
+		stored[i] = stamp
+	}
+	for _, k := range order {
+		h := heads[k]
+		if err := tx.PutHead(ctx, k.owner, k.with, k.res, h.host, h.seq, h.stamp); err != nil {
+			return nil, err
+		}
+	}
+	if keep > 0 {
+		for _, o := range owners {
+			if last := heads[headKey{o, "", ""}].seq; last > int64(keep) {
+				if err := tx.Trim(ctx, o, last-int64(keep)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return stored, nil
+}
