@@ -32,6 +32,7 @@ type Store interface {
 	PubSub() PubSub
 	KV() KV
 	Archive() Archive
+	Compliance() Compliance
 	Close() error
 }
 
@@ -338,5 +339,49 @@ type Archive interface {
 	Delete(ctx context.Context, owner string) error
 	// PurgeBefore deletes the messages stamped before t from every archive
 	// whose owner's domain is host, oldest first, and returns how many.
+	PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error)
+}
+
+// ComplianceRecord is one message in a host's compliance log.
+type ComplianceRecord struct {
+	// ID is the record's position in the log, set by Append (ignored
+	// there); increasing, never reused.
+	ID int64
+	// Host is the virtual host whose log this is.
+	Host string
+	// Stamp is when the server took the message (milliseconds, never
+	// before the previous record of the host).
+	Stamp time.Time
+	// Type is the message's type: chat, normal or groupchat.
+	Type string
+	// From and To are the sender and recipient as routed: full or bare
+	// JIDs. In a room, From is the sender's real JID and To the room.
+	From, To string
+	Stanza   []byte
+}
+
+// ComplianceFilter selects records of one host's log for Export.
+type ComplianceFilter struct {
+	Host string
+	// User, a bare JID, keeps the messages it sent or that were addressed
+	// to it ("" keeps all).
+	User string
+	// Since and Until keep records stamped at or after Since and at or
+	// before Until; zero means unbounded.
+	Since, Until time.Time
+}
+
+// Compliance stores the compliance log of each host: every message of its
+// users, kept whatever they prefer and beyond their accounts, for
+// administrators to export. Nothing here is reachable over XMPP.
+type Compliance interface {
+	// Append adds records in order, in one transaction.
+	Append(ctx context.Context, recs ...ComplianceRecord) error
+	// Export calls fn for each record matching f, oldest first, reading in
+	// batches so the log is never held in memory; an error from fn stops
+	// it and is returned.
+	Export(ctx context.Context, f ComplianceFilter, fn func(ComplianceRecord) error) error
+	// PurgeBefore deletes host's records stamped before t and returns how
+	// many.
 	PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error)
 }

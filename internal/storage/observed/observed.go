@@ -33,6 +33,9 @@ func (s *store) Private() storage.Private   { return private{s.Store.Private(), 
 func (s *store) PubSub() storage.PubSub     { return pubsub{s.Store.PubSub(), s.obs} }
 func (s *store) KV() storage.KV             { return kv{s.Store.KV(), s.obs} }
 func (s *store) Archive() storage.Archive   { return archive{s.Store.Archive(), s.obs} }
+func (s *store) Compliance() storage.Compliance {
+	return compliance{s.Store.Compliance(), s.obs}
+}
 
 type accounts struct {
 	a   storage.Accounts
@@ -272,4 +275,24 @@ func (x archive) Delete(ctx context.Context, owner string) error {
 func (x archive) PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error) {
 	defer x.obs("archive.purge", time.Now())
 	return x.a.PurgeBefore(ctx, host, t)
+}
+
+type compliance struct {
+	c   storage.Compliance
+	obs Observer
+}
+
+func (x compliance) Append(ctx context.Context, recs ...storage.ComplianceRecord) error {
+	defer x.obs("compliance.append", time.Now())
+	return x.c.Append(ctx, recs...)
+}
+
+func (x compliance) Export(ctx context.Context, f storage.ComplianceFilter, fn func(storage.ComplianceRecord) error) error {
+	defer x.obs("compliance.export", time.Now())
+	return x.c.Export(ctx, f, fn)
+}
+
+func (x compliance) PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error) {
+	defer x.obs("compliance.purge", time.Now())
+	return x.c.PurgeBefore(ctx, host, t)
 }

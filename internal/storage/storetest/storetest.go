@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
 		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
 		{"ArchiveBatch", testArchiveBatch},
+		{"Compliance", testCompliance},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -368,6 +369,8 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 	}
 	_, julietVer, err := s.Roster().Items(c, "juliet@example.org")
 	must(t, err)
+	must(t, s.Compliance().Append(c, storage.ComplianceRecord{Host: "example.org", Type: "chat",
+		From: "juliet@example.org/balcony", To: "romeo@example.org", Stamp: time.Now(), Stanza: []byte("<message/>")}))
 	// Data of the host itself and data mentioning juliet as a contact are
 	// not hers and must survive.
 	must(t, s.KV().Set(c, "last", "example.org", "uptime", []byte("1")))
@@ -388,6 +391,13 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 		t.Errorf("other user's roster item for the deleted account removed: %v", err)
 	}
 	wantErr(t, "second delete", s.Accounts().Delete(c, "example.org", "juliet"), storage.ErrNotFound)
+	// The compliance log is the host's, not the account's: it stays.
+	n := 0
+	must(t, s.Compliance().Export(c, storage.ComplianceFilter{Host: "example.org", User: "juliet@example.org"},
+		func(storage.ComplianceRecord) error { n++; return nil }))
+	if n != 1 {
+		t.Errorf("compliance records of a deleted account: %d, want 1", n)
+	}
 
 	// Re-registering starts clean: new credentials, no old data, and
 	// roster versions a client could not have cached from the old account

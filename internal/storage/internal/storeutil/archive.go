@@ -35,11 +35,12 @@ type ArchiveDB interface {
 	Query(ctx context.Context, query string, args ...any) (Cursor, error)
 	// Time converts a stamp to the backend's query argument.
 	Time(t time.Time) any
-	// IndexHint returns what goes after "FROM archive" in a query that
-	// must use index (archive_owner_with, archive_owner_res): SQLite's
-	// planner, without statistics, prefers the (owner, seq) index there and
-	// then walks every message of the range looking for the other party's
-	// ("INDEXED BY ..."); PostgreSQL's has statistics and needs no hint.
+	// IndexHint returns what goes after the table name in a query that
+	// must use index (archive_owner_with, compliance_log_from, ...):
+	// SQLite's planner, without statistics, prefers the (owner, seq) or
+	// (host, id) index there and then walks every row of the range looking
+	// for the party's ("INDEXED BY ..."); PostgreSQL's has statistics and
+	// needs no hint.
 	IndexHint(index string) string
 }
 

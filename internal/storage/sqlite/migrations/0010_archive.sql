@@ -44,3 +44,23 @@ CREATE TABLE archive_heads (
     PRIMARY KEY (owner, with_jid, with_resource)
 ) WITHOUT ROWID;
 CREATE INDEX archive_heads_host ON archive_heads (host, with_jid);
+
+-- The compliance log of a host ([host.archive] compliance): every message
+-- of its users, whatever their archiving preferences, in the order it was
+-- taken. Never deleted with an account; only retention purges it (a prefix
+-- at a time: stamps never decrease in id order within a host).
+CREATE TABLE compliance_log (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    host      TEXT    NOT NULL,
+    stamp     TEXT    NOT NULL,
+    type      TEXT    NOT NULL, -- the message type: chat, normal, groupchat
+    from_bare TEXT    NOT NULL,
+    from_jid  TEXT    NOT NULL, -- the sender as routed (in rooms: the real JID)
+    to_bare   TEXT    NOT NULL,
+    to_jid    TEXT    NOT NULL, -- the recipient as routed (in rooms: the room)
+    stanza    BLOB    NOT NULL
+);
+CREATE INDEX compliance_log_host ON compliance_log (host, id);
+CREATE INDEX compliance_log_stamp ON compliance_log (host, stamp, id);
+CREATE INDEX compliance_log_from ON compliance_log (host, from_bare, id);
+CREATE INDEX compliance_log_to ON compliance_log (host, to_bare, id);
