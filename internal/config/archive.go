@@ -31,8 +31,18 @@ type Archive struct {
 	// messages beyond it are deleted as new ones arrive (default 100000;
 	// -1: no cap). It bounds the disk one account can fill.
 	MaxMessages int `toml:"max_messages"`
-	// PurgeInterval is how often max_age is applied (default 1h).
+	// PurgeInterval is how often max_age and compliance_max_age are
+	// applied (default 1h).
 	PurgeInterval Duration `toml:"purge_interval"`
+	// Compliance keeps a log of every one-to-one and room message of the
+	// host's users, whatever their archiving preferences, that they cannot
+	// read or delete and that outlives their accounts, for administrators
+	// to export (`parley archive export`). Default false. Independent of
+	// Enabled.
+	Compliance bool `toml:"compliance"`
+	// ComplianceMaxAge deletes log records older than this (default 0:
+	// kept until purged by a later setting).
+	ComplianceMaxAge Duration `toml:"compliance_max_age"`
 }
 
 // On reports whether archiving is enabled.
@@ -77,6 +87,9 @@ func (a Archive) validate(i int) []string {
 	}
 	if a.MaxAge.Duration < 0 {
 		bad("max_age: must not be negative")
+	}
+	if a.ComplianceMaxAge.Duration < 0 {
+		bad("compliance_max_age: must not be negative")
 	}
 	if a.PurgeInterval.Duration < time.Second {
 		bad("purge_interval: %s is too short (at least 1s)", a.PurgeInterval.Duration)

@@ -95,17 +95,22 @@ func stanzaID(owner jid.JID, id string) *xml.Element {
 }
 
 // onOutbound archives a message a local session sends, in the sender's
-// archive. A message to the sender's own account is left to onInbound,
-// which archives it once and stamps the delivered copy. The sent message
-// itself goes on unchanged: a stanza-id of the sender's archive means
-// nothing to the recipient (XEP-0313 §3.5 forbids sending it).
+// archive, and logs it for compliance. A message to the sender's own
+// account is left to onInbound for the archive, which archives it once and
+// stamps the delivered copy. The sent message itself goes on unchanged: a
+// stanza-id of the sender's archive means nothing to the recipient
+// (XEP-0313 §3.5 forbids sending it).
 func (m *Module) onOutbound(ev *module.StanzaEvent) bool {
-	if !personal(stanza.Type(ev.Stanza)) {
-		return false
-	}
+	typ := stanza.Type(ev.Stanza)
 	owner := ev.From.Bare()
 	to := ev.To
-	if to.IsZero() || to.Bare() == owner || !archivable(ev.Stanza) {
+	if to.IsZero() {
+		to = owner // RFC 6120 §10.3: the sender's own account
+	}
+	if m.clog != nil {
+		m.logOutbound(ev, typ, to)
+	}
+	if m.w == nil || !personal(typ) || to.Bare() == owner || !archivable(ev.Stanza) {
 		return false
 	}
 	el := withoutClaims(ev.Stanza, owner)
@@ -117,27 +122,37 @@ func (m *Module) onOutbound(ev *module.StanzaEvent) bool {
 
 // onInbound archives a message for the local account it is addressed to
 // and adds the stanza-id to the copy that is delivered (or stored offline),
-// after removing forged ones. Messages that go to no archive still lose
-// forged ids: a client trusts an id that names its own account.
+// after removing forged ones; then logs it for compliance. Messages that
+// go to no archive still lose forged ids: a client trusts an id that names
+// its own account.
 func (m *Module) onInbound(ev *module.StanzaEvent) bool {
 	typ := stanza.Type(ev.Stanza)
-	if typ == stanza.TypeError {
+	if typ == stanza.TypeError || ev.From.IsZero() {
 		return false
 	}
 	owner := ev.To.Bare()
+	if m.w != nil {
+		m.archiveInbound(ev, typ, owner)
+	}
+	if m.clog != nil {
+		m.logInbound(ev, typ, owner)
+	}
+	return false
+}
+
+func (m *Module) archiveInbound(ev *module.StanzaEvent, typ string, owner jid.JID) {
 	if _, done := StanzaID(ev.Ctx, owner); done {
-		return false // archived on the message/full pass already
+		return // archived on the message/full pass already
 	}
 	el := withoutClaims(ev.Stanza, owner)
 	ev.Stanza = el
-	if !personal(typ) || !archivable(el) || ev.From.IsZero() || !m.accountExists(ev.Ctx, owner) {
-		return false
+	if !personal(typ) || !archivable(el) || !m.accountExists(ev.Ctx, owner) {
+		return
 	}
 	if id := m.archive(ev.Ctx, owner, ev.From, el); id != "" {
 		ev.Stanza = el.WithChildren(stanzaID(owner, id))
 		ev.Ctx = context.WithValue(ev.Ctx, archivedKey{owner}, id)
 	}
-	return false
 }
 
 // accountExists keeps messages to nobody out of storage (the core bounces
@@ -183,7 +198,10 @@ func (m *Module) append(ctx context.Context, owner, other jid.JID, el *xml.Eleme
 		}
 		return e.ID
 	}
-	m.w.add(ctx, e)
+	if !m.w.add(ctx, e) {
+		m.h.Log.Warn("mam: archive writer is behind; message not archived", "owner", e.Owner)
+		return ""
+	}
 	return e.ID
 }
 

@@ -22,6 +22,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/mod/muc"
 	"parley/internal/module"
+	"parley/internal/storage"
 )
 
 // Namespaces the module speaks.
@@ -49,9 +50,11 @@ type Module struct {
 	cfg config.Archive
 
 	offs []func()
-	// w writes archive entries in the background (writer.go); set by
-	// Start, closed (after draining) by Stop.
-	w *writer
+	// w writes archive entries and clog compliance records in the
+	// background (writer.go); set by Start, closed (after draining) by
+	// Stop.
+	w    *writer[storage.ArchiveEntry]
+	clog *writer[storage.ComplianceRecord]
 	// cancel and done stop the purge goroutine (Stop cancels, then waits).
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -75,28 +78,40 @@ func New(h *module.Host) (module.Module, error) {
 	if m.on() && m.cfg.RoomsOn() && h.HostCfg.MUC.On() {
 		module.Provide[muc.Archive](h, muc.ArchiveKey, rooms{m})
 	}
+	if m.compliance() && h.HostCfg.MUC.On() {
+		module.Provide[muc.Recorder](h, muc.RecorderKey, recorder{m})
+	}
 	return m, nil
 }
 
 // Name implements module.Module.
 func (*Module) Name() string { return "mam" }
 
+// on reports whether the host keeps XEP-0313 archives.
 func (m *Module) on() bool { return m.h.HostCfg != nil && m.cfg.On() }
+
+// compliance reports whether the host keeps a compliance log.
+func (m *Module) compliance() bool { return m.h.HostCfg != nil && m.cfg.Compliance }
 
 // Start registers the archive IQs on accounts (which announces
 // urn:xmpp:mam:2 in their disco#info), installs the archiving hooks and
 // starts the retention purge.
 func (m *Module) Start(context.Context) error {
-	if !m.on() {
+	if !m.on() && !m.compliance() {
 		return nil
 	}
-	// Registered for every bare JID, not only the sender's own, so that a
-	// query of someone else's archive gets forbidden (XEP-0313 §9.1)
-	// rather than the core's service-unavailable.
-	m.h.RegisterIQ("get", module.TargetBare, NS, m.iqGet)
-	m.h.RegisterIQ("set", module.TargetBare, NS, m.iqSet)
-	m.h.AddAccountFeature(NSExtended)
-	m.w = newWriter(m.h.Store.Archive(), m.cfg.Keep(), m.h.Log)
+	if m.on() {
+		// Registered for every bare JID, not only the sender's own, so
+		// that a query of someone else's archive gets forbidden (XEP-0313
+		// §9.1) rather than the core's service-unavailable.
+		m.h.RegisterIQ("get", module.TargetBare, NS, m.iqGet)
+		m.h.RegisterIQ("set", module.TargetBare, NS, m.iqSet)
+		m.h.AddAccountFeature(NSExtended)
+		m.w = newWriter(m.h.Log, storeArchive(m.h.Store.Archive(), m.cfg.Keep(), m.h.Log))
+	}
+	if m.compliance() {
+		m.clog = newWriter(m.h.Log, storeCompliance(m.h.Store.Compliance(), m.h.Log))
+	}
 	m.offs = append(m.offs,
 		m.h.Stanzas.On("out/message", Priority, m.onOutbound),
 		m.h.Stanzas.On("message/bare", Priority, m.onInbound),
@@ -124,12 +139,21 @@ func (m *Module) Stop(context.Context) error {
 	if m.w != nil {
 		m.w.close()
 	}
+	if m.clog != nil {
+		m.clog.close()
+	}
 	return nil
 }
 
-// Flush waits until every message handed to the archive so far is stored
-// (messages are written in the background, writer.go).
+// Flush waits until every message handed to the archive (and the
+// compliance log) so far is stored: they are written in the background
+// (writer.go).
 func (m *Module) Flush(ctx context.Context) error {
+	if m.clog != nil {
+		if err := m.clog.flush(ctx); err != nil {
+			return err
+		}
+	}
 	if m.w == nil {
 		return nil
 	}
@@ -139,6 +163,9 @@ func (m *Module) Flush(ctx context.Context) error {
 // onDeleted removes what the writer may have stored for an account after
 // storage deleted it with its archive (messages queued just before).
 func (m *Module) onDeleted(ev *module.AccountEvent) bool {
+	if m.w == nil {
+		return false
+	}
 	ctx, cancel := storeCtx(ev.Ctx)
 	defer cancel()
 	err := m.Flush(ctx)
@@ -157,12 +184,12 @@ func (m *Module) purgeLoop(ctx context.Context, done chan<- struct{}) {
 	t := time.NewTicker(m.cfg.PurgeInterval.Duration)
 	defer t.Stop()
 	for {
-		if n, err := Retention(ctx, m.h.Store, m.h.HostCfg, time.Now()); err != nil {
+		if r, err := Retention(ctx, m.h.Store, m.h.HostCfg, time.Now()); err != nil {
 			if ctx.Err() == nil {
 				m.h.Log.Warn("mam: retention purge", "err", err)
 			}
-		} else if n > 0 {
-			m.h.Log.Info("mam: retention purge", "deleted", n)
+		} else if r.Archive > 0 || r.Compliance > 0 {
+			m.h.Log.Info("mam: retention purge", "archived_deleted", r.Archive, "compliance_deleted", r.Compliance)
 		}
 		select {
 		case <-ctx.Done():

@@ -24,7 +24,8 @@ import (
 // durable in the archive, so a crash in between loses it from the archive
 // (not from delivery or offline storage). Readers never see the gap:
 // queries, metadata and deletions flush first, waiting until everything
-// queued before them is written.
+// queued before them is written. The compliance log is written the same
+// way, by a writer of its own.
 const (
 	// maxBatch bounds one transaction.
 	maxBatch = 256
@@ -35,16 +36,17 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
-// writer appends archive entries in the background (see above).
-type writer struct {
-	st   storage.Archive
-	keep int
-	log  *slog.Logger
+// writer writes items (archive entries, compliance records) in the
+// background (see above); store writes one batch and reports its own
+// failures.
+type writer[T any] struct {
+	store func(ctx context.Context, batch []T)
+	log   *slog.Logger
 
 	mu      sync.Mutex
-	queue   []storage.ArchiveEntry
-	queued  uint64        // entries ever queued
-	written uint64        // entries ever handled (stored or given up on)
+	queue   []T
+	queued  uint64        // items ever queued
+	written uint64        // items ever handled (stored or given up on)
 	changed chan struct{} // closed, and replaced, when written grows
 	closed  bool
 
@@ -52,17 +54,17 @@ type writer struct {
 	done chan struct{} // closed when the loop has drained and exited
 }
 
-func newWriter(st storage.Archive, keep int, log *slog.Logger) *writer {
-	w := &writer{st: st, keep: keep, log: log, changed: make(chan struct{}),
+func newWriter[T any](log *slog.Logger, store func(context.Context, []T)) *writer[T] {
+	w := &writer[T]{store: store, log: log, changed: make(chan struct{}),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
-// add queues e. It waits only when maxQueue entries are already waiting
-// (until ctx ends: then e is dropped and logged). After close it writes e
-// itself.
-func (w *writer) add(ctx context.Context, e storage.ArchiveEntry) {
+// add queues it. It waits only when maxQueue items are already waiting
+// (until ctx ends: then it is dropped and false returned). After close it
+// writes it itself.
+func (w *writer[T]) add(ctx context.Context, it T) bool {
 	w.mu.Lock()
 	for len(w.queue) >= maxQueue && !w.closed {
 		ch := w.changed
@@ -70,27 +72,27 @@ func (w *writer) add(ctx context.Context, e storage.ArchiveEntry) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			w.log.Warn("mam: archive writer is behind; message not archived", "owner", e.Owner, "id", e.ID)
-			return
+			return false
 		}
 		w.mu.Lock()
 	}
 	if w.closed {
 		w.mu.Unlock()
-		w.write([]storage.ArchiveEntry{e})
-		return
+		w.write([]T{it})
+		return true
 	}
-	w.queue = append(w.queue, e)
+	w.queue = append(w.queue, it)
 	w.queued++
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // flush waits until everything queued before the call is written.
-func (w *writer) flush(ctx context.Context) error {
+func (w *writer[T]) flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.queued
 	for w.written < target {
@@ -108,7 +110,7 @@ func (w *writer) flush(ctx context.Context) error {
 }
 
 // close writes what is queued and stops the loop.
-func (w *writer) close() {
+func (w *writer[T]) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
@@ -119,7 +121,7 @@ func (w *writer) close() {
 	<-w.done
 }
 
-func (w *writer) loop() {
+func (w *writer[T]) loop() {
 	defer close(w.done)
 	for range w.wake {
 		for {
@@ -145,20 +147,38 @@ func (w *writer) loop() {
 	}
 }
 
-// write appends batch in one transaction. A used id (a random UUID met
-// twice: practically never) fails the whole batch; the rest is then
-// written one by one so that only that message is lost.
-func (w *writer) write(batch []storage.ArchiveEntry) {
+func (w *writer[T]) write(batch []T) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	_, err := w.st.Append(ctx, w.keep, batch...)
-	if errors.Is(err, storage.ErrExists) && len(batch) > 1 {
-		for _, e := range batch {
-			w.write([]storage.ArchiveEntry{e})
+	w.store(ctx, batch)
+}
+
+// storeArchive is the archive writer's store: a batch in one transaction.
+// A used id (a random UUID met twice: practically never) fails the whole
+// batch; the rest is then written one by one so that only that message is
+// lost.
+func storeArchive(st storage.Archive, keep int, log *slog.Logger) func(context.Context, []storage.ArchiveEntry) {
+	var store func(context.Context, []storage.ArchiveEntry)
+	store = func(ctx context.Context, batch []storage.ArchiveEntry) {
+		_, err := st.Append(ctx, keep, batch...)
+		if errors.Is(err, storage.ErrExists) && len(batch) > 1 {
+			for _, e := range batch {
+				store(ctx, []storage.ArchiveEntry{e})
+			}
+			return
 		}
-		return
+		if err != nil {
+			log.Error("mam: messages not archived", "count", len(batch), "owner", batch[0].Owner, "err", err)
+		}
 	}
-	if err != nil {
-		w.log.Error("mam: messages not archived", "count", len(batch), "owner", batch[0].Owner, "err", err)
+	return store
+}
+
+// storeCompliance is the compliance writer's store.
+func storeCompliance(st storage.Compliance, log *slog.Logger) func(context.Context, []storage.ComplianceRecord) {
+	return func(ctx context.Context, batch []storage.ComplianceRecord) {
+		if err := st.Append(ctx, batch...); err != nil {
+			log.Error("mam: messages missing from the compliance log", "count", len(batch), "host", batch[0].Host, "err", err)
+		}
 	}
 }

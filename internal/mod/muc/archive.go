@@ -117,3 +117,26 @@ func (s *Service) forgetArchive(ctx context.Context, r *room) {
 		s.archive.Forget(ctx, r.jid)
 	}
 }
+
+// Recorder sees every groupchat message with a body and every subject
+// change a room sends, whatever the room's configuration (a host's
+// compliance log, internal/mod/mam). It publishes itself on the host under
+// RecorderKey; the service looks it up at Start. It cannot change what the
+// room sends, and runs with the room locked: it must not wait long.
+type Recorder interface {
+	// Record takes note of msg (the room's message, without 'to', with
+	// the room's stanza-id when the room archives) sent by sender, the
+	// occupant's real full JID.
+	Record(ctx context.Context, room jid.JID, msg *xml.Element, sender jid.JID)
+}
+
+// RecorderKey is the host service under which a recorder offers itself to
+// the host's chat-room service.
+var RecorderKey = module.NewServiceKey[Recorder]("muc.recorder")
+
+// record hands msg to the recorder, if the host has one.
+func (r *room) record(ctx context.Context, msg *xml.Element, sender jid.JID) {
+	if r.svc.recorder != nil {
+		r.svc.recorder.Record(ctx, r.jid, msg, sender)
+	}
+}

@@ -69,6 +69,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		// XEP-0313 §5.1.2: subject changes belong in the archive too.
 		msg := r.archived(ctx, xml.New("", "message").SetAttr("type", "groupchat").
 			SetAttr("from", r.occJID(o.nick)).Append(xml.New("", "subject").AppendText(r.subject)), from)
+		r.record(ctx, msg, from)
 		for _, v := range r.sortedOccupants() {
 			r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
 		}
@@ -96,6 +97,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	msg.Children = body.Children
 	if el.Child("", "body") != nil {
 		msg = r.archived(ctx, msg, from)
+		r.record(ctx, msg, from)
 	}
 	for _, v := range r.sortedOccupants() {
 		r.svc.route(ctx, msg.WithAttr("to", v.real.String()))

@@ -83,6 +83,9 @@ func (m *Module) Start(ctx context.Context) error {
 	if a, ok := module.Lookup(m.h, ArchiveKey); ok {
 		svc.archive = a
 	}
+	if rec, ok := module.Lookup(m.h, RecorderKey); ok {
+		svc.recorder = rec
+	}
 	if err := svc.load(ctx); err != nil {
 		return fmt.Errorf("muc: loading rooms: %w", err)
 	}
