@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,9 +97,15 @@ func TestArchiveExport(t *testing.T) {
 	}
 }
 
-// TestArchivePurge: `parley archive purge` applies both retentions.
+// TestArchivePurge: `parley archive purge` applies both retentions. The
+// server runs without retention (its own purge would race the command's);
+// the command gets a config with it.
 func TestArchivePurge(t *testing.T) {
-	ts := testserver.Start(t, "[[host]]\ndomain = \"localhost\"\n[host.archive]\ncompliance = true\nmax_age = \"24h\"\ncompliance_max_age = \"48h\"\n")
+	ts := testserver.Start(t, "[[host]]\ndomain = \"localhost\"\n[host.archive]\ncompliance = true\n")
+	cfg := *ts.Config
+	cfg.Hosts = slices.Clone(cfg.Hosts)
+	cfg.Hosts[0].Archive.MaxAge.Duration = 24 * time.Hour
+	cfg.Hosts[0].Archive.ComplianceMaxAge.Duration = 48 * time.Hour
 	ctx := context.Background()
 	old := time.Now().Add(-36 * time.Hour)
 	if _, err := ts.Store().Archive().Append(ctx, 0, storage.ArchiveEntry{Owner: "alice@localhost", ID: "x", With: "bob@localhost", Stamp: old}); err != nil {
@@ -108,13 +115,13 @@ func TestArchivePurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := archivePurge(ctx, ts.Config, ts.Store(), "localhost", &out); err != nil {
+	if err := archivePurge(ctx, &cfg, ts.Store(), "localhost", &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "localhost: 1 archived messages and 0 compliance log records deleted") {
 		t.Fatalf("purge said %q", out.String())
 	}
-	if err := archivePurge(ctx, ts.Config, ts.Store(), "nowhere.example", &out); err == nil {
+	if err := archivePurge(ctx, &cfg, ts.Store(), "nowhere.example", &out); err == nil {
 		t.Fatal("purge of an unknown host accepted")
 	}
 }
