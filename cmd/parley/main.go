@@ -5,6 +5,7 @@
 //	parley config check [--config FILE]    validate and print the effective config
 //	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
 //	parley s2s list [--config FILE] [--json]  live federation streams (asks the running server)
+//	parley archive export|purge ...        the compliance log and retention (works while the server runs)
 //	parley version
 package main
 
@@ -37,6 +38,8 @@ func run(args []string) int {
 		return cmdRegister(args[1:])
 	case "s2s":
 		return cmdS2S(args[1:])
+	case "archive":
+		return cmdArchive(args[1:])
 	case "version", "--version", "-v":
 		fmt.Println("parley", buildinfo.Version())
 		return 0
@@ -65,6 +68,9 @@ Usage:
   parley register HOST[:PORT] [--insecure] [--address IP:PORT] [--plaintext] [field=value ...]
                                                 registration inquiry, or attempt with fields (XEP-0077, any server)
   parley s2s list [--config FILE] [--json]      live federation streams of the running server
+  parley archive export --host HOST [--user JID] [--since TIME] [--until TIME] [--format jsonl|xml] [--config FILE]
+                                                write HOST's compliance log to standard output
+  parley archive purge [--host HOST] [--config FILE]  apply archive and compliance retention now
   parley version                                print the version
 `)
 }

@@ -93,6 +93,8 @@ type Host struct {
 	Registration Registration `toml:"registration"`
 	// MUC configures the XEP-0045 multi-user chat service ([host.muc]).
 	MUC MUC `toml:"muc"`
+	// Archive configures XEP-0313 message archives ([host.archive]).
+	Archive Archive `toml:"archive"`
 	// Accounts is where the host's users live: "database" (default) or
 	// "directory" (the [directory] section; see directory.go).
 	Accounts string `toml:"accounts"`
@@ -449,6 +451,7 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Hosts {
 		c.Hosts[i].MUC.applyDefaults(c.Hosts[i].Domain)
+		c.Hosts[i].Archive.applyDefaults()
 	}
 	for i := range c.Hosts {
 		r := &c.Hosts[i].Registration
@@ -578,6 +581,7 @@ func (c *Config) validate() []string {
 			bad("host[%d].legacy_auth.zero_knowledge_sequence: %d is not between 1 and 10000", i, n)
 		}
 		p = append(p, h.Registration.validate(i)...)
+		p = append(p, h.Archive.validate(i)...)
 	}
 	if sm := c.C2S.StreamManagement; sm.ResumeTimeout.Duration < time.Second || sm.MaxUnacked < 1 {
 		bad("c2s.stream_management: resume_timeout must be at least 1s and max_unacked at least 1")

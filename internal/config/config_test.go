@@ -57,6 +57,10 @@ func TestValidationReportsEveryProblem(t *testing.T) {
 		"short preauth":        "[limits]\npreauth_timeout = \"10ms\"\n",
 		"weak scram":           "[auth]\nscram_iterations = 1000\n",
 		"bad duration":         "[limits]\npreauth_timeout = \"soon\"\n",
+		"archive default":      "[[host]]\ndomain = \"a.test\"\n[host.archive]\ndefault = \"sometimes\"\n",
+		"archive page size":    "[[host]]\ndomain = \"a.test\"\n[host.archive]\nmax_page_size = 5000\n",
+		"archive cap":          "[[host]]\ndomain = \"a.test\"\n[host.archive]\nmax_messages = -2\n",
+		"archive purge":        "[[host]]\ndomain = \"a.test\"\n[host.archive]\npurge_interval = \"1ms\"\n",
 	}
 	for name, text := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
 	"parley/internal/mod/last"
+	"parley/internal/mod/mam"
 	"parley/internal/mod/muc"
 	"parley/internal/mod/offline"
 	"parley/internal/mod/pep"
@@ -36,6 +37,7 @@ func DefaultModules() []module.Factory {
 		offline.New,
 		carbons.New,
 		blocking.New,
+		mam.New, // offers room archives to muc, which looks them up at Start
 		disco.New,
 		vcard.New,
 		private.New,

@@ -1,7 +1,8 @@
 // Package storage defines the persistence interfaces Parley's modules use,
 // one per domain (accounts, roster, offline messages, vCards, private XML,
-// publish-subscribe nodes, a generic key/value store). Implementations live in sub-packages (sqlite,
-// postgres) and must all pass the conformance suite in storetest.
+// publish-subscribe nodes, a generic key/value store, message archives).
+// Implementations live in sub-packages (sqlite, postgres) and must all pass
+// the conformance suite in storetest.
 //
 // Owners are bare JIDs in string form ("user@host"); implementations treat
 // them as opaque keys. Every method takes a context so a slow database never
@@ -30,6 +31,8 @@ type Store interface {
 	Private() Private
 	PubSub() PubSub
 	KV() KV
+	Archive() Archive
+	Compliance() Compliance
 	Close() error
 }
 
@@ -73,7 +76,7 @@ type Accounts interface {
 	SetFields(ctx context.Context, host, username string, fields map[string]string) error
 	// Delete removes the account and every piece of data owned by its bare
 	// JID (roster, offline, vCard, private XML, publish-subscribe nodes of
-	// its PEP service, KV) in one transaction.
+	// its PEP service, KV, message archive) in one transaction.
 	// ErrNotFound if no account.
 	Delete(ctx context.Context, host, username string) error
 	// List returns the usernames of a host in sorted order.
@@ -248,4 +251,137 @@ type PubSub interface {
 	// Subscriptions lists the subscriptions of one node, or with node ""
 	// of every node of the service, sorted by node and JID.
 	Subscriptions(ctx context.Context, service, node string) ([]PubSubSubscription, error)
+}
+
+// ArchiveEntry is one message to add to a message archive (XEP-0313).
+type ArchiveEntry struct {
+	// Owner is the bare JID whose archive this is: an account, or a chat
+	// room. Its domain is the host that retention purges by.
+	Owner string
+	// ID is the archive UID, the XEP-0359 stanza-id clients see: unique
+	// within the archive and never reused. The caller makes it up (random,
+	// so that it reveals nothing about the archive, XEP-0359 §5).
+	ID string
+	// With is the bare JID of the other party (in a room archive: the
+	// sender's real bare JID); WithResource its resource, "" if none.
+	With, WithResource string
+	// Stamp is when the server took the message.
+	Stamp  time.Time
+	Stanza []byte
+}
+
+// ArchivedMessage is one message of an archive as a query returns it.
+type ArchivedMessage struct {
+	ID                 string
+	With, WithResource string
+	// Stamp is the stored time (UTC, milliseconds): what the caller gave,
+	// raised to the previous message's stamp if the clock went backwards.
+	Stamp  time.Time
+	Stanza []byte
+}
+
+// ArchiveQuery selects messages of one archive (XEP-0313 §4) and one page
+// of them (XEP-0059). The filters define the result set; PageAfter,
+// PageBefore, Last and Limit choose the page within it.
+type ArchiveQuery struct {
+	// With keeps messages whose other party has this bare JID; with
+	// WithResource also set, only that full JID. "" keeps all.
+	With, WithResource string
+	// Start and End keep messages stamped at or after Start and at or
+	// before End; zero means unbounded.
+	Start, End time.Time
+	// AfterID and BeforeID keep messages strictly after and before the
+	// message with that ID ("" for none).
+	AfterID, BeforeID string
+	// IDs, when not nil, keeps only the messages with these IDs.
+	IDs []string
+	// PageAfter and PageBefore bound the page to messages after and
+	// before the one with that ID, within the set.
+	PageAfter, PageBefore string
+	// Last asks for the page at the end of the bounds (RSM <before/>):
+	// the Limit newest messages rather than the Limit oldest.
+	Last bool
+	// Limit is the most messages returned; 0 returns none (only Count).
+	Limit int
+}
+
+// ArchivePage is the answer to an ArchiveQuery.
+type ArchivePage struct {
+	// Messages are the page, oldest first.
+	Messages []ArchivedMessage
+	// Count is the size of the whole result set, Index the position of
+	// Messages[0] in it (0 when the page is empty).
+	Count, Index int
+	// Complete is true when no message of the set lies beyond the page in
+	// the direction of paging (after it forwards, before it with Last).
+	Complete bool
+}
+
+// Archive stores XEP-0313 message archives, one per owner, in the order
+// messages were appended. Every query and count is served by indexes,
+// whatever the size of the archive.
+type Archive interface {
+	// Append adds messages, in order, at the end of their owners'
+	// archives, all in one transaction, and returns the stamps stored.
+	// With keep > 0 each owner's oldest messages beyond the newest keep are
+	// deleted in the same transaction. ErrExists, and nothing stored, if
+	// an owner already has a message with the ID of one of its entries.
+	Append(ctx context.Context, keep int, entries ...ArchiveEntry) ([]time.Time, error)
+	// Query returns one page of owner's archive. ErrNotFound if any ID the
+	// query names (AfterID, BeforeID, IDs, PageAfter, PageBefore) is not
+	// in the archive.
+	Query(ctx context.Context, owner string, q ArchiveQuery) (ArchivePage, error)
+	// Ends returns the oldest and the newest message of owner's archive
+	// without their stanzas; ErrNotFound if it is empty.
+	Ends(ctx context.Context, owner string) (first, last ArchivedMessage, err error)
+	// Delete removes owner's whole archive (a destroyed room; an account's
+	// goes with Accounts.Delete).
+	Delete(ctx context.Context, owner string) error
+	// PurgeBefore deletes the messages stamped before t from every archive
+	// whose owner's domain is host, oldest first, and returns how many.
+	PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error)
+}
+
+// ComplianceRecord is one message in a host's compliance log.
+type ComplianceRecord struct {
+	// ID is the record's position in the log, set by Append (ignored
+	// there); increasing, never reused.
+	ID int64
+	// Host is the virtual host whose log this is.
+	Host string
+	// Stamp is when the server took the message (milliseconds, never
+	// before the previous record of the host).
+	Stamp time.Time
+	// Type is the message's type: chat, normal or groupchat.
+	Type string
+	// From and To are the sender and recipient as routed: full or bare
+	// JIDs. In a room, From is the sender's real JID and To the room.
+	From, To string
+	Stanza   []byte
+}
+
+// ComplianceFilter selects records of one host's log for Export.
+type ComplianceFilter struct {
+	Host string
+	// User, a bare JID, keeps the messages it sent or that were addressed
+	// to it ("" keeps all).
+	User string
+	// Since and Until keep records stamped at or after Since and at or
+	// before Until; zero means unbounded.
+	Since, Until time.Time
+}
+
+// Compliance stores the compliance log of each host: every message of its
+// users, kept whatever they prefer and beyond their accounts, for
+// administrators to export. Nothing here is reachable over XMPP.
+type Compliance interface {
+	// Append adds records in order, in one transaction.
+	Append(ctx context.Context, recs ...ComplianceRecord) error
+	// Export calls fn for each record matching f, oldest first, reading in
+	// batches so the log is never held in memory; an error from fn stops
+	// it and is returned.
+	Export(ctx context.Context, f ComplianceFilter, fn func(ComplianceRecord) error) error
+	// PurgeBefore deletes host's records stamped before t and returns how
+	// many.
+	PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error)
 }

@@ -20,7 +20,12 @@ func (s *Service) iq(ctx context.Context, el *xml.Element, from, to jid.JID) {
 		}
 		return
 	}
-	defer r.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			r.mu.Unlock()
+		}
+	}()
 	if to.Resource() != "" {
 		s.occupantIQ(ctx, r, el, from, to.Resource(), request)
 		return
@@ -36,6 +41,19 @@ func (s *Service) iq(ctx context.Context, el *xml.Element, from, to jid.JID) {
 	aff := r.affOf(from)
 	if r.locked && aff != AffOwner {
 		s.errorReply(ctx, el, stanza.ItemNotFound, "")
+		return
+	}
+	if s.archive != nil && q.Space == s.archive.Namespace() {
+		if !r.mayReadArchive(from) {
+			s.errorReply(ctx, el, stanza.Forbidden, "only those who may enter the room may read its archive")
+			return
+		}
+		rq := RoomQuery{IQ: el, Payload: q, From: from, Room: r.jid, SeesRealJIDs: r.seesJIDsOf(from)}
+		// The query reads storage and sends a page of results: the room
+		// goes on without waiting for it.
+		locked = false
+		r.mu.Unlock()
+		s.archive.Query(ctx, rq)
 		return
 	}
 	var reply *xml.Element
@@ -122,6 +140,12 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
 		pick(r.cfg.WhoIs == "anyone", "muc_nonanonymous", "muc_semianonymous"),
+	}
+	if r.archiving() {
+		// Only rooms that archive announce it: a client that sees
+		// urn:xmpp:mam:2 fetches history from the archive rather than
+		// asking for it on entry.
+		feats = append(feats, r.svc.archive.Features()...)
 	}
 	for _, f := range feats {
 		res.Append(xml.New(NSDiscoInfo, "feature").SetAttr("var", f))

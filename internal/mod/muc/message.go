@@ -66,10 +66,12 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		r.subject = subj.Text()
 		r.subjNick = o.nick
 		r.save(ctx)
+		// XEP-0313 §5.1.2: subject changes belong in the archive too.
+		msg := r.archived(ctx, xml.New("", "message").SetAttr("type", "groupchat").
+			SetAttr("from", r.occJID(o.nick)).Append(xml.New("", "subject").AppendText(r.subject)), from)
+		r.record(ctx, msg, from)
 		for _, v := range r.sortedOccupants() {
-			r.svc.route(ctx, xml.New("", "message").SetAttr("type", "groupchat").
-				SetAttr("from", r.occJID(o.nick)).SetAttr("to", v.real.String()).
-				Append(xml.New("", "subject").AppendText(r.subject)))
+			r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
 		}
 		return
 	}
@@ -82,7 +84,8 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	// who is not an owner replaying one-to-one history, §7.9).
 	owner := r.affOf(from) == AffOwner
 	body := el.WithoutChildren(func(c *xml.Element) bool {
-		return c.Space == NSUser || (c.Space == stanza.NSDelay && !owner) || (c.Space == "" && c.Local == "error")
+		return c.Space == NSUser || (c.Space == stanza.NSDelay && !owner) || (c.Space == "" && c.Local == "error") ||
+			r.claimsRoom(c)
 	})
 	msg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
 	if id := el.Attr("id"); id != "" {
@@ -92,6 +95,10 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		msg.Attrs = append(msg.Attrs, xml.Attr{Space: xml.NSXML, Local: "lang", Value: l})
 	}
 	msg.Children = body.Children
+	if el.Child("", "body") != nil {
+		msg = r.archived(ctx, msg, from)
+		r.record(ctx, msg, from)
+	}
 	for _, v := range r.sortedOccupants() {
 		r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
 	}

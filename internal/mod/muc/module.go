@@ -80,6 +80,12 @@ func (m *Module) Start(ctx context.Context) error {
 		return errors.New("muc: the router cannot serve component domains")
 	}
 	svc := newService(m.h, m.h.HostCfg.MUC)
+	if a, ok := module.Lookup(m.h, ArchiveKey); ok {
+		svc.archive = a
+	}
+	if rec, ok := module.Lookup(m.h, RecorderKey); ok {
+		svc.recorder = rec
+	}
 	if err := svc.load(ctx); err != nil {
 		return fmt.Errorf("muc: loading rooms: %w", err)
 	}

@@ -50,6 +50,9 @@ func (r *room) configForm() *form {
 	option(pm, "Participants and moderators", "participants")
 	option(pm, "Moderators only", "moderators")
 	option(pm, "Nobody", "none")
+	if r.svc.archive != nil {
+		f.field("muc#roomconfig_enablearchiving", "boolean", "Archive the discussion for later reading (XEP-0313)", boolStr(r.archiving()))
+	}
 	f.field("muc#roomconfig_roomadmins", "jid-multi", "Room admins", r.listAff(AffAdmin)...)
 	f.field("muc#roomconfig_roomowners", "jid-multi", "Room owners", r.listAff(AffOwner)...)
 	return f
@@ -163,6 +166,20 @@ func (r *room) applyForm(sub submitted) (c roomConfig, owners, admins []string, 
 	} {
 		if *b.p, err = sub.boolean(b.v, *b.p); err != nil {
 			return bad(b.v + " is not a boolean")
+		}
+	}
+	if r.svc.archive != nil {
+		// muc#roomconfig_enablearchiving is the field clients know from
+		// Prosody, "mam" the one from ejabberd; both mean the same.
+		for _, k := range []string{"mam", "muc#roomconfig_enablearchiving"} {
+			if _, ok := sub[k]; !ok {
+				continue
+			}
+			on, err := sub.boolean(k, r.archiving())
+			if err != nil {
+				return bad(k + " is not a boolean")
+			}
+			c.Archive = &on
 		}
 	}
 	protected, err := sub.boolean("muc#roomconfig_passwordprotectedroom", c.Password != "")
@@ -316,4 +333,5 @@ func (r *room) destroy(ctx context.Context, d *xml.Element) {
 	}
 	r.svc.dropRoom(r)
 	r.svc.deleteStored(ctx, r)
+	r.svc.forgetArchive(ctx, r)
 }

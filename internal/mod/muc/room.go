@@ -71,6 +71,9 @@ type roomConfig struct {
 	ChangeSubject bool   `json:"change_subject,omitempty"`
 	AllowInvites  bool   `json:"allow_invites,omitempty"`
 	AllowPM       string `json:"allow_pm"` // anyone, participants, moderators, none
+	// Archive is the owner's muc#roomconfig_enablearchiving; nil while the
+	// owner has not chosen (then public rooms archive, see archiving).
+	Archive *bool `json:"archive,omitempty"`
 }
 
 // affEntry is one stored affiliation.
@@ -324,6 +327,7 @@ func (r *room) afterLeave(ctx context.Context) {
 	if r.locked || !r.cfg.Persistent {
 		r.svc.dropRoom(r)
 		r.svc.deleteStored(ctx, r)
+		r.svc.forgetArchive(ctx, r)
 	}
 }
 

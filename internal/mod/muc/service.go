@@ -29,6 +29,12 @@ type Service struct {
 	// created counts the live rooms each user created (bare JID), so one
 	// user cannot take every slot of max_rooms (max_rooms_per_user).
 	created map[string]int
+
+	// archive keeps room archives (XEP-0313) and recorder the host's
+	// compliance log, when the host has them; set before the service is
+	// routed and not changed afterwards.
+	archive  Archive
+	recorder Recorder
 }
 
 func newService(h *module.Host, cfg config.MUC) *Service {

@@ -32,6 +32,10 @@ func (s *store) VCards() storage.VCards     { return vcards{s.Store.VCards(), s.
 func (s *store) Private() storage.Private   { return private{s.Store.Private(), s.obs} }
 func (s *store) PubSub() storage.PubSub     { return pubsub{s.Store.PubSub(), s.obs} }
 func (s *store) KV() storage.KV             { return kv{s.Store.KV(), s.obs} }
+func (s *store) Archive() storage.Archive   { return archive{s.Store.Archive(), s.obs} }
+func (s *store) Compliance() storage.Compliance {
+	return compliance{s.Store.Compliance(), s.obs}
+}
 
 type accounts struct {
 	a   storage.Accounts
@@ -241,4 +245,54 @@ func (x pubsub) SetSubscription(ctx context.Context, service, node, jid, state s
 func (x pubsub) Subscriptions(ctx context.Context, service, node string) ([]storage.PubSubSubscription, error) {
 	defer x.obs("pubsub.subscriptions", time.Now())
 	return x.p.Subscriptions(ctx, service, node)
+}
+
+type archive struct {
+	a   storage.Archive
+	obs Observer
+}
+
+func (x archive) Append(ctx context.Context, keep int, entries ...storage.ArchiveEntry) ([]time.Time, error) {
+	defer x.obs("archive.append", time.Now())
+	return x.a.Append(ctx, keep, entries...)
+}
+
+func (x archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	defer x.obs("archive.query", time.Now())
+	return x.a.Query(ctx, owner, q)
+}
+
+func (x archive) Ends(ctx context.Context, owner string) (storage.ArchivedMessage, storage.ArchivedMessage, error) {
+	defer x.obs("archive.ends", time.Now())
+	return x.a.Ends(ctx, owner)
+}
+
+func (x archive) Delete(ctx context.Context, owner string) error {
+	defer x.obs("archive.delete", time.Now())
+	return x.a.Delete(ctx, owner)
+}
+
+func (x archive) PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error) {
+	defer x.obs("archive.purge", time.Now())
+	return x.a.PurgeBefore(ctx, host, t)
+}
+
+type compliance struct {
+	c   storage.Compliance
+	obs Observer
+}
+
+func (x compliance) Append(ctx context.Context, recs ...storage.ComplianceRecord) error {
+	defer x.obs("compliance.append", time.Now())
+	return x.c.Append(ctx, recs...)
+}
+
+func (x compliance) Export(ctx context.Context, f storage.ComplianceFilter, fn func(storage.ComplianceRecord) error) error {
+	defer x.obs("compliance.export", time.Now())
+	return x.c.Export(ctx, f, fn)
+}
+
+func (x compliance) PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error) {
+	defer x.obs("compliance.purge", time.Now())
+	return x.c.PurgeBefore(ctx, host, t)
 }

@@ -155,7 +155,7 @@ func (a accounts) Delete(ctx context.Context, host, username string) error {
 		// table keyed by owner must be listed here; the conformance
 		// suite's cascade test fails if a new one is forgotten.
 		for _, table := range []string{"roster_versions", "roster_items", "offline_messages", "vcards", "private_xml",
-			"pubsub_nodes", "pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "kv"} {
+			"pubsub_nodes", "pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "kv", "archive_heads", "archive"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE owner = $1`, owner); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

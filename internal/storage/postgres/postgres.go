@@ -135,6 +135,12 @@ func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
 // KV returns the key/value store.
 func (s *Store) KV() storage.KV { return kv{s} }
 
+// Archive returns the message archive store.
+func (s *Store) Archive() storage.Archive { return archive{s} }
+
+// Compliance returns the compliance log store.
+func (s *Store) Compliance() storage.Compliance { return compliance{s} }
+
 // tx runs fn in a READ COMMITTED transaction, committing if it returns nil.
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)

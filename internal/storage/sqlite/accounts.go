@@ -146,7 +146,7 @@ func (a accounts) Delete(ctx context.Context, host, username string) error {
 		// by owner must be listed here; the conformance suite's cascade
 		// test fails if a new one is forgotten.
 		for _, table := range []string{"roster_versions", "roster_items", "offline_messages", "vcards", "private_xml",
-			"pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "pubsub_nodes", "kv"} {
+			"pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "pubsub_nodes", "kv", "archive_heads", "archive"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE owner = ?`, owner); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

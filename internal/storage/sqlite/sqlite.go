@@ -180,6 +180,12 @@ func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
 // KV returns the key/value store.
 func (s *Store) KV() storage.KV { return kv{s} }
 
+// Archive returns the message archive store.
+func (s *Store) Archive() storage.Archive { return archive{s} }
+
+// Compliance returns the compliance log store.
+func (s *Store) Compliance() storage.Compliance { return compliance{s} }
+
 // write runs fn in an immediate transaction, committing if it returns nil.
 // Every write goes through here so that the in-process queue (writeSlot) and
 // SQLite's lock agree on who writes next.

@@ -35,4 +35,8 @@ func (a *alternating) VCards() storage.VCards     { return a.pick().VCards() }
 func (a *alternating) Private() storage.Private   { return a.pick().Private() }
 func (a *alternating) PubSub() storage.PubSub     { return a.pick().PubSub() }
 func (a *alternating) KV() storage.KV             { return a.pick().KV() }
-func (a *alternating) Close() error               { return nil }
+func (a *alternating) Archive() storage.Archive   { return a.pick().Archive() }
+func (a *alternating) Compliance() storage.Compliance {
+	return a.pick().Compliance()
+}
+func (a *alternating) Close() error { return nil }

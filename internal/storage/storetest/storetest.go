@@ -57,6 +57,12 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"PubSubMissingNode", testPubSubMissingNode},
 		{"KV", testKV},
 		{"KVList", testKVList},
+		{"ArchiveAppendQuery", testArchiveAppendQuery},
+		{"ArchiveRandom", testArchiveRandom},
+		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
+		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
+		{"ArchiveBatch", testArchiveBatch},
+		{"Compliance", testCompliance},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -280,6 +286,8 @@ func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
 	must(t, s.PubSub().PutItem(c, owner, "urn:xmpp:avatar:metadata", storage.PubSubItem{ID: "1", Payload: []byte("<x/>")}, 0))
 	must(t, s.PubSub().SetAffiliation(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "member"))
 	must(t, s.PubSub().SetSubscription(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "subscribed", 0))
+	_, err = s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: owner, ID: "a1", With: "friend@example.com", Stamp: time.Now(), Stanza: []byte("<message/>")})
+	must(t, err)
 }
 
 // checkFilled reports whether owner still has data in each store; it
@@ -335,6 +343,17 @@ func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string,
 			t.Errorf("%s pubsub items = %d, want 1", owner, len(items))
 		}
 	}
+	_, _, err = s.Archive().Ends(c, owner)
+	check("archive", err)
+	if !want {
+		// The archive is gone with its numbering: a new message starts it
+		// afresh rather than continuing the old account's.
+		p, err := s.Archive().Query(c, owner, storage.ArchiveQuery{Limit: 1})
+		must(t, err)
+		if p.Count != 0 {
+			t.Errorf("%s archive count after delete = %d", owner, p.Count)
+		}
+	}
 }
 
 func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
@@ -350,6 +369,8 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 	}
 	_, julietVer, err := s.Roster().Items(c, "juliet@example.org")
 	must(t, err)
+	must(t, s.Compliance().Append(c, storage.ComplianceRecord{Host: "example.org", Type: "chat",
+		From: "juliet@example.org/balcony", To: "romeo@example.org", Stamp: time.Now(), Stanza: []byte("<message/>")}))
 	// Data of the host itself and data mentioning juliet as a contact are
 	// not hers and must survive.
 	must(t, s.KV().Set(c, "last", "example.org", "uptime", []byte("1")))
@@ -370,6 +391,13 @@ func testAccountsDeleteCascade(t *testing.T, s storage.Store) {
 		t.Errorf("other user's roster item for the deleted account removed: %v", err)
 	}
 	wantErr(t, "second delete", s.Accounts().Delete(c, "example.org", "juliet"), storage.ErrNotFound)
+	// The compliance log is the host's, not the account's: it stays.
+	n := 0
+	must(t, s.Compliance().Export(c, storage.ComplianceFilter{Host: "example.org", User: "juliet@example.org"},
+		func(storage.ComplianceRecord) error { n++; return nil }))
+	if n != 1 {
+		t.Errorf("compliance records of a deleted account: %d, want 1", n)
+	}
 
 	// Re-registering starts clean: new credentials, no old data, and
 	// roster versions a client could not have cached from the old account
@@ -934,6 +962,10 @@ func testCanceledContext(t *testing.T, s storage.Store) {
 		{"Accounts.Create", func() error { return s.Accounts().Create(c, storage.Account{Host: "h", Username: "u"}) }},
 		{"Roster.Put", func() error { _, err := s.Roster().Put(c, "u@h", storage.RosterItem{JID: "a@b"}); return err }},
 		{"Offline.Push", func() error { return s.Offline().Push(c, "u@h", []byte("x"), 1) }},
+		{"Archive.Append", func() error {
+			_, err := s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: "u@h", ID: "1", With: "a@b", Stamp: time.Now()})
+			return err
+		}},
 		{"KV.List", func() error { _, err := s.KV().List(c, "b", "u@h"); return err }},
 	}
 	for _, tt := range calls {
