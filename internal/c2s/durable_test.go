@@ -15,6 +15,7 @@ import (
 
 	"parley/internal/config"
 	"parley/internal/server"
+	"parley/internal/storage"
 	"parley/internal/testserver"
 )
 
@@ -76,7 +77,7 @@ listen = ""
 	}
 	// Accounts first, with an in-process server on the same storage.
 	ts := testserver.Start(t, cfgText)
-	ts.AddUsers(t, "password1", "alice", "bob")
+	ts.AddUsers(t, "password1", "alice", "bob", "carol")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ts.Shutdown(ctx)
@@ -95,19 +96,29 @@ listen = ""
 		return err == nil && addr != ""
 	})
 
-	alice := testserver.Dial(t, addr)
-	alice.Open("localhost")
-	alice.StartTLS("localhost")
-	alice.AuthPlain("localhost", "alice", "password1")
-	alice.Bind("a")
+	login := func(user, res string) *testserver.Client {
+		c := testserver.Dial(t, addr)
+		c.Open("localhost")
+		c.StartTLS("localhost")
+		c.AuthPlain("localhost", user, "password1")
+		c.Bind(res)
+		return c
+	}
+	// carol is online: what alice sends her is in carol's session queue
+	// and, durably, only in the archives, which write in batches.
+	carol := login("carol", "c")
+	carol.Send("<presence/>")
+	carol.ExpectStanza("presence")
+	alice := login("alice", "a")
 	enableSM(t, alice, "resume='true'")
 	const n = 50
 	for i := range n {
 		// bob is offline: each message goes to offline storage.
 		alice.Send("<message to='bob@localhost' type='chat'><body>durable %d</body></message>", i)
+		alice.Send("<message to='carol@localhost/c' type='chat'><body>online %d</body></message>", i)
 	}
-	if h := ackH(t, alice); h != n {
-		t.Fatalf("h = %d, want %d", h, n)
+	if h := ackH(t, alice); h != 2*n {
+		t.Fatalf("h = %d, want %d", h, 2*n)
 	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -128,6 +139,15 @@ listen = ""
 		}
 	}
 	if len(got) != n {
-		t.Fatalf("%d of the %d acknowledged messages survived SIGKILL", len(got), n)
+		t.Fatalf("%d of the %d acknowledged messages for an offline account survived SIGKILL", len(got), n)
+	}
+	for _, owner := range []string{"alice@localhost", "carol@localhost"} {
+		page, err := ts2.Store().Archive().Query(context.Background(), owner, storage.ArchiveQuery{With: map[bool]string{true: "carol@localhost", false: "alice@localhost"}[owner == "alice@localhost"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Count != n {
+			t.Fatalf("%s's archive holds %d of the %d acknowledged messages to carol after SIGKILL", owner, page.Count, n)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -132,12 +133,23 @@ func (c *conn) handleSMBound(el *xml.Element) error {
 		return c.enableSM(el)
 	case "r":
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.sm == nil {
+		on := s.sm != nil
+		s.mu.Unlock()
+		if !on {
 			return &streamErr{cond: stanza.StreamUnsupportedStanzaType, text: "stream management is not enabled"}
 		}
-		s.w.Send(sm.Answer(s.sm.in))
-		return nil
+		// Acknowledged means stored: what modules write in the background
+		// (the archive) must be durable before h covers it. If storage
+		// cannot confirm that, no answer: the client asks again or
+		// resumes, and re-sends what was not acknowledged.
+		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.Limits.WriteTimeout.Duration)
+		err := c.host.Flush(ctx)
+		cancel()
+		if err != nil {
+			c.srv.log.Warn("c2s: not acknowledging: storage did not confirm", "jid", s.jid.String(), "err", err)
+			return nil
+		}
+		return c.writeSM(sm.Answer(c.handledCount()))
 	case "a":
 		h, ok := sm.ParseH(el.Attr("h"))
 		if !ok {
@@ -198,6 +210,13 @@ func (c *conn) enableSM(el *xml.Element) error {
 		c.srv.resumable.add(st.id, s)
 	}
 	return nil
+}
+
+// handledCount is the h to report: stanzas handled from the client.
+func (c *conn) handledCount() uint32 {
+	c.sess.mu.Lock()
+	defer c.sess.mu.Unlock()
+	return c.sess.sm.in
 }
 
 // countHandled notes one more stanza handled from the client; the read

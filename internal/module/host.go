@@ -180,6 +180,7 @@ type Host struct {
 	streamFeatures []func(Session) *xml.Element
 
 	streamElements map[string]StreamElementHandler // "ns local" → handler
+	flushes        []func(context.Context) error
 
 	services        map[any]any // ServiceKey → value (service.go)
 	preAuthIQ       map[string]PreAuthIQHandler
@@ -305,6 +306,31 @@ func (h *Host) AddStreamFeature(fn func(Session) *xml.Element) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.streamFeatures = append(h.streamFeatures, fn)
+}
+
+// AddFlush registers fn, which returns once what its module writes in the
+// background (the message archive's batches) and was handed to it before
+// the call is stored. Call it from New or Start.
+func (h *Host) AddFlush(fn func(context.Context) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.flushes = append(h.flushes, fn)
+}
+
+// Flush runs every registered flush: when it returns nil, everything the
+// host's modules accepted so far is in storage. c2s calls it before it
+// acknowledges a client's stanzas (XEP-0198 <a/>), which is what makes an
+// acknowledgement mean stored although the archive writes in batches.
+func (h *Host) Flush(ctx context.Context) error {
+	h.mu.RLock()
+	fns := append([]func(context.Context) error(nil), h.flushes...)
+	h.mu.RUnlock()
+	for _, fn := range fns {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StreamElementHandler handles a top-level element that is not a stanza

@@ -112,6 +112,9 @@ func (m *Module) Start(context.Context) error {
 	if m.compliance() {
 		m.clog = newWriter(m.h.Log, storeCompliance(m.h.Store.Compliance(), m.h.Log))
 	}
+	// An XEP-0198 acknowledgement waits for the batches (c2s calls
+	// Host.Flush first), so what a client was told is handled is stored.
+	m.h.AddFlush(m.Flush)
 	m.offs = append(m.offs,
 		m.h.Stanzas.On("out/message", Priority, m.onOutbound),
 		m.h.Stanzas.On("message/bare", Priority, m.onInbound),
