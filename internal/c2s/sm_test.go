@@ -9,12 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/storage"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
 
 const nsSM = "urn:xmpp:sm:3"
+
+// noArchive turns message archiving off: the tests that use it look at the
+// offline-storage path for unacknowledged messages, which archived ones
+// do not take (TestSMTimeoutArchivedNotDuplicated).
+const noArchive = "[[host]]\ndomain = \"localhost\"\n[host.archive]\nenabled = false\n"
 
 // enableSM sends <enable/> with the given attributes and returns <enabled/>.
 func enableSM(t *testing.T, c *testserver.Client, attrs string) *xml.Element {
@@ -267,7 +273,7 @@ func TestSMResumeRefusals(t *testing.T) {
 // A detached session that times out hands its unacknowledged messages to
 // offline storage and bounces IQ requests; nothing is dropped.
 func TestSMTimeoutStoresUnackedOffline(t *testing.T) {
-	ts := testserver.Start(t, "[c2s.stream_management]\nresume_timeout = \"1s\"\n")
+	ts := testserver.Start(t, noArchive+"[c2s.stream_management]\nresume_timeout = \"1s\"\n")
 	ts.AddUsers(t, "password1", "alice", "bob")
 	alice, _ := smClient(t, ts, "alice", "a")
 	bob := ts.Online(t, "bob", "password1", "b")
@@ -288,7 +294,7 @@ func TestSMTimeoutStoresUnackedOffline(t *testing.T) {
 // A new bind of the same full JID ends the detached session; its
 // unacknowledged stanzas go to the new session.
 func TestSMNewBindReplacesDetachedSession(t *testing.T) {
-	ts := testserver.Start(t, "")
+	ts := testserver.Start(t, noArchive)
 	ts.AddUsers(t, "password1", "alice", "bob")
 	alice, id := smClient(t, ts, "alice", "phone")
 	bob := ts.Online(t, "bob", "password1", "b")
@@ -309,7 +315,7 @@ func TestSMNewBindReplacesDetachedSession(t *testing.T) {
 // Over max_unacked the stream ends with resource-constraint and every
 // stanza, the one over the limit included, is handled as undelivered.
 func TestSMUnackedQueueBound(t *testing.T) {
-	ts := testserver.Start(t, "[c2s.stream_management]\nmax_unacked = 3\n")
+	ts := testserver.Start(t, noArchive+"[c2s.stream_management]\nmax_unacked = 3\n")
 	ts.AddUsers(t, "password1", "alice", "bob")
 	alice, _ := smClient(t, ts, "alice", "a") // presence reflection: 1 unacked
 	bob := ts.Online(t, "bob", "password1", "b")
@@ -327,7 +333,7 @@ func TestSMUnackedQueueBound(t *testing.T) {
 // are stored before storage closes.
 func TestSMShutdownStoresDetached(t *testing.T) {
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("data_dir = %q\n", dir)
+	cfg := fmt.Sprintf("data_dir = %q\n", dir) + noArchive
 	ts := testserver.Start(t, cfg)
 	ts.AddUsers(t, "password1", "alice", "bob")
 	alice, _ := smClient(t, ts, "alice", "a")
@@ -365,4 +371,29 @@ func TestSMResumeOnOtherListener(t *testing.T) {
 	c.Expect(func(el *xml.Element) bool {
 		return el.Local == "presence" && strings.HasPrefix(el.Attr("from"), "alice@localhost/")
 	})
+}
+
+// With the archive on (the default), an unacknowledged message that the
+// recipient's archive holds is not copied into offline storage when the
+// detached session times out: the client finds it in the archive, once.
+func TestSMTimeoutArchivedNotDuplicated(t *testing.T) {
+	ts := testserver.Start(t, "[c2s.stream_management]\nresume_timeout = \"1s\"\n")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	alice, _ := smClient(t, ts, "alice", "a")
+	bob := ts.Online(t, "bob", "password1", "b")
+	bob.Send("<message to='%s' type='chat'><body>archived</body></message>", alice.JID)
+	if m := alice.ExpectStanza("message"); m.Child("urn:xmpp:sid:0", "stanza-id") == nil {
+		t.Fatalf("delivered without a stanza-id: %s", m)
+	}
+	cut(alice)
+	waitFor(t, "the detached session to expire", func() bool {
+		return len(ts.Router().Sessions(jid.MustParse("alice@localhost"))) == 0
+	})
+	if n, err := ts.Store().Offline().Count(context.Background(), "alice@localhost"); err != nil || n != 0 {
+		t.Fatalf("%d offline copies of an archived message (%v)", n, err)
+	}
+	page, err := ts.Store().Archive().Query(context.Background(), "alice@localhost", storage.ArchiveQuery{Limit: 10})
+	if err != nil || page.Count != 1 {
+		t.Fatalf("alice's archive: %+v %v", page, err)
+	}
 }
