@@ -3,6 +3,7 @@ package carbons
 import (
 	"slices"
 
+	"parley/internal/mod/mam"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -196,9 +197,18 @@ func (c *Carbons) outbound(ev *module.StanzaEvent) bool {
 	if ev.To.Bare() == user || !eligible(ev.Stanza, sent, ev.To) {
 		return false
 	}
-	c.copy(user, ev.Stanza, wrapSent, []module.Session{ev.Origin})
+	msg := ev.Stanza
+	if id, ok := mam.StanzaID(ev.Ctx, user); ok {
+		// The sender's other devices learn the id the message has in
+		// their own archive (XEP-0313 §3.5), so they can page from it.
+		msg = msg.WithChildren(xml.New(nsStanzaID, "stanza-id").SetAttr("by", user.String()).SetAttr("id", id))
+	}
+	c.copy(user, msg, wrapSent, []module.Session{ev.Origin})
 	return false
 }
+
+// nsStanzaID is XEP-0359's namespace.
+const nsStanzaID = "urn:xmpp:sid:0"
 
 // copy sends msg wrapped in <kind><forwarded/></kind> (XEP-0297) from the
 // account's bare JID to each carbons-enabled session of user that is not in

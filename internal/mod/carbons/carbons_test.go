@@ -125,8 +125,14 @@ func TestSent(t *testing.T) {
 	if s.Attr("from") != "alice@localhost" || s.Attr("to") != b.JID || s.Attr("type") != "chat" {
 		t.Fatalf("carbon addressing: %s", s)
 	}
-	if inner := forwarded(s, "sent"); inner.Attr("from") != a.JID || inner.Attr("to") != "bob@localhost" {
+	inner := forwarded(s, "sent")
+	if inner.Attr("from") != a.JID || inner.Attr("to") != "bob@localhost" {
 		t.Fatalf("forwarded message: %s", inner)
+	}
+	// The archive is on by default: the sent copy names the id the
+	// message has in alice's archive (XEP-0313 §3.5).
+	if sid := inner.Child("urn:xmpp:sid:0", "stanza-id"); sid == nil || sid.Attr("by") != "alice@localhost" || sid.Attr("id") == "" {
+		t.Fatalf("sent carbon without alice's stanza-id: %s", inner)
 	}
 }
 
