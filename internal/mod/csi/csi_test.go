@@ -274,7 +274,9 @@ func TestResumedStartsActive(t *testing.T) {
 // (the sender, bob, is still served) and the message is handled as
 // undelivered: stored offline.
 func TestStreamManagementQueueFull(t *testing.T) {
-	ts := start(t, "[c2s.stream_management]\nmax_unacked = 2\n", "alice", "bob")
+	// Without the archive: an archived message would rightly not be
+	// copied into offline storage, and this test reads it from there.
+	ts := start(t, "[[host]]\ndomain = \"localhost\"\n[host.archive]\nenabled = false\n[c2s.stream_management]\nmax_unacked = 2\n", "alice", "bob")
 	ts.GrantSubscription(t, "bob", "alice")
 	alice := ts.Login(t, "alice", password, "phone")
 	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
