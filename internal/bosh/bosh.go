@@ -22,11 +22,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -102,14 +100,6 @@ type Config struct {
 	// WriteTimeout bounds writing one response and queueing one element
 	// (limits.write_timeout; default 30s).
 	WriteTimeout time.Duration
-	// Secure reports whether r reached the server encrypted: over its own
-	// TLS or through a trusted TLS-terminating proxy (httpfront.Secure);
-	// nil: r.TLS != nil. A session is secure if the request that created
-	// it was.
-	Secure func(r *http.Request) bool
-	// ClientAddr returns the client's address for r (the HTTPS listener
-	// knows whether to trust a proxy's X-Forwarded-For); nil: r.RemoteAddr.
-	ClientAddr func(r *http.Request) net.Addr
 }
 
 func (c *Config) applyDefaults(lim xml.Limits) {
@@ -359,36 +349,6 @@ func (h *Handler) originAllowed(host string) bool {
 		}
 	}
 	return false
-}
-
-// secure applies Config.Secure.
-func (h *Handler) secure(r *http.Request) bool {
-	if h.cfg.Secure != nil {
-		return h.cfg.Secure(r)
-	}
-	return r.TLS != nil
-}
-
-func (h *Handler) clientAddr(r *http.Request) net.Addr {
-	if h.cfg.ClientAddr != nil {
-		if a := h.cfg.ClientAddr(r); a != nil {
-			return a
-		}
-	}
-	return parseAddr(r.RemoteAddr)
-}
-
-// parseAddr turns "ip:port" into a *net.TCPAddr (an unparsable one into an
-// address nobody else shares, so limits still apply per connection).
-func parseAddr(s string) net.Addr {
-	host, port, err := net.SplitHostPort(s)
-	if err == nil {
-		if ip := net.ParseIP(host); ip != nil {
-			p, _ := strconv.Atoi(port)
-			return &net.TCPAddr{IP: ip, Port: p}
-		}
-	}
-	return &net.TCPAddr{IP: net.IPv6unspecified}
 }
 
 // Terminal binding conditions (XEP-0124 §17.2) used here.

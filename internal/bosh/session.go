@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"parley/internal/httpfront"
 	"parley/internal/stream"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -163,7 +164,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rc *http.Respon
 		refuse(condImproperAddress)
 		return
 	}
-	addr := h.clientAddr(r)
+	addr := httpfront.ClientAddr(r)
 	release, ok := h.perIP.Acquire(addr)
 	if !ok {
 		h.log.Debug("bosh: too many sessions from one address", "remote", addr.String())
@@ -172,7 +173,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rc *http.Respon
 	}
 	cfg := h.cfg
 	s := &session{
-		h: h, sid: stream.NewID(), remote: addr, tls: sanitizeTLS(r.TLS), secure: h.secure(r), release: release,
+		h: h, sid: stream.NewID(), remote: addr, tls: sanitizeTLS(r.TLS), secure: httpfront.Secure(r), release: release,
 		legacy: legacy, ver: lowerVersion(b.Attr("ver"), protocolVersion),
 		contentType: contentType(b.Attr("content")),
 		to:          b.Attr("to"), from: b.Attr("from"), lang: b.Lang(),

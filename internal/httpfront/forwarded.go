@@ -25,6 +25,17 @@ func Secure(r *http.Request) bool {
 	return r.TLS != nil
 }
 
+// ClientAddr is r's client as a net.Addr, for per-address limits and
+// logs: r.RemoteAddr, which the front door has already resolved through
+// trusted proxies. An address it cannot parse becomes the unspecified IPv6
+// address, so every such request still counts somewhere.
+func ClientAddr(r *http.Request) net.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{IP: net.IPv6unspecified}
+}
+
 // resolveClient sets r.RemoteAddr to the client's address and records
 // whether the connection was secure. Only a peer in trusted_proxies may
 // speak for the client through X-Forwarded-For and X-Forwarded-Proto; from

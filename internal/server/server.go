@@ -154,7 +154,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			RateBytesPerSecond: lim.RateBytesPerSecond,
 			RateBurstBytes:     lim.RateBurstBytes,
 			WriteTimeout:       lim.WriteTimeout.Duration,
-			Secure:             httpfront.Secure,
 		}, log)
 		if err := s.front.Mount(httpfront.WebSocketPath, h); err != nil {
 			_ = s.store.Close()
@@ -170,7 +169,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			OriginPatterns:     hc.BOSHOrigins,
 			RateBytesPerSecond: lim.RateBytesPerSecond, RateBurstBytes: lim.RateBurstBytes,
 			WriteTimeout: lim.WriteTimeout.Duration,
-			Secure:       httpfront.Secure,
 		}, log)
 		if err := s.front.Mount(httpfront.BOSHPath, h); err != nil {
 			_ = s.store.Close()

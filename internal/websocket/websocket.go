@@ -13,12 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"parley/internal/c2s"
+	"parley/internal/httpfront"
 )
 
 // Subprotocol is the WebSocket subprotocol of RFC 7395 §3.1; a handshake
@@ -44,13 +44,6 @@ type Config struct {
 	RateBytesPerSecond, RateBurstBytes int
 	// WriteTimeout bounds each write (limits.write_timeout).
 	WriteTimeout time.Duration
-	// Secure reports whether r reached the server encrypted: over its own
-	// TLS or through a trusted TLS-terminating proxy (httpfront.Secure);
-	// nil: r.TLS != nil.
-	Secure func(r *http.Request) bool
-	// ClientAddr returns the client's address for r (the HTTPS listener
-	// knows whether to trust a proxy's X-Forwarded-For); nil: r.RemoteAddr.
-	ClientAddr func(r *http.Request) net.Addr
 }
 
 // Handler accepts WebSocket handshakes and serves each as a client stream.
@@ -86,37 +79,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// reading far beyond that, at twice the size, and closes with 1009, so
 	// memory per connection stays bounded whatever a client sends.
 	ws.SetReadLimit(2*int64(lim.MaxStanzaBytes) + 1024)
-	secure := r.TLS != nil
-	if h.cfg.Secure != nil {
-		secure = h.cfg.Secure(r)
-	}
-	t := newTransport(ws, h.clientAddr(r), r.TLS, secure, lim, h.cfg)
+	// The front door resolved the client's address and whether it came
+	// encrypted (directly or through a trusted proxy).
+	t := newTransport(ws, httpfront.ClientAddr(r), r.TLS, httpfront.Secure(r), lim, h.cfg)
 	defer t.stopPings()
 	if !h.srv.ServeTransport(t) {
 		_ = ws.Close(websocket.StatusGoingAway, "the server is shutting down")
 	}
-}
-
-func (h *Handler) clientAddr(r *http.Request) net.Addr {
-	if h.cfg.ClientAddr != nil {
-		if a := h.cfg.ClientAddr(r); a != nil {
-			return a
-		}
-	}
-	return parseAddr(r.RemoteAddr)
-}
-
-// parseAddr turns "ip:port" into a *net.TCPAddr (an unparsable one into an
-// address nobody else shares, so limits still apply per connection).
-func parseAddr(s string) net.Addr {
-	host, port, err := net.SplitHostPort(s)
-	if err == nil {
-		if ip := net.ParseIP(host); ip != nil {
-			p, _ := strconv.Atoi(port)
-			return &net.TCPAddr{IP: ip, Port: p}
-		}
-	}
-	return &net.TCPAddr{IP: net.IPv6unspecified}
 }
 
 // errLost is what Next reports when the WebSocket ended without <close/>:
