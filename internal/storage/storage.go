@@ -74,6 +74,9 @@ type Accounts interface {
 	SetCredentials(ctx context.Context, host, username string, c Credentials) error
 	// SetFields replaces the extra registration fields; ErrNotFound if no account.
 	SetFields(ctx context.Context, host, username string, fields map[string]string) error
+	// SetDisabled disables or re-enables the account (a disabled account
+	// keeps its data but cannot log in); ErrNotFound if no account.
+	SetDisabled(ctx context.Context, host, username string, disabled bool) error
 	// Delete removes the account and every piece of data owned by its bare
 	// JID (roster, offline, vCard, private XML, publish-subscribe nodes of
 	// its PEP service, KV, message archive) in one transaction.

@@ -62,6 +62,11 @@ func (x accounts) SetFields(ctx context.Context, host, username string, f map[st
 	return x.a.SetFields(ctx, host, username, f)
 }
 
+func (x accounts) SetDisabled(ctx context.Context, host, username string, disabled bool) error {
+	defer x.obs("accounts.set_disabled", time.Now())
+	return x.a.SetDisabled(ctx, host, username, disabled)
+}
+
 func (x accounts) Delete(ctx context.Context, host, username string) error {
 	defer x.obs("accounts.delete", time.Now())
 	return x.a.Delete(ctx, host, username)

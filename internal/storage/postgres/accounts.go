@@ -137,6 +137,18 @@ func (a accounts) SetFields(ctx context.Context, host, username string, fields m
 	return nil
 }
 
+func (a accounts) SetDisabled(ctx context.Context, host, username string, disabled bool) error {
+	tag, err := a.s.pool.Exec(ctx, `UPDATE accounts SET disabled = $1 WHERE host = $2 AND username = $3`,
+		disabled, host, username)
+	if err == nil {
+		err = affected(tag.RowsAffected())
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set disabled %s: %w", storeutil.BareJID(host, username), err)
+	}
+	return nil
+}
+
 func (a accounts) Delete(ctx context.Context, host, username string) error {
 	owner := storeutil.BareJID(host, username)
 	err := a.s.tx(ctx, func(tx pgx.Tx) error {

@@ -136,6 +136,16 @@ func (a accounts) SetFields(ctx context.Context, host, username string, fields m
 	return nil
 }
 
+func (a accounts) SetDisabled(ctx context.Context, host, username string, disabled bool) error {
+	err := a.s.write(ctx, func(tx *sql.Tx) error {
+		return execChanging(ctx, tx, storage.ErrNotFound, `UPDATE accounts SET disabled = ? WHERE host = ? AND username = ?`, disabled, host, username)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: set disabled %s: %w", storeutil.BareJID(host, username), err)
+	}
+	return nil
+}
+
 func (a accounts) Delete(ctx context.Context, host, username string) error {
 	owner := storeutil.BareJID(host, username)
 	err := a.s.write(ctx, func(tx *sql.Tx) error {

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"AccountsNotFound", testAccountsNotFound},
 		{"AccountsSetCredentials", testAccountsSetCredentials},
 		{"AccountsSetFields", testAccountsSetFields},
+		{"AccountsSetDisabled", testAccountsSetDisabled},
 		{"AccountsList", testAccountsList},
 		{"AccountsDeleteCascade", testAccountsDeleteCascade},
 		{"AccountsConcurrentCreate", testAccountsConcurrentCreate},
@@ -191,6 +192,7 @@ func testAccountsNotFound(t *testing.T, s storage.Store) {
 		{"Get other host", func() error { _, err := a.Get(c, "example.net", "juliet"); return err }},
 		{"SetCredentials", func() error { return a.SetCredentials(c, "example.org", "romeo", creds(2)) }},
 		{"SetFields", func() error { return a.SetFields(c, "example.org", "romeo", map[string]string{"a": "b"}) }},
+		{"SetDisabled", func() error { return a.SetDisabled(c, "example.org", "romeo", true) }},
 		{"Delete", func() error { return a.Delete(c, "example.org", "romeo") }},
 	}
 	for _, tt := range tests {
@@ -1297,5 +1299,21 @@ func testPubSubMissingNode(t *testing.T, s storage.Store) {
 	}
 	if _, err := ps.Items(c, svc, "", 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Items of node \"\": %v, want ErrNotFound", err)
+	}
+}
+
+// testAccountsSetDisabled: disabling keeps the account and its credentials
+// and is undone by re-enabling (XEP-0133 disable-user, reenable-user).
+func testAccountsSetDisabled(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	acc := account("example.org", "juliet")
+	must(t, s.Accounts().Create(c, acc))
+	for _, want := range []bool{true, true, false} {
+		must(t, s.Accounts().SetDisabled(c, "example.org", "juliet", want))
+		got, err := s.Accounts().Get(c, "example.org", "juliet")
+		must(t, err)
+		if got.Disabled != want || len(got.Creds.Keys) != len(acc.Creds.Keys) {
+			t.Fatalf("after SetDisabled(%v): disabled %v, %d keys", want, got.Disabled, len(got.Creds.Keys))
+		}
 	}
 }
