@@ -176,6 +176,7 @@ type Host struct {
 	identities     []Identity
 	acctIdentities []Identity
 	acctNodes      []AccountNodes
+	hostNodes      []HostNodes
 	items          []DiscoItem
 	streamFeatures []func(Session) *xml.Element
 

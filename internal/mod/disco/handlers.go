@@ -11,8 +11,19 @@ import (
 // in the host registry, read at request time so that modules registering
 // late are included.
 func (d *Disco) hostInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
-	if q.Attr("node") != "" {
-		// No module serves info nodes yet (§3.2).
+	if node := q.Attr("node"); node != "" {
+		// §3.2: a node of the host, if a module serves it (the ad-hoc
+		// command list and its commands).
+		for _, p := range d.h.HostNodeProviders() {
+			info, found, err := p.HostNodeInfo(ev.Ctx, ev.From, node)
+			if err != nil {
+				d.h.Log.Warn("disco: host node", "node", node, "err", err)
+				return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+			}
+			if found {
+				return stanza.IQResult(ev.Stanza, infoResult(info.Identities, info.Features).SetAttr("node", node))
+			}
+		}
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
 	}
 	ids := append([]module.Identity{{Category: "server", Type: "im", Name: ServerName}}, d.h.Identities()...)
@@ -20,9 +31,22 @@ func (d *Disco) hostInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 }
 
 // hostItems answers disco#items to the domain with the host's items
-// (components, MUC services). No module serves item nodes yet.
+// (components, MUC services), or with a node the items of a host node a
+// module serves (XEP-0050 §2.2: the commands the requester may run).
 func (d *Disco) hostItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
-	if q.Attr("node") != "" {
+	if node := q.Attr("node"); node != "" {
+		for _, p := range d.h.HostNodeProviders() {
+			items, found, err := p.HostNodeItems(ev.Ctx, ev.From, node)
+			if err != nil {
+				d.h.Log.Warn("disco: host node items", "node", node, "err", err)
+				return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
+			}
+			if found {
+				res := xml.New(NSItems, "query").SetAttr("node", node)
+				appendItems(res, items)
+				return stanza.IQResult(ev.Stanza, res)
+			}
+		}
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
 	}
 	res := xml.New(NSItems, "query")
