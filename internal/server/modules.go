@@ -1,6 +1,7 @@
 package server
 
 import (
+	"parley/internal/mod/adhoc"
 	"parley/internal/mod/blocking"
 	"parley/internal/mod/bookmarks"
 	"parley/internal/mod/caps"
@@ -55,5 +56,6 @@ func DefaultModules() []module.Factory {
 		muc.New,
 		upload.New,
 		dirroster.New, // after roster, whose Store it uses
+		adhoc.New,
 	}
 }
