@@ -527,9 +527,13 @@ func (a *Adhoc) lastLogin(req *Request) Response {
 		return internalError()
 	}
 	a.audit(req, "get-user-lastlogin", j.String())
+	var at []string
+	if len(b) > 0 {
+		at = []string{string(b)}
+	}
 	f := form("result", "Last login of "+j.String(), "",
 		field{Var: "accountjid", Type: "jid-single", Values: []string{j.String()}},
-		field{Var: "lastlogin", Type: "text-single", Label: "User last login time", Values: []string{string(b)}})
+		field{Var: "lastlogin", Type: "text-single", Label: "User last login time", Values: at})
 	r := Response{Status: StatusCompleted, Form: f}
 	if len(b) == 0 {
 		r.Note = "No login recorded for " + j.String()
