@@ -1,0 +1,59 @@
+package adhoc_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"parley/internal/directory/ldaptest"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/stanza"
+)
+
+// On a host whose accounts a directory owns, the account-changing
+// commands are refused with a text naming the directory (as in-band
+// registration is), and the read-only ones still work.
+func TestDirectoryHostRefuses(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	const dom = "example.test"
+	ts := testserver.Start(t, fmt.Sprintf(`[[host]]
+domain = %q
+accounts = "directory"
+admins = ["alice@example.test"]
+[directory]
+servers = [%q]
+tls = "none"
+bind_dn = %q
+bind_password = %q
+user_base = %q
+group_base = %q
+dial_timeout = "2s"
+retry_delay = "10ms"
+`, dom, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase))
+	alice := ts.Login(t, "alice@"+dom, "alice-pass", "r")
+	send := func(node, form string) string {
+		return fmt.Sprintf("<command xmlns='http://jabber.org/protocol/commands' node='%s' action='execute'>%s</command>", admin+node, form)
+	}
+	for _, tc := range []struct{ node, form string }{
+		{"add-user", submit("accountjid", "mallory@"+dom, "password", "p")},
+		{"delete-user", submit("accountjids", "bob@"+dom)},
+		{"disable-user", submit("accountjids", "bob@"+dom)},
+		{"reenable-user", submit("accountjids", "bob@"+dom)},
+		{"change-user-password", submit("accountjid", "bob@"+dom, "password", "p")},
+		{"add-user", ""},
+	} {
+		res := alice.IQ("set", dom, send(tc.node, tc.form))
+		c, _, text, _ := stanza.ParseError(res)
+		if c != stanza.NotAllowed || !strings.Contains(text, "directory") {
+			t.Errorf("%s: %s, want not-allowed naming the directory", tc.node, res)
+		}
+	}
+	res := alice.IQ("set", dom, send("get-online-users-num", ""))
+	if res.Attr("type") != "result" {
+		t.Errorf("get-online-users-num on a directory host: %s", res)
+	}
+	bob := ts.Login(t, "bob@"+dom, "bob-pass", "r")
+	if res := bob.IQ("get", dom, "<ping xmlns='urn:xmpp:ping'/>"); res.Attr("type") != "result" {
+		t.Errorf("bob after the refusals: %s", res)
+	}
+}
