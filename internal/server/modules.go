@@ -10,6 +10,7 @@ import (
 	"parley/internal/mod/dirroster"
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
+	"parley/internal/mod/extdisco"
 	"parley/internal/mod/last"
 	"parley/internal/mod/mam"
 	"parley/internal/mod/muc"
@@ -19,6 +20,7 @@ import (
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
 	"parley/internal/mod/proxy65"
+	"parley/internal/mod/push"
 	"parley/internal/mod/register"
 	"parley/internal/mod/roster"
 	"parley/internal/mod/upload"
@@ -55,5 +57,7 @@ func DefaultModules() []module.Factory {
 		muc.New,
 		upload.New,
 		dirroster.New, // after roster, whose Store it uses
+		push.New,
+		extdisco.New,
 	}
 }
