@@ -1,12 +1,15 @@
 package push_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
 
@@ -248,4 +251,45 @@ func TestStalledAppServer(t *testing.T) {
 	for _, b := range []string{"one", "two", "three"} {
 		alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == b })
 	}
+}
+
+// TestDetachedSession: messages queued to a session that c2s reports as
+// detached (module.EventSessionDetached) are notified although the account
+// is available; after "resumed" they are not, and the count starts again.
+// c2s does not fire the event yet, so the test fires it as c2s would.
+func TestDetachedSession(t *testing.T) {
+	ts, alice, app, carol := start(t, "")
+	enable(t, alice, "n1", "")
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+	h := ts.Hosts()[0]
+	bare, _ := jid.Parse("alice@localhost")
+	sessions := ts.Router().Sessions(bare)
+	if len(sessions) != 1 {
+		t.Fatalf("sessions %v", sessions)
+	}
+	s := sessions[0]
+	ev := &module.SessionEvent{Ctx: context.Background(), Host: h, Session: s}
+	h.Sessions.Fire(module.EventSessionDetached, ev)
+	message(carol, "while away")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("detached: %v", n.fields)
+	}
+	h.Sessions.Fire(module.EventSessionResumed, ev)
+	message(carol, "back")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "back" })
+	h.Sessions.Fire(module.EventSessionDetached, ev)
+	message(carol, "away again")
+	// A notification for "back" would have come before this one, and
+	// would carry count 1 too; the count restarted at the resumption.
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("after resumption: %v", n.fields)
+	}
+	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	app.Expect(func(el *xml.Element) bool {
+		if _, ok := parse(el); ok {
+			t.Fatalf("extra notification %s", el)
+		}
+		return el.Attr("id") == "barrier"
+	})
 }
