@@ -176,6 +176,18 @@ func (c *Config) Redacted() *Config {
 			r.Component.Services[i].Secret = hidden
 		}
 	}
+	// Hosts are copied down to their service lists: the TURN shared
+	// secrets must not reach the printed copy, and c itself must keep them.
+	r.Hosts = append([]Host(nil), c.Hosts...)
+	for i := range r.Hosts {
+		svcs := append([]ExternalService(nil), r.Hosts[i].ExternalServices...)
+		for j := range svcs {
+			if svcs[j].Secret != "" {
+				svcs[j].Secret = hidden
+			}
+		}
+		r.Hosts[i].ExternalServices = svcs
+	}
 	if r.S2S.DialbackSecret != "" {
 		r.S2S.DialbackSecret = hidden
 	}

@@ -102,6 +102,11 @@ type Host struct {
 	HTTP HostHTTP `toml:"http"`
 	// Upload configures XEP-0363 HTTP File Upload ([host.upload]).
 	Upload Upload `toml:"upload"`
+	// Push configures XEP-0357 push notifications ([host.push]; push.go).
+	Push Push `toml:"push"`
+	// ExternalServices are the STUN/TURN services announced by XEP-0215
+	// ([[host.external_service]]; push.go).
+	ExternalServices []ExternalService `toml:"external_service"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -452,6 +457,10 @@ func (c *Config) applyDefaults() {
 	for i := range c.Hosts {
 		c.Hosts[i].MUC.applyDefaults(c.Hosts[i].Domain)
 		c.Hosts[i].Archive.applyDefaults()
+		c.Hosts[i].Push.applyDefaults()
+		for j := range c.Hosts[i].ExternalServices {
+			c.Hosts[i].ExternalServices[j].applyDefaults()
+		}
 	}
 	for i := range c.Hosts {
 		r := &c.Hosts[i].Registration
@@ -582,6 +591,10 @@ func (c *Config) validate() []string {
 		}
 		p = append(p, h.Registration.validate(i)...)
 		p = append(p, h.Archive.validate(i)...)
+		p = append(p, h.Push.validate(i)...)
+		for j, es := range h.ExternalServices {
+			p = append(p, es.validate(i, j)...)
+		}
 	}
 	if sm := c.C2S.StreamManagement; sm.ResumeTimeout.Duration < time.Second || sm.MaxUnacked < 1 {
 		bad("c2s.stream_management: resume_timeout must be at least 1s and max_unacked at least 1")

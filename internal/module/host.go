@@ -98,6 +98,13 @@ const (
 	// client state is not restored), so the csi module goes back to
 	// active on it. c2s fires it from conn.resume.
 	EventSessionResumed = "resumed"
+	// EventSessionDetached is for a session whose connection was lost
+	// while XEP-0198 resumption keeps it waiting (still bound and
+	// available, stanzas only queued): its client is not reading, so the
+	// push module notifies the account's app servers of messages queued
+	// to it until "resumed" or "unbound" follows. c2s does not fire it
+	// yet; it belongs where the session detaches (c2s session.go).
+	EventSessionDetached = "detached"
 )
 
 // Account event names.

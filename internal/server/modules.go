@@ -11,6 +11,7 @@ import (
 	"parley/internal/mod/dirroster"
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
+	"parley/internal/mod/extdisco"
 	"parley/internal/mod/last"
 	"parley/internal/mod/mam"
 	"parley/internal/mod/muc"
@@ -20,6 +21,7 @@ import (
 	"parley/internal/mod/presence"
 	"parley/internal/mod/private"
 	"parley/internal/mod/proxy65"
+	"parley/internal/mod/push"
 	"parley/internal/mod/register"
 	"parley/internal/mod/roster"
 	"parley/internal/mod/upload"
@@ -57,5 +59,7 @@ func DefaultModules() []module.Factory {
 		upload.New,
 		dirroster.New, // after roster, whose Store it uses
 		adhoc.New,
+		push.New,
+		extdisco.New,
 	}
 }

@@ -1,0 +1,295 @@
+package push_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+const password = "password123"
+
+const (
+	nsPush   = "urn:xmpp:push:0"
+	nsPubSub = "http://jabber.org/protocol/pubsub"
+	nsData   = "jabber:x:data"
+	appJID   = "app@localhost/server"
+)
+
+func start(t *testing.T, cfg string) (ts *testserver.TS, alice, app, carol *testserver.Client) {
+	t.Helper()
+	ts = testserver.Start(t, cfg)
+	ts.AddUsers(t, password, "alice", "app", "carol")
+	// alice is logged in but never available: every message to her goes
+	// to offline storage, which is when push notifications are sent.
+	alice = ts.Login(t, "alice", password, "phone")
+	app = ts.Login(t, "app", password, "server")
+	carol = ts.Login(t, "carol", password, "desk")
+	return ts, alice, app, carol
+}
+
+func enable(t *testing.T, c *testserver.Client, node, form string) {
+	t.Helper()
+	r := c.IQ("set", "", fmt.Sprintf("<enable xmlns='%s' jid='%s' node='%s'>%s</enable>", nsPush, appJID, node, form))
+	if cond := testserver.ErrorCondition(r); cond != "" {
+		t.Fatalf("enable %s: %s", node, r)
+	}
+}
+
+// notification is a parsed publish of the module: its node, summary
+// fields and publish-options form.
+type notification struct {
+	iq      *xml.Element
+	node    string
+	fields  map[string]string
+	options *xml.Element
+}
+
+func parse(el *xml.Element) (notification, bool) {
+	if el.Local != "iq" || el.Attr("type") != "set" {
+		return notification{}, false
+	}
+	ps := el.Child(nsPubSub, "pubsub")
+	if ps == nil {
+		return notification{}, false
+	}
+	pub := ps.Child(nsPubSub, "publish")
+	if pub == nil || pub.Child(nsPubSub, "item") == nil {
+		return notification{}, false
+	}
+	n := pub.Child(nsPubSub, "item").Child(nsPush, "notification")
+	if n == nil || n.Child(nsData, "x") == nil {
+		return notification{}, false
+	}
+	out := notification{iq: el, node: pub.Attr("node"), fields: map[string]string{}}
+	for _, f := range n.Child(nsData, "x").Elements() {
+		out.fields[f.Attr("var")] = f.ChildText(nsData, "value")
+	}
+	if po := ps.Child(nsPubSub, "publish-options"); po != nil {
+		out.options = po.Child(nsData, "x")
+	}
+	return out, true
+}
+
+// expectNotification waits for a notification for node; a notification for
+// any node in forbidden fails the test (read so far, queued ones too).
+func expectNotification(t *testing.T, app *testserver.Client, node string, forbidden ...string) notification {
+	t.Helper()
+	var got notification
+	app.Expect(func(el *xml.Element) bool {
+		n, ok := parse(el)
+		if !ok {
+			return false
+		}
+		for _, f := range forbidden {
+			if n.node == f {
+				t.Fatalf("notification for %s: %s", f, el)
+			}
+		}
+		got = n
+		return n.node == node
+	})
+	return got
+}
+
+func answer(app *testserver.Client, n notification, errCond string) {
+	if errCond == "" {
+		app.Send("<iq type='result' id='%s' to='%s'/>", n.iq.Attr("id"), n.iq.Attr("from"))
+		return
+	}
+	app.Send("<iq type='error' id='%s' to='%s'><error type='cancel'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+		n.iq.Attr("id"), n.iq.Attr("from"), errCond)
+}
+
+func message(c *testserver.Client, body string) {
+	c.Send("<message type='chat' to='alice@localhost'><body>%s</body></message>", body)
+}
+
+// TestFeature: the account's disco#info announces urn:xmpp:push:0.
+func TestFeature(t *testing.T) {
+	_, alice, _, _ := start(t, "")
+	r := alice.IQ("get", "alice@localhost", "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	if !strings.Contains(r.String(), "var=\""+nsPush+"\"") && !strings.Contains(r.String(), "var='"+nsPush+"'") {
+		t.Fatalf("disco#info lacks %s: %s", nsPush, r)
+	}
+}
+
+// TestNotificationMinimal: a message for an account with no available
+// session is notified with a growing message-count, the publish-options,
+// nothing about the sender or body; chat states are not notified.
+func TestNotificationMinimal(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	opts := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>s3cr3t</value></field></x>"
+	enable(t, alice, "n1", opts)
+	carol.Send("<message type='chat' to='alice@localhost'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	message(carol, "hello")
+	n := expectNotification(t, app, "n1")
+	if n.iq.Attr("from") != "alice@localhost" {
+		t.Fatalf("from %q, want the account's bare JID", n.iq.Attr("from"))
+	}
+	if n.fields["FORM_TYPE"] != "urn:xmpp:push:summary" || n.fields["message-count"] != "1" {
+		t.Fatalf("summary %v", n.fields)
+	}
+	if _, ok := n.fields["last-message-sender"]; ok {
+		t.Fatalf("minimal summary names the sender: %v", n.fields)
+	}
+	if _, ok := n.fields["last-message-body"]; ok {
+		t.Fatalf("minimal summary has the body: %v", n.fields)
+	}
+	if n.options == nil || !strings.Contains(n.options.String(), "s3cr3t") {
+		t.Fatalf("publish-options missing: %s", n.iq)
+	}
+	answer(app, n, "")
+	message(carol, "again")
+	if n = expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
+		t.Fatalf("second summary %v", n.fields)
+	}
+	answer(app, n, "")
+}
+
+// TestSummaryModes: "sender" adds the sender, "full" the body too.
+func TestSummaryModes(t *testing.T) {
+	for _, mode := range []string{"sender", "full"} {
+		t.Run(mode, func(t *testing.T) {
+			_, alice, app, carol := start(t, "[[host]]\ndomain = \"localhost\"\n[host.push]\nsummary = \""+mode+"\"\n")
+			enable(t, alice, "n1", "")
+			message(carol, "wherefore")
+			n := expectNotification(t, app, "n1")
+			if n.fields["last-message-sender"] != "carol@localhost/desk" {
+				t.Fatalf("sender in %v", n.fields)
+			}
+			body, has := n.fields["last-message-body"]
+			if mode == "full" && body != "wherefore" || mode == "sender" && has {
+				t.Fatalf("%s summary %v", mode, n.fields)
+			}
+			if n.options != nil {
+				t.Fatalf("publish-options without a form: %s", n.iq)
+			}
+		})
+	}
+}
+
+// TestDisableAndErrors: a disabled registration and one whose app server
+// answered with an error get no more notifications; the others do.
+func TestDisableAndErrors(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	enable(t, alice, "keep", "")
+	enable(t, alice, "gone", "")
+	enable(t, alice, "refused", "")
+	if r := alice.IQ("set", "", "<disable xmlns='"+nsPush+"' jid='"+appJID+"' node='gone'/>"); testserver.ErrorCondition(r) != "" {
+		t.Fatalf("disable: %s", r)
+	}
+	message(carol, "one")
+	answer(app, expectNotification(t, app, "keep", "gone"), "")
+	answer(app, expectNotification(t, app, "refused", "gone"), "item-not-found")
+	// The error reply is handled on the app server's session; a ping
+	// round trip makes sure it was before the next message.
+	app.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+	message(carol, "two")
+	answer(app, expectNotification(t, app, "keep", "gone", "refused"), "")
+	// Notifications of one message are routed together, so a "refused" one
+	// for "two" would have arrived before the next "keep" one.
+	message(carol, "three")
+	answer(app, expectNotification(t, app, "keep", "gone", "refused"), "")
+	// Disabling by service alone removes all of its registrations.
+	if r := alice.IQ("set", "", "<disable xmlns='"+nsPush+"' jid='"+appJID+"'/>"); testserver.ErrorCondition(r) != "" {
+		t.Fatalf("disable all: %s", r)
+	}
+	enable(t, alice, "fresh", "")
+	message(carol, "five")
+	answer(app, expectNotification(t, app, "fresh", "gone", "refused", "keep"), "")
+}
+
+// TestBounds: enable's checks and the per-account registration bound;
+// re-enabling a registration at the bound still works.
+func TestBounds(t *testing.T) {
+	_, alice, _, _ := start(t, "[[host]]\ndomain = \"localhost\"\n[host.push]\nmax_registrations = 2\n")
+	enable(t, alice, "a", "")
+	enable(t, alice, "b", "")
+	enable(t, alice, "a", "")
+	for _, tc := range []struct{ payload, cond string }{
+		{"<enable xmlns='" + nsPush + "' jid='" + appJID + "' node='c'/>", "resource-constraint"},
+		{"<enable xmlns='" + nsPush + "' jid='" + appJID + "'/>", "bad-request"},
+		{"<enable xmlns='" + nsPush + "' node='x'/>", "bad-request"},
+		{"<enable xmlns='" + nsPush + "' jid='" + appJID + "' node='a'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:other</value></field></x></enable>", "bad-request"},
+		{"<other xmlns='" + nsPush + "'/>", "bad-request"},
+	} {
+		if r := alice.IQ("set", "", tc.payload); testserver.ErrorCondition(r) != tc.cond {
+			t.Fatalf("%s: %s, want %s", tc.payload, r, tc.cond)
+		}
+	}
+	// Someone else's account is not theirs to configure.
+	if r := alice.IQ("set", "carol@localhost", "<enable xmlns='"+nsPush+"' jid='"+appJID+"' node='z'/>"); testserver.ErrorCondition(r) == "" {
+		t.Fatalf("enable for another account: %s", r)
+	}
+}
+
+// TestStalledAppServer: an app server that never answers holds at most
+// max_pending notifications; later ones are dropped until the timeout
+// frees the slot, and messages are delivered all along.
+func TestStalledAppServer(t *testing.T) {
+	_, alice, app, carol := start(t, "[[host]]\ndomain = \"localhost\"\n[host.push]\nmax_pending = 1\ntimeout = \"1s\"\n")
+	enable(t, alice, "n1", "")
+	message(carol, "one")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("first: %v", n.fields)
+	}
+	message(carol, "two") // count 2: dropped, one is pending
+	time.Sleep(1500 * time.Millisecond)
+	message(carol, "three")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "3" {
+		t.Fatalf("after the timeout: %v", n.fields)
+	}
+	// The messages themselves were all stored for alice.
+	alice.Send("<presence/>")
+	for _, b := range []string{"one", "two", "three"} {
+		alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == b })
+	}
+}
+
+// TestDetachedSession: messages queued to a session that c2s reports as
+// detached (module.EventSessionDetached) are notified although the account
+// is available; after "resumed" they are not, and the count starts again.
+// c2s does not fire the event yet, so the test fires it as c2s would.
+func TestDetachedSession(t *testing.T) {
+	ts, alice, app, carol := start(t, "")
+	enable(t, alice, "n1", "")
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+	h := ts.Hosts()[0]
+	bare, _ := jid.Parse("alice@localhost")
+	sessions := ts.Router().Sessions(bare)
+	if len(sessions) != 1 {
+		t.Fatalf("sessions %v", sessions)
+	}
+	s := sessions[0]
+	ev := &module.SessionEvent{Ctx: context.Background(), Host: h, Session: s}
+	h.Sessions.Fire(module.EventSessionDetached, ev)
+	message(carol, "while away")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("detached: %v", n.fields)
+	}
+	h.Sessions.Fire(module.EventSessionResumed, ev)
+	message(carol, "back")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "back" })
+	h.Sessions.Fire(module.EventSessionDetached, ev)
+	message(carol, "away again")
+	// A notification for "back" would have come before this one, and
+	// would carry count 1 too; the count restarted at the resumption.
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("after resumption: %v", n.fields)
+	}
+	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	app.Expect(func(el *xml.Element) bool {
+		if _, ok := parse(el); ok {
+			t.Fatalf("extra notification %s", el)
+		}
+		return el.Attr("id") == "barrier"
+	})
+}
