@@ -143,6 +143,7 @@ func (s *session) connLost(c *conn, transportLost bool) {
 		unacked := len(s.sm.out.Unacked())
 		s.mu.Unlock()
 		s.srv.log.Debug("c2s: session detached, waiting for resumption", "jid", s.jid.String(), "unacked", unacked)
+		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s})
 		return
 	}
 	s.mu.Unlock()

@@ -102,8 +102,8 @@ const (
 	// while XEP-0198 resumption keeps it waiting (still bound and
 	// available, stanzas only queued): its client is not reading, so the
 	// push module notifies the account's app servers of messages queued
-	// to it until "resumed" or "unbound" follows. c2s does not fire it
-	// yet; it belongs where the session detaches (c2s session.go).
+	// to it until "resumed" or "unbound" follows. c2s fires it from
+	// session.connLost.
 	EventSessionDetached = "detached"
 )
 

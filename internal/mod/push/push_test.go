@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -292,4 +293,24 @@ func TestDetachedSession(t *testing.T) {
 		}
 		return el.Attr("id") == "barrier"
 	})
+}
+
+// The real thing: a stream-managed session whose connection is cut
+// detaches (c2s fires "detached"), and a message queued to it while the
+// phone is away wakes the app server.
+func TestCutStreamManagedSessionNotifies(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	enable(t, alice, "n1", "")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+	}
+	time.Sleep(200 * time.Millisecond)
+	message(carol, "while the phone sleeps")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("notification for a detached session: %v", n.fields)
+	}
 }
