@@ -704,7 +704,7 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 	// The session is complete, writer included, before the router can
 	// see it: a stanza routed to it the moment Bind returns must find a
 	// queue to go to.
-	s := &session{srv: c.srv, host: c.host, ctx: c.ctx, id: c.id}
+	s := &session{srv: c.srv, host: c.host, ctx: c.ctx, id: c.id, done: make(chan struct{})}
 	w := c.newSessionWriter(s)
 	s.attach(c, w)
 	c.installWriter(w)
@@ -721,10 +721,20 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 		return false
 	}
 	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
-	s.Send(result(full))
 	if replaced != nil {
+		// The old session ends, its unavailable presence and unbound
+		// hooks included, before the client learns its bind succeeded:
+		// otherwise the old session's goodbye could reach contacts after
+		// the new session's first presence.
 		replaced.Close("conflict", "replaced by a new session with the same resource")
+		if old, ok := replaced.(*session); ok {
+			select {
+			case <-old.done:
+			case <-time.After(c.srv.cfg.Limits.WriteTimeout.Duration):
+			}
+		}
 	}
+	s.Send(result(full))
 	c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Inc()
 	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s})
 	return true

@@ -26,6 +26,9 @@ type session struct {
 	ctx  context.Context
 	id   string  // stream ID of the connection that bound the resource
 	jid  jid.JID // set once by router.Bind (SetJID)
+	// done is closed when terminate has finished (the router forgot the
+	// session and the unbound hooks ran): a bind that replaces it waits.
+	done chan struct{}
 
 	mu sync.Mutex
 	// conn and w are the attached connection and its writer; both nil
@@ -176,6 +179,7 @@ func (s *session) terminate(reason string) {
 
 	s.srv.metrics.Sessions.WithLabelValues(s.host.Domain).Dec()
 	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason})
+	close(s.done)
 	s.srv.undelivered(s, unacked)
 }
 

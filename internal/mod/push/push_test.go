@@ -257,12 +257,17 @@ func TestStalledAppServer(t *testing.T) {
 // TestDetachedSession: messages queued to a session that c2s reports as
 // detached (module.EventSessionDetached) are notified although the account
 // is available; after "resumed" they are not, and the count starts again.
-// c2s does not fire the event yet, so the test fires it as c2s would.
+// The test fires the events by hand (TestCutStreamManagedSessionNotifies
+// has c2s fire "detached" for a real cut connection).
 func TestDetachedSession(t *testing.T) {
 	ts, alice, app, carol := start(t, "")
 	enable(t, alice, "n1", "")
 	alice.Send("<presence/>")
 	alice.ExpectStanza("presence", "from="+alice.JID)
+	// The session's 'available' handlers (which reset push state) run in
+	// its read loop after the presence reflection went out; a ping
+	// answered after them orders the hand-fired event below.
+	alice.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
 	h := ts.Hosts()[0]
 	bare, _ := jid.Parse("alice@localhost")
 	sessions := ts.Router().Sessions(bare)
