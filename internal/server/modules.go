@@ -2,6 +2,7 @@ package server
 
 import (
 	"parley/internal/mod/adhoc"
+	"parley/internal/mod/avatarconv"
 	"parley/internal/mod/blocking"
 	"parley/internal/mod/bookmarks"
 	"parley/internal/mod/caps"
@@ -45,8 +46,9 @@ func DefaultModules() []module.Factory {
 		vcard.New,
 		private.New,
 		caps.New,
-		pep.New,       // after caps, which it looks up
-		bookmarks.New, // after private and pep, which it connects
+		pep.New,        // after caps, which it looks up
+		bookmarks.New,  // after private and pep, which it connects
+		avatarconv.New, // after vcard and pep, which it connects
 		version.New,
 		entitytime.New,
 		ping.New,

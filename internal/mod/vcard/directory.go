@@ -63,6 +63,7 @@ func (v *VCard) setDirectory(ev *module.StanzaEvent, p Profiles, payload *xml.El
 		v.h.Log.Warn("vcard: set local part", "owner", ev.To.Bare().String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
+	v.notify(ev.Ctx, ev.To.Bare(), payload)
 	return stanza.IQResult(ev.Stanza, nil)
 }
 

@@ -65,6 +65,7 @@ func (v *VCard) set(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 		v.h.Log.Warn("vcard: set", "owner", owner.String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
+	v.notify(ev.Ctx, owner, payload)
 	return stanza.IQResult(ev.Stanza, nil)
 }
 

@@ -5,6 +5,7 @@ package vcard
 
 import (
 	"context"
+	"sync"
 
 	"parley/internal/module"
 	"parley/internal/xmpp/stanza"
@@ -16,12 +17,19 @@ const NS = "vcard-temp"
 // VCard is the module of one host.
 type VCard struct {
 	h *module.Host
+
+	mu       sync.Mutex
+	watchers []Watcher
 }
 
 var _ module.Module = (*VCard)(nil)
 
-// New builds the module for h.
-func New(h *module.Host) (module.Module, error) { return &VCard{h: h}, nil }
+// New builds the module for h and publishes it (Of).
+func New(h *module.Host) (module.Module, error) {
+	v := &VCard{h: h}
+	module.Provide(h, Service, v)
+	return v, nil
+}
 
 // Name implements module.Module.
 func (*VCard) Name() string { return "vcard" }
