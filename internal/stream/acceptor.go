@@ -96,6 +96,12 @@ func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool)) {
 		a.refuse(nc, reason)
 		return
 	}
+	a.run(c)
+}
+
+// run serves a registered connection, counted by the gauge, and forgets it
+// when its stream ends.
+func (a *Acceptor[C]) run(c C) {
 	if a.Gauge != nil {
 		a.Gauge.Inc()
 	}
@@ -121,18 +127,7 @@ func (a *Acceptor[C]) ServeConn(c C) bool {
 	}
 	a.WG.Add(1)
 	defer a.WG.Done()
-	if a.Gauge != nil {
-		a.Gauge.Inc()
-	}
-	defer func() {
-		if a.Gauge != nil {
-			a.Gauge.Dec()
-		}
-		a.mu.Lock()
-		delete(a.conns, c)
-		a.mu.Unlock()
-	}()
-	a.Serve(c)
+	a.run(c)
 	return true
 }
 

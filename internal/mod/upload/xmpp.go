@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -23,23 +24,11 @@ func (m *Module) Deliver(ctx context.Context, el *xml.Element, from, to jid.JID)
 }
 
 func (m *Module) handle(ctx context.Context, el *xml.Element, from, to jid.JID) *xml.Element {
-	switch el.Local {
-	case stanza.KindPresence:
-		return nil
-	case stanza.KindMessage:
-		return stanza.ErrorReply(el, stanza.ServiceUnavailable, "")
+	q, reply := module.ServiceRequest(el, to)
+	if q == nil {
+		return reply
 	}
 	typ := el.Attr("type")
-	if typ != stanza.TypeGet && typ != stanza.TypeSet {
-		return nil // results and errors: the service asks nothing
-	}
-	if to.Local() != "" || to.Resource() != "" {
-		return stanza.ErrorReply(el, stanza.ServiceUnavailable, "")
-	}
-	q := el.FirstElement()
-	if q == nil {
-		return stanza.ErrorReply(el, stanza.BadRequest, "")
-	}
 	switch {
 	case typ == stanza.TypeGet && q.Space == nsInfo && q.Local == "query":
 		if q.Attr("node") != "" {
