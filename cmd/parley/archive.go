@@ -13,7 +13,6 @@ import (
 
 	"parley/internal/config"
 	"parley/internal/mod/mam"
-	"parley/internal/server"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -56,28 +55,12 @@ func cmdArchive(args []string) int {
 		archiveUsage()
 		return 2
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: config:", err)
-		return 1
-	}
-	ctx := context.Background()
-	st, err := server.OpenStore(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: storage:", err)
-		return 1
-	}
-	defer st.Close()
-	if pos[0] == "purge" {
-		err = archivePurge(ctx, cfg, st, *host, os.Stdout)
-	} else {
-		err = archiveExport(ctx, cfg, st, exportArgs{host: *host, user: *user, since: *since, until: *until, format: *format}, os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
-		return 1
-	}
-	return 0
+	return withStore(*path, func(ctx context.Context, cfg *config.Config, st storage.Store) error {
+		if pos[0] == "purge" {
+			return archivePurge(ctx, cfg, st, *host, os.Stdout)
+		}
+		return archiveExport(ctx, cfg, st, exportArgs{host: *host, user: *user, since: *since, until: *until, format: *format}, os.Stdout)
+	})
 }
 
 type exportArgs struct{ host, user, since, until, format string }

@@ -60,7 +60,17 @@ func runStoreCommand(name string, args []string, usage func(), run storeCommand)
 		usage()
 		return 2
 	}
-	cfg, err := loadConfig(*path)
+	return withStore(*path, func(ctx context.Context, cfg *config.Config, st storage.Store) error {
+		return run(ctx, cfg, st, pos[0], pos[1:])
+	})
+}
+
+// withStore loads the configuration at path, opens its storage and runs
+// fn on it, for the commands that work on storage directly while the
+// server runs or not. It returns the process exit code: 1 when anything
+// failed, with the reason on standard error.
+func withStore(path string, fn func(ctx context.Context, cfg *config.Config, st storage.Store) error) int {
+	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley: config:", err)
 		return 1
@@ -72,7 +82,7 @@ func runStoreCommand(name string, args []string, usage func(), run storeCommand)
 		return 1
 	}
 	defer st.Close()
-	if err := run(ctx, cfg, st, pos[0], pos[1:]); err != nil {
+	if err := fn(ctx, cfg, st); err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
 		return 1
 	}
