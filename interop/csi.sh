@@ -41,15 +41,9 @@ auth_failure_delay = "100ms"
 csi_queue = $QUEUE
 TOML
 for u in alice bob carol; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
-start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
-PID=$LAST_PID
-wait_server "$PID" "$IP" "$PORT" || die "parley starts" "$WORK/parley.log"
-ok "parley starts on $IP:$PORT"
+start_parley "$IP" "$PORT"
 
 run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/csi_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD" "$QUEUE"
 grep -q '^PASS: slixmpp csi stream feature' "$WORK/slixmpp.out" || { ko "slixmpp produced no stream feature result"; tail -20 "$WORK/slixmpp.err"; }
 
-if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
-stop_all
-[ "$fail" -eq 0 ] || { log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"; }
-finish
+end_suite

@@ -11,7 +11,8 @@
 # stop_all); free loopback addresses checked before use (pick_addr);
 # waiting for ports (wait_port, wait_server); parley user add
 # (add_user); a fresh work dir and a Parley config (fresh_work,
-# parley_conf); relaying a client script's PASS/FAIL lines (relay,
+# parley_conf); starting and ending a one-server suite (start_parley,
+# end_suite); relaying a client script's PASS/FAIL lines (relay,
 # run_client); the server log on failure (show_on_failure); a self-signed
 # certificate (selfsigned).
 # shellcheck shell=bash
@@ -217,6 +218,26 @@ parley_conf() {
     printf '[log]\nlevel = "debug"\n'
     cat
   } >"$1"
+}
+
+# start_parley IP PORT [PORT...]: serve $WORK/parley.toml (log in
+# $WORK/parley.log) and wait until every PORT listens on IP; PID is its
+# process. The run ends if it does not start.
+start_parley() {
+  local ip=$1; shift
+  start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
+  PID=$LAST_PID
+  wait_server "$PID" "$ip" "$@" || die "parley starts" "$WORK/parley.log"
+  ok "parley starts on $ip:$1"
+}
+
+# end_suite: the closing checks of a one-server suite: parley ($PID) still
+# runs, everything is stopped, where the logs are on failure, the totals.
+end_suite() {
+  if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
+  stop_all
+  [ "$fail" -eq 0 ] || log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"
+  finish
 }
 
 # add_user CONFIG JID PASSWORD: parley user add, or the run ends.

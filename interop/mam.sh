@@ -39,10 +39,7 @@ listen = ""
 auth_failure_delay = "100ms"
 TOML
 for u in alice bob carol; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
-start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
-PID=$LAST_PID
-wait_server "$PID" "$IP" "$PORT" || die "parley starts" "$WORK/parley.log"
-ok "parley starts on $IP:$PORT"
+start_parley "$IP" "$PORT"
 
 run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/mam_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD"
 grep -q '^PASS: slixmpp mam sender pages forward' "$WORK/slixmpp.out" || { ko "slixmpp produced no paging result"; tail -20 "$WORK/slixmpp.err"; }

@@ -36,15 +36,9 @@ listen = ""
 auth_failure_delay = "100ms"
 TOML
 for u in alice bob carol; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
-start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
-PID=$LAST_PID
-wait_server "$PID" "$IP" "$PORT" || die "parley starts" "$WORK/parley.log"
-ok "parley starts on $IP:$PORT"
+start_parley "$IP" "$PORT"
 
 run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/muc_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD"
 grep -q '^PASS: slixmpp muc alice creates' "$WORK/slixmpp.out" || { ko "slixmpp produced no room creation result"; tail -20 "$WORK/slixmpp.err"; }
 
-if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
-stop_all
-[ "$fail" -eq 0 ] || { log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"; }
-finish
+end_suite

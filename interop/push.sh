@@ -55,7 +55,4 @@ ok "parley starts on $IP:$C2S_PORT (component port $COMP_PORT)"
 run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/push_slixmpp.py" "$IP" "$C2S_PORT" "$COMP_PORT" "$DOMAIN" "$APP" "$SECRET" "$PASSWORD"
 grep -q 'PASS: .*reaches the app server' "$WORK/slixmpp.out" || { ko "no notification reached the app server"; tail -20 "$WORK/slixmpp.err"; }
 
-if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
-stop_all
-[ "$fail" -eq 0 ] || { log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"; }
-finish
+end_suite

@@ -36,16 +36,10 @@ direct_tls_listen = []
 listen = ""
 TOML
 for u in alice bob; do add_user "$WORK/parley.toml" "$u@$DOMAIN" "$PASSWORD"; done
-start_bg "$WORK/parley.log" "$BIN" serve --config "$WORK/parley.toml"
-PID=$LAST_PID
-wait_server "$PID" "$IP" "$PORT" || die "parley starts" "$WORK/parley.log"
-ok "parley starts on $IP:$PORT"
+start_parley "$IP" "$PORT"
 
 run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 120 "$PY" "$ROOT/interop/sm_slixmpp.py" "$IP" "$PORT" "$DOMAIN" "$PASSWORD"
 grep -q '^PASS: slixmpp sm alice resumes' "$WORK/slixmpp.out" || ko "slixmpp did not report a resumption"
 grep -q 'c2s: session resumed' "$WORK/parley.log" && ok "the server logged the resumption" || ko "no resumption in the server log"
 
-if kill -0 "$PID" 2>/dev/null; then ok "parley still running after the run"; else ko "parley died"; tail -30 "$WORK/parley.log"; fi
-stop_all
-[ "$fail" -eq 0 ] || { log "server log: $WORK/parley.log; client log: $WORK/slixmpp.err"; }
-finish
+end_suite
