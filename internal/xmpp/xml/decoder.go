@@ -1,10 +1,10 @@
 package xml
 
 import (
-	stdxml "encoding/xml"
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 )
 
 // NSStream is the namespace of the <stream:stream> element (RFC 6120 §4.8.1).
@@ -128,61 +128,115 @@ type StreamHeader struct {
 // CVE-2011-0411 and friends). Buffered reports how many there were, so the
 // stream layer can log the attempt or refuse the negotiation.
 //
+// Memory: between stanzas a Decoder holds a 512-byte read buffer and its
+// namespace scope; the 4 KiB read buffer and the parse scratch (arena,
+// token lists) are taken from pools for the length of one stanza.
+//
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
 	lim Limits
-	lr  limitReader
-	x   *stdxml.Decoder
-	// xBase is lr.handed when x was created: x.InputOffset counts from it.
-	xBase int64
+	in  input
 
 	contentNS  string
-	streamName stdxml.Name // raw (prefixed) name of the stream element
-	opened     bool        // ReadHeader succeeded
-	err        error       // sticky terminal error
+	streamName []byte // raw (prefixed) name of the stream element
+	opened     bool   // ReadHeader succeeded
+	selfClosed bool   // the stream header was <stream:stream/>
+	between    bool   // at a top-level element boundary
+	strayCond  string // condition for character data at stream level
+	err        error  // sticky terminal error
 
-	// badEncoding is set by our CharsetReader hook: encoding/xml only wraps
-	// that hook's error in a fmt error, so a flag is the robust signal.
-	badEncoding bool
+	ns nsScope
+	p  *parseState // while parsing; nil between stanzas
+}
 
-	ns    nsScope
-	stack []frame
-	text  []byte // character data pending for the innermost open element
+// parseState is the scratch one element is parsed in. It is pooled: after
+// the tree is built nothing in it is referenced any more.
+type parseState struct {
+	// arena holds every decoded string of the element (text, attribute
+	// values, names not in the intern table); the tree's strings are
+	// slices of one string copy of it.
+	arena []byte
+	names []byte    // raw names of the current tag or end tag
+	raw   []rawAttr // attributes of the current start tag
+	pi    []byte    // body of an <?xml?> declaration
+
+	tagName   rawName
+	selfClose bool
+	textOff   int  // start of the last text token in arena
+	piXML     bool // the last processing instruction was <?xml?>
+
+	events []event
+	attrs  []tattr
+	stack  []frame
+	opened []byte // raw names of the open elements, for end-tag matching
+	// pending character data of the innermost open element: adjacent text
+	// and CDATA tokens are contiguous in arena and merge into one CharData
+	textOff0, textEnd int
+
+	build []*Element
+	fill  []int32
+}
+
+var parseStates = sync.Pool{New: func() any { return new(parseState) }}
+
+// Limits on what a parseState keeps when it goes back to the pool, so that
+// one huge stanza does not pin its scratch forever.
+const (
+	maxKeptArena  = 16 << 10
+	maxKeptEvents = 256
+)
+
+func (p *parseState) reset() {
+	p.arena = p.arena[:0]
+	p.events = p.events[:0]
+	p.attrs = p.attrs[:0]
+	p.stack = p.stack[:0]
+	p.opened = p.opened[:0]
+	p.textOff0, p.textEnd = 0, 0
+}
+
+// sref is a string of the element being parsed: s when it is known
+// already (interned names, namespace URIs), else arena[sp.off:sp.end].
+type sref struct {
+	s  string
+	sp span
+}
+
+type evKind uint8
+
+const (
+	evStart evKind = iota + 1
+	evEnd
+	evText
+)
+
+type event struct {
+	kind   evKind
+	nchild int32 // evStart: children (elements and text) it will have
+	a0, a1 int32 // evStart: its attributes in p.attrs
+	space  string
+	local  sref // evStart: local name; evText: the text
+}
+
+type tattr struct {
+	space string
+	local sref
+	value span
 }
 
 type frame struct {
-	el     *Element
-	name   stdxml.Name // raw name, for end-tag matching
+	ev     int32 // index of the start event
+	name   span  // in p.opened
 	nsMark int
 }
 
 // NewDecoder returns a Decoder reading from r. r is read in chunks of up to
 // 4 KiB; nothing else is read ahead.
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
-	d := &Decoder{lim: lim.withDefaults()}
-	d.lr.init(r)
-	d.lr.maxStanza = d.lim.MaxStanzaBytes
-	d.lr.strayCond = CondBadFormat
-	d.lr.setBudget("stream header", d.lim.MaxHeaderBytes)
-	d.resetXML()
+	d := &Decoder{lim: lim.withDefaults(), strayCond: CondBadFormat}
+	d.in.src = r
+	d.in.setBudget("stream header", d.lim.MaxHeaderBytes)
 	return d
-}
-
-// resetXML (re)creates the encoding/xml decoder on our reader. Called at
-// element boundaries after a large stanza, so that encoding/xml's internal
-// token buffer, which keeps the capacity of the largest token it has seen,
-// does not pin up to MaxStanzaBytes per idle connection. Nothing of
-// encoding/xml's state is needed across top-level elements: we use RawToken
-// and do namespace scoping and tag matching ourselves.
-func (d *Decoder) resetXML() {
-	x := stdxml.NewDecoder(&d.lr)
-	x.Strict = true // unknown entities, unquoted attributes, etc. are errors
-	x.CharsetReader = func(string, io.Reader) (io.Reader, error) {
-		d.badEncoding = true
-		return nil, errors.New("unsupported encoding")
-	}
-	d.x = x
-	d.xBase = d.lr.handed
 }
 
 // SetContentNamespace makes elements in namespace ns be stored with Space ""
@@ -192,13 +246,34 @@ func (d *Decoder) SetContentNamespace(ns string) { d.contentNS = ns }
 // Buffered reports how many bytes the Decoder has read from the transport
 // but not yet consumed. Right after Next returned <starttls/> it is the
 // number of bytes the peer pipelined in plaintext behind the command.
-func (d *Decoder) Buffered() int {
-	return d.lr.buffered() + int(d.lr.handed-d.xBase-d.x.InputOffset())
-}
+func (d *Decoder) Buffered() int { return d.in.buffered() }
 
 func (d *Decoder) setErr(err error) error {
 	d.err = err
+	d.release()
 	return err
+}
+
+func (d *Decoder) acquire() {
+	if d.p == nil {
+		d.p = parseStates.Get().(*parseState)
+		d.p.reset()
+	}
+}
+
+// release returns the parse scratch to its pool.
+func (d *Decoder) release() {
+	p := d.p
+	if p == nil {
+		return
+	}
+	d.p = nil
+	clear(p.build)
+	p.build = p.build[:0]
+	if cap(p.arena) > maxKeptArena || cap(p.events) > maxKeptEvents {
+		return // let the collector have it
+	}
+	parseStates.Put(p)
 }
 
 // ReadHeader reads the optional XML declaration and the opening stream
@@ -210,62 +285,73 @@ func (d *Decoder) ReadHeader() (StreamHeader, error) {
 	if d.opened {
 		return StreamHeader{}, errHeaderState
 	}
+	d.acquire()
 	for first := true; ; first = false {
-		tok, err := d.x.RawToken()
+		kind, err := d.token()
 		if err != nil {
-			if err == io.EOF && d.lr.fail == nil {
-				// Nothing but whitespace or a declaration: a plain disconnect.
-				return StreamHeader{}, d.setErr(io.EOF)
+			if err != io.EOF {
+				return StreamHeader{}, d.setErr(err)
 			}
-			return StreamHeader{}, d.setErr(d.mapErr(err))
+			// Nothing but whitespace or a declaration: a plain disconnect.
+			return StreamHeader{}, d.setErr(io.EOF)
 		}
-		if d.lr.fail != nil {
-			// encoding/xml can return the text it read before our reader
-			// refused a byte; the refusal is the real reason.
-			return StreamHeader{}, d.setErr(d.lr.fail)
-		}
-		switch t := tok.(type) {
-		case stdxml.ProcInst:
-			// encoding/xml has already refused any version but 1.0 and,
-			// through our CharsetReader, any encoding but UTF-8.
-			if !first || t.Target != "xml" {
+		switch kind {
+		case tokPI:
+			// procInst has already refused any version but 1.0 and any
+			// encoding but UTF-8.
+			if !first || !d.p.piXML {
 				return StreamHeader{}, d.setErr(&Error{CondRestrictedXML, "processing instruction"})
 			}
-		case stdxml.CharData:
-			if !isSpace(t) {
+		case tokText:
+			p := d.p
+			text := p.arena[p.textOff:]
+			p.arena = p.arena[:p.textOff]
+			if !isSpace(text) {
 				return StreamHeader{}, d.setErr(&Error{CondNotWellFormed, "text before stream header"})
 			}
-		case stdxml.Comment:
+		case tokComment:
 			return StreamHeader{}, d.setErr(&Error{CondRestrictedXML, "comment"})
-		case stdxml.Directive:
+		case tokDirective:
 			return StreamHeader{}, d.setErr(&Error{CondRestrictedXML, "DTD or other directive"})
-		case stdxml.EndElement:
+		case tokEnd:
 			return StreamHeader{}, d.setErr(&Error{CondNotWellFormed, "end tag before stream header"})
-		case stdxml.StartElement:
-			h, err := d.openStream(t)
+		case tokStart:
+			h, err := d.openStream()
 			if err != nil {
 				return StreamHeader{}, d.setErr(err)
 			}
+			d.release()
 			return h, nil
 		}
 	}
 }
 
-func (d *Decoder) openStream(t stdxml.StartElement) (StreamHeader, error) {
-	el, err := d.startElement(t)
-	if err != nil {
+func (d *Decoder) openStream() (StreamHeader, error) {
+	p := d.p
+	if err := d.startElement(); err != nil {
 		return StreamHeader{}, err
 	}
-	if el.Space != NSStream || el.Local != "stream" {
+	ev := &p.events[len(p.events)-1]
+	if ev.space != NSStream || d.str(ev.local) != "stream" {
 		return StreamHeader{}, &Error{CondInvalidNamespace, "stream element must be <stream xmlns='" + NSStream + "'>"}
 	}
-	h := StreamHeader{Space: el.Space, Local: el.Local, Attrs: el.Attrs, DefaultNS: d.ns.def}
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" && a.Name.Local != t.Name.Space {
-			h.Prefixes = append(h.Prefixes, NSDecl{Prefix: a.Name.Local, URI: a.Value})
+	h := StreamHeader{Space: NSStream, Local: "stream", DefaultNS: d.ns.def}
+	if ev.a1 > ev.a0 {
+		h.Attrs = make([]Attr, 0, ev.a1-ev.a0)
+		for _, a := range p.attrs[ev.a0:ev.a1] {
+			h.Attrs = append(h.Attrs, Attr{Space: a.space, Local: d.str(a.local), Value: string(p.arena[a.value.off:a.value.end])})
 		}
 	}
-	for _, a := range el.Attrs {
+	prefix := p.names[p.tagName.prefix.off:p.tagName.prefix.end]
+	for _, a := range p.raw {
+		if string(d.nameBytes(a.name.prefix)) == "xmlns" && string(d.nameBytes(a.name.local)) != string(prefix) {
+			h.Prefixes = append(h.Prefixes, NSDecl{
+				Prefix: string(d.nameBytes(a.name.local)),
+				URI:    string(p.arena[a.value.off:a.value.end]),
+			})
+		}
+	}
+	for _, a := range h.Attrs {
 		switch {
 		case a.Space == NSXML && a.Local == "lang":
 			h.Lang = a.Value
@@ -283,9 +369,10 @@ func (d *Decoder) openStream(t stdxml.StartElement) (StreamHeader, error) {
 	// The stream element stays open for the life of the stream. Its
 	// namespace declarations remain in scope (d.ns is not unwound), and
 	// stanzas are parsed with an empty element stack.
-	d.streamName = t.Name
+	d.streamName = append([]byte(nil), d.nameBytes(p.tagName.all)...)
+	d.selfClosed = p.selfClose
 	d.opened = true
-	d.lr.enterBetween()
+	d.between = true
 	return h, nil
 }
 
@@ -298,195 +385,311 @@ func (d *Decoder) Next() (*Element, error) {
 	if !d.opened {
 		return nil, errHeaderState
 	}
+	if d.selfClosed {
+		return nil, d.setErr(ErrStreamClosed)
+	}
 	el, err := d.readElement(true)
 	if err != nil {
 		return nil, d.setErr(err)
 	}
-	d.endOfElement()
+	d.between = true
+	d.release()
 	return el, nil
-}
-
-// endOfElement prepares for the next top-level element.
-func (d *Decoder) endOfElement() {
-	if d.lr.handed-d.xBase > 16<<10 {
-		d.resetXML()
-	}
-	if cap(d.text) > 4<<10 {
-		d.text = nil
-	}
-	d.lr.enterBetween()
 }
 
 // readElement reads one complete top-level element. In stream mode an end
 // tag for the stream element yields ErrStreamClosed.
 func (d *Decoder) readElement(stream bool) (*Element, error) {
-	for {
-		tok, err := d.x.RawToken()
+	if d.between {
+		d.in.idle = true
+		c, err := d.in.skipBetween()
 		if err != nil {
-			if err == io.EOF && len(d.stack) == 0 && d.lr.fail == nil {
-				return nil, io.EOF
-			}
-			return nil, d.mapErr(err)
+			return nil, err
 		}
-		switch t := tok.(type) {
-		case stdxml.StartElement:
-			if len(d.stack) >= d.lim.MaxDepth {
+		if c != '<' {
+			return nil, &Error{d.strayCond, "character data at stream level"}
+		}
+		d.between = false
+		d.in.idle = false
+		d.in.setBudget("stanza", d.lim.MaxStanzaBytes)
+	}
+	d.acquire()
+	p := d.p
+	for {
+		kind, err := d.token()
+		if err != nil {
+			if err == io.EOF {
+				if len(p.stack) == 0 {
+					return nil, io.EOF
+				}
+				return nil, &Error{CondNotWellFormed, "unexpected EOF inside element"}
+			}
+			return nil, err
+		}
+		switch kind {
+		case tokStart:
+			if len(p.stack) >= d.lim.MaxDepth {
 				return nil, &Error{CondPolicyViolation, "element nesting deeper than " + strconv.Itoa(d.lim.MaxDepth)}
 			}
 			d.flushText()
 			mark := d.ns.mark()
-			el, err := d.startElement(t)
-			if err != nil {
+			if err := d.startElement(); err != nil {
 				return nil, err
 			}
-			if n := len(d.stack); n > 0 {
-				p := d.stack[n-1].el
-				p.Children = append(p.Children, el)
+			ev := int32(len(p.events) - 1)
+			if n := len(p.stack); n > 0 {
+				p.events[p.stack[n-1].ev].nchild++
 			}
-			d.stack = append(d.stack, frame{el: el, name: t.Name, nsMark: mark})
+			off := int32(len(p.opened))
+			p.opened = append(p.opened, d.nameBytes(p.tagName.all)...)
+			p.stack = append(p.stack, frame{ev: ev, name: span{off, int32(len(p.opened))}, nsMark: mark})
+			if p.selfClose {
+				if el := d.endElement(); el != nil {
+					return el, nil
+				}
+			}
 
-		case stdxml.EndElement:
-			n := len(d.stack)
+		case tokEnd:
+			n := len(p.stack)
+			name := d.nameBytes(p.tagName.all)
 			if n == 0 {
-				if stream && t.Name == d.streamName {
+				if stream && string(name) == string(d.streamName) {
 					return nil, ErrStreamClosed
 				}
 				return nil, &Error{CondNotWellFormed, "unexpected end tag"}
 			}
-			top := d.stack[n-1]
-			if t.Name != top.name {
+			top := p.stack[n-1]
+			if string(name) != string(p.opened[top.name.off:top.name.end]) {
 				return nil, &Error{CondNotWellFormed, "mismatched end tag"}
 			}
-			d.flushText()
-			d.ns.restore(top.nsMark)
-			d.stack[n-1] = frame{}
-			d.stack = d.stack[:n-1]
-			if n == 1 {
-				return top.el, nil
+			if el := d.endElement(); el != nil {
+				return el, nil
 			}
 
-		case stdxml.CharData:
-			if len(d.stack) == 0 {
-				// The reader swallows whitespace between elements and
-				// refuses anything else, so this is unreachable; stay
-				// safe if that ever changes.
-				if isSpace(t) {
+		case tokText:
+			if len(p.stack) == 0 {
+				// Only whitespace CDATA sections and what follows them
+				// can get here: the stream level is otherwise read by
+				// skipBetween.
+				text := p.arena[p.textOff:]
+				p.arena = p.arena[:p.textOff]
+				if isSpace(text) {
 					continue
 				}
-				return nil, &Error{d.lr.strayCond, "character data at stream level"}
+				return nil, &Error{d.strayCond, "character data at stream level"}
 			}
-			// Merge adjacent runs (text, CDATA sections) into one CharData
-			// so trees are canonical; building one string per element
-			// instead of concatenating per token keeps this linear.
-			d.text = append(d.text, t...)
+			if p.textEnd == p.textOff0 {
+				p.textOff0 = p.textOff
+			}
+			p.textEnd = len(p.arena)
 
-		case stdxml.Comment:
+		case tokComment:
 			return nil, &Error{CondRestrictedXML, "comment"}
-		case stdxml.ProcInst:
+		case tokPI:
 			return nil, &Error{CondRestrictedXML, "processing instruction"}
-		case stdxml.Directive:
+		case tokDirective:
 			return nil, &Error{CondRestrictedXML, "DTD or other directive"}
 		}
 	}
 }
 
-func (d *Decoder) flushText() {
-	if len(d.text) == 0 {
-		return
+// endElement closes the innermost open element; when that was the
+// top-level one it returns the finished tree.
+func (d *Decoder) endElement() *Element {
+	p := d.p
+	d.flushText()
+	n := len(p.stack)
+	top := p.stack[n-1]
+	d.ns.restore(top.nsMark)
+	p.stack = p.stack[:n-1]
+	p.opened = p.opened[:top.name.off]
+	p.events = append(p.events, event{kind: evEnd})
+	if n == 1 {
+		return d.build()
 	}
-	p := d.stack[len(d.stack)-1].el
-	p.Children = append(p.Children, CharData(d.text))
-	d.text = d.text[:0]
+	return nil
 }
 
-// startElement validates a start tag, pushes its namespace declarations and
-// returns the resolved element (without children).
-func (d *Decoder) startElement(t stdxml.StartElement) (*Element, error) {
-	if len(t.Attr) > d.lim.MaxAttrs {
-		return nil, &Error{CondPolicyViolation, "more than " + strconv.Itoa(d.lim.MaxAttrs) + " attributes"}
+func (d *Decoder) flushText() {
+	p := d.p
+	if p.textEnd == p.textOff0 {
+		return
+	}
+	p.events = append(p.events, event{kind: evText, local: sref{sp: span{int32(p.textOff0), int32(p.textEnd)}}})
+	p.events[p.stack[len(p.stack)-1].ev].nchild++
+	p.textOff0, p.textEnd = 0, 0
+}
+
+func (d *Decoder) nameBytes(s span) []byte { return d.p.names[s.off:s.end] }
+
+// str returns an sref's string while parsing (not on the hot path: the
+// tree builder slices one copy of the arena instead).
+func (d *Decoder) str(r sref) string {
+	if r.sp.end > r.sp.off {
+		return string(d.p.arena[r.sp.off:r.sp.end])
+	}
+	return r.s
+}
+
+// name returns an sref as a Go string: interned, or interned in arena
+// (which is appended to when it is not).
+func (d *Decoder) localRef(b []byte) sref {
+	if s, ok := interned[string(b)]; ok {
+		return sref{s: s}
+	}
+	p := d.p
+	off := int32(len(p.arena))
+	p.arena = append(p.arena, b...)
+	return sref{sp: span{off, int32(len(p.arena))}}
+}
+
+// uri returns a declared namespace URI as a string, sharing the interned
+// copy of well-known ones.
+func uri(b []byte) string {
+	if s, ok := interned[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+// startElement validates the start tag just read, pushes its namespace
+// declarations and appends its start event and resolved attributes.
+func (d *Decoder) startElement() error {
+	p := d.p
+	if len(p.raw) > d.lim.MaxAttrs {
+		return &Error{CondPolicyViolation, "more than " + strconv.Itoa(d.lim.MaxAttrs) + " attributes"}
 	}
 	// Declarations first: they apply to the element's own name and to
 	// attributes written before them.
 	nattr := 0
-	for i, a := range t.Attr {
+	for i, a := range p.raw {
+		all := d.nameBytes(a.name.all)
 		for j := range i {
-			if t.Attr[j].Name == a.Name {
-				return nil, &Error{CondNotWellFormed, "duplicate attribute"}
+			if string(d.nameBytes(p.raw[j].name.all)) == string(all) {
+				return &Error{CondNotWellFormed, "duplicate attribute"}
 			}
 		}
+		prefix, local := d.nameBytes(a.name.prefix), d.nameBytes(a.name.local)
+		value := p.arena[a.value.off:a.value.end]
 		switch {
-		case a.Name.Space == "" && a.Name.Local == "xmlns":
-			if err := d.ns.declareDefault(a.Value); err != nil {
-				return nil, err
+		case len(prefix) == 0 && string(local) == "xmlns":
+			if err := d.ns.declareDefault(uri(value)); err != nil {
+				return err
 			}
-		case a.Name.Space == "xmlns":
-			if err := d.ns.declare(a.Name.Local, a.Value); err != nil {
-				return nil, err
+		case string(prefix) == "xmlns":
+			if err := d.ns.declare(local, value); err != nil {
+				return err
 			}
 		default:
 			nattr++
 		}
 	}
-	space, err := d.ns.resolve(t.Name, true)
+	space, err := d.ns.resolve(d.nameBytes(p.tagName.prefix), d.nameBytes(p.tagName.local), true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if space == d.contentNS {
 		space = ""
 	}
-	el := &Element{Space: space, Local: t.Name.Local}
-	if nattr == 0 {
-		return el, nil
-	}
-	el.Attrs = make([]Attr, 0, nattr)
-	for _, a := range t.Attr {
-		if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+	ev := event{kind: evStart, space: space, local: d.localRef(d.nameBytes(p.tagName.local))}
+	ev.a0 = int32(len(p.attrs))
+	for _, a := range p.raw {
+		prefix, local := d.nameBytes(a.name.prefix), d.nameBytes(a.name.local)
+		if string(prefix) == "xmlns" || len(prefix) == 0 && string(local) == "xmlns" {
 			continue
 		}
-		as, err := d.ns.resolve(a.Name, false)
+		as, err := d.ns.resolve(prefix, local, false)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// Two prefixes bound to the same URI make a duplicate too
 		// (Namespaces in XML 1.0 §6.3).
 		if as != "" {
-			for _, b := range el.Attrs {
-				if b.Space == as && b.Local == a.Name.Local {
-					return nil, &Error{CondNotWellFormed, "duplicate attribute"}
+			for _, b := range p.attrs[ev.a0:] {
+				if b.space == as && d.refEqual(b.local, local) {
+					return &Error{CondNotWellFormed, "duplicate attribute"}
 				}
 			}
 		}
-		el.Attrs = append(el.Attrs, Attr{Space: as, Local: a.Name.Local, Value: a.Value})
+		p.attrs = append(p.attrs, tattr{space: as, local: d.localRef(local), value: a.value})
 	}
-	return el, nil
+	ev.a1 = int32(len(p.attrs))
+	p.events = append(p.events, ev)
+	return nil
 }
 
-// mapErr turns an error from encoding/xml into what we return.
-func (d *Decoder) mapErr(err error) error {
-	if d.lr.fail != nil {
-		return d.lr.fail
+func (d *Decoder) refEqual(r sref, b []byte) bool {
+	if r.sp.end > r.sp.off {
+		return string(d.p.arena[r.sp.off:r.sp.end]) == string(b)
 	}
-	if d.badEncoding {
-		return &Error{CondUnsupportedEncoding, "only UTF-8 is supported"}
+	return r.s == string(b)
+}
+
+// build turns the events of one top-level element into its tree with a
+// handful of allocations: one string for all decoded text, one slab each
+// of elements, attributes and child nodes, and one per text node (a
+// CharData in a Node interface).
+func (d *Decoder) build() *Element {
+	p := d.p
+	str := string(p.arena)
+	get := func(r sref) string {
+		if r.sp.end > r.sp.off {
+			return str[r.sp.off:r.sp.end]
+		}
+		return r.s
 	}
-	if ioErr := d.lr.ioErr; ioErr != nil && ioErr != io.EOF && errors.Is(err, ioErr) {
-		// Transport failure (timeout, reset): not the peer's XML's fault.
-		return ioErr
+	nel, nnode := 0, 0
+	for i := range p.events {
+		if p.events[i].kind == evStart {
+			nel++
+			nnode += int(p.events[i].nchild)
+		}
 	}
-	if err == io.EOF {
-		return &Error{CondNotWellFormed, "unexpected EOF inside element"}
+	elems := make([]Element, nel)
+	var attrs []Attr
+	if len(p.attrs) > 0 {
+		attrs = make([]Attr, len(p.attrs))
+		for i, a := range p.attrs {
+			attrs[i] = Attr{Space: a.space, Local: get(a.local), Value: str[a.value.off:a.value.end]}
+		}
 	}
-	var se *stdxml.SyntaxError
-	if errors.As(err, &se) {
-		// Includes undeclared entity references such as &xxe;: without a
-		// DTD they are a well-formedness error (XML 1.0 WFC: Entity
-		// Declared), so we report not-well-formed rather than
-		// restricted-xml. The message never contains input bytes beyond
-		// the entity name, which is a valid XML name.
-		return &Error{CondNotWellFormed, se.Msg}
+	var nodes []Node
+	if nnode > 0 {
+		nodes = make([]Node, nnode)
 	}
-	// E.g. an XML declaration with version other than 1.0.
-	return &Error{CondNotWellFormed, err.Error()}
+	stack, fill := p.build[:0], p.fill[:0]
+	ei, ni := 0, 0
+	for i := range p.events {
+		ev := &p.events[i]
+		switch ev.kind {
+		case evStart:
+			el := &elems[ei]
+			ei++
+			el.Space, el.Local = ev.space, get(ev.local)
+			if ev.a1 > ev.a0 {
+				el.Attrs = attrs[ev.a0:ev.a1:ev.a1]
+			}
+			if n := int(ev.nchild); n > 0 {
+				el.Children = nodes[ni : ni+n : ni+n]
+				ni += n
+			}
+			if k := len(stack); k > 0 {
+				stack[k-1].Children[fill[k-1]] = el
+				fill[k-1]++
+			}
+			stack = append(stack, el)
+			fill = append(fill, 0)
+		case evEnd:
+			stack = stack[:len(stack)-1]
+			fill = fill[:len(fill)-1]
+		case evText:
+			k := len(stack) - 1
+			stack[k].Children[fill[k]] = CharData(get(ev.local))
+			fill[k]++
+		}
+	}
+	p.build, p.fill = stack, fill
+	return &elems[0]
 }
 
 // ParseElement parses exactly one element from b (surrounding whitespace is
@@ -497,10 +700,11 @@ func ParseElement(b []byte, lim Limits, contentNS string) (*Element, error) {
 	if len(b) > lim.MaxStanzaBytes+lim.MaxHeaderBytes {
 		return nil, &Error{CondPolicyViolation, "stanza exceeds " + strconv.Itoa(lim.MaxStanzaBytes) + " bytes"}
 	}
-	d := NewDecoder(&sliceReader{b: b}, lim)
-	d.lr.strayCond = CondNotWellFormed
-	d.contentNS = contentNS
-	d.lr.enterBetween()
+	d := &Decoder{lim: lim, strayCond: CondNotWellFormed, contentNS: contentNS, between: true}
+	// Read b in place: no transport, no copy.
+	d.in.buf, d.in.w = b, len(b)
+	d.in.setBudget("stream header", lim.MaxHeaderBytes)
+	defer d.release()
 	el, err := d.readElement(false)
 	if err != nil {
 		if err == io.EOF {
@@ -508,32 +712,28 @@ func ParseElement(b []byte, lim Limits, contentNS string) (*Element, error) {
 		}
 		return nil, err
 	}
-	d.lr.enterBetween()
-	tok, err := d.x.RawToken()
-	switch tok.(type) {
-	case nil:
-		if err == io.EOF && d.lr.fail == nil {
-			return el, nil
-		}
-		return nil, d.mapErr(err)
-	case stdxml.Comment, stdxml.ProcInst, stdxml.Directive:
+	d.release()
+	c, err := d.in.skipBetween()
+	if err == io.EOF {
+		return el, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c != '<' {
+		return nil, &Error{CondNotWellFormed, "character data at stream level"}
+	}
+	d.in.setBudget("stanza", lim.MaxStanzaBytes)
+	d.acquire()
+	switch kind, err := d.token(); {
+	case err == io.EOF:
+		return nil, &Error{CondNotWellFormed, "unexpected EOF"}
+	case err != nil:
+		return nil, err
+	case kind == tokComment || kind == tokPI || kind == tokDirective:
 		return nil, &Error{CondRestrictedXML, "markup after element"}
 	}
 	return nil, &Error{CondNotWellFormed, "data after element"}
-}
-
-// sliceReader is a minimal io.Reader over a byte slice. It deliberately
-// does not implement io.ByteReader (unlike bytes.Reader), so that it is
-// always driven through limitReader.
-type sliceReader struct{ b []byte }
-
-func (s *sliceReader) Read(p []byte) (int, error) {
-	if len(s.b) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, s.b)
-	s.b = s.b[n:]
-	return n, nil
 }
 
 // isSpace reports whether b is only XML whitespace (XML 1.0 production S).
@@ -577,6 +777,9 @@ func (s *nsScope) restore(mark int) {
 		}
 	}
 	s.undo = s.undo[:mark]
+	if len(s.undo) == 0 && cap(s.undo) > 64 {
+		s.undo = nil
+	}
 }
 
 func (s *nsScope) declareDefault(uri string) error {
@@ -588,46 +791,47 @@ func (s *nsScope) declareDefault(uri string) error {
 	return nil
 }
 
-func (s *nsScope) declare(prefix, uri string) error {
+func (s *nsScope) declare(prefix, value []byte) error {
 	switch {
-	case prefix == "xml":
+	case string(prefix) == "xml":
 		// Allowed only as a redundant restatement (Namespaces in XML §3).
-		if uri != NSXML {
+		if string(value) != NSXML {
 			return &Error{CondNotWellFormed, "xml prefix bound to wrong namespace"}
 		}
 		return nil
-	case prefix == "xmlns":
+	case string(prefix) == "xmlns":
 		return &Error{CondNotWellFormed, "xmlns prefix must not be declared"}
 	case !validLocalStart(prefix):
 		return &Error{CondNotWellFormed, "prefix is not an NCName"}
-	case uri == NSXML || uri == nsXMLNS:
+	case string(value) == NSXML || string(value) == nsXMLNS:
 		return &Error{CondNotWellFormed, "reserved namespace bound to a prefix"}
-	case uri == "":
+	case len(value) == 0:
 		// Namespaces in XML 1.0 has no prefix undeclaring.
 		return &Error{CondNotWellFormed, "empty namespace for prefix"}
 	}
 	if s.m == nil {
 		s.m = make(map[string]string)
 	}
-	old, had := s.m[prefix]
-	s.undo = append(s.undo, nsUndo{prefix: prefix, old: old, had: had})
-	s.m[prefix] = uri
+	old, had := s.m[string(prefix)]
+	p := uri(prefix)
+	s.undo = append(s.undo, nsUndo{prefix: p, old: old, had: had})
+	s.m[p] = uri(value)
 	return nil
 }
 
 // resolve returns the namespace URI of a raw name. Unprefixed attributes
 // are in no namespace; unprefixed elements are in the default namespace.
-func (s *nsScope) resolve(n stdxml.Name, element bool) (string, error) {
-	for i := 0; i < len(n.Local); i++ {
-		if n.Local[i] == ':' {
-			// encoding/xml leaves ":a" and "a:" unsplit.
+func (s *nsScope) resolve(prefix, local []byte, element bool) (string, error) {
+	for _, c := range local {
+		if c == ':' {
+			// "a:" and ":a" are not split into prefix and local.
 			return "", &Error{CondNotWellFormed, "malformed qualified name"}
 		}
 	}
-	if n.Space != "" && !validLocalStart(n.Local) {
+	if len(prefix) != 0 && !validLocalStart(local) {
 		return "", &Error{CondNotWellFormed, "local part of qualified name is not an NCName"}
 	}
-	switch n.Space {
+	switch string(prefix) {
 	case "":
 		if element {
 			return s.def, nil
@@ -638,7 +842,7 @@ func (s *nsScope) resolve(n stdxml.Name, element bool) (string, error) {
 	case "xmlns":
 		return "", &Error{CondNotWellFormed, "element in xmlns namespace"}
 	}
-	if uri, ok := s.m[n.Space]; ok {
+	if uri, ok := s.m[string(prefix)]; ok {
 		return uri, nil
 	}
 	return "", &Error{CondNotWellFormed, "undeclared namespace prefix"}

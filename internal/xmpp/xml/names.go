@@ -15,15 +15,15 @@ import (
 // character of local already passed encoding/xml's check, so local starts
 // validly unless its first character is one that encoding/xml allows only
 // after the first position.
-func validLocalStart(local string) bool {
-	if local == "" {
+func validLocalStart(local []byte) bool {
+	if len(local) == 0 {
 		return false
 	}
 	c := local[0]
 	if c < utf8.RuneSelf {
 		return !('0' <= c && c <= '9' || c == '-' || c == '.')
 	}
-	r, _ := utf8.DecodeRuneInString(local)
+	r, _ := utf8.DecodeRune(local)
 	return !unicode.Is(notFirst, r)
 }
 

@@ -667,7 +667,7 @@ func (s *refNSScope) declare(prefix, uri string) error {
 		return nil
 	case prefix == "xmlns":
 		return &Error{CondNotWellFormed, "xmlns prefix must not be declared"}
-	case !validLocalStart(prefix):
+	case !validLocalStart([]byte(prefix)):
 		return &Error{CondNotWellFormed, "prefix is not an NCName"}
 	case uri == NSXML || uri == nsXMLNS:
 		return &Error{CondNotWellFormed, "reserved namespace bound to a prefix"}
@@ -693,7 +693,7 @@ func (s *refNSScope) resolve(n stdxml.Name, element bool) (string, error) {
 			return "", &Error{CondNotWellFormed, "malformed qualified name"}
 		}
 	}
-	if n.Space != "" && !validLocalStart(n.Local) {
+	if n.Space != "" && !validLocalStart([]byte(n.Local)) {
 		return "", &Error{CondNotWellFormed, "local part of qualified name is not an NCName"}
 	}
 	switch n.Space {
