@@ -531,10 +531,10 @@ func (d *Decoder) str(r sref) string {
 	return r.s
 }
 
-// name returns an sref as a Go string: interned, or interned in arena
-// (which is appended to when it is not).
+// localRef returns a name as an sref: the interned string, or its copy
+// appended to the arena.
 func (d *Decoder) localRef(b []byte) sref {
-	if s, ok := interned[string(b)]; ok {
+	if s, ok := internName(b); ok {
 		return sref{s: s}
 	}
 	p := d.p
@@ -546,7 +546,7 @@ func (d *Decoder) localRef(b []byte) sref {
 // uri returns a declared namespace URI as a string, sharing the interned
 // copy of well-known ones.
 func uri(b []byte) string {
-	if s, ok := interned[string(b)]; ok {
+	if s, ok := internedURIs[string(b)]; ok {
 		return s
 	}
 	return string(b)
@@ -813,7 +813,10 @@ func (s *nsScope) declare(prefix, value []byte) error {
 		s.m = make(map[string]string)
 	}
 	old, had := s.m[string(prefix)]
-	p := uri(prefix)
+	p, ok := internName(prefix)
+	if !ok {
+		p = string(prefix)
+	}
 	s.undo = append(s.undo, nsUndo{prefix: p, old: old, had: had})
 	s.m[p] = uri(value)
 	return nil

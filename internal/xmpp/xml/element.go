@@ -182,9 +182,23 @@ func (e *Element) ChildText(space, local string) string {
 
 // WithAttr returns a shallow copy of e with attribute name set to value (or
 // removed when value is ""). Children are shared with e, not copied.
+//
+// It is on every routed stanza's path (the stamped "from"), so the copy and
+// its attributes are one allocation when there are few attributes.
 func (e *Element) WithAttr(name, value string) *Element {
-	c := *e
-	c.Attrs = make([]Attr, 0, len(e.Attrs)+1)
+	var c *Element
+	var attrs []Attr
+	switch n := len(e.Attrs) + 1; {
+	case n <= 4:
+		x := new(elementAttrs4)
+		c, attrs = &x.el, x.attrs[:0:n]
+	case n <= 8:
+		x := new(elementAttrs8)
+		c, attrs = &x.el, x.attrs[:0:n]
+	default:
+		c, attrs = new(Element), make([]Attr, 0, n)
+	}
+	*c = *e
 	found := false
 	for _, a := range e.Attrs {
 		if a.Space == "" && a.Local == name {
@@ -194,13 +208,26 @@ func (e *Element) WithAttr(name, value string) *Element {
 			}
 			a.Value = value
 		}
-		c.Attrs = append(c.Attrs, a)
+		attrs = append(attrs, a)
 	}
 	if !found && value != "" {
-		c.Attrs = append(c.Attrs, Attr{Local: name, Value: value})
+		attrs = append(attrs, Attr{Local: name, Value: value})
 	}
-	return &c
+	c.Attrs = attrs
+	return c
 }
+
+// An element and room for its attributes, allocated together.
+type (
+	elementAttrs4 struct {
+		el    Element
+		attrs [4]Attr
+	}
+	elementAttrs8 struct {
+		el    Element
+		attrs [8]Attr
+	}
+)
 
 // WithChildren returns a shallow copy of e whose children are e's followed
 // by extra. e itself is not changed.

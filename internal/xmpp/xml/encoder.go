@@ -1,7 +1,6 @@
 package xml
 
 import (
-	"bytes"
 	"io"
 	"strconv"
 	"unicode/utf8"
@@ -70,10 +69,10 @@ func (e *Element) WriteTo(w io.Writer) (int64, error) { return e.WriteToNS(w, ""
 func (e *Element) WriteToNS(w io.Writer, contentNS string) (int64, error) {
 	var b []byte
 	switch w := w.(type) {
-	case *bytes.Buffer:
-		w.Grow(sizeElement(e, "", contentNS))
-		b = w.AvailableBuffer()
-	case interface{ AvailableBuffer() []byte }: // *bufio.Writer
+	case interface{ AvailableBuffer() []byte }: // *bytes.Buffer, *bufio.Writer
+		// Append into the writer's free space; if the element does not
+		// fit, append allocates and Write copies, once, after which a
+		// reused buffer has the room. No sizing pass on the hot path.
 		b = w.AvailableBuffer()
 	default:
 		b = make([]byte, 0, sizeElement(e, "", contentNS))
@@ -255,9 +254,14 @@ func escape(c byte, attr bool) string {
 
 // needsCheck reports whether byte c may need escaping or validation; the
 // loops below skip everything else without a call.
-func needsCheck(c byte) bool {
-	return c < 0x20 || c >= utf8.RuneSelf || c == '&' || c == '<' || c == '>' || c == '\'' || c == '"'
-}
+func needsCheck(c byte) bool { return checkTable[c] }
+
+var checkTable = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c < 0x20 || c >= utf8.RuneSelf || c == '&' || c == '<' || c == '>' || c == '\'' || c == '"'
+	}
+	return t
+}()
 
 // badRune reports whether the rune starting s (non-ASCII) is something XML
 // cannot carry, and its length.

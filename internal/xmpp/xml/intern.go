@@ -1,28 +1,196 @@
 package xml
 
-// interned holds the element and attribute names and namespace URIs that
-// make up most XMPP traffic. The decoder looks names up here (a map lookup
-// with a []byte key does not allocate) so that common names cost no bytes
-// in a stanza's string arena and long-lived trees share one copy. It is
-// filled once and only read afterwards.
-var interned = func() map[string]string {
+// Interning: the decoder looks names up here so that common names cost no
+// bytes in a stanza's string arena and long-lived trees share one copy.
+// Element and attribute names go through a switch (compiled to a search on
+// length and bytes, no hashing, no allocation for the []byte conversion);
+// namespace URIs, which are longer and fewer, through a map filled once and
+// only read afterwards.
+
+// internName returns the shared copy of a common element or attribute
+// name.
+func internName(b []byte) (string, bool) {
+	switch string(b) {
+	case "message":
+		return "message", true
+	case "presence":
+		return "presence", true
+	case "iq":
+		return "iq", true
+	case "body":
+		return "body", true
+	case "subject":
+		return "subject", true
+	case "thread":
+		return "thread", true
+	case "show":
+		return "show", true
+	case "status":
+		return "status", true
+	case "priority":
+		return "priority", true
+	case "error":
+		return "error", true
+	case "text":
+		return "text", true
+	case "query":
+		return "query", true
+	case "item":
+		return "item", true
+	case "group":
+		return "group", true
+	case "to":
+		return "to", true
+	case "from":
+		return "from", true
+	case "id":
+		return "id", true
+	case "type":
+		return "type", true
+	case "lang":
+		return "lang", true
+	case "by":
+		return "by", true
+	case "code":
+		return "code", true
+	case "jid":
+		return "jid", true
+	case "name":
+		return "name", true
+	case "subscription":
+		return "subscription", true
+	case "ask":
+		return "ask", true
+	case "node":
+		return "node", true
+	case "ver":
+		return "ver", true
+	case "hash":
+		return "hash", true
+	case "stamp":
+		return "stamp", true
+	case "xmlns":
+		return "xmlns", true
+	case "stream":
+		return "stream", true
+	case "features":
+		return "features", true
+	case "bind":
+		return "bind", true
+	case "resource":
+		return "resource", true
+	case "session":
+		return "session", true
+	case "starttls":
+		return "starttls", true
+	case "auth":
+		return "auth", true
+	case "mechanism":
+		return "mechanism", true
+	case "mechanisms":
+		return "mechanisms", true
+	case "response":
+		return "response", true
+	case "challenge":
+		return "challenge", true
+	case "success":
+		return "success", true
+	case "failure":
+		return "failure", true
+	case "enable":
+		return "enable", true
+	case "enabled":
+		return "enabled", true
+	case "resume":
+		return "resume", true
+	case "resumed":
+		return "resumed", true
+	case "r":
+		return "r", true
+	case "a":
+		return "a", true
+	case "h":
+		return "h", true
+	case "x":
+		return "x", true
+	case "c":
+		return "c", true
+	case "delay":
+		return "delay", true
+	case "request":
+		return "request", true
+	case "received":
+		return "received", true
+	case "markable":
+		return "markable", true
+	case "displayed":
+		return "displayed", true
+	case "acknowledged":
+		return "acknowledged", true
+	case "origin-id":
+		return "origin-id", true
+	case "stanza-id":
+		return "stanza-id", true
+	case "active":
+		return "active", true
+	case "composing":
+		return "composing", true
+	case "paused":
+		return "paused", true
+	case "inactive":
+		return "inactive", true
+	case "gone":
+		return "gone", true
+	case "store":
+		return "store", true
+	case "no-store":
+		return "no-store", true
+	case "no-copy":
+		return "no-copy", true
+	case "no-permanent-store":
+		return "no-permanent-store", true
+	case "private":
+		return "private", true
+	case "sent":
+		return "sent", true
+	case "forwarded":
+		return "forwarded", true
+	case "result":
+		return "result", true
+	case "set":
+		return "set", true
+	case "pubsub":
+		return "pubsub", true
+	case "event":
+		return "event", true
+	case "items":
+		return "items", true
+	case "publish":
+		return "publish", true
+	case "retract":
+		return "retract", true
+	case "ping":
+		return "ping", true
+	case "vCard":
+		return "vCard", true
+	case "photo":
+		return "photo", true
+	case "nick":
+		return "nick", true
+	case "db":
+		return "db", true
+	case "verify":
+		return "verify", true
+	case "handshake":
+		return "handshake", true
+	}
+	return "", false
+}
+
+// internedURIs holds well-known namespace URIs.
+var internedURIs = func() map[string]string {
 	m := make(map[string]string)
 	for _, s := range []string{
-		// RFC 6120/6121 stanzas and their children
-		"message", "presence", "iq", "body", "subject", "thread", "show",
-		"status", "priority", "error", "text", "query", "item", "group",
-		"to", "from", "id", "type", "lang", "by", "code", "jid", "name",
-		"subscription", "ask", "node", "ver", "hash", "stamp", "xmlns",
-		"stream", "features", "bind", "resource", "session", "starttls",
-		"auth", "mechanism", "mechanisms", "response", "challenge",
-		"success", "failure", "enable", "enabled", "resume", "resumed",
-		"r", "a", "h", "x", "c", "delay", "request", "received",
-		"markable", "displayed", "acknowledged", "origin-id", "stanza-id",
-		"active", "composing", "paused", "inactive", "gone", "store",
-		"no-store", "no-copy", "no-permanent-store", "private", "sent",
-		"forwarded", "result", "set", "pubsub", "event", "items",
-		"publish", "retract", "ping", "vCard", "photo", "nick",
-		"db", "verify", "handshake",
 		// namespaces
 		"jabber:client", "jabber:server", "jabber:component:accept",
 		"jabber:iq:roster", "jabber:iq:private", "jabber:iq:version",
