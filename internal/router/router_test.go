@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -247,51 +246,5 @@ func TestHookPriorityAndStop(t *testing.T) {
 	off()
 	if h.Fire("e", 0) || strings.Join(order, ",") != "mid,low" {
 		t.Fatalf("after off: %v", order)
-	}
-}
-
-// BenchmarkChatMessage measures what one chat message costs the server end
-// to end between two local sessions: parse from the sender's byte stream,
-// stamp, route (RFC 6121 delivery), and serialise for the recipient.
-func BenchmarkChatMessage(b *testing.B) {
-	e := newEnv(b, 0)
-	sender := e.bind(b, "alice@example.com/desk", 0, true)
-	var out bytes.Buffer
-	recipient := e.bind(b, "bob@example.com/phone", 0, true)
-	recipient.sink = func(el *xml.Element) {
-		out.Reset()
-		_, _ = el.WriteToNS(&out, stanza.NSClient)
-	}
-	one := []byte("<message to='bob@example.com/phone' type='chat' id='abc123'><body>Are we still on for lunch today?</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
-	stream := bytes.NewReader(nil)
-	ctx := context.Background()
-	to := jid.MustParse("bob@example.com/phone")
-	const batch = 1024
-	buf := bytes.Repeat(one, batch)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(one)))
-	b.ResetTimer()
-	var dec *xml.Decoder
-	for i := 0; i < b.N; i++ {
-		if i%batch == 0 {
-			b.StopTimer()
-			stream.Reset(append([]byte("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>"), buf...))
-			dec = xml.NewDecoder(stream, xml.DefaultLimits())
-			dec.SetContentNamespace(stanza.NSClient)
-			if _, err := dec.ReadHeader(); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
-		el, err := dec.Next()
-		if err != nil {
-			b.Fatal(err)
-		}
-		el = el.WithAttr("from", sender.jid.String())
-		e.r.FromSession(ctx, sender, el, to)
-	}
-	b.StopTimer()
-	if out.Len() == 0 {
-		b.Fatal("nothing delivered")
 	}
 }

@@ -8,15 +8,17 @@ import (
 	"parley/internal/xmpp/xml"
 )
 
-// Writer owns the write side of an established stream: one goroutine drains
-// a bounded queue into the connection. Send never blocks: when the queue is
-// full the peer is not reading, and the stream is closed instead of letting
-// memory grow (OnOverflow reports it).
+// Writer owns the write side of an established stream: a bounded queue
+// drained into the connection by a goroutine that exists only while there
+// is something to write. Send never blocks: when the queue is full the peer
+// is not reading, and the stream is closed instead of letting memory grow
+// (OnOverflow reports it).
 //
-// Memory matters here because most sessions are idle most of the time: the
-// queue is a slice that grows only while stanzas are pending, and the
-// serialisation buffer is dropped after a large write, so an idle session
-// holds neither.
+// Memory matters here because most sessions are idle most of the time: an
+// idle Writer has no goroutine, no serialisation buffer (drains borrow one
+// from a pool) and at most a small empty queue. Everything queued by the
+// time a drain takes the queue goes out in one Write on a byte stream, so
+// a burst of stanzas costs one syscall.
 type Writer struct {
 	conn    net.Conn
 	max     int
@@ -27,11 +29,12 @@ type Writer struct {
 	// message). Otherwise a batch goes out in one Write.
 	encode   func(dst []byte, el *xml.Element) []byte
 	messages bool
-	wake     chan struct{} // capacity 1: "there is work"
 	done     chan struct{}
 
 	mu      sync.Mutex
 	queue   []*xml.Element
+	spare   []*xml.Element // the last drained batch, for reuse
+	running bool           // a drain goroutine is active
 	closing bool
 	final   [][]byte
 	drain   bool
@@ -39,15 +42,30 @@ type Writer struct {
 	// to write to or close any more.
 	released bool
 
+	// failed is set by the drain goroutine (one at a time, ordered by mu)
+	// when a write failed; nothing more is written.
+	failed bool
+
 	// OnOverflow is called (once per dropped stanza) when the queue is full.
 	OnOverflow func()
 	// OnWrite is called for every stanza written (metrics).
 	OnWrite func(*xml.Element)
 }
 
-// NewWriter starts the writer goroutine for conn, a byte stream, with a
-// queue of at most max stanzas; each write must finish within timeout.
-// Stanzas are written in contentNS (their namespace is the stream's).
+// Queue slices and write buffers larger than these are not kept once
+// drained, so a burst does not pin memory on an idle session.
+const (
+	maxKeptQueue = 8
+	maxPooledBuf = 64 << 10
+)
+
+// writeBufs lends serialisation buffers to drains. A sync.Pool is a cache,
+// not shared state: a buffer belongs to one drain between Get and Put.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// NewWriter returns a writer for conn, a byte stream, with a queue of at
+// most max stanzas; each write must finish within timeout. Stanzas are
+// written in contentNS (their namespace is the stream's).
 func NewWriter(conn net.Conn, max int, timeout time.Duration, contentNS string) *Writer {
 	return newWriter(conn, max, timeout, func(dst []byte, el *xml.Element) []byte {
 		return el.AppendToNS(dst, contentNS)
@@ -62,24 +80,24 @@ func NewMessageWriter(conn net.Conn, max int, timeout time.Duration, encode func
 }
 
 func newWriter(conn net.Conn, max int, timeout time.Duration, encode func([]byte, *xml.Element) []byte, messages bool) *Writer {
-	w := &Writer{
+	return &Writer{
 		conn:     conn,
 		max:      max,
 		timeout:  timeout,
 		encode:   encode,
 		messages: messages,
-		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 	}
-	go w.run()
-	return w
 }
 
-func (w *Writer) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+// start reports whether the caller must start a drain goroutine; w.mu is
+// held.
+func (w *Writer) start() bool {
+	if w.running {
+		return false
 	}
+	w.running = true
+	return true
 }
 
 // Send queues el; it reports false when the stream is closing or the queue
@@ -98,8 +116,11 @@ func (w *Writer) Send(el *xml.Element) bool {
 		return false
 	}
 	w.queue = append(w.queue, el)
+	start := w.start()
 	w.mu.Unlock()
-	w.signal()
+	if start {
+		go w.run()
+	}
 	return true
 }
 
@@ -117,8 +138,11 @@ func (w *Writer) Close(drain bool, final ...[]byte) {
 	if !drain {
 		w.queue = nil
 	}
+	start := w.start()
 	w.mu.Unlock()
-	w.signal()
+	if start {
+		go w.run()
+	}
 }
 
 // Release stops the writer without writing anything more or closing the
@@ -132,52 +156,76 @@ func (w *Writer) Release() {
 		return
 	}
 	w.closing, w.released, w.queue = true, true, nil
+	start := w.start()
 	w.mu.Unlock()
-	w.signal()
+	if start {
+		go w.run()
+	}
 }
 
 // Done is closed when the writer has closed the connection (or, after
 // Release, has stopped).
 func (w *Writer) Done() <-chan struct{} { return w.done }
 
+// run drains the queue until it is empty (the goroutine then ends) or the
+// writer is closing (it then writes the end, closes the connection and
+// closes done).
 func (w *Writer) run() {
-	defer close(w.done)
-	var batch []*xml.Element
-	var buf []byte
-	failed := false
-	for range w.wake {
+	var bp *[]byte
+	defer func() {
+		if bp != nil && cap(*bp) <= maxPooledBuf {
+			writeBufs.Put(bp)
+		}
+	}()
+	var prev []*xml.Element // the batch just written, returned as spare
+	for {
 		w.mu.Lock()
-		batch, w.queue = w.queue, batch[:0]
-		closing, final := w.closing, w.final
+		if prev != nil && cap(prev) <= maxKeptQueue {
+			w.spare = prev[:0]
+		}
+		batch := w.queue
+		w.queue, w.spare = w.spare, nil
+		closing, final, released := w.closing, w.final, w.released
+		if len(batch) == 0 && !closing {
+			// Idle: this goroutine ends; the next Send starts another.
+			w.running = false
+			if cap(batch) <= maxKeptQueue {
+				w.spare = batch
+			}
+			w.mu.Unlock()
+			return
+		}
 		w.mu.Unlock()
-
-		if !failed && len(batch) > 0 {
+		if released {
+			close(w.done)
+			return
+		}
+		if !w.failed && len(batch) > 0 {
+			if bp == nil {
+				bp = writeBufs.Get().(*[]byte)
+			}
 			var err error
-			buf, err = w.writeElements(buf, batch)
+			*bp, err = w.writeElements(*bp, batch)
 			if err != nil {
-				failed = true
+				w.failed = true
 				_ = w.conn.Close()
 			}
 		}
 		clear(batch) // drop references so delivered stanzas can be collected
-		if cap(batch) > 64 {
-			batch = nil
-		}
-		if cap(buf) > 16*1024 {
-			buf = nil
-		}
+		prev = batch
 		if closing {
 			w.mu.Lock()
-			rest, released := w.queue, w.released
-			w.queue = nil
+			rest := w.queue
+			w.queue, w.spare = nil, nil
 			w.mu.Unlock()
-			if released {
-				return
-			}
-			if !failed {
-				w.finish(buf, rest, final)
+			if !w.failed {
+				if bp == nil {
+					bp = writeBufs.Get().(*[]byte)
+				}
+				w.finish(*bp, rest, final)
 			}
 			CloseConn(w.conn)
+			close(w.done)
 			return
 		}
 	}
