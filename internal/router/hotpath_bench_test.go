@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -41,23 +43,33 @@ func BenchmarkChatMessage(b *testing.B) {
 // BenchmarkChatMessageWire delivers through the real output path: the
 // recipient's stream.Writer queue, its drain goroutine, serialisation and
 // one Write per drained batch to a connection that discards (and counts)
-// what it is given.
+// what it is given. burst is how many messages the sender routes before
+// the writer gets the CPU: burst=1 is the worst case (a drain goroutine and
+// a Write per message), larger bursts show the coalescing.
 func BenchmarkChatMessageWire(b *testing.B) {
-	conn := &countConn{}
-	w := stream.NewWriter(conn, 1<<20, time.Minute, stanza.NSClient)
-	benchChat(b, func(el *xml.Element) {
-		if !w.Send(el) {
-			b.Fatal("queue full")
-		}
-	})
-	w.Close(true)
-	<-w.Done()
-	conn.mu.Lock()
-	defer conn.mu.Unlock()
-	if conn.bytes < int64(b.N)*int64(len(chatMessage)) {
-		b.Fatalf("wrote %d bytes for %d messages", conn.bytes, b.N)
+	for _, burst := range []int{1, 16} {
+		b.Run("burst="+strconv.Itoa(burst), func(b *testing.B) {
+			conn := &countConn{}
+			w := stream.NewWriter(conn, 1<<10, time.Minute, stanza.NSClient)
+			n := 0
+			benchChat(b, func(el *xml.Element) {
+				if !w.Send(el) {
+					b.Fatal("queue full")
+				}
+				if n++; n%burst == 0 {
+					runtime.Gosched() // let the drain run, as a real sender's read would
+				}
+			})
+			w.Close(true)
+			<-w.Done()
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			if conn.bytes < int64(b.N)*int64(len(chatMessage)) {
+				b.Fatalf("wrote %d bytes for %d messages", conn.bytes, b.N)
+			}
+			b.ReportMetric(float64(conn.writes)/float64(b.N), "writes/op")
+		})
 	}
-	b.ReportMetric(float64(conn.writes)/float64(b.N), "writes/op")
 }
 
 func benchChat(b *testing.B, deliver func(*xml.Element)) {
