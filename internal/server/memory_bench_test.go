@@ -81,15 +81,18 @@ rate_burst_bytes = 1000000
 	}
 	login() // warm up: first TLS handshake, caches
 	time.Sleep(500 * time.Millisecond)
-	before, rss0 := serverMemory(b, httpAddr), processRSS(srv.Process.Pid)
+	before, stack0 := serverMemory(b, httpAddr)
+	rss0 := processRSS(srv.Process.Pid)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		login()
 	}
 	b.StopTimer()
 	time.Sleep(time.Second)
-	after, rss1 := serverMemory(b, httpAddr), processRSS(srv.Process.Pid)
+	after, stack1 := serverMemory(b, httpAddr)
+	rss1 := processRSS(srv.Process.Pid)
 	b.ReportMetric(float64(after-before)/float64(b.N), "B/session")
+	b.ReportMetric(float64(stack1-stack0)/float64(b.N), "stack-B/session")
 	if rss0 > 0 && rss1 > 0 {
 		b.ReportMetric(float64(rss1-rss0)/float64(b.N), "rss-B/session")
 	}
@@ -136,14 +139,14 @@ func waitPort(b *testing.B, addr string) {
 	b.Fatalf("server did not listen on %s", addr)
 }
 
-// serverMemory returns heap-in-use plus stack-in-use bytes from /metrics.
-func serverMemory(b *testing.B, httpAddr string) int64 {
+// serverMemory returns heap-in-use plus stack-in-use bytes from /metrics,
+// and stack-in-use alone.
+func serverMemory(b *testing.B, httpAddr string) (total, stack int64) {
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var total int64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -152,9 +155,12 @@ func serverMemory(b *testing.B, httpAddr string) int64 {
 				v, err := strconv.ParseFloat(strings.TrimPrefix(line, m), 64)
 				if err == nil {
 					total += int64(v)
+					if strings.HasPrefix(m, "go_memstats_stack") {
+						stack = int64(v)
+					}
 				}
 			}
 		}
 	}
-	return total
+	return total, stack
 }

@@ -369,6 +369,7 @@ func (d *Decoder) openStream() (StreamHeader, error) {
 	// The stream element stays open for the life of the stream. Its
 	// namespace declarations remain in scope (d.ns is not unwound), and
 	// stanzas are parsed with an empty element stack.
+	d.ns.forgetUndo()
 	d.streamName = append([]byte(nil), d.nameBytes(p.tagName.all)...)
 	d.selfClosed = p.selfClose
 	d.opened = true
@@ -388,6 +389,13 @@ func (d *Decoder) Next() (*Element, error) {
 	if d.selfClosed {
 		return nil, d.setErr(ErrStreamClosed)
 	}
+	// Wait for the next stanza here, not in readElement: an idle
+	// connection's goroutine then blocks with a shallow stack, which the
+	// garbage collector can shrink to half its size (it shrinks only
+	// stacks less than a quarter used).
+	if err := d.awaitElement(); err != nil {
+		return nil, d.setErr(err)
+	}
 	el, err := d.readElement(true)
 	if err != nil {
 		return nil, d.setErr(err)
@@ -397,22 +405,29 @@ func (d *Decoder) Next() (*Element, error) {
 	return el, nil
 }
 
+// awaitElement skips whitespace between top-level elements, reading into
+// the small idle buffer, and starts the stanza budget at the next '<'.
+func (d *Decoder) awaitElement() error {
+	if !d.between {
+		return nil
+	}
+	d.in.idle = true
+	c, err := d.in.skipBetween()
+	d.in.idle = false
+	if err != nil {
+		return err
+	}
+	if c != '<' {
+		return &Error{d.strayCond, "character data at stream level"}
+	}
+	d.between = false
+	d.in.setBudget("stanza", d.lim.MaxStanzaBytes)
+	return nil
+}
+
 // readElement reads one complete top-level element. In stream mode an end
 // tag for the stream element yields ErrStreamClosed.
 func (d *Decoder) readElement(stream bool) (*Element, error) {
-	if d.between {
-		d.in.idle = true
-		c, err := d.in.skipBetween()
-		if err != nil {
-			return nil, err
-		}
-		if c != '<' {
-			return nil, &Error{d.strayCond, "character data at stream level"}
-		}
-		d.between = false
-		d.in.idle = false
-		d.in.setBudget("stanza", d.lim.MaxStanzaBytes)
-	}
 	d.acquire()
 	p := d.p
 	for {
@@ -705,6 +720,12 @@ func ParseElement(b []byte, lim Limits, contentNS string) (*Element, error) {
 	d.in.buf, d.in.w = b, len(b)
 	d.in.setBudget("stream header", lim.MaxHeaderBytes)
 	defer d.release()
+	if err := d.awaitElement(); err != nil {
+		if err == io.EOF {
+			return nil, &Error{CondNotWellFormed, "no element"}
+		}
+		return nil, err
+	}
 	el, err := d.readElement(false)
 	if err != nil {
 		if err == io.EOF {
@@ -747,20 +768,81 @@ func isSpace(b []byte) bool {
 }
 
 // nsScope tracks in-scope namespace bindings. The default namespace is a
-// plain field, so the common case (unprefixed names) costs nothing; prefixed
-// bindings live in a map with an undo log, so lookups stay O(1) however many
-// declarations a hostile peer stacks up.
+// plain field, so the common case (unprefixed names) costs nothing. Prefixed
+// bindings live in a short slice while there are few (a stream header binds
+// one or two, and every connection keeps its header's), and in a map once
+// there are more, so lookups stay O(1) however many declarations a hostile
+// peer stacks up. An undo log restores the outer bindings at end tags.
 type nsScope struct {
 	def  string
+	few  []nsBinding
 	m    map[string]string
 	undo []nsUndo
 }
+
+// maxFewPrefixes is how many prefixed bindings nsScope scans linearly.
+const maxFewPrefixes = 8
+
+type nsBinding struct{ prefix, uri string }
 
 type nsUndo struct {
 	prefix string // "" for the default namespace
 	old    string
 	had    bool
 }
+
+func (s *nsScope) lookup(prefix []byte) (string, bool) {
+	if s.m != nil {
+		uri, ok := s.m[string(prefix)]
+		return uri, ok
+	}
+	for i := range s.few {
+		if s.few[i].prefix == string(prefix) {
+			return s.few[i].uri, true
+		}
+	}
+	return "", false
+}
+
+func (s *nsScope) set(prefix, uri string) {
+	if s.m != nil {
+		s.m[prefix] = uri
+		return
+	}
+	for i := range s.few {
+		if s.few[i].prefix == prefix {
+			s.few[i].uri = uri
+			return
+		}
+	}
+	if len(s.few) < maxFewPrefixes {
+		s.few = append(s.few, nsBinding{prefix, uri})
+		return
+	}
+	s.m = make(map[string]string, 2*maxFewPrefixes)
+	for _, b := range s.few {
+		s.m[b.prefix] = b.uri
+	}
+	s.m[prefix] = uri
+	s.few = nil
+}
+
+func (s *nsScope) unset(prefix string) {
+	if s.m != nil {
+		delete(s.m, prefix)
+		return
+	}
+	for i := range s.few {
+		if s.few[i].prefix == prefix {
+			s.few = append(s.few[:i], s.few[i+1:]...)
+			return
+		}
+	}
+}
+
+// forgetUndo drops the undo log: the bindings made so far stay for the
+// life of the stream (the stream header's).
+func (s *nsScope) forgetUndo() { s.undo = nil }
 
 func (s *nsScope) mark() int { return len(s.undo) }
 
@@ -771,9 +853,9 @@ func (s *nsScope) restore(mark int) {
 		case u.prefix == "":
 			s.def = u.old
 		case u.had:
-			s.m[u.prefix] = u.old
+			s.set(u.prefix, u.old)
 		default:
-			delete(s.m, u.prefix)
+			s.unset(u.prefix)
 		}
 	}
 	s.undo = s.undo[:mark]
@@ -809,16 +891,13 @@ func (s *nsScope) declare(prefix, value []byte) error {
 		// Namespaces in XML 1.0 has no prefix undeclaring.
 		return &Error{CondNotWellFormed, "empty namespace for prefix"}
 	}
-	if s.m == nil {
-		s.m = make(map[string]string)
-	}
-	old, had := s.m[string(prefix)]
+	old, had := s.lookup(prefix)
 	p, ok := internName(prefix)
 	if !ok {
 		p = string(prefix)
 	}
 	s.undo = append(s.undo, nsUndo{prefix: p, old: old, had: had})
-	s.m[p] = uri(value)
+	s.set(p, uri(value))
 	return nil
 }
 
@@ -845,7 +924,7 @@ func (s *nsScope) resolve(prefix, local []byte, element bool) (string, error) {
 	case "xmlns":
 		return "", &Error{CondNotWellFormed, "element in xmlns namespace"}
 	}
-	if uri, ok := s.m[string(prefix)]; ok {
+	if uri, ok := s.lookup(prefix); ok {
 		return uri, nil
 	}
 	return "", &Error{CondNotWellFormed, "undeclared namespace prefix"}

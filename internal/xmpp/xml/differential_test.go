@@ -198,3 +198,36 @@ func TestDifferentialSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestDifferentialManyPrefixes crosses nsScope's switch from its short
+// slice to a map, rebinds prefixes and unwinds them, against the reference.
+func TestDifferentialManyPrefixes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(testHeader + "<message>")
+	// Six levels, three declarations each (18 bindings, p0 and p1 rebound
+	// at the fifth), an attribute in each new namespace.
+	pfx := func(level, k int) string {
+		if level == 4 && k < 2 {
+			return "p" + strconv.Itoa(k)
+		}
+		return "p" + strconv.Itoa(3*level+k)
+	}
+	for i := range 6 {
+		b.WriteString("<" + pfx(i, 0) + ":x")
+		for k := range 3 {
+			p := pfx(i, k)
+			b.WriteString(" xmlns:" + p + "='urn:" + strconv.Itoa(i) + ":" + strconv.Itoa(k) + "' " + p + ":a='v'")
+		}
+		b.WriteString(">")
+	}
+	for i := 5; i >= 0; i-- {
+		b.WriteString("<p0:y p1:b=''/></" + pfx(i, 0) + ":x>")
+	}
+	b.WriteString("</message><p0:z/>")
+	in := []byte(b.String())
+	got, want := runNew(bytes.NewReader(in)), runRef(bytes.NewReader(in))
+	compareRuns(t, in, got, want)
+	if len(got.els) != 1 || got.err != CondNotWellFormed {
+		t.Fatalf("got %d elements then %s, want 1 then an undeclared-prefix error", len(got.els), got.err)
+	}
+}
