@@ -27,9 +27,9 @@ type tokKind uint8
 const (
 	tokText  tokKind = iota + 1 // decoded into arena[textOff:]
 	tokStart                    // tag in p.tagName, p.raw; p.selfClose
-	tokEnd                      // name in p.names[:p.tagName.end]
+	tokEnd                      // name in p.names at p.tagName
 	tokComment
-	tokPI // p.piTarget says whether the target was exactly "xml"
+	tokPI // p.piXML says whether the target was exactly "xml"
 	tokDirective
 )
 
@@ -283,6 +283,10 @@ const (
 	clsQuot              // value in "…": < & " \r \n
 	clsApos              // value in '…': < & ' \r \n
 	clsCDATA             // CDATA section: ] > \r \n
+	// clsCheck: bytes that make the token need validText (non-ASCII,
+	// controls other than \t \n \r). Scanning stops at them only until
+	// the first one is seen; a token of plain ASCII is never re-read.
+	clsCheck
 )
 
 var textClass = func() (t [256]uint8) {
@@ -297,6 +301,11 @@ var textClass = func() (t [256]uint8) {
 	}
 	for _, c := range "]>\r\n" {
 		t[c] |= clsCDATA
+	}
+	for c := range 256 {
+		if c >= utf8.RuneSelf || c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			t[c] |= clsCheck
+		}
 	}
 	return t
 }()
@@ -327,9 +336,11 @@ func (d *Decoder) text(quote int, cdata bool) error {
 	// b0, b1: the last two raw bytes, 0 standing for any byte that cannot
 	// start "]]>" or "\r\n".
 	var b0, b1 byte
+	mask := cls | clsCheck
+	check := start // validText from here; len(arena) when not needed yet
 	for {
 		i := in.r
-		for i < in.end && textClass[in.buf[i]]&cls == 0 {
+		for i < in.end && textClass[in.buf[i]]&mask == 0 {
 			i++
 		}
 		if n := i - in.r; n > 0 {
@@ -355,6 +366,12 @@ func (d *Decoder) text(quote int, cdata bool) error {
 			break // character data ends with the input
 		}
 		if textClass[c]&cls == 0 {
+			if mask&clsCheck != 0 && textClass[c]&clsCheck != 0 {
+				// The first byte validText must judge: from here on
+				// scan past such bytes and check the rest at the end.
+				mask = cls
+				check = len(p.arena)
+			}
 			continue
 		}
 		if quote < 0 && b0 == ']' && b1 == ']' && c == '>' {
@@ -376,6 +393,11 @@ func (d *Decoder) text(quote int, cdata bool) error {
 			break
 		}
 		if c == '&' && !cdata {
+			if mask&clsCheck != 0 {
+				// A reference can make any character: judge from here.
+				mask = cls
+				check = len(p.arena)
+			}
 			if err := d.reference(); err != nil {
 				return err
 			}
@@ -392,7 +414,10 @@ func (d *Decoder) text(quote int, cdata bool) error {
 		}
 		b0, b1 = b1, c
 	}
-	if !validText(p.arena[start:]) {
+	if mask&clsCheck != 0 {
+		check = len(p.arena) // plain ASCII only: nothing to judge
+	}
+	if !validText(p.arena[check:]) {
 		return d.errSyntax("invalid character in text")
 	}
 	return nil
@@ -669,10 +694,10 @@ func indexParam(b []byte, param string) int {
 	return -1
 }
 
-// equalFoldASCII is strings.EqualFold for an ASCII target. encoding/xml
-// uses Unicode folding; "utf-8" has no non-ASCII fold partners except the
-// Kelvin sign, which cannot match a 't', 'u', 'f' or '8'... but 'K' is not
-// in "utf-8" either, so ASCII folding is exact here.
+// equalFoldASCII reports whether s equals the lower-case ASCII t ignoring
+// case. encoding/xml uses strings.EqualFold against "utf-8"; no non-ASCII
+// character folds to u, t, f, '-' or 8, so ASCII folding gives the same
+// answer.
 func equalFoldASCII(s, t string) bool {
 	if len(s) != len(t) {
 		return false
