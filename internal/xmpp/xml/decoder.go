@@ -167,6 +167,7 @@ type parseState struct {
 
 	events []event
 	attrs  []tattr
+	strs   []string // strings events refer to by index; strs[0] is ""
 	stack  []frame
 	opened []byte // raw names of the open elements, for end-tag matching
 	// pending character data of the innermost open element: adjacent text
@@ -190,16 +191,20 @@ func (p *parseState) reset() {
 	p.arena = p.arena[:0]
 	p.events = p.events[:0]
 	p.attrs = p.attrs[:0]
+	clear(p.strs)
+	p.strs = append(p.strs[:0], "")
 	p.stack = p.stack[:0]
 	p.opened = p.opened[:0]
 	p.textOff0, p.textEnd = 0, 0
 }
 
-// sref is a string of the element being parsed: s when it is known
-// already (interned names, namespace URIs), else arena[sp.off:sp.end].
+// sref is a string of the element being parsed: arena[sp.off:sp.end]
+// when that is not empty, else p.strs[str] (interned names, namespace
+// URIs; index 0 is ""). Events and attributes hold no pointers, so
+// recording them costs no write barriers while the collector runs.
 type sref struct {
-	s  string
-	sp span
+	str int32
+	sp  span
 }
 
 type evKind uint8
@@ -214,12 +219,12 @@ type event struct {
 	kind   evKind
 	nchild int32 // evStart: children (elements and text) it will have
 	a0, a1 int32 // evStart: its attributes in p.attrs
-	space  string
-	local  sref // evStart: local name; evText: the text
+	space  int32 // in p.strs
+	local  sref  // evStart: local name; evText: the text
 }
 
 type tattr struct {
-	space string
+	space int32 // in p.strs
 	local sref
 	value span
 }
@@ -270,6 +275,7 @@ func (d *Decoder) release() {
 	d.p = nil
 	clear(p.build)
 	p.build = p.build[:0]
+	clear(p.strs)
 	if cap(p.arena) > maxKeptArena || cap(p.events) > maxKeptEvents {
 		return // let the collector have it
 	}
@@ -332,14 +338,14 @@ func (d *Decoder) openStream() (StreamHeader, error) {
 		return StreamHeader{}, err
 	}
 	ev := &p.events[len(p.events)-1]
-	if ev.space != NSStream || d.str(ev.local) != "stream" {
+	if p.strs[ev.space] != NSStream || d.str(ev.local) != "stream" {
 		return StreamHeader{}, &Error{CondInvalidNamespace, "stream element must be <stream xmlns='" + NSStream + "'>"}
 	}
 	h := StreamHeader{Space: NSStream, Local: "stream", DefaultNS: d.ns.def}
 	if ev.a1 > ev.a0 {
 		h.Attrs = make([]Attr, 0, ev.a1-ev.a0)
 		for _, a := range p.attrs[ev.a0:ev.a1] {
-			h.Attrs = append(h.Attrs, Attr{Space: a.space, Local: d.str(a.local), Value: string(p.arena[a.value.off:a.value.end])})
+			h.Attrs = append(h.Attrs, Attr{Space: p.strs[a.space], Local: d.str(a.local), Value: string(p.arena[a.value.off:a.value.end])})
 		}
 	}
 	prefix := p.names[p.tagName.prefix.off:p.tagName.prefix.end]
@@ -543,19 +549,33 @@ func (d *Decoder) str(r sref) string {
 	if r.sp.end > r.sp.off {
 		return string(d.p.arena[r.sp.off:r.sp.end])
 	}
-	return r.s
+	return d.p.strs[r.str]
 }
 
 // localRef returns a name as an sref: the interned string, or its copy
 // appended to the arena.
 func (d *Decoder) localRef(b []byte) sref {
 	if s, ok := internName(b); ok {
-		return sref{s: s}
+		return sref{str: d.strIndex(s)}
 	}
 	p := d.p
 	off := int32(len(p.arena))
 	p.arena = append(p.arena, b...)
 	return sref{sp: span{off, int32(len(p.arena))}}
+}
+
+// strIndex returns the index of s in p.strs, adding it unless it is ""
+// or the last one added (siblings usually share a namespace).
+func (d *Decoder) strIndex(s string) int32 {
+	p := d.p
+	if s == "" {
+		return 0
+	}
+	if n := len(p.strs); p.strs[n-1] == s {
+		return int32(n - 1)
+	}
+	p.strs = append(p.strs, s)
+	return int32(len(p.strs) - 1)
 }
 
 // uri returns a declared namespace URI as a string, sharing the interned
@@ -606,7 +626,7 @@ func (d *Decoder) startElement() error {
 	if space == d.contentNS {
 		space = ""
 	}
-	ev := event{kind: evStart, space: space, local: d.localRef(d.nameBytes(p.tagName.local))}
+	ev := event{kind: evStart, space: d.strIndex(space), local: d.localRef(d.nameBytes(p.tagName.local))}
 	ev.a0 = int32(len(p.attrs))
 	for _, a := range p.raw {
 		prefix, local := d.nameBytes(a.name.prefix), d.nameBytes(a.name.local)
@@ -621,12 +641,12 @@ func (d *Decoder) startElement() error {
 		// (Namespaces in XML 1.0 §6.3).
 		if as != "" {
 			for _, b := range p.attrs[ev.a0:] {
-				if b.space == as && d.refEqual(b.local, local) {
+				if p.strs[b.space] == as && d.refEqual(b.local, local) {
 					return &Error{CondNotWellFormed, "duplicate attribute"}
 				}
 			}
 		}
-		p.attrs = append(p.attrs, tattr{space: as, local: d.localRef(local), value: a.value})
+		p.attrs = append(p.attrs, tattr{space: d.strIndex(as), local: d.localRef(local), value: a.value})
 	}
 	ev.a1 = int32(len(p.attrs))
 	p.events = append(p.events, ev)
@@ -637,7 +657,7 @@ func (d *Decoder) refEqual(r sref, b []byte) bool {
 	if r.sp.end > r.sp.off {
 		return string(d.p.arena[r.sp.off:r.sp.end]) == string(b)
 	}
-	return r.s == string(b)
+	return d.p.strs[r.str] == string(b)
 }
 
 // build turns the events of one top-level element into its tree with a
@@ -651,7 +671,7 @@ func (d *Decoder) build() *Element {
 		if r.sp.end > r.sp.off {
 			return str[r.sp.off:r.sp.end]
 		}
-		return r.s
+		return p.strs[r.str]
 	}
 	nel, nnode := 0, 0
 	for i := range p.events {
@@ -665,7 +685,7 @@ func (d *Decoder) build() *Element {
 	if len(p.attrs) > 0 {
 		attrs = make([]Attr, len(p.attrs))
 		for i, a := range p.attrs {
-			attrs[i] = Attr{Space: a.space, Local: get(a.local), Value: str[a.value.off:a.value.end]}
+			attrs[i] = Attr{Space: p.strs[a.space], Local: get(a.local), Value: str[a.value.off:a.value.end]}
 		}
 	}
 	var nodes []Node
@@ -680,7 +700,7 @@ func (d *Decoder) build() *Element {
 		case evStart:
 			el := &elems[ei]
 			ei++
-			el.Space, el.Local = ev.space, get(ev.local)
+			el.Space, el.Local = p.strs[ev.space], get(ev.local)
 			if ev.a1 > ev.a0 {
 				el.Attrs = attrs[ev.a0:ev.a1:ev.a1]
 			}
