@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race test-postgres lint interop bench bench-go bench-compare fuzz clean
+.PHONY: all build test race test-postgres lint interop bench bench-go bench-compare bench-hotpath fuzz clean
 
 all: build
 
@@ -50,9 +50,15 @@ bench-go:
 bench-compare: build
 	bash bench/run.sh
 
+# The hot path (issue 15) against a base commit, alternating runs, medians
+# and ratios (bench/hotpath.sh; HOTPATH_BASE, COUNT, BENCHTIME).
+bench-hotpath:
+	bash bench/hotpath.sh
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecoder -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
+	$(GO) test -run '^$$' -fuzz '^FuzzDifferential$$' -fuzztime $(FUZZTIME) ./internal/xmpp/xml/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/xmpp/jid/
 
 clean:
