@@ -395,13 +395,20 @@ func (d *Decoder) Next() (*Element, error) {
 	if d.selfClosed {
 		return nil, d.setErr(ErrStreamClosed)
 	}
-	// Wait for the next stanza here, not in readElement: an idle
-	// connection's goroutine then blocks with a shallow stack, which the
-	// garbage collector can shrink to half its size (it shrinks only
-	// stacks less than a quarter used).
+	// Wait for the next stanza here, in small frames, not in readElement:
+	// an idle connection's goroutine then blocks with a shallow stack,
+	// which the garbage collector can shrink to half its size (it shrinks
+	// only stacks less than a quarter used).
 	if err := d.awaitElement(); err != nil {
 		return nil, d.setErr(err)
 	}
+	return d.nextElement()
+}
+
+// nextElement reads the element awaitElement found the start of.
+//
+//go:noinline
+func (d *Decoder) nextElement() (*Element, error) {
 	el, err := d.readElement(true)
 	if err != nil {
 		return nil, d.setErr(err)
