@@ -668,9 +668,9 @@ func (d *Decoder) refEqual(r sref, b []byte) bool {
 }
 
 // build turns the events of one top-level element into its tree with a
-// handful of allocations: one string for all decoded text, one slab each
-// of elements, attributes and child nodes, and one per text node (a
-// CharData in a Node interface).
+// handful of allocations: one string for all decoded text, the slabs of
+// elements, attributes and child nodes (one allocation for the three in a
+// small stanza), and one per text node (a CharData in a Node interface).
 func (d *Decoder) build() *Element {
 	p := d.p
 	str := string(p.arena)
@@ -687,17 +687,11 @@ func (d *Decoder) build() *Element {
 			nnode += int(p.events[i].nchild)
 		}
 	}
-	elems := make([]Element, nel)
-	var attrs []Attr
+	elems, attrs, nodes := slabs(nel, len(p.attrs), nnode)
 	if len(p.attrs) > 0 {
-		attrs = make([]Attr, len(p.attrs))
 		for i, a := range p.attrs {
 			attrs[i] = Attr{Space: p.strs[a.space], Local: get(a.local), Value: str[a.value.off:a.value.end]}
 		}
-	}
-	var nodes []Node
-	if nnode > 0 {
-		nodes = make([]Node, nnode)
 	}
 	stack, fill := p.build[:0], p.fill[:0]
 	ei, ni := 0, 0
@@ -732,6 +726,35 @@ func (d *Decoder) build() *Element {
 	}
 	p.build, p.fill = stack, fill
 	return &elems[0]
+}
+
+// slabs returns the element, attribute and child-node storage of one
+// tree: for the usual small stanza one allocation holding all three, else
+// one each.
+func slabs(nel, nattr, nnode int) ([]Element, []Attr, []Node) {
+	switch {
+	case nel <= 4 && nattr <= 4 && nnode <= 4:
+		s := new(slab4)
+		return s.e[:nel], s.a[:nattr], s.n[:nnode]
+	}
+	var attrs []Attr
+	if nattr > 0 {
+		attrs = make([]Attr, nattr)
+	}
+	var nodes []Node
+	if nnode > 0 {
+		nodes = make([]Node, nnode)
+	}
+	return make([]Element, nel), attrs, nodes
+}
+
+// slab4 holds a stanza of up to four elements, attributes and child nodes
+// (a chat message with a body and a chat state is three of each) in one
+// allocation of 576 bytes, where three would take 432.
+type slab4 struct {
+	e [4]Element
+	a [4]Attr
+	n [4]Node
 }
 
 // ParseElement parses exactly one element from b (surrounding whitespace is

@@ -256,7 +256,7 @@ func (d *Decoder) name() (bool, error) {
 	in := &d.in
 	for {
 		i := in.r
-		for i < in.end && (in.buf[i] >= utf8.RuneSelf || isNameByte(in.buf[i])) {
+		for i < in.end && inName[in.buf[i]] {
 			i++
 		}
 		p.names = append(p.names, in.buf[in.r:i]...)
@@ -267,7 +267,7 @@ func (d *Decoder) name() (bool, error) {
 		if _, err := d.must(); err != nil {
 			return false, err
 		}
-		if c := in.buf[in.r]; c < utf8.RuneSelf && !isNameByte(c) {
+		if !inName[in.buf[in.r]] {
 			break
 		}
 	}
@@ -276,6 +276,15 @@ func (d *Decoder) name() (bool, error) {
 	}
 	return true, nil
 }
+
+// inName reports which bytes a name is read over: ASCII name characters
+// and every non-ASCII byte (validName judges those).
+var inName = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= utf8.RuneSelf || isNameByte(byte(c))
+	}
+	return t
+}()
 
 // Byte classes for text scanning: which bytes end a plain run.
 const (
