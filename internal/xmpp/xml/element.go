@@ -45,6 +45,10 @@ type Element struct {
 	Children []Node
 }
 
+// Trees from the decoder share storage within their stanza (one string for
+// its text, one block for its elements and attributes), so keeping any part
+// of a stanza keeps all of it; stanzas are bounded by Limits.MaxStanzaBytes.
+
 func (*Element) isNode() {}
 
 // New returns an element with the given namespace and local name.

@@ -8,13 +8,13 @@ import (
 // validLocalStart reports whether local, the part of a prefixed name after
 // the colon, may start a name on its own.
 //
-// encoding/xml validates whole names ("p:l") against XML 1.0 (4th edition)
-// Name, in which ':' is a name character. Namespaces in XML additionally
-// requires both halves to be NCNames, so "p:0" or "p:-x" must be refused:
-// the serializer writes elements unprefixed, and "<0>" is not XML. Every
-// character of local already passed encoding/xml's check, so local starts
-// validly unless its first character is one that encoding/xml allows only
-// after the first position.
+// The tokenizer validates whole names ("p:l") against XML 1.0 (4th
+// edition) Name as encoding/xml does (validName), and in that ':' is a name
+// character. Namespaces in XML additionally requires both halves to be
+// NCNames, so "p:0" or "p:-x" must be refused: the serializer writes
+// elements unprefixed, and "<0>" is not XML. Every character of local
+// already passed validName, so local starts validly unless its first
+// character is one allowed only after the first position.
 func validLocalStart(local []byte) bool {
 	if len(local) == 0 {
 		return false
