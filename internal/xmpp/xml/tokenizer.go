@@ -184,6 +184,9 @@ func (d *Decoder) startTag() error {
 			d.in.r++
 			return nil
 		}
+		if d.fastAttr() {
+			continue
+		}
 		an, ok, err := d.nsName()
 		if err != nil {
 			return err
@@ -222,22 +225,75 @@ func (d *Decoder) nsName() (rawName, bool, error) {
 	if err != nil || !ok {
 		return rawName{}, false, err
 	}
-	all := span{int32(off), int32(len(p.names))}
+	n, ok := splitName(p.names, off)
+	return n, ok, nil
+}
+
+// splitName splits the name names[off:] at its colon. ok is false when it
+// has more than one.
+func splitName(names []byte, off int) (rawName, bool) {
+	all := span{int32(off), int32(len(names))}
 	n := rawName{all: all, local: all}
 	colon := -1
-	for i, c := range p.names[off:] {
+	for i, c := range names[off:] {
 		if c == ':' {
 			if colon >= 0 {
-				return rawName{}, false, nil
+				return rawName{}, false
 			}
 			colon = i
 		}
 	}
-	if colon > 0 && off+colon < len(p.names)-1 {
+	if colon > 0 && off+colon < len(names)-1 {
 		n.prefix = span{all.off, all.off + int32(colon)}
 		n.local = span{all.off + int32(colon) + 1, all.end}
 	}
-	return n, true, nil
+	return n, true
+}
+
+// fastAttr reads the common attribute, name='value' with an ASCII name, no
+// spaces around '=' and a value of plain ASCII, when all of it is in the
+// buffer within the budget. It consumes nothing and returns false for
+// anything else, which the general path then reads (and judges) from the
+// same byte; what it accepts, the general path would read the same way.
+func (d *Decoder) fastAttr() bool {
+	in, p := &d.in, d.p
+	b := in.buf[in.r:in.end]
+	i := 0
+	for i < len(b) && b[i] < utf8.RuneSelf && inName[b[i]] {
+		i++
+	}
+	if i == 0 || i+1 >= len(b) || b[i] != '=' {
+		return false
+	}
+	q := b[i+1]
+	var cls uint8
+	switch q {
+	case '\'':
+		cls = clsApos | clsCheck
+	case '"':
+		cls = clsQuot | clsCheck
+	default:
+		return false
+	}
+	j := i + 2
+	for j < len(b) && textClass[b[j]]&cls == 0 {
+		j++
+	}
+	if j == len(b) || b[j] != q || !validName(b[:i]) {
+		return false
+	}
+	off := len(p.names)
+	p.names = append(p.names, b[:i]...)
+	n, ok := splitName(p.names, off)
+	if !ok {
+		p.names = p.names[:off]
+		return false
+	}
+	voff := len(p.arena)
+	p.arena = append(p.arena, b[i+2:j]...)
+	p.raw = append(p.raw, rawAttr{name: n, value: span{int32(voff), int32(len(p.arena))}})
+	in.r += j + 1
+	return true
 }
 
 // name reads a name (XML Name, colons allowed) and appends it to p.names.
