@@ -12,8 +12,8 @@ import (
 	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/testserver"
-	"parley/internal/xmppclient"
 	"parley/internal/xmpp/xml"
+	"parley/internal/xmppclient"
 )
 
 const (
