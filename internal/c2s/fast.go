@@ -33,14 +33,19 @@ func (c *conn) fastOn() bool {
 func (c *conn) fastEnv(req *sasl2Request) sasl.FASTEnv {
 	host, store := c.host.Domain, c.srv.store
 	return sasl.FASTEnv{Tokens: func(user string) ([]storage.FASTToken, error) {
+		// Both lookups every time, so an unknown user costs what a
+		// known one does.
 		a, err := store.Accounts().Get(c.ctx, host, user)
-		if err != nil {
+		toks, terr := store.FAST().Client(c.ctx, host, user, req.uaID)
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if a.Disabled {
+		case terr != nil:
+			return nil, terr
+		case a.Disabled:
 			return nil, nil
 		}
-		return store.FAST().Client(c.ctx, host, user, req.uaID)
+		return toks, nil
 	}}
 }
 
@@ -87,7 +92,7 @@ func (c *conn) fastTokenFor(user string, req *sasl2Request, ht *sasl.HTSession) 
 	token, hash := sasl.NewFASTToken()
 	idb := make([]byte, 6)
 	_, _ = rand.Read(idb)
-	now := time.Now().UTC().Truncate(time.Second)
+	now := time.Now().UTC().Truncate(time.Microsecond) // what PostgreSQL keeps
 	t := storage.FASTToken{
 		ID: hex.EncodeToString(idb), ClientID: req.uaID,
 		Software: cleanText(req.software, maxUserAgentText), Device: cleanText(req.device, maxUserAgentText),

@@ -175,11 +175,12 @@ func (s *HTSession) Next(msg []byte) ([]byte, bool, error) {
 		}
 	}
 
-	// Always two candidates: the stored ones padded with keys no client
-	// holds, so the work does not depend on what exists.
+	// At least two candidates (a client's two slots): the stored ones
+	// padded with keys no client holds, so the work does not depend on
+	// what exists.
 	var dummy [sha256.Size]byte
 	match := -1
-	for i := range 2 {
+	for i := range max(2, len(toks)) {
 		key, mech := dummy[:], ""
 		if i < len(toks) {
 			key, mech = toks[i].Hash, toks[i].Mechanism

@@ -430,8 +430,8 @@ type FASTTokens interface {
 	// two: its current and its new token), unexpired or not.
 	Client(ctx context.Context, host, username, clientID string) ([]FASTToken, error)
 	// Use records a login with token id at now: it becomes the client's
-	// current token, and the client's tokens that expire before it go
-	// (XEP-0484 §3.5). With count > 0 it succeeds only if count is
+	// current token, replacing the one that was (XEP-0484 §6.1), and the
+	// client's tokens that expire before it go (§3.5). With count > 0 it succeeds only if count is
 	// above the stored Count (replay protection). ErrNotFound if the
 	// token is gone (revoked) or the count is not new.
 	Use(ctx context.Context, host, username, id string, count int64, now time.Time) error

@@ -97,7 +97,9 @@ func (f fast) Use(ctx context.Context, host, username, id string, count int64, n
 		if err := affected(tag.RowsAffected()); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM fast_tokens WHERE owner = $1 AND client_id = $2 AND id <> $3 AND expires_at < $4`, owner, client, id, expires)
+		// The used token takes the "current" slot: the one it held before
+		// goes, and so does anything of the client's that expires earlier.
+		_, err = tx.Exec(ctx, `DELETE FROM fast_tokens WHERE owner = $1 AND client_id = $2 AND id <> $3 AND (current OR expires_at < $4)`, owner, client, id, expires)
 		return err
 	})
 	if err != nil {

@@ -79,7 +79,9 @@ func (f fast) Use(ctx context.Context, host, username, id string, count int64, n
 		if err := execChanging(ctx, tx, storage.ErrNotFound, q, args...); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM fast_tokens WHERE owner = ? AND client_id = ? AND id <> ? AND expires_at < ?`, owner, client, id, expires)
+		// The used token takes the "current" slot: the one it held before
+		// goes, and so does anything of the client's that expires earlier.
+		_, err = tx.ExecContext(ctx, `DELETE FROM fast_tokens WHERE owner = ? AND client_id = ? AND id <> ? AND (current = 1 OR expires_at < ?)`, owner, client, id, expires)
 		return err
 	})
 	if err != nil {

@@ -81,6 +81,20 @@ func testFASTIssueUse(t *testing.T, s storage.Store) {
 	if !got[0].Current {
 		t.Fatalf("used token is not current: %+v", got[0])
 	}
+	// Tokens issued in the same instant (equal expiry): using the newer
+	// still retires the older current one, so a client never holds more
+	// than two.
+	same := now.Add(10 * time.Second)
+	must(t, f.Issue(c, "example.org", "juliet", fastToken("s1", "tablet", same), 10))
+	must(t, f.Use(c, "example.org", "juliet", "s1", 0, same))
+	must(t, f.Issue(c, "example.org", "juliet", fastToken("s2", "tablet", same), 10))
+	must(t, f.Use(c, "example.org", "juliet", "s2", 0, same))
+	got, err = f.Client(c, "example.org", "juliet", "tablet")
+	must(t, err)
+	sameIDs(t, "same-instant rotation", got, "s2")
+	if _, err := f.Revoke(c, "example.org", "juliet", "s2"); err != nil {
+		t.Fatal(err)
+	}
 	// Other clients and accounts are separate.
 	must(t, f.Issue(c, "example.org", "juliet", fastToken("d", "laptop", now.Add(6*time.Second)), 10))
 	must(t, f.Issue(c, "example.org", "romeo", fastToken("e", "phone", now.Add(6*time.Second)), 10))
