@@ -23,7 +23,8 @@ import (
 // Requests for features not offered are ignored, as unknown extension
 // elements are; none of them has a failure to report (carbons "MUST
 // succeed", CSI has no answer), except stream management, whose
-// <enabled/> or <failed/> goes into <bound/>.
+// <enabled/> or <failed/> goes into <bound/>, with the XEP-0313 archive
+// metadata when the archive module runs.
 
 // bindGate is how a Bind 2 session starts: gated (see session.gate) and
 // with the stream management state its client asked for (nil: none).
@@ -91,6 +92,9 @@ func (c *conn) bind2(req *sasl2Request, success func(authzid string, inline ...*
 		}
 	}
 	bound := xml.New(nsBind2, "bound")
+	if md := c.archiveMetadata(s, full); md != nil {
+		bound.Append(md)
+	}
 	if smAnswer != nil {
 		bound.Append(smAnswer)
 	}
@@ -118,6 +122,25 @@ func (c *conn) inlineCarbons(s *session, full jid.JID) {
 	if reply != nil && reply.Attr("type") == stanza.TypeError {
 		c.srv.log.Warn("c2s: inline carbons refused", "jid", full.String(), "reply", reply.String())
 	}
+}
+
+// archiveMetadata is the XEP-0313 <metadata/> of the account's archive
+// at the moment of binding (XEP-0386 §3.2: the client learns what to
+// fetch), from the archive module's own handler; nil when no archive
+// module runs or it could not answer.
+func (c *conn) archiveMetadata(s *session, full jid.JID) *xml.Element {
+	fn := c.host.IQ(stanza.TypeGet, module.TargetBare, nsMAM)
+	if fn == nil {
+		return nil
+	}
+	payload := xml.New(nsMAM, "metadata")
+	iq := xml.New("", "iq").SetAttr("type", stanza.TypeGet).SetAttr("id", "bind2").
+		SetAttr("from", full.String()).SetAttr("to", full.Bare().String()).Append(payload)
+	reply := fn(&module.StanzaEvent{Ctx: c.ctx, Host: c.host, Stanza: iq, From: full, To: full.Bare(), Origin: s}, payload)
+	if reply == nil || reply.Attr("type") != stanza.TypeResult {
+		return nil
+	}
+	return reply.Child(nsMAM, "metadata")
 }
 
 // bind2Resource makes the resource of a Bind 2 session: the client's tag

@@ -28,6 +28,7 @@ const (
 	nsBind2 = "urn:xmpp:bind:0"
 	nsFAST  = "urn:xmpp:fast:0"
 	nsCSI   = "urn:xmpp:csi:0"
+	nsMAM   = "urn:xmpp:mam:2"
 )
 
 // Bounds on what a client describes itself with (user-agent, Bind 2

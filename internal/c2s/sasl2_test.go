@@ -530,3 +530,29 @@ func TestSASL2ProtocolErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestBind2ArchiveMetadata: <bound/> tells the client where its archive
+// stands at the moment of binding (XEP-0386 §3.2, XEP-0313 §5).
+func TestBind2ArchiveMetadata(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	bind := func() *xml.Element {
+		_, res := login2(t, ts, xmppclient.SASL2Login{User: "alice", Password: "password1", Mechanism: "SCRAM-SHA-256",
+			UserAgentID: uaPhone, Bind: &xmppclient.Bind2{Tag: "T"}})
+		md := res.Success.Child(xmppclient.NSBind2, "bound").Child("urn:xmpp:mam:2", "metadata")
+		if md == nil {
+			t.Fatalf("no archive metadata in %s", res.Success)
+		}
+		return md
+	}
+	if md := bind(); len(md.Elements()) != 0 {
+		t.Fatalf("empty archive: %s", md)
+	}
+	bob := ts.Login(t, "bob", "password1", "r")
+	bob.Send("<message to='alice@localhost' type='chat'><body>archived</body></message>")
+	bob.IQ("get", "", "<ping xmlns='urn:xmpp:ping'/>")
+	md := bind()
+	if md.Child("urn:xmpp:mam:2", "end") == nil || md.Child("urn:xmpp:mam:2", "end").Attr("id") == "" {
+		t.Fatalf("archive metadata after a message: %s", md)
+	}
+}
