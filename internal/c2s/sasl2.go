@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -270,14 +271,14 @@ func (c *conn) checkSASL2Mechanisms(req *sasl2Request) *sasl.Failure {
 	if req.fast != nil {
 		offered = fastMechs
 	}
-	if !contains(offered, req.mech) {
+	if !slices.Contains(offered, req.mech) {
 		return sasl.NewFailure(sasl.CondInvalidMechanism, "")
 	}
 	if req.fast != nil && req.uaID == "" {
 		return sasl.NewFailure(sasl.CondMalformedRequest, "FAST needs a user-agent id")
 	}
 	if req.requestToken != "" {
-		if !contains(fastMechs, req.requestToken) {
+		if !slices.Contains(fastMechs, req.requestToken) {
 			return sasl.NewFailure(sasl.CondMalformedRequest, "FAST tokens are not offered for that mechanism")
 		}
 		if req.uaID == "" {
@@ -285,15 +286,6 @@ func (c *conn) checkSASL2Mechanisms(req *sasl2Request) *sasl.Failure {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sasl2Succeeded finishes a successful exchange: authorization, the access
