@@ -1,7 +1,7 @@
 // Command parley is the Parley XMPP server and its administration tool.
 //
 //	parley serve [--config parley.toml]   run the server in the foreground
-//	parley user add|passwd|del|list ...    manage accounts (works while the server runs)
+//	parley user add|passwd|del|list|fast ...  manage accounts and FAST tokens (works while the server runs)
 //	parley config check [--config FILE]    validate and print the effective config
 //	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
 //	parley s2s list [--config FILE] [--json]  live federation streams (asks the running server)
@@ -62,6 +62,8 @@ Usage:
   parley user passwd JID [PASSWORD] [--config FILE]  change a password
   parley user del JID [--config FILE]                delete an account and all its data
   parley user list [HOST] [--config FILE]            list accounts
+  parley user fast list JID [--config FILE]          list the account's FAST tokens (XEP-0484)
+  parley user fast revoke JID [ID|all] [--config FILE]  revoke one FAST token, or all (the default)
   parley group add|del GROUP JID [--config FILE]     manage group membership (allowed_groups, admin_groups)
   parley group list [HOST] [--config FILE]           list group memberships
   parley config check [--config FILE]           validate the config and print the effective one

@@ -47,9 +47,11 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 			}
 		}
 		return nil
+	case "fast":
+		return userFAST(ctx, cfg, st, args)
 	case "add", "passwd", "del":
 	default:
-		return fmt.Errorf("unknown user command %q (add, passwd, del, list)", cmd)
+		return fmt.Errorf("unknown user command %q (add, passwd, del, list, fast)", cmd)
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("user %s: JID required", cmd)

@@ -63,6 +63,12 @@ type conn struct {
 	preXMPP bool
 	// saslFailed: a SASL attempt failed on this stream (XEP-0078 §8).
 	saslFailed bool
+	// inSASL2: an XEP-0388 exchange is running, so SASL answers use its
+	// framing (sasl2.go).
+	inSASL2 bool
+	// streamFrom is the 'from' of the client's stream header, a hint at
+	// who is logging in (XEP-0388 checks an authzid against it).
+	streamFrom string
 	// negotiationFailures counts SASL failures before any credential check
 	// (see negotiationFailed); they are bounded separately from failures.
 	negotiationFailures int
@@ -275,6 +281,7 @@ func (c *conn) openStream() error {
 	} else if hs := c.srv.router.Hosts(); len(hs) > 0 {
 		reply.From = hs[0].Domain
 	}
+	c.streamFrom = h.From
 	if h.From != "" {
 		if fj, err := jid.Parse(h.From); err == nil {
 			reply.To = fj.String()
@@ -398,6 +405,9 @@ func (c *conn) features() *xml.Element {
 		for _, el := range c.host.PreAuthStreamFeatures(c.preAuth()) {
 			f.Append(el)
 		}
+		if el := c.sasl2Feature(); el != nil {
+			f.Append(el)
+		}
 		if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
 			cb := xml.New(nsSASLCB, "sasl-channel-binding")
 			for _, t := range cbs {
@@ -440,6 +450,14 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 		}
 		ok, err := c.authenticate(el)
 		return ok, false, err
+	case el.Space == nsSASL2 && el.Local == "authenticate":
+		if c.user != "" {
+			// XEP-0388 §3.8: after success, another authenticate is a
+			// stream error.
+			return false, false, &streamErr{cond: "policy-violation", text: "already authenticated"}
+		}
+		done, err := c.authenticate2(el)
+		return false, done, err
 	case el.Space == "" && el.Local == "iq" && c.user != "":
 		return c.handlePreBindIQ(el)
 	case el.Space == sm.NS && c.user != "":
@@ -546,7 +564,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 			if errors.As(err, &f) {
 				cond = f.Condition
 				if f.Negotiation {
-					return false, c.negotiationFailed(name, cond)
+					return false, c.negotiationFailed(name, cond, "")
 				}
 			}
 			return false, c.authFailed(name, cond)
@@ -586,10 +604,17 @@ func decodeSASL(s string) ([]byte, bool) {
 	return b, err == nil
 }
 
+// saslFailure answers a SASL exchange with <failure/>: RFC 6120's, or
+// during an XEP-0388 exchange SASL2's, which carries the same RFC 6120
+// condition element.
 func (c *conn) saslFailure(cond, text string) error {
-	f := xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond))
+	ns := nsSASL
+	if c.inSASL2 {
+		ns = nsSASL2
+	}
+	f := xml.New(ns, "failure").Append(xml.New(nsSASL, cond))
 	if text != "" {
-		f.Append(xml.New(nsSASL, "text").AppendText(text))
+		f.Append(xml.New(ns, "text").AppendText(text))
 	}
 	return c.writeEl(f)
 }
@@ -601,13 +626,13 @@ func (c *conn) saslFailure(cond, text string) error {
 // TLS 1.3 lacks, on every -PLUS mechanism before falling back), so counting
 // it would lock them out; a separate, larger bound still ends a client that
 // loops.
-func (c *conn) negotiationFailed(mech, cond string) error {
+func (c *conn) negotiationFailed(mech, cond, text string) error {
 	c.saslFailed = true
 	c.negotiationFailures++
 	// Info, not debug: rare, never a password guess, and the first thing to
 	// look for when a client cannot log in (README, troubleshooting).
 	c.srv.log.Info("c2s: SASL negotiation failed", "remote", c.t.RemoteAddr().String(), "mechanism", mech, "condition", cond)
-	if err := c.saslFailure(cond, ""); err != nil {
+	if err := c.saslFailure(cond, text); err != nil {
 		return err
 	}
 	if c.negotiationFailures >= 2*c.srv.cfg.Limits.MaxAuthFailures+4 {
@@ -692,21 +717,40 @@ func (c *conn) bind(iq, b *xml.Element) bool {
 // (RFC 6120 §7) and XEP-0078 share it, so both get the same session
 // machinery: router registration, writer, hooks.
 func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JID) *xml.Element) bool {
+	s, full, cond, text := c.bindSession(res, nil)
+	if s == nil {
+		_ = c.writeEl(stanza.ErrorReply(iq, cond, text))
+		return false
+	}
+	s.Send(result(full))
+	c.sessionBound(s)
+	return true
+}
+
+// bindSession creates and registers the session for c.user with resource
+// res (generated when empty). With gate set (XEP-0386) the session starts
+// gated, holding what is delivered to it until openGate, and with gate's
+// stream management state (nil: none). On failure it returns a nil
+// session and the stanza error condition and text, and the stream goes
+// on unbound. The caller sends the first element and then calls
+// sessionBound.
+func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanza.Condition, string) {
 	bare, err := jid.New(c.user, c.host.Domain, "")
 	if err != nil {
-		_ = c.writeEl(stanza.ErrorReply(iq, stanza.InternalServerError, ""))
-		return false
+		return nil, jid.JID{}, stanza.InternalServerError, ""
 	}
 	if res != "" {
 		if _, err := bare.WithResource(res); err != nil {
-			_ = c.writeEl(stanza.ErrorReply(iq, stanza.BadRequest, "invalid resource"))
-			return false
+			return nil, jid.JID{}, stanza.BadRequest, "invalid resource"
 		}
 	}
 	// The session is complete, writer included, before the router can
 	// see it: a stanza routed to it the moment Bind returns must find a
 	// queue to go to.
 	s := &session{srv: c.srv, host: c.host, ctx: c.ctx, id: c.id, done: make(chan struct{})}
+	if gate != nil {
+		s.gated, s.sm = true, gate.sm
+	}
 	w := c.newSessionWriter(s)
 	s.attach(c, w)
 	c.installWriter(w)
@@ -715,12 +759,10 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 		// The stream goes on unbound (the client may try again): the
 		// connection returns to direct writes.
 		c.uninstallWriter(w)
-		cond, text := stanza.BadRequest, err.Error()
 		if errors.Is(err, router.ErrResourceConstraint) {
-			cond, text = stanza.ResourceConstraint, "too many sessions for this account"
+			return nil, jid.JID{}, stanza.ResourceConstraint, "too many sessions for this account"
 		}
-		_ = c.writeEl(stanza.ErrorReply(iq, cond, text))
-		return false
+		return nil, jid.JID{}, stanza.BadRequest, err.Error()
 	}
 	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
 	if replaced != nil {
@@ -736,10 +778,13 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 			}
 		}
 	}
-	s.Send(result(full))
+	return s, full, "", ""
+}
+
+// sessionBound counts the new session and tells the modules.
+func (c *conn) sessionBound(s *session) {
 	c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Inc()
 	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s})
-	return true
 }
 
 // readStanzas is the bound session's read loop.

@@ -277,7 +277,14 @@ func archivedFor(el *xml.Element, owner jid.JID) bool {
 
 func (s *Server) saslEnv(c *conn) sasl.Env {
 	host := c.host.Domain
+	// XEP-0474: what the features offered, as the client saw them. Both
+	// SASL profiles list the same mechanisms (conn.offered).
+	adv := &sasl.Advertised{Mechanisms: c.offered()}
+	if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
+		adv.ChannelBindings = cbs
+	}
 	return sasl.Env{
+		Advertised:  adv,
 		TLS:         c.tls,
 		ServerCert:  c.serverCert(),
 		Ctx:         context.Background(),

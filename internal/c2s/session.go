@@ -37,6 +37,12 @@ type session struct {
 	w    *stream.Writer
 	// sm is the XEP-0198 state once the client enabled it; nil before.
 	sm *smState
+	// gated: the session is bound but its client has not yet been told
+	// (XEP-0386 binds inside the SASL2 <success/>, which must be the
+	// first thing the client reads); what is delivered meanwhile waits
+	// in gate, in order, until openGate (bind2.go).
+	gated bool
+	gate  []*xml.Element
 	// closing: Close was called, so the end of the connection is the end
 	// of the session (no detaching); ending: terminate has begun; ended:
 	// the router no longer knows the session, and what still arrives is
@@ -82,7 +88,12 @@ func (s *session) Deliver(el *xml.Element) {
 	if s.sm != nil {
 		full = s.sm.out.Push(el) != nil
 	}
-	if s.w != nil {
+	overflow := false
+	switch {
+	case s.gated:
+		s.gate = append(s.gate, el)
+		overflow = len(s.gate) > s.srv.cfg.Limits.OutputQueue
+	case s.w != nil:
 		// Under mu, so the writer's order is the order of the
 		// unacknowledged queue (a resumption re-sends in that order).
 		s.w.Send(el)
@@ -91,6 +102,10 @@ func (s *session) Deliver(el *xml.Element) {
 		}
 	}
 	s.mu.Unlock()
+	if overflow {
+		s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")
+		return
+	}
 	if full {
 		s.Close(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
 	}

@@ -183,14 +183,33 @@ func (c *conn) writeSM(el *xml.Element) error {
 	return nil
 }
 
-// enableSM answers <enable/> (XEP-0198 §3). The resumption time is the
-// client's max if it asked for less than the server allows.
+// enableSM answers <enable/> (XEP-0198 §3).
 func (c *conn) enableSM(el *xml.Element) error {
-	cfg := c.srv.cfg.C2S.StreamManagement
-	if !c.smOn() {
-		return c.writeSM(sm.Failed("feature-not-implemented", 0, false))
+	st, failed := c.newSMState(el)
+	if failed != nil {
+		return c.writeSM(failed)
 	}
 	s := c.sess
+	s.mu.Lock()
+	if s.sm != nil {
+		s.mu.Unlock()
+		return c.writeSM(sm.Failed("unexpected-request", 0, false))
+	}
+	s.sm = st
+	s.w.Send(st.enabled())
+	s.mu.Unlock()
+	c.srv.resumable.register(st, s)
+	return nil
+}
+
+// newSMState makes the state an <enable/> asks for, or the <failed/>
+// answer when stream management is off. The resumption time is the
+// client's max if it asked for less than the server allows.
+func (c *conn) newSMState(el *xml.Element) (*smState, *xml.Element) {
+	cfg := c.srv.cfg.C2S.StreamManagement
+	if !c.smOn() {
+		return nil, sm.Failed("feature-not-implemented", 0, false)
+	}
 	st := &smState{out: sm.NewOutbound(cfg.MaxUnacked), max: cfg.ResumeTimeout.Duration}
 	if r := el.Attr("resume"); (r == "true" || r == "1") && *cfg.Resume {
 		st.id = sm.NewResumptionID()
@@ -198,18 +217,17 @@ func (c *conn) enableSM(el *xml.Element) error {
 			st.max = time.Duration(m) * time.Second
 		}
 	}
-	s.mu.Lock()
-	if s.sm != nil {
-		s.mu.Unlock()
-		return c.writeSM(sm.Failed("unexpected-request", 0, false))
-	}
-	s.sm = st
-	s.w.Send(sm.Enabled(st.id, int(st.max/time.Second)))
-	s.mu.Unlock()
+	return st, nil
+}
+
+// enabled is the <enabled/> answer for st.
+func (st *smState) enabled() *xml.Element { return sm.Enabled(st.id, int(st.max/time.Second)) }
+
+// register makes s resumable under st's id, if it has one.
+func (r *resumableSessions) register(st *smState, s *session) {
 	if st.id != "" {
-		c.srv.resumable.add(st.id, s)
+		r.add(st.id, s)
 	}
-	return nil
 }
 
 // handledCount is the h to report: stanzas handled from the client.
@@ -251,21 +269,35 @@ func (c *conn) handleSMPreBind(el *xml.Element) (done bool, err error) {
 // with its original numbering. A previd that is unknown, expired, or
 // another account's gets item-not-found, all alike.
 func (c *conn) resume(el *xml.Element) (bool, error) {
+	failed := c.resumeWith(el, func(_ jid.JID, resumed *xml.Element) []*xml.Element { return []*xml.Element{resumed} })
+	if failed != nil {
+		return false, c.writeEl(failed)
+	}
+	return true, nil
+}
+
+// resumeWith attempts the resumption el asks for. On success the
+// connection carries the session and the first things written to it are
+// wrap's elements (made from the session's full JID and the <resumed/>
+// answer; XEP-0388 puts that answer inside its <success/>), then the
+// unacknowledged stanzas; it returns nil. Otherwise it returns the
+// <failed/> answer, having written nothing.
+func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.Element) []*xml.Element) *xml.Element {
 	if !c.smOn() {
-		return false, c.writeEl(sm.Failed("feature-not-implemented", 0, false))
+		return sm.Failed("feature-not-implemented", 0, false)
 	}
 	previd := el.Attr("previd")
 	h, ok := sm.ParseH(el.Attr("h"))
 	if previd == "" || !ok {
-		return false, c.writeEl(sm.Failed("bad-request", 0, false))
+		return sm.Failed("bad-request", 0, false)
 	}
 	bare, err := jid.New(c.user, c.host.Domain, "")
 	if err != nil {
-		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+		return sm.Failed("item-not-found", 0, false)
 	}
 	s := c.srv.resumable.lookup(previd)
 	if s == nil || s.jid.Bare() != bare {
-		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+		return sm.Failed("item-not-found", 0, false)
 	}
 	w := c.newSessionWriter(s)
 	c.installWriter(w)
@@ -273,18 +305,20 @@ func (c *conn) resume(el *xml.Element) (bool, error) {
 	if s.closing || s.ending || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
 		c.uninstallWriter(w)
-		return false, c.writeEl(sm.Failed("item-not-found", 0, false))
+		return sm.Failed("item-not-found", 0, false)
 	}
 	if err := s.sm.out.Ack(h); err != nil {
 		handled := s.sm.in
 		s.mu.Unlock()
 		c.uninstallWriter(w)
-		return false, c.writeEl(sm.Failed("undefined-condition", handled, true).Append(err.(*sm.HandledCountTooHigh).Element()))
+		return sm.Failed("undefined-condition", handled, true).Append(err.(*sm.HandledCountTooHigh).Element())
 	}
 	s.sm.stopTimer()
 	old := s.attach(c, w)
 	c.sess = s
-	w.Send(sm.Resumed(previd, s.sm.in))
+	for _, first := range wrap(s.jid, sm.Resumed(previd, s.sm.in)) {
+		w.Send(first)
+	}
 	for _, q := range s.sm.out.Unacked() {
 		w.Send(q)
 	}
@@ -300,7 +334,7 @@ func (c *conn) resume(el *xml.Element) (bool, error) {
 	// Per-stream state that modules keep (XEP-0352 starts active again).
 	s.host.Sessions.Fire(module.EventSessionResumed, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s})
 	c.srv.log.Info("c2s: session resumed", "remote", c.t.RemoteAddr().String(), "jid", s.jid.String())
-	return true, nil
+	return nil
 }
 
 // newSessionWriter makes the writer for s on this connection.

@@ -304,6 +304,26 @@ type Auth struct {
 	MinPasswordLength int `toml:"min_password_length"`
 	// BruteForce throttles failed logins per source IP address.
 	BruteForce BruteForce `toml:"brute_force"`
+	// SASL2 offers XEP-0388 Extensible SASL (with XEP-0386 Bind 2) on
+	// client streams next to RFC 6120 SASL (default true).
+	SASL2 *bool `toml:"sasl2"`
+	// FAST configures XEP-0484 token logins (SASL2 only).
+	FAST FAST `toml:"fast"`
+}
+
+// FAST configures XEP-0484 Fast Authentication Streamlining Tokens: a
+// client that logged in with its password may ask for a token and log in
+// with it later in one round trip.
+type FAST struct {
+	// Enabled offers FAST inside SASL2 (default true).
+	Enabled *bool `toml:"enabled"`
+	// Lifetime of a token from its issue (default 504h, 21 days). A token
+	// used when less than half of it is left is replaced by a new one.
+	Lifetime Duration `toml:"lifetime"`
+	// MaxPerAccount bounds the tokens kept for one account (default 20:
+	// two per client during a rotation); issuing beyond it removes the
+	// least recently issued.
+	MaxPerAccount int `toml:"max_per_account"`
 }
 
 // BruteForce configures the per-IP failed-login limiter (SASL and legacy
@@ -522,6 +542,16 @@ func (c *Config) applyDefaults() {
 	}
 	setInt(&c.Auth.ScramIterations, 4096)
 	setInt(&c.Auth.MinPasswordLength, 8)
+	if c.Auth.SASL2 == nil {
+		c.Auth.SASL2 = boolPtr(true)
+	}
+	if c.Auth.FAST.Enabled == nil {
+		// FAST lives inside SASL2: off with it unless asked for (which
+		// validation then refuses).
+		c.Auth.FAST.Enabled = boolPtr(*c.Auth.SASL2)
+	}
+	setDur(&c.Auth.FAST.Lifetime, 21*24*time.Hour)
+	setInt(&c.Auth.FAST.MaxPerAccount, 20)
 	c.applyComponentDefaults()
 	c.applyHTTPSDefaults()
 	c.applyS2SDefaults()
@@ -664,6 +694,15 @@ func (c *Config) validate() []string {
 	}
 	if c.Auth.MinPasswordLength < 1 {
 		bad("auth.min_password_length: must be at least 1")
+	}
+	if f := c.Auth.FAST; f.Lifetime.Duration < time.Minute || f.Lifetime.Duration > 366*24*time.Hour {
+		bad("auth.fast.lifetime: %s is outside 1m..8784h (one year)", f.Lifetime.Duration)
+	}
+	if f := c.Auth.FAST; f.MaxPerAccount < 2 || f.MaxPerAccount > 1000 {
+		bad("auth.fast.max_per_account: %d is outside 2..1000 (a rotating client holds two)", f.MaxPerAccount)
+	}
+	if *c.Auth.FAST.Enabled && !*c.Auth.SASL2 {
+		bad("auth.fast.enabled: FAST needs auth.sasl2 = true (set auth.fast.enabled = false)")
 	}
 	c.validateComponents(bad)
 	c.validateHTTPS(bad)

@@ -61,6 +61,10 @@ func TestValidationReportsEveryProblem(t *testing.T) {
 		"archive page size":    "[[host]]\ndomain = \"a.test\"\n[host.archive]\nmax_page_size = 5000\n",
 		"archive cap":          "[[host]]\ndomain = \"a.test\"\n[host.archive]\nmax_messages = -2\n",
 		"archive purge":        "[[host]]\ndomain = \"a.test\"\n[host.archive]\npurge_interval = \"1ms\"\n",
+		"fast lifetime short":  "[auth.fast]\nlifetime = \"10s\"\n",
+		"fast lifetime long":   "[auth.fast]\nlifetime = \"9000h\"\n",
+		"fast one token":       "[auth.fast]\nmax_per_account = 1\n",
+		"fast without sasl2":   "[auth]\nsasl2 = false\n[auth.fast]\nenabled = true\n",
 	}
 	for name, text := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -112,5 +116,22 @@ func TestEncodeRoundTrips(t *testing.T) {
 	}
 	if c2.Limits != c.Limits || c2.Hosts[0].Domain != c.Hosts[0].Domain {
 		t.Fatalf("round trip changed the config")
+	}
+}
+
+func TestFASTFollowsSASL2(t *testing.T) {
+	c, err := Parse([]byte("[auth]\nsasl2 = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Auth.FAST.Enabled {
+		t.Fatal("FAST on by default with SASL2 off")
+	}
+	c, err = Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*c.Auth.SASL2 || !*c.Auth.FAST.Enabled || c.Auth.FAST.Lifetime.Duration != 21*24*time.Hour || c.Auth.FAST.MaxPerAccount != 20 {
+		t.Fatalf("defaults %+v sasl2 %v", c.Auth.FAST, *c.Auth.SASL2)
 	}
 }

@@ -3,6 +3,9 @@ package sasl
 import (
 	"errors"
 	"testing"
+	"time"
+
+	"parley/internal/storage"
 )
 
 // FuzzSCRAMClientFirst feeds arbitrary client-first and client-final
@@ -67,4 +70,29 @@ func checkFailure(t *testing.T, err error) {
 	if err != nil && (!errors.As(err, &f) || f.Condition == "") {
 		t.Fatalf("error is not a *Failure with a condition: %v", err)
 	}
+}
+
+// FuzzHT feeds arbitrary HT messages to a session whose user holds one
+// token: nothing the fuzzer makes may log in.
+func FuzzHT(f *testing.F) {
+	f.Add([]byte("juliet\x00" + string(make([]byte, 32))))
+	f.Add([]byte("\x00"))
+	f.Add([]byte("juliet"))
+	tok, hash := NewFASTToken()
+	_ = tok
+	fast := FASTEnv{Tokens: func(string) ([]storage.FASTToken, error) {
+		return []storage.FASTToken{{ID: "t", Mechanism: HTSHA256None, Hash: hash, ExpiresAt: time.Now().Add(time.Hour)}}, nil
+	}}
+	env := Env{AllowPlainWithoutTLS: true}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		sess, err := StartFAST(HTSHA256None, env, fast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, done, err := sess.Next(msg)
+		checkFailure(t, err)
+		if done {
+			t.Fatalf("fuzzer authenticated with %q", msg)
+		}
+	})
 }

@@ -156,6 +156,13 @@ type Env struct {
 	// DefaultIterations.
 	Iterations int
 
+	// Advertised, when set, is what the stream offered (the mechanisms of
+	// the SASL profile in use, the XEP-0440 channel-binding types): SCRAM
+	// then adds XEP-0474's downgrade protection hash ("h") to its
+	// server-first-message, so a client can tell that nobody in between
+	// removed mechanisms or binding types. nil: no hash.
+	Advertised *Advertised
+
 	// AllowPlainWithoutTLS offers PLAIN on unencrypted streams. Only for
 	// tests and loopback deployments: the password travels in the clear.
 	AllowPlainWithoutTLS bool

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/xdg-go/scram"
-
 	"parley/internal/storage"
 )
 
@@ -24,11 +22,11 @@ const (
 	scramFinished
 )
 
-// scramSession is one SCRAM exchange (RFC 5802 §5). xdg-go/scram does the
-// cryptography and message parsing; this type adds what it leaves to the
-// server: the gs2 policy of each mechanism variant, the channel binding
-// data, indistinguishable unknown users, and the mapping of its errors to
-// RFC 6120 conditions.
+// scramSession is one SCRAM exchange (RFC 5802 §5). serverConv does the
+// message syntax and the proof; this type adds the gs2 policy of each
+// mechanism variant, the channel binding data, indistinguishable unknown
+// users, the XEP-0474 hash, and the mapping of errors to RFC 6120
+// conditions.
 type scramSession struct {
 	name string
 	fam  scramFamily
@@ -37,7 +35,7 @@ type scramSession struct {
 
 	state      scramState
 	challenged bool // sent an empty challenge for a missing initial response
-	conv       *scram.ServerConversation
+	conv       *serverConv
 
 	username  string
 	authzid   string
@@ -113,11 +111,9 @@ func (s *scramSession) first(msg []byte) ([]byte, error) {
 		return nil, fail(CondMalformedRequest, "missing gs2 header")
 	}
 
-	// The gs2 channel binding flag is where the mechanism variants differ.
-	// xdg-go/scram would accept "p" on a non-PLUS conversation configured
-	// with a binding, and "n" on a PLUS one; RFC 5802 §6 ties "p" to -PLUS,
-	// so the policy lives here and the library gets the matching
-	// conversation kind.
+	// The gs2 channel binding flag is where the mechanism variants differ:
+	// RFC 5802 §6 ties "p" to -PLUS and "n"/"y" to the plain variants.
+	s.conv = &serverConv{newHash: s.fam.hash}
 	switch {
 	case s.plus:
 		cbType, isP := strings.CutPrefix(flag, "p=")
@@ -131,12 +127,8 @@ func (s *scramSession) first(msg []byte) ([]byte, error) {
 		if !ok {
 			return nil, fail(CondNotAuthorized, "unsupported-channel-binding-type")
 		}
-		s.conv = s.server().NewConversationWithChannelBindingRequired(scram.ChannelBinding{
-			Type: scram.ChannelBindingType(cbType),
-			Data: data,
-		})
+		s.conv.cbData = data
 	case flag == "n":
-		s.conv = s.server().NewConversation()
 	case flag == "y":
 		// The client supports channel binding but believes we do not. If
 		// we offered -PLUS, someone stripped it from <mechanisms/> on the
@@ -144,23 +136,24 @@ func (s *scramSession) first(msg []byte) ([]byte, error) {
 		if len(ChannelBindingTypes(s.env.TLS, s.env.ServerCert)) > 0 {
 			return nil, fail(CondNotAuthorized, "server-does-support-channel-binding")
 		}
-		s.conv = s.server().NewConversation()
 	case strings.HasPrefix(flag, "p="):
 		return nil, fail(CondMalformedRequest, "channel binding requested with a non-PLUS mechanism")
 	default:
 		return nil, fail(CondMalformedRequest, "invalid gs2 channel binding flag")
 	}
 
-	resp, err := s.conv.Step(c1)
+	ssdp := ""
+	if s.env.Advertised != nil {
+		ssdp = s.env.Advertised.ssdp(s.fam.hash)
+	}
+	resp, err := s.conv.first(c1, s.lookup, ssdp)
 	if err != nil {
 		if s.lookupErr != nil {
 			return nil, fail(CondTemporaryAuthFailure, "")
 		}
-		// The flag was validated above and the lookup never fails
-		// otherwise, so what is left are parse errors.
 		return nil, fail(CondMalformedRequest, "malformed client-first-message")
 	}
-	s.authzid = s.conv.AuthzID()
+	s.authzid = s.conv.authzid
 	return []byte(resp), nil
 }
 
@@ -169,39 +162,30 @@ func (s *scramSession) final(msg []byte) ([]byte, error) {
 	if f := checkText(msg); f != nil {
 		return nil, f
 	}
-	resp, err := s.conv.Step(string(msg))
-	if err != nil {
-		switch resp {
-		case "":
-			return nil, fail(CondMalformedRequest, "malformed client-final-message")
-		case scram.ErrChannelBindingsDontMatch:
-			return nil, fail(CondNotAuthorized, "channel-bindings-dont-match")
-		default:
-			// invalid-proof, or a nonce/proof-length mismatch. The same
-			// answer for unknown users and wrong passwords.
-			return nil, fail(CondNotAuthorized, "")
-		}
+	resp, err := s.conv.final(string(msg))
+	switch {
+	case errors.Is(err, errSCRAMSyntax):
+		return nil, fail(CondMalformedRequest, "malformed client-final-message")
+	case errors.Is(err, errSCRAMBinding):
+		return nil, fail(CondNotAuthorized, "channel-bindings-dont-match")
+	case err != nil:
+		// invalid-proof, or a nonce/proof-length mismatch. The same
+		// answer for unknown users and wrong passwords.
+		return nil, fail(CondNotAuthorized, "")
 	}
-	if s.unknown || !s.conv.Valid() {
+	if s.unknown || !s.conv.valid {
 		// Cannot happen with random fake keys, but an unknown user must
-		// never be let in, whatever the library concluded.
+		// never be let in, whatever the proof check concluded.
 		return nil, fail(CondNotAuthorized, "")
 	}
 	return []byte(resp), nil
 }
 
-// server builds the xdg-go/scram server whose credential callback performs
-// the lookup for this session.
-func (s *scramSession) server() *scram.Server {
-	srv, _ := s.fam.hash.NewServer(s.lookup) // never fails
-	return srv
-}
-
-// lookup is the xdg-go/scram credential callback. Unknown users, names that
-// do not normalize and accounts without a usable key for this family all get
-// a fake credential so the server-first-message looks like a real one;
-// only storage failures are errors.
-func (s *scramSession) lookup(authcid string) (scram.StoredCredentials, error) {
+// lookup is the credential lookup for the conversation. Unknown users,
+// names that do not normalize and accounts without a usable key for this
+// family all get a fake credential so the server-first-message looks like
+// a real one; only storage failures are errors.
+func (s *scramSession) lookup(authcid string) (storage.ScramKey, error) {
 	name := authcid
 	normOK := true
 	if s.env.Normalize != nil {
@@ -222,7 +206,7 @@ func (s *scramSession) lookup(authcid string) (scram.StoredCredentials, error) {
 		case errors.Is(err, storage.ErrNotFound):
 		case err != nil:
 			s.lookupErr = err
-			return scram.StoredCredentials{}, err
+			return storage.ScramKey{}, err
 		default:
 			key, found = creds.Keys[s.fam.name]
 			found = found && validKey(s.fam, key)
@@ -232,11 +216,7 @@ func (s *scramSession) lookup(authcid string) (scram.StoredCredentials, error) {
 		s.unknown = true
 		key = fakeKey(s.fam, s.env.FakeSaltKey, name, s.env.iterations())
 	}
-	return scram.StoredCredentials{
-		KeyFactors: scram.KeyFactors{Salt: string(key.Salt), Iters: key.Iterations},
-		StoredKey:  key.StoredKey,
-		ServerKey:  key.ServerKey,
-	}, nil
+	return key, nil
 }
 
 // validCBName checks cb-name = 1*(ALPHA / DIGIT / "." / "-") (RFC 5802 §7).

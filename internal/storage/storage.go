@@ -33,6 +33,7 @@ type Store interface {
 	KV() KV
 	Archive() Archive
 	Compliance() Compliance
+	FAST() FASTTokens
 	Close() error
 }
 
@@ -387,4 +388,56 @@ type Compliance interface {
 	// PurgeBefore deletes host's records stamped before t and returns how
 	// many.
 	PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error)
+}
+
+// FASTToken is one XEP-0484 token of an account as stored. The token
+// itself is never stored: Hash is its SHA-256. Parley's tokens are longer
+// than SHA-256's block, and HMAC keys with the hash of such a key, so the
+// hash is all the HT mechanisms need (package sasl); the token cannot be
+// recovered from it.
+type FASTToken struct {
+	// ID names the token for listing and revoking; it is not secret.
+	ID string
+	// ClientID is the XEP-0388 user-agent id of the client it was issued to.
+	ClientID string
+	// Software and Device are the client's own descriptions (user-agent).
+	Software, Device string
+	// Mechanism is the HT mechanism the token is bound to.
+	Mechanism string
+	Hash      []byte
+	// Current is true once the client logged in with the token; a token
+	// issued and not yet used is the client's "new" one (XEP-0484 §6.1).
+	Current bool
+	// Count is the highest XEP-0484 'count' accepted with the token, 0
+	// when the client sent none.
+	Count               int64
+	IssuedAt, ExpiresAt time.Time
+	// LastUsed is the last login with the token, zero if none.
+	LastUsed time.Time
+}
+
+// FASTTokens stores XEP-0484 tokens per account (keyed by host and
+// username). Accounts.Delete and Accounts.SetCredentials remove an
+// account's tokens in the same transaction, so a deleted account or a
+// changed password leaves no token that still logs in.
+type FASTTokens interface {
+	// Issue stores t as the client's new token. The client's earlier
+	// unused token goes (XEP-0484: a newer one replaces it), and so do
+	// the account's expired tokens and, beyond max tokens, the least
+	// recently issued others.
+	Issue(ctx context.Context, host, username string, t FASTToken, max int) error
+	// Client returns the tokens of one client of an account (at most
+	// two: its current and its new token), unexpired or not.
+	Client(ctx context.Context, host, username, clientID string) ([]FASTToken, error)
+	// Use records a login with token id at now: it becomes the client's
+	// current token, replacing the one that was (XEP-0484 §6.1), and the
+	// client's tokens that expire before it go (§3.5). With count > 0 it succeeds only if count is
+	// above the stored Count (replay protection). ErrNotFound if the
+	// token is gone (revoked) or the count is not new.
+	Use(ctx context.Context, host, username, id string, count int64, now time.Time) error
+	// List returns the account's tokens, oldest first.
+	List(ctx context.Context, host, username string) ([]FASTToken, error)
+	// Revoke removes the token id of the account, or all its tokens when
+	// id is "", and reports how many were removed.
+	Revoke(ctx context.Context, host, username, id string) (int, error)
 }

@@ -40,6 +40,9 @@ type Options struct {
 	RequireTLS bool
 	// Timeout bounds connecting and each exchange; default 10s.
 	Timeout time.Duration
+	// From is the stream header's 'from' (XEP-0388 and XEP-0484 clients
+	// name the account they log in to); "" for none.
+	From string
 }
 
 // Client is one open client stream.
@@ -142,7 +145,7 @@ func (c *Client) open() error {
 	_ = c.conn.SetDeadline(time.Now().Add(c.opts.Timeout))
 	hdr := xml.StreamHeaderBytes(xml.StreamHeader{
 		Space: nsStream, Local: "stream", DefaultNS: stanza.NSClient,
-		To: c.opts.Domain, Version: "1.0",
+		To: c.opts.Domain, From: c.opts.From, Version: "1.0",
 	})
 	if _, err := c.conn.Write(hdr); err != nil {
 		return err

@@ -36,6 +36,7 @@ func (s *store) Archive() storage.Archive   { return archive{s.Store.Archive(), 
 func (s *store) Compliance() storage.Compliance {
 	return compliance{s.Store.Compliance(), s.obs}
 }
+func (s *store) FAST() storage.FASTTokens { return fast{s.Store.FAST(), s.obs} }
 
 type accounts struct {
 	a   storage.Accounts
@@ -300,4 +301,34 @@ func (x compliance) Export(ctx context.Context, f storage.ComplianceFilter, fn f
 func (x compliance) PurgeBefore(ctx context.Context, host string, t time.Time) (int64, error) {
 	defer x.obs("compliance.purge", time.Now())
 	return x.c.PurgeBefore(ctx, host, t)
+}
+
+type fast struct {
+	f   storage.FASTTokens
+	obs Observer
+}
+
+func (x fast) Issue(ctx context.Context, host, username string, t storage.FASTToken, max int) error {
+	defer x.obs("fast.issue", time.Now())
+	return x.f.Issue(ctx, host, username, t, max)
+}
+
+func (x fast) Client(ctx context.Context, host, username, clientID string) ([]storage.FASTToken, error) {
+	defer x.obs("fast.client", time.Now())
+	return x.f.Client(ctx, host, username, clientID)
+}
+
+func (x fast) Use(ctx context.Context, host, username, id string, count int64, now time.Time) error {
+	defer x.obs("fast.use", time.Now())
+	return x.f.Use(ctx, host, username, id, count, now)
+}
+
+func (x fast) List(ctx context.Context, host, username string) ([]storage.FASTToken, error) {
+	defer x.obs("fast.list", time.Now())
+	return x.f.List(ctx, host, username)
+}
+
+func (x fast) Revoke(ctx context.Context, host, username, id string) (int, error) {
+	defer x.obs("fast.revoke", time.Now())
+	return x.f.Revoke(ctx, host, username, id)
 }

@@ -114,6 +114,11 @@ func (a accounts) SetCredentials(ctx context.Context, host, username string, c s
 		if _, err := tx.ExecContext(ctx, `DELETE FROM account_scram_keys WHERE host = ? AND username = ?`, host, username); err != nil {
 			return err
 		}
+		// A new password ends every FAST token (XEP-0484): whoever held
+		// the old one must not keep logging in with a token.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM fast_tokens WHERE owner = ?`, storeutil.BareJID(host, username)); err != nil {
+			return err
+		}
 		return insertKeys(ctx, tx, host, username, c.Keys)
 	})
 	if err != nil {
@@ -156,7 +161,7 @@ func (a accounts) Delete(ctx context.Context, host, username string) error {
 		// by owner must be listed here; the conformance suite's cascade
 		// test fails if a new one is forgotten.
 		for _, table := range []string{"roster_versions", "roster_items", "offline_messages", "vcards", "private_xml",
-			"pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "pubsub_nodes", "kv", "archive_heads", "archive"} {
+			"pubsub_items", "pubsub_affiliations", "pubsub_subscriptions", "pubsub_nodes", "kv", "archive_heads", "archive", "fast_tokens"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE owner = ?`, owner); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

@@ -64,6 +64,11 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
 		{"ArchiveBatch", testArchiveBatch},
 		{"Compliance", testCompliance},
+		{"FASTIssueUse", testFASTIssueUse},
+		{"FASTBoundAndExpiry", testFASTBoundAndExpiry},
+		{"FASTCount", testFASTCount},
+		{"FASTRevoke", testFASTRevoke},
+		{"FASTPasswordChange", testFASTPasswordChange},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -290,6 +295,8 @@ func fill(t *testing.T, c context.Context, s storage.Store, owner string) {
 	must(t, s.PubSub().SetSubscription(c, owner, "urn:xmpp:avatar:metadata", "friend@example.com", "subscribed", 0))
 	_, err = s.Archive().Append(c, 0, storage.ArchiveEntry{Owner: owner, ID: "a1", With: "friend@example.com", Stamp: time.Now(), Stanza: []byte("<message/>")})
 	must(t, err)
+	user, host, _ := strings.Cut(owner, "@")
+	must(t, s.FAST().Issue(c, host, user, fastToken("f1", "client-1", time.Now()), 0))
 }
 
 // checkFilled reports whether owner still has data in each store; it
@@ -347,6 +354,12 @@ func checkFilled(t *testing.T, c context.Context, s storage.Store, owner string,
 	}
 	_, _, err = s.Archive().Ends(c, owner)
 	check("archive", err)
+	user, host, _ := strings.Cut(owner, "@")
+	toks, err := s.FAST().List(c, host, user)
+	must(t, err)
+	if (len(toks) > 0) != want {
+		t.Errorf("%s FAST tokens = %d; want present = %v", owner, len(toks), want)
+	}
 	if !want {
 		// The archive is gone with its numbering: a new message starts it
 		// afresh rather than continuing the old account's.
