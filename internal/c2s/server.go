@@ -304,6 +304,7 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 			return a.Creds, nil
 		},
 		CheckPassword: directoryPasswordCheck(c),
+		Allowed:       c.hostCfg().Mechanisms,
 	}
 }
 

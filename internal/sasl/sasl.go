@@ -175,6 +175,27 @@ type Env struct {
 	// CheckPassword set Start accepts only PLAIN (and EXTERNAL), and the
 	// caller should advertise OfferedPasswordCheck.
 	CheckPassword func(ctx context.Context, username, password string) error
+
+	// Allowed is the host's mechanism policy (`[host] mechanisms`, see
+	// Allow): Start refuses what it does not name, and a SCRAM client that
+	// says "y" is believed when the policy hides every -PLUS mechanism.
+	// Empty: every mechanism.
+	Allowed []string
+}
+
+// plusOffered reports whether some -PLUS mechanism was advertised on this
+// stream: a channel to bind to exists and the host's policy lets one
+// through.
+func (e *Env) plusOffered() bool {
+	if len(ChannelBindingTypes(e.TLS, e.ServerCert)) == 0 {
+		return false
+	}
+	for _, m := range []string{SCRAMSHA512Plus, SCRAMSHA256Plus, SCRAMSHA1Plus} {
+		if Allowed(e.Allowed, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // OfferedPasswordCheck is Offered for a host whose passwords are checked by
@@ -227,12 +248,15 @@ func Offered(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowP
 }
 
 // Start begins an exchange with the named mechanism. Only mechanisms that
-// Offered would list for env are accepted, so a client cannot pick PLAIN on
+// Offered would list for env, and that env.Allowed admits, are accepted, so a client cannot pick PLAIN on
 // a cleartext stream or a -PLUS mechanism without a channel to bind to;
 // anything else is *Failure{invalid-mechanism}. A server misconfiguration
 // (no Lookup, no FakeSaltKey) is reported as temporary-auth-failure so the
 // client can try again later rather than blame its credentials.
 func Start(name string, env Env) (Session, error) {
+	if !Allowed(env.Allowed, name) {
+		return nil, fail(CondInvalidMechanism, "")
+	}
 	if name == External {
 		if env.External == nil {
 			return nil, fail(CondInvalidMechanism, "")
