@@ -2,7 +2,8 @@
 // offers to clients (RFC 6120 §6): SCRAM-SHA-{1,256,512} with and without
 // channel binding (RFC 5802, RFC 7677, RFC 9266, RFC 5929), PLAIN
 // (RFC 4616), and EXTERNAL (RFC 4422) for identities the caller established
-// (XEP-0178 client certificates). It also derives the salted SCRAM
+// (XEP-0178 client certificates), and GSSAPI (RFC 4752) for Kerberos
+// principals through internal/gssapi. It also derives the salted SCRAM
 // credentials that storage keeps instead of passwords.
 //
 // The package knows nothing about XML or streams: the caller decodes the
@@ -20,8 +21,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
 
+	"parley/internal/gssapi"
 	"parley/internal/storage"
 )
 
@@ -176,6 +180,25 @@ type Env struct {
 	// caller should advertise OfferedPasswordCheck.
 	CheckPassword func(ctx context.Context, username, password string) error
 
+	// GSSAPI, when set, enables SASL GSSAPI (RFC 4752) with this
+	// host's Kerberos acceptor, and MapPrincipal (required with it) turns
+	// the authenticated principal into the localpart to log in as, or
+	// returns a *Failure (not-authorized for a principal of another realm
+	// or without an account, temporary-auth-failure when the account store
+	// cannot answer). Like EXTERNAL, Offered never lists GSSAPI: the
+	// caller advertises it when it set GSSAPI for the connection
+	// (OfferGSSAPI).
+	GSSAPI       *gssapi.Acceptor
+	MapPrincipal func(ctx context.Context, p gssapi.Principal) (username string, err error)
+	// RemoteIP is the client's address, which a Kerberos ticket may be
+	// restricted to.
+	RemoteIP net.IP
+
+	// Log, when set, receives why an exchange failed where the client only
+	// sees a condition (a rejected ticket, a malformed directory secret).
+	// Nothing logged there is a secret.
+	Log *slog.Logger
+
 	// Allowed is the host's mechanism policy (`[host] mechanisms`, see
 	// Allow): Start refuses what it does not name, and a SCRAM client that
 	// says "y" is believed when the policy hides every -PLUS mechanism.
@@ -205,6 +228,20 @@ func OfferedPasswordCheck(tlsState *tls.ConnectionState, allowPlainWithoutTLS bo
 		return []string{Plain}
 	}
 	return nil
+}
+
+func (e *Env) logInfo(msg string, args ...any) {
+	if e.Log != nil {
+		e.Log.Info(msg, args...)
+	}
+}
+
+// OfferGSSAPI reports whether GSSAPI may be advertised on this stream: a
+// Kerberos acceptor is set, and the stream is encrypted (or the caller
+// allows cleartext authentication, as for PLAIN: RFC 4752 without a
+// security layer leaves the stream after authentication unprotected).
+func (e *Env) OfferGSSAPI() bool {
+	return e.GSSAPI != nil && e.MapPrincipal != nil && (encrypted(e.TLS) || e.AllowPlainWithoutTLS) && Allowed(e.Allowed, GSSAPI)
 }
 
 func (e *Env) ctx() context.Context {
@@ -256,6 +293,12 @@ func Offered(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowP
 func Start(name string, env Env) (Session, error) {
 	if !Allowed(env.Allowed, name) {
 		return nil, fail(CondInvalidMechanism, "")
+	}
+	if name == GSSAPI {
+		if !env.OfferGSSAPI() {
+			return nil, fail(CondInvalidMechanism, "")
+		}
+		return &gssapiSession{env: env}, nil
 	}
 	if name == External {
 		if env.External == nil {
