@@ -20,6 +20,7 @@ import (
 	"parley/internal/clientcert"
 	"parley/internal/config"
 	"parley/internal/directory"
+	"parley/internal/gssapi"
 	"parley/internal/legacyauth"
 	"parley/internal/metrics"
 	"parley/internal/router"
@@ -64,6 +65,9 @@ type Server struct {
 	// dir is the LDAP directory of hosts with accounts = "directory"
 	// (directory.go); nil without one.
 	dir *directory.Directory
+	// kerberos holds the GSSAPI acceptor of each host with a keytab
+	// (kerberos.go).
+	kerberos map[string]*gssapi.Acceptor
 
 	// resumable finds XEP-0198 sessions by resumption id (sm.go).
 	resumable resumableSessions
@@ -277,7 +281,7 @@ func archivedFor(el *xml.Element, owner jid.JID) bool {
 
 func (s *Server) saslEnv(c *conn) sasl.Env {
 	host := c.host.Domain
-	return sasl.Env{
+	env := sasl.Env{
 		TLS:         c.tls,
 		ServerCert:  c.serverCert(),
 		Ctx:         context.Background(),
@@ -305,7 +309,13 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 		},
 		CheckPassword: directoryPasswordCheck(c),
 		Allowed:       c.hostCfg().Mechanisms,
+		Log:           s.log,
+		RemoteIP:      c.remoteIP(),
 	}
+	if a := c.kerberos(); a != nil {
+		env.GSSAPI, env.MapPrincipal = a, c.mapPrincipal
+	}
+	return env
 }
 
 // directoryPasswordCheck is nil unless c's host keeps its accounts in the
