@@ -312,6 +312,10 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 		Log:           s.log,
 		RemoteIP:      c.remoteIP(),
 	}
+	if d := c.directory(); d != nil {
+		env.Lookup = c.directorySCRAM(d)
+		env.PasswordCheckSCRAM = d.SCRAMOffered(c.ctx)
+	}
 	if a := c.kerberos(); a != nil {
 		env.GSSAPI, env.MapPrincipal = a, c.mapPrincipal
 	}

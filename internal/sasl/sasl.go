@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 
 	"parley/internal/gssapi"
 	"parley/internal/storage"
@@ -199,6 +200,13 @@ type Env struct {
 	// Nothing logged there is a secret.
 	Log *slog.Logger
 
+	// PasswordCheckSCRAM, with CheckPassword, also offers SCRAM-SHA-1 and
+	// SCRAM-SHA-256 (and their -PLUS variants): the external authority
+	// keeps RFC 5803 SCRAM secrets for some users, which Lookup returns.
+	// A user whose entry lacks them fails SCRAM exactly like a wrong
+	// password (a fake salt, then not-authorized) and can still use PLAIN.
+	PasswordCheckSCRAM bool
+
 	// Allowed is the host's mechanism policy (`[host] mechanisms`, see
 	// Allow): Start refuses what it does not name, and a SCRAM client that
 	// says "y" is believed when the policy hides every -PLUS mechanism.
@@ -210,24 +218,46 @@ type Env struct {
 // stream: a channel to bind to exists and the host's policy lets one
 // through.
 func (e *Env) plusOffered() bool {
-	if len(ChannelBindingTypes(e.TLS, e.ServerCert)) == 0 {
-		return false
-	}
-	for _, m := range []string{SCRAMSHA512Plus, SCRAMSHA256Plus, SCRAMSHA1Plus} {
-		if Allowed(e.Allowed, m) {
+	for _, m := range e.passwordMechanisms() {
+		if strings.HasSuffix(m, "-PLUS") {
 			return true
 		}
 	}
 	return false
 }
 
+// passwordMechanisms is what Offered or OfferedDirectory lists for e,
+// after the host's policy.
+func (e *Env) passwordMechanisms() []string {
+	if e.CheckPassword != nil {
+		return Allow(e.Allowed, OfferedDirectory(e.TLS, e.ServerCert, e.AllowPlainWithoutTLS, e.PasswordCheckSCRAM))
+	}
+	return Allow(e.Allowed, Offered(e.TLS, e.ServerCert, e.AllowPlainWithoutTLS))
+}
+
 // OfferedPasswordCheck is Offered for a host whose passwords are checked by
 // CheckPassword: PLAIN only, over TLS unless allowPlainWithoutTLS.
 func OfferedPasswordCheck(tlsState *tls.ConnectionState, allowPlainWithoutTLS bool) []string {
-	if encrypted(tlsState) || allowPlainWithoutTLS {
-		return []string{Plain}
+	return OfferedDirectory(tlsState, nil, allowPlainWithoutTLS, false)
+}
+
+// OfferedDirectory is Offered for a host whose passwords an external
+// authority checks (Env.CheckPassword): with scram, the SCRAM variants
+// RFC 5803 stores secrets for (SHA-256 and SHA-1, -PLUS first when there
+// is a channel to bind to), then PLAIN over TLS (or when
+// allowPlainWithoutTLS).
+func OfferedDirectory(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowPlainWithoutTLS, scram bool) []string {
+	var out []string
+	if scram {
+		if len(ChannelBindingTypes(tlsState, serverCert)) > 0 {
+			out = append(out, SCRAMSHA256Plus, SCRAMSHA1Plus)
+		}
+		out = append(out, SCRAMSHA256, SCRAMSHA1)
 	}
-	return nil
+	if encrypted(tlsState) || allowPlainWithoutTLS {
+		out = append(out, Plain)
+	}
+	return out
 }
 
 func (e *Env) logInfo(msg string, args ...any) {
@@ -306,14 +336,11 @@ func Start(name string, env Env) (Session, error) {
 		}
 		return &externalSession{env: env}, nil
 	}
-	if env.CheckPassword != nil {
-		if !slices.Contains(OfferedPasswordCheck(env.TLS, env.AllowPlainWithoutTLS), name) {
-			return nil, fail(CondInvalidMechanism, "")
-		}
-		return &plainSession{env: env}, nil
-	}
-	if !slices.Contains(Offered(env.TLS, env.ServerCert, env.AllowPlainWithoutTLS), name) {
+	if !slices.Contains(env.passwordMechanisms(), name) {
 		return nil, fail(CondInvalidMechanism, "")
+	}
+	if env.CheckPassword != nil && name == Plain {
+		return &plainSession{env: env}, nil
 	}
 	if env.Lookup == nil {
 		return nil, fail(CondTemporaryAuthFailure, "server has no credential lookup configured")
