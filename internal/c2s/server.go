@@ -309,7 +309,7 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 		},
 		CheckPassword: directoryPasswordCheck(c),
 		Allowed:       c.hostCfg().Mechanisms,
-		Log:           s.log,
+		Log:           s.log.With("remote", c.t.RemoteAddr().String()),
 		RemoteIP:      c.remoteIP(),
 	}
 	if d := c.directory(); d != nil {
