@@ -19,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/spnego"
 	"github.com/jcmturner/gokrb5/v8/types"
 
+	"parley/internal/directory/ldaptest"
 	"parley/internal/gssapi/mitkdc"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
@@ -48,6 +49,11 @@ type gokrbInitiator struct{ key types.EncryptionKey }
 
 func gokrbToken(t *testing.T, k *mitkdc.KDC, user, pass string) ([]byte, *gokrbInitiator) {
 	t.Helper()
+	return gokrbTokenFor(t, k, user, pass, "xmpp/localhost")
+}
+
+func gokrbTokenFor(t *testing.T, k *mitkdc.KDC, user, pass, service string) ([]byte, *gokrbInitiator) {
+	t.Helper()
 	cfg, err := krbconfig.Load(k.Krb5Conf)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +63,7 @@ func gokrbToken(t *testing.T, k *mitkdc.KDC, user, pass string) ([]byte, *gokrbI
 		t.Fatalf("login at the KDC: %v", err)
 	}
 	defer cl.Destroy()
-	tkt, key, err := cl.GetServiceTicket("xmpp/localhost")
+	tkt, key, err := cl.GetServiceTicket(service)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,5 +271,67 @@ func TestKerberosLoginWithMITClient(t *testing.T) {
 				t.Fatalf("bound %q", jid)
 			}
 		})
+	}
+}
+
+// On a directory host the principal maps to a directory entry: by
+// localpart, or with kerberos.directory_attribute to the entry whose
+// attribute holds the principal.
+func TestKerberosOnDirectoryHost(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	k := mitkdc.Start(t, krbRealm, "127.0.0.113", "example.test")
+	k.AddUser(t, "alice", "alice-pass")
+	k.AddUser(t, "carol", "carol-pass")
+	k.AddUser(t, "zed", "zed-pass")
+	kt := k.AddService(t, "xmpp/example.test")
+	conf := func(attr string) string {
+		return fmt.Sprintf(`[[host]]
+domain = "example.test"
+accounts = "directory"
+[host.kerberos]
+keytab = %q
+realms = [%q]
+directory_attribute = %q
+[directory]
+servers = [%q]
+tls = "none"
+bind_dn = %q
+bind_password = %q
+user_base = %q
+dial_timeout = "2s"
+retry_delay = "10ms"
+`, kt, krbRealm, attr, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase)
+	}
+	// login returns the bound JID, or "" after a failure.
+	login := func(ts *testserver.TS, user, pass string) string {
+		c := testserver.Dial(t, ts.StartTLSAddr())
+		c.Open("example.test")
+		c.StartTLS("example.test")
+		tok, in := gokrbTokenFor(t, k, user, pass, "xmpp/example.test")
+		el := gokrbLogin(t, c, tok, in, "")
+		if el.Local != "success" {
+			if el.Child("", "not-authorized") == nil {
+				t.Fatalf("%s: %s, want success or not-authorized", user, el)
+			}
+			return ""
+		}
+		c.Open("example.test")
+		return c.Bind("k")
+	}
+	byName := testserver.Start(t, conf(""))
+	if got := login(byName, "alice", "alice-pass"); got != "alice@example.test/k" {
+		t.Fatalf("alice by localpart: %q", got)
+	}
+	if got := login(byName, "zed", "zed-pass"); got != "" {
+		t.Fatalf("zed has no directory entry but logged in as %q", got)
+	}
+	// carol's principal is named in alice's entry: it logs in as alice.
+	srv.Modify(t, "dn: uid=alice,"+ldaptest.PeopleBase+"\nchangetype: modify\nadd: description\ndescription: carol@"+krbRealm+"\n-\n")
+	byAttr := testserver.Start(t, conf("description"))
+	if got := login(byAttr, "carol", "carol-pass"); got != "alice@example.test/k" {
+		t.Fatalf("carol by directory_attribute: %q", got)
+	}
+	if got := login(byAttr, "alice", "alice-pass"); got != "" {
+		t.Fatalf("alice's principal is in no entry's description, but logged in as %q", got)
 	}
 }
