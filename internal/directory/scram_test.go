@@ -150,3 +150,17 @@ func TestSetPasswordWritesSCRAMSecrets(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+// FuzzParseAuthPassword: any value parses or fails without panicking, and
+// an error never repeats the value's key material.
+func FuzzParseAuthPassword(f *testing.F) {
+	f.Add("SCRAM-SHA-256$4096:c2FsdA==$" + strings.Repeat("A", 43) + "=:" + strings.Repeat("B", 43) + "=")
+	f.Add("SCRAM-SHA-1$1:$:")
+	f.Add("$$")
+	f.Fuzz(func(t *testing.T, v string) {
+		fam, key, err := ParseAuthPassword(v)
+		if err == nil && (fam == "" || len(key.StoredKey) != keySizes[fam] || len(key.Salt) == 0) {
+			t.Fatalf("%q accepted as %s %+v", v, fam, key)
+		}
+	})
+}
