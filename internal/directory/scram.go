@@ -137,7 +137,8 @@ const scramProbeTTL = time.Minute
 // has an authPassword, so that SCRAM can succeed for someone. The first
 // call asks the directory (bounded by request_timeout); later calls answer
 // from a cache refreshed in the background once a minute. A directory
-// that cannot be asked counts as "no" until it answers.
+// that cannot be asked keeps the last answer ("no" before the first one)
+// until it answers.
 func (d *Directory) SCRAMOffered(ctx context.Context) bool {
 	p := &d.scram
 	p.mu.Lock()
@@ -181,7 +182,11 @@ func (d *Directory) probeSCRAM(ctx context.Context) bool {
 		// A schema without authPassword: nobody has SCRAM secrets.
 		p.known, p.any, p.checked = true, false, time.Now()
 	default:
+		// Keep the last answer ("no" before any) and try again after the
+		// TTL, in the background: during an outage streams must not wait
+		// for the directory to offer their mechanisms.
 		d.log.Info("directory: could not check for SCRAM secrets", "err", err)
+		p.known, p.checked = true, time.Now()
 	}
 	return p.any
 }

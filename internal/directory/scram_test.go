@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/directory/ldaptest"
 	"parley/internal/sasl"
@@ -163,4 +164,23 @@ func FuzzParseAuthPassword(f *testing.F) {
 			t.Fatalf("%q accepted as %s %+v", v, fam, key)
 		}
 	})
+}
+
+// A directory that is down answers "no SCRAM" once and is not asked again
+// by every stream (the next check runs in the background after a minute).
+func TestSCRAMOfferedDuringOutage(t *testing.T) {
+	s := ldaptest.Start(t, "")
+	d, _ := newDir(t, []string{s.Addr}, "")
+	s.Stop()
+	ctx := context.Background()
+	if d.SCRAMOffered(ctx) {
+		t.Fatal("SCRAM offered while the directory is down")
+	}
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		d.SCRAMOffered(ctx)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("20 calls during an outage took %v: each one asked the directory", el)
+	}
 }
