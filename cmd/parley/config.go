@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"parley/internal/config"
+	"parley/internal/gssapi"
 	"parley/internal/server"
 	"parley/internal/storage"
 )
@@ -118,6 +119,10 @@ func cmdConfig(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: config:", err)
 		return 1
 	}
+	if err := checkKeytabs(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config:", err)
+		return 1
+	}
 	b, err := cfg.Redacted().Encode()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
@@ -125,4 +130,21 @@ func cmdConfig(args []string) int {
 	}
 	fmt.Print("# effective configuration (valid)\n", string(b))
 	return 0
+}
+
+// checkKeytabs loads each host's Kerberos keytab as serve would, so a
+// keytab that is not one, or lacks the service principal, is reported by
+// config check rather than at the first start.
+func checkKeytabs(cfg *config.Config) error {
+	for i, h := range cfg.Hosts {
+		k := h.Kerberos
+		if !k.Enabled() {
+			continue
+		}
+		if _, err := gssapi.New(gssapi.Config{Keytab: k.Keytab, Principal: k.ServicePrincipal(), MaxTokenBytes: k.MaxTokenBytes,
+			MaxClockSkew: k.MaxClockSkew.Duration, ReplayCacheSize: k.ReplayCacheSize}); err != nil {
+			return fmt.Errorf("host[%d].kerberos.keytab: %w", i, err)
+		}
+	}
+	return nil
 }

@@ -63,7 +63,8 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 	if cfg.HostByDomain(j.Domain()) == nil {
 		return fmt.Errorf("%s is not a host of this server (see [[host]] in the config)", j.Domain())
 	}
-	if cfg.HostByDomain(j.Domain()).AccountsInDirectory() {
+	inDirectory := cfg.HostByDomain(j.Domain()).AccountsInDirectory()
+	if inDirectory && cmd != "passwd" {
 		return errDirectoryHost(j.Domain())
 	}
 	if cmd == "del" {
@@ -83,6 +84,9 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 	}
 	if n := utf8.RuneCountInString(pw); n < cfg.Auth.MinPasswordLength {
 		return fmt.Errorf("password too short: %d characters, at least %d required (auth.min_password_length)", n, cfg.Auth.MinPasswordLength)
+	}
+	if inDirectory {
+		return setDirectoryPassword(ctx, cfg, j, pw)
 	}
 	// legacyauth keeps the XEP-0078 state (digest's cleartext copy, the
 	// zero-knowledge chain) in step with the password, per host settings.

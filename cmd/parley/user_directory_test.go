@@ -12,8 +12,9 @@ import (
 	"parley/internal/directory/ldaptest"
 )
 
-// TestUserCommandsOnDirectoryHost: parley user refuses to manage accounts
-// that live in the directory and says so; list shows the directory's users.
+// TestUserCommandsOnDirectoryHost: parley user refuses to create or delete
+// accounts that live in the directory and says so, passwd changes the
+// password there; list shows the directory's users.
 func TestUserCommandsOnDirectoryHost(t *testing.T) {
 	srv := ldaptest.Start(t, "")
 	dir := t.TempDir()
@@ -43,8 +44,18 @@ disabled_values = ["disabled"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := userCommand(context.Background(), cfg, nil, "passwd", []string{"alice@example.test", "long-enough-pw"}); err == nil || !strings.Contains(err.Error(), "live in the LDAP directory") {
+	if err := userCommand(context.Background(), cfg, nil, "del", []string{"alice@example.test"}); err == nil || !strings.Contains(err.Error(), "live in the LDAP directory") {
+		t.Fatalf("del: %v", err)
+	}
+	// passwd changes the password in the directory, with SCRAM secrets.
+	if err := userCommand(context.Background(), cfg, nil, "passwd", []string{"alice@example.test", "long-enough-pw"}); err != nil {
 		t.Fatalf("passwd: %v", err)
+	}
+	if out := srv.Search(t, ldaptest.PeopleBase, "(uid=alice)", "authPassword"); strings.Count(out, "authPassword: SCRAM-SHA-") != 2 {
+		t.Fatalf("alice's entry after passwd:\n%s", out)
+	}
+	if err := userCommand(context.Background(), cfg, nil, "passwd", []string{"nobody@example.test", "long-enough-pw"}); err == nil || !strings.Contains(err.Error(), "no directory user") {
+		t.Fatalf("passwd for an unknown user: %v", err)
 	}
 	if err := listDirectoryUsers(context.Background(), cfg, "example.test"); err != nil {
 		t.Fatal(err)

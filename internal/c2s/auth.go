@@ -109,13 +109,19 @@ func (c *conn) verifyPeer() {
 
 // offered lists the SASL mechanisms for this stream: EXTERNAL first when the
 // client presented a verified certificate (XEP-0178 §3: the client should
-// prefer it), then the password mechanisms.
+// prefer it), GSSAPI where the host has a keytab, then the password
+// mechanisms, all filtered by the host's
+// `mechanisms` policy (sasl.Allow). Every advertisement and every check of
+// a client's choice uses this list.
 func (c *conn) offered() []string {
 	var out []string
 	if c.clientCert != nil {
 		out = append(out, sasl.External)
 	}
-	return append(out, c.passwordMechanisms()...)
+	if env := c.srv.saslEnv(c); env.OfferGSSAPI() {
+		out = append(out, sasl.GSSAPI)
+	}
+	return sasl.Allow(c.hostCfg().Mechanisms, append(out, c.passwordMechanisms()...))
 }
 
 // external maps the EXTERNAL authzid to an account (XEP-0178 §3 step 10).

@@ -6,12 +6,14 @@ import (
 
 	"parley/internal/directory"
 	"parley/internal/sasl"
+	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 )
 
 // This file connects hosts with accounts = "directory" to the LDAP
 // directory (issue 6): PLAIN passwords are checked by binding as the user,
-// SCRAM is not offered (the directory does not give out salted keys),
+// SCRAM-SHA-1/256 is offered when entries hold RFC 5803 secrets
+// (authPassword) and checked against them,
 // EXTERNAL maps certificates to directory entries, and XEP-0078 is off.
 // A directory outage fails new logins with temporary-auth-failure; bound
 // sessions never consult the directory again and continue.
@@ -37,8 +39,8 @@ func (c *conn) directory() *directory.Directory {
 
 // passwordMechanisms are the password-based mechanisms for this stream.
 func (c *conn) passwordMechanisms() []string {
-	if c.directory() != nil {
-		return sasl.OfferedPasswordCheck(c.tls, c.srv.cfg.C2S.AllowPlainWithoutTLS || c.secure())
+	if d := c.directory(); d != nil {
+		return sasl.OfferedDirectory(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS || c.secure(), d.SCRAMOffered(c.ctx))
 	}
 	return sasl.Offered(c.tls, c.serverCert(), c.srv.cfg.C2S.AllowPlainWithoutTLS || c.secure())
 }
@@ -58,6 +60,25 @@ func (c *conn) directoryCheckPassword(d *directory.Directory) func(ctx context.C
 		}
 		c.srv.log.Warn("c2s: directory login failed", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "err", err)
 		return sasl.NewFailure(sasl.CondTemporaryAuthFailure, "the user directory is unavailable; try again later")
+	}
+}
+
+// directorySCRAM makes the SCRAM secrets of directory entries (RFC 5803
+// authPassword) the credentials SCRAM checks on a directory host. Unknown
+// and disabled users look like users without secrets (storage.ErrNotFound:
+// a fake salt, then the wrong-password answer); an outage is
+// temporary-auth-failure.
+func (c *conn) directorySCRAM(d *directory.Directory) func(ctx context.Context, user string) (storage.Credentials, error) {
+	return func(ctx context.Context, user string) (storage.Credentials, error) {
+		creds, err := d.SCRAMCredentials(ctx, user)
+		switch {
+		case err == nil:
+			return creds, nil
+		case errors.Is(err, directory.ErrNoSuchUser), errors.Is(err, directory.ErrDisabled):
+			return storage.Credentials{}, storage.ErrNotFound
+		}
+		c.srv.log.Warn("c2s: directory lookup for SCRAM failed", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "err", err)
+		return storage.Credentials{}, err
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"parley/internal/clientcert"
 	"parley/internal/config"
 	"parley/internal/directory"
+	"parley/internal/gssapi"
 	"parley/internal/legacyauth"
 	"parley/internal/metrics"
 	"parley/internal/router"
@@ -64,6 +65,9 @@ type Server struct {
 	// dir is the LDAP directory of hosts with accounts = "directory"
 	// (directory.go); nil without one.
 	dir *directory.Directory
+	// kerberos holds the GSSAPI acceptor of each host with a keytab
+	// (kerberos.go).
+	kerberos map[string]*gssapi.Acceptor
 
 	// resumable finds XEP-0198 sessions by resumption id (sm.go).
 	resumable resumableSessions
@@ -283,7 +287,7 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 	if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
 		adv.ChannelBindings = cbs
 	}
-	return sasl.Env{
+	env := sasl.Env{
 		Advertised:  adv,
 		TLS:         c.tls,
 		ServerCert:  c.serverCert(),
@@ -311,7 +315,18 @@ func (s *Server) saslEnv(c *conn) sasl.Env {
 			return a.Creds, nil
 		},
 		CheckPassword: directoryPasswordCheck(c),
+		Allowed:       c.hostCfg().Mechanisms,
+		Log:           s.log.With("remote", c.t.RemoteAddr().String()),
+		RemoteIP:      c.remoteIP(),
 	}
+	if d := c.directory(); d != nil {
+		env.Lookup = c.directorySCRAM(d)
+		env.PasswordCheckSCRAM = d.SCRAMOffered(c.ctx)
+	}
+	if a := c.kerberos(); a != nil {
+		env.GSSAPI, env.MapPrincipal = a, c.mapPrincipal
+	}
+	return env
 }
 
 // directoryPasswordCheck is nil unless c's host keeps its accounts in the

@@ -152,6 +152,7 @@ func (c *Config) fileProblems() []string {
 	for i, h := range c.Hosts {
 		check(fmt.Sprintf("host[%d].cert_file", i), h.CertFile)
 		check(fmt.Sprintf("host[%d].key_file", i), h.KeyFile)
+		check(fmt.Sprintf("host[%d].kerberos.keytab", i), h.Kerberos.Keytab)
 	}
 	check("c2s.client_ca_file", c.C2S.ClientCAFile)
 	for i, f := range c.C2S.CRLFiles {

@@ -107,6 +107,14 @@ type Host struct {
 	// ExternalServices are the STUN/TURN services announced by XEP-0215
 	// ([[host.external_service]]; push.go).
 	ExternalServices []ExternalService `toml:"external_service"`
+	// Mechanisms chooses the SASL mechanisms the host offers, by name
+	// (MechanismNames). Empty: every mechanism the host can offer (GSSAPI
+	// with a keytab, EXTERNAL with client certificates, SCRAM and PLAIN).
+	// Listing some restricts the host to those, e.g. ["GSSAPI"] for
+	// Kerberos only (mechanisms.go).
+	Mechanisms []string `toml:"mechanisms"`
+	// Kerberos configures SASL GSSAPI ([host.kerberos]; mechanisms.go).
+	Kerberos Kerberos `toml:"kerberos"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -436,6 +444,7 @@ func (c *Config) resolvePaths(base string) {
 	for i := range c.Hosts {
 		abs(&c.Hosts[i].CertFile)
 		abs(&c.Hosts[i].KeyFile)
+		abs(&c.Hosts[i].Kerberos.Keytab)
 	}
 }
 
@@ -478,6 +487,7 @@ func (c *Config) applyDefaults() {
 		c.Hosts[i].MUC.applyDefaults(c.Hosts[i].Domain)
 		c.Hosts[i].Archive.applyDefaults()
 		c.Hosts[i].Push.applyDefaults()
+		c.Hosts[i].Kerberos.applyDefaults(c.Hosts[i].Domain)
 		for j := range c.Hosts[i].ExternalServices {
 			c.Hosts[i].ExternalServices[j].applyDefaults()
 		}
@@ -622,6 +632,7 @@ func (c *Config) validate() []string {
 		p = append(p, h.Registration.validate(i)...)
 		p = append(p, h.Archive.validate(i)...)
 		p = append(p, h.Push.validate(i)...)
+		p = append(p, h.validateMechanisms(i, c)...)
 		for j, es := range h.ExternalServices {
 			p = append(p, es.validate(i, j)...)
 		}

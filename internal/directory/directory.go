@@ -52,6 +52,9 @@ type Directory struct {
 	// attrs are the user attributes every lookup fetches.
 	attrs []string
 
+	// scram caches whether any entry holds SCRAM secrets (scram.go).
+	scram scramProbe
+
 	mu       sync.Mutex
 	snap     *Snapshot // latest group/user enumeration, nil before the first
 	watchers []func(old, new *Snapshot)
@@ -160,7 +163,10 @@ func (d *Directory) LookupByAttribute(ctx context.Context, attr, value string) (
 // checkAttr set, the entry's value of it must prepare to the same
 // localpart as want: a filter that matched on some other attribute does not
 // make someone else's entry log in under this name.
-func (d *Directory) lookup(ctx context.Context, checkAttr, want, filter string) (*User, error) {
+//
+// extra names attributes to fetch besides the usual ones (authPassword
+// only where SCRAM needs it, so secrets are not read for every lookup).
+func (d *Directory) lookup(ctx context.Context, checkAttr, want, filter string, extra ...string) (*User, error) {
 	if want == "" {
 		return nil, ErrNoSuchUser
 	}
@@ -168,7 +174,7 @@ func (d *Directory) lookup(ctx context.Context, checkAttr, want, filter string) 
 	err := d.pool.do(ctx, func(c *ldap.Conn) error {
 		var err error
 		res, err = c.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-			2, int(d.cfg.RequestTimeout.Seconds()), false, filter, d.attrs, nil))
+			2, int(d.cfg.RequestTimeout.Seconds()), false, filter, append(d.attrs[:len(d.attrs):len(d.attrs)], extra...), nil))
 		return err
 	})
 	switch {

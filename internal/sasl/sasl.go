@@ -2,7 +2,8 @@
 // offers to clients (RFC 6120 §6): SCRAM-SHA-{1,256,512} with and without
 // channel binding (RFC 5802, RFC 7677, RFC 9266, RFC 5929), PLAIN
 // (RFC 4616), and EXTERNAL (RFC 4422) for identities the caller established
-// (XEP-0178 client certificates). It also derives the salted SCRAM
+// (XEP-0178 client certificates), and GSSAPI (RFC 4752) for Kerberos
+// principals through internal/gssapi. It also derives the salted SCRAM
 // credentials that storage keeps instead of passwords.
 //
 // The package knows nothing about XML or streams: the caller decodes the
@@ -20,8 +21,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
+	"strings"
 
+	"parley/internal/gssapi"
 	"parley/internal/storage"
 )
 
@@ -182,15 +187,98 @@ type Env struct {
 	// CheckPassword set Start accepts only PLAIN (and EXTERNAL), and the
 	// caller should advertise OfferedPasswordCheck.
 	CheckPassword func(ctx context.Context, username, password string) error
+
+	// GSSAPI, when set, enables SASL GSSAPI (RFC 4752) with this
+	// host's Kerberos acceptor, and MapPrincipal (required with it) turns
+	// the authenticated principal into the localpart to log in as, or
+	// returns a *Failure (not-authorized for a principal of another realm
+	// or without an account, temporary-auth-failure when the account store
+	// cannot answer). Like EXTERNAL, Offered never lists GSSAPI: the
+	// caller advertises it when it set GSSAPI for the connection
+	// (OfferGSSAPI).
+	GSSAPI       *gssapi.Acceptor
+	MapPrincipal func(ctx context.Context, p gssapi.Principal) (username string, err error)
+	// RemoteIP is the client's address, which a Kerberos ticket may be
+	// restricted to.
+	RemoteIP net.IP
+
+	// Log, when set, receives why an exchange failed where the client only
+	// sees a condition (a rejected ticket, a malformed directory secret).
+	// Nothing logged there is a secret.
+	Log *slog.Logger
+
+	// PasswordCheckSCRAM, with CheckPassword, also offers SCRAM-SHA-1 and
+	// SCRAM-SHA-256 (and their -PLUS variants): the external authority
+	// keeps RFC 5803 SCRAM secrets for some users, which Lookup returns.
+	// A user whose entry lacks them fails SCRAM exactly like a wrong
+	// password (a fake salt, then not-authorized) and can still use PLAIN.
+	PasswordCheckSCRAM bool
+
+	// Allowed is the host's mechanism policy (`[host] mechanisms`, see
+	// Allow): Start refuses what it does not name, and a SCRAM client that
+	// says "y" is believed when the policy hides every -PLUS mechanism.
+	// Empty: every mechanism.
+	Allowed []string
+}
+
+// plusOffered reports whether some -PLUS mechanism was advertised on this
+// stream: a channel to bind to exists and the host's policy lets one
+// through.
+func (e *Env) plusOffered() bool {
+	for _, m := range e.passwordMechanisms() {
+		if strings.HasSuffix(m, "-PLUS") {
+			return true
+		}
+	}
+	return false
+}
+
+// passwordMechanisms is what Offered or OfferedDirectory lists for e,
+// after the host's policy.
+func (e *Env) passwordMechanisms() []string {
+	if e.CheckPassword != nil {
+		return Allow(e.Allowed, OfferedDirectory(e.TLS, e.ServerCert, e.AllowPlainWithoutTLS, e.PasswordCheckSCRAM))
+	}
+	return Allow(e.Allowed, Offered(e.TLS, e.ServerCert, e.AllowPlainWithoutTLS))
 }
 
 // OfferedPasswordCheck is Offered for a host whose passwords are checked by
 // CheckPassword: PLAIN only, over TLS unless allowPlainWithoutTLS.
 func OfferedPasswordCheck(tlsState *tls.ConnectionState, allowPlainWithoutTLS bool) []string {
-	if encrypted(tlsState) || allowPlainWithoutTLS {
-		return []string{Plain}
+	return OfferedDirectory(tlsState, nil, allowPlainWithoutTLS, false)
+}
+
+// OfferedDirectory is Offered for a host whose passwords an external
+// authority checks (Env.CheckPassword): with scram, the SCRAM variants
+// RFC 5803 stores secrets for (SHA-256 and SHA-1, -PLUS first when there
+// is a channel to bind to), then PLAIN over TLS (or when
+// allowPlainWithoutTLS).
+func OfferedDirectory(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowPlainWithoutTLS, scram bool) []string {
+	var out []string
+	if scram {
+		if len(ChannelBindingTypes(tlsState, serverCert)) > 0 {
+			out = append(out, SCRAMSHA256Plus, SCRAMSHA1Plus)
+		}
+		out = append(out, SCRAMSHA256, SCRAMSHA1)
 	}
-	return nil
+	if encrypted(tlsState) || allowPlainWithoutTLS {
+		out = append(out, Plain)
+	}
+	return out
+}
+
+func (e *Env) logInfo(msg string, args ...any) {
+	if e.Log != nil {
+		e.Log.Info(msg, args...)
+	}
+}
+
+// OfferGSSAPI reports whether GSSAPI may be advertised on this stream: a
+// Kerberos acceptor is set, and the stream is encrypted (or the caller
+// allows cleartext authentication, as for PLAIN: RFC 4752 without a
+// security layer leaves the stream after authentication unprotected).
+func (e *Env) OfferGSSAPI() bool {
+	return e.GSSAPI != nil && e.MapPrincipal != nil && (encrypted(e.TLS) || e.AllowPlainWithoutTLS) && Allowed(e.Allowed, GSSAPI)
 }
 
 func (e *Env) ctx() context.Context {
@@ -234,26 +322,32 @@ func Offered(tlsState *tls.ConnectionState, serverCert *x509.Certificate, allowP
 }
 
 // Start begins an exchange with the named mechanism. Only mechanisms that
-// Offered would list for env are accepted, so a client cannot pick PLAIN on
+// Offered would list for env, and that env.Allowed admits, are accepted, so a client cannot pick PLAIN on
 // a cleartext stream or a -PLUS mechanism without a channel to bind to;
 // anything else is *Failure{invalid-mechanism}. A server misconfiguration
 // (no Lookup, no FakeSaltKey) is reported as temporary-auth-failure so the
 // client can try again later rather than blame its credentials.
 func Start(name string, env Env) (Session, error) {
+	if !Allowed(env.Allowed, name) {
+		return nil, fail(CondInvalidMechanism, "")
+	}
+	if name == GSSAPI {
+		if !env.OfferGSSAPI() {
+			return nil, fail(CondInvalidMechanism, "")
+		}
+		return &gssapiSession{env: env}, nil
+	}
 	if name == External {
 		if env.External == nil {
 			return nil, fail(CondInvalidMechanism, "")
 		}
 		return &externalSession{env: env}, nil
 	}
-	if env.CheckPassword != nil {
-		if !slices.Contains(OfferedPasswordCheck(env.TLS, env.AllowPlainWithoutTLS), name) {
-			return nil, fail(CondInvalidMechanism, "")
-		}
-		return &plainSession{env: env}, nil
-	}
-	if !slices.Contains(Offered(env.TLS, env.ServerCert, env.AllowPlainWithoutTLS), name) {
+	if !slices.Contains(env.passwordMechanisms(), name) {
 		return nil, fail(CondInvalidMechanism, "")
+	}
+	if env.CheckPassword != nil && name == Plain {
+		return &plainSession{env: env}, nil
 	}
 	if env.Lookup == nil {
 		return nil, fail(CondTemporaryAuthFailure, "server has no credential lookup configured")

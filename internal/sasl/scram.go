@@ -133,7 +133,7 @@ func (s *scramSession) first(msg []byte) ([]byte, error) {
 		// The client supports channel binding but believes we do not. If
 		// we offered -PLUS, someone stripped it from <mechanisms/> on the
 		// way: a downgrade attack (RFC 5802 §6).
-		if len(ChannelBindingTypes(s.env.TLS, s.env.ServerCert)) > 0 {
+		if s.env.plusOffered() {
 			return nil, fail(CondNotAuthorized, "server-does-support-channel-binding")
 		}
 	case strings.HasPrefix(flag, "p="):

@@ -188,6 +188,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		_ = s.store.Close()
 		return nil, fmt.Errorf("c2s client certificates: %w", err)
 	}
+	if err := s.c2s.LoadKerberos(); err != nil {
+		_ = s.store.Close()
+		return nil, fmt.Errorf("kerberos: %w", err)
+	}
 	return s, nil
 }
 

@@ -1,6 +1,6 @@
 // Package ldaptest starts a throwaway OpenLDAP slapd for tests: a generated
 // slapd.conf (mdb backend, core/cosine/inetorgperson/nis schemas from
-// /etc/ldap/schema) in a temporary directory, loaded with an LDIF fixture
+// /etc/ldap/schema, and RFC 3112 authPassword) in a temporary directory, loaded with an LDIF fixture
 // by slapadd, listening on a free 127.0.0.1 port for LDAP (with StartTLS)
 // and LDAPS under a generated certificate. It never touches the system's
 // own slapd instance.
@@ -39,6 +39,13 @@ import (
 //go:embed testdata/fixture.ldif
 var Fixture string
 
+// AuthPasswordSchema defines RFC 3112's authPassword and
+// authPasswordObject, which slapd does not build in; WriteConfig includes
+// it, so entries can hold RFC 5803 SCRAM secrets.
+//
+//go:embed testdata/authpassword.schema
+var AuthPasswordSchema string
+
 // Names in Fixture.
 const (
 	Suffix          = "dc=example,dc=test"
@@ -68,6 +75,7 @@ const confTemplate = `include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
+include {{.Dir}}/authpassword.schema
 pidfile {{.Dir}}/slapd.pid
 argsfile {{.Dir}}/slapd.args
 modulepath /usr/lib/ldap
@@ -83,8 +91,16 @@ rootdn "{{.RootDN}}"
 rootpw {{.RootPassword}}
 directory {{.Dir}}/db
 access to attrs=userPassword
+  by dn.exact="{{.ServiceDN}}" write
   by anonymous auth
   by self write
+  by * none
+access to attrs=authPassword
+  by dn.exact="{{.ServiceDN}}" write
+  by * none
+access to attrs=objectClass val.exact=authPasswordObject
+  by dn.exact="{{.ServiceDN}}" write
+  by users read
   by * none
 access to attrs=mobile,telephoneNumber,labeledURI,description
   by dn.exact="{{.ServiceDN}}" write
@@ -108,6 +124,9 @@ func WriteConfig(dir string) (string, error) {
 		return "", err
 	}
 	if err := writeCert(dir); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authpassword.schema"), []byte(AuthPasswordSchema), 0o644); err != nil {
 		return "", err
 	}
 	var b bytes.Buffer
