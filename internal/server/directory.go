@@ -40,29 +40,34 @@ func (s *Server) wireDirectory() {
 	if d == nil {
 		return
 	}
-	hosts := map[string]bool{}
-	for _, h := range s.hosts {
-		if h.AccountSource != nil {
-			hosts[h.Domain] = true
-		}
-	}
 	s.c2s.SetDirectory(d)
-	s.groups = access.Union{access.KVGroups{Store: s.store}, directory.HostGroups{Dir: d, Hosts: hosts}}
 	s.c2s.SetGroupResolver(s.groups)
 }
 
-// wireAdmins lets modules recognise administrators by admin_groups as well
-// as the static admins list, through the same access policy and group
-// sources (stored groups, the directory) that login uses.
-func (s *Server) wireAdmins() {
-	groups := s.groups
-	if groups == nil {
-		groups = access.KVGroups{Store: s.store}
+// groupSources is where group membership comes from: the stored groups of
+// `parley group`, and with a directory the directory's groups on its hosts.
+func (s *Server) groupSources() access.GroupResolver {
+	kv := access.KVGroups{Store: s.store}
+	d := s.directory.dir
+	if d == nil {
+		return kv
 	}
+	hosts := map[string]bool{}
+	for _, h := range s.cfg.Hosts {
+		if h.AccountsInDirectory() {
+			hosts[h.Domain] = true
+		}
+	}
+	return access.Union{kv, directory.HostGroups{Dir: d, Hosts: hosts}}
+}
+
+// wireAdmins lets modules recognise administrators by admin_groups as well
+// as the admins list, through the host's access control (the same group
+// sources as login, and the directory's overrides).
+func (s *Server) wireAdmins() {
 	for _, h := range s.hosts {
-		policy := access.Policy{Host: h.HostCfg, Groups: groups}
 		h.AdminCheck = func(ctx context.Context, bare jid.JID) (bool, error) {
-			return policy.IsAdmin(ctx, bare.Local())
+			return h.Access.IsAdmin(ctx, bare)
 		}
 	}
 }

@@ -57,7 +57,7 @@ type Server struct {
 	c2s     *c2s.Server
 	s2s     *s2s.Service // nil unless [s2s] enabled
 	adminLn net.Listener
-	groups  access.GroupResolver // set when a directory adds its groups
+	groups  access.GroupResolver // stored groups, and the directory's on its hosts
 	comp    *component.Server
 	hosts   []*module.Host
 	modules []module.Module
@@ -122,11 +122,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if factories == nil {
 		factories = DefaultModules()
 	}
+	s.groups = s.groupSources()
 	for i := range cfg.Hosts {
 		hc := &cfg.Hosts[i]
 		h := module.NewHost(hc.Domain)
 		h.Config, h.HostCfg, h.Store, h.Started = cfg, hc, s.store, s.started
 		h.Log = log.With("host", hc.Domain)
+		h.Access = access.NewControl(hc, s.groups, h.Log)
 		if hc.AccountsInDirectory() && s.directory.dir != nil {
 			h.AccountSource = s.directory.dir
 		}
@@ -134,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		// Before the module factories: a module may mount its handlers
 		// from New.
 		module.Provide(h, module.HTTPService, module.HTTP(s.front))
+		module.Provide(h, module.AccessByDomain, s.accessOf)
 		s.hosts = append(s.hosts, h)
 		for _, f := range factories {
 			m, err := f(h)
@@ -189,6 +192,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, fmt.Errorf("c2s client certificates: %w", err)
 	}
 	return s, nil
+}
+
+// accessOf returns the access control of a local host (nil if none). It
+// reads s.hosts, complete once New returns, which is before any stanza.
+func (s *Server) accessOf(domain string) *access.Control {
+	for _, h := range s.hosts {
+		if h.Domain == domain {
+			return h.Access
+		}
+	}
+	return nil
 }
 
 // OpenStore opens the configured storage backend.

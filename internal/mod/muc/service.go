@@ -220,9 +220,15 @@ func (s *Service) getRoom(local string) *room {
 	return r
 }
 
-// mayCreate applies [host.muc] room_creation to a would-be room creator.
+// mayCreate applies room_creation ([host.muc], or the directory's
+// override) to a would-be room creator; the access rule muc_create is
+// checked after it (createAccess).
 func (s *Service) mayCreate(from jid.JID) bool {
-	switch s.cfg.RoomCreation {
+	creation := s.cfg.RoomCreation
+	if s.h.Access != nil {
+		creation = s.h.Access.Effective().RoomCreation
+	}
+	switch creation {
 	case "anyone":
 		return true
 	case "admins":
