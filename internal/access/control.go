@@ -83,6 +83,8 @@ type Control struct {
 	cacheTTL time.Duration
 	mu       sync.Mutex
 	cache    map[string]groupEntry
+	watchers map[int]func()
+	nextID   int
 }
 
 type groupEntry struct {
@@ -116,6 +118,41 @@ func (c *Control) Invalidate() {
 	c.mu.Lock()
 	c.cache = nil
 	c.mu.Unlock()
+}
+
+// GroupsChanged is called (by the server's poll of the stored change mark,
+// see KVGroups.Touch) when the host's stored group membership changed:
+// the cache is dropped and every OnGroupsChanged function runs, in the
+// caller's goroutine (they must not block).
+func (c *Control) GroupsChanged() {
+	c.mu.Lock()
+	c.cache = nil
+	fns := make([]func(), 0, len(c.watchers))
+	for _, fn := range c.watchers {
+		fns = append(fns, fn)
+	}
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// OnGroupsChanged registers fn to run after each GroupsChanged; the
+// returned function removes it.
+func (c *Control) OnGroupsChanged(fn func()) (cancel func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = map[int]func(){}
+	}
+	id := c.nextID
+	c.nextID++
+	c.watchers[id] = fn
+	return func() {
+		c.mu.Lock()
+		delete(c.watchers, id)
+		c.mu.Unlock()
+	}
 }
 
 // Effective returns the host's policy in force now.

@@ -80,6 +80,8 @@ type Server struct {
 
 	// directory is the LDAP directory, if configured (directory.go).
 	directory dirState
+	// groupWatch polls the stored groups' change mark (groups.go).
+	groupWatch groupWatch
 }
 
 // New builds a server from cfg. It opens storage and loads certificates but
@@ -250,6 +252,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	// Before the modules: changes from now on are noticed, and modules
+	// read the membership as it is when they start.
+	s.startGroupWatch()
+	undo = append(undo, s.stopGroupWatch)
 	for _, m := range s.modules {
 		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
@@ -339,6 +345,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Shutdown(ctx)
 		}
+		s.stopGroupWatch()
 		s.stopModules(ctx)
 	}
 	s.stopDirectory()
