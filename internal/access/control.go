@@ -372,3 +372,24 @@ func (c *Control) groupsOf(ctx context.Context, username string) ([]string, erro
 	c.mu.Unlock()
 	return gs, nil
 }
+
+// UnknownGroups returns the groups h's access rules and shared roster name
+// (plus those the directory's overrides o name, o may be nil) that are not
+// in known: `parley config check` reports them as errors, since a typo in
+// a group name would otherwise silently refuse (or fail to admit) its
+// members.
+func UnknownGroups(h *config.Host, o *Overrides, known map[string]bool) []string {
+	names := h.RuleGroups()
+	if o != nil {
+		names = append(names, o.AdminGroups...)
+		names = append(names, o.AllowedGroups...)
+	}
+	var out []string
+	for _, g := range names {
+		if !known[g] && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

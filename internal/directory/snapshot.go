@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"parley/internal/access"
 	"parley/internal/config"
 	"parley/internal/xmpp/jid"
 )
@@ -26,6 +27,9 @@ type Snapshot struct {
 	Groups map[string][]string
 	// Rooms are the persistent room definitions under room_base.
 	Rooms []Room
+	// Policies are the host policy entries under config_base, by host
+	// domain (policy.go); nil without config_base.
+	Policies map[string]*access.Overrides
 	// Taken is when the snapshot was made.
 	Taken time.Time
 
@@ -201,7 +205,7 @@ func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
 	d.mu.Lock()
 	old := d.snap
 	d.snap = s
-	changed := !old.equal(s) || !slices.EqualFunc(old.roomsOrNil(), s.Rooms, roomEqual)
+	changed := !old.equal(s) || !slices.EqualFunc(old.roomsOrNil(), s.Rooms, roomEqual) || !policiesEqual(old, s)
 	ws := slices.Clone(d.watchers)
 	d.mu.Unlock()
 	if changed {
@@ -340,6 +344,11 @@ func (d *Directory) take(ctx context.Context) (*Snapshot, error) {
 			s.Rooms = append(s.Rooms, r)
 		}
 		sort.Slice(s.Rooms, func(i, j int) bool { return s.Rooms[i].Name < s.Rooms[j].Name })
+	}
+	if d.cfg.ConfigBase != "" {
+		if s.Policies, err = d.policies(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

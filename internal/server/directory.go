@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"reflect"
 
 	"parley/internal/access"
 	"parley/internal/directory"
@@ -42,6 +43,51 @@ func (s *Server) wireDirectory() {
 	}
 	s.c2s.SetDirectory(d)
 	s.c2s.SetGroupResolver(s.groups)
+	if d.Config().ConfigBase != "" {
+		d.Watch(func(_, snap *directory.Snapshot) { s.applyPolicies(snap) })
+	}
+}
+
+// applyPolicies installs the directory's host policies (config_base) in
+// every host's access control; a host without an entry goes back to the
+// file's values. An unreachable directory produces no new snapshot, so
+// the last values read stay in force.
+func (s *Server) applyPolicies(snap *directory.Snapshot) {
+	for _, h := range s.hosts {
+		o := snap.Policies[h.Domain]
+		prev := h.Access.Overrides()
+		h.Access.SetOverrides(o)
+		if !reflect.DeepEqual(prev, o) {
+			h.Log.Info("directory: host policy applied", "entry", sourceOf(o))
+		}
+	}
+	for domain := range snap.Policies {
+		if s.cfg.HostByDomain(domain) == nil {
+			s.log.Warn("directory: policy entry for a host this server does not serve; ignored", "host", domain, "dn", snap.Policies[domain].Source)
+		}
+	}
+}
+
+func sourceOf(o *access.Overrides) string {
+	if o == nil {
+		return "(none: the file's values)"
+	}
+	return o.Source
+}
+
+// loadPolicies reads the directory once before the listeners start, so
+// the first logins already meet the directory's policy; if the directory
+// is down the file's values apply until a poll succeeds.
+func (s *Server) loadPolicies(ctx context.Context) {
+	d := s.directory.dir
+	if d == nil || d.Config().ConfigBase == "" || d.Current() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.Config().RequestTimeout.Duration+d.Config().DialTimeout.Duration)
+	defer cancel()
+	if _, err := d.Refresh(ctx); err != nil {
+		s.log.Warn("directory: host policies not read at start; the file's apply until a poll succeeds", "err", err)
+	}
 }
 
 // groupSources is where group membership comes from: the stored groups of

@@ -256,6 +256,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// read the membership as it is when they start.
 	s.startGroupWatch()
 	undo = append(undo, s.stopGroupWatch)
+	s.loadPolicies(ctx)
 	for _, m := range s.modules {
 		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
