@@ -29,6 +29,9 @@ type Service struct {
 	// created counts the live rooms each user created (bare JID), so one
 	// user cannot take every slot of max_rooms (max_rooms_per_user).
 	created map[string]int
+	// dirRooms maps the rooms defined in the directory to their entries'
+	// DNs (directory.go), for writing owners' changes back.
+	dirRooms map[string]string
 
 	// archive keeps room archives (XEP-0313) and recorder the host's
 	// compliance log, when the host has them; set before the service is
