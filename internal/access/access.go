@@ -1,15 +1,19 @@
-// Package access decides who may log in to a virtual host and who
-// administers it, from the host's allowed_users / allowed_groups / admins /
-// admin_groups settings and group membership.
+// Package access is Parley's service access control (seed 000's SACL):
+// who may log in to a virtual host, create and join its chat rooms, use
+// the file-transfer proxy, upload files, talk to remote domains, and
+// administer it. Control (control.go) is the one API modules ask, per
+// host, from the host's [host.access] rules, allowed_users /
+// allowed_groups, admins / admin_groups, and the overrides the directory
+// holds (config_base).
 //
 // Group membership comes from a GroupResolver. KVGroups keeps it in the
 // storage key/value store (managed with `parley group`, for accounts that
-// live in the database). The LDAP directory is the other resolver
-// (directory.HostGroups, answering for the hosts with accounts =
-// "directory" only): when a directory is configured, the server hands
-// logins (c2s) and admin checks the Union of the two (internal/server,
-// wireDirectory and wireAdmins); without one, KVGroups alone. This package
-// does not import the directory, so the policy stays testable without LDAP.
+// live in the database), with a per-host change mark that lets a running
+// server notice changes made by another process. The LDAP directory is the
+// other resolver (directory.HostGroups, answering for the hosts with
+// accounts = "directory" only): when a directory is configured, the server
+// hands every Control the Union of the two. This package does not import
+// the directory, so the policy stays testable without LDAP.
 package access
 
 import (
