@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/access"
 	"parley/internal/storage/sqlite"
@@ -97,6 +98,8 @@ func TestServiceAccess(t *testing.T) {
 	}
 	wantErr("bob proxy", bob.IQ("get", proxy, "<query xmlns='http://jabber.org/protocol/bytestreams'/>"), "forbidden")
 	wantErr("alice proxy", alice.IQ("get", proxy, "<query xmlns='http://jabber.org/protocol/bytestreams'/>"), "")
+	// Nor can files be sent to bob through it.
+	wantErr("activate to bob", alice.IQ("set", proxy, "<query xmlns='http://jabber.org/protocol/bytestreams' sid='s1'><activate>bob@example.test/r</activate></query>"), "forbidden")
 	// bob still joins rooms (staff): only the proxy is refused.
 	wantErr("bob joins", join(bob, "lobby", "bob"), "")
 
@@ -124,10 +127,16 @@ func TestServiceAccess(t *testing.T) {
 		dave.Send("<message to='eve@remote.test' id='g%d' type='chat'><body>hi</body></message>", i)
 		el := dave.ExpectStanza("message", "id=g"+itoa(i))
 		ok = testserver.ErrorCondition(el) == "remote-server-not-found"
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	if !ok {
 		t.Fatal("dave still refused federation after joining staff")
 	}
+	// The change reached the access control (the cache was dropped):
+	// alice, out of staff, is refused joining another room.
+	wantErr("alice joins after leaving staff", join(alice, "second", "alice"), "forbidden")
 }
 
 func itoa(i int) string {

@@ -51,7 +51,7 @@ func (p *Proxy) handle(ctx context.Context, el *xml.Element, from, to jid.JID) *
 			sh := xml.New(NS, "streamhost").SetAttr("jid", p.cfg.Domain).SetAttr("host", host).SetAttr("port", port)
 			return stanza.IQResult(el, xml.New(NS, "query").Append(sh))
 		}
-		return p.activateIQ(el, q, from)
+		return p.activateIQ(ctx, el, q, from)
 	}
 	return stanza.ErrorReply(el, stanza.ServiceUnavailable, "")
 }
@@ -82,7 +82,7 @@ func (p *Proxy) access(ctx context.Context, from jid.JID) *stanza.Error {
 // activateIQ handles <query sid='...'><activate>target</activate></query>
 // (XEP-0065 §6.3.5). The hash is computed from the stanza's 'from', which
 // the server stamped, so only the initiator named in the hash can activate.
-func (p *Proxy) activateIQ(el, q *xml.Element, from jid.JID) *xml.Element {
+func (p *Proxy) activateIQ(ctx context.Context, el, q *xml.Element, from jid.JID) *xml.Element {
 	sid := q.Attr("sid")
 	act := q.Child(NS, "activate")
 	if sid == "" || act == nil {
@@ -91,6 +91,13 @@ func (p *Proxy) activateIQ(el, q *xml.Element, from jid.JID) *xml.Element {
 	target, err := jid.Parse(strings.TrimSpace(act.Text()))
 	if err != nil {
 		return stanza.ErrorReply(el, stanza.JIDMalformed, "")
+	}
+	// The target uses the proxy too: a user its host's proxy65 rule
+	// refuses cannot be sent files through it either.
+	if p.allowed(target) {
+		if e := p.access(ctx, target); e != nil {
+			return stanza.ErrorReplyFor(el, &stanza.Error{Condition: e.Condition, Type: e.Type, Text: "the target may not use this file-transfer proxy"})
+		}
 	}
 	if c, text := p.activate(Hash(sid, from, target)); c != "" {
 		return stanza.ErrorReply(el, c, text)
