@@ -76,6 +76,16 @@ func (h *Host) IsAdmin(ctx context.Context, j jid.JID) bool {
 	return admin
 }
 
+// ForgetAdmins drops the cached IsAdmin answers: the server calls it when
+// group membership or the directory's host policy changed, so a removed
+// administrator loses the rights at once rather than after the cache's
+// lifetime.
+func (h *Host) ForgetAdmins() {
+	h.admins.mu.Lock()
+	h.admins.entries = nil
+	h.admins.mu.Unlock()
+}
+
 // CheckAccess asks the host's access control whether who may use svc
 // (nil without one: a bare host admits everyone). A refusal is a
 // *access.Denied; access.ErrorFor gives the stanza error to answer with.

@@ -58,6 +58,7 @@ func (s *Server) applyPolicies(snap *directory.Snapshot) {
 		prev := h.Access.Overrides()
 		h.Access.SetOverrides(o)
 		if !reflect.DeepEqual(prev, o) {
+			h.ForgetAdmins()
 			h.Log.Info("directory: host policy applied", "entry", sourceOf(o))
 		}
 	}

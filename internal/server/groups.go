@@ -62,6 +62,7 @@ func (s *Server) startGroupWatch() {
 				if changed[h.Domain] && h.Access != nil {
 					s.log.Info("groups: membership changed; re-reading", "host", h.Domain)
 					h.Access.GroupsChanged()
+					h.ForgetAdmins()
 				}
 			}
 		}
