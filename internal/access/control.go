@@ -304,7 +304,12 @@ func (c *Control) IsAdmin(ctx context.Context, who jid.JID) (bool, error) {
 
 func (c *Control) decide(ctx context.Context, svc Service, who jid.JID) error {
 	bare := who.Bare()
-	s := c.Effective()
+	var s Settings
+	if svc == Login || svc == Admin {
+		// Only these rules read values the directory may override; the
+		// others (every remote stanza for federation) skip building them.
+		s = c.Effective()
+	}
 	r := c.rule(svc, s)
 	denied := func(reason string) error {
 		return &Denied{Service: svc, Who: bare.String(), Reason: bare.String() + " " + reason}
