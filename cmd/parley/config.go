@@ -4,9 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
+	"parley/internal/access"
 	"parley/internal/config"
+	"parley/internal/directory"
 	"parley/internal/gssapi"
 	"parley/internal/server"
 	"parley/internal/storage"
@@ -129,6 +137,12 @@ func cmdConfig(args []string) int {
 		return 1
 	}
 	fmt.Print("# effective configuration (valid)\n", string(b))
+	if problems := checkPolicySources(cfg); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "parley: config:", p)
+		}
+		return 1
+	}
 	return 0
 }
 
@@ -147,4 +161,134 @@ func checkKeytabs(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// checkPolicySources looks at what the file alone cannot show: the
+// per-host policy values held in the directory (config_base), printed with
+// the entry they came from, and whether every group the access rules
+// name exists (members in storage, or a directory group on a directory
+// host). It returns the problems; what could not be checked (storage or
+// directory unreachable) is said on standard error without failing.
+func checkPolicySources(cfg *config.Config) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	known := map[string]map[string]bool{}
+	for _, h := range cfg.Hosts {
+		known[h.Domain] = map[string]bool{}
+	}
+	// Nothing to look up: no storage is opened (config check has no side
+	// effects on a configuration without group rules or config_base).
+	needDirectory := cfg.Directory.ConfigBase != ""
+	needGroups := needDirectory
+	for i := range cfg.Hosts {
+		if len(cfg.Hosts[i].RuleGroups()) > 0 {
+			needGroups = true
+			needDirectory = needDirectory || cfg.Hosts[i].AccountsInDirectory()
+		}
+	}
+	if !needGroups {
+		return nil
+	}
+	checkGroups := true
+	if st, err := server.OpenStore(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config: storage not opened, stored groups not checked:", err)
+		checkGroups = false
+	} else {
+		groups := access.KVGroups{Store: st}
+		for _, h := range cfg.Hosts {
+			members, err := groups.Members(ctx, h.Domain)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "parley: config: reading stored groups:", err)
+				checkGroups = false
+				break
+			}
+			for g := range members {
+				known[h.Domain][g] = true
+			}
+		}
+		st.Close()
+	}
+	var policies map[string]*access.Overrides
+	if needDirectory && cfg.Directory.Enabled() {
+		d, err := directory.New(cfg.Directory, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+		var snap *directory.Snapshot
+		if err == nil {
+			snap, err = d.Refresh(ctx)
+			d.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "parley: config: directory not read, its groups and host policies not checked:", err)
+			checkGroups = false
+		} else {
+			policies = snap.Policies
+			for _, h := range cfg.Hosts {
+				if h.AccountsInDirectory() {
+					for g := range snap.Groups {
+						known[h.Domain][g] = true
+					}
+				}
+			}
+		}
+	}
+	var problems []string
+	if len(policies) > 0 {
+		fmt.Println("\n# per-host policy held in the directory (config_base); these values replace the file's")
+	}
+	for i := range cfg.Hosts {
+		h := &cfg.Hosts[i]
+		o := policies[h.Domain]
+		if o != nil {
+			s := access.Effective(h, o)
+			fmt.Printf("# host %s, from %s\n", h.Domain, o.Source)
+			keys := make([]string, 0, len(s.From))
+			for k := range s.From {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Printf("#   %s = %s\n", k, policyValue(s, k))
+			}
+		}
+		if checkGroups {
+			for _, g := range access.UnknownGroups(h, o, known[h.Domain]) {
+				problems = append(problems, config.AccessProblem(h.Domain, g))
+			}
+		}
+	}
+	for domain, o := range policies {
+		if cfg.HostByDomain(domain) == nil {
+			fmt.Fprintf(os.Stderr, "parley: config: directory entry %s names host %s, which this configuration does not serve\n", o.Source, domain)
+		}
+	}
+	return problems
+}
+
+// policyValue prints one effective setting as TOML would.
+func policyValue(s access.Settings, key string) string {
+	list := func(l []string) string {
+		q := make([]string, len(l))
+		for i, v := range l {
+			q[i] = strconv.Quote(v)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	switch key {
+	case "admins":
+		return list(s.Admins)
+	case "admin_groups":
+		return list(s.AdminGroups)
+	case "allowed_users":
+		return list(s.AllowedUsers)
+	case "allowed_groups":
+		return list(s.AllowedGroups)
+	case "registration.enabled":
+		return strconv.FormatBool(s.Registration)
+	case "s2s.allowed_domains":
+		return list(s.FederationAllow)
+	case "s2s.blocked_domains":
+		return list(s.FederationBlock)
+	case "muc.room_creation":
+		return strconv.Quote(s.RoomCreation)
+	}
+	return "?"
 }

@@ -1,26 +1,31 @@
-// Package access decides who may log in to a virtual host and who
-// administers it, from the host's allowed_users / allowed_groups / admins /
-// admin_groups settings and group membership.
+// Package access is Parley's service access control (seed 000's SACL):
+// who may log in to a virtual host, create and join its chat rooms, use
+// the file-transfer proxy, upload files, talk to remote domains, and
+// administer it. Control (control.go) is the one API modules ask, per
+// host, from the host's [host.access] rules, allowed_users /
+// allowed_groups, admins / admin_groups, and the overrides the directory
+// holds (config_base).
 //
 // Group membership comes from a GroupResolver. KVGroups keeps it in the
 // storage key/value store (managed with `parley group`, for accounts that
-// live in the database). The LDAP directory is the other resolver
-// (directory.HostGroups, answering for the hosts with accounts =
-// "directory" only): when a directory is configured, the server hands
-// logins (c2s) and admin checks the Union of the two (internal/server,
-// wireDirectory and wireAdmins); without one, KVGroups alone. This package
-// does not import the directory, so the policy stays testable without LDAP.
+// live in the database), with a per-host change mark that lets a running
+// server notice changes made by another process. The LDAP directory is the
+// other resolver (directory.HostGroups, answering for the hosts with
+// accounts = "directory" only): when a directory is configured, the server
+// hands every Control the Union of the two. This package does not import
+// the directory, so the policy stays testable without LDAP.
 package access
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 
 	"parley/internal/config"
 	"parley/internal/storage"
+	"parley/internal/xmpp/jid"
 )
 
 // GroupResolver returns the groups an account belongs to.
@@ -67,17 +72,48 @@ func (g KVGroups) Groups(ctx context.Context, host, username string) ([]string, 
 	return out, nil
 }
 
-// Add puts an account in a group.
+// Add puts an account in a group and marks the host's groups changed.
 func (g KVGroups) Add(ctx context.Context, host, username, group string) error {
 	if group == "" {
 		return errors.New("access: empty group name")
 	}
-	return g.Store.KV().Set(ctx, GroupsBucket, username+"@"+host, group, []byte{1})
+	if err := g.Store.KV().Set(ctx, GroupsBucket, username+"@"+host, group, []byte{1}); err != nil {
+		return err
+	}
+	return g.Touch(ctx, host)
 }
 
-// Remove takes an account out of a group (no error if it was not in it).
+// Remove takes an account out of a group (no error if it was not in it)
+// and marks the host's groups changed.
 func (g KVGroups) Remove(ctx context.Context, host, username, group string) error {
-	return g.Store.KV().Delete(ctx, GroupsBucket, username+"@"+host, group)
+	if err := g.Store.KV().Delete(ctx, GroupsBucket, username+"@"+host, group); err != nil {
+		return err
+	}
+	return g.Touch(ctx, host)
+}
+
+// VersionBucket holds one change mark per host (owner = the host, key
+// "v"): every membership change writes a new random value, so a running
+// server notices changes made by another process (`parley group`) by
+// reading one key per poll (see Watcher). A random value rather than a
+// counter: two writers never need to read-modify-write it.
+const VersionBucket = "groups.version"
+
+// Touch marks host's group membership changed (also after an account's
+// memberships disappeared with the account).
+func (g KVGroups) Touch(ctx context.Context, host string) error {
+	v := make([]byte, 16)
+	_, _ = rand.Read(v)
+	return g.Store.KV().Set(ctx, VersionBucket, host, "v", v)
+}
+
+// Version returns host's change mark (nil before any change).
+func (g KVGroups) Version(ctx context.Context, host string) ([]byte, error) {
+	v, err := g.Store.KV().Get(ctx, VersionBucket, host, "v")
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
 }
 
 // Members lists the accounts of host in group (group "" lists every
@@ -100,62 +136,26 @@ func (g KVGroups) Members(ctx context.Context, host string) (map[string][]string
 	return out, nil
 }
 
-// Policy applies one host's access settings.
+// Policy applies one host's access settings from the file alone (no
+// directory overrides); the server gives modules a Control instead.
 type Policy struct {
 	Host   *config.Host
 	Groups GroupResolver
 }
 
-// Denied is the reason a login was refused; it is for the log, never for
-// the client (which gets the same failure as for a wrong password).
-type Denied struct{ Reason string }
-
-func (d *Denied) Error() string { return "access denied: " + d.Reason }
-
 // CanLogin returns nil when username may log in, a *Denied when the policy
 // refuses it, or another error when group lookup failed (callers refuse the
 // login then too: failing open would bypass the policy).
 func (p Policy) CanLogin(ctx context.Context, username string) error {
-	h := p.Host
-	if len(h.AllowedUsers) == 0 && len(h.AllowedGroups) == 0 {
-		return nil
-	}
-	bare := username + "@" + h.Domain
-	if slices.Contains(h.AllowedUsers, bare) {
-		return nil
-	}
-	if len(h.AllowedGroups) > 0 && p.Groups != nil {
-		gs, err := p.Groups.Groups(ctx, h.Domain, username)
-		if err != nil {
-			return fmt.Errorf("access: group lookup for %s: %w", bare, err)
-		}
-		for _, g := range gs {
-			if slices.Contains(h.AllowedGroups, g) {
-				return nil
-			}
-		}
-	}
-	return &Denied{Reason: bare + " is not in allowed_users and in none of allowed_groups"}
+	return NewControl(p.Host, p.Groups, nil).CanLogin(ctx, username)
 }
 
 // IsAdmin reports whether username administers the host: listed in admins,
 // or a member of one of admin_groups.
 func (p Policy) IsAdmin(ctx context.Context, username string) (bool, error) {
-	h := p.Host
-	if slices.Contains(h.Admins, username+"@"+h.Domain) {
-		return true, nil
-	}
-	if len(h.AdminGroups) == 0 || p.Groups == nil {
+	j, err := jid.New(username, p.Host.Domain, "")
+	if err != nil {
 		return false, nil
 	}
-	gs, err := p.Groups.Groups(ctx, h.Domain, username)
-	if err != nil {
-		return false, err
-	}
-	for _, g := range gs {
-		if slices.Contains(h.AdminGroups, g) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return NewControl(p.Host, p.Groups, nil).IsAdmin(ctx, j)
 }

@@ -195,8 +195,14 @@ func (c *conn) throttle() (refuse bool) {
 // as an error; the client must see the same failure as for a wrong
 // password.
 func (c *conn) admit(user, mech string) bool {
-	p := access.Policy{Host: c.hostCfg(), Groups: c.srv.groupResolver()}
-	err := p.CanLogin(c.ctx, user)
+	var err error
+	if c.host.Access != nil {
+		// The host's control: [host.access] rules and the directory's
+		// overrides (config_base) as well as the file's allowed_* lists.
+		err = c.host.Access.CanLogin(c.ctx, user)
+	} else {
+		err = access.Policy{Host: c.hostCfg(), Groups: c.srv.groupResolver()}.CanLogin(c.ctx, user)
+	}
 	if err == nil {
 		return true
 	}

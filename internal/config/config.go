@@ -86,6 +86,11 @@ type Host struct {
 	// same failure as a wrong password, and the server logs why.
 	AllowedUsers  []string `toml:"allowed_users"`
 	AllowedGroups []string `toml:"allowed_groups"`
+	// Access is the per-service access control ([host.access]; access.go).
+	Access HostAccess `toml:"access"`
+	// SharedRoster are auto-buddy groups built from stored group
+	// membership ([[host.shared_roster]]; access.go).
+	SharedRoster []SharedRosterGroup `toml:"shared_roster"`
 	// LegacyAuth enables XEP-0078 jabber:iq:auth for old clients. Every
 	// method is off by default.
 	LegacyAuth LegacyAuth `toml:"legacy_auth"`
@@ -312,6 +317,10 @@ type Auth struct {
 	MinPasswordLength int `toml:"min_password_length"`
 	// BruteForce throttles failed logins per source IP address.
 	BruteForce BruteForce `toml:"brute_force"`
+	// GroupsPollInterval: how often the server looks for group membership
+	// changes made with `parley group` (a change counter in storage; one
+	// key read per poll). Default 5s.
+	GroupsPollInterval Duration `toml:"groups_poll_interval"`
 	// SASL2 offers XEP-0388 Extensible SASL (with XEP-0386 Bind 2) on
 	// client streams next to RFC 6120 SASL (default true).
 	SASL2 *bool `toml:"sasl2"`
@@ -566,6 +575,7 @@ func (c *Config) applyDefaults() {
 	c.applyHTTPSDefaults()
 	c.applyS2SDefaults()
 	c.applyDirectoryDefaults()
+	c.applyAccessDefaults()
 	bf := &c.Auth.BruteForce
 	setDur(&bf.Window, 10*time.Minute)
 	setInt(&bf.DelayAfter, 5)
@@ -719,6 +729,7 @@ func (c *Config) validate() []string {
 	c.validateHTTPS(bad)
 	c.validateS2S(bad)
 	c.validateDirectory(bad)
+	c.validateAccessSettings(bad)
 	p = append(p, c.validateMUC()...)
 	return p
 }

@@ -105,6 +105,9 @@ type Directory struct {
 	RoomDescriptionAttribute string `toml:"room_description_attribute"`
 	RoomMemberAttribute      string `toml:"room_member_attribute"`
 	RoomAdminAttribute       string `toml:"room_admin_attribute"`
+
+	// Directory-held policy and room write-back: see dirpolicy.go.
+	DirectoryPolicy
 }
 
 // DirectoryRosterGroup is one directory group pre-populated into its
@@ -226,6 +229,7 @@ func (c *Config) applyDirectoryDefaults() {
 	if d.RoomAdminAttribute == "" {
 		d.RoomAdminAttribute = "owner"
 	}
+	d.DirectoryPolicy.applyDefaults()
 }
 
 func (c *Config) validateDirectory(bad func(string, ...any)) {

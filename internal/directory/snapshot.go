@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"parley/internal/access"
 	"parley/internal/config"
 	"parley/internal/xmpp/jid"
 )
@@ -26,6 +27,9 @@ type Snapshot struct {
 	Groups map[string][]string
 	// Rooms are the persistent room definitions under room_base.
 	Rooms []Room
+	// Policies are the host policy entries under config_base, by host
+	// domain (policy.go); nil without config_base.
+	Policies map[string]*access.Overrides
 	// Taken is when the snapshot was made.
 	Taken time.Time
 
@@ -37,6 +41,9 @@ type Room struct {
 	DN          string
 	Name        string // the room's localpart
 	Description string
+	// Title is the room's natural-language name (room_title_attribute;
+	// "" when unset or not configured).
+	Title string
 	// Members and Admins are bare JIDs (directory users as
 	// localpart@host are filled in by RoomJIDs).
 	Members, Admins []string
@@ -201,7 +208,7 @@ func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
 	d.mu.Lock()
 	old := d.snap
 	d.snap = s
-	changed := !old.equal(s) || !slices.EqualFunc(old.roomsOrNil(), s.Rooms, roomEqual)
+	changed := !old.equal(s) || !slices.EqualFunc(old.roomsOrNil(), s.Rooms, roomEqual) || !policiesEqual(old, s)
 	ws := slices.Clone(d.watchers)
 	d.mu.Unlock()
 	if changed {
@@ -222,7 +229,7 @@ func (s *Snapshot) roomsOrNil() []Room {
 }
 
 func roomEqual(a, b Room) bool {
-	return a.DN == b.DN && a.Name == b.Name && a.Description == b.Description &&
+	return a.DN == b.DN && a.Name == b.Name && a.Description == b.Description && a.Title == b.Title &&
 		slices.Equal(a.Members, b.Members) && slices.Equal(a.Admins, b.Admins) &&
 		slices.Equal(a.memberUsers, b.memberUsers) && slices.Equal(a.adminUsers, b.adminUsers)
 }
@@ -323,6 +330,9 @@ func (d *Directory) take(ctx context.Context) (*Snapshot, error) {
 	}
 	if d.cfg.RoomBase != "" {
 		rattrs := []string{d.cfg.RoomNameAttribute, d.cfg.RoomDescriptionAttribute, d.cfg.RoomMemberAttribute, d.cfg.RoomAdminAttribute}
+		if d.cfg.RoomTitleAttribute != "" {
+			rattrs = append(rattrs, d.cfg.RoomTitleAttribute)
+		}
 		rooms, err := d.search(ctx, d.cfg.RoomBase, d.cfg.RoomFilter, rattrs)
 		if err != nil {
 			return nil, err
@@ -335,11 +345,19 @@ func (d *Directory) take(ctx context.Context) (*Snapshot, error) {
 				continue
 			}
 			r := Room{DN: e.DN, Name: rj.Local(), Description: e.GetEqualFoldAttributeValue(d.cfg.RoomDescriptionAttribute)}
+			if d.cfg.RoomTitleAttribute != "" {
+				r.Title = e.GetEqualFoldAttributeValue(d.cfg.RoomTitleAttribute)
+			}
 			r.memberUsers, r.Members = d.people(e.GetEqualFoldAttributeValues(d.cfg.RoomMemberAttribute), member)
 			r.adminUsers, r.Admins = d.people(e.GetEqualFoldAttributeValues(d.cfg.RoomAdminAttribute), member)
 			s.Rooms = append(s.Rooms, r)
 		}
 		sort.Slice(s.Rooms, func(i, j int) bool { return s.Rooms[i].Name < s.Rooms[j].Name })
+	}
+	if d.cfg.ConfigBase != "" {
+		if s.Policies, err = d.policies(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/access"
 	"parley/internal/xmpp/jid"
 )
 
@@ -42,7 +43,16 @@ func (h *Host) IsAdmin(ctx context.Context, j jid.JID) bool {
 	if bare.Local() == "" {
 		return false
 	}
-	if h.HostCfg != nil && slices.Contains(h.HostCfg.Admins, bare.String()) {
+	admins := func() []string {
+		if h.Access != nil {
+			return h.Access.Effective().Admins
+		}
+		if h.HostCfg != nil {
+			return h.HostCfg.Admins
+		}
+		return nil
+	}
+	if slices.Contains(admins(), bare.String()) {
 		return true
 	}
 	if h.AdminCheck == nil || bare.Domain() != h.Domain {
@@ -65,3 +75,28 @@ func (h *Host) IsAdmin(ctx context.Context, j jid.JID) bool {
 	h.admins.mu.Unlock()
 	return admin
 }
+
+// ForgetAdmins drops the cached IsAdmin answers: the server calls it when
+// group membership or the directory's host policy changed, so a removed
+// administrator loses the rights at once rather than after the cache's
+// lifetime.
+func (h *Host) ForgetAdmins() {
+	h.admins.mu.Lock()
+	h.admins.entries = nil
+	h.admins.mu.Unlock()
+}
+
+// CheckAccess asks the host's access control whether who may use svc
+// (nil without one: a bare host admits everyone). A refusal is a
+// *access.Denied; access.ErrorFor gives the stanza error to answer with.
+func (h *Host) CheckAccess(ctx context.Context, svc access.Service, who jid.JID) error {
+	if h.Access == nil {
+		return nil
+	}
+	return h.Access.Check(ctx, svc, who)
+}
+
+// AccessByDomain is provided on every host by the server: the access
+// control of any local host by domain (nil if none), for services that
+// serve the users of several hosts (the file-transfer proxy).
+var AccessByDomain = NewServiceKey[func(domain string) *access.Control]("access-by-domain")

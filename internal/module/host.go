@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/access"
 	"parley/internal/config"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
@@ -158,7 +159,12 @@ type Host struct {
 	// AdminCheck extends IsAdmin beyond the static admins list (set by the
 	// server from admin_groups; nil: the static list only).
 	AdminCheck AdminCheck
-	admins     adminCache
+	// Access is the host's service access control (seed 000 SACL): modules
+	// ask Access.Check before serving logins, rooms, the proxy, uploads and
+	// federation. The server sets it; nil (tests that build a bare host)
+	// admits everyone.
+	Access *access.Control
+	admins adminCache
 
 	Stanzas  Hook[*StanzaEvent]
 	Sessions Hook[*SessionEvent]

@@ -204,6 +204,10 @@ func (s *Service) policy(local string) policy {
 		}
 	}
 	p := s.cfg.S2SPolicyFor(host)
+	if h := s.router.Host(host); h != nil && h.Access != nil {
+		// The directory may hold the host's domain lists (config_base).
+		p = h.Access.S2SPolicy(p)
+	}
 	return policy{
 		requireTLS: *p.RequireEncryption, selfSigned: *p.AcceptSelfSigned, dialback: *p.Dialback,
 		allowed: p.AllowedDomains, blocked: p.BlockedDomains,

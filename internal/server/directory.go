@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"reflect"
 
 	"parley/internal/access"
 	"parley/internal/directory"
@@ -40,29 +41,80 @@ func (s *Server) wireDirectory() {
 	if d == nil {
 		return
 	}
-	hosts := map[string]bool{}
+	s.c2s.SetDirectory(d)
+	s.c2s.SetGroupResolver(s.groups)
+	if d.Config().ConfigBase != "" {
+		d.Watch(func(_, snap *directory.Snapshot) { s.applyPolicies(snap) })
+	}
+}
+
+// applyPolicies installs the directory's host policies (config_base) in
+// every host's access control; a host without an entry goes back to the
+// file's values. An unreachable directory produces no new snapshot, so
+// the last values read stay in force.
+func (s *Server) applyPolicies(snap *directory.Snapshot) {
 	for _, h := range s.hosts {
-		if h.AccountSource != nil {
+		o := snap.Policies[h.Domain]
+		prev := h.Access.Overrides()
+		h.Access.SetOverrides(o)
+		if !reflect.DeepEqual(prev, o) {
+			h.ForgetAdmins()
+			h.Log.Info("directory: host policy applied", "entry", sourceOf(o))
+		}
+	}
+	for domain := range snap.Policies {
+		if s.cfg.HostByDomain(domain) == nil {
+			s.log.Warn("directory: policy entry for a host this server does not serve; ignored", "host", domain, "dn", snap.Policies[domain].Source)
+		}
+	}
+}
+
+func sourceOf(o *access.Overrides) string {
+	if o == nil {
+		return "(none: the file's values)"
+	}
+	return o.Source
+}
+
+// loadPolicies reads the directory once before the listeners start, so
+// the first logins already meet the directory's policy; if the directory
+// is down the file's values apply until a poll succeeds.
+func (s *Server) loadPolicies(ctx context.Context) {
+	d := s.directory.dir
+	if d == nil || d.Config().ConfigBase == "" || d.Current() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.Config().RequestTimeout.Duration+d.Config().DialTimeout.Duration)
+	defer cancel()
+	if _, err := d.Refresh(ctx); err != nil {
+		s.log.Warn("directory: host policies not read at start; the file's apply until a poll succeeds", "err", err)
+	}
+}
+
+// groupSources is where group membership comes from: the stored groups of
+// `parley group`, and with a directory the directory's groups on its hosts.
+func (s *Server) groupSources() access.GroupResolver {
+	kv := access.KVGroups{Store: s.store}
+	d := s.directory.dir
+	if d == nil {
+		return kv
+	}
+	hosts := map[string]bool{}
+	for _, h := range s.cfg.Hosts {
+		if h.AccountsInDirectory() {
 			hosts[h.Domain] = true
 		}
 	}
-	s.c2s.SetDirectory(d)
-	s.groups = access.Union{access.KVGroups{Store: s.store}, directory.HostGroups{Dir: d, Hosts: hosts}}
-	s.c2s.SetGroupResolver(s.groups)
+	return access.Union{kv, directory.HostGroups{Dir: d, Hosts: hosts}}
 }
 
 // wireAdmins lets modules recognise administrators by admin_groups as well
-// as the static admins list, through the same access policy and group
-// sources (stored groups, the directory) that login uses.
+// as the admins list, through the host's access control (the same group
+// sources as login, and the directory's overrides).
 func (s *Server) wireAdmins() {
-	groups := s.groups
-	if groups == nil {
-		groups = access.KVGroups{Store: s.store}
-	}
 	for _, h := range s.hosts {
-		policy := access.Policy{Host: h.HostCfg, Groups: groups}
 		h.AdminCheck = func(ctx context.Context, bare jid.JID) (bool, error) {
-			return policy.IsAdmin(ctx, bare.Local())
+			return h.Access.IsAdmin(ctx, bare)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"parley/internal/mod/disco"
 	"parley/internal/mod/entitytime"
 	"parley/internal/mod/extdisco"
+	"parley/internal/mod/fedaccess"
 	"parley/internal/mod/last"
 	"parley/internal/mod/mam"
 	"parley/internal/mod/muc"
@@ -41,7 +42,8 @@ func DefaultModules() []module.Factory {
 		offline.New,
 		carbons.New,
 		blocking.New,
-		mam.New, // offers room archives to muc, which looks them up at Start
+		fedaccess.New, // [host.access.federation]
+		mam.New,       // offers room archives to muc, which looks them up at Start
 		disco.New,
 		vcard.New,
 		private.New,

@@ -57,7 +57,7 @@ type Server struct {
 	c2s     *c2s.Server
 	s2s     *s2s.Service // nil unless [s2s] enabled
 	adminLn net.Listener
-	groups  access.GroupResolver // set when a directory adds its groups
+	groups  access.GroupResolver // stored groups, and the directory's on its hosts
 	comp    *component.Server
 	hosts   []*module.Host
 	modules []module.Module
@@ -80,6 +80,8 @@ type Server struct {
 
 	// directory is the LDAP directory, if configured (directory.go).
 	directory dirState
+	// groupWatch polls the stored groups' change mark (groups.go).
+	groupWatch groupWatch
 }
 
 // New builds a server from cfg. It opens storage and loads certificates but
@@ -122,11 +124,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if factories == nil {
 		factories = DefaultModules()
 	}
+	s.groups = s.groupSources()
 	for i := range cfg.Hosts {
 		hc := &cfg.Hosts[i]
 		h := module.NewHost(hc.Domain)
 		h.Config, h.HostCfg, h.Store, h.Started = cfg, hc, s.store, s.started
 		h.Log = log.With("host", hc.Domain)
+		h.Access = access.NewControl(hc, s.groups, h.Log)
 		if hc.AccountsInDirectory() && s.directory.dir != nil {
 			h.AccountSource = s.directory.dir
 		}
@@ -134,6 +138,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		// Before the module factories: a module may mount its handlers
 		// from New.
 		module.Provide(h, module.HTTPService, module.HTTP(s.front))
+		module.Provide(h, module.AccessByDomain, s.accessOf)
 		s.hosts = append(s.hosts, h)
 		for _, f := range factories {
 			m, err := f(h)
@@ -195,6 +200,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	return s, nil
 }
 
+// accessOf returns the access control of a local host (nil if none). It
+// reads s.hosts, complete once New returns, which is before any stanza.
+func (s *Server) accessOf(domain string) *access.Control {
+	for _, h := range s.hosts {
+		if h.Domain == domain {
+			return h.Access
+		}
+	}
+	return nil
+}
+
 // OpenStore opens the configured storage backend.
 func OpenStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 	switch cfg.Storage {
@@ -240,6 +256,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	// Before the modules: changes from now on are noticed, and modules
+	// read the membership as it is when they start.
+	s.startGroupWatch()
+	undo = append(undo, s.stopGroupWatch)
+	s.loadPolicies(ctx)
 	for _, m := range s.modules {
 		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
@@ -329,6 +350,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Shutdown(ctx)
 		}
+		s.stopGroupWatch()
 		s.stopModules(ctx)
 	}
 	s.stopDirectory()

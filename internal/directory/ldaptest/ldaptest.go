@@ -58,6 +58,12 @@ const (
 	RoomBase        = "ou=rooms,dc=example,dc=test"
 )
 
+// Schema is Parley's own schema (host policy entries, room titles), in
+// slapd.conf form; docs/directory-schema.ldif has it for cn=config.
+//
+//go:embed testdata/parley.schema
+var Schema string
+
 // Server is one running slapd.
 type Server struct {
 	// Addr is the LDAP (StartTLS-capable) address, LDAPSAddr the LDAPS one.
@@ -76,6 +82,7 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 include {{.Dir}}/authpassword.schema
+include {{.Dir}}/parley.schema
 pidfile {{.Dir}}/slapd.pid
 argsfile {{.Dir}}/slapd.args
 modulepath /usr/lib/ldap
@@ -111,6 +118,10 @@ access to attrs=title
   by dn.exact="{{.ServiceDN}}" write
   by users read
   by * none
+access to dn.subtree="ou=rooms,{{.Suffix}}"
+  by dn.exact="{{.ServiceDN}}" write
+  by users read
+  by * none
 access to *
   by dn.exact="{{.ServiceDN}}" read
   by users read
@@ -127,6 +138,9 @@ func WriteConfig(dir string) (string, error) {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authpassword.schema"), []byte(AuthPasswordSchema), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "parley.schema"), []byte(Schema), 0o644); err != nil {
 		return "", err
 	}
 	var b bytes.Buffer

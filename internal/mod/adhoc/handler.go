@@ -19,6 +19,7 @@ func (a *Adhoc) handle(ev *module.StanzaEvent, cmd *xml.Element) *xml.Element {
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "no such command")
 	}
 	if !c.allowed(ev.Ctx, ev.From) {
+		a.h.Log.Info("adhoc: command refused by the access policy", "node", node, "user", ev.From.Bare().String())
 		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "you may not run this command")
 	}
 	action := cmd.Attr("action")

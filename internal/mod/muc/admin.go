@@ -111,6 +111,9 @@ func (r *room) adminSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	for _, j := range r.listAff(AffOwner) {
 		owners[j] = true
 	}
+	// A room without stored owners (a directory room, run by its admins
+	// and the host's administrators) may still have its members changed.
+	hadOwners := len(owners) > 0
 	newAffs := 0
 	for _, it := range items {
 		c, cond, text := r.checkItem(it, me, myAff, from)
@@ -129,12 +132,23 @@ func (r *room) adminSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 		}
 		changes = append(changes, c)
 	}
-	if len(owners) == 0 {
+	if len(owners) == 0 && hadOwners {
 		// §10.6: the last owner cannot step down.
 		return stanza.ErrorReply(el, stanza.Conflict, "a room needs at least one owner")
 	}
 	if len(r.affs)+newAffs > r.svc.cfg.MaxAffiliations {
 		return stanza.ErrorReply(el, stanza.NotAllowed, "too many affiliations in this room")
+	}
+	affs := map[string]string{}
+	for _, c := range changes {
+		if c.aff != "" {
+			affs[c.bare] = c.aff
+		}
+	}
+	// A directory room's members and admins change in the directory first.
+	dirChange := affChange(r, affs)
+	if e := r.svc.writeDirectory(ctx, r, dirChange); e != nil {
+		return stanza.ErrorReplyFor(el, e)
 	}
 	actor := ""
 	if me != nil {
@@ -153,6 +167,7 @@ func (r *room) adminSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 		r.changeRole(ctx, c.target, c.role, c.reason, actor)
 	}
 	if affChanged {
+		markDirectory(r, dirChange)
 		r.save(ctx)
 	}
 	// Replying before the room may vanish is not needed: the IQ result

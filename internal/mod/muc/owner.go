@@ -91,6 +91,11 @@ func (r *room) ownerSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	if cond != "" {
 		return stanza.ErrorReply(el, cond, text)
 	}
+	// A directory room's directory-held fields go to the directory first.
+	dirChange := r.svc.configChange(r, r.cfg, next, admins)
+	if e := r.svc.writeDirectory(ctx, r, dirChange); e != nil {
+		return stanza.ErrorReplyFor(el, e)
+	}
 	prev := r.cfg
 	wasLocked := r.locked
 	r.cfg = next
@@ -99,6 +104,7 @@ func (r *room) ownerSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	if owners != nil || admins != nil {
 		r.replaceAffList(ctx, AffOwner, owners)
 		r.replaceAffList(ctx, AffAdmin, admins)
+		markDirectory(r, dirChange)
 	}
 	if next.Persistent {
 		r.save(ctx)

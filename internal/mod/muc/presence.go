@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"parley/internal/access"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -54,11 +55,20 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 		s.errorReply(ctx, el, stanza.NotAcceptable, "nickname longer than "+strconv.Itoa(s.cfg.MaxNickLength)+" characters")
 		return
 	}
+	if e := s.joinAccess(ctx, to.Local(), from); e != nil {
+		s.errorReplyTyped(ctx, el, e.Condition, e.Type, e.Text)
+		return
+	}
 	r := s.getRoom(to.Local())
 	created := false
 	if r == nil {
 		if !s.mayCreate(from) {
 			s.errorReply(ctx, el, stanza.NotAllowed, "room creation is restricted")
+			return
+		}
+		if err := s.h.CheckAccess(ctx, access.MUCCreate, from); err != nil {
+			e := access.ErrorFor(err)
+			s.errorReplyTyped(ctx, el, e.Condition, e.Type, e.Text)
 			return
 		}
 		var cond stanza.Condition
@@ -277,4 +287,26 @@ func (r *room) sendSubject(ctx context.Context, o *occupant) {
 	m := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", from).SetAttr("to", o.real.String()).
 		Append(xml.New("", "subject").AppendText(r.subject))
 	r.svc.route(ctx, m)
+}
+
+// joinAccess applies the host's muc_join access rule to a presence that
+// would make from a new occupant of room local; occupants changing status
+// or nickname were admitted already. It runs before the room is locked:
+// the rule may need a group lookup in storage or the directory.
+func (s *Service) joinAccess(ctx context.Context, local string, from jid.JID) *stanza.Error {
+	s.mu.Lock()
+	r := s.rooms[local]
+	s.mu.Unlock()
+	if r != nil {
+		r.mu.Lock()
+		in := r.byReal[from] != nil
+		r.mu.Unlock()
+		if in {
+			return nil
+		}
+	}
+	if err := s.h.CheckAccess(ctx, access.MUCJoin, from); err != nil {
+		return access.ErrorFor(err)
+	}
+	return nil
 }

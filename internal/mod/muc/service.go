@@ -29,6 +29,9 @@ type Service struct {
 	// created counts the live rooms each user created (bare JID), so one
 	// user cannot take every slot of max_rooms (max_rooms_per_user).
 	created map[string]int
+	// dirRooms maps the rooms defined in the directory to their entries'
+	// DNs (directory.go), for writing owners' changes back.
+	dirRooms map[string]string
 
 	// archive keeps room archives (XEP-0313) and recorder the host's
 	// compliance log, when the host has them; set before the service is
@@ -220,9 +223,15 @@ func (s *Service) getRoom(local string) *room {
 	return r
 }
 
-// mayCreate applies [host.muc] room_creation to a would-be room creator.
+// mayCreate applies room_creation ([host.muc], or the directory's
+// override) to a would-be room creator; the access rule muc_create is
+// checked after it (createAccess).
 func (s *Service) mayCreate(from jid.JID) bool {
-	switch s.cfg.RoomCreation {
+	creation := s.cfg.RoomCreation
+	if s.h.Access != nil {
+		creation = s.h.Access.Effective().RoomCreation
+	}
+	switch creation {
 	case "anyone":
 		return true
 	case "admins":

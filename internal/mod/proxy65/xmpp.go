@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strings"
 
+	"parley/internal/access"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -14,12 +15,12 @@ import (
 
 // Deliver implements module.Component: the XMPP side of the proxy.
 func (p *Proxy) Deliver(ctx context.Context, el *xml.Element, from, to jid.JID) {
-	if reply := p.handle(el, from, to); reply != nil {
+	if reply := p.handle(ctx, el, from, to); reply != nil {
 		p.h.Router.Route(ctx, reply)
 	}
 }
 
-func (p *Proxy) handle(el *xml.Element, from, to jid.JID) *xml.Element {
+func (p *Proxy) handle(ctx context.Context, el *xml.Element, from, to jid.JID) *xml.Element {
 	q, reply := module.ServiceRequest(el, to)
 	if q == nil {
 		return reply
@@ -42,12 +43,15 @@ func (p *Proxy) handle(el *xml.Element, from, to jid.JID) *xml.Element {
 			// answers forbidden.
 			return stanza.ErrorReply(el, stanza.Forbidden, "this proxy serves local users only")
 		}
+		if e := p.access(ctx, from); e != nil {
+			return stanza.ErrorReplyFor(el, e)
+		}
 		if typ == stanza.TypeGet {
 			host, port := p.streamhost()
 			sh := xml.New(NS, "streamhost").SetAttr("jid", p.cfg.Domain).SetAttr("host", host).SetAttr("port", port)
 			return stanza.IQResult(el, xml.New(NS, "query").Append(sh))
 		}
-		return p.activateIQ(el, q, from)
+		return p.activateIQ(ctx, el, q, from)
 	}
 	return stanza.ErrorReply(el, stanza.ServiceUnavailable, "")
 }
@@ -58,10 +62,27 @@ func (p *Proxy) allowed(from jid.JID) bool {
 	return from.Local() != "" && p.h.Config.HostByDomain(from.Domain()) != nil
 }
 
+// access applies the proxy65 access rule of the requester's host (seed
+// 000 SACL); nil when it may use the proxy.
+func (p *Proxy) access(ctx context.Context, from jid.JID) *stanza.Error {
+	of, ok := module.Lookup(p.h, module.AccessByDomain)
+	if !ok {
+		return nil
+	}
+	c := of(from.Domain())
+	if c == nil {
+		return nil
+	}
+	if err := c.Check(ctx, access.Proxy65, from); err != nil {
+		return access.ErrorFor(err)
+	}
+	return nil
+}
+
 // activateIQ handles <query sid='...'><activate>target</activate></query>
 // (XEP-0065 §6.3.5). The hash is computed from the stanza's 'from', which
 // the server stamped, so only the initiator named in the hash can activate.
-func (p *Proxy) activateIQ(el, q *xml.Element, from jid.JID) *xml.Element {
+func (p *Proxy) activateIQ(ctx context.Context, el, q *xml.Element, from jid.JID) *xml.Element {
 	sid := q.Attr("sid")
 	act := q.Child(NS, "activate")
 	if sid == "" || act == nil {
@@ -70,6 +91,13 @@ func (p *Proxy) activateIQ(el, q *xml.Element, from jid.JID) *xml.Element {
 	target, err := jid.Parse(strings.TrimSpace(act.Text()))
 	if err != nil {
 		return stanza.ErrorReply(el, stanza.JIDMalformed, "")
+	}
+	// The target uses the proxy too: a user its host's proxy65 rule
+	// refuses cannot be sent files through it either.
+	if p.allowed(target) {
+		if e := p.access(ctx, target); e != nil {
+			return stanza.ErrorReplyFor(el, &stanza.Error{Condition: e.Condition, Type: e.Type, Text: "the target may not use this file-transfer proxy"})
+		}
 	}
 	if c, text := p.activate(Hash(sid, from, target)); c != "" {
 		return stanza.ErrorReply(el, c, text)

@@ -116,8 +116,17 @@ func (r *Register) Stop(context.Context) error {
 
 // streamFeature offers <register/> only where an inquiry would succeed.
 func (r *Register) streamFeature(c *module.PreAuthConn) *xml.Element {
-	if r.directoryOwned() || !r.cfg.Enabled || (!c.Encrypted && !r.cfg.AllowWithoutTLS) {
+	if r.directoryOwned() || !r.enabled() || (!c.Encrypted && !r.cfg.AllowWithoutTLS) {
 		return nil
 	}
 	return xml.New(NSFeature, "register")
+}
+
+// enabled is registration.enabled, or the value the directory's host
+// policy sets (config_base) when it has one.
+func (r *Register) enabled() bool {
+	if r.h.Access != nil {
+		return r.h.Access.Effective().Registration
+	}
+	return r.cfg.Enabled
 }

@@ -44,7 +44,7 @@ func (r *Register) preAuth(c *module.PreAuthConn, iq, q *xml.Element) *xml.Eleme
 	if r.directoryOwned() {
 		return errorReply(iq, nil, stanza.ServiceUnavailable, "", directoryText)
 	}
-	if !r.cfg.Enabled {
+	if !r.enabled() {
 		return errorReply(iq, nil, stanza.ServiceUnavailable, "", "in-band registration is disabled on this server")
 	}
 	// §10: registration sends the password in clear, so only over TLS

@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"parley/internal/access"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -65,9 +66,12 @@ func (m *Module) info() *xml.Element {
 
 // requestSlot answers <request filename size content-type/> (XEP-0363 §4)
 // with a <slot/>, or with the errors of §5.
-func (m *Module) requestSlot(_ context.Context, el, req *xml.Element, from jid.JID) *xml.Element {
+func (m *Module) requestSlot(ctx context.Context, el, req *xml.Element, from jid.JID) *xml.Element {
 	if from.Local() == "" || from.Domain() != m.h.Domain {
 		return stanza.ErrorReply(el, stanza.NotAllowed, "only accounts of "+m.h.Domain+" may upload here")
+	}
+	if err := m.h.CheckAccess(ctx, access.Upload, from); err != nil {
+		return stanza.ErrorReplyFor(el, access.ErrorFor(err))
 	}
 	name, ok := cleanFilename(req.Attr("filename"))
 	if !ok {
