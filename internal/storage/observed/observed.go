@@ -36,6 +36,24 @@ func (s *store) Archive() storage.Archive   { return archive{s.Store.Archive(), 
 func (s *store) Compliance() storage.Compliance {
 	return compliance{s.Store.Compliance(), s.obs}
 }
+func (s *store) Passwords() storage.PasswordHistory {
+	return passwords{s.Store.Passwords(), s.obs}
+}
+
+type passwords struct {
+	p   storage.PasswordHistory
+	obs Observer
+}
+
+func (x passwords) Add(ctx context.Context, host, username string, hash []byte, keep int) error {
+	defer x.obs("passwords.add", time.Now())
+	return x.p.Add(ctx, host, username, hash, keep)
+}
+
+func (x passwords) List(ctx context.Context, host, username string) ([][]byte, error) {
+	defer x.obs("passwords.list", time.Now())
+	return x.p.List(ctx, host, username)
+}
 
 type accounts struct {
 	a   storage.Accounts

@@ -39,4 +39,5 @@ func (a *alternating) Archive() storage.Archive   { return a.pick().Archive() }
 func (a *alternating) Compliance() storage.Compliance {
 	return a.pick().Compliance()
 }
-func (a *alternating) Close() error { return nil }
+func (a *alternating) Passwords() storage.PasswordHistory { return a.pick().Passwords() }
+func (a *alternating) Close() error                       { return nil }
