@@ -30,6 +30,7 @@ type session struct {
 	csrf     string
 	created  time.Time
 	lastSeen time.Time
+	flash    string // a message for the next page (guarded by sessions.mu)
 }
 
 // sessions is the server-side session table: idle and absolute expiry,
@@ -154,4 +155,20 @@ func cookieValue(r *http.Request, name string) string {
 // sameToken compares two tokens in constant time; empty never matches.
 func sameToken(a, b string) bool {
 	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// setFlash leaves msg for the next page the session renders.
+func (s *sessions) setFlash(sess *session, msg string) {
+	s.mu.Lock()
+	sess.flash = msg
+	s.mu.Unlock()
+}
+
+// takeFlash returns and clears the session's message.
+func (s *sessions) takeFlash(sess *session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := sess.flash
+	sess.flash = ""
+	return m
 }
