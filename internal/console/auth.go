@@ -15,10 +15,6 @@ type loginData struct {
 
 func (c *Console) loginPage(area string) func(*req) {
 	return func(q *req) {
-		if q.sess != nil && (area == "account" && q.userHost != nil || area == "admin" && len(q.adminHosts) > 0) {
-			http.Redirect(q.w, q.r, "/"+area+"/", http.StatusSeeOther)
-			return
-		}
 		c.showLogin(q, "", "", http.StatusOK)
 	}
 }

@@ -16,7 +16,6 @@ package console
 import (
 	"context"
 	"embed"
-	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -443,6 +442,3 @@ func (q *req) host() *module.Host {
 	q.c.render(q, "forbidden", "Forbidden", nil)
 	return nil
 }
-
-// errForbidden is a refusal already written.
-var errForbidden = errors.New("forbidden")

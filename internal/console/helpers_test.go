@@ -1,7 +1,7 @@
 package console_test
 
 import (
-	"fmt"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -128,9 +128,4 @@ func loggedIn(t *testing.T, ts *testserver.TS, area, user string) *browser {
 	return b
 }
 
-func fill(path, host string) string {
-	if strings.Contains(path, "?") {
-		return path + "&host=" + host
-	}
-	return fmt.Sprintf("%s?host=%s", path, host)
-}
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -157,5 +156,3 @@ func (discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (discardConn) SetDeadline(time.Time) error      { return nil }
 func (discardConn) SetReadDeadline(time.Time) error  { return nil }
 func (discardConn) SetWriteDeadline(time.Time) error { return nil }
-
-var errNoLogin = errors.New("console: login is not configured")

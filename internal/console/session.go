@@ -127,14 +127,6 @@ func (s *sessions) expireLocked(now time.Time) {
 	}
 }
 
-// count returns the live sessions.
-func (s *sessions) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expireLocked(s.now())
-	return len(s.m)
-}
-
 // setCookie sets a session-scoped, HttpOnly, Secure, SameSite=Strict
 // cookie (MaxAge -1 deletes it).
 func setCookie(w http.ResponseWriter, name, value string, maxAge int) {

@@ -27,7 +27,7 @@ func TestCheckLengthAndClasses(t *testing.T) {
 		"lowerUPPER":                false, // 2 classes
 		"lowerUPPER1":               true,
 		"lower-1234":                true,
-		"ÄÖÜäöü12":                  true, // unicode letters count
+		"ÄÖÜäöü12":                  true,  // unicode letters count
 		"Aa1aaaaaaaaaaaaaaaaaaaaaa": false, // over max_length
 	} {
 		if err := Check(c, pw); (err == nil) != ok {
