@@ -218,18 +218,19 @@ func (c *Console) userCreate(q *req) {
 }
 
 type userData struct {
-	JID       jid.JID
-	Exists    bool
-	Stored    bool
-	Disabled  bool
-	Created   string
-	Fields    map[string]string
-	Profile   []profileField
-	Sessions  []admin.Session
-	LastLogin string
-	Contacts  int
-	Directory bool
-	Groups    []string
+	JID        jid.JID
+	Exists     bool
+	Stored     bool
+	Disabled   bool
+	Created    string
+	Fields     map[string]string
+	Profile    []profileField
+	HasProfile bool // some profile field has a value
+	Sessions   []admin.Session
+	LastLogin  string
+	Contacts   int
+	Directory  bool
+	Groups     []string
 }
 
 func (c *Console) user(q *req) {
@@ -257,6 +258,9 @@ func (c *Console) user(q *req) {
 		d.Contacts = len(items)
 	}
 	d.Profile, _, _ = c.profile(q, h, j)
+	for _, f := range d.Profile {
+		d.HasProfile = d.HasProfile || f.Value != ""
+	}
 	if c.d.Groups != nil {
 		d.Groups, _ = c.d.Groups.Groups(q.ctx, h.Domain, j.Local())
 	}

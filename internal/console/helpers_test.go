@@ -129,3 +129,5 @@ func loggedIn(t *testing.T, ts *testserver.TS, area, user string) *browser {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
