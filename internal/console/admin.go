@@ -364,7 +364,20 @@ func (c *Console) groups(q *req) {
 		sort.Strings(m)
 		rows = append(rows, groupRow{Name: g, Members: m, Stored: true})
 	}
-	sort.Slice(rows, func(i, k int) bool { return rows[i].Name < rows[k].Name })
+	// On a directory host, the directory's groups too (its last snapshot),
+	// read-only.
+	if d, ok := h.AccountSource.(*directory.Directory); ok {
+		if snap := d.Current(); snap != nil {
+			for g, locals := range snap.Groups {
+				m := make([]string, 0, len(locals))
+				for _, l := range locals {
+					m = append(m, l+"@"+h.Domain)
+				}
+				rows = append(rows, groupRow{Name: g, Members: m})
+			}
+		}
+	}
+	sort.SliceStable(rows, func(i, k int) bool { return rows[i].Name < rows[k].Name })
 	admin.For(h).Audit(q.actor(), "list-groups")
 	c.render(q, "groups", "Groups of "+h.Domain, groupsData{Groups: rows, Directory: h.AccountSource != nil})
 }

@@ -73,6 +73,9 @@ account = true
 	if st != http.StatusOK || !strings.Contains(page, "🔒") || strings.Contains(page, `action="/admin/user/password"`) {
 		t.Errorf("admin user page on a directory host (%d):\n%s", st, page)
 	}
+	if _, page := alice.get("/admin/groups?host=" + dom); !strings.Contains(page, "🔒 directory") {
+		t.Errorf("directory groups not listed as such:\n%s", page)
+	}
 	alice.post("/admin/user/disable", "jid", "bob@"+dom)
 	if _, page := alice.get("/admin/user?jid=bob@" + dom); !strings.Contains(page, "managed by its directory") {
 		t.Errorf("disable on a directory host not refused")
