@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,8 +138,10 @@ func (t *loginTransport) result() LoginResult {
 	case t.outcome.Local == "success":
 		return LoginOK
 	case t.outcome.Child(nsSASL, "temporary-auth-failure") != nil:
-		if t.outcome.Child(nsSASL, "text") != nil {
-			return LoginThrottled // the limiter says why; a directory outage says nothing
+		// The same condition means "paused by the limiter" and "the
+		// directory is down"; c2s's text tells them apart.
+		if strings.Contains(t.outcome.ChildText(nsSASL, "text"), "too many failed logins") {
+			return LoginThrottled
 		}
 		return LoginUnavailable
 	}
