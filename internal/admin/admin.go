@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"parley/internal/directory"
 	"parley/internal/legacyauth"
 	"parley/internal/module"
 	"parley/internal/storage"
@@ -190,14 +191,27 @@ type User struct {
 	Sessions int
 }
 
-// Users returns the accounts in storage whose username contains query
+// Users returns the accounts whose username contains query
 // (case-insensitive), sorted, the page [offset, offset+limit), and how
-// many matched. On a directory host these are the accounts that logged in
-// or were created locally.
+// many matched. On a directory host they are the directory's users (its
+// last snapshot) and any account in storage.
 func (o *Ops) Users(ctx context.Context, a Actor, query string, offset, limit int) ([]User, int, error) {
 	names, err := o.h.Store.Accounts().List(ctx, o.h.Domain)
 	if err != nil {
 		return nil, 0, err
+	}
+	dirUsers := o.directoryUsers()
+	if len(dirUsers) > 0 {
+		seen := map[string]bool{}
+		for _, n := range names {
+			seen[n] = true
+		}
+		for n := range dirUsers {
+			if !seen[n] {
+				names = append(names, n)
+			}
+		}
+		sort.Strings(names)
 	}
 	query = strings.ToLower(strings.TrimSpace(query))
 	var match []string
@@ -211,21 +225,40 @@ func (o *Ops) Users(ctx context.Context, a Actor, query string, offset, limit in
 	end := min(total, offset+max(0, limit))
 	var out []User
 	for _, n := range match[offset:end] {
-		acct, err := o.h.Store.Accounts().Get(ctx, o.h.Domain, n)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, 0, err
-		}
 		j, err := jid.New(n, o.h.Domain, "")
 		if err != nil {
 			continue
 		}
-		out = append(out, User{JID: j, Disabled: acct.Disabled, Created: acct.CreatedAt, Fields: acct.Fields, Sessions: len(o.h.Router.Sessions(j))})
+		u := User{JID: j, Sessions: len(o.h.Router.Sessions(j))}
+		acct, err := o.h.Store.Accounts().Get(ctx, o.h.Domain, n)
+		switch {
+		case err == nil:
+			u.Disabled, u.Created, u.Fields = acct.Disabled, acct.CreatedAt, acct.Fields
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, 0, err
+		}
+		if du, ok := dirUsers[n]; ok {
+			u.Disabled = du.Disabled
+		} else if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		out = append(out, u)
 	}
 	o.Audit(a, "list-users", query)
 	return out, total, nil
+}
+
+// directoryUsers returns the users of the directory's last snapshot on a
+// directory host, nil elsewhere.
+func (o *Ops) directoryUsers() map[string]*directory.User {
+	d, ok := o.h.AccountSource.(*directory.Directory)
+	if !ok {
+		return nil
+	}
+	if snap := d.Current(); snap != nil {
+		return snap.Users
+	}
+	return nil
 }
 
 // Get returns one stored account.

@@ -69,6 +69,9 @@ account = true
 	// The admin: account-changing actions refused, fields locked.
 	alice := newBrowser(t, ts)
 	alice.login("admin", "alice@"+dom, "alice-pass")
+	if _, page := alice.get("/admin/users?host=" + dom); !strings.Contains(page, "bob@"+dom) {
+		t.Errorf("directory users not listed:\n%s", page)
+	}
 	st, page := alice.get("/admin/user?jid=bob@" + dom)
 	if st != http.StatusOK || !strings.Contains(page, "🔒") || strings.Contains(page, `action="/admin/user/password"`) {
 		t.Errorf("admin user page on a directory host (%d):\n%s", st, page)
