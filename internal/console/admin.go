@@ -360,7 +360,11 @@ func (c *Console) groups(q *req) {
 		c.d.Log.Error("console: groups", "err", err)
 	}
 	var rows []groupRow
-	for g, m := range stored {
+	for g, locals := range stored {
+		m := make([]string, 0, len(locals))
+		for _, l := range locals {
+			m = append(m, l+"@"+h.Domain)
+		}
 		sort.Strings(m)
 		rows = append(rows, groupRow{Name: g, Members: m, Stored: true})
 	}
@@ -498,7 +502,7 @@ func (c *Console) roomCreate(q *req) {
 		return
 	}
 	f := q.r.PostForm
-	name := strings.TrimSpace(f.Get("name"))
+	name := strings.ToLower(strings.TrimSpace(f.Get("name")))
 	err := s.CreateRoom(q.ctx, name, strings.TrimSpace(f.Get("title")), strings.TrimSpace(f.Get("description")),
 		f.Get("public") == "on", f.Get("members_only") == "on", q.user)
 	if err != nil {

@@ -196,3 +196,50 @@ func TestAccountProfileAndDevices(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+func TestRoomsAndGroups(t *testing.T) {
+	ts := start(t, "")
+	adm := loggedIn(t, ts, "admin", "admin@localhost")
+	adm.get("/admin/rooms?host=localhost")
+	adm.post("/admin/rooms/create", "host", "localhost", "name", "Team", "title", "The team", "members_only", "on")
+	_, page := adm.get("/admin/rooms?host=localhost")
+	if !strings.Contains(page, "room=team%40conference.localhost") || !strings.Contains(page, "members only") {
+		t.Fatalf("rooms page:\n%s", page)
+	}
+	// The creating admin owns it, so the room admits its occupants once
+	// it is open; make it open, then alice joins.
+	adm.post("/admin/room/configure", "room", "team@conference.localhost", "title", "Everyone", "public", "on")
+	alice := ts.Login(t, "alice", pw, "r")
+	alice.Send("<presence to='team@conference.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	alice.ExpectStanza("presence", "from=team@conference.localhost/alice")
+	_, page = adm.get("/admin/room?room=team@conference.localhost")
+	if !strings.Contains(page, "Everyone") || !strings.Contains(page, "alice@localhost/r") {
+		t.Fatalf("room page:\n%s", page)
+	}
+	adm.post("/admin/room/destroy", "room", "team@conference.localhost", "reason", "cleanup")
+	p := alice.ExpectStanza("presence", "type=unavailable")
+	if !strings.Contains(p.String(), "destroy") || !strings.Contains(p.String(), "cleanup") {
+		t.Errorf("occupant's presence on destroy: %s", p)
+	}
+	if _, page = adm.get("/admin/rooms?host=localhost"); strings.Contains(page, "room=team%40conference.localhost") {
+		t.Error("destroyed room still listed")
+	}
+	// Groups: membership changes show, and count for admin_groups-style
+	// lookups through the stored groups.
+	adm.get("/admin/groups?host=localhost")
+	adm.post("/admin/groups/add", "host", "localhost", "group", "staff", "user", "alice")
+	adm.post("/admin/groups/add", "host", "localhost", "group", "staff", "user", "bob@localhost")
+	_, page = adm.get("/admin/groups?host=localhost")
+	if !strings.Contains(page, "alice@localhost, bob@localhost") {
+		t.Fatalf("groups page:\n%s", page)
+	}
+	adm.post("/admin/groups/remove", "host", "localhost", "group", "staff", "user", "alice")
+	if _, page = adm.get("/admin/groups?host=localhost"); !strings.Contains(page, "<td>bob@localhost</td>") {
+		t.Error("alice still in staff")
+	}
+	// Not an account of the host named.
+	adm.post("/admin/groups/add", "host", "localhost", "group", "staff", "user", "carol@other.test")
+	if _, page = adm.get("/admin/groups?host=localhost"); strings.Contains(page, "carol@other.test</td>") || !strings.Contains(page, "Name a group and an account of localhost") {
+		t.Errorf("a foreign account was added:\n%s", page)
+	}
+}
