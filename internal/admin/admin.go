@@ -25,6 +25,7 @@ import (
 	"parley/internal/directory"
 	"parley/internal/legacyauth"
 	"parley/internal/module"
+	"parley/internal/passpolicy"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
@@ -105,7 +106,9 @@ func (o *Ops) Account(s string) (jid.JID, error) {
 }
 
 // AddUser creates the account j with password and registration fields
-// (XEP-0077 names: email, first, last, ...), and tells the modules.
+// (XEP-0077 names: email, first, last, ...), and tells the modules. The
+// password must meet the policy (passpolicy.Check: a *passpolicy.Violation
+// otherwise) and is remembered for the reuse rule.
 func (o *Ops) AddUser(ctx context.Context, a Actor, j jid.JID, password string, fields map[string]string) error {
 	if o.Directory() {
 		return ErrDirectory
@@ -113,10 +116,17 @@ func (o *Ops) AddUser(ctx context.Context, a Actor, j jid.JID, password string, 
 	if password == "" {
 		return bad("a password is required")
 	}
+	if _, err := o.h.Store.Accounts().Get(ctx, o.h.Domain, j.Local()); err == nil {
+		return ErrExists
+	}
+	if err := passpolicy.Check(o.h.Config, password); err != nil {
+		return err
+	}
 	acct := storage.Account{Host: o.h.Domain, Username: j.Local(), Fields: fields}
 	if err := legacyauth.CreateAccount(ctx, o.h.Store, o.h.Config, acct, password); err != nil {
 		return err
 	}
+	o.remember(ctx, j, password)
 	o.Audit(a, "add-user", j.String())
 	o.h.Accounts.Fire(module.EventAccountCreated, &module.AccountEvent{Ctx: ctx, Host: o.h, JID: j})
 	return nil
@@ -161,7 +171,11 @@ func (o *Ops) SetDisabled(ctx context.Context, a Actor, j jid.JID, disabled bool
 	return nil
 }
 
-// SetPassword replaces an account's password (an administrator's reset).
+// SetPassword replaces an account's password (an administrator's reset,
+// or a user's own change with Via "web-self"). The password must meet the
+// policy and is remembered for the reuse rule; whether it was used before
+// is the caller's question (History.CheckReuse), since an administrator's
+// reset is not bound by it.
 func (o *Ops) SetPassword(ctx context.Context, a Actor, j jid.JID, password string) error {
 	if o.Directory() {
 		return ErrDirectory
@@ -169,11 +183,32 @@ func (o *Ops) SetPassword(ctx context.Context, a Actor, j jid.JID, password stri
 	if password == "" {
 		return bad("a password is required")
 	}
+	if _, err := o.h.Store.Accounts().Get(ctx, o.h.Domain, j.Local()); err != nil {
+		return err
+	}
+	if err := passpolicy.Check(o.h.Config, password); err != nil {
+		return err
+	}
 	if err := legacyauth.SetPassword(ctx, o.h.Store, o.h.Config, o.h.Domain, j.Local(), password); err != nil {
 		return err
 	}
+	o.remember(ctx, j, password)
 	o.Audit(a, "change-user-password", j.String())
 	return nil
+}
+
+// History is the host's password history (auth.password.history).
+func (o *Ops) History() passpolicy.History {
+	c := o.h.Config
+	return passpolicy.History{Store: o.h.Store.Passwords(), Keep: c.Auth.Password.History, Iterations: c.Auth.ScramIterations}
+}
+
+// remember records a password just set; a failure is logged, not fatal:
+// the password is set.
+func (o *Ops) remember(ctx context.Context, j jid.JID, password string) {
+	if err := o.History().Remember(ctx, o.h.Domain, j.Local(), password); err != nil {
+		o.h.Log.Warn("admin: password history", "user", j.String(), "err", err)
+	}
 }
 
 // Exists reports whether the account exists (in the directory on

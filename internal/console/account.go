@@ -69,7 +69,8 @@ func (c *Console) accountPassword(q *req) {
 		c.done(q, "The new password was not accepted: "+err.Error()+".", "/account/")
 		return
 	}
-	hist := c.history()
+	ops := admin.For(h)
+	hist := ops.History()
 	if hist.Keep > 0 && pw == f.Get("current") {
 		c.done(q, "The new password was not accepted: "+passpolicy.ErrReused.Error()+".", "/account/")
 		return
@@ -83,13 +84,14 @@ func (c *Console) accountPassword(q *req) {
 		}
 		return
 	}
-	if err := admin.For(h).SetPassword(q.ctx, admin.Actor{JID: q.user, Via: "web-self"}, q.user, pw); err != nil {
+	if err := ops.SetPassword(q.ctx, admin.Actor{JID: q.user, Via: "web-self"}, q.user, pw); err != nil {
+		if passpolicy.IsViolation(err) {
+			c.done(q, "The new password was not accepted: "+err.Error()+".", "/account/")
+			return
+		}
 		c.d.Log.Error("console: change own password", "user", q.user.String(), "err", err)
 		c.done(q, "The password could not be changed; try again later.", "/account/")
 		return
-	}
-	if err := hist.Remember(q.ctx, h.Domain, q.user.Local(), pw); err != nil {
-		c.d.Log.Warn("console: password history", "user", q.user.String(), "err", err)
 	}
 	// Other browsers logged in with the old password are logged out.
 	c.sessions.endUser(q.user, q.tok)

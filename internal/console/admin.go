@@ -171,17 +171,13 @@ func (c *Console) users(q *req) {
 func usersURL(h string) string { return "/admin/users?host=" + url.QueryEscape(h) }
 func userURL(j jid.JID) string { return "/admin/user?jid=" + url.QueryEscape(j.Bare().String()) }
 
-// newPassword applies the policy to a password an administrator or user
-// sets on the console.
+// newPassword checks what the console adds to the policy (which the admin
+// layer applies): the password typed twice.
 func (c *Console) newPassword(pw, again string) error {
 	if pw != again {
 		return &passpolicy.Violation{Msg: "the two passwords differ"}
 	}
-	return passpolicy.Check(c.d.Config, pw)
-}
-
-func (c *Console) history() passpolicy.History {
-	return passpolicy.History{Store: c.d.Store.Passwords(), Keep: c.d.Config.Auth.Password.History, Iterations: c.d.Config.Auth.ScramIterations}
+	return nil
 }
 
 func (c *Console) userCreate(q *req) {
@@ -210,9 +206,6 @@ func (c *Console) userCreate(q *req) {
 	if err := ops.AddUser(q.ctx, q.actor(), j, pw, fields); err != nil {
 		c.fail(q, "add user", err, back)
 		return
-	}
-	if err := c.history().Remember(q.ctx, h.Domain, j.Local(), pw); err != nil {
-		c.d.Log.Warn("console: password history", "user", j.String(), "err", err)
 	}
 	c.done(q, "Created "+j.String()+".", userURL(j))
 }
@@ -280,9 +273,6 @@ func (c *Console) userPassword(q *req) {
 	if err := ops.SetPassword(q.ctx, q.actor(), j, pw); err != nil {
 		c.fail(q, "reset password", err, userURL(j))
 		return
-	}
-	if err := c.history().Remember(q.ctx, j.Domain(), j.Local(), pw); err != nil {
-		c.d.Log.Warn("console: password history", "user", j.String(), "err", err)
 	}
 	c.sessions.endUser(j, "")
 	c.done(q, "The password of "+j.String()+" is changed.", userURL(j))

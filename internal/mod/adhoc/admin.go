@@ -10,6 +10,7 @@ import (
 
 	"parley/internal/admin"
 	"parley/internal/module"
+	"parley/internal/passpolicy"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -131,6 +132,8 @@ func (a *Adhoc) failed(what string, j jid.JID, err error) Response {
 	switch {
 	case errors.As(err, &ie):
 		return badRequest(ie.Msg)
+	case passpolicy.IsViolation(err):
+		return Response{Err: &stanza.Error{Condition: stanza.NotAcceptable, Text: "the password does not meet the policy: " + err.Error()}}
 	case errors.Is(err, admin.ErrDirectory):
 		return Response{Err: &stanza.Error{Condition: stanza.NotAllowed, Text: err.Error()}}
 	case errors.Is(err, admin.ErrExists):
