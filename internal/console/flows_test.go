@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/access"
 	"parley/internal/testserver"
 )
 
@@ -241,5 +242,33 @@ func TestRoomsAndGroups(t *testing.T) {
 	adm.post("/admin/groups/add", "host", "localhost", "group", "staff", "user", "carol@other.test")
 	if _, page = adm.get("/admin/groups?host=localhost"); strings.Contains(page, "carol@other.test</td>") || !strings.Contains(page, "Name a group and an account of localhost") {
 		t.Errorf("a foreign account was added:\n%s", page)
+	}
+}
+
+// An administrator by admin_groups (a stored group) gets the console of
+// that host, and loses it when removed from the group.
+func TestAdminByGroup(t *testing.T) {
+	ts := testserver.Start(t, `
+[[host]]
+domain = "localhost"
+admin_groups = ["ops"]
+[console]
+admin = true
+account = true
+`)
+	ts.AddUsers(t, pw, "olga", "alice")
+	if err := (access.KVGroups{Store: ts.Store()}).Add(t.Context(), "localhost", "olga", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	olga := loggedIn(t, ts, "admin", "olga@localhost")
+	if st, body := olga.get("/admin/users?host=localhost"); st != http.StatusOK || !strings.Contains(body, "alice@localhost") {
+		t.Fatalf("group admin: %d", st)
+	}
+	if st, _ := olga.get("/admin/config"); st != http.StatusOK {
+		t.Errorf("the admin of the only host is a server admin: %d", st)
+	}
+	alice := loggedIn(t, ts, "account", "alice@localhost")
+	if st, _ := alice.get("/admin/users?host=localhost"); st != http.StatusForbidden {
+		t.Errorf("alice: %d", st)
 	}
 }
