@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -76,6 +77,41 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 	for k := range s.m {
 		if string(k[:]) == toks[3] {
 			t.Fatal("a raw token is a key")
+		}
+	}
+}
+
+// canonicalPath on its own, for request targets the HTTP front door and
+// ServeMux would otherwise have cleaned or refused first.
+func TestCanonicalPath(t *testing.T) {
+	for target, ok := range map[string]bool{
+		"/admin/":                        true,
+		"/admin/users":                   true,
+		"/admin/users?host=a.example":    true,
+		"/account/":                      true,
+		"/admin/assets/console.css":      true,
+		"/admin/%2e%2e/users":            false,
+		"/admin/%252e%252e/users":        false,
+		"/admin/..;/users":               false,
+		"/admin/;/users":                 false,
+		"/admin/users;x":                 false,
+		"/admin//users":                  false,
+		"/admin/./users":                 false,
+		"/admin/../admin/users":          false,
+		"/admin/users.":                  false,
+		"/admin./users":                  false,
+		"/admin/Users":                   false,
+		"/ADMIN/users":                   false,
+		"/admin/%75sers":                 false,
+		"/admin/users%2f":                false,
+		"/admin/a%20b":                   false,
+		"/admin/users\\":                 false,
+		"/admin/assets/..%2fconsole.css": false,
+		"/admin/assets/%2e%2e%2fusers":   false,
+	} {
+		r := httptest.NewRequest("GET", target, nil)
+		if _, got := canonicalPath(r); got != ok {
+			t.Errorf("canonicalPath(%q) = %v, want %v", target, got, ok)
 		}
 	}
 }
