@@ -42,7 +42,7 @@ grep -q '^PASS: slixmpp adhoc admin runs add-user' "$WORK/slixmpp.out" || { ko "
 
 # The audit line names the admin, the command and the target, never the
 # password.
-if grep -q 'adhoc: admin action.*admin=admin@'"$DOMAIN"'.*command=add-user.*target=newbie@'"$DOMAIN" "$WORK/parley.log" &&
+if grep -q 'admin action.*admin=admin@'"$DOMAIN"'.*via=xmpp.*action=add-user.*target=newbie@'"$DOMAIN" "$WORK/parley.log" &&
    ! grep -q 'newbie-secret-1' "$WORK/parley.log"; then
   ok "audit line for add-user, no password in the log"
 else

@@ -58,6 +58,9 @@ type Config struct {
 	S2S S2S `toml:"s2s"`
 	// Directory configures the LDAP directory; see directory.go.
 	Directory Directory `toml:"directory"`
+	// Console configures the web console (/admin/, /account/); see
+	// console.go.
+	Console Console `toml:"console"`
 }
 
 // Log configures log/slog output.
@@ -317,6 +320,9 @@ type Auth struct {
 	MinPasswordLength int `toml:"min_password_length"`
 	// BruteForce throttles failed logins per source IP address.
 	BruteForce BruteForce `toml:"brute_force"`
+	// Password is the password policy of the self-service page
+	// ([auth.password]; console.go).
+	Password PasswordPolicy `toml:"password"`
 	// GroupsPollInterval: how often the server looks for group membership
 	// changes made with `parley group` (a change counter in storage; one
 	// key read per poll). Default 5s.
@@ -576,6 +582,7 @@ func (c *Config) applyDefaults() {
 	c.applyS2SDefaults()
 	c.applyDirectoryDefaults()
 	c.applyAccessDefaults()
+	c.applyConsoleDefaults()
 	bf := &c.Auth.BruteForce
 	setDur(&bf.Window, 10*time.Minute)
 	setInt(&bf.DelayAfter, 5)
@@ -727,6 +734,7 @@ func (c *Config) validate() []string {
 	}
 	c.validateComponents(bad)
 	c.validateHTTPS(bad)
+	c.validateConsole(bad)
 	c.validateS2S(bad)
 	c.validateDirectory(bad)
 	c.validateAccessSettings(bad)

@@ -189,10 +189,10 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 // ServesHTTPS reports whether any host runs a service on the HTTPS
-// listener that the configuration alone reveals (file upload, or a
-// transport announced in host-meta).
+// listener that the configuration alone reveals (file upload, a
+// transport announced in host-meta, the web console).
 func (c *Config) ServesHTTPS() bool {
-	if c.HTTPS.WebSocket || c.HTTPS.BOSH {
+	if c.HTTPS.WebSocket || c.HTTPS.BOSH || c.Console.Admin || c.Console.Account {
 		return true
 	}
 	for _, h := range c.Hosts {

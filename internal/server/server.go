@@ -26,7 +26,9 @@ import (
 	"parley/internal/certs"
 	"parley/internal/component"
 	"parley/internal/config"
+	"parley/internal/console"
 	"parley/internal/httpfront"
+	"parley/internal/logring"
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -74,6 +76,10 @@ type Server struct {
 	// front is the public HTTPS listener (internal/httpfront), given to
 	// modules as module.HTTPService.
 	front *httpfront.Front
+	// console is the web console (/admin/, /account/), nil when off;
+	// logs keeps the recent log lines it shows.
+	console *console.Console
+	logs    *logring.Ring
 
 	mu      sync.Mutex
 	running bool
@@ -91,7 +97,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), started: time.Now()}
+	var logs *logring.Ring
+	if cfg.Console.Admin {
+		// Everything the server logs from here on is also kept, bounded,
+		// for the console's log page.
+		logs = logring.New(cfg.Console.LogLines)
+		log = slog.New(logring.Tee(log.Handler(), logs))
+	}
+	s := &Server{cfg: cfg, log: log, logs: logs, metrics: metrics.New(), started: time.Now()}
 	var domains []string
 	for _, h := range cfg.Hosts {
 		domains = append(domains, h.Domain)
@@ -197,6 +210,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		_ = s.store.Close()
 		return nil, fmt.Errorf("kerberos: %w", err)
 	}
+	if err := s.newConsole(); err != nil {
+		_ = s.store.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -300,6 +317,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		go func() { _ = s.httpSrv.Serve(ln) }()
 	}
 	s.startDirectory()
+	if s.console != nil {
+		s.console.Start()
+	}
 	s.c2s.Serve()
 	s.comp.Serve()
 	s.front.Serve()
@@ -352,6 +372,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 		}
 		s.stopGroupWatch()
 		s.stopModules(ctx)
+		if s.console != nil {
+			s.console.Stop()
+		}
 	}
 	s.stopDirectory()
 	_ = s.store.Close()

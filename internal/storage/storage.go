@@ -34,7 +34,20 @@ type Store interface {
 	Archive() Archive
 	Compliance() Compliance
 	FAST() FASTTokens
+	Passwords() PasswordHistory
 	Close() error
+}
+
+// PasswordHistory remembers hashes of an account's previous passwords, for
+// the reuse rule of the password policy (auth.password.history). The
+// hashes are opaque here (internal/passpolicy makes and checks them);
+// they go with the account when it is deleted.
+type PasswordHistory interface {
+	// Add records hash as the account's newest entry and keeps only the
+	// newest keep entries (0: none). ErrNotFound if there is no account.
+	Add(ctx context.Context, host, username string, hash []byte, keep int) error
+	// List returns the account's entries, newest first.
+	List(ctx context.Context, host, username string) ([][]byte, error)
 }
 
 // ScramKey is the salted SCRAM secret for one hash family (RFC 5802): the

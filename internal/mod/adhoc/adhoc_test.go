@@ -10,6 +10,7 @@ import (
 
 	"parley/internal/mod/adhoc"
 	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
 
@@ -121,6 +122,7 @@ func TestAddUser(t *testing.T) {
 	for _, tc := range []struct{ name, form, cond string }{
 		{"taken", submit("accountjid", "alice@localhost", "password", "x"), "conflict"},
 		{"mismatch", submit("accountjid", "b@localhost", "password", "x", "password-verify", "y"), "not-acceptable"},
+		{"under the password policy", submit("accountjid", "b@localhost", "password", "short"), "not-acceptable"},
 		{"other host", submit("accountjid", "b@other.test", "password", "x"), "bad-request"},
 		{"not a JID", submit("accountjid", "@@", "password", "x"), "bad-request"},
 		{"no password", submit("accountjid", "b@localhost"), "bad-request"},
@@ -225,6 +227,14 @@ func TestEndUserSession(t *testing.T) {
 	a1.ExpectStreamError("policy-violation")
 	if res := a2.IQ("get", domain, "<ping xmlns='urn:xmpp:ping'/>"); res.Attr("type") != "result" {
 		t.Fatalf("r2 ended with r1: %s", res)
+	}
+	// The stream error is written before the session leaves the router;
+	// wait until it has, or the next count may still include it.
+	bare := jid.MustParse("alice@localhost")
+	for deadline := time.Now().Add(10 * time.Second); len(ts.Router().Sessions(bare)) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice has %d sessions after r1 ended", len(ts.Router().Sessions(bare)))
+		}
 	}
 	last := run(t, adm, "end-user-session", submit("accountjids", "alice@localhost"))
 	a2.ExpectStreamError("policy-violation")

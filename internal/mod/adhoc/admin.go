@@ -4,32 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"parley/internal/legacyauth"
+	"parley/internal/admin"
 	"parley/internal/module"
-	"parley/internal/storage"
+	"parley/internal/passpolicy"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
-
-// KV records of the module: the message of the day (owner: the domain)
-// and each account's last login (owner: its bare JID, so deleting the
-// account deletes it).
-const (
-	kvBucket    = "adhoc"
-	kvMOTD      = "motd"
-	kvLastLogin = "lastlogin"
-)
-
-// directoryText explains why account-changing commands are refused on a
-// host whose accounts live in a directory (as the register module does):
-// a password or flag set in storage would never be consulted at login.
-const directoryText = "accounts on this server are managed by its directory: add, delete, disable and change passwords there"
 
 // maxListed bounds the online users listed by get-online-users-list when
 // the administrator asks for no maximum: the answer is one stanza.
@@ -94,7 +79,7 @@ func (a *Adhoc) addAdminCommands() {
 				field{Var: "motd", Type: "text-multi", Label: "Message of the Day", Required: true})
 		}},
 		{node: "edit-motd", name: "Edit Message of the Day", do: a.setMOTD, form: func(ctx context.Context) *xml.Element {
-			cur, _ := a.motd(ctx)
+			cur, _ := a.ops.MOTD(ctx)
 			return form("form", "Editing the Message of the Day", "",
 				field{Var: "motd", Type: "text-multi", Label: "Message of the Day", Required: true, Values: lines(cur)})
 		}},
@@ -115,8 +100,8 @@ func (a *Adhoc) addAdminCommands() {
 // adminRun turns an adminCmd into a Command's Run.
 func (a *Adhoc) adminRun(c adminCmd) func(*Request) Response {
 	return func(req *Request) Response {
-		if c.changes && a.h.AccountSource != nil {
-			return Response{Err: &stanza.Error{Condition: stanza.NotAllowed, Text: directoryText}}
+		if c.changes && a.ops.Directory() {
+			return Response{Err: &stanza.Error{Condition: stanza.NotAllowed, Text: admin.ErrDirectory.Error()}}
 		}
 		if req.Form == nil && c.form != nil {
 			return Response{Status: StatusExecuting, Form: c.form(req.Ctx)}
@@ -138,22 +123,35 @@ func internalError() Response {
 
 func done(note string) Response { return Response{Status: StatusCompleted, Note: note} }
 
-// audit logs one administrative action: who, what, on whom. Never a
-// password or message text.
-func (a *Adhoc) audit(req *Request, what string, targets ...string) {
-	a.h.Log.Info("adhoc: admin action", "admin", req.From.Bare().String(), "command", what, "target", strings.Join(targets, " "))
+// actor is the requester as the shared admin layer logs it.
+func actor(req *Request) admin.Actor { return admin.Actor{JID: req.From, Via: "xmpp"} }
+
+// failed turns an error of the admin layer into the command's answer.
+func (a *Adhoc) failed(what string, j jid.JID, err error) Response {
+	var ie *admin.InputError
+	switch {
+	case errors.As(err, &ie):
+		return badRequest(ie.Msg)
+	case passpolicy.IsViolation(err):
+		return Response{Err: &stanza.Error{Condition: stanza.NotAcceptable, Text: "the password does not meet the policy: " + err.Error()}}
+	case errors.Is(err, admin.ErrDirectory):
+		return Response{Err: &stanza.Error{Condition: stanza.NotAllowed, Text: err.Error()}}
+	case errors.Is(err, admin.ErrExists):
+		return Response{Err: &stanza.Error{Condition: stanza.Conflict, Text: j.String() + " exists already"}}
+	case errors.Is(err, admin.ErrNotFound):
+		return Response{Err: &stanza.Error{Condition: stanza.ItemNotFound, Text: "no account " + j.String()}}
+	}
+	a.h.Log.Error("adhoc: "+what, "user", j.String(), "err", err)
+	return internalError()
 }
 
-// account parses s as the bare JID of an account of this host.
+// account parses s as the bare JID of an account of this host; unlike the
+// console, a command must name the whole JID.
 func (a *Adhoc) account(s string) (jid.JID, error) {
-	j, err := jid.Parse(s)
-	if err != nil {
-		return jid.JID{}, fmt.Errorf("%q is not a valid JID", s)
-	}
-	if j.Local() == "" || j.Domain() != a.h.Domain || j.Resource() != "" {
+	if !strings.Contains(s, "@") {
 		return jid.JID{}, fmt.Errorf("%q is not an account of %s", s, a.h.Domain)
 	}
-	return j, nil
+	return a.ops.Account(s)
 }
 
 // accounts parses the accountjids field: every value must be an account
@@ -184,7 +182,7 @@ func (a *Adhoc) existing(req *Request) (jid.JID, *Response) {
 		r := badRequest(err.Error())
 		return jid.JID{}, &r
 	}
-	ok, err := a.h.AccountExists(req.Ctx, j.Local())
+	ok, err := a.ops.Exists(req.Ctx, j)
 	if err != nil {
 		r := internalError()
 		return jid.JID{}, &r
@@ -213,17 +211,9 @@ func (a *Adhoc) addUser(req *Request) Response {
 			fields[reg] = v
 		}
 	}
-	acct := storage.Account{Host: a.h.Domain, Username: j.Local(), Fields: fields}
-	err = legacyauth.CreateAccount(req.Ctx, a.h.Store, a.h.Config, acct, pw)
-	if errors.Is(err, storage.ErrExists) {
-		return Response{Err: &stanza.Error{Condition: stanza.Conflict, Text: j.String() + " exists already"}}
+	if err := a.ops.AddUser(req.Ctx, actor(req), j, pw, fields); err != nil {
+		return a.failed("add user", j, err)
 	}
-	if err != nil {
-		a.h.Log.Error("adhoc: add user", "user", j.String(), "err", err)
-		return internalError()
-	}
-	a.audit(req, "add-user", j.String())
-	a.h.Accounts.Fire(module.EventAccountCreated, &module.AccountEvent{Ctx: req.Ctx, Host: a.h, JID: j})
 	return done("Added " + j.String())
 }
 
@@ -235,24 +225,17 @@ func (a *Adhoc) deleteUsers(req *Request) Response {
 	if err != nil {
 		return badRequest(err.Error())
 	}
-	ctx := context.WithoutCancel(req.Ctx)
 	var deleted, missing []string
 	for _, j := range js {
-		err := a.h.Store.Accounts().Delete(ctx, a.h.Domain, j.Local())
-		if errors.Is(err, storage.ErrNotFound) {
+		err := a.ops.DeleteUser(req.Ctx, actor(req), j)
+		if errors.Is(err, admin.ErrNotFound) {
 			missing = append(missing, j.String())
 			continue
 		}
 		if err != nil {
-			a.h.Log.Error("adhoc: delete user", "user", j.String(), "err", err)
-			return internalError()
+			return a.failed("delete user", j, err)
 		}
 		deleted = append(deleted, j.String())
-		a.audit(req, "delete-user", j.String())
-		a.h.Accounts.Fire(module.EventAccountDeleted, &module.AccountEvent{Ctx: ctx, Host: a.h, JID: j})
-		for _, s := range a.h.Router.Sessions(j) {
-			s.Close("not-authorized", "account deleted")
-		}
 	}
 	return done(summary("Deleted", deleted, missing))
 }
@@ -260,9 +243,9 @@ func (a *Adhoc) deleteUsers(req *Request) Response {
 // disableUsers disables (and ends the sessions of) or re-enables accounts;
 // a disabled account keeps its data and cannot log in.
 func (a *Adhoc) disableUsers(disable bool) func(*Request) Response {
-	verb, what := "Re-enabled", "reenable-user"
+	verb := "Re-enabled"
 	if disable {
-		verb, what = "Disabled", "disable-user"
+		verb = "Disabled"
 	}
 	return func(req *Request) Response {
 		js, err := a.accounts(req.Form)
@@ -271,22 +254,15 @@ func (a *Adhoc) disableUsers(disable bool) func(*Request) Response {
 		}
 		var changed, missing []string
 		for _, j := range js {
-			err := a.h.Store.Accounts().SetDisabled(req.Ctx, a.h.Domain, j.Local(), disable)
-			if errors.Is(err, storage.ErrNotFound) {
+			err := a.ops.SetDisabled(req.Ctx, actor(req), j, disable)
+			if errors.Is(err, admin.ErrNotFound) {
 				missing = append(missing, j.String())
 				continue
 			}
 			if err != nil {
-				a.h.Log.Error("adhoc: "+what, "user", j.String(), "err", err)
-				return internalError()
+				return a.failed(strings.ToLower(verb), j, err)
 			}
 			changed = append(changed, j.String())
-			a.audit(req, what, j.String())
-			if disable {
-				for _, s := range a.h.Router.Sessions(j) {
-					s.Close("not-authorized", "account disabled")
-				}
-			}
 		}
 		return done(summary(verb, changed, missing))
 	}
@@ -315,57 +291,26 @@ func (a *Adhoc) changePassword(req *Request) Response {
 	if pw == "" {
 		return badRequest("password is required")
 	}
-	err = legacyauth.SetPassword(req.Ctx, a.h.Store, a.h.Config, a.h.Domain, j.Local(), pw)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Response{Err: &stanza.Error{Condition: stanza.ItemNotFound, Text: "no account " + j.String()}}
+	if err := a.ops.SetPassword(req.Ctx, actor(req), j, pw); err != nil {
+		return a.failed("change password", j, err)
 	}
-	if err != nil {
-		a.h.Log.Error("adhoc: change password", "user", j.String(), "err", err)
-		return internalError()
-	}
-	a.audit(req, "change-user-password", j.String())
 	return done("Changed the password of " + j.String())
 }
 
 // registeredNum counts the accounts in storage (on a directory host, the
 // accounts that have logged in or were created locally).
 func (a *Adhoc) registeredNum(req *Request) Response {
-	users, err := a.h.Store.Accounts().List(req.Ctx, a.h.Domain)
+	n, err := a.ops.RegisteredCount(req.Ctx, actor(req))
 	if err != nil {
 		return internalError()
 	}
-	a.audit(req, "get-registered-users-num")
 	return Response{Status: StatusCompleted, Form: form("result", "Number of registered users", "",
-		field{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(len(users))}})}
-}
-
-// online returns the bare JIDs with a bound session on this host, sorted,
-// and the sessions by bare JID. The router knows every session; the module
-// API's Router only answers per account, so the router is asked through
-// the method it has for admin tools.
-func (a *Adhoc) online() ([]string, map[string][]module.Session) {
-	all, ok := a.h.Router.(interface{ AllSessions() []module.Session })
-	if !ok {
-		return nil, nil
-	}
-	by := make(map[string][]module.Session)
-	for _, s := range all.AllSessions() {
-		if s.JID().Domain() == a.h.Domain {
-			b := s.JID().Bare().String()
-			by[b] = append(by[b], s)
-		}
-	}
-	users := make([]string, 0, len(by))
-	for b := range by {
-		users = append(users, b)
-	}
-	sort.Strings(users)
-	return users, by
+		field{Var: "registeredusersnum", Label: "The number of registered users", Values: []string{strconv.Itoa(n)}})}
 }
 
 func (a *Adhoc) onlineNum(req *Request) Response {
-	users, _ := a.online()
-	a.audit(req, "get-online-users-num")
+	users, _ := a.ops.Online()
+	a.ops.Audit(actor(req), "get-online-users-num")
 	return Response{Status: StatusCompleted, Form: form("result", "Number of online users", "",
 		field{Var: "onlineusersnum", Label: "The number of online users", Values: []string{strconv.Itoa(len(users))}})}
 }
@@ -379,11 +324,11 @@ func (a *Adhoc) onlineList(req *Request) Response {
 		}
 		limit = min(n, maxListed)
 	}
-	users, _ := a.online()
+	users, _ := a.ops.Online()
 	if len(users) > limit {
 		users = users[:limit]
 	}
-	a.audit(req, "get-online-users-list")
+	a.ops.Audit(actor(req), "get-online-users-list")
 	return Response{Status: StatusCompleted, Form: form("result", "Online users", "",
 		field{Var: "onlineuserjids", Type: "jid-multi", Label: "The list of all online users", Values: users})}
 }
@@ -408,52 +353,27 @@ func (a *Adhoc) endSessions(req *Request) Response {
 	}
 	n := 0
 	for _, j := range targets {
-		var ss []module.Session
-		if j.Resource() == "" {
-			ss = a.h.Router.Sessions(j)
-		} else if s := a.h.Router.Session(j); s != nil {
-			ss = []module.Session{s}
+		k, err := a.ops.EndSessions(req.Ctx, actor(req), j)
+		if err != nil {
+			return a.failed("end session", j, err)
 		}
-		for _, s := range ss {
-			s.Close("policy-violation", "session ended by an administrator")
-			n++
-		}
-		a.audit(req, "end-user-session", j.String())
+		n += k
 	}
 	return done(fmt.Sprintf("Ended %d session(s).", n))
 }
 
 // announce sends a message from the host to every available session of
-// the host. It goes to sessions directly: an announcement is for who is
-// online now, never for offline storage.
+// the host.
 func (a *Adhoc) announce(req *Request) Response {
 	body := strings.TrimSpace(req.Form.Text("announcement"))
 	if body == "" {
 		return badRequest("announcement is required")
 	}
-	subject := req.Form.Value("subject")
-	_, by := a.online()
-	n := 0
-	for _, ss := range by {
-		for _, s := range ss {
-			if !module.Available(s) {
-				continue
-			}
-			s.Send(a.message(s.JID(), subject, body))
-			n++
-		}
+	n, err := a.ops.Announce(req.Ctx, actor(req), req.Form.Value("subject"), body)
+	if err != nil {
+		return a.failed("announce", jid.JID{}, err)
 	}
-	a.audit(req, "announce", fmt.Sprintf("%d sessions", n))
 	return done(fmt.Sprintf("Sent to %d session(s).", n))
-}
-
-// message is a headline from the host to one session.
-func (a *Adhoc) message(to jid.JID, subject, body string) *xml.Element {
-	m := xml.New("", "message").SetAttr("from", a.h.Domain).SetAttr("to", to.String()).SetAttr("type", "headline")
-	if subject != "" {
-		m.Append(xml.New("", "subject").AppendText(subject))
-	}
-	return m.Append(xml.New("", "body").AppendText(body))
 }
 
 func (a *Adhoc) setMOTD(req *Request) Response {
@@ -461,28 +381,17 @@ func (a *Adhoc) setMOTD(req *Request) Response {
 	if text == "" {
 		return badRequest("motd is required")
 	}
-	if err := a.h.Store.KV().Set(req.Ctx, kvBucket, a.h.Domain, kvMOTD, []byte(text)); err != nil {
-		return internalError()
+	if err := a.ops.SetMOTD(req.Ctx, actor(req), text); err != nil {
+		return a.failed("set motd", jid.JID{}, err)
 	}
-	a.audit(req, "set-motd")
 	return done("The message of the day is set; users get it when they come online.")
 }
 
 func (a *Adhoc) deleteMOTD(req *Request) Response {
-	if err := a.h.Store.KV().Delete(req.Ctx, kvBucket, a.h.Domain, kvMOTD); err != nil {
+	if err := a.ops.DeleteMOTD(req.Ctx, actor(req)); err != nil {
 		return internalError()
 	}
-	a.audit(req, "delete-motd")
 	return done("The message of the day is deleted.")
-}
-
-// motd returns the stored message of the day, "" when there is none.
-func (a *Adhoc) motd(ctx context.Context) (string, error) {
-	b, err := a.h.Store.KV().Get(ctx, kvBucket, a.h.Domain, kvMOTD)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", nil
-	}
-	return string(b), err
 }
 
 func lines(s string) []string {
@@ -497,11 +406,10 @@ func (a *Adhoc) userRoster(req *Request) Response {
 	if errResp != nil {
 		return *errResp
 	}
-	items, _, err := a.h.Store.Roster().Items(req.Ctx, j.String())
+	items, err := a.ops.Roster(req.Ctx, actor(req), j)
 	if err != nil {
 		return internalError()
 	}
-	a.audit(req, "get-user-roster", j.String())
 	q := xml.New("jabber:iq:roster", "query")
 	for _, it := range items {
 		item := xml.New("jabber:iq:roster", "item").SetAttr("jid", it.JID).SetAttr("subscription", it.Subscription)
@@ -522,20 +430,19 @@ func (a *Adhoc) lastLogin(req *Request) Response {
 	if errResp != nil {
 		return *errResp
 	}
-	b, err := a.h.Store.KV().Get(req.Ctx, kvBucket, j.String(), kvLastLogin)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	last, err := a.ops.LastLogin(req.Ctx, actor(req), j)
+	if err != nil {
 		return internalError()
 	}
-	a.audit(req, "get-user-lastlogin", j.String())
 	var at []string
-	if len(b) > 0 {
-		at = []string{string(b)}
+	if last != "" {
+		at = []string{last}
 	}
 	f := form("result", "Last login of "+j.String(), "",
 		field{Var: "accountjid", Type: "jid-single", Values: []string{j.String()}},
 		field{Var: "lastlogin", Type: "text-single", Label: "User last login time", Values: at})
 	r := Response{Status: StatusCompleted, Form: f}
-	if len(b) == 0 {
+	if last == "" {
 		r.Note = "No login recorded for " + j.String()
 	}
 	return r
@@ -543,23 +450,21 @@ func (a *Adhoc) lastLogin(req *Request) Response {
 
 // onBound records the account's last login (XEP-0082 date-time, UTC).
 func (a *Adhoc) onBound(ev *module.SessionEvent) bool {
-	bare := ev.Session.JID().Bare().String()
-	now := time.Now().UTC().Format(time.RFC3339)
-	if err := a.h.Store.KV().Set(ev.Ctx, kvBucket, bare, kvLastLogin, []byte(now)); err != nil {
-		a.h.Log.Warn("adhoc: record last login", "user", bare, "err", err)
+	if err := a.ops.RecordLogin(ev.Ctx, ev.Session.JID(), time.Now()); err != nil {
+		a.h.Log.Warn("adhoc: record last login", "user", ev.Session.JID().Bare().String(), "err", err)
 	}
 	return false
 }
 
 // onAvailable sends the message of the day to a session coming online.
 func (a *Adhoc) onAvailable(ev *module.SessionEvent) bool {
-	text, err := a.motd(ev.Ctx)
+	text, err := a.ops.MOTD(ev.Ctx)
 	if err != nil {
 		a.h.Log.Warn("adhoc: read motd", "err", err)
 		return false
 	}
 	if text != "" {
-		ev.Session.Send(a.message(ev.Session.JID(), "Message of the day", text))
+		ev.Session.Send(a.ops.Headline(ev.Session.JID(), "Message of the day", text))
 	}
 	return false
 }

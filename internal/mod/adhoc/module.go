@@ -12,6 +12,7 @@ import (
 	"context"
 	"time"
 
+	"parley/internal/admin"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -45,6 +46,7 @@ const (
 // Adhoc is the module of one host.
 type Adhoc struct {
 	h        *module.Host
+	ops      *admin.Ops
 	cmds     *registry
 	sessions *sessions
 	offs     []func()
@@ -57,6 +59,7 @@ var _ module.Module = (*Adhoc)(nil)
 func New(h *module.Host) (module.Module, error) {
 	a := &Adhoc{
 		h:        h,
+		ops:      admin.For(h),
 		cmds:     newRegistry(),
 		sessions: newSessions(time.Now, sessionTTL, maxSessions, maxOwnerSessions),
 	}

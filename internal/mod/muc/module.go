@@ -63,7 +63,9 @@ var _ module.Module = (*Module)(nil)
 // New builds the module for h. A host with [host.muc] enabled = false gets
 // a module that does nothing.
 func New(h *module.Host) (module.Module, error) {
-	return &Module{h: h}, nil
+	m := &Module{h: h}
+	module.Provide(h, Key, m)
+	return m, nil
 }
 
 // Name implements module.Module.

@@ -38,6 +38,25 @@ func (s *store) Compliance() storage.Compliance {
 }
 func (s *store) FAST() storage.FASTTokens { return fast{s.Store.FAST(), s.obs} }
 
+func (s *store) Passwords() storage.PasswordHistory {
+	return passwords{s.Store.Passwords(), s.obs}
+}
+
+type passwords struct {
+	p   storage.PasswordHistory
+	obs Observer
+}
+
+func (x passwords) Add(ctx context.Context, host, username string, hash []byte, keep int) error {
+	defer x.obs("passwords.add", time.Now())
+	return x.p.Add(ctx, host, username, hash, keep)
+}
+
+func (x passwords) List(ctx context.Context, host, username string) ([][]byte, error) {
+	defer x.obs("passwords.list", time.Now())
+	return x.p.List(ctx, host, username)
+}
+
 type accounts struct {
 	a   storage.Accounts
 	obs Observer

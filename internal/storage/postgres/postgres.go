@@ -141,6 +141,9 @@ func (s *Store) Archive() storage.Archive { return archive{s} }
 // Compliance returns the compliance log store.
 func (s *Store) Compliance() storage.Compliance { return compliance{s} }
 
+// Passwords implements storage.Store.
+func (s *Store) Passwords() storage.PasswordHistory { return passwords{s} }
+
 // tx runs fn in a READ COMMITTED transaction, committing if it returns nil.
 func (s *Store) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, fn)

@@ -186,6 +186,9 @@ func (s *Store) Archive() storage.Archive { return archive{s} }
 // Compliance returns the compliance log store.
 func (s *Store) Compliance() storage.Compliance { return compliance{s} }
 
+// Passwords implements storage.Store.
+func (s *Store) Passwords() storage.PasswordHistory { return passwords{s} }
+
 // write runs fn in an immediate transaction, committing if it returns nil.
 // Every write goes through here so that the in-process queue (writeSlot) and
 // SQLite's lock agree on who writes next.

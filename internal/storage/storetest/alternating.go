@@ -39,5 +39,6 @@ func (a *alternating) Archive() storage.Archive   { return a.pick().Archive() }
 func (a *alternating) Compliance() storage.Compliance {
 	return a.pick().Compliance()
 }
-func (a *alternating) FAST() storage.FASTTokens { return a.pick().FAST() }
-func (a *alternating) Close() error             { return nil }
+func (a *alternating) FAST() storage.FASTTokens           { return a.pick().FAST() }
+func (a *alternating) Passwords() storage.PasswordHistory { return a.pick().Passwords() }
+func (a *alternating) Close() error                       { return nil }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"AccountsList", testAccountsList},
 		{"AccountsDeleteCascade", testAccountsDeleteCascade},
 		{"AccountsConcurrentCreate", testAccountsConcurrentCreate},
+		{"PasswordHistory", testPasswordHistory},
 		{"HostIsolation", testHostIsolation},
 		{"RosterEmpty", testRosterEmpty},
 		{"RosterPutGetDelete", testRosterPutGetDelete},

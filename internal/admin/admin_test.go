@@ -1,0 +1,79 @@
+package admin_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"parley/internal/admin"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
+)
+
+const cfg = `
+[[host]]
+domain = "localhost"
+[[host]]
+domain = "other.test"
+`
+
+func TestAccountParsing(t *testing.T) {
+	ts := testserver.Start(t, cfg)
+	ops := admin.For(ts.Hosts()[0])
+	for in, ok := range map[string]bool{
+		"alice": true, "alice@localhost": true, " Alice@LOCALHOST ": true,
+		"alice@other.test": false, "alice@localhost/r": false, "@localhost": false, "": false, "a@b@c": false,
+	} {
+		j, err := ops.Account(in)
+		var ie *admin.InputError
+		if ok != (err == nil) || (err != nil && !errors.As(err, &ie)) {
+			t.Errorf("Account(%q) = %v, %v", in, j, err)
+		}
+	}
+}
+
+func TestUsersSearchAndPaging(t *testing.T) {
+	ts := testserver.Start(t, cfg)
+	for i := range 7 {
+		ts.AddUser(t, fmt.Sprintf("user%d", i), "password123")
+	}
+	ts.AddUser(t, "zed", "password123")
+	ts.AddUser(t, "user9@other.test", "password123")
+	ops := admin.For(ts.Hosts()[0])
+	a := admin.Actor{JID: jid.MustParse("root@localhost"), Via: "test"}
+	page, total, err := ops.Users(t.Context(), a, "USER", 5, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 7 || len(page) != 2 || page[0].JID.String() != "user5@localhost" || page[1].JID.String() != "user6@localhost" {
+		t.Errorf("page 2 of USER: total %d, %v", total, page)
+	}
+	if page, total, _ := ops.Users(t.Context(), a, "", 100, 5); total != 8 || len(page) != 0 {
+		t.Errorf("beyond the end: %d %v", total, page)
+	}
+	if n, _ := ops.RegisteredCount(t.Context(), a); n != 8 {
+		t.Errorf("count = %d", n)
+	}
+}
+
+func TestDeleteAndDisableTellNotFound(t *testing.T) {
+	ts := testserver.Start(t, cfg)
+	ops := admin.For(ts.Hosts()[0])
+	a := admin.Actor{JID: jid.MustParse("root@localhost"), Via: "test"}
+	ghost := jid.MustParse("ghost@localhost")
+	if err := ops.DeleteUser(t.Context(), a, ghost); !errors.Is(err, admin.ErrNotFound) {
+		t.Errorf("delete: %v", err)
+	}
+	if err := ops.SetDisabled(t.Context(), a, ghost, true); !errors.Is(err, admin.ErrNotFound) {
+		t.Errorf("disable: %v", err)
+	}
+	if err := ops.AddUser(t.Context(), a, jid.MustParse("new@localhost"), "", nil); err == nil {
+		t.Error("an empty password was accepted")
+	}
+	if err := ops.AddUser(t.Context(), a, jid.MustParse("new@localhost"), "password123", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ops.AddUser(t.Context(), a, jid.MustParse("new@localhost"), "password123", nil); !errors.Is(err, admin.ErrExists) {
+		t.Errorf("second add: %v", err)
+	}
+}

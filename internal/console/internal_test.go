@@ -1,0 +1,117 @@
+package console
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+func TestLoginOutcomes(t *testing.T) {
+	fail := func(cond, text string) *xml.Element {
+		f := xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond))
+		if text != "" {
+			f.Append(xml.New(nsSASL, "text").AppendText(text))
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		out  *xml.Element
+		want LoginResult
+	}{
+		{nil, LoginUnavailable},
+		{xml.New(nsSASL, "success"), LoginOK},
+		{fail("not-authorized", ""), LoginFailed},
+		{fail("temporary-auth-failure", "too many failed logins from your address; try again later"), LoginThrottled},
+		{fail("temporary-auth-failure", "the user directory is unavailable; try again later"), LoginUnavailable},
+		{fail("temporary-auth-failure", ""), LoginUnavailable},
+	} {
+		lt := &loginTransport{outcome: tc.out}
+		if got := lt.result(); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.out, got, tc.want)
+		}
+	}
+}
+
+func TestSessionsExpireAndStayBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	s := newSessions(10*time.Minute, time.Hour, 3, clock)
+	alice := jid.MustParse("alice@example.com")
+	tok, sess := s.create(alice)
+	if s.get(tok) != sess || s.get("nonsense") != nil || s.get("") != nil {
+		t.Fatal("lookup")
+	}
+	// Idle expiry.
+	now = now.Add(11 * time.Minute)
+	if s.get(tok) != nil {
+		t.Fatal("an idle session survived")
+	}
+	// Absolute expiry even when busy.
+	tok, _ = s.create(alice)
+	for range 7 {
+		now = now.Add(9 * time.Minute)
+		s.get(tok)
+	}
+	if s.get(tok) != nil {
+		t.Fatal("a session outlived max_age")
+	}
+	// Bounded: the oldest goes.
+	var toks []string
+	for range 4 {
+		now = now.Add(time.Second)
+		tk, _ := s.create(alice)
+		toks = append(toks, tk)
+	}
+	if s.get(toks[0]) != nil || s.get(toks[3]) == nil || len(s.m) != 3 {
+		t.Fatalf("table: %d sessions, oldest alive=%v", len(s.m), s.get(toks[0]) != nil)
+	}
+	// endUser keeps the one named.
+	s.endUser(alice, toks[3])
+	if s.get(toks[3]) == nil || s.get(toks[2]) != nil {
+		t.Fatal("endUser")
+	}
+	// The table holds hashes, not tokens.
+	for k := range s.m {
+		if string(k[:]) == toks[3] {
+			t.Fatal("a raw token is a key")
+		}
+	}
+}
+
+// canonicalPath on its own, for request targets the HTTP front door and
+// ServeMux would otherwise have cleaned or refused first.
+func TestCanonicalPath(t *testing.T) {
+	for target, ok := range map[string]bool{
+		"/admin/":                        true,
+		"/admin/users":                   true,
+		"/admin/users?host=a.example":    true,
+		"/account/":                      true,
+		"/admin/assets/console.css":      true,
+		"/admin/%2e%2e/users":            false,
+		"/admin/%252e%252e/users":        false,
+		"/admin/..;/users":               false,
+		"/admin/;/users":                 false,
+		"/admin/users;x":                 false,
+		"/admin//users":                  false,
+		"/admin/./users":                 false,
+		"/admin/../admin/users":          false,
+		"/admin/users.":                  false,
+		"/admin./users":                  false,
+		"/admin/Users":                   false,
+		"/ADMIN/users":                   false,
+		"/admin/%75sers":                 false,
+		"/admin/users%2f":                false,
+		"/admin/a%20b":                   false,
+		"/admin/users\\":                 false,
+		"/admin/assets/..%2fconsole.css": false,
+		"/admin/assets/%2e%2e%2fusers":   false,
+	} {
+		r := httptest.NewRequest("GET", target, nil)
+		if _, got := canonicalPath(r); got != ok {
+			t.Errorf("canonicalPath(%q) = %v, want %v", target, got, ok)
+		}
+	}
+}
