@@ -86,7 +86,7 @@ access to attrs=userPassword
   by anonymous auth
   by self write
   by * none
-access to attrs=mobile,telephoneNumber,labeledURI,description
+access to attrs=mobile,telephoneNumber,labeledURI,description,jpegPhoto
   by dn.exact="{{.ServiceDN}}" write
   by self write
   by users read
