@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
-  suites=(run sessions sm browser register auth components muc adhoc mam carbons csi pep upload push federation directory)
+  suites=(run sessions sm browser register auth components muc adhoc mam carbons csi pep omemo upload push federation directory)
 fi
 
 total_pass=0 total_fail=0 missing=()
