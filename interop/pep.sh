@@ -5,8 +5,9 @@
 # bookmarks (XEP-0402) from one resource and read them from another,
 # which joins the bookmarked room (autojoin), set and read the room's
 # avatar (XEP-0486 vCard and disco#info hash), and fetch an OMEMO device
-# list and bundle with the open access model as a non-contact; plus the errors for someone else's service, private nodes
-# and unmet publish-options.
+# list and bundle with the open access model as a non-contact; plus the
+# errors for someone else's service, private nodes and unmet
+# publish-options.
 #
 #   bash interop/pep.sh        (after `make build`, which makes ./parley)
 #
