@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"parley/internal/config"
 	"parley/internal/directory"
@@ -41,9 +42,14 @@ type dirAvatars struct {
 	mu      sync.Mutex
 	pending *directory.Snapshot // the latest snapshot not yet applied
 	synced  *directory.Snapshot // the last one applied
-	cancel  func()
-	stop    context.CancelFunc
-	done    chan struct{}
+	// failed are the users whose avatar could not be brought in line
+	// with synced (storage or directory errors); they are tried again
+	// after a poll interval, and with every later snapshot. Only the
+	// worker touches synced and failed.
+	failed map[string]bool
+	cancel func()
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // startDirectory sets the directory avatars up on a directory host whose
@@ -118,11 +124,20 @@ func (da *dirAvatars) changed(_, s *directory.Snapshot) {
 
 func (da *dirAvatars) run(ctx context.Context) {
 	defer close(da.done)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-da.kick:
+		case <-retry.C:
+			da.mu.Lock()
+			if da.pending == nil {
+				da.pending = da.synced
+			}
+			da.mu.Unlock()
 		}
 		da.mu.Lock()
 		s := da.pending
@@ -130,6 +145,9 @@ func (da *dirAvatars) run(ctx context.Context) {
 		da.mu.Unlock()
 		if s != nil {
 			da.apply(ctx, s)
+		}
+		if len(da.failed) > 0 {
+			retry.Reset(da.dir.Config().PollInterval.Duration)
 		}
 	}
 }
@@ -149,12 +167,13 @@ func (da *dirAvatars) want(s *directory.Snapshot, username string) (string, bool
 // apply brings the avatars of the users whose photo changed since the
 // last snapshot applied (all users the first time) in line with s.
 func (da *dirAvatars) apply(ctx context.Context, s *directory.Snapshot) {
+	failed := map[string]bool{}
 	for name := range s.Users {
 		if ctx.Err() != nil {
 			return
 		}
 		want, _ := da.want(s, name)
-		if da.synced != nil {
+		if da.synced != nil && !da.failed[name] {
 			if had, ok := da.want(da.synced, name); ok && had == want {
 				continue
 			}
@@ -163,17 +182,19 @@ func (da *dirAvatars) apply(ctx context.Context, s *directory.Snapshot) {
 		if err != nil {
 			continue
 		}
-		da.sync(ctx, owner, want)
+		if !da.sync(ctx, owner, want) {
+			failed[name] = true
+		}
 	}
-	da.synced = s
+	da.synced, da.failed = s, failed
 }
 
 // sync makes owner's avatar the directory's photo (want its hash, "" for
 // none): nothing when the metadata already announces it, else the photo
 // (read through the vCard, as contacts read it) is published, or without
 // a photo the avatar is disabled with an empty metadata item (XEP-0084
-// §4.5).
-func (da *dirAvatars) sync(ctx context.Context, owner jid.JID, want string) {
+// §4.5). It reports false when an error (logged) left it undone.
+func (da *dirAvatars) sync(ctx context.Context, owner jid.JID, want string) bool {
 	c := da.c
 	defer c.lock(owner)()
 	svc := c.pep.PubSub()
@@ -181,7 +202,7 @@ func (da *dirAvatars) sync(ctx context.Context, owner jid.JID, want string) {
 	last, err := svc.LastItem(ctx, owner.String(), NSMetadata)
 	if err != nil {
 		c.h.Log.Warn("avatarconv: directory avatar: reading the metadata", "owner", owner.String(), "err", err)
-		return
+		return false
 	}
 	if last != nil && last.Payload != nil {
 		if info, _ := localInfo(last.Payload); info != nil {
@@ -194,29 +215,31 @@ func (da *dirAvatars) sync(ctx context.Context, owner jid.JID, want string) {
 			cctx := context.WithValue(ctx, converting{}, true)
 			if _, err := svc.Publish(cctx, owner.String(), owner, NSMetadata, pubsub.Item{ID: "none", Payload: md}, nil); err != nil {
 				c.h.Log.Info("avatarconv: directory avatar: disabling", "owner", owner.String(), "err", err)
-				return
+				return false
 			}
 		}
 		c.setHash(owner, "", false)
-		return
+		return true
 	}
 	if cur == want {
-		return
+		return true
 	}
 	card, err := c.vcard.Get(ctx, owner)
 	if err != nil {
 		c.h.Log.Warn("avatarconv: directory avatar: reading the vCard", "owner", owner.String(), "err", err)
-		return
+		return false
 	}
 	data, typ, ok := vcardPhoto(card)
 	if !ok {
-		return // gone since the poll: the next poll disables it
+		return true // gone since the poll: the next poll disables it
 	}
 	if hashOf(data) == cur {
-		return
+		return true
 	}
-	if c.publish(ctx, owner, data, typ) {
-		c.setHash(owner, hashOf(data), true)
-		c.h.Log.Debug("avatarconv: published the directory photo as the avatar", "owner", owner.String(), "id", hashOf(data))
+	if !c.publish(ctx, owner, data, typ) {
+		return false
 	}
+	c.setHash(owner, hashOf(data), true)
+	c.h.Log.Debug("avatarconv: published the directory photo as the avatar", "owner", owner.String(), "id", hashOf(data))
+	return true
 }
