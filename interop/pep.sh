@@ -2,10 +2,12 @@
 # Interop for personal eventing (issue 11: XEP-0163 on XEP-0060, XEP-0115
 # caps): slixmpp clients (xep_0060, xep_0163, xep_0084, xep_0115) publish
 # and receive an avatar through +notify and as the last item, publish
-# bookmarks (XEP-0402) from one resource and read them from another, and
-# fetch an OMEMO device list and bundle with the open access model as a
-# non-contact; plus the errors for someone else's service, private nodes
-# and unmet publish-options.
+# bookmarks (XEP-0402) from one resource and read them from another,
+# which joins the bookmarked room (autojoin), set and read the room's
+# avatar (XEP-0486 vCard and disco#info hash), and fetch an OMEMO device
+# list and bundle with the open access model as a non-contact; plus the
+# errors for someone else's service, private nodes and unmet
+# publish-options.
 #
 #   bash interop/pep.sh        (after `make build`, which makes ./parley)
 #
@@ -29,8 +31,6 @@ fresh_work data
 parley_conf "$WORK/parley.toml" <<TOML
 [[host]]
 domain = "$DOMAIN"
-[host.muc]
-enabled = false
 [c2s]
 listen = ["$IP:$PORT"]
 direct_tls_listen = []

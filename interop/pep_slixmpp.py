@@ -183,17 +183,54 @@ async def main():
     await expect_error("bob may not publish to alice's service: forbidden", forbidden(), "forbidden")
 
     # Bookmarks (XEP-0402): alice's second resource wants them.
-    alice2 = await connect("alice", "tablet", interests=(BOOKMARKS,))
+    alice2 = await connect("alice", "tablet", interests=(BOOKMARKS,), extra=("xep_0045",))
     room = f"interop@conference.{DOMAIN}"
+    events = {}
 
     async def bookmark():
-        conf = ET.fromstring(f"<conference xmlns='{BOOKMARKS}' name='Interop' autojoin='true'><nick>alice</nick></conference>")
+        conf = ET.fromstring(f"<conference xmlns='{BOOKMARKS}' name='Interop' autojoin='true'><nick>alice-tablet</nick></conference>")
         await alice["xep_0060"].publish(None, BOOKMARKS, id=room, payload=conf, timeout=10,
                                         options=options(alice, persist_items="true", max_items="max",
                                                         send_last_published_item="never", access_model="whitelist"))
         m = await alice2.next_event(BOOKMARKS)
+        events["bookmark"] = m
         return m["pubsub_event"]["items"]["item"]["id"] == room
     await step("a bookmark published from one resource reaches the other (+notify)", bookmark())
+
+    async def autojoin():
+        # What a XEP-0402 client does with the event: autojoin='true'
+        # means enter the room now, with the bookmark's nick.
+        item = events["bookmark"]["pubsub_event"]["items"]["item"]
+        conf = item.xml.find(f"{{{BOOKMARKS}}}conference")
+        if conf is None or conf.get("autojoin") not in ("true", "1"):
+            raise AssertionError(f"no autojoin in {item}")
+        nick = conf.findtext(f"{{{BOOKMARKS}}}nick")
+        pres, _subject, _occupants, _history = await alice2["xep_0045"].join_muc_wait(slixmpp.JID(item["id"]), nick, maxstanzas=0, timeout=10)
+        return str(pres["from"]) == f"{room}/{nick}" and "110" in [str(c) for c in pres["muc"]["status_codes"]]
+    await step("the other resource joins the bookmarked room (autojoin) with the bookmark's nick", autojoin())
+
+    async def room_avatar():
+        # XEP-0486: the owner (alice's tablet created the room by joining)
+        # sets the room's vCard; bob, outside the room, finds the hash in
+        # its disco#info and the image in its vCard.
+        instant = alice2.make_iq_set(ito=room)  # XEP-0045 §10.1.2: an instant room
+        instant.append(ET.fromstring("<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query>"))
+        await instant.send(timeout=10)
+        iq = alice2.make_iq_set(ito=room)
+        iq.append(ET.fromstring("<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>"
+                                + base64.b64encode(png).decode() + "</BINVAL></PHOTO></vCard>"))
+        await iq.send(timeout=10)
+        info = await bob["xep_0030"].get_info(jid=room, timeout=10)
+        form = info["disco_info"]["form"]
+        hashes = form.get_fields().get("muc#roominfo_avatarhash")
+        if hashes is None or avatar_id not in hashes.get_value():
+            raise AssertionError(f"roominfo: {form}")
+        get = bob.make_iq_get(ito=room)
+        get.append(ET.fromstring("<vCard xmlns='vcard-temp'/>"))
+        res = await get.send(timeout=10)
+        binval = res.xml.find("{vcard-temp}vCard/{vcard-temp}PHOTO/{vcard-temp}BINVAL")
+        return binval is not None and base64.b64decode(binval.text) == png
+    await step("the room's owner sets its avatar (vCard); a non-occupant sees the hash in disco#info and reads it", room_avatar())
 
     async def bookmarks_read():
         iq = await alice2["xep_0060"].get_items(f"alice@{DOMAIN}", BOOKMARKS, timeout=10)

@@ -58,6 +58,9 @@ type Directory struct {
 	mu       sync.Mutex
 	snap     *Snapshot // latest group/user enumeration, nil before the first
 	watchers []func(old, new *Snapshot)
+	// photoWatchers hear of changed photos (WatchPhotos); while there are
+	// any, enumerations read the photo attribute too.
+	photoWatchers []func(old, new *Snapshot)
 }
 
 // New prepares a directory client; it connects lazily, so a directory that
@@ -93,7 +96,11 @@ type User struct {
 	DN       string
 	Username string // JID localpart (prepared)
 	Disabled bool
-	entry    *ldap.Entry
+	// PhotoHash is the SHA-1 (hex) of the first value of the photo_data
+	// attribute, "" when the entry has none. Only snapshots taken while
+	// someone watches photos (WatchPhotos) fill it in.
+	PhotoHash string
+	entry     *ldap.Entry
 }
 
 // Attr returns the first value of an attribute of the user's entry.

@@ -2,6 +2,8 @@ package directory
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"slices"
@@ -32,6 +34,9 @@ type Snapshot struct {
 	Policies map[string]*access.Overrides
 	// Taken is when the snapshot was made.
 	Taken time.Time
+	// photoAttr is the photo attribute the enumeration read (the users'
+	// PhotoHash), "" when it read none.
+	photoAttr string
 
 	byDN map[string]string // normalised DN → localpart
 }
@@ -210,6 +215,7 @@ func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
 	d.snap = s
 	changed := !old.equal(s) || !slices.EqualFunc(old.roomsOrNil(), s.Rooms, roomEqual) || !policiesEqual(old, s)
 	ws := slices.Clone(d.watchers)
+	pws := slices.Clone(d.photoWatchers)
 	d.mu.Unlock()
 	if changed {
 		for _, fn := range ws {
@@ -218,7 +224,76 @@ func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
 			}
 		}
 	}
+	if !old.samePhotos(s) {
+		for _, fn := range pws {
+			if fn != nil {
+				fn(old, s)
+			}
+		}
+	}
 	return s, nil
+}
+
+// WatchPhotos registers fn to be called (from the refreshing goroutine)
+// with the previous and the new snapshot whenever a user's photo (the
+// photo_data profile field's attribute, when it is readonly or update)
+// changed, and after the first snapshot (old = nil). While a photo
+// watcher is registered, every enumeration also reads that attribute of
+// every user, keeping only a digest (User.PhotoHash). It returns a
+// function that removes the watcher.
+func (d *Directory) WatchPhotos(fn func(old, new *Snapshot)) (cancel func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.photoWatchers = append(d.photoWatchers, fn)
+	i := len(d.photoWatchers) - 1
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if i < len(d.photoWatchers) {
+			d.photoWatchers[i] = nil
+		}
+	}
+}
+
+// polledPhotoAttribute is the photo attribute enumerations read: the
+// photo_data field's, when the directory holds it and someone watches.
+func (d *Directory) polledPhotoAttribute() string {
+	d.mu.Lock()
+	watched := slices.ContainsFunc(d.photoWatchers, func(fn func(old, new *Snapshot)) bool { return fn != nil })
+	d.mu.Unlock()
+	if !watched {
+		return ""
+	}
+	if f := d.PhotoField(); f.Mode == config.ProfileReadonly || f.Mode == config.ProfileUpdate {
+		return f.Attribute
+	}
+	return ""
+}
+
+// PhotoField returns the effective mapping of the photo_data profile
+// field (vCard PHOTO/BINVAL).
+func (d *Directory) PhotoField() ProfileField {
+	for _, f := range d.profileFields() {
+		if f.Name == "photo_data" {
+			return f
+		}
+	}
+	return ProfileField{Name: "photo_data", Mode: config.ProfileLocal}
+}
+
+// samePhotos reports whether two snapshots read the same photo attribute
+// and have the same users with the same photos; a first snapshot (s nil)
+// never does.
+func (s *Snapshot) samePhotos(o *Snapshot) bool {
+	if s == nil || o == nil || s.photoAttr != o.photoAttr || len(s.Users) != len(o.Users) {
+		return false
+	}
+	for k, u := range s.Users {
+		if v := o.Users[k]; v == nil || v.PhotoHash != u.PhotoHash {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Snapshot) roomsOrNil() []Room {
@@ -283,12 +358,29 @@ func (d *Directory) take(ctx context.Context) (*Snapshot, error) {
 	if a := d.displayNameAttr(); a != "" {
 		attrs = append(attrs, a)
 	}
+	photo := d.polledPhotoAttribute()
+	s.photoAttr = photo
+	if photo != "" {
+		attrs = append(attrs, photo)
+	}
 	users, err := d.search(ctx, d.cfg.UserBase, d.cfg.UserListFilter, attrs)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range users {
+		hash := ""
+		if photo != "" {
+			// Only the digest is kept: a snapshot holding every
+			// user's image would cost megabytes for as long as it
+			// is current.
+			if raw := e.GetEqualFoldRawAttributeValues(photo); len(raw) > 0 {
+				sum := sha1.Sum(raw[0])
+				hash = hex.EncodeToString(sum[:])
+			}
+			e.Attributes = slices.DeleteFunc(e.Attributes, func(a *ldap.EntryAttribute) bool { return strings.EqualFold(a.Name, photo) })
+		}
 		if u := d.userFromEntry(e); u != nil {
+			u.PhotoHash = hash
 			s.Users[u.Username] = u
 			s.byDN[normDN(u.DN)] = u.Username
 		}

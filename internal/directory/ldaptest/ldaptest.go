@@ -109,7 +109,7 @@ access to attrs=objectClass val.exact=authPasswordObject
   by dn.exact="{{.ServiceDN}}" write
   by users read
   by * none
-access to attrs=mobile,telephoneNumber,labeledURI,description
+access to attrs=mobile,telephoneNumber,labeledURI,description,jpegPhoto
   by dn.exact="{{.ServiceDN}}" write
   by self write
   by users read

@@ -12,6 +12,7 @@ import (
 	_ "image/gif" // DecodeConfig: the sizes of converted vCard photos
 	_ "image/jpeg"
 	_ "image/png"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -196,23 +197,42 @@ func (c *Conv) fromVCard(ctx context.Context, owner jid.JID, card *xml.Element) 
 			return
 		}
 	}
+	if c.publish(ctx, owner, data, typ) {
+		c.setHash(owner, id, true)
+	}
+}
+
+// publish publishes image data as owner's XEP-0084 avatar: the data item
+// (ID the SHA-1 hex), then metadata with one <info/>. The type is the
+// image's own where the bytes tell it (PNG, JPEG, GIF, or what
+// http.DetectContentType recognises as an image), else typ, else
+// image/png (XEP-0084 §4.2.1 requires one); width and height are given
+// for the formats Go decodes. It reports whether both publications
+// succeeded (failures are logged).
+func (c *Conv) publish(ctx context.Context, owner jid.JID, data []byte, typ string) bool {
+	id := hashOf(data)
+	svc := c.pep.PubSub()
 	ctx = context.WithValue(ctx, converting{}, true)
 	payload := xml.New(NSData, "data").AppendText(base64.StdEncoding.EncodeToString(data))
 	if _, err := svc.Publish(ctx, owner.String(), owner, NSData, pubsub.Item{ID: id, Payload: payload}, nil); err != nil {
-		c.h.Log.Info("avatarconv: publishing the vCard photo to PEP", "owner", owner.String(), "err", err)
-		return
+		c.h.Log.Info("avatarconv: publishing avatar data", "owner", owner.String(), "err", err)
+		return false
+	}
+	info := xml.New(NSMetadata, "info").SetAttr("id", id).SetAttr("bytes", strconv.Itoa(len(data)))
+	if cfg, format, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
+		typ = "image/" + format
+		info.SetAttr("width", strconv.Itoa(cfg.Width)).SetAttr("height", strconv.Itoa(cfg.Height))
+	} else if sniffed := http.DetectContentType(data); strings.HasPrefix(sniffed, "image/") {
+		typ = sniffed
 	}
 	if typ == "" {
-		typ = "image/png" // XEP-0084 §4.2.1: the type is required
+		typ = "image/png"
 	}
-	info := xml.New(NSMetadata, "info").SetAttr("id", id).SetAttr("bytes", strconv.Itoa(len(data))).SetAttr("type", typ)
-	if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
-		info.SetAttr("width", strconv.Itoa(cfg.Width)).SetAttr("height", strconv.Itoa(cfg.Height))
-	}
+	info.SetAttr("type", typ)
 	md := xml.New(NSMetadata, "metadata").Append(info)
 	if _, err := svc.Publish(ctx, owner.String(), owner, NSMetadata, pubsub.Item{ID: id, Payload: md}, nil); err != nil {
-		c.h.Log.Info("avatarconv: publishing the vCard photo's metadata", "owner", owner.String(), "err", err)
-		return
+		c.h.Log.Info("avatarconv: publishing avatar metadata", "owner", owner.String(), "err", err)
+		return false
 	}
-	c.setHash(owner, id, true)
+	return true
 }

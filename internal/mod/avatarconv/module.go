@@ -41,6 +41,9 @@ type Conv struct {
 	pep   *pep.PEP
 	vcard *vcard.VCard
 	offs  []func()
+	// dirAvatars follows the directory's photos on a directory host
+	// (directory.go); nil elsewhere.
+	dirAvatars *dirAvatars
 
 	// locks serialises the conversions of one owner (both directions), so
 	// that two concurrent changes cannot leave PEP and vCard disagreeing.
@@ -83,6 +86,7 @@ func (c *Conv) Start(context.Context) error {
 		c.h.Sessions.On(module.EventSessionUnbound, 0, c.unbound),
 		c.h.Accounts.On(module.EventAccountDeleted, 0, c.deleted),
 	)
+	c.startDirectory()
 	return nil
 }
 
@@ -92,5 +96,6 @@ func (c *Conv) Stop(context.Context) error {
 		off()
 	}
 	c.offs = nil
+	c.stopDirectory()
 	return nil
 }

@@ -202,3 +202,89 @@ func TestConversionAtLogin(t *testing.T) {
 		t.Fatalf("not converted at login: %s", got)
 	}
 }
+
+// joinFromEvent acts as a XEP-0402 client: it takes the conference of a
+// bookmark event and, when autojoin is set, joins the room with the
+// bookmark's nick, returning the room's self-presence (status 110).
+func joinFromEvent(t *testing.T, c *testserver.Client, ev *xml.Element) *xml.Element {
+	t.Helper()
+	it := ev.Child(pubsub.NSEvent, "event").Child(pubsub.NSEvent, "items").Child(pubsub.NSEvent, "item")
+	conf := it.Child(nsNative, "conference")
+	if conf == nil || conf.Attr("autojoin") != "true" {
+		t.Fatalf("bookmark event without autojoin: %s", ev)
+	}
+	room, nick := it.Attr("id"), conf.ChildText(nsNative, "nick")
+	c.Send("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room, nick)
+	return c.Expect(func(el *xml.Element) bool {
+		if el.Local != "presence" || el.Attr("from") != room+"/"+nick {
+			return false
+		}
+		x := el.Child("http://jabber.org/protocol/muc#user", "x")
+		return x != nil && strings.Contains(x.String(), "code='110'")
+	})
+}
+
+// TestAutojoinAcrossResources: XEP-0402 autojoin end to end with two
+// resources and the chat-room service. One resource bookmarks a room with
+// autojoin (publish-options as §3 asks); the other, which advertised
+// urn:xmpp:bookmarks:1+notify, gets the event and joins the room; a
+// contact with the same interest gets nothing (the node is private). A
+// bookmark a legacy client stores with autojoin (XEP-0048) reaches the
+// native resource the same way, and a resource that logs in later finds
+// both when it fetches the node, as clients do at login.
+func TestAutojoinAcrossResources(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, password, "alice", "bob")
+	for _, pair := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+		if _, err := ts.Store().Roster().Put(context.Background(), pair[0]+"@localhost",
+			storage.RosterItem{JID: pair[1] + "@localhost", Subscription: storage.SubBoth}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	phone := online(t, ts, "alice", "phone", false)
+	desktop := online(t, ts, "alice", "desktop", true)
+	bob := online(t, ts, "bob", "r", true)
+
+	room := "team@conference.localhost"
+	r := phone.IQ("set", "", "<pubsub xmlns='"+pubsub.NS+"'><publish node='"+nsNative+"'><item id='"+room+"'>"+
+		"<conference xmlns='"+nsNative+"' name='Team' autojoin='true'><nick>alice-desk</nick></conference></item></publish>"+
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+pubsub.NSPublishOptions+"</value></field>"+
+		"<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#max_items'><value>max</value></field>"+
+		"<field var='pubsub#send_last_published_item'><value>never</value></field><field var='pubsub#access_model'><value>whitelist</value></field>"+
+		"</x></publish-options></pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("publish: %s", r)
+	}
+	self := joinFromEvent(t, desktop, desktop.Expect(isBookmarkEvent))
+	if !strings.Contains(self.String(), "code='201'") {
+		t.Fatalf("the autojoin created the room: expected 201 in %s", self)
+	}
+	expectNoEvent(t, bob)
+	expectNoEvent(t, phone) // no +notify: no event
+
+	// A legacy client's autojoin bookmark.
+	legacy := online(t, ts, "alice", "legacy", false)
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'>"+
+		"<conference jid='"+room+"' name='Team' autojoin='true'><nick>alice-desk</nick></conference>"+
+		"<conference jid='old@conference.localhost' name='Old' autojoin='1'><nick>al</nick></conference></storage>")
+	ev := desktop.Expect(isBookmarkEvent)
+	if id := ev.Child(pubsub.NSEvent, "event").Child(pubsub.NSEvent, "items").Child(pubsub.NSEvent, "item").Attr("id"); id != "old@conference.localhost" {
+		t.Fatalf("event for %q, want only the new room (the other did not change): %s", id, ev)
+	}
+	joinFromEvent(t, desktop, ev)
+	expectNoEvent(t, desktop)
+
+	// A resource that logs in later fetches the node and finds both.
+	laptop := online(t, ts, "alice", "laptop", true)
+	items := nativeItems(t, laptop, "")
+	var auto []string
+	for _, it := range items.Elements() {
+		if c := it.Child(nsNative, "conference"); c != nil && c.Attr("autojoin") == "true" {
+			auto = append(auto, it.Attr("id"))
+		}
+	}
+	slices.Sort(auto)
+	if !slices.Equal(auto, []string{"old@conference.localhost", room}) {
+		t.Fatalf("autojoin rooms read at login: %v (%s)", auto, items)
+	}
+}

@@ -74,6 +74,8 @@ func (s *Service) iq(ctx context.Context, el *xml.Element, from, to jid.JID) {
 		} else {
 			reply = r.ownerSet(ctx, el, q, from)
 		}
+	case q.Space == NSVCard:
+		reply = r.vcardIQ(ctx, el, q, from)
 	case typ == stanza.TypeGet && q.Space == NSPing && q.Local == "ping":
 		reply = stanza.IQResult(el, nil)
 	default:
@@ -133,7 +135,7 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 		name = r.local
 	}
 	res.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", name))
-	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing,
+	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing, NSVCard,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
@@ -157,6 +159,9 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 	form.field("muc#maxhistoryfetch", "text-single", "Maximum number of history messages", strconv.Itoa(r.historyLimit()))
 	form.field("muc#roomconfig_allowinvites", "boolean", "Occupants may invite others", boolStr(r.cfg.AllowInvites))
 	form.field("muc#roomconfig_allowpm", "list-single", "Who may send private messages", r.cfg.AllowPM)
+	if h := r.avatarHashes(); len(h) > 0 {
+		form.field("muc#roominfo_avatarhash", "text-multi", "Avatar hash", h...) // XEP-0486 §3.3
+	}
 	if !r.cfg.MembersOnly || insider {
 		// The subject and head count are the room's business: only for
 		// open rooms and for those who belong.

@@ -91,6 +91,9 @@ func (m *Module) Start(ctx context.Context) error {
 	if err := svc.load(ctx); err != nil {
 		return fmt.Errorf("muc: loading rooms: %w", err)
 	}
+	if err := svc.loadVCards(ctx); err != nil {
+		return fmt.Errorf("muc: loading room vCards: %w", err)
+	}
 	if old := comps.AddComponent(svc.domain, svc); old != nil {
 		comps.AddComponent(svc.domain, old)
 		return fmt.Errorf("muc: domain %s is already served by another component", svc.domain)

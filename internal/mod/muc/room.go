@@ -118,6 +118,7 @@ type room struct {
 	subject   string
 	subjNick  string            // room nickname of who set the subject ("" for the room)
 	invited   map[string]string // invitee bare JID → inviter bare JID, for declines
+	vcard     *roomVCard        // the room's vCard (vcard.go), nil when none
 }
 
 // maxPendingInvites bounds the remembered invitations of one room.

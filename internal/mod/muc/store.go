@@ -45,6 +45,7 @@ func (r *room) save(ctx context.Context) {
 	if err != nil {
 		r.svc.log.Error("muc: storing room", "room", r.jid.String(), "err", err)
 	}
+	r.saveVCard(ctx)
 }
 
 // deleteStored forgets a room's stored record (destroyed, or no longer
@@ -55,6 +56,7 @@ func (s *Service) deleteStored(ctx context.Context, r *room) {
 	if err := s.h.Store.KV().Delete(sctx, bucketRooms, s.domain, r.local); err != nil {
 		s.log.Error("muc: deleting room", "room", r.jid.String(), "err", err)
 	}
+	s.deleteVCard(ctx, r)
 }
 
 // load restores the persistent rooms at start. Records of a newer version

@@ -53,6 +53,8 @@ type PEP struct {
 
 	// Listeners of events, besides delivery (Subscribe).
 	listeners []func(context.Context, *pubsub.Event)
+	// guards vet clients' set requests (Guard).
+	guards []Guard
 
 	mu sync.Mutex
 	// seen holds, per account, the full JIDs of contacts that sent it
@@ -155,10 +157,52 @@ func (p *PEP) Stop(context.Context) error {
 	return nil
 }
 
+// Guard vets a client's pubsub set request on a node of owner's service
+// before the engine sees it: op is the request's element (publish,
+// retract, create, configure, delete, purge, subscribe, ...) and node the
+// node it names. A non-nil error refuses the request with that error.
+// Guards see only requests from the network: modules calling the engine
+// directly (PubSub) act on the user's behalf and are not vetted.
+type Guard func(ctx context.Context, owner, from jid.JID, op, node string) *pubsub.Error
+
+// AddGuard registers g. Call it from New or Start.
+func (p *PEP) AddGuard(g Guard) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.guards = append(p.guards, g)
+}
+
+// guard runs the guards on a set request; nil lets it through.
+func (p *PEP) guard(ctx context.Context, owner, from jid.JID, payload *xml.Element) *pubsub.Error {
+	p.mu.Lock()
+	gs := p.guards
+	p.mu.Unlock()
+	if len(gs) == 0 {
+		return nil
+	}
+	for _, el := range payload.Elements() {
+		node := el.Attr("node")
+		if node == "" {
+			continue
+		}
+		for _, g := range gs {
+			if err := g(ctx, owner, from, el.Local, node); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // handle answers a pubsub or pubsub#owner IQ addressed to an account's bare
 // JID (or sent without 'to' by the account itself).
 func (p *PEP) handle(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 	owner := ev.To.Bare()
+	if ev.Stanza.Attr("type") == stanza.TypeSet {
+		if err := p.guard(ev.Ctx, owner, ev.From, payload); err != nil {
+			return pubsub.ErrorReply(ev.Stanza, err)
+		}
+	}
 	res, err := p.svc.HandleIQ(ev.Ctx, owner.String(), ev.From, ev.Stanza.Attr("type"), payload)
 	if err != nil {
 		var pe *pubsub.Error
