@@ -93,11 +93,17 @@ type Node struct {
 	records map[string]record // registry key → record, the whole cluster
 	proxies map[jid.JID]*remote
 	members map[string]member // node name → last heartbeat seen
-	shared  map[string]module.SharedKey
+	// inflight holds the session IDs claimed recently: the router binds
+	// them after Claim returns, and until then their entries are not
+	// stale although no local session has them yet.
+	inflight map[string]time.Time
+	shared   map[string]module.SharedKey
 
-	unsub  func()
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	unsub   func()
+	cancel  context.CancelFunc // the heartbeat loop
+	wg      sync.WaitGroup
+	wcancel context.CancelFunc // the watchers (restarted on rejoin)
+	wwg     sync.WaitGroup
 
 	m nodeMetrics
 }
@@ -152,6 +158,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		opts: opts, eng: eng, router: r, log: opts.Log.With("node", opts.Name),
 		records: make(map[string]record), proxies: make(map[jid.JID]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
+		inflight: make(map[string]time.Time),
 	}
 	n.inc.Store(newIncarnation())
 	n.reason.Store("starting")
@@ -192,6 +199,20 @@ func (n *Node) incarnation() string { return n.inc.Load().(string) }
 // to the node's subject and starts the heartbeat. The node is healthy
 // when Start returns nil.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.join(ctx); err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go n.loop(lctx)
+	return nil
+}
+
+// join opens the buckets (creating them: after a NATS restart they may be
+// gone), subscribes, writes the heartbeat and loads the registry and the
+// members afresh. Start and every rejoin after fencing use it.
+func (n *Node) join(ctx context.Context) error {
 	var err error
 	if n.sessions, err = n.eng.Bucket(ctx, SessionsBucket); err != nil {
 		return fmt.Errorf("cluster: sessions bucket: %w", err)
@@ -202,27 +223,36 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.leases, err = n.eng.Bucket(ctx, LeasesBucket); err != nil {
 		return fmt.Errorf("cluster: leases bucket: %w", err)
 	}
-	if n.unsub, err = n.eng.Subscribe(subjectPrefix+n.opts.Name, n.inbound); err != nil {
-		return fmt.Errorf("cluster: subscribe: %w", err)
+	if n.unsub == nil {
+		if n.unsub, err = n.eng.Subscribe(subjectPrefix+n.opts.Name, n.inbound); err != nil {
+			return fmt.Errorf("cluster: subscribe: %w", err)
+		}
 	}
 	if en, err := n.nodes.Get(ctx, n.opts.Name); err == nil && time.Since(en.Created) < n.opts.Lease {
-		n.log.Warn("cluster: another node with this name sent a heartbeat recently (a restart, or two nodes share a name)")
+		if m := (member{}); json.Unmarshal(en.Value, &m) == nil && m.Inc != n.incarnation() {
+			n.log.Warn("cluster: another node with this name sent a heartbeat recently (a restart, or two nodes share a name)")
+		}
 	}
 	if err := n.beat(ctx); err != nil {
-		n.unsub()
 		return fmt.Errorf("cluster: heartbeat: %w", err)
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	if n.wcancel != nil {
+		n.wcancel()
+		n.wwg.Wait()
+	}
+	n.mu.Lock()
+	n.records = make(map[string]record)
+	n.proxies = make(map[jid.JID]*remote)
+	n.members = make(map[string]member)
+	n.mu.Unlock()
+	wctx, wcancel := context.WithCancel(context.Background())
+	n.wcancel = wcancel
 	if err := n.watchAll(ctx, wctx); err != nil {
-		cancel()
-		n.unsub()
+		wcancel()
 		return err
 	}
 	n.healthy.Store(true)
 	n.m.up.Set(1)
-	n.wg.Add(1)
-	go n.loop(wctx)
 	return nil
 }
 
@@ -238,9 +268,9 @@ func (n *Node) watchAll(ctx, wctx context.Context) error {
 			return fmt.Errorf("cluster: watch: %w", err)
 		}
 		ready := make(chan struct{})
-		n.wg.Add(1)
+		n.wwg.Add(1)
 		go func(ch <-chan Entry, apply func(Entry), ready chan struct{}) {
-			defer n.wg.Done()
+			defer n.wwg.Done()
 			for en := range ch {
 				if en.Key == "" {
 					if ready != nil {
@@ -268,11 +298,15 @@ func (n *Node) Stop(ctx context.Context) {
 		return
 	}
 	n.cancel()
+	n.wg.Wait()
 	n.unsub()
 	n.healthy.Store(false)
 	n.reason.Store("stopped")
 	_ = n.nodes.Delete(ctx, n.opts.Name, 0)
-	n.wg.Wait()
+	if n.wcancel != nil {
+		n.wcancel()
+		n.wwg.Wait()
+	}
 	n.m.up.Set(0)
 }
 
@@ -317,16 +351,19 @@ func (n *Node) loop(ctx context.Context) {
 			n.sweep(ctx)
 		case err == nil:
 			// Back: a new incarnation, so nothing of the fenced one
-			// can be mistaken for current.
+			// can be mistaken for current, and the registry read anew.
 			n.inc.Store(newIncarnation())
-			if n.beat(ctx) == nil {
-				lastOK = time.Now()
-				n.healthy.Store(true)
-				n.m.up.Set(1)
-				n.log.Info("cluster: rejoined")
-				if n.opts.OnUp != nil {
-					n.opts.OnUp()
-				}
+			jctx, cancel := context.WithTimeout(ctx, n.opts.Lease)
+			err := n.join(jctx)
+			cancel()
+			if err != nil {
+				n.log.Warn("cluster: rejoin", "err", err)
+				break
+			}
+			lastOK = time.Now()
+			n.log.Info("cluster: rejoined")
+			if n.opts.OnUp != nil {
+				n.opts.OnUp()
 			}
 		case n.healthy.Load() && time.Since(lastOK) >= n.opts.Lease/2:
 			n.fence("NATS unreachable: " + err.Error())
@@ -550,7 +587,7 @@ func (n *Node) prune(bare jid.JID, rec *record) bool {
 	changed := false
 	for res, e := range rec.R {
 		stale := !n.live(e.Node, e.Inc)
-		if !stale && e.Node == n.opts.Name {
+		if !stale && e.Node == n.opts.Name && !n.claiming(e.Sid) {
 			full, err := bare.WithResource(res)
 			s := n.router.LocalSession(full)
 			stale = err != nil || s == nil || s.ID() != e.Sid
@@ -570,6 +607,17 @@ func (n *Node) entryOf(s module.Session) entry {
 		e.Priority = s.Priority()
 	}
 	return e
+}
+
+// claimGrace is how long a claimed entry without a local session yet is
+// taken for a bind in progress (the router's claim timeout and more).
+const claimGrace = 30 * time.Second
+
+func (n *Node) claiming(sid string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	t, ok := n.inflight[sid]
+	return ok && time.Since(t) < claimGrace
 }
 
 // Claim implements router.Bus.
@@ -601,6 +649,15 @@ func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max in
 		n.log.Warn("cluster: claim", "jid", full.String(), "err", err)
 		return nil, router.ErrUnavailable
 	}
+	n.mu.Lock()
+	now := time.Now()
+	n.inflight[s.ID()] = now
+	for sid, t := range n.inflight {
+		if now.Sub(t) > 2*claimGrace {
+			delete(n.inflight, sid)
+		}
+	}
+	n.mu.Unlock()
 	if had && prev.Node != n.opts.Name {
 		return &remote{n: n, full: full, node: prev.Node, inc: prev.Inc, sid: prev.Sid}, nil
 	}
