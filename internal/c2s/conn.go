@@ -714,8 +714,11 @@ func (c *conn) bindResource(iq *xml.Element, res string, result func(full jid.JI
 		// connection returns to direct writes.
 		c.uninstallWriter(w)
 		cond, text := stanza.BadRequest, err.Error()
-		if errors.Is(err, router.ErrResourceConstraint) {
+		switch {
+		case errors.Is(err, router.ErrResourceConstraint):
 			cond, text = stanza.ResourceConstraint, "too many sessions for this account"
+		case errors.Is(err, router.ErrUnavailable):
+			cond, text = stanza.ServiceUnavailable, "this node has lost its cluster; connect to another"
 		}
 		_ = c.writeEl(stanza.ErrorReply(iq, cond, text))
 		return false

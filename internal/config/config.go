@@ -58,6 +58,8 @@ type Config struct {
 	S2S S2S `toml:"s2s"`
 	// Directory configures the LDAP directory; see directory.go.
 	Directory Directory `toml:"directory"`
+	// Cluster makes this server one node of several; see cluster.go.
+	Cluster Cluster `toml:"cluster"`
 }
 
 // Log configures log/slog output.
@@ -408,6 +410,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	c.resolveS2SPaths(abs)
+	c.resolveClusterPaths(abs)
 	c.resolveDirectoryPaths(abs)
 	abs(&c.C2S.ClientCAFile)
 	for i := range c.C2S.CRLFiles {
@@ -525,6 +528,7 @@ func (c *Config) applyDefaults() {
 	c.applyComponentDefaults()
 	c.applyHTTPSDefaults()
 	c.applyS2SDefaults()
+	c.applyClusterDefaults()
 	c.applyDirectoryDefaults()
 	bf := &c.Auth.BruteForce
 	setDur(&bf.Window, 10*time.Minute)
@@ -668,6 +672,7 @@ func (c *Config) validate() []string {
 	c.validateComponents(bad)
 	c.validateHTTPS(bad)
 	c.validateS2S(bad)
+	c.validateCluster(bad)
 	c.validateDirectory(bad)
 	p = append(p, c.validateMUC()...)
 	return p
