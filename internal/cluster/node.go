@@ -98,6 +98,11 @@ type Node struct {
 	// stale although no local session has them yet.
 	inflight map[string]time.Time
 	shared   map[string]module.SharedKey
+	// roomDomains are the chat services (rooms.go); rooms caches room
+	// leases, occupants the local sessions in rooms held elsewhere.
+	roomDomains map[string]bool
+	rooms       map[jid.JID]roomLease
+	occupants   map[jid.JID]map[jid.JID]occupant
 
 	unsub   func()
 	cancel  context.CancelFunc // the heartbeat loop
@@ -159,6 +164,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		records: make(map[string]record), proxies: make(map[jid.JID]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
 		inflight: make(map[string]time.Time),
+		rooms:    make(map[jid.JID]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
 	}
 	n.inc.Store(newIncarnation())
 	n.reason.Store("starting")
@@ -189,6 +195,9 @@ func newIncarnation() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Engine returns the node's engine (tests cut it to play a lost link).
+func (n *Node) Engine() Engine { return n.eng }
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.opts.Name }
@@ -349,6 +358,7 @@ func (n *Node) loop(ctx context.Context) {
 		case err == nil && n.healthy.Load():
 			lastOK = time.Now()
 			n.sweep(ctx)
+			n.orphans()
 		case err == nil:
 			// Back: a new incarnation, so nothing of the fenced one
 			// can be mistaken for current, and the registry read anew.
@@ -823,6 +833,18 @@ func (n *Node) inbound(m Msg) {
 		} else {
 			s.Deliver(el)
 		}
+	case "component":
+		el, err := xml.ParseElement(m.Body, n.opts.Limits, contentNS)
+		if err != nil {
+			n.log.Warn("cluster: unparsable stanza from another node", "err", err)
+			return
+		}
+		from, err := jid.Parse(el.Attr("from"))
+		if err != nil {
+			return
+		}
+		n.m.received.Inc()
+		n.router.DeliverComponent(context.Background(), el, from, full)
 	case "close":
 		if s != nil {
 			s.Close(stanza.StreamCondition(m.Cond), m.Text)

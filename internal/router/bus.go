@@ -6,6 +6,7 @@ import (
 
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
 )
 
 // Bus connects the router to the routers of the other nodes of a cluster.
@@ -38,6 +39,10 @@ type Bus interface {
 	Peers(bare jid.JID) []module.Session
 	// Peer returns the session of full bound on another node, or nil.
 	Peer(full jid.JID) module.Session
+	// Forward sends a stanza for a component-served JID to the node
+	// that owns it (a chat room lives on one node at a time) and reports
+	// true; false means this node serves it.
+	Forward(ctx context.Context, el *xml.Element, from, to jid.JID) bool
 }
 
 // ErrUnavailable is returned by Bind when this node has lost its cluster
@@ -63,3 +68,6 @@ func (LocalBus) Peers(jid.JID) []module.Session { return nil }
 
 // Peer implements Bus.
 func (LocalBus) Peer(jid.JID) module.Session { return nil }
+
+// Forward implements Bus: everything is served here.
+func (LocalBus) Forward(context.Context, *xml.Element, jid.JID, jid.JID) bool { return false }

@@ -131,6 +131,19 @@ func (r *Router) RemoveComponent(domain string, c Component) {
 	}
 }
 
+// DeliverComponent hands a stanza that another node forwarded (Bus.Forward)
+// to the component serving its domain here, without forwarding it again.
+func (r *Router) DeliverComponent(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	r.mu.RLock()
+	comp := r.components[to.Domain()]
+	r.mu.RUnlock()
+	if comp == nil {
+		r.bounce(ctx, el, stanza.ServiceUnavailable, "")
+		return
+	}
+	comp.Deliver(ctx, el, from, to)
+}
+
 // IsLocal reports whether domain is a host or component of this server.
 func (r *Router) IsLocal(domain string) bool {
 	if r.hosts[domain] != nil {
@@ -355,7 +368,9 @@ func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, o
 	r.mu.RUnlock()
 	switch {
 	case comp != nil:
-		comp.Deliver(ctx, el, from, to)
+		if !r.bus.Forward(ctx, el, from, to) {
+			comp.Deliver(ctx, el, from, to)
+		}
 	case remote != nil:
 		if err := remote.Send(ctx, el, from, to); err != nil {
 			r.bounce(ctx, el, stanza.RemoteServerNotFound, "")

@@ -36,6 +36,13 @@ func (s *Server) startCluster(ctx context.Context) error {
 		Metrics: s.metrics.Registry,
 		OnDown:  s.clusterLost,
 	})
+	var rooms []string
+	for _, h := range s.cfg.Hosts {
+		if h.MUC.On() {
+			rooms = append(rooms, h.MUC.Domain)
+		}
+	}
+	node.SetRoomDomains(rooms)
 	if err := node.Start(ctx); err != nil {
 		eng.Close()
 		return fmt.Errorf("cluster: %w", err)

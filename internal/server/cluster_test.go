@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -164,4 +166,119 @@ func TestClusterMaxSessions(t *testing.T) {
 	if el := c.ExpectStanza("iq", "id=b"); testserver.ErrorCondition(el) != "resource-constraint" {
 		t.Fatalf("third session on another node: %s", el)
 	}
+}
+
+const (
+	nsMUC     = "http://jabber.org/protocol/muc"
+	nsMUCUser = "http://jabber.org/protocol/muc#user"
+	room      = "lounge@conference.example.com"
+)
+
+func hasStatus(el *xml.Element, code string) bool {
+	x := el.Child(nsMUCUser, "x")
+	if x == nil {
+		return false
+	}
+	for _, s := range x.Elements() {
+		if s.Local == "status" && s.Attr("code") == code {
+			return true
+		}
+	}
+	return false
+}
+
+// joinRoom enters the room and waits for the occupant's own presence
+// (status 110) and the subject that completes the join.
+func joinRoom(t *testing.T, c *testserver.Client, nick string) *xml.Element {
+	t.Helper()
+	c.Send("<presence to='%s/%s'><x xmlns='%s'/></presence>", room, nick, nsMUC)
+	self := c.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == room+"/"+nick && hasStatus(el, "110")
+	})
+	c.Expect(func(el *xml.Element) bool {
+		return el.Local == "message" && el.Child("", "subject") != nil && el.Child("", "body") == nil
+	})
+	return self
+}
+
+func groupchat(t *testing.T, from *testserver.Client, text string, to ...*testserver.Client) {
+	t.Helper()
+	from.Send("<message to='%s' type='groupchat'><body>%s</body></message>", room, text)
+	for _, c := range append(to, from) {
+		c.Expect(func(el *xml.Element) bool {
+			return el.Local == "message" && el.Attr("type") == "groupchat" && body(el) == text
+		})
+	}
+}
+
+// One room, occupants on three nodes, served by one of them. When that
+// node loses NATS it closes its client streams (healthz says why), the
+// others tell their occupants the room went away (status 332), and a
+// rejoin brings the room back on a surviving node.
+func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
+	nodes := startCluster(t, 3, "[http]\nlisten = \"127.0.0.1:0\"\n")
+	nodes[0].AddUsers(t, "pw", "alice", "bob", "carol")
+	alice := nodes[0].Online(t, "alice", "pw", "a")
+	bob := nodes[1].Online(t, "bob", "pw", "b")
+	carol := nodes[2].Online(t, "carol", "pw", "c")
+
+	// alice creates the room through node 1, which takes its lease.
+	if self := joinRoom(t, alice, "alice"); !hasStatus(self, "201") {
+		t.Fatalf("creation: %s", self)
+	}
+	if res := alice.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'/></query>"); res.Attr("type") != "result" {
+		t.Fatalf("instant room: %s", res)
+	}
+	joinRoom(t, bob, "bob")
+	joinRoom(t, carol, "carol")
+	groupchat(t, bob, "from node 2", alice, carol)
+	groupchat(t, carol, "from node 3", alice, bob)
+
+	// Node 1 loses NATS.
+	lost := time.Now()
+	nodes[0].Cluster().Engine().Close()
+	alice.ExpectStreamError("system-shutdown")
+	resp, err := httpGet("http://" + nodes[0].HTTPAddr().String() + "/healthz")
+	if err != nil || resp.code != 503 || !strings.Contains(resp.body, "cluster") {
+		t.Fatalf("healthz of the fenced node: %v %+v", err, resp)
+	}
+	// The others tell their occupants the room went away...
+	for _, c := range []*testserver.Client{bob, carol} {
+		c.Expect(func(el *xml.Element) bool {
+			return el.Local == "presence" && el.Attr("type") == "unavailable" && hasStatus(el, "332")
+		})
+	}
+	// ...and the room is back on a surviving node when they rejoin: a
+	// temporary room is made anew by the first to come back (XEP-0045
+	// §10.1: created, then configured).
+	if self := joinRoom(t, bob, "bob"); !hasStatus(self, "201") {
+		t.Fatalf("temporary room after takeover: %s", self)
+	}
+	if res := bob.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'/></query>"); res.Attr("type") != "result" {
+		t.Fatalf("instant room: %s", res)
+	}
+	joinRoom(t, carol, "carol")
+	groupchat(t, carol, "after takeover", bob)
+	if d := time.Since(lost); d > 10*time.Second {
+		t.Fatalf("room back after %s", d)
+	}
+	// alice reconnects to node 2 and joins again.
+	alice = nodes[1].Online(t, "alice", "pw", "a")
+	joinRoom(t, alice, "alice")
+	groupchat(t, alice, "alice is back", bob, carol)
+}
+
+type httpResp struct {
+	code int
+	body string
+}
+
+func httpGet(u string) (httpResp, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return httpResp{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return httpResp{resp.StatusCode, string(b)}, nil
 }
