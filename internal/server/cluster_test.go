@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"parley/internal/cluster"
 	"parley/internal/cluster/natstest"
 	"parley/internal/storage"
 	"parley/internal/testserver"
@@ -152,6 +153,28 @@ func TestClusterTwoNodesChat(t *testing.T) {
 	bob.Send("<message to='alice@example.com/desk' type='chat'><body>new</body></message>")
 	if m := again.ExpectStanza("message", "from=bob@example.com/phone"); body(m) != "new" {
 		t.Fatalf("replacement got %s", m)
+	}
+
+	// parley cluster status reads the same state from NATS: three live
+	// nodes; alice/laptop on node 3, bob/phone and alice/desk on node 2.
+	eng, err := cluster.DialNATS(cluster.NATSOptions{URLs: a.Config.Cluster.NATSURLs, Name: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	st, err := cluster.ReadStatus(context.Background(), eng, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, n := range st.Nodes {
+		if !n.Live {
+			t.Errorf("node %s reported dead", n.Name)
+		}
+		got[n.Name] = n.Sessions
+	}
+	if want := map[string]int{"node1": 0, "node2": 2, "node3": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sessions per node %v, want %v", got, want)
 	}
 }
 
