@@ -101,7 +101,7 @@ type Node struct {
 	// roomDomains are the chat services (rooms.go); rooms caches room
 	// leases, occupants the local sessions in rooms held elsewhere.
 	roomDomains map[string]bool
-	rooms       map[jid.JID]roomLease
+	rooms       map[string]roomLease // lease key → holder
 	occupants   map[jid.JID]map[jid.JID]occupant
 
 	unsub   func()
@@ -164,7 +164,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		records: make(map[string]record), proxies: make(map[jid.JID]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
 		inflight: make(map[string]time.Time),
-		rooms:    make(map[jid.JID]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
+		rooms:    make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
 	}
 	n.inc.Store(newIncarnation())
 	n.reason.Store("starting")

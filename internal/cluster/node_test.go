@@ -209,6 +209,7 @@ func runSuite(t *testing.T, mk engines) {
 	t.Run("MaxSessionsClusterWide", func(t *testing.T) { testMax(t, mk) })
 	t.Run("SharedValues", func(t *testing.T) { testShared(t, mk) })
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, mk) })
+	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
 }
 
 func TestMemCluster(t *testing.T) { runSuite(t, memEngines) }
@@ -383,4 +384,33 @@ func testFencing(t *testing.T, mk engines) {
 	cut.SetDown(false)
 	eventually(t, "node1 rejoins", func() bool { return ns[0].up.Load() == 1 && ns[0].n.Healthy() == nil })
 	ns[0].bind(t, "alice@example.com/c")
+}
+
+// A cluster-wide job runs on one node; when that node is cut off another
+// takes it over.
+func testLeading(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 3, 0)
+	leaders := func() []int {
+		var out []int
+		for i, tn := range ns {
+			if tn.n.Leading("purge") {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	l := leaders()
+	if len(l) != 1 {
+		t.Fatalf("leaders %v, want one", l)
+	}
+	cut, ok := ns[l[0]].eng.(interface{ SetDown(bool) })
+	if !ok {
+		t.Skip("engine cannot be cut off")
+	}
+	cut.SetDown(true)
+	eventually(t, "another node leads", func() bool {
+		l2 := leaders()
+		return len(l2) == 1 && l2[0] != l[0]
+	})
+	cut.SetDown(false)
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 
@@ -42,13 +43,31 @@ func roomKey(room jid.JID) string { return "room." + key(room) }
 // roomOwner returns the room's live owner, taking the lease when it is
 // free or its holder is dead.
 func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
+	return n.holder(ctx, roomKey(room))
+}
+
+// Leading reports whether this node holds the lease of a cluster-wide job
+// (the archive retention purge), taking it when it is free or its holder
+// is dead. A job runs where Leading is true, so on one node at a time.
+func (n *Node) Leading(job string) bool {
+	if !n.healthy.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
+	defer cancel()
+	l, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)))
+	return err == nil && l.Node == n.opts.Name && l.Inc == n.incarnation()
+}
+
+// holder returns the live holder of lease k, taking it when it is free or
+// its holder is dead. A lease lasts as long as its holder is live.
+func (n *Node) holder(ctx context.Context, k string) (roomLease, error) {
 	n.mu.RLock()
-	l, ok := n.rooms[room]
+	l, ok := n.rooms[k]
 	n.mu.RUnlock()
 	if ok && n.live(l.Node, l.Inc) {
 		return l, nil
 	}
-	k := roomKey(room)
 	me := roomLease{Node: n.opts.Name, Inc: n.incarnation()}
 	b, _ := json.Marshal(me)
 	for attempt := 0; attempt < 10; attempt++ {
@@ -76,11 +95,11 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 			}
 		}
 		n.mu.Lock()
-		n.rooms[room] = l
+		n.rooms[k] = l
 		n.mu.Unlock()
 		return l, nil
 	}
-	return roomLease{}, errors.New("cluster: room lease contended")
+	return roomLease{}, errors.New("cluster: lease contended")
 }
 
 // Forward implements router.Bus for room JIDs.
@@ -131,7 +150,7 @@ func (n *Node) noteOccupant(room, from, to jid.JID, typ string) {
 			m = make(map[jid.JID]occupant)
 			n.occupants[room] = m
 		}
-		l := n.rooms[room]
+		l := n.rooms[roomKey(room)]
 		m[from] = occupant{user: from, nick: to, node: l.Node, inc: l.Inc}
 	case "unavailable":
 		delete(m, from)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"parley/internal/cluster"
+	"parley/internal/module"
 	"parley/internal/xmpp/xml"
 )
 
@@ -48,6 +49,9 @@ func (s *Server) startCluster(ctx context.Context) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	s.router.SetBus(node)
+	for _, h := range s.hosts {
+		module.Provide(h, module.ElectionKey, module.Election(node))
+	}
 	s.cluster, s.clusterEng = node, eng
 	s.log.Info("cluster: joined", "node", cl.Node)
 	return nil
