@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"parley/internal/cluster"
 	"parley/internal/module"
@@ -44,9 +45,20 @@ func (s *Server) startCluster(ctx context.Context) error {
 		}
 	}
 	node.SetRoomDomains(rooms)
-	if err := node.Start(ctx); err != nil {
-		eng.Close()
-		return fmt.Errorf("cluster: %w", err)
+	// A NATS cluster that starts with the nodes may need a while to elect
+	// its JetStream leader: retry for a minute before giving up.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := node.Start(ctx)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			eng.Close()
+			return fmt.Errorf("cluster: %w", err)
+		}
+		s.log.Warn("cluster: joining (retrying)", "err", err)
+		time.Sleep(time.Second)
 	}
 	s.router.SetBus(node)
 	for _, h := range s.hosts {
