@@ -593,10 +593,18 @@ func (n *Node) update(ctx context.Context, bare jid.JID, fn func(rec *record) (b
 
 // prune drops the entries of nodes that are not live, and this node's
 // entries whose session is gone.
-func (n *Node) prune(bare jid.JID, rec *record) bool {
-	changed := false
+// It returns the other nodes' entries it dropped: sessions that ended
+// with their node, which ended() announces once written.
+func (n *Node) prune(bare jid.JID, rec *record) map[string]entry {
+	var gone map[string]entry
 	for res, e := range rec.R {
 		stale := !n.live(e.Node, e.Inc)
+		if stale && e.Node != n.opts.Name {
+			if gone == nil {
+				gone = map[string]entry{}
+			}
+			gone[res] = e
+		}
 		if !stale && e.Node == n.opts.Name && !n.claiming(e.Sid) {
 			full, err := bare.WithResource(res)
 			s := n.router.LocalSession(full)
@@ -604,10 +612,33 @@ func (n *Node) prune(bare jid.JID, rec *record) bool {
 		}
 		if stale {
 			delete(rec.R, res)
-			changed = true
 		}
 	}
-	return changed
+	return gone
+}
+
+// ended fires the unbound event for sessions whose node died, on the node
+// that removed them from the registry (one node: the removal is a
+// revision-checked write): the presence module tells their contacts and
+// the account's other resources that they are unavailable, as it does for
+// a client that vanished (RFC 6121 §4.5.2), and the other modules forget
+// them.
+func (n *Node) ended(bare jid.JID, gone map[string]entry) {
+	h := n.router.Host(bare.Domain())
+	if h == nil {
+		return
+	}
+	for res, e := range gone {
+		full, err := bare.WithResource(res)
+		if err != nil {
+			continue
+		}
+		p := &remote{n: n, full: full, node: e.Node, inc: e.Inc, sid: e.Sid}
+		p.set(e, n.opts.Limits)
+		h.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{
+			Ctx: context.Background(), Host: h, Session: p, Reason: "its node " + e.Node + " is gone",
+		})
+	}
 }
 
 func (n *Node) entryOf(s module.Session) entry {
@@ -637,8 +668,9 @@ func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max in
 	}
 	var prev entry
 	var had bool
+	var gone map[string]entry
 	err := n.update(ctx, full.Bare(), func(rec *record) (bool, error) {
-		n.prune(full.Bare(), rec)
+		gone = n.prune(full.Bare(), rec)
 		prev, had = rec.R[full.Resource()]
 		others := len(rec.R)
 		if had {
@@ -659,6 +691,7 @@ func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max in
 		n.log.Warn("cluster: claim", "jid", full.String(), "err", err)
 		return nil, router.ErrUnavailable
 	}
+	go n.ended(full.Bare(), gone)
 	n.mu.Lock()
 	now := time.Now()
 	n.inflight[s.ID()] = now
@@ -763,16 +796,23 @@ func (n *Node) sweep(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		_ = n.update(ctx, bare, func(rec *record) (bool, error) {
-			changed := false
+		var gone map[string]entry
+		err = n.update(ctx, bare, func(rec *record) (bool, error) {
+			gone = nil
 			for res, e := range rec.R {
 				if e.Node != n.opts.Name && !n.live(e.Node, e.Inc) {
+					if gone == nil {
+						gone = map[string]entry{}
+					}
+					gone[res] = e
 					delete(rec.R, res)
-					changed = true
 				}
 			}
-			return changed, nil
+			return gone != nil, nil
 		})
+		if err == nil {
+			go n.ended(bare, gone) // off the heartbeat loop: many sessions may have gone
+		}
 	}
 }
 

@@ -200,6 +200,12 @@ lease = "2s"
 	}
 	killed := time.Now()
 
+	// bob, alice's contact, learns that she is gone (RFC 6121 §4.5.2: the
+	// server says so for a client that vanished; here a surviving node
+	// does, for the dead one).
+	bob.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == "alice@example.com/a" && el.Attr("type") == "unavailable"
+	})
 	// The others learn that the room went away, and bring it back.
 	for _, c := range []*testserver.Client{bob, carol} {
 		c.Expect(func(el *xml.Element) bool {
