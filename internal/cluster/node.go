@@ -103,6 +103,11 @@ type Node struct {
 	roomDomains map[string]bool
 	rooms       map[string]roomLease // lease key → holder
 	occupants   map[jid.JID]map[jid.JID]occupant
+	// compDomains are the XEP-0114 component domains (components.go).
+	compDomains   map[string]bool
+	compConnected func(string) bool
+	compCache     map[string]compHolder
+	compQueue     *queue[string]
 
 	unsub   func()
 	cancel  context.CancelFunc // the heartbeat loop
@@ -163,9 +168,11 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		opts: opts, eng: eng, router: r, log: opts.Log.With("node", opts.Name),
 		records: make(map[string]record), proxies: make(map[jid.JID]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
-		inflight: make(map[string]time.Time),
-		rooms:    make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
+		inflight:  make(map[string]time.Time),
+		compCache: make(map[string]compHolder),
+		rooms:     make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
 	}
+	n.compQueue = newQueue(n.componentChanged)
 	n.inc.Store(newIncarnation())
 	n.reason.Store("starting")
 	n.m = nodeMetrics{
@@ -222,16 +229,21 @@ func (n *Node) Start(ctx context.Context) error {
 // gone), subscribes, writes the heartbeat and loads the registry and the
 // members afresh. Start and every rejoin after fencing use it.
 func (n *Node) join(ctx context.Context) error {
+	// The buckets are (re)created every time (a NATS restart may have
+	// lost them); the handles are kept from the first join, so other
+	// goroutines never see them change.
+	var bs [3]Bucket
+	for i, name := range []string{SessionsBucket, NodesBucket, LeasesBucket} {
+		b, err := n.eng.Bucket(ctx, name)
+		if err != nil {
+			return fmt.Errorf("cluster: bucket %s: %w", name, err)
+		}
+		bs[i] = b
+	}
+	if n.sessions == nil {
+		n.sessions, n.nodes, n.leases = bs[0], bs[1], bs[2]
+	}
 	var err error
-	if n.sessions, err = n.eng.Bucket(ctx, SessionsBucket); err != nil {
-		return fmt.Errorf("cluster: sessions bucket: %w", err)
-	}
-	if n.nodes, err = n.eng.Bucket(ctx, NodesBucket); err != nil {
-		return fmt.Errorf("cluster: nodes bucket: %w", err)
-	}
-	if n.leases, err = n.eng.Bucket(ctx, LeasesBucket); err != nil {
-		return fmt.Errorf("cluster: leases bucket: %w", err)
-	}
 	if n.unsub == nil {
 		if n.unsub, err = n.eng.Subscribe(subjectPrefix+n.opts.Name, n.inbound); err != nil {
 			return fmt.Errorf("cluster: subscribe: %w", err)
@@ -308,6 +320,7 @@ func (n *Node) Stop(ctx context.Context) {
 	}
 	n.cancel()
 	n.wg.Wait()
+	n.compQueue.close()
 	n.unsub()
 	n.healthy.Store(false)
 	n.reason.Store("stopped")

@@ -104,7 +104,21 @@ func (n *Node) holder(ctx context.Context, k string) (roomLease, error) {
 
 // Forward implements router.Bus for room JIDs.
 func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) bool {
-	if to.Local() == "" || !n.roomDomains[to.Domain()] || !n.healthy.Load() {
+	if !n.healthy.Load() {
+		return false
+	}
+	if n.compDomains[to.Domain()] {
+		if n.compConnected(to.Domain()) {
+			return false
+		}
+		node, ok := n.componentHolder(ctx, to.Domain())
+		if !ok {
+			return false
+		}
+		n.forward(node, el, from, to)
+		return true
+	}
+	if to.Local() == "" || !n.roomDomains[to.Domain()] {
 		return false
 	}
 	room := to.Bare()
@@ -120,16 +134,23 @@ func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) b
 	if el.Local == "presence" && from.Resource() != "" && n.router.LocalSession(from) != nil {
 		n.noteOccupant(room, from, to, el.Attr("type"))
 	}
+	n.forward(l.Node, el, from, to)
+	return true
+}
+
+// forward publishes a stanza for a component-served JID to node.
+func (n *Node) forward(node string, el *xml.Element, from, to jid.JID) {
 	if el.Attr("from") == "" {
 		el = el.WithAttr("from", from.String())
 	}
 	if el.Attr("to") == "" {
 		el = el.WithAttr("to", to.String())
 	}
-	if err := n.eng.Publish(subjectPrefix+l.Node, Msg{Op: "component", To: to.String(), Body: el.AppendToNS(nil, contentNS)}); err != nil {
-		n.log.Warn("cluster: forward to room owner", "room", room.String(), "node", l.Node, "err", err)
+	if err := n.eng.Publish(subjectPrefix+node, Msg{Op: "component", To: to.String(), Body: el.AppendToNS(nil, contentNS)}); err != nil {
+		n.log.Warn("cluster: forward", "to", to.String(), "node", node, "err", err)
+		return
 	}
-	return true
+	n.m.sent.Inc()
 }
 
 // occupant is a local session in a room held by another node.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -126,6 +127,13 @@ func ReadStatus(ctx context.Context, eng Engine, lease time.Duration) (*Status, 
 			}
 		}
 		rs.Name = en.Key
+		for prefix, kind := range map[string]string{"comp.": "component ", "job.": "job "} {
+			if k, ok := strings.CutPrefix(en.Key, prefix); ok {
+				if b, err := base64.RawURLEncoding.DecodeString(k); err == nil {
+					rs.Name = kind + string(b)
+				}
+			}
+		}
 		st.Leases = append(st.Leases, rs)
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Name < st.Nodes[j].Name })

@@ -43,6 +43,9 @@ type Bus interface {
 	// that owns it (a chat room lives on one node at a time) and reports
 	// true; false means this node serves it.
 	Forward(ctx context.Context, el *xml.Element, from, to jid.JID) bool
+	// ComponentChanged says that the component serving domain on this
+	// node changed (an external component connected or went away).
+	ComponentChanged(domain string)
 }
 
 // ErrUnavailable is returned by Bind when this node has lost its cluster
@@ -68,6 +71,9 @@ func (LocalBus) Peers(jid.JID) []module.Session { return nil }
 
 // Peer implements Bus.
 func (LocalBus) Peer(jid.JID) module.Session { return nil }
+
+// ComponentChanged implements Bus.
+func (LocalBus) ComponentChanged(string) {}
 
 // Forward implements Bus: everything is served here.
 func (LocalBus) Forward(context.Context, *xml.Element, jid.JID, jid.JID) bool { return false }

@@ -116,9 +116,10 @@ func (r *Router) SetRemote(rm Remote) {
 // that reconnects replaces its old connection). It returns the replaced one.
 func (r *Router) AddComponent(domain string, c Component) Component {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	old := r.components[domain]
 	r.components[domain] = c
+	r.mu.Unlock()
+	r.bus.ComponentChanged(domain)
 	return old
 }
 

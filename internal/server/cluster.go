@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"parley/internal/cluster"
+	"parley/internal/config"
 	"parley/internal/module"
 	"parley/internal/xmpp/xml"
 )
@@ -45,6 +46,13 @@ func (s *Server) startCluster(ctx context.Context) error {
 		}
 	}
 	node.SetRoomDomains(rooms)
+	var comps []string
+	for _, sv := range s.cfg.Component.Services {
+		if sv.Type == config.ComponentExternal {
+			comps = append(comps, sv.Domain)
+		}
+	}
+	node.SetComponents(comps, s.comp.Connected)
 	// A NATS cluster that starts with the nodes may need a while to elect
 	// its JetStream leader: retry for a minute before giving up.
 	deadline := time.Now().Add(time.Minute)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"parley/internal/cluster"
 	"parley/internal/cluster/natstest"
+	"parley/internal/component"
 	"parley/internal/storage"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
@@ -304,4 +306,61 @@ func httpGet(u string) (httpResp, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return httpResp{resp.StatusCode, string(b)}, nil
+}
+
+// An XEP-0114 component connected to one node is reached from every node.
+func TestClusterComponentOnAnyNode(t *testing.T) {
+	var nodes []*testserver.TS
+	dsn := clusterDSN(t)
+	nats := natstest.Start(t, "127.0.0.150")
+	for i := 0; i < 2; i++ {
+		nodes = append(nodes, testserver.Start(t, fmt.Sprintf(`storage = "postgres"
+postgres_dsn = %q
+[[host]]
+domain = "example.com"
+[c2s]
+listen = ["127.0.0.%d:0"]
+direct_tls_listen = []
+[component]
+listen = "127.0.0.%d:0"
+[[component.service]]
+domain = "gw.example.com"
+secret = "s3cret"
+[cluster]
+node = "node%d"
+nats_urls = [%q]
+heartbeat = "200ms"
+lease = "2s"
+`, dsn, 151+i, 151+i, i+1, nats.URL())))
+	}
+	nodes[0].AddUser(t, "alice", "pw")
+	comp := testserver.Dial(t, nodes[0].ComponentAddr().String())
+	comp.ReadHeaderOnly("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='gw.example.com'>")
+	comp.Send("<handshake>%s</handshake>", component.Handshake(comp.Header.ID, "s3cret"))
+	comp.ExpectStanza("handshake")
+
+	alice := nodes[1].Online(t, "alice", "pw", "a")
+	// The lease is written when the component connects: wait for it.
+	eng, err := cluster.DialNATS(cluster.NATSOptions{URLs: []string{nats.URL()}, Name: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err := cluster.ReadStatus(context.Background(), eng, 2*time.Second)
+		if err == nil && slices.ContainsFunc(st.Leases, func(l cluster.RoomStatus) bool {
+			return l.Name == "component gw.example.com" && l.Node == "node1" && l.HolderUp
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no component lease: %+v %v", st, err)
+		}
+	}
+	alice.Send("<message to='bot@gw.example.com'><body>ping</body></message>")
+	comp.ExpectStanza("message", "to=bot@gw.example.com")
+	comp.Send("<message from='bot@gw.example.com' to='alice@example.com/a'><body>pong</body></message>")
+	if m := alice.ExpectStanza("message", "from=bot@gw.example.com"); body(m) != "pong" {
+		t.Fatalf("alice got %s", m)
+	}
 }
