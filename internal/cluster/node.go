@@ -73,6 +73,10 @@ type Options struct {
 	// has rejoined. The server closes its client streams in OnDown.
 	OnDown func(reason string)
 	OnUp   func()
+	// OnRoomAcquired is called when this node takes a chat room's lease
+	// (free, or its holder died), before it serves the room: the MUC
+	// reloads the room from storage.
+	OnRoomAcquired func(ctx context.Context, room jid.JID)
 }
 
 // Node is this server's membership of a cluster.

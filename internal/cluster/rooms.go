@@ -43,7 +43,12 @@ func roomKey(room jid.JID) string { return "room." + key(room) }
 // roomOwner returns the room's live owner, taking the lease when it is
 // free or its holder is dead.
 func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
-	return n.holder(ctx, roomKey(room))
+	l, took, err := n.holder(ctx, roomKey(room))
+	if took && n.opts.OnRoomAcquired != nil {
+		// Before the stanza that made us take it is delivered.
+		n.opts.OnRoomAcquired(ctx, room)
+	}
+	return l, err
 }
 
 // Leading reports whether this node holds the lease of a cluster-wide job
@@ -55,51 +60,52 @@ func (n *Node) Leading(job string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
 	defer cancel()
-	l, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)))
+	l, _, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)))
 	return err == nil && l.Node == n.opts.Name && l.Inc == n.incarnation()
 }
 
 // holder returns the live holder of lease k, taking it when it is free or
-// its holder is dead. A lease lasts as long as its holder is live.
-func (n *Node) holder(ctx context.Context, k string) (roomLease, error) {
+// its holder is dead (took). A lease lasts as long as its holder is live.
+func (n *Node) holder(ctx context.Context, k string) (l roomLease, took bool, err error) {
 	n.mu.RLock()
 	l, ok := n.rooms[k]
 	n.mu.RUnlock()
 	if ok && n.live(l.Node, l.Inc) {
-		return l, nil
+		return l, false, nil
 	}
 	me := roomLease{Node: n.opts.Name, Inc: n.incarnation()}
 	b, _ := json.Marshal(me)
 	for attempt := 0; attempt < 10; attempt++ {
+		took = false
 		en, err := n.leases.Get(ctx, k)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if _, err := n.leases.Create(ctx, k, b); err == nil {
-				l = me
+				l, took = me, true
 			} else if !errors.Is(err, ErrExists) {
-				return roomLease{}, err
+				return roomLease{}, false, err
 			} else {
 				continue
 			}
 		case err != nil:
-			return roomLease{}, err
+			return roomLease{}, false, err
 		default:
 			if json.Unmarshal(en.Value, &l) != nil || !n.live(l.Node, l.Inc) {
 				if _, err := n.leases.Update(ctx, k, b, en.Revision); err != nil {
 					if errors.Is(err, ErrRevision) {
 						continue
 					}
-					return roomLease{}, err
+					return roomLease{}, false, err
 				}
-				l = me
+				l, took = me, true
 			}
 		}
 		n.mu.Lock()
 		n.rooms[k] = l
 		n.mu.Unlock()
-		return l, nil
+		return l, took, nil
 	}
-	return roomLease{}, errors.New("cluster: lease contended")
+	return roomLease{}, false, errors.New("cluster: lease contended")
 }
 
 // Forward implements router.Bus for room JIDs.

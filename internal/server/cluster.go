@@ -8,6 +8,7 @@ import (
 	"parley/internal/cluster"
 	"parley/internal/config"
 	"parley/internal/module"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
 
@@ -38,6 +39,13 @@ func (s *Server) startCluster(ctx context.Context) error {
 		Log:     s.log,
 		Metrics: s.metrics.Registry,
 		OnDown:  s.clusterLost,
+		OnRoomAcquired: func(ctx context.Context, room jid.JID) {
+			for _, m := range s.modules {
+				if ra, ok := m.(roomAcquirer); ok {
+					ra.RoomAcquired(ctx, room)
+				}
+			}
+		},
 	})
 	var rooms []string
 	for _, h := range s.cfg.Hosts {
@@ -75,6 +83,11 @@ func (s *Server) startCluster(ctx context.Context) error {
 	s.cluster, s.clusterEng = node, eng
 	s.log.Info("cluster: joined", "node", cl.Node)
 	return nil
+}
+
+// roomAcquirer is the MUC module's side of room ownership in a cluster.
+type roomAcquirer interface {
+	RoomAcquired(ctx context.Context, room jid.JID)
 }
 
 // clusterLost closes every client stream when this node has lost NATS:

@@ -247,12 +247,17 @@ func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
 	bob := nodes[1].Online(t, "bob", "pw", "b")
 	carol := nodes[2].Online(t, "carol", "pw", "c")
 
-	// alice creates the room through node 1, which takes its lease.
+	// alice creates a persistent room through node 1, which takes its
+	// lease; the other nodes started before it existed.
 	if self := joinRoom(t, alice, "alice"); !hasStatus(self, "201") {
 		t.Fatalf("creation: %s", self)
 	}
-	if res := alice.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'/></query>"); res.Attr("type") != "result" {
-		t.Fatalf("instant room: %s", res)
+	if res := alice.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>"+nsMUC+"#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_persistentroom'><value>1</value></field>"+
+		"<field var='muc#roomconfig_roomname'><value>The Lounge</value></field>"+
+		"</x></query>"); res.Attr("type") != "result" {
+		t.Fatalf("configuration: %s", res)
 	}
 	joinRoom(t, bob, "bob")
 	joinRoom(t, carol, "carol")
@@ -273,23 +278,26 @@ func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
 			return el.Local == "presence" && el.Attr("type") == "unavailable" && hasStatus(el, "332")
 		})
 	}
-	// ...and the room is back on a surviving node when they rejoin: a
-	// temporary room is made anew by the first to come back (XEP-0045
-	// §10.1: created, then configured).
-	if self := joinRoom(t, bob, "bob"); !hasStatus(self, "201") {
-		t.Fatalf("temporary room after takeover: %s", self)
-	}
-	if res := bob.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'/></query>"); res.Attr("type") != "result" {
-		t.Fatalf("instant room: %s", res)
+	// ...and the room is back on a surviving node when they rejoin: taken
+	// over from storage (not created anew: no 201), its name kept, alice
+	// still its owner.
+	if self := joinRoom(t, bob, "bob"); hasStatus(self, "201") {
+		t.Fatalf("the persistent room was created anew after takeover: %s", self)
 	}
 	joinRoom(t, carol, "carol")
+	info := carol.IQ("get", room, "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+	if !strings.Contains(info.String(), "The Lounge") {
+		t.Fatalf("room name lost in takeover: %s", info)
+	}
 	groupchat(t, carol, "after takeover", bob)
 	if d := time.Since(lost); d > 10*time.Second {
 		t.Fatalf("room back after %s", d)
 	}
-	// alice reconnects to node 2 and joins again.
+	// alice reconnects to node 2 and joins again, still the owner.
 	alice = nodes[1].Online(t, "alice", "pw", "a")
-	joinRoom(t, alice, "alice")
+	if self := joinRoom(t, alice, "alice"); !strings.Contains(self.String(), "affiliation='owner'") && !strings.Contains(self.String(), `affiliation="owner"`) {
+		t.Fatalf("owner affiliation lost in takeover: %s", self)
+	}
 	groupchat(t, alice, "alice is back", bob, carol)
 }
 
