@@ -372,3 +372,61 @@ lease = "2s"
 		t.Fatalf("alice got %s", m)
 	}
 }
+
+// Federation from any node: alice on node 2 writes to a remote server,
+// which verifies the dialback key by asking node 1 (its route to a.test);
+// node 1 can, because the nodes share s2s.dialback_secret. The answer
+// comes in on node 1 and reaches alice on node 2 through the cluster.
+func TestClusterFederationFromAnyNode(t *testing.T) {
+	dsn := clusterDSN(t)
+	nats := natstest.Start(t, "127.0.0.150")
+	remote := testserver.Start(t, `admin_socket = "-"
+storage = "sqlite"
+[[host]]
+domain = "b.test"
+[s2s]
+enabled = true
+listen = ["127.0.0.155:5269"]
+connect_timeout = "5s"
+accept_self_signed = true
+[s2s.routes]
+"a.test" = "127.0.0.151:5269"
+`)
+	var nodes []*testserver.TS
+	for i := 0; i < 2; i++ {
+		nodes = append(nodes, testserver.Start(t, fmt.Sprintf(`admin_socket = "-"
+storage = "postgres"
+postgres_dsn = %q
+[[host]]
+domain = "a.test"
+[c2s]
+listen = ["127.0.0.%d:0"]
+direct_tls_listen = []
+[s2s]
+enabled = true
+listen = ["127.0.0.%d:5269"]
+connect_timeout = "5s"
+accept_self_signed = true
+dialback_secret = "the-same-on-every-node-0123456789"
+[s2s.routes]
+"b.test" = "127.0.0.155:5269"
+[cluster]
+node = "node%d"
+nats_urls = [%q]
+heartbeat = "200ms"
+lease = "2s"
+`, dsn, 151+i, 151+i, i+1, nats.URL())))
+	}
+	nodes[0].AddUser(t, "alice@a.test", "pw")
+	remote.AddUser(t, "bob@b.test", "pw")
+	alice := nodes[1].Online(t, "alice@a.test", "pw", "home")
+	bob := remote.Online(t, "bob@b.test", "pw", "work")
+	alice.Send("<message to='bob@b.test' type='chat' id='m1'><body>hi bob</body></message>")
+	if m := bob.ExpectStanza("message", "id=m1"); m.Attr("from") != alice.JID {
+		t.Fatalf("bob got %s", m)
+	}
+	bob.Send("<message to='%s' type='chat' id='m2'><body>hi alice</body></message>", alice.JID)
+	if m := alice.ExpectStanza("message", "id=m2"); m.Attr("from") != bob.JID {
+		t.Fatalf("alice got %s", m)
+	}
+}
