@@ -94,9 +94,9 @@ type Node struct {
 	reason  atomic.Value // string: why not healthy
 
 	mu      sync.RWMutex
-	records map[string]record // registry key → record, the whole cluster
-	proxies map[jid.JID]*remote
-	members map[string]member // node name → last heartbeat seen
+	records map[string]record              // registry key → record, the whole cluster
+	proxies map[jid.JID]map[string]*remote // bare JID → resource → other nodes' sessions
+	members map[string]member              // node name → last heartbeat seen
 	// inflight holds the session IDs claimed recently: the router binds
 	// them after Claim returns, and until then their entries are not
 	// stale although no local session has them yet.
@@ -170,7 +170,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 	}
 	n := &Node{
 		opts: opts, eng: eng, router: r, log: opts.Log.With("node", opts.Name),
-		records: make(map[string]record), proxies: make(map[jid.JID]*remote),
+		records: make(map[string]record), proxies: make(map[jid.JID]map[string]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
 		inflight:  make(map[string]time.Time),
 		compCache: make(map[string]compHolder),
@@ -267,7 +267,7 @@ func (n *Node) join(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	n.records = make(map[string]record)
-	n.proxies = make(map[jid.JID]*remote)
+	n.proxies = make(map[jid.JID]map[string]*remote)
 	n.members = make(map[string]member)
 	n.mu.Unlock()
 	wctx, wcancel := context.WithCancel(context.Background())
@@ -495,13 +495,11 @@ func (n *Node) applyLocked(k string, bare jid.JID, rec record) {
 	} else {
 		n.records[k] = rec
 	}
-	for full, p := range n.proxies {
-		if full.Bare() != bare {
-			continue
-		}
-		e, ok := rec.R[full.Resource()]
+	ps := n.proxies[bare]
+	for res, p := range ps {
+		e, ok := rec.R[res]
 		if !ok || e.Node != p.node || e.Sid != p.sid {
-			delete(n.proxies, full)
+			delete(ps, res)
 		}
 	}
 	for res, e := range rec.R {
@@ -512,23 +510,28 @@ func (n *Node) applyLocked(k string, bare jid.JID, rec record) {
 		if err != nil {
 			continue
 		}
-		p := n.proxies[full]
+		if ps == nil {
+			ps = make(map[string]*remote)
+			n.proxies[bare] = ps
+		}
+		p := ps[res]
 		if p == nil {
 			p = &remote{n: n, full: full, node: e.Node, inc: e.Inc, sid: e.Sid}
-			n.proxies[full] = p
+			ps[res] = p
 		}
 		p.set(e, n.opts.Limits)
+	}
+	if len(ps) == 0 {
+		delete(n.proxies, bare)
 	}
 }
 
 // Peers implements router.Bus.
 func (n *Node) Peers(bare jid.JID) []module.Session {
 	n.mu.RLock()
-	var ps []*remote
-	for _, p := range n.proxies {
-		if p.full.Bare() == bare {
-			ps = append(ps, p)
-		}
+	ps := make([]*remote, 0, len(n.proxies[bare]))
+	for _, p := range n.proxies[bare] {
+		ps = append(ps, p)
 	}
 	n.mu.RUnlock()
 	var out []module.Session
@@ -543,7 +546,7 @@ func (n *Node) Peers(bare jid.JID) []module.Session {
 // Peer implements router.Bus.
 func (n *Node) Peer(full jid.JID) module.Session {
 	n.mu.RLock()
-	p := n.proxies[full]
+	p := n.proxies[full.Bare()][full.Resource()]
 	n.mu.RUnlock()
 	if p == nil || !n.live(p.node, p.inc) {
 		return nil
