@@ -14,13 +14,13 @@ import (
 // The tests' NATS servers listen on this loopback address.
 const natsTestAddr = "127.0.0.150"
 
-func freePort(t *testing.T) int { return natstest.FreePort(t, natsTestAddr) }
+func freePort(t testing.TB) int { return natstest.FreePort(t, natsTestAddr) }
 
 // proxy is a TCP relay between one node and the NATS server that the
 // test can cut (every connection closed, the port refused) and restore:
 // one node loses NATS while the others keep it.
 type proxy struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	target string
 	mu     sync.Mutex
@@ -28,7 +28,7 @@ type proxy struct {
 	conns  []net.Conn
 }
 
-func newProxy(t *testing.T, target string) *proxy {
+func newProxy(t testing.TB, target string) *proxy {
 	p := &proxy{t: t, addr: net.JoinHostPort(natsTestAddr, strconv.Itoa(freePort(t))), target: target}
 	p.listen()
 	t.Cleanup(func() { p.cut() })
@@ -92,7 +92,7 @@ func (c cutNATS) SetDown(down bool) {
 
 // natsEngines connects n engines to one nats-server, each through its own
 // proxy.
-func natsEngines(t *testing.T, n int) []Engine {
+func natsEngines(t testing.TB, n int) []Engine {
 	srv := natstest.Start(t, natsTestAddr)
 	out := make([]Engine, n)
 	for i := range out {

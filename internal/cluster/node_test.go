@@ -104,9 +104,9 @@ type testNode struct {
 }
 
 // engines makes the engines of a cluster of n nodes.
-type engines func(t *testing.T, n int) []Engine
+type engines func(t testing.TB, n int) []Engine
 
-func memEngines(t *testing.T, n int) []Engine {
+func memEngines(t testing.TB, n int) []Engine {
 	h := NewHub()
 	out := make([]Engine, n)
 	for i := range out {
@@ -117,7 +117,7 @@ func memEngines(t *testing.T, n int) []Engine {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startNodes(t *testing.T, mk engines, count, maxSessions int) []*testNode {
+func startNodes(t testing.TB, mk engines, count, maxSessions int) []*testNode {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"))
 	if err != nil {

@@ -85,6 +85,15 @@ func StartCluster(t testing.TB, hosts []string) []*Server {
 	return out
 }
 
+// Pid is the running process's ID (0 when stopped): benchmarks count
+// the server's CPU too.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL is the client URL.
 func (s *Server) URL() string { return "nats://" + s.Addr }
 
