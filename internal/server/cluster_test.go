@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -429,4 +431,72 @@ lease = "2s"
 	if m := alice.ExpectStanza("message", "id=m2"); m.Attr("from") != bob.JID {
 		t.Fatalf("alice got %s", m)
 	}
+}
+
+// Personal eventing across nodes: bob publishes on node 2; alice, his
+// contact on node 1 whose client asked for +notify (XEP-0115 caps learnt
+// on node 1, shared through the registry), gets the event; a roster push
+// for alice's change reaches her other resource on node 2.
+func TestClusterPEPAndRosterPush(t *testing.T) {
+	nodes := startCluster(t, 2, "")
+	nodes[0].AddUsers(t, "pw", "alice", "bob")
+	subscribeBoth(t, nodes[0], "alice", "bob")
+	const (
+		nsCaps  = "http://jabber.org/protocol/caps"
+		nsDisco = "http://jabber.org/protocol/disco#info"
+		nsTune  = "http://jabber.org/protocol/tune"
+	)
+	feats := []string{nsDisco, nsCaps, nsTune + "+notify"}
+	alice := nodes[0].Login(t, "alice", "pw", "a")
+	alice.IQ("get", "", "<query xmlns='jabber:iq:roster'/>") // interested: roster pushes
+	alice.Send("<presence><c xmlns='%s' hash='sha-1' node='https://test' ver='%s'/></presence>", nsCaps, capsVer(feats))
+	for {
+		el := alice.Expect(func(el *xml.Element) bool {
+			return (el.Local == "presence" && el.Attr("from") == alice.JID) ||
+				(el.Local == "iq" && el.Attr("type") == "get" && el.Child(nsDisco, "query") != nil)
+		})
+		if el.Local == "presence" {
+			break
+		}
+		var b strings.Builder
+		for _, f := range feats {
+			b.WriteString("<feature var='" + f + "'/>")
+		}
+		alice.Send("<iq type='result' id='%s' to='%s'><query xmlns='%s' node='%s'><identity category='client' type='pc' name='test'/>%s</query></iq>",
+			el.Attr("id"), el.Attr("from"), nsDisco, el.Child(nsDisco, "query").Attr("node"), b.String())
+	}
+	bob := nodes[1].Online(t, "bob", "pw", "b")
+	alice2 := nodes[1].Login(t, "alice", "pw", "phone")
+	alice2.IQ("get", "", "<query xmlns='jabber:iq:roster'/>")
+	time.Sleep(500 * time.Millisecond) // caps learnt and published
+
+	res := bob.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='"+nsTune+"'><item id='t1'><tune xmlns='"+nsTune+"'><title>Cluster</title></tune></item></publish></pubsub>")
+	if res.Attr("type") != "result" {
+		t.Fatalf("publish: %s", res)
+	}
+	ev := alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "message" && el.Attr("from") == "bob@example.com" &&
+			el.Child("http://jabber.org/protocol/pubsub#event", "event") != nil
+	})
+	if !strings.Contains(ev.String(), "Cluster") {
+		t.Fatalf("event: %s", ev)
+	}
+
+	// alice adds carol on node 1; her phone on node 2 gets the push.
+	alice.IQ("set", "", "<query xmlns='jabber:iq:roster'><item jid='carol@example.com' name='Carol'/></query>")
+	push := alice2.Expect(func(el *xml.Element) bool {
+		return el.Local == "iq" && el.Attr("type") == "set" && el.Child("jabber:iq:roster", "query") != nil
+	})
+	if !strings.Contains(push.String(), "carol@example.com") {
+		t.Fatalf("push: %s", push)
+	}
+}
+
+// capsVer is the XEP-0115 verification string of a client/pc "test"
+// with these features.
+func capsVer(features []string) string {
+	fs := slices.Clone(features)
+	slices.Sort(fs)
+	sum := sha1.Sum([]byte("client/pc//test<" + strings.Join(fs, "<") + "<"))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
