@@ -23,6 +23,7 @@ race:
 # PARLEY_TEST_POSTGRES, against the local PostgreSQL.
 test-postgres:
 	PARLEY_TEST_POSTGRES='$(PG_DSN)' $(GO) test ./internal/storage/...
+	PARLEY_TEST_POSTGRES='$(PG_DSN)' $(GO) test -run TestCluster ./internal/server/
 
 lint:
 	test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; exit 1)

@@ -6,6 +6,7 @@
 //	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
 //	parley s2s list [--config FILE] [--json]  live federation streams (asks the running server)
 //	parley archive export|purge ...        the compliance log and retention (works while the server runs)
+//	parley cluster status [--config FILE] [--json]  nodes, sessions per node, room owners, leases
 //	parley version
 package main
 
@@ -40,6 +41,8 @@ func run(args []string) int {
 		return cmdS2S(args[1:])
 	case "archive":
 		return cmdArchive(args[1:])
+	case "cluster":
+		return cmdCluster(args[1:])
 	case "version", "--version", "-v":
 		fmt.Println("parley", buildinfo.Version())
 		return 0
@@ -73,6 +76,7 @@ Usage:
   parley archive export --host HOST [--user JID] [--since TIME] [--until TIME] [--format jsonl|xml] [--config FILE]
                                                 write HOST's compliance log to standard output
   parley archive purge [--host HOST] [--config FILE]  apply archive and compliance retention now
+  parley cluster status [--config FILE] [--json]  nodes, sessions per node, room owners and leases (from NATS)
   parley version                                print the version
 `)
 }

@@ -759,10 +759,14 @@ func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanz
 		// The stream goes on unbound (the client may try again): the
 		// connection returns to direct writes.
 		c.uninstallWriter(w)
-		if errors.Is(err, router.ErrResourceConstraint) {
-			return nil, jid.JID{}, stanza.ResourceConstraint, "too many sessions for this account"
+		cond, text := stanza.BadRequest, err.Error()
+		switch {
+		case errors.Is(err, router.ErrResourceConstraint):
+			cond, text = stanza.ResourceConstraint, "too many sessions for this account"
+		case errors.Is(err, router.ErrUnavailable):
+			cond, text = stanza.ServiceUnavailable, "this node has lost its cluster; connect to another"
 		}
-		return nil, jid.JID{}, stanza.BadRequest, err.Error()
+		return nil, jid.JID{}, cond, text
 	}
 	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
 	if replaced != nil {

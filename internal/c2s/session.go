@@ -206,12 +206,13 @@ func (s *session) Presence() *xml.Element {
 
 func (s *session) SetPresence(p *xml.Element) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.presence = p
 	s.priority = 0
 	if p != nil {
 		s.priority = parsePriority(p.ChildText("", "priority"))
 	}
+	s.mu.Unlock()
+	s.srv.router.SessionChanged(s, nil) // the cluster's copy
 }
 
 func (s *session) Priority() int {
@@ -228,8 +229,9 @@ func (s *session) Interested() bool {
 
 func (s *session) SetInterested(v bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.interested = v
+	s.mu.Unlock()
+	s.srv.router.SessionChanged(s, nil)
 }
 
 func (s *session) Value(key any) any {
@@ -240,11 +242,14 @@ func (s *session) Value(key any) any {
 
 func (s *session) SetValue(key, value any) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.values == nil {
 		s.values = make(map[any]any)
 	}
 	s.values[key] = value
+	s.mu.Unlock()
+	if _, ok := key.(module.SharedKey); ok {
+		s.srv.router.SessionChanged(s, key)
+	}
 }
 
 // parsePriority reads RFC 6121 §4.7.2.3 priority: an integer -128..127,

@@ -61,6 +61,8 @@ type Config struct {
 	// Console configures the web console (/admin/, /account/); see
 	// console.go.
 	Console Console `toml:"console"`
+	// Cluster makes this server one node of several; see cluster.go.
+	Cluster Cluster `toml:"cluster"`
 }
 
 // Log configures log/slog output.
@@ -451,6 +453,7 @@ func (c *Config) resolvePaths(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	c.resolveS2SPaths(abs)
+	c.resolveClusterPaths(abs)
 	c.resolveDirectoryPaths(abs)
 	abs(&c.C2S.ClientCAFile)
 	for i := range c.C2S.CRLFiles {
@@ -580,6 +583,7 @@ func (c *Config) applyDefaults() {
 	c.applyComponentDefaults()
 	c.applyHTTPSDefaults()
 	c.applyS2SDefaults()
+	c.applyClusterDefaults()
 	c.applyDirectoryDefaults()
 	c.applyAccessDefaults()
 	c.applyConsoleDefaults()
@@ -736,6 +740,7 @@ func (c *Config) validate() []string {
 	c.validateHTTPS(bad)
 	c.validateConsole(bad)
 	c.validateS2S(bad)
+	c.validateCluster(bad)
 	c.validateDirectory(bad)
 	c.validateAccessSettings(bad)
 	p = append(p, c.validateMUC()...)

@@ -62,6 +62,18 @@ type Session interface {
 	SetValue(key, value any)
 }
 
+// SharedKey is a Session value key whose value the other nodes of a
+// cluster must see on their copy of the session (carbons' "enabled", read
+// when a node copies a message to all of an account's sessions). The
+// value crosses nodes as the string Encode returns; Decode turns it back
+// into the value Value returns there. Keys that only the session's own
+// node reads are plain types.
+type SharedKey interface {
+	SharedName() string
+	Encode(v any) string
+	Decode(s string) any
+}
+
 // Available reports whether s has sent available presence.
 func Available(s Session) bool { return s.Presence() != nil }
 

@@ -28,3 +28,20 @@ func Lookup[T any](h *Host, k ServiceKey[T]) (T, bool) {
 	v, ok := h.services[k].(T)
 	return v, ok
 }
+
+// Election tells whether this node runs a cluster-wide job now (the
+// archive retention purge): one node of a cluster at a time holds each
+// job's lease. A server without [cluster] provides none, and jobs run.
+type Election interface {
+	Leading(job string) bool
+}
+
+// ElectionKey is where the server provides the Election of a clustered
+// node, on every host.
+var ElectionKey = NewServiceKey[Election]("election")
+
+// Leading reports whether h's node should run job: true without a cluster.
+func Leading(h *Host, job string) bool {
+	e, ok := Lookup(h, ElectionKey)
+	return !ok || e.Leading(job)
+}

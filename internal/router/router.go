@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"parley/internal/metrics"
 	"parley/internal/module"
@@ -52,6 +53,9 @@ type Router struct {
 	sessions   map[jid.JID]map[string]module.Session // bare JID → resource → session
 	components map[string]Component
 	remote     Remote
+	// bus reaches the other nodes of a cluster; LocalBus when there are
+	// none. Set before the server starts, then fixed.
+	bus Bus
 }
 
 // New returns a router for the given hosts. maxSessions bounds the sessions
@@ -64,8 +68,12 @@ func New(log *slog.Logger, m *metrics.Metrics, maxSessions int) *Router {
 		hosts:       make(map[string]*module.Host),
 		sessions:    make(map[jid.JID]map[string]module.Session),
 		components:  make(map[string]Component),
+		bus:         LocalBus{},
 	}
 }
+
+// SetBus connects the router to a cluster. Call before the server starts.
+func (r *Router) SetBus(b Bus) { r.bus = b }
 
 var _ module.Router = (*Router)(nil)
 
@@ -108,9 +116,10 @@ func (r *Router) SetRemote(rm Remote) {
 // that reconnects replaces its old connection). It returns the replaced one.
 func (r *Router) AddComponent(domain string, c Component) Component {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	old := r.components[domain]
 	r.components[domain] = c
+	r.mu.Unlock()
+	r.bus.ComponentChanged(domain)
 	return old
 }
 
@@ -121,6 +130,19 @@ func (r *Router) RemoveComponent(domain string, c Component) {
 	if r.components[domain] == c {
 		delete(r.components, domain)
 	}
+}
+
+// DeliverComponent hands a stanza that another node forwarded (Bus.Forward)
+// to the component serving its domain here, without forwarding it again.
+func (r *Router) DeliverComponent(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	r.mu.RLock()
+	comp := r.components[to.Domain()]
+	r.mu.RUnlock()
+	if comp == nil {
+		r.bounce(ctx, el, stanza.ServiceUnavailable, "")
+		return
+	}
+	comp.Deliver(ctx, el, from, to)
 }
 
 // IsLocal reports whether domain is a host or component of this server.
@@ -141,8 +163,11 @@ type JIDReceiver interface {
 }
 
 // Bind registers s under bare with resource res (a random one when res is
-// empty). If a session with that resource exists it is returned as replaced;
-// the caller closes it with <conflict/> (RFC 6120 §7.7.2.2).
+// empty). If a session with that resource exists, here or on another node
+// of the cluster, it is returned as replaced; the caller closes it with
+// <conflict/> (RFC 6120 §7.7.2.2). The cluster's registry is asked
+// without the router's lock held: the session becomes visible here only
+// once the cluster has granted the full JID.
 func (r *Router) Bind(s module.Session, bare jid.JID, res string) (full jid.JID, replaced module.Session, err error) {
 	for tries := 0; ; tries++ {
 		generated := res == ""
@@ -153,47 +178,90 @@ func (r *Router) Bind(s module.Session, bare jid.JID, res string) (full jid.JID,
 		if err != nil {
 			return jid.JID{}, nil, err
 		}
-		r.mu.Lock()
+		r.mu.RLock()
 		m := r.sessions[bare]
+		old := m[full.Resource()]
+		n := len(m)
+		r.mu.RUnlock()
+		if old != nil && generated && tries < 3 {
+			res = ""
+			continue
+		}
+		if old == nil && r.maxSessions > 0 && n >= r.maxSessions {
+			return jid.JID{}, nil, ErrResourceConstraint
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+		elsewhere, err := r.bus.Claim(ctx, full, s, r.maxSessions)
+		cancel()
+		if err != nil {
+			return jid.JID{}, nil, err
+		}
+		r.mu.Lock()
+		m = r.sessions[bare]
 		if m == nil {
 			m = make(map[string]module.Session)
 			r.sessions[bare] = m
 		}
-		old := m[full.Resource()]
-		if old != nil && generated && tries < 3 {
-			r.mu.Unlock()
-			res = ""
-			continue
-		}
-		if old == nil && r.maxSessions > 0 && len(m) >= r.maxSessions {
-			r.mu.Unlock()
-			return jid.JID{}, nil, ErrResourceConstraint
-		}
 		if jr, ok := s.(JIDReceiver); ok {
 			jr.SetJID(full)
 		}
+		old = m[full.Resource()]
 		m[full.Resource()] = s
 		r.mu.Unlock()
+		switch {
+		case old == nil:
+			old = elsewhere
+		case elsewhere != nil:
+			// Both a local and a remote holder: the registry had not
+			// yet heard of the local one. Both go.
+			go elsewhere.Close("conflict", "replaced by a new session with the same resource")
+		}
 		return full, old, nil
 	}
 }
 
+// claimTimeout bounds a bind's wait for the cluster's registry.
+const claimTimeout = 10 * time.Second
+
 // Unbind removes s if it is still the session bound to full.
 func (r *Router) Unbind(s module.Session, full jid.JID) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	bare := full.Bare()
 	m := r.sessions[bare]
-	if m[full.Resource()] == s {
+	mine := m[full.Resource()] == s
+	if mine {
 		delete(m, full.Resource())
 		if len(m) == 0 {
 			delete(r.sessions, bare)
 		}
 	}
+	r.mu.Unlock()
+	if mine {
+		r.bus.Release(full, s)
+	}
 }
 
-// Sessions returns the bound sessions of a bare JID.
+// SessionChanged tells the cluster that a local session's routing state
+// (presence, priority, roster interest, a module.SharedKey value)
+// changed; key is the module.SharedKey set, or nil. Sessions call it
+// after the change, holding no lock.
+func (r *Router) SessionChanged(s module.Session, key any) {
+	if r.LocalSession(s.JID()) != s {
+		return
+	}
+	sk, _ := key.(module.SharedKey)
+	r.bus.Changed(s, sk)
+}
+
+// Sessions returns the bound sessions of a bare JID, on this node and on
+// the other nodes of the cluster.
 func (r *Router) Sessions(bare jid.JID) []module.Session {
+	out := r.LocalSessions(bare)
+	return append(out, r.bus.Peers(bare)...)
+}
+
+// LocalSessions returns the sessions of a bare JID bound on this node.
+func (r *Router) LocalSessions(bare jid.JID) []module.Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	m := r.sessions[bare]
@@ -204,14 +272,27 @@ func (r *Router) Sessions(bare jid.JID) []module.Session {
 	return out
 }
 
-// Session returns the session bound to a full JID, or nil.
+// Session returns the session bound to a full JID, on this node or
+// another, or nil.
 func (r *Router) Session(full jid.JID) module.Session {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.sessions[full.Bare()][full.Resource()]
+	if s := r.LocalSession(full); s != nil {
+		return s
+	}
+	return r.bus.Peer(full)
 }
 
-// AllSessions returns every bound session (for shutdown and admin tools).
+// LocalSession returns the session bound to a full JID on this node, or nil.
+func (r *Router) LocalSession(full jid.JID) module.Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if s := r.sessions[full.Bare()][full.Resource()]; s != nil {
+		return s
+	}
+	return nil
+}
+
+// AllSessions returns every session bound on this node (for shutdown and
+// admin tools).
 func (r *Router) AllSessions() []module.Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -288,7 +369,9 @@ func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, o
 	r.mu.RUnlock()
 	switch {
 	case comp != nil:
-		comp.Deliver(ctx, el, from, to)
+		if !r.bus.Forward(ctx, el, from, to) {
+			comp.Deliver(ctx, el, from, to)
+		}
 	case remote != nil:
 		if err := remote.Send(ctx, el, from, to); err != nil {
 			r.bounce(ctx, el, stanza.RemoteServerNotFound, "")

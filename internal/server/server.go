@@ -24,6 +24,7 @@ import (
 	"parley/internal/bosh"
 	"parley/internal/c2s"
 	"parley/internal/certs"
+	"parley/internal/cluster"
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/console"
@@ -88,6 +89,11 @@ type Server struct {
 	directory dirState
 	// groupWatch polls the stored groups' change mark (groups.go).
 	groupWatch groupWatch
+
+	// cluster is this node's membership of a cluster (cluster.go), nil
+	// without [cluster].
+	cluster    *cluster.Node
+	clusterEng cluster.Engine
 }
 
 // New builds a server from cfg. It opens storage and loads certificates but
@@ -278,6 +284,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.startGroupWatch()
 	undo = append(undo, s.stopGroupWatch)
 	s.loadPolicies(ctx)
+	if err := s.startCluster(ctx); err != nil {
+		return err
+	}
+	undo = append(undo, func() { s.stopCluster(ctx) })
 	for _, m := range s.modules {
 		if err := m.Start(ctx); err != nil {
 			return fmt.Errorf("module %s: %w", m.Name(), err)
@@ -339,6 +349,12 @@ func (s *Server) httpHandler() http.Handler {
 			http.Error(w, "storage: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if s.cluster != nil {
+			if err := s.cluster.Healthy(); err != nil {
+				http.Error(w, "cluster: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
@@ -375,6 +391,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 		if s.console != nil {
 			s.console.Stop()
 		}
+		// After c2s: its sessions have released their JIDs.
+		s.stopCluster(ctx)
 	}
 	s.stopDirectory()
 	_ = s.store.Close()

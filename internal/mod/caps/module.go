@@ -182,6 +182,7 @@ func (c *Caps) Start(context.Context) error {
 			c.forget(ev.Session.JID())
 			return false
 		}),
+		c.Changes.On(EventChanged, Priority, c.share),
 	)
 	return nil
 }
@@ -207,11 +208,14 @@ func (c *Caps) Stop(context.Context) error {
 // nothing is known.
 func (c *Caps) Info(entity jid.JID) *Info {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e := c.entities[entity]; e != nil {
-		return e.info
+		info := e.info
+		c.mu.Unlock()
+		return info
 	}
-	return nil
+	c.mu.Unlock()
+	// A session bound on another node of a cluster (cluster.go).
+	return c.sharedOf(entity)
 }
 
 // Supports reports whether entity advertised feature.

@@ -28,8 +28,20 @@ const (
 )
 
 // enabledKey keys a session's carbons state in Session.Value: true while
-// the client has carbons enabled.
+// the client has carbons enabled. It is a module.SharedKey: the node that
+// copies a message may not be the one holding the session.
 type enabledKey struct{}
+
+func (enabledKey) SharedName() string { return "carbons" }
+func (enabledKey) Encode(v any) string {
+	if on, _ := v.(bool); on {
+		return "1"
+	}
+	return ""
+}
+func (enabledKey) Decode(s string) any { return s == "1" }
+
+var _ module.SharedKey = enabledKey{}
 
 func enabled(s module.Session) bool {
 	on, _ := s.Value(enabledKey{}).(bool)

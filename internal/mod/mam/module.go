@@ -187,18 +187,25 @@ func (m *Module) purgeLoop(ctx context.Context, done chan<- struct{}) {
 	t := time.NewTicker(m.cfg.PurgeInterval.Duration)
 	defer t.Stop()
 	for {
-		if r, err := Retention(ctx, m.h.Store, m.h.HostCfg, time.Now()); err != nil {
-			if ctx.Err() == nil {
-				m.h.Log.Warn("mam: retention purge", "err", err)
-			}
-		} else if r.Archive > 0 || r.Compliance > 0 {
-			m.h.Log.Info("mam: retention purge", "archived_deleted", r.Archive, "compliance_deleted", r.Compliance)
+		// In a cluster one node purges (it holds the job's lease).
+		if module.Leading(m.h, "archive-retention/"+m.h.Domain) {
+			m.purge(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+func (m *Module) purge(ctx context.Context) {
+	r, err := Retention(ctx, m.h.Store, m.h.HostCfg, time.Now())
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.h.Log.Warn("mam: retention purge", "err", err)
+	case err == nil && (r.Archive > 0 || r.Compliance > 0):
+		m.h.Log.Info("mam: retention purge", "archived_deleted", r.Archive, "compliance_deleted", r.Compliance)
 	}
 }
 

@@ -1,0 +1,416 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"parley/internal/metrics"
+	"parley/internal/module"
+	"parley/internal/router"
+	"parley/internal/storage"
+	"parley/internal/storage/sqlite"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// fakeSession is a bound client as the router sees it; it records what
+// reaches it and publishes its presence like c2s sessions do.
+type fakeSession struct {
+	r        *router.Router
+	id       string
+	jid      jid.JID
+	mu       sync.Mutex
+	got      []*xml.Element
+	presence *xml.Element
+	priority int
+	values   map[any]any
+	closed   atomic.Value // stanza.StreamCondition
+}
+
+func (s *fakeSession) JID() jid.JID { return s.jid }
+func (s *fakeSession) ID() string   { return s.id }
+func (s *fakeSession) SetJID(j jid.JID) {
+	s.jid = j
+}
+func (s *fakeSession) Send(el *xml.Element) {
+	s.mu.Lock()
+	s.got = append(s.got, el)
+	s.mu.Unlock()
+}
+func (s *fakeSession) Deliver(el *xml.Element) { s.Send(el) }
+func (s *fakeSession) Close(c stanza.StreamCondition, _ string) {
+	s.closed.Store(c)
+	s.r.Unbind(s, s.jid)
+}
+func (s *fakeSession) Presence() *xml.Element {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.presence
+}
+func (s *fakeSession) SetPresence(p *xml.Element) {
+	s.mu.Lock()
+	s.presence = p
+	s.priority = 0
+	if p != nil {
+		fmt.Sscan(p.ChildText("", "priority"), &s.priority)
+	}
+	s.mu.Unlock()
+	s.r.SessionChanged(s, nil)
+}
+func (s *fakeSession) Priority() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.priority
+}
+func (s *fakeSession) Interested() bool   { return false }
+func (s *fakeSession) SetInterested(bool) {}
+func (s *fakeSession) Value(k any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.values[k]
+}
+func (s *fakeSession) SetValue(k, v any) {
+	s.mu.Lock()
+	if s.values == nil {
+		s.values = map[any]any{}
+	}
+	s.values[k] = v
+	s.mu.Unlock()
+	s.r.SessionChanged(s, k)
+}
+func (s *fakeSession) received() []*xml.Element {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*xml.Element(nil), s.got...)
+}
+
+// testNode is one node: a router with host example.com on a shared store.
+type testNode struct {
+	r    *router.Router
+	n    *Node
+	eng  Engine
+	down atomic.Int32
+	up   atomic.Int32
+	seq  atomic.Int32
+}
+
+// engines makes the engines of a cluster of n nodes.
+type engines func(t testing.TB, n int) []Engine
+
+func memEngines(t testing.TB, n int) []Engine {
+	h := NewHub()
+	out := make([]Engine, n)
+	for i := range out {
+		out[i] = h.Engine()
+	}
+	return out
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startNodes(t testing.TB, mk engines, count, maxSessions int) []*testNode {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	for _, u := range []string{"alice", "bob"} {
+		if err := st.Accounts().Create(context.Background(), storage.Account{Host: "example.com", Username: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []*testNode
+	for i, eng := range mk(t, count) {
+		tn := &testNode{eng: eng}
+		tn.r = router.New(quiet(), metrics.New(), maxSessions)
+		h := module.NewHost("example.com")
+		h.Store = st
+		tn.r.AddHost(h)
+		tn.n = New(eng, tn.r, Options{
+			Name: fmt.Sprintf("node%d", i+1), Heartbeat: 100 * time.Millisecond, Lease: time.Second,
+			Log: quiet(), OnDown: func(string) { tn.down.Add(1) }, OnUp: func() { tn.up.Add(1) },
+		})
+		tn.r.SetBus(tn.n)
+		if err := tn.n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tn.n.Stop(context.Background()) })
+		out = append(out, tn)
+	}
+	return out
+}
+
+func (tn *testNode) bind(t *testing.T, full string) *fakeSession {
+	t.Helper()
+	s, err := tn.tryBind(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (tn *testNode) tryBind(full string) (*fakeSession, error) {
+	j := jid.MustParse(full)
+	s := &fakeSession{r: tn.r, id: fmt.Sprintf("%s-%d", tn.n.Name(), tn.seq.Add(1))}
+	_, replaced, err := tn.r.Bind(s, j.Bare(), j.Resource())
+	if err != nil {
+		return nil, err
+	}
+	if replaced != nil {
+		replaced.Close("conflict", "replaced")
+	}
+	return s, nil
+}
+
+func available(prio int) *xml.Element {
+	return xml.New("", "presence").Append(xml.New("", "priority").AppendText(fmt.Sprint(prio)))
+}
+
+func chat(to, body string) *xml.Element {
+	return xml.New("", "message").SetAttr("from", "bob@example.com/x").SetAttr("to", to).
+		SetAttr("type", "chat").Append(xml.New("", "body").AppendText(body))
+}
+
+// eventually polls cond (the registry and the subjects are asynchronous)
+// with a deadline that tolerates a loaded machine.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func bodies(s *fakeSession) []string {
+	var out []string
+	for _, el := range s.received() {
+		out = append(out, el.ChildText("", "body"))
+	}
+	return out
+}
+
+func runSuite(t *testing.T, mk engines) {
+	t.Run("RoutingAcrossNodes", func(t *testing.T) { testRouting(t, mk) })
+	t.Run("BareJIDSeesEveryNode", func(t *testing.T) { testBare(t, mk) })
+	t.Run("ReplaceOnOtherNode", func(t *testing.T) { testReplace(t, mk) })
+	t.Run("MaxSessionsClusterWide", func(t *testing.T) { testMax(t, mk) })
+	t.Run("SharedValues", func(t *testing.T) { testShared(t, mk) })
+	t.Run("Fencing", func(t *testing.T) { testFencing(t, mk) })
+	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
+}
+
+func TestMemCluster(t *testing.T) { runSuite(t, memEngines) }
+
+// A full JID on another node gets stanzas routed on this one, in order.
+func testRouting(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	a := ns[1].bind(t, "alice@example.com/phone")
+	eventually(t, "node1 sees alice/phone", func() bool {
+		return ns[0].r.Session(jid.MustParse("alice@example.com/phone")) != nil
+	})
+	const n = 200
+	for i := 0; i < n; i++ {
+		ns[0].r.Route(context.Background(), chat("alice@example.com/phone", fmt.Sprint(i)))
+	}
+	eventually(t, "all messages", func() bool { return len(a.received()) == n })
+	for i, b := range bodies(a) {
+		if b != fmt.Sprint(i) {
+			t.Fatalf("message %d has body %q: order lost", i, b)
+		}
+	}
+	// What crossed is Parley's own serialisation, parsed back: same tree.
+	if got := a.received()[0]; got.Attr("type") != "chat" || got.Attr("to") != "alice@example.com/phone" {
+		t.Fatalf("stanza changed on the way: %s", got)
+	}
+	// After unbind the other node forgets the session.
+	ns[1].r.Unbind(a, a.jid)
+	eventually(t, "node1 forgets alice/phone", func() bool {
+		return ns[0].r.Session(jid.MustParse("alice@example.com/phone")) == nil
+	})
+}
+
+// RFC 6121 §8.5.2.1.1 across nodes: highest non-negative priority wins,
+// wherever the resource is bound.
+func testBare(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 3, 0)
+	lo := ns[0].bind(t, "alice@example.com/lo")
+	hi := ns[1].bind(t, "alice@example.com/hi")
+	neg := ns[2].bind(t, "alice@example.com/neg")
+	lo.SetPresence(available(1))
+	hi.SetPresence(available(5))
+	neg.SetPresence(available(-1))
+	alice := jid.MustParse("alice@example.com")
+	eventually(t, "every node sees three available resources", func() bool {
+		for _, tn := range ns {
+			ss := tn.r.Sessions(alice)
+			if len(ss) != 3 {
+				return false
+			}
+			for _, s := range ss {
+				if !module.Available(s) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for _, tn := range ns {
+		if ts := tn.r.MessageTargets(alice, "chat"); len(ts) != 1 || ts[0].JID().Resource() != "hi" {
+			t.Fatalf("%s: targets %v", tn.n.Name(), ts)
+		}
+	}
+	ns[2].r.Route(context.Background(), chat("alice@example.com", "to-bare"))
+	eventually(t, "hi gets the bare message", func() bool { return len(hi.received()) == 1 })
+	ns[2].r.Route(context.Background(), xml.New("", "message").SetAttr("from", "bob@example.com/x").
+		SetAttr("to", "alice@example.com").SetAttr("type", "headline").Append(xml.New("", "body").AppendText("h")))
+	eventually(t, "headline to every non-negative resource", func() bool {
+		return len(hi.received()) == 2 && len(lo.received()) == 1
+	})
+	time.Sleep(100 * time.Millisecond)
+	if len(neg.received()) != 0 {
+		t.Fatalf("negative priority got %d", len(neg.received()))
+	}
+	// A presence read on another node is the tree the client sent.
+	p := ns[0].r.Session(jid.MustParse("alice@example.com/hi")).Presence()
+	if p == nil || p.ChildText("", "priority") != "5" {
+		t.Fatalf("presence seen on node1: %v", p)
+	}
+}
+
+// RFC 6120 §7.7.2.2 across nodes: the new bind wins, the old session is
+// closed with <conflict/> on its node before Bind returns.
+func testReplace(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	old := ns[0].bind(t, "alice@example.com/desk")
+	eventually(t, "node2 sees it", func() bool { return ns[1].r.Session(jid.MustParse("alice@example.com/desk")) != nil })
+	nw := ns[1].bind(t, "alice@example.com/desk")
+	if c, _ := old.closed.Load().(stanza.StreamCondition); c != "conflict" {
+		t.Fatalf("old session closed with %q", c)
+	}
+	if ns[0].r.LocalSession(jid.MustParse("alice@example.com/desk")) != nil {
+		t.Fatal("old session still bound on node1")
+	}
+	eventually(t, "node1 routes to the new one", func() bool {
+		s := ns[0].r.Session(jid.MustParse("alice@example.com/desk"))
+		return s != nil && s.ID() == nw.id
+	})
+	ns[0].r.Route(context.Background(), chat("alice@example.com/desk", "x"))
+	eventually(t, "new session gets it", func() bool { return len(nw.received()) == 1 })
+	if len(old.received()) != 0 {
+		t.Fatal("old session got a stanza after replacement")
+	}
+}
+
+// limits.max_sessions_per_account counts every node, even when binds race.
+func testMax(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 3, 2)
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := ns[i%3].tryBind(fmt.Sprintf("alice@example.com/r%d", i))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, router.ErrResourceConstraint):
+				refused.Add(1)
+			default:
+				t.Errorf("bind: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ok.Load() != 2 || refused.Load() != 4 {
+		t.Fatalf("%d binds succeeded, %d refused; want 2 and 4", ok.Load(), refused.Load())
+	}
+}
+
+type flagKey struct{}
+
+func (flagKey) SharedName() string  { return "flag" }
+func (flagKey) Encode(v any) string { return v.(string) }
+func (flagKey) Decode(s string) any { return s }
+
+// A module.SharedKey value set on one node is read on the others.
+func testShared(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	s := ns[0].bind(t, "alice@example.com/a")
+	s.SetValue(flagKey{}, "on")
+	eventually(t, "node2 reads the flag", func() bool {
+		p := ns[1].r.Session(jid.MustParse("alice@example.com/a"))
+		return p != nil && p.Value(flagKey{}) == "on"
+	})
+}
+
+// A node that loses its engine fences itself (OnDown, binds refused), the
+// others forget its sessions after the lease, and it rejoins when the
+// engine is back.
+func testFencing(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	a := ns[0].bind(t, "alice@example.com/a")
+	_ = a
+	full := jid.MustParse("alice@example.com/a")
+	eventually(t, "node2 sees alice/a", func() bool { return ns[1].r.Session(full) != nil })
+	cut, ok := ns[0].eng.(interface{ SetDown(bool) })
+	if !ok {
+		t.Skip("engine cannot be cut off")
+	}
+	cut.SetDown(true)
+	eventually(t, "node1 fences", func() bool { return ns[0].down.Load() == 1 })
+	if ns[0].n.Healthy() == nil {
+		t.Fatal("fenced node reports healthy")
+	}
+	if _, err := ns[0].tryBind("alice@example.com/b"); !errors.Is(err, router.ErrUnavailable) {
+		t.Fatalf("bind on a fenced node: %v", err)
+	}
+	eventually(t, "node2 forgets node1's session", func() bool { return ns[1].r.Session(full) == nil })
+	// The JID is free for node2 now, without asking node1.
+	ns[1].bind(t, "alice@example.com/a")
+	cut.SetDown(false)
+	eventually(t, "node1 rejoins", func() bool { return ns[0].up.Load() == 1 && ns[0].n.Healthy() == nil })
+	ns[0].bind(t, "alice@example.com/c")
+}
+
+// A cluster-wide job runs on one node; when that node is cut off another
+// takes it over.
+func testLeading(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 3, 0)
+	leaders := func() []int {
+		var out []int
+		for i, tn := range ns {
+			if tn.n.Leading("purge") {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	l := leaders()
+	if len(l) != 1 {
+		t.Fatalf("leaders %v, want one", l)
+	}
+	cut, ok := ns[l[0]].eng.(interface{ SetDown(bool) })
+	if !ok {
+		t.Skip("engine cannot be cut off")
+	}
+	cut.SetDown(true)
+	eventually(t, "another node leads", func() bool {
+		l2 := leaders()
+		return len(l2) == 1 && l2[0] != l[0]
+	})
+	cut.SetDown(false)
+}

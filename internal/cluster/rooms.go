@@ -1,0 +1,222 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+// Chat rooms live on one node at a time. The first node that routes a
+// stanza to a room takes its lease (a key in the leases bucket naming the
+// node and its incarnation); the lease lasts as long as that node is live,
+// so it needs no renewal, and when the node dies the next node to route
+// to the room takes it over with a revision check (only one can). The new
+// owner serves the room from what it loaded from storage: persistent
+// rooms come back, their occupants do not. So that they are not silently
+// lost, every node remembers which of its own sessions joined a room held
+// elsewhere and, when that holder dies, tells them they were removed
+// (XEP-0045 status 332, the service went away) so that their clients
+// join again.
+
+const nsMUCUser = "http://jabber.org/protocol/muc#user"
+
+type roomLease struct {
+	Node string `json:"n"`
+	Inc  string `json:"i"`
+}
+
+// SetRoomDomains names the chat-room services whose rooms are owned
+// per room. Call before Start.
+func (n *Node) SetRoomDomains(domains []string) {
+	n.roomDomains = make(map[string]bool, len(domains))
+	for _, d := range domains {
+		n.roomDomains[d] = true
+	}
+}
+
+func roomKey(room jid.JID) string { return "room." + key(room) }
+
+// roomOwner returns the room's live owner, taking the lease when it is
+// free or its holder is dead.
+func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
+	l, took, err := n.holder(ctx, roomKey(room))
+	if took && n.opts.OnRoomAcquired != nil {
+		// Before the stanza that made us take it is delivered.
+		n.opts.OnRoomAcquired(ctx, room)
+	}
+	return l, err
+}
+
+// Leading reports whether this node holds the lease of a cluster-wide job
+// (the archive retention purge), taking it when it is free or its holder
+// is dead. A job runs where Leading is true, so on one node at a time.
+func (n *Node) Leading(job string) bool {
+	if !n.healthy.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
+	defer cancel()
+	l, _, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)))
+	return err == nil && l.Node == n.opts.Name && l.Inc == n.incarnation()
+}
+
+// holder returns the live holder of lease k, taking it when it is free or
+// its holder is dead (took). A lease lasts as long as its holder is live.
+func (n *Node) holder(ctx context.Context, k string) (l roomLease, took bool, err error) {
+	n.mu.RLock()
+	l, ok := n.rooms[k]
+	n.mu.RUnlock()
+	if ok && n.live(l.Node, l.Inc) {
+		return l, false, nil
+	}
+	me := roomLease{Node: n.opts.Name, Inc: n.incarnation()}
+	b, _ := json.Marshal(me)
+	for attempt := 0; attempt < 10; attempt++ {
+		took = false
+		en, err := n.leases.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if _, err := n.leases.Create(ctx, k, b); err == nil {
+				l, took = me, true
+			} else if !errors.Is(err, ErrExists) {
+				return roomLease{}, false, err
+			} else {
+				continue
+			}
+		case err != nil:
+			return roomLease{}, false, err
+		default:
+			if json.Unmarshal(en.Value, &l) != nil || !n.live(l.Node, l.Inc) {
+				if _, err := n.leases.Update(ctx, k, b, en.Revision); err != nil {
+					if errors.Is(err, ErrRevision) {
+						continue
+					}
+					return roomLease{}, false, err
+				}
+				l, took = me, true
+			}
+		}
+		n.mu.Lock()
+		n.rooms[k] = l
+		n.mu.Unlock()
+		return l, took, nil
+	}
+	return roomLease{}, false, errors.New("cluster: lease contended")
+}
+
+// Forward implements router.Bus for room JIDs.
+func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) bool {
+	if !n.healthy.Load() {
+		return false
+	}
+	if n.compDomains[to.Domain()] {
+		if n.compConnected(to.Domain()) {
+			return false
+		}
+		node, ok := n.componentHolder(ctx, to.Domain())
+		if !ok {
+			return false
+		}
+		n.forward(node, el, from, to)
+		return true
+	}
+	if to.Local() == "" || !n.roomDomains[to.Domain()] {
+		return false
+	}
+	room := to.Bare()
+	l, err := n.roomOwner(ctx, room)
+	if err != nil {
+		n.log.Warn("cluster: room owner", "room", room.String(), "err", err)
+		return false
+	}
+	n.log.Debug("cluster: room owner", "room", room.String(), "owner", l.Node)
+	if l.Node == n.opts.Name {
+		return false
+	}
+	if el.Local == "presence" && from.Resource() != "" && n.router.LocalSession(from) != nil {
+		n.noteOccupant(room, from, to, el.Attr("type"))
+	}
+	n.forward(l.Node, el, from, to)
+	return true
+}
+
+// forward publishes a stanza for a component-served JID to node.
+func (n *Node) forward(node string, el *xml.Element, from, to jid.JID) {
+	if el.Attr("from") == "" {
+		el = el.WithAttr("from", from.String())
+	}
+	if el.Attr("to") == "" {
+		el = el.WithAttr("to", to.String())
+	}
+	if err := n.eng.Publish(subjectPrefix+node, Msg{Op: "component", To: to.String(), Body: el.AppendToNS(nil, contentNS)}); err != nil {
+		n.log.Warn("cluster: forward", "to", to.String(), "node", node, "err", err)
+		return
+	}
+	n.m.sent.Inc()
+}
+
+// occupant is a local session in a room held by another node.
+type occupant struct {
+	user jid.JID // the session
+	nick jid.JID // room@service/nick
+	node string  // the room's holder when it joined
+	inc  string
+}
+
+func (n *Node) noteOccupant(room, from, to jid.JID, typ string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.occupants[room]
+	switch typ {
+	case "":
+		if m == nil {
+			m = make(map[jid.JID]occupant)
+			n.occupants[room] = m
+		}
+		l := n.rooms[roomKey(room)]
+		m[from] = occupant{user: from, nick: to, node: l.Node, inc: l.Inc}
+	case "unavailable":
+		delete(m, from)
+		if len(m) == 0 {
+			delete(n.occupants, room)
+		}
+	}
+}
+
+// orphans tells local occupants of rooms whose holder died that they are
+// out (status 332), so their clients rejoin on the room's next holder.
+func (n *Node) orphans() {
+	type gone struct {
+		room jid.JID
+		o    occupant
+	}
+	var out []gone
+	n.mu.Lock()
+	for room, m := range n.occupants {
+		for u, o := range m {
+			if !n.liveLocked(o.node, o.inc) {
+				out = append(out, gone{room, o})
+				delete(m, u)
+			}
+		}
+		if len(m) == 0 {
+			delete(n.occupants, room)
+		}
+	}
+	n.mu.Unlock()
+	for _, g := range out {
+		s := n.router.LocalSession(g.o.user)
+		if s == nil {
+			continue
+		}
+		s.Send(xml.New("", "presence").SetAttr("from", g.o.nick.String()).SetAttr("to", g.o.user.String()).
+			SetAttr("type", "unavailable").Append(xml.New(nsMUCUser, "x").Append(
+			xml.New("", "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
+			xml.New("", "status").SetAttr("code", "332"),
+			xml.New("", "status").SetAttr("code", "110"))))
+	}
+}
