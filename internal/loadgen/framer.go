@@ -19,13 +19,13 @@ var ErrFrameTooLarge = errors.New("loadgen: stanza larger than the read buffer l
 
 // scanner states
 const (
-	stText    = iota // character data: looking for '<'
-	stMarkup         // just after '<': deciding what kind of markup
-	stTag            // inside a start or end tag, outside quotes
-	stQuote          // inside a quoted attribute value
-	stSkip           // inside a comment, PI or CDATA section: looking for skipEnd
-	stEndTag         // inside an end tag: looking for '>'
-	stTagSlash       // inside a start tag, just after '/'
+	stText     = iota // character data: looking for '<'
+	stMarkup          // just after '<': deciding what kind of markup
+	stTag             // inside a start or end tag, outside quotes
+	stQuote           // inside a quoted attribute value
+	stSkip            // inside a comment, PI or CDATA section: looking for skipEnd
+	stEndTag          // inside an end tag: looking for '>'
+	stTagSlash        // inside a start tag, just after '/'
 )
 
 // Framer cuts an XMPP stream into its stream header, top-level elements and
