@@ -28,11 +28,17 @@ func AppendStamp(b []byte, s Stamp, size int) []byte {
 	b = append(b, '.')
 	b = appendUint(b, uint64(s.Sender))
 	b = append(b, '.')
-	for len(b)-n < size {
-		b = append(b, 'x')
+	if pad := size - (len(b) - n); pad > 0 {
+		for pad > len(filler) {
+			b = append(b, filler...)
+			pad -= len(filler)
+		}
+		b = append(b, filler[:pad]...)
 	}
 	return b
 }
+
+var filler = []byte("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
 
 func appendUint(b []byte, v uint64) []byte {
 	var tmp [20]byte
