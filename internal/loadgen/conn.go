@@ -83,10 +83,9 @@ type Session struct {
 	Account *Account
 	JID     string // full JID from bind
 
-	conn  net.Conn
-	fr    *Framer
-	wmu   sync.Mutex
-	reads int
+	conn net.Conn
+	fr   *Framer
+	wmu  sync.Mutex
 }
 
 // Read buffer sizes: most stanzas here are a few hundred bytes; one
