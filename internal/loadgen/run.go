@@ -41,6 +41,10 @@ type Options struct {
 	Setup        int           // logins in parallel while setting up sessions
 	MaxInflight  int           // login: most logins in flight before arrivals are skipped
 	Settle       time.Duration // idle: wait before measuring memory
+	// StopSaturated ends the run after a step that lost more than 10 %
+	// of its deliveries or had a p99 above a second: the server is past
+	// its capacity, and higher steps would only measure its backlog.
+	StopSaturated bool
 
 	PID int       // the server's process, for CPU and memory (0: not measured)
 	Log io.Writer // progress and errors
@@ -65,6 +69,12 @@ type StepResult struct {
 	TargetBefore int64   // idle: server RSS before the sessions logged in
 	SelfCPU      float64 // the generator's own CPU seconds over the same window
 	Window       float64 // seconds over which CPU was measured
+}
+
+// Saturated reports a step past the server's capacity (see
+// Options.StopSaturated).
+func (r *StepResult) Saturated() bool {
+	return r.Delivered*10 < r.Expected*9 || r.Hist.Quantile(.99) > time.Second
 }
 
 // Lost is what was expected and never arrived.
@@ -462,6 +472,10 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 			r.logf("%d sessions were closed by the server; stopping", c)
 			break
 		}
+		if o.StopSaturated && res.Saturated() {
+			r.logf("saturated; no higher steps")
+			break
+		}
 	}
 	return results, nil
 }
@@ -637,6 +651,10 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		r.logf("%s", res.Line())
 		if e := firstErr.Load(); e != nil && ss.errors.Load() > 0 {
 			r.logf("  first login error: %v", e)
+		}
+		if o.StopSaturated && res.Saturated() {
+			r.logf("saturated; no higher steps")
+			break
 		}
 	}
 	return results, nil
