@@ -25,6 +25,7 @@
 #   BENCH_LOGIN_RATES   [25 100 400]       logins/s
 #   BENCH_LOGIN_MECH    [SCRAM-SHA-1]      login scenario's mechanism (PLAIN elsewhere)
 #   BENCH_CPUS          [0 1]   server CPU, generator CPU
+#   BENCH_P99_LIMIT     [50]    ms: a step whose p99 is above is not "sustained"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -309,5 +310,5 @@ for s in $SERVERS; do
 done
 echo "ended $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)" >>"$W/machine.txt"
 [ -s "$RESULTS" ] || die "no results"
-"$PY" "$B/compare.py" "$RESULTS" --machine "$W/machine.txt" --plots "$W/plots" --out "$W/results.md"
+"$PY" "$B/compare.py" "$RESULTS" --p99-limit "${BENCH_P99_LIMIT:-50}" --machine "$W/machine.txt" --plots "$W/plots" --out "$W/results.md"
 [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see bench/.work/compare/)"

@@ -191,7 +191,10 @@ func (r *runner) connectAll(presence bool) (ok int, err error) {
 				}
 				s, err := Login(&r.o.Target, r.accts[i])
 				if err == nil && presence {
-					err = s.Write([]byte("<presence/>"))
+					// As a client does: the roster first (servers deliver
+					// subscription requests only to resources that asked
+					// for it, RFC 6121 §3.1.3), then initial presence.
+					err = s.Write([]byte("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq><presence/>"))
 				}
 				if err != nil {
 					fails.Add(1)
