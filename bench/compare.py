@@ -91,14 +91,23 @@ def main():
         ok = [r for r in steps if sustained(r)]
         best = max(ok, key=lambda r: r["offered_per_s"]) if ok else None
         top = max(steps, key=lambda r: r["offered_per_s"])
-        us = top["gen_us_per"]
-        ceil[mode] = 1e6 / us if us > 0 else None
-        w("Generator ceiling (%s, chat against its own reflector): highest sustained step %s msg/s; "
-          "at %s msg/s offered it spent %.2f µs of CPU per message (send and receive), "
-          "i.e. about %s msg/s on one core.\n" % (
+        # The conservative figure: CPU per message at the highest step it
+        # sustained (little batching there); the highest step batches more
+        # per system call and costs less per message.
+        ref = best or top
+        kept = [r for r in steps if r["lost"] == 0 and r["sent"] >= 0.9 * r["offered_per_s"] * r["seconds"] and r["gen_us_per"] > 0]
+        cheap = min(kept, key=lambda r: r["gen_us_per"]) if kept else ref
+        # Throughput capacity: messages per CPU-second of the generator at
+        # the step where a message cost it least (it batches more per
+        # system call as the rate grows), with everything delivered.
+        ceil[mode] = 1e6 / cheap["gen_us_per"] if cheap["gen_us_per"] > 0 else None
+        w("Generator ceiling (%s; chat against its own reflector, one core each): at %s msg/s offered, everything "
+          "delivered, it spent %.1f µs of CPU per message (sending and receiving), i.e. about %s msg/s per core of "
+          "its own; at %s msg/s, its highest step with p99 under the limit, %.1f µs per message (%s msg/s per core)." % (
               "TLS" if mode == "starttls" else "plaintext",
-              fmt(best["offered_per_s"]) if best else "none", fmt(top["offered_per_s"]), us,
-              fmt(ceil[mode])))
+              fmt(cheap["offered_per_s"], 0), cheap["gen_us_per"], fmt(ceil[mode], 0),
+              fmt(ref["offered_per_s"], 0), ref["gen_us_per"], fmt(1e6 / ref["gen_us_per"], 0) if ref["gen_us_per"] else "–"))
+        w("")
 
     head = "| mode | scenario | metric | better | " + " | ".join(servers) + " | " + \
         " | ".join("parley/" + o for o in others) + " |"
