@@ -79,7 +79,7 @@ func run(args []string) error {
 	fs.IntVar(&o.MaxInflight, "max-inflight", 4096, "login: concurrent logins before arrivals are skipped")
 	fs.DurationVar(&o.Settle, "settle", 3*time.Second, "idle: wait after the last login before measuring memory")
 	fs.IntVar(&o.PID, "pid", 0, "the server's process id: report its CPU and RSS (with its descendants) from /proc")
-	fs.BoolVar(&o.StopSaturated, "stop-saturated", false, "stop after a step that lost over 10% or had p99 over 1 s")
+	fs.BoolVar(&o.StopSaturated, "stop-saturated", false, "stop after a step that lost over 10% or had a median latency over 1 s")
 	label := fs.String("label", "", "label for the TSV rows (e.g. the server's name)")
 	tsv := fs.String("tsv", "", "append one row per step to this TSV file (header written when the file is new)")
 	strict := fs.Bool("strict", false, "exit 1 if anything was lost, failed or skipped")
