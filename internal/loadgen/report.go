@@ -68,6 +68,9 @@ func (r *StepResult) Line() string {
 		fmt.Fprintf(&b, "; server %.1f µs CPU each, RSS %d KiB", r.TargetUSPer(), r.TargetRSSKiB)
 	}
 	fmt.Fprintf(&b, "; generator %.1f µs CPU each", r.SelfUSPer())
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "; first error: %s", r.FirstError)
+	}
 	return b.String()
 }
 

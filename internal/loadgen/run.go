@@ -63,6 +63,8 @@ type StepResult struct {
 	Delivered uint64  // deliveries seen (successful logins for login)
 	Errors    uint64
 	Skipped   uint64 // login: arrivals dropped at the in-flight cap
+	// FirstError is the step's first failed login, for the report.
+	FirstError string
 	Hist      *Histogram
 	Sessions  int
 
@@ -613,8 +615,8 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 	var results []*StepResult
 	var acct int
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
-	var firstErr atomic.Value
 	for k, rate := range o.Rates {
+		var firstErr atomic.Value
 		ss := r.steps[k]
 		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
 		var wg sync.WaitGroup
@@ -652,11 +654,11 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
 		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
 		res.Sessions = 0
+		if e, ok := firstErr.Load().(string); ok {
+			res.FirstError = e
+		}
 		results = append(results, res)
 		r.logf("%s", res.Line())
-		if e := firstErr.Load(); e != nil && ss.errors.Load() > 0 {
-			r.logf("  first login error: %v", e)
-		}
 		if o.StopSaturated && res.Saturated() {
 			r.logf("saturated; no higher steps")
 			break
