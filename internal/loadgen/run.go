@@ -65,8 +65,8 @@ type StepResult struct {
 	Skipped   uint64 // login: arrivals dropped at the in-flight cap
 	// FirstError is the step's first failed login, for the report.
 	FirstError string
-	Hist      *Histogram
-	Sessions  int
+	Hist       *Histogram
+	Sessions   int
 
 	TargetCPU    float64 // server CPU seconds over the step and its drain
 	TargetRSSKiB int64   // server RSS at the end of the step
