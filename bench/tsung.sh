@@ -109,6 +109,10 @@ cert_file = "$C/$DOMAIN.crt"
 key_file = "$C/$DOMAIN.key"
 [host.muc]
 enabled = false
+# no message archive: the other two archive nothing here (and archiving
+# into SQLite costs Parley more than routing the message)
+[host.archive]
+enabled = false
 [c2s]
 listen = ["$ip:5222"]
 direct_tls_listen = []
