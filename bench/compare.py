@@ -146,6 +146,15 @@ def main():
                 for name, d in (("highest rate delivered in full", full), ("highest rate with p99 under the limit", fast)):
                     if d.get(o) is not None and (d.get("parley") is None or d["parley"] < d[o]):
                         trail.append("%s %s: %s vs %s" % (mname, sc, name, o))
+            # p99 at every rate both delivered in full, not only at the
+            # reference rate: a server can have the longer tail at low
+            # rates and the shorter one near another's saturation.
+            for o in others:
+                worse = [r["offered_per_s"] for r in steps.get("parley", []) if complete(r)
+                         for q in steps.get(o, []) if complete(q) and q["offered_per_s"] == r["offered_per_s"]
+                         and r["p99_ms"] > q["p99_ms"]]
+                if worse:
+                    trail.append("%s %s: p99 latency vs %s at %s/s" % (mname, sc, o, ", ".join(fmt(v, 0) for v in sorted(worse))))
             common = [v for v in full.values() if v is not None]
             if not common:
                 continue
@@ -159,8 +168,6 @@ def main():
             for o in others:
                 if cpu.get("parley") and cpu.get(o) and cpu["parley"] > cpu[o]:
                     trail.append("%s %s: server CPU per %s vs %s" % (mname, sc, PER[sc], o))
-                if at.get("parley") and at.get(o) and at["parley"]["p99_ms"] > at[o]["p99_ms"]:
-                    trail.append("%s %s: p99 latency vs %s" % (mname, sc, o))
             if sc == "chat" and mode in ceil and ceil[mode]:
                 # Parley's rate per core where it delivered in full at its
                 # highest rate (its cheapest per message), against the
