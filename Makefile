@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build test race test-postgres lint interop bench bench-go bench-compare bench-hotpath fuzz clean
+.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-hotpath bench-tsung fuzz clean
 
 all: build
 
@@ -38,9 +38,10 @@ interop: build
 	bash interop/all.sh
 
 # Go micro-benchmarks, then the side-by-side load comparison against
-# Prosody and ejabberd (tsung; bench/README.md; knobs BENCH_USERS,
-# BENCH_DURATION, ...). Table in bench/.work/results.md. Both always run;
-# the target fails at the end if either did.
+# Prosody and ejabberd with our own generator (cmd/parley-bench;
+# bench/README.md; knobs BENCH_STEP, BENCH_CHAT_RATES, ...). Table in
+# bench/.work/compare/results.md, plots in bench/.work/compare/plots/.
+# Both always run; the target fails at the end if either did.
 bench:
 	@rc=0; $(MAKE) --no-print-directory bench-go || rc=1; \
 	$(MAKE) --no-print-directory bench-compare || rc=1; exit $$rc
@@ -48,8 +49,15 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
-bench-compare: build
-	bash bench/run.sh
+build-bench:
+	CGO_ENABLED=0 $(GO) build -trimpath -o parley-bench ./cmd/parley-bench
+
+bench-compare: build build-bench
+	bash bench/compare.sh
+
+# The same three servers under tsung (a second opinion; bench/README.md).
+bench-tsung: build
+	bash bench/tsung.sh
 
 # The hot path (issue 15) against a base commit, alternating runs, medians
 # and ratios (bench/hotpath.sh; HOTPATH_BASE, COUNT, BENCHTIME).
@@ -63,4 +71,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./internal/xmpp/jid/
 
 clean:
-	rm -f parley
+	rm -f parley parley-bench

@@ -2,8 +2,8 @@
 # Side-by-side XMPP load comparison: the same tsung scenario (rendered from
 # bench/tsung.xml.in) against Parley, Prosody and ejabberd, one after the
 # other in one run, each a throwaway instance on its own loopback address
-# with its own config and data under bench/.work/<server>/. Prints one table
-# (also bench/.work/results.md) with each server's figures and the ratios
+# with its own config and data under bench/.work/tsung/<server>/. Prints one
+# table (also bench/.work/tsung/results.md) with each server's figures and the ratios
 # Parley/Prosody and Parley/ejabberd. See bench/README.md.
 #
 # Knobs (environment):
@@ -18,7 +18,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 B="$ROOT/bench"
-W="$B/.work"
+W="$B/.work/tsung"
 BIN=${PARLEY_BIN:-"$ROOT/parley"}
 PY=/usr/bin/python3
 USERS=${BENCH_USERS:-500}
@@ -30,7 +30,7 @@ TLS=${BENCH_TLS:-starttls}
 SERVERS=${BENCH_SERVERS:-parley prosody ejabberd}
 DOMAIN=bench.test
 PASS_PREFIX=benchpass             # tsung's password for user benchN is benchpassN
-declare -A IP=([parley]=127.0.0.61 [prosody]=127.0.0.62 [ejabberd]=127.0.0.63)
+declare -A IP=([parley]=127.0.0.136 [prosody]=127.0.0.137 [ejabberd]=127.0.0.138)
 EPMD_PORT=43691                   # tsung's private epmd (never the system one)
 EJ_LIBS=/usr/lib/x86_64-linux-gnu # Debian's ejabberd Erlang applications
 
@@ -56,12 +56,6 @@ if [ ${#need[@]} -gt 0 ]; then
     || die "cannot install ${need[*]}"
 fi
 [ -x "$BIN" ] || die "$BIN missing: run make build"
-
-# Debian's packages start system services; they would not collide with our
-# addresses (we bind 127.0.0.6x only) but they load the machine: stop them.
-for svc in prosody ejabberd; do
-  if systemctl is-active --quiet "$svc" 2>/dev/null; then log "stopping system $svc"; systemctl stop "$svc" 2>/dev/null; fi
-done
 
 # ---- process bookkeeping: everything we start is stopped by PID ---------
 pids=()
@@ -114,6 +108,10 @@ domain = "$DOMAIN"
 cert_file = "$C/$DOMAIN.crt"
 key_file = "$C/$DOMAIN.key"
 [host.muc]
+enabled = false
+# no message archive: the other two archive nothing here (and archiving
+# into SQLite costs Parley more than routing the message)
+[host.archive]
 enabled = false
 [c2s]
 listen = ["$ip:5222"]
@@ -294,4 +292,4 @@ done
 [ ${#ran[@]} -gt 0 ] || die "no server ran"
 "$PY" "$B/report.py" table --work "$W" --servers "${ran[*]}" --users "$USERS" --rate "$RATE" \
   --duration "$DURATION" --interval "$INTERVAL" --tls "$TLS" --msg-size "$MSG_SIZE" --out "$W/results.md"
-[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see bench/.work/<server>/)"
+[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see bench/.work/tsung/<server>/)"

@@ -1,0 +1,98 @@
+package loadgen
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+)
+
+// clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat: 100
+// on every Linux architecture Go supports (sysconf would need cgo).
+const clockTicks = 100
+
+// Usage is CPU time and resident memory of a process and its descendants
+// (ejabberd's VM has helper children; Prosody and Parley are one process).
+type Usage struct {
+	CPU    float64 // seconds, user + system
+	RSSKiB int64
+	Procs  int
+	OK     bool
+}
+
+// ProcUsage reads /proc for pid and every process below it. A process
+// that is gone yields OK false.
+func ProcUsage(pid int) Usage {
+	var u Usage
+	if _, ok := procStat(pid); !ok {
+		return u
+	}
+	todo := []int{pid}
+	children := map[int][]int{}
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			p, err := strconv.Atoi(e.Name())
+			if err != nil || p == pid {
+				continue
+			}
+			if st, ok := procStat(p); ok {
+				children[st.ppid] = append(children[st.ppid], p)
+			}
+		}
+	}
+	for len(todo) > 0 {
+		p := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		st, ok := procStat(p)
+		if !ok {
+			continue
+		}
+		u.CPU += st.cpu
+		u.RSSKiB += procRSS(p)
+		u.Procs++
+		todo = append(todo, children[p]...)
+	}
+	u.OK = true
+	return u
+}
+
+type stat struct {
+	ppid int
+	cpu  float64
+}
+
+func procStat(pid int) (stat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return stat{}, false
+	}
+	f := bytes.Fields(b[i+2:])
+	// after the command: state(0) ppid(1) ... utime(11) stime(12)
+	if len(f) < 13 {
+		return stat{}, false
+	}
+	ppid, _ := strconv.Atoi(string(f[1]))
+	ut, _ := strconv.ParseInt(string(f[11]), 10, 64)
+	stt, _ := strconv.ParseInt(string(f[12]), 10, 64)
+	return stat{ppid: ppid, cpu: float64(ut+stt) / clockTicks}, true
+}
+
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	i := bytes.Index(b, []byte("VmRSS:"))
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+6:])
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseInt(string(f[0]), 10, 64)
+	return v
+}

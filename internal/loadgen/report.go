@@ -1,0 +1,93 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// Achieved is deliveries (or successful logins) per second of the step.
+func (r *StepResult) Achieved() float64 {
+	if r.Seconds == 0 {
+		return 0
+	}
+	return float64(r.Delivered) / r.Seconds
+}
+
+// SentRate is what the generator actually sent per second.
+func (r *StepResult) SentRate() float64 {
+	if r.Seconds == 0 {
+		return 0
+	}
+	return float64(r.Sent) / r.Seconds
+}
+
+// TargetUSPer is the server's CPU per delivery (or login), in µs.
+func (r *StepResult) TargetUSPer() float64 {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return r.TargetCPU * 1e6 / float64(r.Delivered)
+}
+
+// SelfUSPer is the generator's CPU per delivery (or login), in µs.
+func (r *StepResult) SelfUSPer() float64 {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return r.SelfCPU * 1e6 / float64(r.Delivered)
+}
+
+// KiBPerSession is the idle scenario's server memory per session.
+func (r *StepResult) KiBPerSession() float64 {
+	if r.Sessions == 0 || r.TargetRSSKiB == 0 {
+		return 0
+	}
+	return float64(r.TargetRSSKiB-r.TargetBefore) / float64(r.Sessions)
+}
+
+// Line is a one-line human summary.
+func (r *StepResult) Line() string {
+	h := r.Hist
+	var b strings.Builder
+	if r.Scenario == ScenarioIdle {
+		fmt.Fprintf(&b, "idle: %d sessions (%d failed), %d still connected; server RSS %d -> %d KiB: %.1f KiB/session",
+			r.Sessions, r.Errors, r.Delivered, r.TargetBefore, r.TargetRSSKiB, r.KiBPerSession())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%s step %d: offered %.0f/s sent %.0f/s; delivered %d of %d (lost %d) = %.0f/s; errors %d",
+		r.Scenario, r.Step, r.Offered, r.SentRate(), r.Delivered, r.Expected, r.Lost(), r.Achieved(), r.Errors)
+	if r.Skipped > 0 {
+		fmt.Fprintf(&b, ", skipped %d", r.Skipped)
+	}
+	fmt.Fprintf(&b, "; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f", ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()))
+	if r.TargetCPU > 0 {
+		fmt.Fprintf(&b, "; server %.1f µs CPU each, RSS %d KiB", r.TargetUSPer(), r.TargetRSSKiB)
+	}
+	fmt.Fprintf(&b, "; generator %.1f µs CPU each", r.SelfUSPer())
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "; first error: %s", r.FirstError)
+	}
+	return b.String()
+}
+
+// TSVHeader names the columns of WriteTSV.
+const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions"
+
+// WriteTSV writes one row per step (no header).
+func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
+	for _, r := range rs {
+		h := r.Hist
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\n",
+			label, r.Scenario, t.TLS, t.Mech, r.Step, r.Offered, r.Seconds, r.Sent, r.Expected, r.Delivered, r.Lost(), r.Errors, r.Skipped,
+			r.Achieved(), ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()), ms(h.Mean()),
+			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
