@@ -3,6 +3,7 @@ package admin_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"parley/internal/admin"
@@ -75,5 +76,21 @@ func TestDeleteAndDisableTellNotFound(t *testing.T) {
 	}
 	if err := ops.AddUser(t.Context(), a, jid.MustParse("new@localhost"), "password123", nil); !errors.Is(err, admin.ErrExists) {
 		t.Errorf("second add: %v", err)
+	}
+}
+
+// The console's session table shows where each client connects from: c2s
+// sessions tell their connection's address.
+func TestSessionsCarryTheClientAddress(t *testing.T) {
+	ts := testserver.Start(t, cfg)
+	ts.AddUser(t, "alice", "password123")
+	c := ts.Online(t, "alice", "password123", "laptop")
+	defer c.Close()
+	ss := admin.For(ts.Hosts()[0]).Sessions(jid.MustParse("alice@localhost"))
+	if len(ss) != 1 {
+		t.Fatalf("sessions = %v", ss)
+	}
+	if ss[0].Address == "" || !strings.HasPrefix(ss[0].Address, "127.0.0.1:") {
+		t.Errorf("address = %q, want the client's loopback address", ss[0].Address)
 	}
 }

@@ -118,7 +118,7 @@ func (c *conn) offered() []string {
 	if c.clientCert != nil {
 		out = append(out, sasl.External)
 	}
-	if env := c.srv.saslEnv(c); env.OfferGSSAPI() {
+	if env := c.srv.mechanismEnv(c); env.OfferGSSAPI() {
 		out = append(out, sasl.GSSAPI)
 	}
 	return sasl.Allow(c.hostCfg().Mechanisms, append(out, c.passwordMechanisms()...))
@@ -206,7 +206,7 @@ func (c *conn) admit(user, mech string) bool {
 	if err == nil {
 		return true
 	}
-	c.srv.log.Warn("c2s: login refused by access policy", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech, "reason", err.Error())
+	c.srv.log.Info("c2s: login refused by access policy", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain, "mechanism", mech, "reason", err.Error())
 	return false
 }
 

@@ -280,15 +280,22 @@ func archivedFor(el *xml.Element, owner jid.JID) bool {
 }
 
 func (s *Server) saslEnv(c *conn) sasl.Env {
-	host := c.host.Domain
+	env := s.mechanismEnv(c)
 	// XEP-0474: what the features offered, as the client saw them. Both
 	// SASL profiles list the same mechanisms (conn.offered).
 	adv := &sasl.Advertised{Mechanisms: c.offered()}
 	if cbs := sasl.ChannelBindingTypes(c.tls, c.serverCert()); len(cbs) > 0 {
 		adv.ChannelBindings = cbs
 	}
+	env.Advertised = adv
+	return env
+}
+
+// mechanismEnv is saslEnv without the advertised lists, which are built
+// from it (conn.offered asks it whether GSSAPI can be offered).
+func (s *Server) mechanismEnv(c *conn) sasl.Env {
+	host := c.host.Domain
 	env := sasl.Env{
-		Advertised:  adv,
 		TLS:         c.tls,
 		ServerCert:  c.serverCert(),
 		Ctx:         context.Background(),

@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"parley/internal/module"
@@ -279,4 +280,15 @@ func parsePriority(s string) int {
 		return 0
 	}
 	return n
+}
+
+// RemoteAddr is the network address of the attached connection (the
+// console's session lists show it), nil while the session is detached.
+func (s *session) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.t.RemoteAddr()
 }
