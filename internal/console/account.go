@@ -28,6 +28,9 @@ type accountData struct {
 	MinLength   int
 	Classes     int
 	History     int
+	// Tokens are the account's XEP-0484 FAST tokens: the clients that
+	// log in without the password (database hosts only).
+	Tokens []storage.FASTToken
 }
 
 func (c *Console) account(q *req) {
@@ -39,6 +42,11 @@ func (c *Console) account(q *req) {
 		c.d.Log.Warn("console: profile", "user", q.user.String(), "err", err)
 	}
 	d.Sessions = admin.For(h).Sessions(q.user)
+	if h.AccountSource == nil {
+		if d.Tokens, err = c.d.Store.FAST().List(q.ctx, h.Domain, q.user.Local()); err != nil {
+			c.d.Log.Warn("console: FAST tokens", "user", q.user.String(), "err", err)
+		}
+	}
 	if first, _, err := c.d.Store.Archive().Ends(q.ctx, q.user.String()); err == nil {
 		d.Archive, d.ArchiveFrom = true, first.Stamp.UTC().Format("2006-01-02")
 	}
@@ -173,6 +181,34 @@ func (c *Console) accountEndSession(q *req) {
 	s.Close("conflict", "ended from the account page")
 	c.d.Log.Info("console: session ended by its user", "session", full.String())
 	c.done(q, "The device "+full.Resource()+" is disconnected.", "/account/")
+}
+
+// accountRevokeToken takes one FAST token (XEP-0484) away from the user's
+// account, or all of them with id "all": the client must log in with the
+// password again. A session already open stays open (the Devices list
+// ends those).
+func (c *Console) accountRevokeToken(q *req) {
+	id := q.r.PostForm.Get("id")
+	if id == "" || len(id) > 128 {
+		http.Error(q.w, "no token named", http.StatusBadRequest)
+		return
+	}
+	which := id
+	if id == "all" {
+		which = ""
+	}
+	n, err := c.d.Store.FAST().Revoke(q.ctx, q.userHost.Domain, q.user.Local(), which)
+	if err != nil {
+		c.d.Log.Error("console: revoke FAST token", "user", q.user.String(), "err", err)
+		c.done(q, "The token could not be revoked; try again later.", "/account/")
+		return
+	}
+	c.d.Log.Info("console: FAST tokens revoked by their user", "user", q.user.String(), "token", id, "removed", n)
+	if n == 0 {
+		c.done(q, "That token is gone already.", "/account/")
+		return
+	}
+	c.done(q, "Revoked. That client needs your password the next time it logs in.", "/account/")
 }
 
 // accountArchive sends the user's own message archive (XEP-0313, as the

@@ -45,6 +45,7 @@ func routeArgs(host, user, room string) map[string]url.Values {
 		"POST /account/password":       {"current": {"wrong"}, "password": {"x"}, "password2": {"x"}},
 		"POST /account/profile":        {"nickname": {"n"}},
 		"POST /account/end-session":    {"session": {"alice@localhost/none"}},
+		"POST /account/revoke-token":   {"id": {"none"}},
 		"GET /account/archive":         {},
 		"POST /account/logout":         nil,
 	}

@@ -191,6 +191,7 @@ func (c *Console) routeTable() map[string]route {
 		add("POST", "/account/password", roleUser, c.accountPassword)
 		add("POST", "/account/profile", roleUser, c.accountProfile)
 		add("POST", "/account/end-session", roleUser, c.accountEndSession)
+		add("POST", "/account/revoke-token", roleUser, c.accountRevokeToken)
 		add("GET", "/account/archive", roleUser, c.accountArchive)
 	}
 	return rt

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"net/http"
+	"parley/internal/storage"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,27 @@ func TestAccountProfileAndDevices(t *testing.T) {
 	}
 	alice.post("/account/end-session", "session", "alice@localhost/phone")
 	phone.ExpectStreamError("conflict")
+	// FAST tokens: listed by client, revocable one by one, only her own.
+	fast := ts.Store().FAST()
+	now := time.Now()
+	for _, who := range []string{"alice", "bob"} {
+		tok := storage.FASTToken{ID: "tok-" + who, ClientID: "c-" + who, Software: "Pocket Chat", Device: who + "'s phone",
+			Mechanism: "HT-SHA-256-NONE", Hash: make([]byte, 32), IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := fast.Issue(t.Context(), "localhost", who, tok, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, page = alice.get("/account/"); !strings.Contains(page, "alice&#39;s phone") || strings.Contains(page, "tok-bob") {
+		t.Fatalf("token list:\n%s", page)
+	}
+	alice.post("/account/revoke-token", "id", "tok-bob")
+	alice.post("/account/revoke-token", "id", "tok-alice")
+	if l, _ := fast.List(t.Context(), "localhost", "alice"); len(l) != 0 {
+		t.Errorf("alice's token not revoked: %v", l)
+	}
+	if l, _ := fast.List(t.Context(), "localhost", "bob"); len(l) != 1 {
+		t.Errorf("bob's token touched by alice: %v", l)
+	}
 	// Archive download: one message to alice's archive.
 	c.Send("<message to='alice@localhost' type='chat' id='m1'><body>for the archive</body></message>")
 	deadline := time.Now().Add(10 * time.Second)
