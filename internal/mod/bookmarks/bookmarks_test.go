@@ -288,3 +288,61 @@ func TestAutojoinAcrossResources(t *testing.T) {
 		t.Fatalf("autojoin rooms read at login: %v (%s)", auto, items)
 	}
 }
+
+// TestLegacyPEPConversion: XEP-0411. What a XEP-0048 client publishes to
+// the storage:bookmarks PEP node is what private XML clients read and what
+// native clients get as items; what private XML or native clients change
+// is the node's item; the node stays private; the account announces it.
+func TestLegacyPEPConversion(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, password, "alice", "bob")
+	pepClient := ts.Login(t, "alice", password, "pep48")
+	legacy := ts.Login(t, "alice", password, "legacy")
+	bob := ts.Login(t, "bob", password, "r")
+
+	r := pepClient.IQ("get", "alice@localhost", "<query xmlns='"+nsDiscoInfo+"'/>")
+	if !strings.Contains(r.String(), "var='urn:xmpp:bookmarks-conversion:0'") {
+		t.Fatalf("no XEP-0411 feature: %s", r)
+	}
+	r = pepClient.IQ("set", "", "<pubsub xmlns='"+pubsub.NS+"'><publish node='storage:bookmarks'><item id='current'>"+
+		"<storage xmlns='storage:bookmarks'><conference jid='c@conference.localhost' name='C' autojoin='true'><nick>al</nick></conference>"+
+		"<url name='site' url='https://example.org/'/></storage></item></publish>"+
+		"<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>"+pubsub.NSPublishOptions+"</value></field>"+
+		"<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("publish to storage:bookmarks: %s", r)
+	}
+	if s := privateGet(t, legacy); s == nil || !strings.Contains(s.String(), "jid='c@conference.localhost'") || !strings.Contains(s.String(), "url='https://example.org/'") {
+		t.Fatalf("private XML after a PEP publish: %v", s)
+	}
+	if got := nativeItems(t, legacy, "").String(); !strings.Contains(got, "id='c@conference.localhost'") || !strings.Contains(got, "autojoin='true'") {
+		t.Fatalf("native items after a PEP publish: %s", got)
+	}
+
+	// A private XML change is the node's item.
+	privateSet(t, legacy, "<storage xmlns='storage:bookmarks'><conference jid='d@conference.localhost' name='D'/></storage>")
+	legacyItems := func() string {
+		r := pepClient.IQ("get", "", "<pubsub xmlns='"+pubsub.NS+"'><items node='storage:bookmarks'/></pubsub>")
+		if r.Attr("type") != "result" {
+			t.Fatalf("items of storage:bookmarks: %s", r)
+		}
+		return r.String()
+	}
+	if got := legacyItems(); !strings.Contains(got, "jid='d@conference.localhost'") || strings.Contains(got, "c@conference.localhost") {
+		t.Fatalf("storage:bookmarks after a private XML set: %s", got)
+	}
+	// So is a native client's change.
+	r = pepClient.IQ("set", "", "<pubsub xmlns='"+pubsub.NS+"'><publish node='"+nsNative+"'><item id='e@conference.localhost'>"+
+		"<conference xmlns='"+nsNative+"' name='E'/></item></publish></pubsub>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("native publish: %s", r)
+	}
+	if got := legacyItems(); !strings.Contains(got, "jid='e@conference.localhost'") || !strings.Contains(got, "jid='d@conference.localhost'") {
+		t.Fatalf("storage:bookmarks after a native publish: %s", got)
+	}
+	// Private to alice.
+	r = bob.IQ("get", "alice@localhost", "<pubsub xmlns='"+pubsub.NS+"'><items node='storage:bookmarks'/></pubsub>")
+	if testserver.ErrorCondition(r) != "not-allowed" {
+		t.Fatalf("bob reads alice's storage:bookmarks: %s", r)
+	}
+}

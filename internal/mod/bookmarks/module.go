@@ -5,7 +5,11 @@
 // in step, as XEP-0402 §5.3 ("Compatibility") allows and announces with
 // urn:xmpp:bookmarks:1#compat: a legacy client's change reaches PEP
 // clients as notifications of exactly the items that changed, and a PEP
-// client's change is what legacy clients read next.
+// client's change is what legacy clients read next. The third form, the
+// XEP-0048 <storage/> published to the storage:bookmarks PEP node, is
+// kept in step as well (XEP-0411, urn:xmpp:bookmarks-conversion:0):
+// private XML is its mirror, so every change of either legacy form is
+// the same change.
 package bookmarks
 
 import (
@@ -30,8 +34,15 @@ const (
 	NS = "urn:xmpp:bookmarks:1"
 	// NSCompat announces the unification with private XML (XEP-0402 §5.3).
 	NSCompat = NS + "#compat"
-	// NSLegacy is XEP-0048's storage namespace.
+	// NSLegacy is XEP-0048's storage namespace, and the name of the PEP
+	// node XEP-0048 §3.3 publishes it to.
 	NSLegacy = "storage:bookmarks"
+	// NSConversion announces that the server converts between the private
+	// XML and the PEP form of XEP-0048 (XEP-0411 §2).
+	NSConversion = "urn:xmpp:bookmarks-conversion:0"
+	// legacyItem is the one item of the storage:bookmarks node
+	// (XEP-0048 §3.3).
+	legacyItem = "current"
 )
 
 // lockStripes is the number of locks owners are spread over: conversions
@@ -67,6 +78,7 @@ func (b *Bookmarks) Start(context.Context) error {
 	b.priv.Watch(NSLegacy, "storage", b.fromPrivate)
 	b.pep.Subscribe(b.fromPEP)
 	b.h.AddAccountFeature(NSCompat)
+	b.h.AddAccountFeature(NSConversion)
 	b.offs = append(b.offs, b.h.Sessions.On(module.EventSessionBound, 0, b.bound))
 	return nil
 }
@@ -129,6 +141,63 @@ func form(formType string, fields ...string) *xml.Element {
 // format cannot carry them.
 func (b *Bookmarks) fromPrivate(ctx context.Context, owner jid.JID, storageEl *xml.Element) {
 	defer b.lock(owner)()
+	ctx = context.WithValue(ctx, converting{}, true)
+	b.toPEP(ctx, owner, storageEl)
+	b.toLegacyPEP(ctx, owner, storageEl)
+}
+
+// legacyOptions are the publish options XEP-0048 §3.3 asks for: the
+// storage kept, and private to the account.
+func legacyOptions() *xml.Element {
+	return form(pubsub.NSPublishOptions, "persist_items", "true", "access_model", pubsub.AccessWhitelist)
+}
+
+// toLegacyPEP publishes storageEl as the one item of the storage:bookmarks
+// node (XEP-0411 §3: what a private XML client stores, PEP clients of
+// XEP-0048 receive). ctx is a converting one, so the module does not
+// convert its own publication back. A node configured to be readable by
+// others is left alone (the preconditions fail), as for the native node.
+func (b *Bookmarks) toLegacyPEP(ctx context.Context, owner jid.JID, storageEl *xml.Element) {
+	svc := b.pep.PubSub()
+	_, err := svc.Items(ctx, owner.String(), owner, NSLegacy, []string{legacyItem}, 0)
+	var pe *pubsub.Error
+	if errors.As(err, &pe) && pe.Condition == stanza.ItemNotFound {
+		err = svc.CreateNode(ctx, owner.String(), owner, NSLegacy,
+			form(pubsub.NSNodeConfig, "persist_items", "true", "access_model", pubsub.AccessWhitelist))
+		if errors.As(err, &pe) && pe.Condition == stanza.Conflict {
+			err = nil
+		}
+	}
+	if err != nil {
+		b.h.Log.Error("bookmarks: preparing the storage:bookmarks node", "owner", owner.String(), "err", err)
+		return
+	}
+	_, err = svc.Publish(ctx, owner.String(), owner, NSLegacy, pubsub.Item{ID: legacyItem, Payload: storageEl}, legacyOptions())
+	if errors.As(err, &pe) && pe.App == "precondition-not-met" {
+		b.h.Log.Warn("bookmarks: not converting to the storage:bookmarks node, it is not private or does not keep its item", "owner", owner.String(), "reason", pe.Text)
+		return
+	}
+	if err != nil {
+		b.h.Log.Error("bookmarks: publishing to the storage:bookmarks node", "owner", owner.String(), "err", err)
+	}
+}
+
+// fromLegacyPEP applies a <storage/> a client published to the
+// storage:bookmarks node: private XML takes it as it is (its <url/>
+// bookmarks included), and the native node the rooms in it.
+func (b *Bookmarks) fromLegacyPEP(ctx context.Context, owner jid.JID, ev *pubsub.Event) {
+	if len(ev.Items) == 0 {
+		return
+	}
+	storageEl := ev.Items[len(ev.Items)-1].Payload
+	if storageEl == nil || storageEl.Space != NSLegacy || storageEl.Local != "storage" {
+		return
+	}
+	defer b.lock(owner)()
+	if err := b.priv.Put(ctx, owner, storageEl); err != nil {
+		b.h.Log.Error("bookmarks: writing private XML bookmarks", "owner", owner.String(), "err", err)
+		return
+	}
 	b.toPEP(context.WithValue(ctx, converting{}, true), owner, storageEl)
 }
 
@@ -194,7 +263,16 @@ func (b *Bookmarks) toPEP(ctx context.Context, owner jid.JID, storageEl *xml.Ele
 // purge or the node's deletion. The legacy <url/> bookmarks, which
 // XEP-0402 dropped, are kept as they were.
 func (b *Bookmarks) fromPEP(ctx context.Context, ev *pubsub.Event) {
-	if ev.Node != NS || isConverting(ctx) {
+	if isConverting(ctx) {
+		return
+	}
+	if ev.Node == NSLegacy && ev.Kind == pubsub.EventPublish {
+		if owner, err := jid.Parse(ev.Service); err == nil {
+			b.fromLegacyPEP(ctx, owner, ev)
+		}
+		return
+	}
+	if ev.Node != NS {
 		return
 	}
 	switch ev.Kind {
@@ -240,7 +318,9 @@ func (b *Bookmarks) toPrivate(ctx context.Context, owner jid.JID) {
 	}
 	if err := b.priv.Put(ctx, owner, out); err != nil {
 		b.h.Log.Error("bookmarks: writing private XML bookmarks", "owner", owner.String(), "err", err)
+		return
 	}
+	b.toLegacyPEP(context.WithValue(ctx, converting{}, true), owner, out)
 }
 
 // bound converts bookmarks that exist in one form only when a user logs
