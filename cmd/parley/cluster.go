@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -16,20 +15,9 @@ import (
 // registry, heartbeats and leases from NATS with the config's [cluster]
 // settings, so it answers even when no node runs here.
 func cmdCluster(args []string) int {
-	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(os.Stderr, "usage: parley cluster status [--config FILE] [--json]")
-		return 2
-	}
-	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
-	path := fs.String("config", "", "config file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseFlags(fs, args[1:]); err != nil {
-		return 2
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: config:", err)
-		return 1
+	cfg, asJSON, code := listCommand(args, "status", "cluster status")
+	if cfg == nil {
+		return code
 	}
 	cl := cfg.Cluster
 	if !cl.Enabled {
@@ -53,7 +41,7 @@ func cmdCluster(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: cluster status:", err)
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)

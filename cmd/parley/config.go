@@ -292,3 +292,27 @@ func policyValue(s access.Settings, key string) string {
 	}
 	return "?"
 }
+
+// listCommand parses the arguments of a read-only subcommand that prints
+// a table or JSON ("parley s2s list", "parley cluster status"): args[0]
+// must be sub, then --config and --json. It returns the loaded config, or
+// nil and the exit code after printing why.
+func listCommand(args []string, sub, name string) (cfg *config.Config, asJSON bool, code int) {
+	usage := "usage: parley " + name + " [--config FILE] [--json]"
+	if len(args) == 0 || args[0] != sub {
+		fmt.Fprintln(os.Stderr, usage)
+		return nil, false, 2
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	js := fs.Bool("json", false, "print JSON")
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return nil, false, 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley: config:", err)
+		return nil, false, 1
+	}
+	return cfg, *js, 0
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -15,20 +14,9 @@ import (
 // admin unix socket (admin_socket, mode 0600) for its live
 // server-to-server streams.
 func cmdS2S(args []string) int {
-	if len(args) == 0 || args[0] != "list" {
-		fmt.Fprintln(os.Stderr, "usage: parley s2s list [--config FILE] [--json]")
-		return 2
-	}
-	fs := flag.NewFlagSet("s2s list", flag.ContinueOnError)
-	path := fs.String("config", "", "config file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseFlags(fs, args[1:]); err != nil {
-		return 2
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley: config:", err)
-		return 1
+	cfg, asJSON, code := listCommand(args, "list", "s2s list")
+	if cfg == nil {
+		return code
 	}
 	if !cfg.S2S.Enabled {
 		fmt.Fprintln(os.Stderr, "parley: federation is not enabled in this config ([s2s] enabled = true)")
@@ -54,7 +42,7 @@ func cmdS2S(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: bad answer:", err)
 		return 1
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(list)
