@@ -25,6 +25,7 @@ PASSWORD='interop-secret-1'
 BASE="https://$IP:$HTTPS_PORT"
 
 need_slixmpp
+need_dpkg python3-aiohttp  # slixmpp's XEP-0363 plugin does the HTTP PUT with aiohttp (only recommended by python3-slixmpp)
 install_needed
 ensure_parley
 for p in "$PORT" "$HTTPS_PORT"; do port_open "$IP" "$p" && die "$IP:$p is already in use"; done
