@@ -124,8 +124,11 @@ listen = ""
 [limits]
 # One client address for every connection, and a generator that sends
 # faster than a person: the per-address cap and the per-connection byte
-# rate would throttle the generator, not Parley. Queue as ejabberd's.
+# rate would throttle the generator, not Parley (so would the per-address
+# share of the login gate; the gate itself stays). Queue as ejabberd's.
 max_connections_per_ip = 1000000
+max_concurrent_logins_per_ip = $((8 * $(nproc)))
+max_concurrent_logins = $((8 * $(nproc)))
 rate_bytes_per_second = 104857600
 rate_burst_bytes = 104857600
 output_queue = 100000

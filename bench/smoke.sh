@@ -31,6 +31,8 @@ direct_tls_listen = []
 listen = ""
 [limits]
 max_connections_per_ip = 10000
+max_concurrent_logins_per_ip = $((8 * $(nproc)))
+max_concurrent_logins = $((8 * $(nproc)))
 rate_bytes_per_second = 104857600
 rate_burst_bytes = 104857600
 TOML

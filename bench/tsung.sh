@@ -123,6 +123,8 @@ listen = ""
 # tsung connects every user from one address; the per-IP cap and the
 # per-connection byte rate would throttle the load generator, not Parley.
 max_connections_per_ip = 100000
+max_concurrent_logins_per_ip = $((8 * $(nproc)))
+max_concurrent_logins = $((8 * $(nproc)))
 rate_bytes_per_second = 104857600
 rate_burst_bytes = 104857600
 [auth]

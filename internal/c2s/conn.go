@@ -54,6 +54,10 @@ type conn struct {
 	// ends: fixed at accept, so neither TLS handshake (direct or
 	// STARTTLS) can grant the peer a fresh allowance.
 	authBy time.Time
+	// loginSlot is this connection's place in limits.max_concurrent_logins
+	// (stream.LoginGate), given back when negotiation is over or the
+	// connection ends; nil after that.
+	loginSlot *stream.LoginSlot
 
 	user     string // authenticated localpart
 	mech     string
@@ -114,6 +118,7 @@ func (c *conn) serve() {
 		c.fail(err)
 		return
 	}
+	c.endLogin()
 	c.readStanzas()
 }
 
@@ -125,6 +130,7 @@ func (c *conn) serve() {
 // hooks. The connection slot and the connection gauge are released by the
 // acceptor when serve returns.
 func (c *conn) cleanup() {
+	c.endLogin()
 	c.endStream("", "", true) // no-op when the stream already ended
 	if w := c.writer(); w != nil {
 		// A guard: endStream or installWriter has closed w already, and
@@ -136,6 +142,13 @@ func (c *conn) cleanup() {
 	if c.sess != nil {
 		c.sess.connLost(c, c.lost && !c.srv.stopping.Load())
 	}
+}
+
+// endLogin gives back the connection's login slot: it has logged in (and
+// bound), or it is ending.
+func (c *conn) endLogin() {
+	c.loginSlot.Release()
+	c.loginSlot = nil
 }
 
 // fail turns a read/negotiation error into the right stream error.

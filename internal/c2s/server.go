@@ -99,6 +99,10 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Sto
 			}
 		},
 		Serve: (*conn).serve,
+		Gate: stream.NewLoginGate(cfg.Limits.MaxConcurrentLogins, cfg.Limits.MaxConcurrentLoginsPerIP,
+			cfg.Limits.LoginSlotTimeout.Duration, stream.LoginGateMetrics{InUse: m.LoginSlots, Expired: m.LoginSlotExpiries}),
+		GateWait: cfg.Limits.PreAuthTimeout.Duration,
+		Gated:    func(c *conn, slot *stream.LoginSlot) { c.loginSlot = slot },
 	}
 	return s
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -285,6 +286,22 @@ type Limits struct {
 	// (contacts with a presence subscription need none); more are refused
 	// with policy-violation/too-many-subscriptions. Default 1000.
 	MaxPEPSubscriptions int `toml:"max_pep_subscriptions"`
+	// MaxConcurrentLogins bounds the client connections negotiating at
+	// once (TLS handshake, authentication, binding) on the TCP client
+	// listeners; while all are taken, further connections wait in the
+	// listen backlog instead of sharing the CPU with them, so under a
+	// login storm the admitted logins finish quickly instead of all
+	// slowing down together. Default 8 per CPU the process may use.
+	MaxConcurrentLogins int `toml:"max_concurrent_logins"`
+	// MaxConcurrentLoginsPerIP bounds the slots of max_concurrent_logins
+	// one source address may hold, so that one address cannot shut the
+	// others out. Default a quarter of max_concurrent_logins (at least 1).
+	MaxConcurrentLoginsPerIP int `toml:"max_concurrent_logins_per_ip"`
+	// LoginSlotTimeout is how long a connection keeps its login slot
+	// without having logged in; then it goes on without one (still within
+	// preauth_timeout). It bounds what a connection that sends nothing can
+	// hold. Default 5s.
+	LoginSlotTimeout Duration `toml:"login_slot_timeout"`
 }
 
 // Modules configures individual feature modules.
@@ -562,6 +579,9 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxPEPItems, 256)
 	setInt(&l.MaxPEPItemBytes, 128*1024)
 	setInt(&l.MaxPEPSubscriptions, 1000)
+	setInt(&l.MaxConcurrentLogins, 8*runtime.GOMAXPROCS(0))
+	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/4))
+	setDur(&l.LoginSlotTimeout, 5*time.Second)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -691,6 +711,7 @@ func (c *Config) validate() []string {
 		"limits.max_blocklist_items": l.MaxBlocklistItems, "limits.max_pep_nodes": l.MaxPEPNodes,
 		"limits.max_pep_items": l.MaxPEPItems, "limits.max_pep_item_bytes": l.MaxPEPItemBytes,
 		"limits.max_pep_subscriptions": l.MaxPEPSubscriptions,
+		"limits.max_concurrent_logins": l.MaxConcurrentLogins, "limits.max_concurrent_logins_per_ip": l.MaxConcurrentLoginsPerIP,
 	}
 	for k, v := range positive {
 		if v < 0 {
@@ -714,6 +735,12 @@ func (c *Config) validate() []string {
 	}
 	if l.MaxDepth < 8 {
 		bad("limits.max_depth: %d is too small: ordinary stanzas nest at least 8 levels", l.MaxDepth)
+	}
+	if l.MaxConcurrentLoginsPerIP > l.MaxConcurrentLogins {
+		bad("limits.max_concurrent_logins_per_ip (%d) exceeds limits.max_concurrent_logins (%d)", l.MaxConcurrentLoginsPerIP, l.MaxConcurrentLogins)
+	}
+	if l.LoginSlotTimeout.Duration < 0 {
+		bad("limits.login_slot_timeout: must not be negative")
 	}
 	if l.PreAuthTimeout.Duration < time.Second {
 		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)

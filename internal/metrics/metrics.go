@@ -37,6 +37,11 @@ type Metrics struct {
 	// connection broke mid-request; retried), "unavailable" (every server
 	// failed: the operation failed).
 	DirectoryErrors *prometheus.CounterVec
+	// LoginSlots is how many slots of limits.max_concurrent_logins are
+	// taken; LoginSlotExpiries counts slots given up after
+	// limits.login_slot_timeout by connections not logged in by then.
+	LoginSlots        prometheus.Gauge
+	LoginSlotExpiries prometheus.Counter
 }
 
 // New creates and registers the collectors, plus Go runtime and process
@@ -87,6 +92,13 @@ func New() *Metrics {
 	m.DirectoryErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_directory_errors_total", Help: "LDAP directory failures by kind (connect, request, unavailable).",
 	}, []string{"kind"})
+	m.LoginSlots = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "parley_login_slots_in_use", Help: "Client connections negotiating (TLS, authentication, bind) now, of limits.max_concurrent_logins.",
+	})
+	m.LoginSlotExpiries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_login_slot_expiries_total", Help: "Login slots given up after limits.login_slot_timeout by connections not logged in by then.",
+	})
+	r.MustRegister(m.LoginSlots, m.LoginSlotExpiries)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // Why an Acceptor closed a connection without serving it.
@@ -46,10 +47,26 @@ type Acceptor[C comparable] struct {
 	Refused func(nc net.Conn, reason string)
 	// Serve runs one registered connection until its stream ends.
 	Serve func(c C)
+	// Gate, if set, bounds the connections negotiating at once: an accept
+	// loop takes a slot for each connection it accepts before it accepts
+	// the next, so over the bound new connections wait in the listen
+	// backlog (LoginGate).
+	Gate *LoginGate
+	// GateWait bounds how long an accepted connection whose address holds
+	// its share of the gate waits for a slot before it is closed (the
+	// kind's pre-authentication time).
+	GateWait time.Duration
+	// Gated hands a registered connection its slot, before Serve; the
+	// connection releases it when its login is over or it ends (whichever
+	// comes first). Without Gated the slot is released at registration:
+	// the gate then covers only what open does (a direct TLS handshake).
+	Gated func(c C, slot *LoginSlot)
 
-	mu      sync.Mutex
-	closing bool
-	conns   map[C]struct{}
+	mu       sync.Mutex
+	closing  bool
+	conns    map[C]struct{}
+	doneOnce sync.Once
+	done     chan struct{} // closed by Close: wakes accept loops waiting at the gate
 }
 
 // Accept serves l in a goroutine of its own until l is closed. open turns
@@ -72,8 +89,17 @@ func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
 				}
 				continue
 			}
+			// The gate is taken after the accept, not before: a loop
+			// waiting in Accept must not hold a slot (a server has several
+			// listeners). So at most one accepted connection per listener
+			// waits here; the rest wait in the listen backlog.
+			if !a.Gate.Take(a.doneCh()) {
+				_ = nc.Close()
+				return
+			}
 			release, ok := a.PerIP.Acquire(nc.RemoteAddr())
 			if !ok {
+				a.Gate.Untake()
 				a.refuse(nc, RefusedPerAddress)
 				continue
 			}
@@ -90,14 +116,32 @@ func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
 func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool), release func()) {
 	defer a.WG.Done()
 	defer release()
+	var slot *LoginSlot
+	if a.Gate != nil {
+		var ok bool
+		if slot, ok = a.Gate.Admit(nc.RemoteAddr(), time.Now().Add(a.GateWait), a.doneCh()); !ok {
+			_ = nc.Close()
+			return
+		}
+	}
 	c, ok := open(nc)
 	if !ok {
+		slot.Release()
 		return
 	}
 	if reason := a.register(c); reason != "" {
+		slot.Release()
 		a.refuse(nc, reason)
 		return
 	}
+	// The connection owns its slot from here (this frame stays under
+	// every idle session, so it keeps no reference).
+	if a.Gated != nil {
+		a.Gated(c, slot)
+	} else {
+		slot.Release()
+	}
+	slot = nil
 	a.run(c)
 }
 
@@ -170,8 +214,17 @@ func (a *Acceptor[C]) Conns() []C {
 func (a *Acceptor[C]) Close() []C {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.closing {
+		close(a.doneCh())
+	}
 	a.closing = true
 	return a.snapshot()
+}
+
+// doneCh returns the channel Close closes.
+func (a *Acceptor[C]) doneCh() chan struct{} {
+	a.doneOnce.Do(func() { a.done = make(chan struct{}) })
+	return a.done
 }
 
 func (a *Acceptor[C]) snapshot() []C {

@@ -1,0 +1,66 @@
+package c2s_test
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"parley/internal/testserver"
+)
+
+const gateHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>"
+
+// unanswered reports that c's connection receives nothing for a short
+// while: its stream header waits at the gate. (A check that something does
+// not happen: it can pass wrongly, never fail wrongly.)
+func unanswered(t *testing.T, c *testserver.Client) {
+	t.Helper()
+	_ = c.Conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	n, err := c.Conn.Read(make([]byte, 64))
+	var ne net.Error
+	if n > 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a connection over limits.max_concurrent_logins was answered (%d bytes, %v)", n, err)
+	}
+	_ = c.Conn.SetReadDeadline(time.Time{})
+}
+
+// Login storms (issue 15): with every login slot taken, a new connection
+// waits at accept, unanswered, until a login ends; then it is served.
+func TestLoginsOverTheBoundWaitAtAccept(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\n")
+	ts.AddUser(t, "alice", "alice-secret-1")
+	d := ts.Domain()
+	first := testserver.Dial(t, ts.StartTLSAddr())
+	first.Open(d)
+	second := testserver.Dial(t, ts.StartTLSAddr())
+	second.Send(gateHeader, d)
+	unanswered(t, second)
+	first.StartTLS(d)
+	unanswered(t, second)
+	first.AuthPlain(d, "alice", "alice-secret-1")
+	first.Bind("one") // logged in: the slot is free
+	second.ReadHeaderOnly("")
+	second.ExpectStanza("features")
+	// And the first session is a normal one.
+	first.Send("<iq type='get' id='p1' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", d)
+	first.ExpectStanza("iq", "id=p1", "type=result")
+}
+
+// A connection that sends nothing keeps its slot only
+// limits.login_slot_timeout: it cannot hold logins shut (slowloris on the
+// gate), and it is not cut off either.
+func TestIdleConnectionGivesUpItsLoginSlot(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"300ms\"\n")
+	ts.AddUser(t, "alice", "alice-secret-1")
+	d := ts.Domain()
+	idle := testserver.Dial(t, ts.StartTLSAddr())
+	second := testserver.Dial(t, ts.StartTLSAddr())
+	second.ReadHeaderOnly("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + d + "' version='1.0'>")
+	second.ExpectStanza("features")
+	// The idle connection still logs in, within limits.preauth_timeout.
+	idle.Open(d)
+	idle.StartTLS(d)
+	idle.AuthPlain(d, "alice", "alice-secret-1")
+	idle.Bind("late")
+}
