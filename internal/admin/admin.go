@@ -26,6 +26,7 @@ import (
 	"parley/internal/legacyauth"
 	"parley/internal/module"
 	"parley/internal/passpolicy"
+	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
@@ -87,6 +88,17 @@ func (o *Ops) Audit(a Actor, action string, targets ...string) {
 // Directory reports whether the host's accounts live in a directory: the
 // account-changing operations refuse with ErrDirectory there.
 func (o *Ops) Directory() bool { return o.h.AccountSource != nil }
+
+// PasswordsWritable reports whether SetPassword can change this host's
+// passwords: always where accounts live in storage; on a directory host
+// only with [directory] password_write.
+func (o *Ops) PasswordsWritable() bool {
+	if !o.Directory() {
+		return true
+	}
+	_, ok := o.h.AccountSource.(*directory.Directory)
+	return ok && o.h.Config.Directory.PasswordWrite
+}
 
 // Account parses s as the bare JID of an account of this host (a bare
 // localpart is taken as one of this host).
@@ -176,9 +188,12 @@ func (o *Ops) SetDisabled(ctx context.Context, a Actor, j jid.JID, disabled bool
 // policy and is remembered for the reuse rule; whether it was used before
 // is the caller's question (History.CheckReuse), since an administrator's
 // reset is not bound by it.
+//
+// On a directory host with [directory] password_write the password is set
+// in the directory instead (setDirectoryPassword), under the same policy.
 func (o *Ops) SetPassword(ctx context.Context, a Actor, j jid.JID, password string) error {
 	if o.Directory() {
-		return ErrDirectory
+		return o.setDirectoryPassword(ctx, a, j, password)
 	}
 	if password == "" {
 		return bad("a password is required")
@@ -193,6 +208,35 @@ func (o *Ops) SetPassword(ctx context.Context, a Actor, j jid.JID, password stri
 		return err
 	}
 	o.remember(ctx, j, password)
+	o.Audit(a, "change-user-password", j.String())
+	return nil
+}
+
+// setDirectoryPassword changes a directory user's password: the
+// directory's Password Modify operation plus fresh RFC 5803 SCRAM secrets
+// (directory.SetPassword), after Parley's own password policy. The reuse
+// history is not kept: the directory's own password policy owns that.
+func (o *Ops) setDirectoryPassword(ctx context.Context, a Actor, j jid.JID, password string) error {
+	d, ok := o.h.AccountSource.(*directory.Directory)
+	if !ok || !o.PasswordsWritable() {
+		return ErrDirectory
+	}
+	if password == "" {
+		return bad("a password is required")
+	}
+	if err := passpolicy.Check(o.h.Config, password); err != nil {
+		return err
+	}
+	creds, err := sasl.DeriveCredentials(password, o.h.Config.Auth.ScramIterations)
+	if err != nil {
+		return err
+	}
+	switch err := d.SetPassword(ctx, j.Local(), password, creds); {
+	case errors.Is(err, directory.ErrNoSuchUser), errors.Is(err, directory.ErrDisabled):
+		return ErrNotFound
+	case err != nil:
+		return err
+	}
 	o.Audit(a, "change-user-password", j.String())
 	return nil
 }

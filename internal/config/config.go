@@ -295,12 +295,17 @@ type Limits struct {
 	MaxConcurrentLogins int `toml:"max_concurrent_logins"`
 	// MaxConcurrentLoginsPerIP bounds the slots of max_concurrent_logins
 	// one source address may hold, so that one address cannot shut the
-	// others out. Default a quarter of max_concurrent_logins (at least 1).
+	// others out; its further connections wait for one of its slots at
+	// most login_slot_timeout, then go on without one (many users behind
+	// one NAT address are slowed, never shut out). Default half of
+	// max_concurrent_logins (at least 1).
 	MaxConcurrentLoginsPerIP int `toml:"max_concurrent_logins_per_ip"`
 	// LoginSlotTimeout is how long a connection keeps its login slot
 	// without having logged in; then it goes on without one (still within
 	// preauth_timeout). It bounds what a connection that sends nothing can
-	// hold. Default 5s.
+	// hold, and the wait of one address's connections over their share. A
+	// login on a slow mobile link may outlast it and finish ungated, which
+	// costs the gate little (its CPU work is spread out anyway). Default 2s.
 	LoginSlotTimeout Duration `toml:"login_slot_timeout"`
 }
 
@@ -580,8 +585,8 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxPEPItemBytes, 128*1024)
 	setInt(&l.MaxPEPSubscriptions, 1000)
 	setInt(&l.MaxConcurrentLogins, 8*runtime.GOMAXPROCS(0))
-	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/4))
-	setDur(&l.LoginSlotTimeout, 5*time.Second)
+	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/2))
+	setDur(&l.LoginSlotTimeout, 2*time.Second)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}

@@ -22,6 +22,14 @@ type DirectoryPolicy struct {
 	// refused (not-allowed) and the directory stays the only place to
 	// edit those rooms.
 	RoomWrite bool `toml:"room_write"`
+	// PasswordWrite lets users change their own directory password through
+	// Parley (the self-service page, XEP-0077 in-band) and administrators
+	// reset one (the web console, XEP-0133): the service account sets it
+	// with RFC 3062 Password Modify and writes RFC 5803 SCRAM secrets, as
+	// `parley user passwd` always does. Default false: those front ends say
+	// the password is changed in the directory, and the service account
+	// needs no write access.
+	PasswordWrite bool `toml:"password_write"`
 	// RoomTitleAttribute holds a directory room's natural-language name
 	// (muc#roomconfig_roomname), e.g. "parleyRoomTitle" from the schema in
 	// docs. Empty (default): the title is not kept in the directory; the
@@ -38,8 +46,8 @@ func (d *DirectoryPolicy) applyDefaults() {
 func (c *Config) validateDirectoryPolicy(bad func(string, ...any)) {
 	d := c.Directory
 	if !d.Enabled() {
-		if d.ConfigBase != "" || d.RoomWrite {
-			bad("directory: config_base and room_write need directory.servers")
+		if d.ConfigBase != "" || d.RoomWrite || d.PasswordWrite {
+			bad("directory: config_base, room_write and password_write need directory.servers")
 		}
 		return
 	}

@@ -28,6 +28,9 @@ type accountData struct {
 	MinLength   int
 	Classes     int
 	History     int
+	// PasswordWritable: the password form is shown (always on database
+	// hosts; on directory hosts with [directory] password_write).
+	PasswordWritable bool
 	// Tokens are the account's XEP-0484 FAST tokens: the clients that
 	// log in without the password (database hosts only).
 	Tokens []storage.FASTToken
@@ -35,7 +38,7 @@ type accountData struct {
 
 func (c *Console) account(q *req) {
 	h := q.userHost
-	d := accountData{JID: q.user, Directory: h.AccountSource != nil, MinLength: c.d.Config.Auth.MinPasswordLength,
+	d := accountData{JID: q.user, Directory: h.AccountSource != nil, PasswordWritable: admin.For(h).PasswordsWritable(), MinLength: c.d.Config.Auth.MinPasswordLength,
 		Classes: c.d.Config.Auth.Password.RequireClasses, History: c.d.Config.Auth.Password.History}
 	var err error
 	if d.Profile, _, err = c.profile(q, h, q.user); err != nil {
@@ -59,7 +62,7 @@ func (c *Console) account(q *req) {
 func (c *Console) accountPassword(q *req) {
 	h := q.userHost
 	f := q.r.PostForm
-	if h.AccountSource != nil {
+	if !admin.For(h).PasswordsWritable() {
 		c.done(q, "Your password is managed by the directory; change it there.", "/account/")
 		return
 	}

@@ -223,7 +223,10 @@ type userData struct {
 	LastLogin  string
 	Contacts   int
 	Directory  bool
-	Groups     []string
+	// PasswordWritable: the reset form is shown, also on a directory
+	// host with [directory] password_write.
+	PasswordWritable bool
+	Groups           []string
 }
 
 func (c *Console) user(q *req) {
@@ -232,7 +235,7 @@ func (c *Console) user(q *req) {
 		return
 	}
 	h := ops.Host()
-	d := userData{JID: j, Directory: ops.Directory()}
+	d := userData{JID: j, Directory: ops.Directory(), PasswordWritable: ops.PasswordsWritable()}
 	ok, err := ops.Exists(q.ctx, j)
 	if err != nil {
 		c.d.Log.Error("console: user", "err", err)

@@ -19,27 +19,7 @@ func TestDirectoryHostFields(t *testing.T) {
 	}
 	srv := ldaptest.Start(t, "")
 	const dom = "example.test"
-	ts := testserver.Start(t, fmt.Sprintf(`[[host]]
-domain = %q
-accounts = "directory"
-admins = ["alice@example.test"]
-[directory]
-servers = [%q]
-tls = "none"
-bind_dn = %q
-bind_password = %q
-user_base = %q
-group_base = %q
-dial_timeout = "2s"
-retry_delay = "10ms"
-[directory.profile.mobile]
-mode = "update"
-[directory.profile.nickname]
-mode = "local"
-[console]
-admin = true
-account = true
-`, dom, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase))
+	ts := directoryConsole(t, srv, "")
 
 	bob := newBrowser(t, ts)
 	bob.login("account", "bob@"+dom, "bob-pass")
@@ -84,4 +64,74 @@ account = true
 		t.Errorf("disable on a directory host not refused")
 	}
 	ts.Login(t, "bob@"+dom, "bob-pass", "still-works").Close()
+}
+
+// directoryConsole starts a server whose host example.test takes its
+// accounts from srv, with both console pages on and alice as admin;
+// extra goes into [directory].
+func directoryConsole(t *testing.T, srv *ldaptest.Server, extra string) *testserver.TS {
+	const dom = "example.test"
+	return testserver.Start(t, fmt.Sprintf(`[[host]]
+domain = %q
+accounts = "directory"
+admins = ["alice@example.test"]
+[directory]
+servers = [%q]
+tls = "none"
+bind_dn = %q
+bind_password = %q
+user_base = %q
+group_base = %q
+dial_timeout = "2s"
+retry_delay = "10ms"
+%s[directory.profile.mobile]
+mode = "update"
+[directory.profile.nickname]
+mode = "local"
+[console]
+admin = true
+account = true
+`, dom, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase, extra))
+}
+
+// With [directory] password_write a directory user changes their password
+// on the self-service page and an admin resets one on the console: both
+// are written to the directory (the new password logs in, the old one
+// not); the account-changing actions other than the password stay refused.
+func TestDirectoryHostPasswordWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts slapd")
+	}
+	srv := ldaptest.Start(t, "")
+	const dom = "example.test"
+	ts := directoryConsole(t, srv, "password_write = true\n")
+
+	bob := newBrowser(t, ts)
+	bob.login("account", "bob@"+dom, "bob-pass")
+	if _, page := bob.get("/account/"); !strings.Contains(page, `id="password-form"`) {
+		t.Fatalf("no password form with password_write:\n%s", page)
+	}
+	if st, _, _ := bob.post("/account/password", "current", "bob-pass", "password", "bob-new-pass", "password2", "bob-new-pass"); st != http.StatusSeeOther {
+		t.Fatalf("self-service change: status %d", st)
+	}
+	if _, page := bob.get("/account/"); !strings.Contains(page, "Your password is changed") {
+		t.Errorf("no confirmation of the change:\n%s", page)
+	}
+	if ts.CanLogin(t, "bob@"+dom, "bob-pass") {
+		t.Error("the old password still logs in")
+	}
+	ts.Login(t, "bob@"+dom, "bob-new-pass", "r1").Close()
+
+	alice := newBrowser(t, ts)
+	alice.login("admin", "alice@"+dom, "alice-pass")
+	st, page := alice.get("/admin/user?jid=bob@" + dom)
+	if st != http.StatusOK || !strings.Contains(page, `action="/admin/user/password"`) || strings.Contains(page, `action="/admin/user/delete"`) {
+		t.Fatalf("admin user page with password_write (%d): want the reset form and no delete:\n%s", st, page)
+	}
+	alice.post("/admin/user/password", "jid", "bob@"+dom, "password", "bob-reset-pass", "password2", "bob-reset-pass")
+	ts.Login(t, "bob@"+dom, "bob-reset-pass", "r2").Close()
+	alice.post("/admin/user/disable", "jid", "bob@"+dom)
+	if _, page := alice.get("/admin/user?jid=bob@" + dom); !strings.Contains(page, "managed by its directory") {
+		t.Errorf("disable on a directory host not refused")
+	}
 }

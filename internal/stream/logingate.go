@@ -32,8 +32,8 @@ import (
 //   - perAddr: one source address (IPv4 address, IPv6 /64) holds at most
 //     perAddr slots. Its further connections, once accepted, give their
 //     slot back and wait for one of their own address's slots to free
-//     (bounded by their pre-auth deadline), so other addresses keep the
-//     rest of the gate.
+//     (at most hold, then they go on without one), so other addresses keep
+//     the rest of the gate.
 //
 // The zero value is not usable; NewLoginGate makes one. A nil *LoginGate
 // admits everything at once (no bound), so callers need no branch.
@@ -105,8 +105,11 @@ func (g *LoginGate) Untake() {
 // against addr's share. If addr already holds its share, the slot goes
 // back to the gate and the connection waits (in its own goroutine, not in
 // the accept loop) for its address to be under its share and for a free
-// slot, until deadline; it reports false, holding nothing, if deadline
-// passes or done closes first. Release the slot when the login is over.
+// slot, at most hold: then it goes on without a slot (nil, true), as a
+// holder does whose slot expired, so many clients behind one NAT address
+// are slowed by at most hold, never shut out. It reports false, holding
+// nothing, if deadline passes or done closes first. Release the slot when
+// the login is over.
 func (g *LoginGate) Admit(addr net.Addr, deadline time.Time, done <-chan struct{}) (*LoginSlot, bool) {
 	if g == nil {
 		return nil, true
@@ -116,7 +119,7 @@ func (g *LoginGate) Admit(addr net.Addr, deadline time.Time, done <-chan struct{
 		// Not an IP transport (tests with pipes): the global bound only.
 		return g.slot(nil, key), true
 	}
-	var timeout <-chan time.Time
+	var timeout, patience <-chan time.Time
 	for {
 		g.mu.Lock()
 		st := g.byAddr[key]
@@ -141,9 +144,17 @@ func (g *LoginGate) Admit(addr net.Addr, deadline time.Time, done <-chan struct{
 			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
 			timeout = t.C
+			if g.hold > 0 {
+				p := time.NewTimer(g.hold)
+				defer p.Stop()
+				patience = p.C
+			}
 		}
 		select {
 		case <-wake:
+		case <-patience:
+			g.gaveUp()
+			return nil, true
 		case <-timeout:
 			return nil, false
 		case <-done:
@@ -152,6 +163,9 @@ func (g *LoginGate) Admit(addr net.Addr, deadline time.Time, done <-chan struct{
 		select {
 		case g.slots <- struct{}{}:
 			g.report()
+		case <-patience:
+			g.gaveUp()
+			return nil, true
 		case <-timeout:
 			return nil, false
 		case <-done:
@@ -166,6 +180,14 @@ func (g *LoginGate) slot(st *addrSlots, key netip.Addr) *LoginSlot {
 		s.timer = time.AfterFunc(g.hold, s.expire)
 	}
 	return s
+}
+
+// gaveUp counts a connection that waited hold for its address's share
+// and goes on without a slot, like an expired one.
+func (g *LoginGate) gaveUp() {
+	if g.expired != nil {
+		g.expired.Inc()
+	}
 }
 
 func (g *LoginGate) report() {
@@ -200,9 +222,7 @@ func (s *LoginSlot) Release() {
 // expire gives the slot back after hold, the connection not logged in yet.
 func (s *LoginSlot) expire() {
 	s.once.Do(func() {
-		if s.g.expired != nil {
-			s.g.expired.Inc()
-		}
+		s.g.gaveUp()
 		s.free()
 	})
 }

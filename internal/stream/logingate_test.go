@@ -150,6 +150,38 @@ func TestLoginGateShareWaitDeadline(t *testing.T) {
 	s.Release()
 }
 
+// Many clients behind one address (a NAT) are slowed by at most hold: a
+// connection that waited that long for its address's share goes on
+// without a slot, holding nothing, and is counted.
+func TestLoginGateShareWaitBoundedByHold(t *testing.T) {
+	var expired testCounter
+	g := NewLoginGate(2, 1, 50*time.Millisecond, LoginGateMetrics{Expired: &expired})
+	done := make(chan struct{})
+	defer close(done)
+	g.Take(done)
+	s, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
+	if !ok || s == nil {
+		t.Fatal("not admitted")
+	}
+	s.timer.Stop() // the holder stays: only the waiter's patience runs out
+	g.Take(done)
+	start := time.Now()
+	s2, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
+	if !ok || s2 != nil {
+		t.Fatalf("after waiting hold: admitted %v with slot %v, want to go on without one", ok, s2)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("went on after %s, before hold", waited)
+	}
+	if n := len(g.slots); n != 1 {
+		t.Fatalf("%d slots taken, want 1 (the waiter holds none)", n)
+	}
+	if expired.n.Load() != 1 {
+		t.Fatalf("expiries %d, want 1", expired.n.Load())
+	}
+	s.Release()
+}
+
 // A slot held past hold without a login is given up (and counted); the
 // connection's own release later frees nothing twice.
 func TestLoginGateHoldExpires(t *testing.T) {

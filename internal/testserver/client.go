@@ -251,6 +251,24 @@ func (ts *TS) Authenticated(t testing.TB, user, password string) *Client {
 	return c
 }
 
+// CanLogin reports whether user (a username of the default domain, or
+// user@host) authenticates with password over STARTTLS and PLAIN; the
+// connection is closed either way.
+func (ts *TS) CanLogin(t testing.TB, user, password string) bool {
+	t.Helper()
+	domain := ts.Domain()
+	if u, h, ok := strings.Cut(user, "@"); ok {
+		user, domain = u, h
+	}
+	c := Dial(t, ts.StartTLSAddr())
+	defer c.Close()
+	c.Open(domain)
+	c.StartTLS(domain)
+	msg := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
+	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", msg)
+	return c.Expect(func(el *xml.Element) bool { return el.Local == "success" || el.Local == "failure" }).Local == "success"
+}
+
 // Login connects with STARTTLS, authenticates with PLAIN and binds.
 func (ts *TS) Login(t testing.TB, user, password, resource string) *Client {
 	t.Helper()

@@ -25,10 +25,11 @@ const maxListed = 1000
 type adminCmd struct {
 	node, name string
 	// changes marks commands that change accounts: refused on directory
-	// hosts.
-	changes bool
-	form    func(ctx context.Context) *xml.Element
-	do      func(req *Request) Response
+	// hosts. password marks the one that changes only a password, which
+	// a directory host allows with [directory] password_write.
+	changes, password bool
+	form              func(ctx context.Context) *xml.Element
+	do                func(req *Request) Response
 }
 
 // addAdminCommands registers the XEP-0133 set, each under its node name
@@ -57,7 +58,7 @@ func (a *Adhoc) addAdminCommands() {
 		{node: "delete-user", name: "Delete User", changes: true, do: a.deleteUsers, form: jidsForm("Deleting users")},
 		{node: "disable-user", name: "Disable User", changes: true, do: a.disableUsers(true), form: jidsForm("Disabling users")},
 		{node: "reenable-user", name: "Re-Enable User", changes: true, do: a.disableUsers(false), form: jidsForm("Re-enabling users")},
-		{node: "change-user-password", name: "Change User Password", changes: true, do: a.changePassword, form: func(context.Context) *xml.Element {
+		{node: "change-user-password", name: "Change User Password", changes: true, password: true, do: a.changePassword, form: func(context.Context) *xml.Element {
 			return form("form", "Changing a User Password", "",
 				field{Var: "accountjid", Type: "jid-single", Label: "The Jabber ID", Required: true},
 				field{Var: "password", Type: "text-private", Label: "The new password", Required: true})
@@ -100,7 +101,7 @@ func (a *Adhoc) addAdminCommands() {
 // adminRun turns an adminCmd into a Command's Run.
 func (a *Adhoc) adminRun(c adminCmd) func(*Request) Response {
 	return func(req *Request) Response {
-		if c.changes && a.ops.Directory() {
+		if c.changes && a.ops.Directory() && !(c.password && a.ops.PasswordsWritable()) {
 			return Response{Err: &stanza.Error{Condition: stanza.NotAllowed, Text: admin.ErrDirectory.Error()}}
 		}
 		if req.Form == nil && c.form != nil {

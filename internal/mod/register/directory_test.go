@@ -94,7 +94,7 @@ func TestDirectoryHostRefuses(t *testing.T) {
 	if res := alice.IQ("get", dom, "<ping xmlns='urn:xmpp:ping'/>"); res.Attr("type") != "result" {
 		t.Fatalf("alice's session after the refusals: %s", res)
 	}
-	if !canLoginAt(t, ts, dom, "alice", "alice-pass") || canLoginAt(t, ts, dom, "alice", "changed-pass") {
+	if !ts.CanLogin(t, "alice@"+dom, "alice-pass") || ts.CanLogin(t, "alice@"+dom, "changed-pass") {
 		t.Error("the directory password no longer works, or the refused one does")
 	}
 	for _, c := range []struct{ owner, contact string }{{"alice", "bob"}, {"bob", "alice"}} {
@@ -105,4 +105,37 @@ func TestDirectoryHostRefuses(t *testing.T) {
 	}
 	bob.Send("<message to='alice@%s/r1' type='chat' id='m1'><body>still there?</body></message>", dom)
 	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "still there?" })
+}
+
+// With [directory] password_write a user of a directory host changes their
+// own password in-band (XEP-0077 §3.3): it is written to the directory
+// with fresh SCRAM secrets, under the password policy, and only their
+// own; cancelling and field changes stay refused.
+func TestDirectoryHostPasswordChange(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	ts := testserver.Start(t, strings.Replace(directoryHost(srv.Addr), "[[directory.roster_group]]", "password_write = true\n[[directory.roster_group]]", 1))
+	const dom = "example.test"
+	alice := ts.Online(t, "alice", "alice-pass", "r1")
+
+	refusal(t, "remove", alice.IQ("set", dom, "<query xmlns='jabber:iq:register'><remove/></query>"), "not-allowed")
+	refusal(t, "field change", alice.IQ("set", dom, registerQuery("email", "a@example.org")), "not-allowed")
+	refusal(t, "inquiry", alice.IQ("get", dom, "<query xmlns='jabber:iq:register'/>"), "not-allowed")
+	if c, _, _, _ := stanza.ParseError(alice.IQ("set", dom, registerQuery("username", "bob", "password", "bob-taken-over"))); c != stanza.Forbidden {
+		t.Errorf("changing bob's password: %q, want forbidden", c)
+	}
+	if c, _, _, _ := stanza.ParseError(alice.IQ("set", dom, registerQuery("password", "x"))); c != stanza.NotAcceptable {
+		t.Errorf("a too short password: %q, want not-acceptable", c)
+	}
+	if res := alice.IQ("set", dom, registerQuery("username", "alice", "password", "alice-new-pass")); res.Attr("type") != "result" {
+		t.Fatalf("password change: %s", res)
+	}
+	if !ts.CanLogin(t, "alice@"+dom, "alice-new-pass") || ts.CanLogin(t, "alice@"+dom, "alice-pass") {
+		t.Error("after the change the new password does not log in, or the old one still does")
+	}
+	if !ts.CanLogin(t, "bob@"+dom, "bob-pass") {
+		t.Error("bob's password changed")
+	}
+	if out := srv.Search(t, ldaptest.PeopleBase, "(uid=alice)", "authPassword"); strings.Count(out, "authPassword:") != 2 {
+		t.Errorf("alice's entry holds %d SCRAM secrets, want 2:\n%s", strings.Count(out, "authPassword:"), out)
+	}
 }

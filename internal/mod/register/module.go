@@ -16,6 +16,7 @@ import (
 	"context"
 	"time"
 
+	"parley/internal/admin"
 	"parley/internal/config"
 	"parley/internal/module"
 	"parley/internal/xmpp/stanza"
@@ -68,14 +69,19 @@ func (*Register) Name() string { return "register" }
 //
 // On a host whose accounts live outside storage (a directory) the in-session
 // handlers refuse everything with not-allowed and are not announced in
-// disco#info (see directoryOwned).
+// disco#info (see directoryOwned), except a password change with
+// [directory] password_write (directoryPasswordSet).
 func (r *Register) Start(context.Context) error {
 	r.h.RegisterPreAuthIQ(NS, r.preAuth)
 	r.h.AddPreAuthStreamFeature(r.streamFeature)
 	for _, t := range []module.Target{module.TargetHost, module.TargetSelf} {
 		if r.directoryOwned() {
 			r.h.RegisterRefusingIQ(stanza.TypeGet, t, NS, r.refuseDirectory)
-			r.h.RegisterRefusingIQ(stanza.TypeSet, t, NS, r.refuseDirectory)
+			if admin.For(r.h).PasswordsWritable() {
+				r.h.RegisterIQ(stanza.TypeSet, t, NS, r.directoryPasswordSet)
+			} else {
+				r.h.RegisterRefusingIQ(stanza.TypeSet, t, NS, r.refuseDirectory)
+			}
 			continue
 		}
 		r.h.RegisterIQ(stanza.TypeGet, t, NS, r.sessionGet)

@@ -2,7 +2,6 @@ package register_test
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"reflect"
@@ -18,20 +17,7 @@ import (
 // canLogin reports whether SASL PLAIN succeeds for user/pw.
 func canLogin(t *testing.T, ts *testserver.TS, user, pw string) bool {
 	t.Helper()
-	return canLoginAt(t, ts, domain, user, pw)
-}
-
-// canLoginAt reports whether SASL PLAIN succeeds for user/pw on host dom.
-func canLoginAt(t *testing.T, ts *testserver.TS, dom, user, pw string) bool {
-	t.Helper()
-	c := testserver.Dial(t, ts.StartTLSAddr())
-	c.Open(dom)
-	c.StartTLS(dom)
-	msg := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pw))
-	c.Send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", msg)
-	el := c.Expect(func(el *xml.Element) bool { return el.Local == "success" || el.Local == "failure" })
-	c.Close()
-	return el.Local == "success"
+	return ts.CanLogin(t, user+"@"+domain, pw)
 }
 
 // TestSeedRegistration replays seed 004's registration exchanges: the

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 
+	"parley/internal/admin"
 	"parley/internal/legacyauth"
 	"parley/internal/module"
+	"parley/internal/passpolicy"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -52,14 +54,8 @@ func (r *Register) sessionSet(ev *module.StanzaEvent, q *xml.Element) *xml.Eleme
 		return r.remove(ev)
 	}
 	user := ev.From.Local()
-	// The username, when given, must be the sender's own (seed 004 sends
-	// none; XEP-0077 §3.3 sends it). §3.3's errors are not returned with
-	// the original XML, which carries the password.
-	if u, ok := sub.values["username"]; ok && u != "" {
-		j, err := jid.New(u, r.h.Domain, "")
-		if err != nil || j.Local() != user {
-			return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "you can change only your own registration")
-		}
+	if !r.ownUsername(sub, user) {
+		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "you can change only your own registration")
 	}
 	if text := r.checkFields(sub.values); text != "" {
 		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, text)
@@ -104,6 +100,58 @@ func (r *Register) sessionSet(ev *module.StanzaEvent, q *xml.Element) *xml.Eleme
 			return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 		}
 		r.h.Log.Info("register: password changed", "user", ev.From.Bare().String())
+	}
+	return stanza.IQResult(ev.Stanza, nil)
+}
+
+// ownUsername reports whether the submission's username, when given, is
+// the sender's own (seed 004 sends none; XEP-0077 §3.3 sends it). §3.3's
+// errors are not returned with the original XML, which carries the
+// password.
+func (r *Register) ownUsername(sub submission, user string) bool {
+	u, ok := sub.values["username"]
+	if !ok || u == "" {
+		return true
+	}
+	j, err := jid.New(u, r.h.Domain, "")
+	return err == nil && j.Local() == user
+}
+
+// directoryPasswordSet serves §3.3 on a directory host with [directory]
+// password_write: a password change, and nothing else, is written to the
+// directory by the same operation as the console's (admin.Ops.SetPassword:
+// policy, Password Modify, fresh SCRAM secrets, audit line). Cancelling
+// and registration fields stay refused: the directory owns the account.
+func (r *Register) directoryPasswordSet(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	if !r.local(ev) || q.Local != "query" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, directoryText)
+	}
+	sub, err := r.parse(q)
+	if err != nil {
+		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, err.Error())
+	}
+	pw := sub.values["password"]
+	for f := range sub.values {
+		if f != "username" && f != "password" {
+			return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, directoryText)
+		}
+	}
+	if sub.remove || pw == "" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAllowed, directoryText)
+	}
+	if !r.ownUsername(sub, ev.From.Local()) {
+		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "you can change only your own password")
+	}
+	if text := r.checkPassword(pw); text != "" {
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, text)
+	}
+	err = admin.For(r.h).SetPassword(ev.Ctx, admin.Actor{JID: ev.From, Via: "in-band"}, ev.From.Bare(), pw)
+	switch {
+	case passpolicy.IsViolation(err):
+		return stanza.ErrorReply(ev.Stanza, stanza.NotAcceptable, err.Error())
+	case err != nil:
+		r.h.Log.Error("register: change directory password", "user", ev.From.Bare().String(), "err", err)
+		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "the directory did not accept the change")
 	}
 	return stanza.IQResult(ev.Stanza, nil)
 }
