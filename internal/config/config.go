@@ -325,6 +325,11 @@ type VersionModule struct {
 type HTTP struct {
 	// Listen: address for /metrics and /healthz ("" disables; default 127.0.0.1:5280).
 	Listen *string `toml:"listen"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener, for measuring the server under load
+	// (bench/README.md). Off by default: a profile shows the server's
+	// internals to anyone who can reach the listener.
+	Pprof bool `toml:"pprof"`
 }
 
 // TLS configures certificates and versions.
