@@ -183,6 +183,12 @@ func (c *Carbons) inbound(ev *module.StanzaEvent) bool {
 	if ev.From.Bare() == user || !eligible(ev.Stanza, received, ev.From) {
 		return false
 	}
+	// Most accounts have no other carbons-enabled session: then nothing
+	// below (the delivery targets, the copies) needs computing.
+	sessions := c.h.Router.Sessions(user)
+	if !anyEnabled(sessions, nil) {
+		return false
+	}
 	var got []module.Session
 	if ev.To.Resource() != "" {
 		s := c.h.Router.Session(ev.To)
@@ -193,7 +199,7 @@ func (c *Carbons) inbound(ev *module.StanzaEvent) bool {
 	} else {
 		got = c.h.Router.MessageTargets(user, stanza.Type(ev.Stanza))
 	}
-	c.copy(user, ev.Stanza, wrapReceived, got)
+	c.copy(user, ev.Stanza, wrapReceived, sessions, got)
 	return false
 }
 
@@ -209,28 +215,44 @@ func (c *Carbons) outbound(ev *module.StanzaEvent) bool {
 	if ev.To.Bare() == user || !eligible(ev.Stanza, sent, ev.To) {
 		return false
 	}
+	except := []module.Session{ev.Origin}
+	sessions := c.h.Router.Sessions(user)
+	if !anyEnabled(sessions, except) {
+		return false
+	}
 	msg := ev.Stanza
 	if id, ok := mam.StanzaID(ev.Ctx, user); ok {
 		// The sender's other devices learn the id the message has in
 		// their own archive (XEP-0313 §3.5), so they can page from it.
 		msg = msg.WithChildren(xml.New(nsStanzaID, "stanza-id").SetAttr("by", user.String()).SetAttr("id", id))
 	}
-	c.copy(user, msg, wrapSent, []module.Session{ev.Origin})
+	c.copy(user, msg, wrapSent, sessions, except)
 	return false
 }
 
 // nsStanzaID is XEP-0359's namespace.
 const nsStanzaID = "urn:xmpp:sid:0"
 
+// anyEnabled reports whether a session in sessions but not in except has
+// carbons enabled.
+func anyEnabled(sessions, except []module.Session) bool {
+	for _, s := range sessions {
+		if enabled(s) && !slices.Contains(except, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // copy sends msg wrapped in <kind><forwarded/></kind> (XEP-0297) from the
-// account's bare JID to each carbons-enabled session of user that is not in
-// except, keeping the message's type (§7, §8). The copies go through
+// account's bare JID to each carbons-enabled session of user (sessions)
+// that is not in except, keeping the message's type (§7, §8). The copies go through
 // Session.Send like any stanza, so output-queue limits and client state
 // indication apply to them. The wrapper is built once and shared: elements
 // are immutable.
-func (c *Carbons) copy(user jid.JID, msg *xml.Element, kind string, except []module.Session) {
+func (c *Carbons) copy(user jid.JID, msg *xml.Element, kind string, sessions, except []module.Session) {
 	var wrapped *xml.Element
-	for _, s := range c.h.Router.Sessions(user) {
+	for _, s := range sessions {
 		if !enabled(s) || slices.Contains(except, s) {
 			continue
 		}
