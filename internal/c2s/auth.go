@@ -79,17 +79,30 @@ func (s *Server) groupResolver() access.GroupResolver {
 	return s.groups
 }
 
-// tlsConfig is the certificate manager's config, asking for (never
+// tlsConfigs returns the configs of STARTTLS and of direct TLS (ALPN
+// xmpp-client, XEP-0368): the certificate manager's, asking for (never
 // requiring) a client certificate when client certificates are configured.
 // The TLS layer does not verify it (tls.RequestClientCert): verifyPeer does,
 // so an untrusted or revoked certificate only means EXTERNAL is not offered
 // (XEP-0178 §3 step 9) and the client can still use a password.
-func (s *Server) tlsConfig(alpn ...string) *tls.Config {
-	cfg := s.certs.ServerConfig(alpn...)
-	if s.cfg.C2S.ClientCAFile != "" {
-		cfg.ClientAuth = tls.RequestClientCert
-	}
-	return cfg
+//
+// They are built once and shared by every connection: a config holds the
+// session ticket keys, so with one per connection no client could resume a
+// TLS session on its next connection (a full handshake every time), and
+// each connection kept a config of its own. Certificates are still chosen
+// per handshake (GetCertificate), so reloaded ones apply at once.
+func (s *Server) tlsConfigs() (starttls, direct *tls.Config) {
+	s.tlsOnce.Do(func() {
+		build := func(alpn ...string) *tls.Config {
+			cfg := s.certs.ServerConfig(alpn...)
+			if s.cfg.C2S.ClientCAFile != "" {
+				cfg.ClientAuth = tls.RequestClientCert
+			}
+			return cfg
+		}
+		s.tlsStartTLS, s.tlsDirect = build(), build("xmpp-client")
+	})
+	return s.tlsStartTLS, s.tlsDirect
 }
 
 // verifyPeer checks the client certificate, if any, after a handshake.

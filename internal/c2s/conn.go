@@ -511,7 +511,8 @@ func (c *conn) startTLS() error {
 	if err := c.writeEl(xml.New(nsTLS, "proceed")); err != nil {
 		return err
 	}
-	n, err := up.StartTLS(c.srv.tlsConfig(), c.authBy)
+	starttls, _ := c.srv.tlsConfigs()
+	n, err := up.StartTLS(starttls, c.authBy)
 	if n > 0 {
 		// A byte or two is a client's trailing newline or keepalive; more
 		// is someone pipelining plaintext, which is worth an operator's

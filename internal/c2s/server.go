@@ -55,6 +55,11 @@ type Server struct {
 	// listeners together (limits.max_connections_per_ip).
 	accept stream.Acceptor[*conn]
 
+	// tlsOnce builds the two TLS configs every connection shares
+	// (tlsConfigs).
+	tlsOnce                sync.Once
+	tlsStartTLS, tlsDirect *tls.Config
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	wg        sync.WaitGroup
@@ -158,7 +163,8 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 		// pre-authentication time: without a deadline a peer that never
 		// finishes its ClientHello would hold a goroutine and a socket
 		// forever (slowloris on the handshake).
-		tc := tls.Server(rc, s.tlsConfig("xmpp-client"))
+		_, direct := s.tlsConfigs()
+		tc := tls.Server(rc, direct)
 		_ = tc.SetDeadline(c.authBy)
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()
