@@ -267,7 +267,9 @@ func (c *conn) handleSMPreBind(el *xml.Element) (done bool, err error) {
 // reports handled leave the queue, <resumed/> tells the client what the
 // server handled, and what is left of the queue is sent again, in order,
 // with its original numbering. A previd that is unknown, expired, or
-// another account's gets item-not-found, all alike.
+// another account's gets item-not-found, all alike, and without h: that
+// includes a session of another cluster node (resumption does not cross
+// nodes), whose handled count this node cannot know.
 func (c *conn) resume(el *xml.Element) (bool, error) {
 	failed := c.resumeWith(el, func(_ jid.JID, resumed *xml.Element) []*xml.Element { return []*xml.Element{resumed} })
 	if failed != nil {

@@ -15,7 +15,9 @@ type Engine interface {
 	// Bucket opens (creating if needed) a key/value bucket.
 	Bucket(ctx context.Context, name string) (Bucket, error)
 	// Subscribe calls fn for every message published to subject, one at
-	// a time, in publication order per publisher.
+	// a time, in publication order per publisher. The subscription is in
+	// place when Subscribe returns: a message published after that, by
+	// any node, reaches it.
 	Subscribe(subject string, fn func(Msg)) (unsubscribe func(), err error)
 	// Publish sends m to subject (at most once).
 	Publish(subject string, m Msg) error
@@ -29,8 +31,9 @@ type Engine interface {
 // Msg is one message between nodes: an operation on a session and a
 // stanza serialised from Parley's own tree.
 type Msg struct {
-	Op   string // "send", "deliver", "close", "ok"
-	To   string // full JID
+	Op   string // "send", "deliver", "close", "ok", "notice"
+	To   string // full JID (a notice's topic)
+	From string // the sending node's name (notices)
 	Sid  string // the session's stream ID, so a newer session is never hit
 	Cond string // stream error condition of "close"
 	Text string

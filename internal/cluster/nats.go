@@ -116,6 +116,7 @@ const (
 	hdrSid  = "Parley-Sid"
 	hdrCond = "Parley-Cond"
 	hdrText = "Parley-Text"
+	hdrFrom = "Parley-From"
 )
 
 func toNATS(subject string, m Msg) *nats.Msg {
@@ -133,6 +134,9 @@ func toNATS(subject string, m Msg) *nats.Msg {
 	if m.Text != "" {
 		nm.Header.Set(hdrText, m.Text)
 	}
+	if m.From != "" {
+		nm.Header.Set(hdrFrom, m.From)
+	}
 	nm.Data = m.Body
 	return nm
 }
@@ -140,7 +144,7 @@ func toNATS(subject string, m Msg) *nats.Msg {
 func fromNATS(nm *nats.Msg) Msg {
 	return Msg{
 		Op: nm.Header.Get(hdrOp), To: nm.Header.Get(hdrTo), Sid: nm.Header.Get(hdrSid),
-		Cond: nm.Header.Get(hdrCond), Text: nm.Header.Get(hdrText), Body: nm.Data,
+		Cond: nm.Header.Get(hdrCond), Text: nm.Header.Get(hdrText), From: nm.Header.Get(hdrFrom), Body: nm.Data,
 	}
 }
 
@@ -160,6 +164,13 @@ func (e *natsEngine) Subscribe(subject string, fn func(Msg)) (func(), error) {
 	// A node receives every stanza for its sessions here: generous
 	// pending limits, so bursts are queued rather than dropped.
 	_ = sub.SetPendingLimits(1<<20, 1<<30)
+	// The SUB is only queued so far: a round trip to the server makes it
+	// take effect, so nothing published after Subscribe returns (a
+	// notice sent right after this node joined) is missed.
+	if err := e.nc.FlushTimeout(5 * time.Second); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("cluster: subscribe %s: %w", subject, err)
+	}
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -11,8 +13,9 @@ import (
 	"parley/internal/cluster/natstest"
 )
 
-// The tests' NATS servers listen on this loopback address.
-const natsTestAddr = "127.0.0.150"
+// The tests' NATS servers listen on this loopback address;
+// PARLEY_TEST_NATS_ADDR moves them (test runs that share a machine).
+var natsTestAddr = cmp.Or(os.Getenv("PARLEY_TEST_NATS_ADDR"), "127.0.0.150")
 
 func freePort(t testing.TB) int { return natstest.FreePort(t, natsTestAddr) }
 

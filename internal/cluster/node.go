@@ -18,8 +18,10 @@
 //     connection publishes everything a node sends, so stanzas between a
 //     pair of nodes, and so between a sender and a recipient, keep their
 //     order;
-//   - leases (lease.go): one holder at a time for rooms and for the
-//     cluster-wide jobs (directory polling, retention purges).
+//   - leases (rooms.go): one holder at a time for rooms and for the
+//     cluster-wide jobs (directory polling, retention purges);
+//   - notices (notices.go): a small "look again" from the node running
+//     an elected job to all the others.
 package cluster
 
 import (
@@ -112,6 +114,11 @@ type Node struct {
 	compConnected func(string) bool
 	compCache     map[string]compHolder
 	compQueue     *queue[string]
+
+	// notices are the OnNotice handlers (notices.go); nunsub ends the
+	// subscription to noticeSubject.
+	notices noticeHandlers
+	nunsub  func()
 
 	unsub   func()
 	cancel  context.CancelFunc // the heartbeat loop
@@ -253,6 +260,11 @@ func (n *Node) join(ctx context.Context) error {
 			return fmt.Errorf("cluster: subscribe: %w", err)
 		}
 	}
+	if n.nunsub == nil {
+		if n.nunsub, err = n.eng.Subscribe(noticeSubject, n.notice); err != nil {
+			return fmt.Errorf("cluster: subscribe: %w", err)
+		}
+	}
 	if en, err := n.nodes.Get(ctx, n.opts.Name); err == nil && time.Since(en.Created) < n.opts.Lease {
 		if m := (member{}); json.Unmarshal(en.Value, &m) == nil && m.Inc != n.incarnation() {
 			n.log.Warn("cluster: another node with this name sent a heartbeat recently (a restart, or two nodes share a name)")
@@ -326,6 +338,7 @@ func (n *Node) Stop(ctx context.Context) {
 	n.wg.Wait()
 	n.compQueue.close()
 	n.unsub()
+	n.nunsub()
 	n.healthy.Store(false)
 	n.reason.Store("stopped")
 	_ = n.nodes.Delete(ctx, n.opts.Name, 0)

@@ -210,6 +210,7 @@ func runSuite(t *testing.T, mk engines) {
 	t.Run("SharedValues", func(t *testing.T) { testShared(t, mk) })
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, mk) })
 	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
+	t.Run("Notices", func(t *testing.T) { testNotices(t, mk) })
 }
 
 func TestMemCluster(t *testing.T) { runSuite(t, memEngines) }
@@ -413,4 +414,89 @@ func testLeading(t *testing.T, mk engines) {
 		return len(l2) == 1 && l2[0] != l[0]
 	})
 	cut.SetDown(false)
+}
+
+// noticeLog records the notices one node heard, by topic.
+type noticeLog struct {
+	mu  sync.Mutex
+	got map[string][]string
+}
+
+func (l *noticeLog) listen(n *Node, topic string) func() {
+	return n.OnNotice(topic, func(p []byte) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.got == nil {
+			l.got = map[string][]string{}
+		}
+		l.got[topic] = append(l.got[topic], string(p))
+	})
+}
+
+func (l *noticeLog) of(topic string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.got[topic]...)
+}
+
+// A notice reaches every other node once, on its topic only, and not the
+// node that sent it nor a handler that was cancelled.
+func testNotices(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 3, 0)
+	logs := make([]*noticeLog, len(ns))
+	cancels := make([]func(), len(ns))
+	for i, tn := range ns {
+		logs[i] = &noticeLog{}
+		cancels[i] = logs[i].listen(tn.n, "directory-poll/ou=people,dc=example")
+		logs[i].listen(tn.n, "marker")
+	}
+	if err := ns[0].n.Notify("directory-poll/ou=people,dc=example", []byte("changed")); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		eventually(t, fmt.Sprintf("node%d hears the notice", i+1), func() bool {
+			return len(logs[i].of("directory-poll/ou=people,dc=example")) == 1
+		})
+	}
+	// node2 answers on another topic once it heard node1: by then node1
+	// has been handed its own notice, and must have dropped it.
+	if err := ns[1].n.Notify("marker", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node1 hears node2", func() bool { return len(logs[0].of("marker")) == 1 })
+	if got := logs[0].of("directory-poll/ou=people,dc=example"); len(got) != 0 {
+		t.Fatalf("node1 heard its own notice: %v", got)
+	}
+	if got := logs[1].of("directory-poll/ou=people,dc=example"); got[0] != "changed" {
+		t.Fatalf("payload %q", got)
+	}
+	// node3 stops listening; node1's next notice reaches node2 only, and
+	// node3 hears the marker that follows it (same sender, in order).
+	cancels[2]()
+	_ = ns[0].n.Notify("directory-poll/ou=people,dc=example", []byte("again"))
+	_ = ns[0].n.Notify("marker", nil)
+	eventually(t, "node3 hears the marker", func() bool { return len(logs[2].of("marker")) == 2 })
+	eventually(t, "node2 hears the second notice", func() bool {
+		return len(logs[1].of("directory-poll/ou=people,dc=example")) == 2
+	})
+	if got := logs[2].of("directory-poll/ou=people,dc=example"); len(got) != 1 {
+		t.Fatalf("node3 heard %v after cancelling", got)
+	}
+	eventually(t, "node2 hears node1's marker", func() bool { return len(logs[1].of("marker")) >= 1 })
+	if got := logs[1].of("marker"); len(got) != 1 {
+		t.Fatalf("node2 heard its own marker: %v", got)
+	}
+}
+
+// Standalone is the lone node's side of the same interface: it leads
+// every job and its notices go nowhere.
+func TestStandalone(t *testing.T) {
+	var s Standalone
+	if !s.Leading("anything") {
+		t.Fatal("a lone node must lead")
+	}
+	if err := s.Notify("t", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.OnNotice("t", func([]byte) { t.Fatal("a lone node heard a notice") })()
 }

@@ -61,6 +61,9 @@ type Directory struct {
 	// photoWatchers hear of changed photos (WatchPhotos); while there are
 	// any, enumerations read the photo attribute too.
 	photoWatchers []func(old, new *Snapshot)
+	// resync wakes Run for an extra read (poller.go), nil while Run is
+	// not running.
+	resync func()
 }
 
 // New prepares a directory client; it connects lazily, so a directory that

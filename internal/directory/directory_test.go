@@ -268,7 +268,7 @@ poll_interval = "1s"`)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go d.Run(runCtx)
+	go d.Run(runCtx, lone{})
 	srv.Modify(t, "dn: cn=engineering,"+ldaptest.GroupBase+"\nchangetype: modify\nadd: member\nmember: uid=carol,"+ldaptest.PeopleBase+"\n")
 	deadline := time.After(10 * time.Second)
 	for {

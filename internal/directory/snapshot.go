@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"maps"
 	"slices"
 	"sort"
@@ -206,9 +205,16 @@ func (d *Directory) Watch(fn func(old, new *Snapshot)) (cancel func()) {
 // Refresh enumerates users, groups and rooms now and notifies watchers
 // when something changed. On error the previous snapshot stays.
 func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
+	s, _, err := d.refresh(ctx)
+	return s, err
+}
+
+// refresh is Refresh that also reports whether anything a watcher or a
+// photo watcher sees changed (always, for the first snapshot).
+func (d *Directory) refresh(ctx context.Context) (*Snapshot, bool, error) {
 	s, err := d.take(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	d.mu.Lock()
 	old := d.snap
@@ -224,14 +230,15 @@ func (d *Directory) Refresh(ctx context.Context) (*Snapshot, error) {
 			}
 		}
 	}
-	if !old.samePhotos(s) {
+	photos := !old.samePhotos(s)
+	if photos {
 		for _, fn := range pws {
 			if fn != nil {
 				fn(old, s)
 			}
 		}
 	}
-	return s, nil
+	return s, changed || photos, nil
 }
 
 // WatchPhotos registers fn to be called (from the refreshing goroutine)
@@ -307,24 +314,6 @@ func roomEqual(a, b Room) bool {
 	return a.DN == b.DN && a.Name == b.Name && a.Description == b.Description && a.Title == b.Title &&
 		slices.Equal(a.Members, b.Members) && slices.Equal(a.Admins, b.Admins) &&
 		slices.Equal(a.memberUsers, b.memberUsers) && slices.Equal(a.adminUsers, b.adminUsers)
-}
-
-// Run refreshes the snapshot every poll_interval until ctx ends.
-// Failures are logged by the pool (once per outage); the last good
-// snapshot stays in use.
-func (d *Directory) Run(ctx context.Context) {
-	t := time.NewTicker(d.cfg.PollInterval.Duration)
-	defer t.Stop()
-	for {
-		if _, err := d.Refresh(ctx); err != nil && !errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
-			d.log.Warn("directory: refresh", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func (d *Directory) search(ctx context.Context, base, filter string, attrs []string) ([]*ldap.Entry, error) {

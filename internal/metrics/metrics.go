@@ -37,6 +37,11 @@ type Metrics struct {
 	// connection broke mid-request; retried), "unavailable" (every server
 	// failed: the operation failed).
 	DirectoryErrors *prometheus.CounterVec
+	// DirectoryRefreshes counts the poller's reads of the whole directory
+	// by reason: "start" (every node, once), "poll" (the node elected to
+	// poll, every poll_interval), "notice" (another node's poll found a
+	// change and said so).
+	DirectoryRefreshes *prometheus.CounterVec
 	// LoginSlots is how many slots of limits.max_concurrent_logins are
 	// taken; LoginSlotExpiries counts slots given up after
 	// limits.login_slot_timeout by connections not logged in by then.
@@ -92,6 +97,9 @@ func New() *Metrics {
 	m.DirectoryErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_directory_errors_total", Help: "LDAP directory failures by kind (connect, request, unavailable).",
 	}, []string{"kind"})
+	m.DirectoryRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_directory_refreshes_total", Help: "Reads of the whole LDAP directory by the poller, by reason (start, poll, notice).",
+	}, []string{"reason"})
 	m.LoginSlots = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "parley_login_slots_in_use", Help: "Client connections negotiating (TLS, authentication, bind) now, of limits.max_concurrent_logins.",
 	})
@@ -109,7 +117,10 @@ func New() *Metrics {
 // servers with a [directory]: a parley_directory_up of 0 on a server without
 // one would read as an outage.
 func (m *Metrics) EnableDirectory() {
-	m.Registry.MustRegister(m.DirectoryUp, m.DirectoryErrors)
+	m.Registry.MustRegister(m.DirectoryUp, m.DirectoryErrors, m.DirectoryRefreshes)
+	for _, r := range []string{"start", "poll", "notice"} {
+		m.DirectoryRefreshes.WithLabelValues(r).Add(0)
+	}
 }
 
 // Init creates the label combinations every server has at zero, so that

@@ -39,6 +39,13 @@ func (s *Server) startCluster(ctx context.Context) error {
 		Log:     s.log,
 		Metrics: s.metrics.Registry,
 		OnDown:  s.clusterLost,
+		// Notices sent while this node was cut off were lost: the
+		// directory is read again rather than trusted.
+		OnUp: func() {
+			if s.directory.dir != nil {
+				s.directory.dir.Resync()
+			}
+		},
 		OnRoomAcquired: func(ctx context.Context, room jid.JID) {
 			for _, m := range s.modules {
 				if ra, ok := m.(roomAcquirer); ok {

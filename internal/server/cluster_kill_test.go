@@ -68,6 +68,69 @@ func (n *childNode) login(t *testing.T, user, res string) *testserver.Client {
 	return c
 }
 
+// startChildNode runs this test binary as a Parley node serving the
+// config text (data_dir and admin_socket are added), killed when the test
+// ends, and waits until it listens.
+func startChildNode(t *testing.T, text string) *childNode {
+	t.Helper()
+	dir := t.TempDir()
+	text = fmt.Sprintf("data_dir = %q\nadmin_socket = \"-\"\n", dir) + text
+	path := filepath.Join(dir, "parley.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childNodeEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	n := &childNode{cmd: cmd}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(path + ".addr")
+		if err == nil && len(b) > 0 {
+			n.addr = string(b)
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node (%s) did not start", path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// seedAccounts creates users (password "pw") and the roster items of
+// pairs (owner, contact; subscription both) in the database of the config
+// text base, before any node starts.
+func seedAccounts(t *testing.T, base string, users []string, pairs [][2]string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.OpenStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := sasl.DeriveCredentials("pw", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if err := st.Accounts().Create(context.Background(), storage.Account{Host: "example.com", Username: u, Creds: creds, CreatedAt: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range pairs {
+		if _, err := st.Roster().Put(context.Background(), p[0]+"@example.com", storage.RosterItem{JID: p[1] + "@example.com", Subscription: storage.SubBoth}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = st.Close()
+}
+
 const nsSM = "urn:xmpp:sm:3"
 
 // The issue's three-node check: three Parley processes on their own
@@ -89,34 +152,11 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 	}
 	// Accounts and subscriptions, straight into the shared database.
 	base := fmt.Sprintf("storage = \"postgres\"\npostgres_dsn = %q\n[[host]]\ndomain = \"example.com\"\n", dsn)
-	cfg, err := config.Parse([]byte(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := server.OpenStore(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := sasl.DeriveCredentials("pw", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob", "carol"} {
-		if err := st.Accounts().Create(context.Background(), storage.Account{Host: "example.com", Username: u, Creds: creds, CreatedAt: time.Now().UTC()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
-		if _, err := st.Roster().Put(context.Background(), p[0]+"@example.com", storage.RosterItem{JID: p[1] + "@example.com", Subscription: storage.SubBoth}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = st.Close()
+	seedAccounts(t, base, []string{"alice", "bob", "carol"}, [][2]string{{"alice", "bob"}, {"bob", "alice"}})
 
 	nodes := make([]*childNode, 3)
 	for i := range nodes {
-		dir := t.TempDir()
-		text := fmt.Sprintf("data_dir = %q\nadmin_socket = \"-\"\n", dir) + base + fmt.Sprintf(`[c2s]
+		nodes[i] = startChildNode(t, base+fmt.Sprintf(`[c2s]
 listen = ["127.0.0.%d:0"]
 direct_tls_listen = []
 [http]
@@ -127,31 +167,7 @@ nats_urls = [%s]
 replicas = 3
 heartbeat = "250ms"
 lease = "2s"
-`, 151+i, i+1, strings.Join(urls, ", "))
-		path := filepath.Join(dir, "parley.toml")
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childNodeEnv+"="+path)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		nodes[i] = &childNode{cmd: cmd}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			b, err := os.ReadFile(path + ".addr")
-			if err == nil && len(b) > 0 {
-				nodes[i].addr = string(b)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d did not start", i+1)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+`, 151+i, i+1, strings.Join(urls, ", ")))
 	}
 
 	alice := nodes[0].login(t, "alice", "a")

@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"parley/internal/access"
+	"parley/internal/cluster"
 	"parley/internal/directory"
 	"parley/internal/xmpp/jid"
 )
@@ -120,16 +121,22 @@ func (s *Server) wireAdmins() {
 }
 
 // startDirectory starts polling groups and rooms (after the modules that
-// watch them started).
+// watch them started, and after the cluster was joined): in a cluster one
+// elected node polls and tells the others when something changed; a lone
+// server is its own leader (cluster.Standalone), through the same loop.
 func (s *Server) startDirectory() {
 	if s.directory.dir == nil {
 		return
+	}
+	var c directory.Coordinator = cluster.Standalone{}
+	if s.cluster != nil {
+		c = s.cluster
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.directory.stop, s.directory.done = cancel, make(chan struct{})
 	go func() {
 		defer close(s.directory.done)
-		s.directory.dir.Run(ctx)
+		s.directory.dir.Run(ctx, c)
 	}()
 }
 
