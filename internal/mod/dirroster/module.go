@@ -383,16 +383,27 @@ func (m *Module) sync(ctx context.Context, owner string, w map[string][]string, 
 			share = append(share, cj)
 		}
 	}
-	// Deliver the current presence of newly added contacts that are online
-	// (routed after the roster lock is released, as roster.Store requires).
+	// The subscription is now both ways: each side gets the other's
+	// current presence (routed after the roster lock is released, as
+	// roster.Store requires). Both directions matter: an owner who came
+	// online before the item existed broadcast their presence to nobody,
+	// and the contact's roster may have had the owner already, so no later
+	// sync of the contact's roster would send it.
 	for _, cj := range share {
-		for _, s := range m.h.Router.Sessions(cj) {
-			if p := s.Presence(); p != nil {
-				m.h.Router.Route(ctx, p.WithAttr("from", s.JID().String()).WithAttr("to", ownerJID.String()))
-			}
-		}
+		m.sharePresence(ctx, cj, ownerJID)
+		m.sharePresence(ctx, ownerJID, cj)
 	}
 	return nil
+}
+
+// sharePresence sends the current presence of each available session of
+// from to the bare JID to.
+func (m *Module) sharePresence(ctx context.Context, from, to jid.JID) {
+	for _, s := range m.h.Router.Sessions(from) {
+		if p := s.Presence(); p != nil {
+			m.h.Router.Route(ctx, p.WithAttr("from", s.JID().String()).WithAttr("to", to.String()))
+		}
+	}
 }
 
 // syncItem changes one roster item from the managed groups old to now,
