@@ -58,9 +58,14 @@ func (c *conn) serve() {
 	if err == nil {
 		err = c.readStanzas()
 	}
-	c.fail(err)
+	// Detach before the closing tag goes out: once the component can see
+	// its stream end, stanzas for its domain must get the placeholder's
+	// answer (service-unavailable), not be queued to a closed stream.
 	if c.domain != "" {
 		c.srv.detach(c.domain, c)
+	}
+	c.fail(err)
+	if c.domain != "" {
 		c.srv.log.Info("component: disconnected", "domain", c.domain)
 	}
 	c.mu.Lock()
