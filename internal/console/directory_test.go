@@ -75,23 +75,14 @@ func directoryConsole(t *testing.T, srv *ldaptest.Server, extra string) *testser
 domain = %q
 accounts = "directory"
 admins = ["alice@example.test"]
-[directory]
-servers = [%q]
-tls = "none"
-bind_dn = %q
-bind_password = %q
-user_base = %q
-group_base = %q
-dial_timeout = "2s"
-retry_delay = "10ms"
-%s[directory.profile.mobile]
+%s%s[directory.profile.mobile]
 mode = "update"
 [directory.profile.nickname]
 mode = "local"
 [console]
 admin = true
 account = true
-`, dom, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase, extra))
+`, dom, srv.DirectoryTOML(), extra))
 }
 
 // With [directory] password_write a directory user changes their password

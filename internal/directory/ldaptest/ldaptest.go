@@ -320,6 +320,22 @@ func (s *Server) Stop() {
 	<-s.done
 }
 
+// DirectoryTOML is the [directory] table header and the keys that connect
+// a Parley config to s as the service account, with the fixture's people
+// and groups and short timeouts; a test appends the keys it is about.
+func (s *Server) DirectoryTOML() string {
+	return fmt.Sprintf(`[directory]
+servers = [%q]
+tls = "none"
+bind_dn = %q
+bind_password = %q
+user_base = %q
+group_base = %q
+dial_timeout = "2s"
+retry_delay = "10ms"
+`, s.Addr, ServiceDN, ServicePassword, PeopleBase, GroupBase)
+}
+
 // Modify applies an LDIF change record as the root DN with ldapmodify.
 func (s *Server) Modify(t testing.TB, ldif string) {
 	t.Helper()

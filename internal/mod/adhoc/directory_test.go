@@ -20,16 +20,7 @@ func TestDirectoryHostRefuses(t *testing.T) {
 domain = %q
 accounts = "directory"
 admins = ["alice@example.test"]
-[directory]
-servers = [%q]
-tls = "none"
-bind_dn = %q
-bind_password = %q
-user_base = %q
-group_base = %q
-dial_timeout = "2s"
-retry_delay = "10ms"
-`, dom, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase))
+%s`, dom, srv.DirectoryTOML()))
 	alice := ts.Login(t, "alice@"+dom, "alice-pass", "r")
 	send := func(node, form string) string {
 		return fmt.Sprintf("<command xmlns='http://jabber.org/protocol/commands' node='%s' action='execute'>%s</command>", admin+node, form)

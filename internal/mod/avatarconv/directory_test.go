@@ -42,17 +42,8 @@ func dirServer(t *testing.T, extra string) (*ldaptest.Server, *testserver.TS) {
 	ts := testserver.Start(t, fmt.Sprintf(`[[host]]
 domain = "example.test"
 accounts = "directory"
-[directory]
-servers = [%q]
-tls = "none"
-bind_dn = %q
-bind_password = %q
-user_base = %q
-group_base = %q
-dial_timeout = "2s"
-retry_delay = "10ms"
-poll_interval = "1s"
-%s`, srv.Addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase, extra))
+%spoll_interval = "1s"
+%s`, srv.DirectoryTOML(), extra))
 	return srv, ts
 }
 
