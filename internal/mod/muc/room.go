@@ -320,8 +320,9 @@ func (p *presenceFanout) to(v *occupant) *xml.Element {
 	if p.shared[k] == nil {
 		// Occupants are almost all on client streams; see room.fanOut.
 		p.shared[k] = p.r.presenceFor(p.o, v, p.opt).ForFanout(stanza.NSClient)
-		return p.shared[k]
 	}
+	// Every viewer gets a copy, the first too: the template is never
+	// handed to the router, so nothing downstream can touch it.
 	return p.shared[k].WithAttr("to", v.real.String())
 }
 
