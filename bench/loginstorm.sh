@@ -14,9 +14,9 @@
 #   LOGIN_IP         [127.0.0.160]   server address (c2s :5222, metrics :5280)
 #   LOGIN_SOURCES    [127.0.0.161 … 127.0.0.168]  client addresses, in turn
 #   LOGIN_USERS      [200]    accounts (the generator reuses them)
-#   LOGIN_PROBE      [600 800 1000 1200 1400]   logins/s, capacity probe
+#   LOGIN_PROBE      [300 500 700 900 1100 1300]   logins/s, capacity probe
 #   LOGIN_STEP       [8]      seconds per step
-#   LOGIN_ROUNDS     [2]      storm runs per gate setting (alternating)
+#   LOGIN_ROUNDS     [3]      storm runs per gate setting (alternating)
 #   LOGIN_CAPACITY   []       skip the probe and use this capacity (logins/s)
 #   BENCH_CPUS       [0 1]    server CPU, generator CPU
 set -uo pipefail
@@ -28,9 +28,9 @@ GEN=${PARLEY_BENCH_BIN:-"$ROOT/parley-bench"}
 IP=${LOGIN_IP:-127.0.0.160}
 SOURCES=${LOGIN_SOURCES:-127.0.0.161 127.0.0.162 127.0.0.163 127.0.0.164 127.0.0.165 127.0.0.166 127.0.0.167 127.0.0.168}
 USERS=${LOGIN_USERS:-200}
-PROBE=${LOGIN_PROBE:-600 800 1000 1200 1400}
+PROBE=${LOGIN_PROBE:-300 500 700 900 1100 1300}
 STEP=${LOGIN_STEP:-8}
-ROUNDS=${LOGIN_ROUNDS:-2}
+ROUNDS=${LOGIN_ROUNDS:-3}
 read -r CPU_SERVER CPU_GEN <<<"${BENCH_CPUS:-0 1}"
 DOMAIN=bench.test
 
