@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-hotpath bench-tsung fuzz clean
+.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-hotpath bench-loginstorm bench-tsung fuzz clean
 
 all: build
 
@@ -54,6 +54,11 @@ build-bench:
 
 bench-compare: build build-bench
 	bash bench/compare.sh
+
+# Login storms (issue 15): capacity on one core, then 1.5x that with the
+# login gate at its default and off (bench/README.md, "Login storms").
+bench-loginstorm: build build-bench
+	bash bench/loginstorm.sh
 
 # The same three servers under tsung (a second opinion; bench/README.md).
 bench-tsung: build

@@ -78,6 +78,9 @@ func run(args []string) error {
 	fs.IntVar(&o.Setup, "setup", 32, "logins in parallel while setting up sessions")
 	fs.IntVar(&o.MaxInflight, "max-inflight", 4096, "login: concurrent logins before arrivals are skipped")
 	fs.DurationVar(&o.Settle, "settle", 3*time.Second, "idle: wait after the last login before measuring memory")
+	fs.StringVar(&o.MetricsURL, "metrics", "", "login: the target's Prometheus URL (Parley: http://<http listen>/metrics); reports its server-side login time per step")
+	fs.StringVar(&o.ServerHist, "metrics-hist", "parley_login_seconds", "login: the histogram read from -metrics")
+	sources := fs.String("sources", "", "local IP addresses to connect from, comma-separated, one per account in turn (stands for many clients)")
 	fs.IntVar(&o.PID, "pid", 0, "the server's process id: report its CPU and RSS (with its descendants) from /proc")
 	fs.BoolVar(&o.StopSaturated, "stop-saturated", false, "stop after a step that lost over 10% or had a median latency over 1 s")
 	label := fs.String("label", "", "label for the TSV rows (e.g. the server's name)")
@@ -105,6 +108,15 @@ func run(args []string) error {
 			return fmt.Errorf("bad rate %q", f)
 		}
 		o.Rates = append(o.Rates, v)
+	}
+	for _, a := range strings.Split(*sources, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if net.ParseIP(a) == nil {
+			return fmt.Errorf("bad source address %q", a)
+		}
+		o.Target.Sources = append(o.Target.Sources, a)
 	}
 	switch o.Target.TLS {
 	case loadgen.TLSNone, loadgen.TLSStartTLS, loadgen.TLSDirect:

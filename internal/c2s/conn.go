@@ -118,6 +118,7 @@ func (c *conn) serve() {
 		c.fail(err)
 		return
 	}
+	c.srv.metrics.LoginSeconds.Observe(time.Since(c.loginStart()).Seconds())
 	c.endLogin()
 	c.readStanzas()
 }
@@ -142,6 +143,16 @@ func (c *conn) cleanup() {
 	if c.sess != nil {
 		c.sess.connLost(c, c.lost && !c.srv.stopping.Load())
 	}
+}
+
+// loginStart is when this connection's login began on the server: when it
+// got its login slot, or without a gate (WebSocket, gate off) when it was
+// accepted, which is when authBy was fixed.
+func (c *conn) loginStart() time.Time {
+	if t := c.loginSlot.Taken(); !t.IsZero() {
+		return t
+	}
+	return c.authBy.Add(-c.srv.cfg.Limits.PreAuthTimeout.Duration)
 }
 
 // endLogin gives back the connection's login slot: it has logged in (and

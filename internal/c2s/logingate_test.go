@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"parley/internal/testserver"
 )
 
@@ -63,4 +65,55 @@ func TestIdleConnectionGivesUpItsLoginSlot(t *testing.T) {
 	idle.StartTLS(d)
 	idle.AuthPlain(d, "alice", "alice-secret-1")
 	idle.Bind("late")
+}
+
+// parley_login_seconds times a login from its slot to its bind: a login
+// that waited at accept for a slot is timed without the wait, and one that
+// held its slot a long time is timed with all of it.
+func TestLoginSecondsStartsAtTheSlot(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\n")
+	ts.AddUser(t, "alice", "alice-secret-1")
+	d := ts.Domain()
+	const held = 1500 * time.Millisecond
+	first := testserver.Dial(t, ts.StartTLSAddr())
+	first.Open(d)
+	second := testserver.Dial(t, ts.StartTLSAddr())
+	second.Send(gateHeader, d)
+	time.Sleep(held) // first holds the only slot; second waits at accept
+	first.StartTLS(d)
+	first.AuthPlain(d, "alice", "alice-secret-1")
+	first.Bind("one")
+	second.ReadHeaderOnly("")
+	second.ExpectStanza("features")
+	second.StartTLS(d)
+	second.AuthPlain(d, "alice", "alice-secret-1")
+	second.Bind("two")
+
+	var m dto.Metric
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := ts.Metrics().LoginSeconds.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetHistogram().GetSampleCount() >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := m.GetHistogram()
+	if h.GetSampleCount() != 2 {
+		t.Fatalf("%d logins observed, want 2", h.GetSampleCount())
+	}
+	if h.GetSampleSum() < held.Seconds() {
+		t.Fatalf("sum %.3fs: the first login's %v holding its slot is missing", h.GetSampleSum(), held)
+	}
+	var quick uint64 // logins under a second: the second, its wait excluded
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() < 1 {
+			quick = b.GetCumulativeCount()
+		}
+	}
+	if quick != 1 {
+		t.Fatalf("%d logins under 1s, want 1 (the one that waited %v at accept): %v", quick, held, h)
+	}
 }

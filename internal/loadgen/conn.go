@@ -21,6 +21,12 @@ type Target struct {
 	Mech     string // "PLAIN", "SCRAM-SHA-1" or "SCRAM-SHA-256"
 	Resource string // resource requested at bind ("" lets the server choose)
 	Timeout  time.Duration
+	// Sources are local IP addresses to connect from, one per account in
+	// turn (account index modulo their number); empty: the system's
+	// choice. Many loopback sources stand for many clients to a server
+	// that bounds what one address may do (Parley's
+	// limits.max_concurrent_logins_per_ip).
+	Sources []string
 }
 
 // TLS modes.
@@ -100,6 +106,9 @@ const (
 // establishes the legacy session. It does not send presence.
 func Login(t *Target, a *Account) (*Session, error) {
 	d := net.Dialer{Timeout: t.Timeout}
+	if len(t.Sources) > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(t.Sources[a.Index%len(t.Sources)])}
+	}
 	conn, err := d.Dial("tcp", t.Addr)
 	if err != nil {
 		return nil, &LoginError{PhaseConnect, err}

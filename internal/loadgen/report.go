@@ -63,7 +63,10 @@ func (r *StepResult) Line() string {
 	if r.Skipped > 0 {
 		fmt.Fprintf(&b, ", skipped %d", r.Skipped)
 	}
-	fmt.Fprintf(&b, "; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f", ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()))
+	fmt.Fprintf(&b, "; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f mean %.2f", ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()), ms(h.Mean()))
+	if sh := r.Server; sh != nil {
+		fmt.Fprintf(&b, "; server-side (from slot) %.0f logins, ms mean %.2f p99 %.2f", sh.Count, sh.Mean()*1e3, sh.Quantile(.99)*1e3)
+	}
 	if r.TargetCPU > 0 {
 		fmt.Fprintf(&b, "; server %.1f µs CPU each, RSS %d KiB", r.TargetUSPer(), r.TargetRSSKiB)
 	}
@@ -75,16 +78,20 @@ func (r *StepResult) Line() string {
 }
 
 // TSVHeader names the columns of WriteTSV.
-const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions"
+const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions\tserver_logins\tserver_login_mean_ms\tserver_login_p99_ms\twindow_s"
 
 // WriteTSV writes one row per step (no header).
 func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
 	for _, r := range rs {
 		h := r.Hist
-		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\n",
+		server := "\t\t" // not read: empty columns
+		if sh := r.Server; sh != nil {
+			server = fmt.Sprintf("%.0f\t%.3f\t%.3f", sh.Count, sh.Mean()*1e3, sh.Quantile(.99)*1e3)
+		}
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\t%s\t%.2f\n",
 			label, r.Scenario, t.TLS, t.Mech, r.Step, r.Offered, r.Seconds, r.Sent, r.Expected, r.Delivered, r.Lost(), r.Errors, r.Skipped,
 			r.Achieved(), ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()), ms(h.Mean()),
-			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions)
+			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions, server, r.Window)
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,14 @@ type Options struct {
 	// other work can push p99 past a second at any rate.)
 	StopSaturated bool
 
+	// MetricsURL is the target's Prometheus endpoint; with it the login
+	// scenario reads ServerHist (default parley_login_seconds) before and
+	// after each step and reports the server's own login time next to the
+	// generator's latency, which also counts the wait in the listen
+	// backlog.
+	MetricsURL string
+	ServerHist string
+
 	PID int       // the server's process, for CPU and memory (0: not measured)
 	Log io.Writer // progress and errors
 }
@@ -73,6 +81,9 @@ type StepResult struct {
 	TargetBefore int64   // idle: server RSS before the sessions logged in
 	SelfCPU      float64 // the generator's own CPU seconds over the same window
 	Window       float64 // seconds over which CPU was measured
+	// Server is the step's share of the target's login histogram
+	// (Options.MetricsURL), nil when not read.
+	Server *ServerHist
 }
 
 // Saturated reports a step past the server's capacity (see
@@ -618,6 +629,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 	for k, rate := range o.Rates {
 		var firstErr atomic.Value
 		ss := r.steps[k]
+		hist0, histOK := r.serverHist()
 		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
 		var wg sync.WaitGroup
 		sent := r.pace(rate, o.StepDuration, rng, func(due int64) {
@@ -654,6 +666,10 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
 		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
 		res.Sessions = 0
+		if hist1, ok := r.serverHist(); ok && histOK {
+			d := hist1.Sub(hist0)
+			res.Server = &d
+		}
 		if e, ok := firstErr.Load().(string); ok {
 			res.FirstError = e
 		}
@@ -665,6 +681,24 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		}
 	}
 	return results, nil
+}
+
+// serverHist reads the target's login histogram, if a metrics URL was
+// given; a failed read is logged and the step reported without it.
+func (r *runner) serverHist() (ServerHist, bool) {
+	if r.o.MetricsURL == "" {
+		return ServerHist{}, false
+	}
+	name := r.o.ServerHist
+	if name == "" {
+		name = "parley_login_seconds"
+	}
+	h, err := ScrapeHist(r.o.MetricsURL, name, 5*time.Second)
+	if err != nil {
+		r.logf("metrics: %v", err)
+		return ServerHist{}, false
+	}
+	return h, true
 }
 
 // runIdle logs Users sessions in (with initial presence), waits Settle,

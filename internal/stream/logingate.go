@@ -175,7 +175,7 @@ func (g *LoginGate) Admit(addr net.Addr, deadline time.Time, done <-chan struct{
 }
 
 func (g *LoginGate) slot(st *addrSlots, key netip.Addr) *LoginSlot {
-	s := &LoginSlot{g: g, st: st, key: key}
+	s := &LoginSlot{g: g, st: st, key: key, taken: time.Now()}
 	if g.hold > 0 {
 		s.timer = time.AfterFunc(g.hold, s.expire)
 	}
@@ -204,6 +204,18 @@ type LoginSlot struct {
 	key   netip.Addr
 	timer *time.Timer
 	once  sync.Once
+	// taken is when the connection got the slot: where its login's time
+	// on the server starts (parley_login_seconds), after any wait at the
+	// gate or in the listen backlog.
+	taken time.Time
+}
+
+// Taken returns when the connection got its slot; zero for a nil slot.
+func (s *LoginSlot) Taken() time.Time {
+	if s == nil {
+		return time.Time{}
+	}
+	return s.taken
 }
 
 // Release gives the slot back: the connection has logged in, or ended.

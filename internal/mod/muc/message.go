@@ -70,9 +70,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		msg := r.archived(ctx, xml.New("", "message").SetAttr("type", "groupchat").
 			SetAttr("from", r.occJID(o.nick)).Append(xml.New("", "subject").AppendText(r.subject)), from)
 		r.record(ctx, msg, from)
-		for _, v := range r.sortedOccupants() {
-			r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
-		}
+		r.fanOut(ctx, msg)
 		return
 	}
 	if o.role == RoleVisitor {
@@ -99,11 +97,22 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		msg = r.archived(ctx, msg, from)
 		r.record(ctx, msg, from)
 	}
+	r.fanOut(ctx, msg)
+	if el.Child("", "body") != nil {
+		r.addHistory(msg) // the plain tree: history is sent with <delay/> added
+	}
+}
+
+// fanOut sends msg to every occupant, each copy with its own "to". The
+// copies share one serialisation of the payload (xml ForFanout), so a
+// message to a room of hundreds is not serialised hundreds of times.
+// Occupants are almost all on client streams; a copy written to a server
+// stream reuses the bytes too unless the payload's serialisation depends on
+// the stream's namespace, and then is written from the tree.
+func (r *room) fanOut(ctx context.Context, msg *xml.Element) {
+	msg = msg.ForFanout(stanza.NSClient)
 	for _, v := range r.sortedOccupants() {
 		r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
-	}
-	if el.Child("", "body") != nil {
-		r.addHistory(msg)
 	}
 }
 

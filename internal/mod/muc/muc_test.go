@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"parley/internal/access"
+	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
 )
 
@@ -464,4 +465,39 @@ func TestAdminGroups(t *testing.T) {
 		t.Fatalf("creation by a non-admin: %q", c)
 	}
 	create(t, olga, "r1", "olga")
+}
+
+// TestFanoutPerViewer: broadcasts share one serialised payload between
+// occupants (xml ForFanout), yet each occupant gets its own "to", and a
+// presence still shows the real JID only to those who may see it.
+func TestFanoutPerViewer(t *testing.T) {
+	ts := start(t, "", "alice", "bob", "carol", "dave")
+	alice := online(t, ts, "alice")
+	create(t, alice, "fan", "Alice")
+	bob, carol := online(t, ts, "bob"), online(t, ts, "carol")
+	join(t, bob, "fan", "bob")
+	join(t, carol, "fan", "carol")
+	dave := online(t, ts, "dave")
+	join(t, dave, "fan", "dave")
+	for _, c := range []*testserver.Client{alice, bob, carol} {
+		p := expectPresenceFrom(t, c, roomJID("fan")+"/dave", "")
+		if p.Attr("to") != c.JID {
+			t.Fatalf("presence to %s addressed to %q", c.JID, p.Attr("to"))
+		}
+		want := ""
+		if c == alice { // the moderator, in a semi-anonymous room
+			want = dave.JID
+		}
+		if got := item(p).Attr("jid"); got != want || hasStatus(p, 110) {
+			t.Fatalf("presence about dave to %s: jid %q (want %q): %s", c.JID, got, want, p)
+		}
+	}
+	body := "fan & <out> 'all'"
+	dave.Send("<message to='%s' type='groupchat'><body>fan &amp; &lt;out> 'all'</body></message>", roomJID("fan"))
+	for _, c := range []*testserver.Client{alice, bob, carol, dave} {
+		m := expectGroupchat(t, c, body)
+		if m.Attr("to") != c.JID || m.Attr("from") != roomJID("fan")+"/dave" {
+			t.Fatalf("groupchat to %s: %s", c.JID, m)
+		}
+	}
 }

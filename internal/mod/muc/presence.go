@@ -123,9 +123,10 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 	if rn := rawNick(el); rn != "" && rn != nick {
 		self = append(self, 210)
 	}
+	others := presenceFanout{r: r, o: o}
 	for _, v := range r.sortedOccupants() {
 		if v != o {
-			s.route(ctx, r.presenceFor(o, v, presOpts{}))
+			s.route(ctx, others.to(v))
 		}
 	}
 	s.route(ctx, r.presenceFor(o, o, presOpts{selfCodes: self}))

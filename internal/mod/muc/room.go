@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -285,12 +286,44 @@ func (r *room) presenceFor(o, viewer *occupant, opt presOpts) *xml.Element {
 // broadcastPresence sends the presence about o to every occupant, and to o
 // itself when it is no longer in the room (leaving, kicked).
 func (r *room) broadcastPresence(ctx context.Context, o *occupant, opt presOpts) {
+	others := presenceFanout{r: r, o: o, opt: opt}
 	for _, v := range r.sortedOccupants() {
-		r.svc.route(ctx, r.presenceFor(o, v, opt))
+		if v == o {
+			r.svc.route(ctx, r.presenceFor(o, v, opt))
+			continue
+		}
+		r.svc.route(ctx, others.to(v))
 	}
 	if r.byReal[o.real] != o {
 		r.svc.route(ctx, r.presenceFor(o, o, opt))
 	}
+}
+
+// presenceFanout hands out the presence about o to viewers other than o.
+// It differs between them only in whether it shows o's real JID, so it is
+// built and serialised (xml ForFanout) once per kind of viewer and copied
+// with each viewer's "to": a presence to a room of hundreds is not built
+// and serialised hundreds of times.
+type presenceFanout struct {
+	r      *room
+	o      *occupant
+	opt    presOpts
+	shared [2]*xml.Element // for viewers that do not / do see real JIDs
+}
+
+// to returns the presence for viewer v (v != o).
+func (p *presenceFanout) to(v *occupant) *xml.Element {
+	k := 0
+	if p.r.seesJIDs(v) {
+		k = 1
+	}
+	if p.shared[k] == nil {
+		// Occupants are almost all on client streams; see room.fanOut.
+		p.shared[k] = p.r.presenceFor(p.o, v, p.opt).ForFanout(stanza.NSClient)
+	}
+	// Every viewer gets a copy, the first too: the template is never
+	// handed to the router, so nothing downstream can touch it.
+	return p.shared[k].WithAttr("to", v.real.String())
 }
 
 // stripMUC returns a client's presence without the MUC elements it may
@@ -335,13 +368,9 @@ func (r *room) afterLeave(ctx context.Context) {
 // statusMessage sends a groupchat message from the room carrying status
 // codes (configuration changes, §10.2.1).
 func (r *room) statusMessage(ctx context.Context, codes ...int) {
-	for _, v := range r.sortedOccupants() {
-		x := xml.New(NSUser, "x")
-		for _, c := range codes {
-			x.Append(xml.New(NSUser, "status").SetAttr("code", strconv.Itoa(c)))
-		}
-		m := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.jid.String()).
-			SetAttr("to", v.real.String()).Append(x)
-		r.svc.route(ctx, m)
+	x := xml.New(NSUser, "x")
+	for _, c := range codes {
+		x.Append(xml.New(NSUser, "status").SetAttr("code", strconv.Itoa(c)))
 	}
+	r.fanOut(ctx, xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.jid.String()).Append(x))
 }

@@ -43,6 +43,10 @@ type Element struct {
 	Local    string
 	Attrs    []Attr
 	Children []Node
+
+	// fan is the serialisation of Children made by ForFanout, shared by
+	// the copies WithAttr makes; nil for ordinary elements.
+	fan *fanout
 }
 
 // Trees from the decoder share storage within their stanza (one string for
@@ -237,6 +241,7 @@ type (
 // by extra. e itself is not changed.
 func (e *Element) WithChildren(extra ...Node) *Element {
 	c := *e
+	c.fan = nil // other children
 	c.Children = make([]Node, 0, len(e.Children)+len(extra))
 	c.Children = append(c.Children, e.Children...)
 	c.Children = append(c.Children, extra...)
@@ -247,6 +252,7 @@ func (e *Element) WithChildren(extra ...Node) *Element {
 // which drop returns true.
 func (e *Element) WithoutChildren(drop func(*Element) bool) *Element {
 	c := *e
+	c.fan = nil // other children
 	c.Children = make([]Node, 0, len(e.Children))
 	for _, n := range e.Children {
 		if el, ok := n.(*Element); ok && drop(el) {
@@ -260,6 +266,7 @@ func (e *Element) WithoutChildren(drop func(*Element) bool) *Element {
 // Clone returns a deep copy of e.
 func (e *Element) Clone() *Element {
 	c := *e
+	c.fan = nil // other children
 	c.Attrs = append([]Attr(nil), e.Attrs...)
 	c.Children = make([]Node, len(e.Children))
 	for i, n := range e.Children {

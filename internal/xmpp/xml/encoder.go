@@ -142,19 +142,30 @@ func appendElement(dst []byte, e *Element, parentSpace, contentNS string) []byte
 		return append(dst, "/>"...)
 	}
 	dst = append(dst, '>')
-	for _, c := range e.Children {
-		switch c := c.(type) {
-		case *Element:
-			if c != nil {
-				dst = appendElement(dst, c, e.Space, contentNS)
-			}
-		case CharData:
-			dst = appendEscaped(dst, string(c), false)
+	if e.fan.valid(e, contentNS) {
+		dst = append(dst, e.fan.b...) // ForFanout: written once for all copies
+	} else {
+		for _, c := range e.Children {
+			dst = appendChild(dst, c, e.Space, contentNS)
 		}
 	}
 	dst = append(dst, "</"...)
 	dst = append(dst, e.Local...)
 	return append(dst, '>')
+}
+
+// appendChild appends one child node of an element in namespace
+// parentSpace.
+func appendChild(dst []byte, c Node, parentSpace, contentNS string) []byte {
+	switch c := c.(type) {
+	case *Element:
+		if c != nil {
+			dst = appendElement(dst, c, parentSpace, contentNS)
+		}
+	case CharData:
+		dst = appendEscaped(dst, string(c), false)
+	}
+	return dst
 }
 
 // sizeElement mirrors appendElement exactly (FuzzRoundTrip checks).
@@ -190,6 +201,9 @@ func sizeElement(e *Element, parentSpace, contentNS string) int {
 		return n + 2
 	}
 	n++
+	if e.fan.valid(e, contentNS) {
+		return n + len(e.fan.b) + 2 + len(e.Local) + 1
+	}
 	for _, c := range e.Children {
 		switch c := c.(type) {
 		case *Element:
