@@ -213,10 +213,12 @@ func (n *Node) orphans() {
 		if s == nil {
 			continue
 		}
+		// The children of <x/> are in its namespace: an element's ""
+		// space is the stream's (jabber:client), not its parent's.
 		s.Send(xml.New("", "presence").SetAttr("from", g.o.nick.String()).SetAttr("to", g.o.user.String()).
 			SetAttr("type", "unavailable").Append(xml.New(nsMUCUser, "x").Append(
-			xml.New("", "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
-			xml.New("", "status").SetAttr("code", "332"),
-			xml.New("", "status").SetAttr("code", "110"))))
+			xml.New(nsMUCUser, "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
+			xml.New(nsMUCUser, "status").SetAttr("code", "332"),
+			xml.New(nsMUCUser, "status").SetAttr("code", "110"))))
 	}
 }
