@@ -141,6 +141,19 @@ async def chat(a, b, text):
     return await until(lambda: any(t == text for _, _, t in b.chats))
 
 
+async def all_acked(c, ids, timeout=STEP):
+    """True once the server acknowledged every stanza id in ids. slixmpp
+    writes its <r/> before the stanza that fills the window, and
+    request_ack() writes at once, ahead of stanzas still queued: so ask
+    again every second until the answer covers them all."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        c["xep_0198"].request_ack()
+        if await until(lambda: set(ids) <= c.acked, 1):
+            return True
+    return False
+
+
 def numbered(c, to, text):
     """A chat message whose stanza id is its body."""
     m = c.make_message(mto=to, mbody=text, mtype="chat")
@@ -179,7 +192,7 @@ async def main():
     report(f"alice logs in on node1 ({NODES[0]})", ok)
     bob, ok = await online(f"bob@{D}/b", NODES[1], sm=True)
     report(f"bob logs in on node2 ({NODES[1]})", ok)
-    carol, ok = await online(f"carol@{D}/c", NODES[2])
+    carol, ok = await online(f"carol@{D}/c", NODES[2], sm=True)
     report(f"carol logs in on node3 ({NODES[2]})", ok)
     dave, ok = await online(f"dave@{D}/d", NODES[0])
     report(f"dave logs in on node1 ({NODES[0]})", ok)
@@ -233,12 +246,14 @@ async def main():
         return
 
     # ---- SIGKILL node1 (holding alice and the room) mid-conversation
-    report("alice's and bob's streams have XEP-0198 enabled",
-           alice["xep_0198"].enabled_out and bob["xep_0198"].enabled_out)
+    report("alice's, bob's and carol's streams have XEP-0198 enabled",
+           alice["xep_0198"].enabled_out and bob["xep_0198"].enabled_out and carol["xep_0198"].enabled_out)
     b2a = [f"b2a-{i}" for i in range(N)]
     a2b = [f"a2b-{i}" for i in range(N)]
-    alice_bare, bob_bare = f"alice@{D}", f"bob@{D}"
-    mark_a, mark_b = len(alice.chats), len(bob.chats)
+    c2d = [f"c2d-{i}" for i in range(N)]
+    late = [f"c2d-late-{i}" for i in range(5)]
+    alice_bare, bob_bare, carol_bare, dave_bare = f"alice@{D}", f"bob@{D}", f"carol@{D}", f"dave@{D}"
+    mark_a, mark_b, mark_d = len(alice.chats), len(bob.chats), len(dave.chats)
 
     def live_at(c, mark, bare, prefix):
         return [(i, b) for f, i, b in c.chats[mark:] if slixmpp.JID(f).bare == bare and b.startswith(prefix)]
@@ -253,6 +268,7 @@ async def main():
             killed_at = time.monotonic()
             report(f"node1, holding the room and alice, killed with SIGKILL (pid {PIDS[0]}) after {i} messages each way", True)
         numbered(bob, alice_bare, b2a[i])
+        numbered(carol, dave_bare, c2d[i])
         if killed_at is None:
             numbered(alice, bob_bare, a2b[i])
         await asyncio.sleep(0.05)
@@ -260,10 +276,9 @@ async def main():
                common.wait(asyncio.gather(alice.gone, dave.gone), STEP), ok=lambda r: r != "timeout")
     alice_acked = set(alice.acked)
     progress(f"node1 acknowledged {len(alice_acked & set(a2b))} of alice's messages before it died")
-    # slixmpp writes its <r/> before the stanza that fills the window, so
-    # the last message needs one more request.
-    bob["xep_0198"].request_ack()
-    await step("node2 acknowledges every message bob sent", until(lambda: set(b2a) <= bob.acked, STEP),
+    await step("node3 acknowledges every message carol sent to dave", all_acked(carol, c2d),
+               detail=lambda r: f"unacknowledged {sorted(set(c2d) - carol.acked)}")
+    await step("node2 acknowledges every message bob sent", all_acked(bob, b2a),
                detail=lambda r: f"unacknowledged {sorted(set(b2a) - bob.acked)}")
 
     # alice's client reconnects at once, to node3.
@@ -292,6 +307,30 @@ async def main():
     # available again instead, checked below.)
     await step("bob is told that dave, whose node died and who did not come back, is offline",
                until(lambda: any(f == f"dave@{D}/d" and t == "unavailable" for f, t, _, _ in bob.presences)))
+
+    # dave is offline now: what carol sends him goes to offline storage,
+    # and he comes back (to node2) later.
+    dave_live_before = live_at(dave, mark_d, carol_bare, "c2d-")
+    for m in late:
+        numbered(carol, dave_bare, m)
+    await step("node3 acknowledges carol's messages to the offline dave", all_acked(carol, late),
+               detail=lambda r: f"unacknowledged {sorted(set(late) - carol.acked)}")
+    dave2, ok = await online(f"dave@{D}/d", NODES[1])
+    report(f"dave comes back, to node2 ({NODES[1]})", ok)
+    await step("dave gets what carol sent while he was offline, from offline storage",
+               until(lambda: set(late) <= {b for _, b in dave2.bodies_from(carol_bare)}),
+               detail=lambda r: f"got {[b for _, b in dave2.bodies_from(carol_bare)]}")
+    dave_arch = await step("dave reads his archive with carol", archive(dave2, carol_bare), ok=lambda r: r is not None)
+    got_d = dave_live_before + [(i, b) for i, b in dave2.bodies_from(carol_bare) if b.startswith("c2d-")]
+    delivered_d = [b for _, b in got_d]
+    archived_d = {b for _, b in dave_arch or []}
+    missing_d = [m for m in c2d + late if m in carol.acked and m not in delivered_d and m not in archived_d]
+    report(f"every message node3 acknowledged to carol reaches dave ({len(set(delivered_d))} delivered live or "
+           f"offline, {len(archived_d & set(c2d + late))} archived, of {N + len(late)})", not missing_d,
+           f"missing {missing_d}")
+    ids_d = [i for i, _ in got_d]
+    dups_d = sorted({x for x in ids_d if ids_d.count(x) > 1})
+    report("no message to dave delivered twice (by stanza id)", not dups_d, f"twice: {dups_d}")
 
     # ---- no acknowledged message lost, none twice
     # Live before the kill + delivered to alice's new session (offline
@@ -340,9 +379,9 @@ async def main():
     report("parley cluster status: node1 dead, node2 and node3 live",
            live == {"node1": False, "node2": True, "node3": True}, f"nodes {live}")
 
-    for c in (alice2, bob, carol, pat):
+    for c in (alice2, bob, carol, dave2, pat):
         c.disconnect()
-    await until(lambda: all(c.gone.done() for c in (alice2, bob, carol, pat)), 5)
+    await until(lambda: all(c.gone.done() for c in (alice2, bob, carol, dave2, pat)), 5)
 
 
 sys.exit(common.run_main(main, 360, report))
