@@ -475,3 +475,69 @@ func testRoomHolderLost(t *testing.T, mk engines) {
 		t.Fatalf("children in the stream's namespace on the wire: %s", wire)
 	}
 }
+
+// recordingComponent notes, for each stanza delivered to the room
+// service, whether the room had been reloaded by then.
+type recordingComponent struct {
+	reloaded *atomic.Bool
+	mu       sync.Mutex
+	early    int
+	total    int
+}
+
+func (c *recordingComponent) Deliver(context.Context, *xml.Element, jid.JID, jid.JID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	if !c.reloaded.Load() {
+		c.early++
+	}
+}
+
+// A node taking a room's lease reloads the room (OnRoomAcquired) before
+// anything reaches its room service: a second stanza routed to the room
+// meanwhile waits, instead of being served by whatever the service held
+// in memory.
+func TestRoomTakeoverServesNothingBeforeReload(t *testing.T) {
+	eng := NewHub().Engine()
+	r := router.New(quiet(), metrics.New(), 0)
+	h := module.NewHost("example.com")
+	r.AddHost(h)
+	var reloaded atomic.Bool
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	n := New(eng, r, Options{
+		Name: "node1", Heartbeat: 100 * time.Millisecond, Lease: time.Second, Log: quiet(),
+		OnRoomAcquired: func(context.Context, jid.JID) {
+			close(entered)
+			<-release // storage is slow
+			reloaded.Store(true)
+		},
+	})
+	n.SetRoomDomains([]string{"conference.example.com"})
+	r.SetBus(n)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop(context.Background()) })
+	comp := &recordingComponent{reloaded: &reloaded}
+	r.AddComponent("conference.example.com", comp)
+
+	msg := func(from string) *xml.Element {
+		return xml.New("", "message").SetAttr("from", from).SetAttr("to", "lounge@conference.example.com").
+			SetAttr("type", "groupchat").Append(xml.New("", "body").AppendText("hi"))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.Route(context.Background(), msg("alice@example.com/a")) }()
+	<-entered
+	go func() { defer wg.Done(); r.Route(context.Background(), msg("bob@example.com/b")) }()
+	time.Sleep(200 * time.Millisecond) // the second stanza's chance to overtake the reload
+	close(release)
+	wg.Wait()
+	comp.mu.Lock()
+	defer comp.mu.Unlock()
+	if comp.total != 2 || comp.early != 0 {
+		t.Fatalf("%d of %d stanzas reached the room service before it had reloaded the room", comp.early, comp.total)
+	}
+}
