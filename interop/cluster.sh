@@ -5,16 +5,16 @@
 # domain. slixmpp clients on different nodes log in, chat both ways,
 # subscribe and see each other's presence, share one room (occupants on
 # all three nodes) and federate with Prosody from two nodes, both ways.
-# Then the node holding the room is killed with SIGKILL while a client on
-# a surviving node and a client on the doomed node both send numbered
-# messages with XEP-0198 acknowledgements (window 1): the killed node's
-# clients reconnect to another node; every message the server
-# acknowledged arrives exactly once (live, from offline storage, or in
-# the recipient's archive when it was lost in transit; no stanza id
-# twice); the room is usable again within 10 s of the kill (the
-# survivors' occupants get status 332 and rejoin; it is reloaded from
-# storage, not created anew); federation still works afterwards
-# (interop/cluster_slixmpp.py).
+# Then the node holding the room is killed with SIGKILL while clients on
+# surviving nodes and a client on the doomed node send numbered messages
+# with XEP-0198 acknowledgements (window 1): the killed node's clients
+# reconnect to other nodes (one at once, one after a survivor announced
+# it offline); every message the server acknowledged arrives exactly once
+# (live, from offline storage, or in the recipient's archive when it was
+# lost in transit; no stanza id twice); the room is usable again within
+# 10 s of the kill (the survivors' occupants get status 332 and rejoin;
+# it is reloaded from storage, not created anew); federation still works
+# afterwards (interop/cluster_slixmpp.py).
 #
 #   bash interop/cluster.sh        (after `make build`, which makes ./parley)
 #
@@ -240,6 +240,19 @@ grep -q 'room taken over from storage' "$WORK"/node*/parley.log &&
   ok "a surviving node logged that it reloaded the room from storage" ||
   ko "no node logged 'muc: room taken over from storage'"
 
+# The surviving nodes stop on SIGTERM while NATS still runs (a node
+# leaving deletes its heartbeat there); then everything else.
+for i in 0 1 2; do
+  kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || continue
+  t0=$(date +%s%N)
+  stop_pid "${NODE_PIDS[$i]}" 150   # serve gives its shutdown 10 s
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  if [ "$STOP_KILLED" = 0 ] && [ "$STOP_RC" = 0 ]; then
+    ok "node$((i + 1)) stops on SIGTERM (exit 0 in ${ms} ms)"
+  else
+    ko "node$((i + 1)) did not stop cleanly on SIGTERM (status $STOP_RC, killed $STOP_KILLED, ${ms} ms)"
+  fi
+done
 stop_all
 drop_db
 show_on_failure 40 "$WORK/node1/parley.log" "$WORK/node2/parley.log" "$WORK/node3/parley.log" "$WORK/slixmpp.err"

@@ -2,15 +2,17 @@
 """A three-node Parley cluster with slixmpp clients and a Prosody peer (run
 by interop/cluster.sh, which starts the servers).
 
-alice is on node1, bob on node2, carol on node3, pat on Prosody. They log
-in, subscribe and see presence, chat across nodes, share one persistent
-room (created through node1, so node1 holds it) and federate. Then alice
-and bob exchange numbered messages with XEP-0198 acknowledgements after
-every stanza, and node1 is killed with SIGKILL half way. alice reconnects
-to node3; every message a server acknowledged reaches its recipient
-exactly once (live, from offline storage, or in the archive when it was in
-flight to the dead node), the room is usable again within 10 s, and
-federation still works.
+alice and dave are on node1, bob on node2, carol on node3, pat on
+Prosody. They log in, subscribe and see presence, chat across nodes,
+share one persistent room (created through node1, so node1 holds it) and
+federate. Then alice and bob write to each other and carol to dave,
+numbered messages with XEP-0198 acknowledgements after every stanza, and
+node1 is killed with SIGKILL half way. alice reconnects at once, to
+node3; dave stays away until a survivor has announced him offline and
+carol has written to him again, then comes back on node2. Every message a
+server acknowledged reaches its recipient exactly once (live, from
+offline storage, or in the archive when it was in flight to the dead
+node), the room is usable again within 10 s, and federation still works.
 
     cluster_slixmpp.py --nodes IP1,IP2,IP3 --pids PID1,PID2,PID3
         --prosody IP --domain D --peer-domain Q --password PW
