@@ -70,9 +70,43 @@ drop_db() {
   psql_q "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || log "could not drop database $DB"
   DB_MADE=0
 }
-# Processes first (by PID), then the database they used.
-trap 'stop_all; drop_db' EXIT
-trap 'stop_all; drop_db; exit 130' INT TERM
+NODE_PIDS=() DRIVER_PID=""
+# forget PID: stop tracking a process that has ended (or was killed on
+# purpose), so that nothing is ever sent to its PID again.
+forget() {
+  local q keep=()
+  for q in "${PIDS[@]}"; do [ "$q" = "$1" ] || keep+=("$q"); done
+  PIDS=("${keep[@]}")
+}
+# stop_nodes: the Parley nodes still running, on SIGTERM while NATS still
+# runs (a node leaving deletes its heartbeat there; without NATS its
+# shutdown waits for it); serve gives its shutdown 10 s. A line per node
+# with CHECK set.
+stop_nodes() {
+  local i t0 ms
+  for i in 0 1 2; do
+    [ -n "${NODE_PIDS[$i]:-}" ] && [[ " ${PIDS[*]} " == *" ${NODE_PIDS[$i]} "* ]] || continue
+    t0=$(date +%s%N)
+    stop_pid "${NODE_PIDS[$i]}" 150
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ -n "${CHECK:-}" ] || continue
+    if [ "$STOP_KILLED" = 0 ] && [ "$STOP_RC" = 0 ]; then
+      ok "node$((i + 1)) stops on SIGTERM (exit 0 in ${ms} ms)"
+    else
+      ko "node$((i + 1)) did not stop cleanly on SIGTERM (status $STOP_RC, killed $STOP_KILLED, ${ms} ms)"
+    fi
+  done
+}
+# The client driver first (it would go on killing and connecting), then
+# the nodes, then NATS and Prosody, then the database they used.
+cleanup() {
+  [ -n "$DRIVER_PID" ] && [[ " ${PIDS[*]} " == *" $DRIVER_PID "* ]] && stop_pid "$DRIVER_PID" 30
+  stop_nodes
+  stop_all
+  drop_db
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 fresh_work certs prosody/data nats1 nats2 nats3 node1/data node2/data node3/data
 psql_q 'SELECT 1' >/dev/null 2>&1 || die "PostgreSQL at $PG_HOST:5432 (user $PG_USER) answers"
@@ -147,7 +181,6 @@ done
 "$BIN" config check --config "$WORK/node1/parley.toml" >"$WORK/configcheck.log" 2>&1 || die "parley config check" "$WORK/configcheck.log"
 # The first start applies the migrations; the accounts go straight into
 # the shared database.
-NODE_PIDS=()
 start_node() { # index (0-2)
   local n=$(($1 + 1))
   (cd "$WORK/node$n" && exec "$BIN" serve --config "$WORK/node$n/parley.toml" >>"$WORK/node$n/parley.log" 2>&1) &
@@ -220,10 +253,23 @@ ok "prosody listens on $QIP"
 log "parley ${NODE_IPS[*]} ($PDOM), nats ${NATS_IPS[*]}, prosody $QIP ($QDOM), database $DB"
 RELAY_OTHER=echo   # the driver's progress lines are shown too
 started=$(date +%s)
-run_client "$WORK/slixmpp" -- env HOME="$WORK" timeout 420 "$PY" "$ROOT/interop/cluster_slixmpp.py" \
+# Tracked by PID (not run_client's pipe), so an interrupted run stops it:
+# it holds the nodes' PIDs and kills one of them.
+env HOME="$WORK" timeout 420 "$PY" "$ROOT/interop/cluster_slixmpp.py" \
   --nodes "$(IFS=,; echo "${NODE_IPS[*]}")" --pids "$(IFS=,; echo "${NODE_PIDS[*]}")" \
   --prosody "$QIP" --domain "$PDOM" --peer-domain "$QDOM" --password "$PASSWORD" \
-  --status "$BIN cluster status --json --config $WORK/node2/parley.toml" ${CLUSTER_VERBOSE:+-v}
+  --status "$BIN cluster status --json --config $WORK/node2/parley.toml" ${CLUSTER_VERBOSE:+-v} \
+  >"$WORK/slixmpp.out" 2>"$WORK/slixmpp.err" &
+DRIVER_PID=$!
+track "$DRIVER_PID"
+wait "$DRIVER_PID"
+rc=$?
+forget "$DRIVER_PID"
+relay <"$WORK/slixmpp.out"
+if [ "$rc" != 0 ] && ! grep -q '^FAIL' "$WORK/slixmpp.out"; then
+  ko "cluster_slixmpp.py exited with status $rc without reporting a failure"
+  tail -n 20 "$WORK/slixmpp.err"
+fi
 log "scenarios took $(($(date +%s) - started)) s"
 
 # The killed node is gone; the other two still run.
@@ -231,7 +277,7 @@ for i in 0 1 2; do
   if kill -0 "${NODE_PIDS[$i]}" 2>/dev/null; then
     ok "node$((i + 1)) still running after the run"
   elif grep -q "^PASS: node$((i + 1)), holding the room.*killed with SIGKILL" "$WORK/slixmpp.out"; then
-    :
+    forget "${NODE_PIDS[$i]}"
   else
     ko "node$((i + 1)) died"; tail -20 "$WORK/node$((i + 1))/parley.log"
   fi
@@ -240,21 +286,8 @@ grep -q 'room taken over from storage' "$WORK"/node*/parley.log &&
   ok "a surviving node logged that it reloaded the room from storage" ||
   ko "no node logged 'muc: room taken over from storage'"
 
-# The surviving nodes stop on SIGTERM while NATS still runs (a node
-# leaving deletes its heartbeat there); then everything else.
-for i in 0 1 2; do
-  kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || continue
-  t0=$(date +%s%N)
-  stop_pid "${NODE_PIDS[$i]}" 150   # serve gives its shutdown 10 s
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  if [ "$STOP_KILLED" = 0 ] && [ "$STOP_RC" = 0 ]; then
-    ok "node$((i + 1)) stops on SIGTERM (exit 0 in ${ms} ms)"
-  else
-    ko "node$((i + 1)) did not stop cleanly on SIGTERM (status $STOP_RC, killed $STOP_KILLED, ${ms} ms)"
-  fi
-done
-stop_all
-drop_db
+CHECK=1 stop_nodes
+cleanup
 show_on_failure 40 "$WORK/node1/parley.log" "$WORK/node2/parley.log" "$WORK/node3/parley.log" "$WORK/slixmpp.err"
 [ "$fail" -eq 0 ] || log "logs: $WORK/node*/parley.log, $WORK/prosody/prosody.log, $WORK/slixmpp.{out,err}"
 finish

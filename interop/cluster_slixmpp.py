@@ -266,6 +266,9 @@ async def main():
             # Half way, and once the first half is flowing both ways.
             await until(lambda: len(live_at(alice, mark_a, bob_bare, "b2a-")) >= N // 4
                         and len(live_at(bob, mark_b, alice_bare, "a2b-")) >= N // 4)
+            with open(f"/proc/{PIDS[0]}/cmdline", "rb") as f:
+                if b"parley" not in f.read():  # never another process that got the PID
+                    raise RuntimeError(f"pid {PIDS[0]} is not parley node1")
             os.kill(PIDS[0], signal.SIGKILL)
             killed_at = time.monotonic()
             report(f"node1, holding the room and alice, killed with SIGKILL (pid {PIDS[0]}) after {i} messages each way", True)
