@@ -140,6 +140,10 @@ ok "three nats-servers listen on ${NATS_IPS[*]}"
 # ---- Parley: three nodes, one database, one certificate, one dialback secret
 selfsigned "$WORK/certs" "$PDOM"
 selfsigned "$WORK/certs" "$QDOM"
+# heartbeat and lease are shorter than the defaults (1 s, 5 s) so that a
+# dead node is noticed well within the 10 s the room has to come back,
+# and long enough (a node fences itself after lease/2 without NATS) for
+# a loaded machine.
 for i in 0 1 2; do
   n=$((i + 1))
   # parley_conf's [log] table would come before the top-level keys.
@@ -189,7 +193,8 @@ start_node() { # index (0-2)
 }
 for i in 0 1 2; do start_node "$i"; done
 for i in 0 1 2; do
-  # Joining waits for JetStream to elect its leaders: a minute at most.
+  # Joining waits for JetStream to elect its leaders (a node retries for
+  # a minute).
   for _ in $(seq 900); do
     kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break
     port_open "${NODE_IPS[$i]}" 5222 && port_open "${NODE_IPS[$i]}" 5269 && break
