@@ -2,8 +2,8 @@
 """A three-node Parley cluster with slixmpp clients and a Prosody peer (run
 by interop/cluster.sh, which starts the servers).
 
-alice and dave are on node1, bob on node2, carol on node3, pat on
-Prosody. They log in, subscribe and see presence, chat across nodes,
+alice and dave are on node1, bob and erin on node2, carol on node3, pat
+on Prosody. They log in, subscribe and see presence, chat across nodes,
 share one persistent room (created through node1, so node1 holds it) and
 federate. Then alice and bob write to each other and carol to dave,
 numbered messages with XEP-0198 acknowledgements after every stanza, and
@@ -196,6 +196,8 @@ async def main():
     report(f"bob logs in on node2 ({NODES[1]})", ok)
     carol, ok = await online(f"carol@{D}/c", NODES[2], sm=True)
     report(f"carol logs in on node3 ({NODES[2]})", ok)
+    erin, ok = await online(f"erin@{D}/e", NODES[1])
+    report(f"erin logs in on node2 ({NODES[1]})", ok)
     dave, ok = await online(f"dave@{D}/d", NODES[0])
     report(f"dave logs in on node1 ({NODES[0]})", ok)
     pat, ok = await online(f"pat@{Q}/p", args.prosody)
@@ -233,11 +235,12 @@ async def main():
     await step("alice makes the room persistent", configure())
     await step("bob joins from node2", join(bob, "bob"))
     await step("carol joins from node3", join(carol, "carol"))
+    await step("erin joins from node2", join(erin, "erin"))
     holder = await asyncio.to_thread(room_holder)
     report("parley cluster status: node1 holds the room", holder == ("node1", True), f"holder {holder}")
-    await step("groupchat from node1 reaches all three nodes", groupchat(alice, "room: alice on node1", bob, carol))
-    await step("groupchat from node2 reaches all three nodes", groupchat(bob, "room: bob on node2", alice, carol))
-    await step("groupchat from node3 reaches all three nodes", groupchat(carol, "room: carol on node3", alice, bob))
+    await step("groupchat from node1 reaches all three nodes", groupchat(alice, "room: alice on node1", bob, carol, erin))
+    await step("groupchat from node2 reaches all three nodes", groupchat(bob, "room: bob on node2", alice, carol, erin))
+    await step("groupchat from node3 reaches all three nodes", groupchat(carol, "room: carol on node3", alice, bob, erin))
 
     # ---- federation from two nodes, both directions
     await step("federation node1 -> Prosody (alice to pat)", chat(alice, pat, "hi pat, alice on node1"))
@@ -295,12 +298,16 @@ async def main():
     # join again; a surviving node reloads it from storage.
     def got_332(c, nick):
         return any(f == f"{ROOM}/{nick}" and t == "unavailable" and "332" in codes for f, t, _, codes in c.presences)
-    await step("bob (node2) and carol (node3) get the room's unavailable presence with status 332",
-               until(lambda: got_332(bob, "bob") and got_332(carol, "carol"), STEP))
-    await step("bob rejoins: the room is back from storage (no 201)", join(bob, "bob"),
-               ok=lambda r: r is not None and "201" not in r, detail=lambda r: f"status codes {r}")
+    await step("bob and erin (node2) and carol (node3) get the room's unavailable presence with status 332",
+               until(lambda: got_332(bob, "bob") and got_332(erin, "erin") and got_332(carol, "carol"), STEP))
+    # bob and erin at once, through the same node: whichever join makes
+    # node2 take the room over, the other must wait for the reload.
+    await step("bob and erin rejoin at once through node2: the room is back from storage (no 201)",
+               asyncio.gather(join(bob, "bob"), join(erin, "erin")),
+               ok=lambda r: r is not None and all("201" not in codes for codes in r),
+               detail=lambda r: f"status codes {r}")
     await step("carol rejoins", join(carol, "carol"))
-    r = await step("groupchat works again between node2 and node3", groupchat(carol, "room: back", bob))
+    r = await step("groupchat works again between node2 and node3", groupchat(carol, "room: back", bob, erin))
     back = time.monotonic() - killed_at
     report(f"the room is usable again within 10 s of the kill ({back:.1f} s)", r and back <= 10)
     holder = await asyncio.to_thread(room_holder)
@@ -384,9 +391,9 @@ async def main():
     report("parley cluster status: node1 dead, node2 and node3 live",
            live == {"node1": False, "node2": True, "node3": True}, f"nodes {live}")
 
-    for c in (alice2, bob, carol, dave2, pat):
+    for c in (alice2, bob, carol, dave2, erin, pat):
         c.disconnect()
-    await until(lambda: all(c.gone.done() for c in (alice2, bob, carol, dave2, pat)), 5)
+    await until(lambda: all(c.gone.done() for c in (alice2, bob, carol, dave2, erin, pat)), 5)
 
 
 sys.exit(common.run_main(main, 360, report))
