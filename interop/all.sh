@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
-  suites=(run sessions sm sasl2 browser register auth components muc adhoc console mam carbons csi pep omemo upload push federation directory kerberos access)
+  suites=(run sessions sm sasl2 browser register auth components muc adhoc console mam carbons csi pep omemo upload push federation directory kerberos access cluster)
 fi
 
 total_pass=0 total_fail=0 missing=()

@@ -85,6 +85,11 @@ func DialNATS(o NATSOptions) (Engine, error) {
 	if r <= 0 {
 		r = 1
 	}
+	if v := nc.ConnectedServerVersion(); o.Log != nil && unsafeRevisionChecks(v, r) {
+		o.Log.Warn("cluster: this NATS server does not check revisions atomically in replicated buckets "+
+			"(nats-server issue 4320, fixed in 2.9.21): two nodes may both win one claim or lease; upgrade NATS or use replicas = 1",
+			"server_version", v, "replicas", r)
+	}
 	return &natsEngine{nc: nc, js: js, replicas: r}, nil
 }
 
@@ -278,4 +283,42 @@ func (b *natsBucket) Watch(ctx context.Context) (<-chan Entry, error) {
 		}
 	}()
 	return out, nil
+}
+
+// unsafeRevisionChecks reports whether a nats-server of this version
+// accepts several concurrent writes to one key that all expect the same
+// revision, in a bucket with replicas > 1: before 2.9.21 a clustered
+// stream checked the expected revision before, not within, its
+// replicated write (nats-server issue 4320). Every claim and lease here
+// is such a write, so only one may win. An unparsable version says
+// nothing.
+func unsafeRevisionChecks(version string, replicas int) bool {
+	if replicas <= 1 {
+		return false
+	}
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	var v [3]int
+	for i, p := range parts {
+		digits := 0
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				break
+			}
+			v[i] = v[i]*10 + int(c-'0')
+			digits++
+		}
+		if digits == 0 {
+			return false
+		}
+	}
+	fixed := [3]int{2, 9, 21}
+	for i := range v {
+		if v[i] != fixed[i] {
+			return v[i] < fixed[i]
+		}
+	}
+	return false
 }

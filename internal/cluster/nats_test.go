@@ -111,3 +111,29 @@ func natsEngines(t testing.TB, n int) []Engine {
 }
 
 func TestNATSCluster(t *testing.T) { runSuite(t, natsEngines) }
+
+// NATS servers before 2.9.21 let concurrent revision-checked writes to a
+// replicated bucket all succeed; DialNATS warns about them.
+func TestUnsafeRevisionChecks(t *testing.T) {
+	for _, c := range []struct {
+		version  string
+		replicas int
+		want     bool
+	}{
+		{"2.9.10", 3, true},
+		{"2.9.20", 3, true},
+		{"2.8.4", 3, true},
+		{"2.9.10", 1, false}, // one replica: one server checks and writes
+		{"2.9.21", 3, false},
+		{"2.9.21-RC.1", 3, false},
+		{"2.10.0", 3, false},
+		{"v2.11.8", 3, false},
+		{"3.0.0", 3, false},
+		{"", 3, false},
+		{"weird", 3, false},
+	} {
+		if got := unsafeRevisionChecks(c.version, c.replicas); got != c.want {
+			t.Errorf("unsafeRevisionChecks(%q, %d) = %v, want %v", c.version, c.replicas, got, c.want)
+		}
+	}
+}

@@ -109,6 +109,9 @@ type Node struct {
 	roomDomains map[string]bool
 	rooms       map[string]roomLease // lease key → holder
 	occupants   map[jid.JID]map[jid.JID]occupant
+	// acquiring marks the rooms this node is taking over (rooms.go):
+	// closed when the room has been reloaded and its lease cached.
+	acquiring map[string]chan struct{}
 	// compDomains are the XEP-0114 component domains (components.go).
 	compDomains   map[string]bool
 	compConnected func(string) bool
@@ -182,6 +185,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		inflight:  make(map[string]time.Time),
 		compCache: make(map[string]compHolder),
 		rooms:     make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
+		acquiring: make(map[string]chan struct{}),
 	}
 	n.compQueue = newQueue(n.componentChanged)
 	n.inc.Store(newIncarnation())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,7 +118,7 @@ func memEngines(t testing.TB, n int) []Engine {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startNodes(t testing.TB, mk engines, count, maxSessions int) []*testNode {
+func startNodes(t testing.TB, mk engines, count, maxSessions int, roomDomains ...string) []*testNode {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"))
 	if err != nil {
@@ -140,6 +141,7 @@ func startNodes(t testing.TB, mk engines, count, maxSessions int) []*testNode {
 			Name: fmt.Sprintf("node%d", i+1), Heartbeat: 100 * time.Millisecond, Lease: time.Second,
 			Log: quiet(), OnDown: func(string) { tn.down.Add(1) }, OnUp: func() { tn.up.Add(1) },
 		})
+		tn.n.SetRoomDomains(roomDomains)
 		tn.r.SetBus(tn.n)
 		if err := tn.n.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -211,6 +213,7 @@ func runSuite(t *testing.T, mk engines) {
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, mk) })
 	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
 	t.Run("Notices", func(t *testing.T) { testNotices(t, mk) })
+	t.Run("RoomHolderLost", func(t *testing.T) { testRoomHolderLost(t, mk) })
 }
 
 func TestMemCluster(t *testing.T) { runSuite(t, memEngines) }
@@ -499,4 +502,128 @@ func TestStandalone(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.OnNotice("t", func([]byte) { t.Fatal("a lone node heard a notice") })()
+}
+
+type nopComponent struct{}
+
+func (nopComponent) Deliver(context.Context, *xml.Element, jid.JID, jid.JID) {}
+
+// When the node serving a room dies, an occupant on another node gets an
+// unavailable presence from its room nick with status 332 whose <x/>,
+// <item/> and <status/> are all in the muc#user namespace: a client
+// (slixmpp, for one) looks for {muc#user}status, so a status element in
+// the stream's namespace would be no status at all.
+func testRoomHolderLost(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0, "conference.example.com")
+	for _, tn := range ns {
+		tn.r.AddComponent("conference.example.com", nopComponent{}) // the room service; what it does is not tested here
+	}
+	room := "lounge@conference.example.com"
+	join := func(tn *testNode, from, nick string) {
+		tn.r.Route(context.Background(), xml.New("", "presence").SetAttr("from", from).SetAttr("to", room+"/"+nick).
+			Append(xml.New("http://jabber.org/protocol/muc", "x")))
+	}
+	alice := ns[0].bind(t, "alice@example.com/a")
+	_ = alice
+	join(ns[0], "alice@example.com/a", "alice") // node1 routes to the room first: it serves it
+	bob := ns[1].bind(t, "bob@example.com/b")
+	join(ns[1], "bob@example.com/b", "bob") // node2 forwards to node1 and notes bob as an occupant
+	cut, ok := ns[0].eng.(interface{ SetDown(bool) })
+	if !ok {
+		t.Skip("engine cannot be cut off")
+	}
+	cut.SetDown(true)
+	var got *xml.Element
+	eventually(t, "bob is told the room went away", func() bool {
+		for _, el := range bob.received() {
+			if el.Local == "presence" && el.Attr("type") == "unavailable" && el.Attr("from") == room+"/bob" {
+				got = el
+				return true
+			}
+		}
+		return false
+	})
+	cut.SetDown(false)
+	x := got.Child(nsMUCUser, "x")
+	if x == nil || x.Child(nsMUCUser, "item") == nil {
+		t.Fatalf("no muc#user <x/> with a muc#user <item/>: %s", got)
+	}
+	codes := map[string]bool{}
+	for _, s := range x.Elements() {
+		if s.Local == "status" && s.Space == nsMUCUser {
+			codes[s.Attr("code")] = true
+		}
+	}
+	if !codes["332"] || !codes["110"] {
+		t.Fatalf("statuses 332 and 110 not in the muc#user namespace: %s", got)
+	}
+	if wire := string(got.AppendToNS(nil, "jabber:client")); strings.Contains(wire, "xmlns='jabber:client'") {
+		t.Fatalf("children in the stream's namespace on the wire: %s", wire)
+	}
+}
+
+// recordingComponent notes, for each stanza delivered to the room
+// service, whether the room had been reloaded by then.
+type recordingComponent struct {
+	reloaded *atomic.Bool
+	mu       sync.Mutex
+	early    int
+	total    int
+}
+
+func (c *recordingComponent) Deliver(context.Context, *xml.Element, jid.JID, jid.JID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total++
+	if !c.reloaded.Load() {
+		c.early++
+	}
+}
+
+// A node taking a room's lease reloads the room (OnRoomAcquired) before
+// anything reaches its room service: a second stanza routed to the room
+// meanwhile waits, instead of being served by whatever the service held
+// in memory.
+func TestRoomTakeoverServesNothingBeforeReload(t *testing.T) {
+	eng := NewHub().Engine()
+	r := router.New(quiet(), metrics.New(), 0)
+	h := module.NewHost("example.com")
+	r.AddHost(h)
+	var reloaded atomic.Bool
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	n := New(eng, r, Options{
+		Name: "node1", Heartbeat: 100 * time.Millisecond, Lease: time.Second, Log: quiet(),
+		OnRoomAcquired: func(context.Context, jid.JID) {
+			close(entered)
+			<-release // storage is slow
+			reloaded.Store(true)
+		},
+	})
+	n.SetRoomDomains([]string{"conference.example.com"})
+	r.SetBus(n)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop(context.Background()) })
+	comp := &recordingComponent{reloaded: &reloaded}
+	r.AddComponent("conference.example.com", comp)
+
+	msg := func(from string) *xml.Element {
+		return xml.New("", "message").SetAttr("from", from).SetAttr("to", "lounge@conference.example.com").
+			SetAttr("type", "groupchat").Append(xml.New("", "body").AppendText("hi"))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.Route(context.Background(), msg("alice@example.com/a")) }()
+	<-entered
+	go func() { defer wg.Done(); r.Route(context.Background(), msg("bob@example.com/b")) }()
+	time.Sleep(200 * time.Millisecond) // the second stanza's chance to overtake the reload
+	close(release)
+	wg.Wait()
+	comp.mu.Lock()
+	defer comp.mu.Unlock()
+	if comp.total != 2 || comp.early != 0 {
+		t.Fatalf("%d of %d stanzas reached the room service before it had reloaded the room", comp.early, comp.total)
+	}
 }

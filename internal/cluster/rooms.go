@@ -42,13 +42,55 @@ func roomKey(room jid.JID) string { return "room." + key(room) }
 
 // roomOwner returns the room's live owner, taking the lease when it is
 // free or its holder is dead.
+//
+// Taking a room over is done by one goroutine of this node at a time,
+// and the lease is cached (so that stanzas go to the local room service)
+// only once OnRoomAcquired has reloaded the room: a stanza routed to the
+// room meanwhile waits here, instead of reaching a service that would
+// serve it from what it held in memory, or create the room anew.
 func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
-	l, took, err := n.holder(ctx, roomKey(room))
+	k := roomKey(room)
+	var turn chan struct{}
+	for turn == nil {
+		n.mu.RLock()
+		l, ok := n.rooms[k]
+		n.mu.RUnlock()
+		if ok && n.live(l.Node, l.Inc) {
+			return l, nil
+		}
+		n.mu.Lock()
+		wait, busy := n.acquiring[k]
+		if !busy {
+			turn = make(chan struct{})
+			n.acquiring[k] = turn
+		}
+		n.mu.Unlock()
+		if busy {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return roomLease{}, ctx.Err()
+			}
+		}
+	}
+	defer func() {
+		n.mu.Lock()
+		delete(n.acquiring, k)
+		n.mu.Unlock()
+		close(turn)
+	}()
+	l, took, err := n.holder(ctx, k, false)
+	if err != nil {
+		return l, err
+	}
 	if took && n.opts.OnRoomAcquired != nil {
 		// Before the stanza that made us take it is delivered.
 		n.opts.OnRoomAcquired(ctx, room)
 	}
-	return l, err
+	n.mu.Lock()
+	n.rooms[k] = l
+	n.mu.Unlock()
+	return l, nil
 }
 
 // Leading reports whether this node holds the lease of a cluster-wide job
@@ -60,13 +102,15 @@ func (n *Node) Leading(job string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
 	defer cancel()
-	l, _, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)))
+	l, _, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)), true)
 	return err == nil && l.Node == n.opts.Name && l.Inc == n.incarnation()
 }
 
 // holder returns the live holder of lease k, taking it when it is free or
 // its holder is dead (took). A lease lasts as long as its holder is live.
-func (n *Node) holder(ctx context.Context, k string) (l roomLease, took bool, err error) {
+// With cache false a lease it took is not cached: the caller caches it
+// when it is ready to act as the holder.
+func (n *Node) holder(ctx context.Context, k string, cache bool) (l roomLease, took bool, err error) {
 	n.mu.RLock()
 	l, ok := n.rooms[k]
 	n.mu.RUnlock()
@@ -100,9 +144,11 @@ func (n *Node) holder(ctx context.Context, k string) (l roomLease, took bool, er
 				l, took = me, true
 			}
 		}
-		n.mu.Lock()
-		n.rooms[k] = l
-		n.mu.Unlock()
+		if cache || !took {
+			n.mu.Lock()
+			n.rooms[k] = l
+			n.mu.Unlock()
+		}
 		return l, took, nil
 	}
 	return roomLease{}, false, errors.New("cluster: lease contended")
@@ -213,10 +259,12 @@ func (n *Node) orphans() {
 		if s == nil {
 			continue
 		}
+		// The children of <x/> are in its namespace: an element's ""
+		// space is the stream's (jabber:client), not its parent's.
 		s.Send(xml.New("", "presence").SetAttr("from", g.o.nick.String()).SetAttr("to", g.o.user.String()).
 			SetAttr("type", "unavailable").Append(xml.New(nsMUCUser, "x").Append(
-			xml.New("", "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
-			xml.New("", "status").SetAttr("code", "332"),
-			xml.New("", "status").SetAttr("code", "110"))))
+			xml.New(nsMUCUser, "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
+			xml.New(nsMUCUser, "status").SetAttr("code", "332"),
+			xml.New(nsMUCUser, "status").SetAttr("code", "110"))))
 	}
 }

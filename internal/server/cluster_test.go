@@ -207,7 +207,7 @@ func hasStatus(el *xml.Element, code string) bool {
 		return false
 	}
 	for _, s := range x.Elements() {
-		if s.Local == "status" && s.Attr("code") == code {
+		if s.Local == "status" && s.Space == nsMUCUser && s.Attr("code") == code {
 			return true
 		}
 	}
