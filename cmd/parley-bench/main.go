@@ -58,7 +58,7 @@ func usage() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o loadgen.Options
-	fs.StringVar(&o.Target.Addr, "addr", "127.0.0.1:5222", "server c2s address host:port")
+	addrs := fs.String("addr", "127.0.0.1:5222", "server c2s address host:port, or several comma-separated (a cluster's nodes): session i connects to the i-th modulo their number")
 	fs.StringVar(&o.Target.Domain, "domain", "bench.test", "XMPP domain of the accounts")
 	fs.StringVar(&o.Target.TLS, "tls", "starttls", "none, starttls or direct")
 	fs.StringVar(&o.Target.Mech, "mech", "PLAIN", "PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256")
@@ -78,7 +78,7 @@ func run(args []string) error {
 	fs.IntVar(&o.Setup, "setup", 32, "logins in parallel while setting up sessions")
 	fs.IntVar(&o.MaxInflight, "max-inflight", 4096, "login: concurrent logins before arrivals are skipped")
 	fs.DurationVar(&o.Settle, "settle", 3*time.Second, "idle: wait after the last login before measuring memory")
-	fs.IntVar(&o.PID, "pid", 0, "the server's process id: report its CPU and RSS (with its descendants) from /proc")
+	pids := fs.String("pid", "", "the server's process id, or several comma-separated (a cluster's nodes and NATS servers): report their summed CPU and RSS (with descendants) from /proc")
 	fs.BoolVar(&o.StopSaturated, "stop-saturated", false, "stop after a step that lost over 10% or had a median latency over 1 s")
 	label := fs.String("label", "", "label for the TSV rows (e.g. the server's name)")
 	tsv := fs.String("tsv", "", "append one row per step to this TSV file (header written when the file is new)")
@@ -105,6 +105,14 @@ func run(args []string) error {
 			return fmt.Errorf("bad rate %q", f)
 		}
 		o.Rates = append(o.Rates, v)
+	}
+	var err error
+	if o.Addrs, err = loadgen.ParseAddrs(*addrs); err != nil {
+		return err
+	}
+	o.Target.Addr = o.Addrs[0]
+	if o.PIDs, err = loadgen.ParsePIDs(*pids); err != nil {
+		return err
 	}
 	switch o.Target.TLS {
 	case loadgen.TLSNone, loadgen.TLSStartTLS, loadgen.TLSDirect:

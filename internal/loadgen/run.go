@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -25,7 +26,11 @@ const (
 // Options configure one run: one scenario against one server, in steps of
 // increasing offered rate.
 type Options struct {
-	Target      Target
+	Target Target
+	// Addrs spreads the sessions over several c2s addresses (the nodes
+	// of a cluster): session i (login arrival i) connects to
+	// Addrs[i % len(Addrs)], in every scenario. Empty: Target.Addr.
+	Addrs       []string
 	UserPattern string // account local part, with one %d for the index ("bench%d")
 	PassPattern string // password, with one %d ("benchpass%d"), or a fixed password
 	First       int    // first account index
@@ -48,8 +53,39 @@ type Options struct {
 	// other work can push p99 past a second at any rate.)
 	StopSaturated bool
 
-	PID int       // the server's process, for CPU and memory (0: not measured)
-	Log io.Writer // progress and errors
+	// PIDs are the server's processes (a cluster's nodes and its NATS
+	// servers, say): their CPU and memory, each with its descendants, are
+	// summed. None: not measured.
+	PIDs []int
+	Log  io.Writer // progress and errors
+}
+
+// ParseAddrs reads a comma-separated list of host:port addresses.
+func ParseAddrs(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(f); err != nil || port == "" {
+			return nil, fmt.Errorf("bad address %q: want host:port", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no address")
+	}
+	return out, nil
+}
+
+// TargetFor is the target of session (or login arrival) i: Target with
+// the address Addrs[i % len(Addrs)], or Target itself without Addrs.
+func (o *Options) TargetFor(i int) Target {
+	t := o.Target
+	if len(o.Addrs) > 0 {
+		t.Addr = o.Addrs[i%len(o.Addrs)]
+	}
+	return t
 }
 
 // StepResult is the outcome of one step.
@@ -95,14 +131,15 @@ type stepStats struct {
 }
 
 type runner struct {
-	o      *Options
-	accts  []*Account
-	sess   []*Session
-	jids   [][]byte       // bare JIDs by slot
-	slot   map[string]int // bare JID -> slot
-	start  time.Time
-	steps  []*stepStats
-	closed atomic.Int64 // sessions whose stream ended during the run
+	o       *Options
+	targets []Target // by address: TargetFor(i) is targets[i % len]
+	accts   []*Account
+	sess    []*Session
+	jids    [][]byte       // bare JIDs by slot
+	slot    map[string]int // bare JID -> slot
+	start   time.Time
+	steps   []*stepStats
+	closed  atomic.Int64 // sessions whose stream ended during the run
 
 	subscribed atomic.Int64 // presence setup: subscribed received
 	occupants  int
@@ -110,6 +147,9 @@ type runner struct {
 }
 
 func (r *runner) now() int64 { return int64(time.Since(r.start)) }
+
+// target is session (or login arrival) i's target, without a copy per call.
+func (r *runner) target(i int) *Target { return &r.targets[i%len(r.targets)] }
 
 func (r *runner) logf(format string, a ...any) {
 	if r.o.Log != nil {
@@ -149,6 +189,9 @@ func Run(o *Options) ([]*StepResult, error) {
 		o.Target.Timeout = 30 * time.Second
 	}
 	r := &runner{o: o, accts: Accounts(o.UserPattern, o.PassPattern, o.First, o.Users), start: time.Now()}
+	for i := 0; i < max(1, len(o.Addrs)); i++ {
+		r.targets = append(r.targets, o.TargetFor(i))
+	}
 	r.slot = make(map[string]int, o.Users)
 	r.jids = make([][]byte, o.Users)
 	for i, a := range r.accts {
@@ -193,7 +236,7 @@ func (r *runner) connectAll(presence bool) (ok int, err error) {
 				if i >= len(r.accts) {
 					return
 				}
-				s, err := Login(&r.o.Target, r.accts[i])
+				s, err := Login(r.target(i), r.accts[i])
 				if err == nil && presence {
 					// As a client does: the roster first (servers deliver
 					// subscription requests only to resources that asked
@@ -428,7 +471,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 	b := newBatcher(r)
 	for k, rate := range o.Rates {
 		ss := r.steps[k]
-		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+		before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
 		var fire func(due int64)
 		switch o.Scenario {
 		case ScenarioChat:
@@ -471,7 +514,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 		for time.Now().Before(deadline) && ss.delivered.Load() < ss.expected.Load() {
 			time.Sleep(20 * time.Millisecond)
 		}
-		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
+		after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
 		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
 		results = append(results, res)
 		r.logf("%s", res.Line())
@@ -618,21 +661,21 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 	for k, rate := range o.Rates {
 		var firstErr atomic.Value
 		ss := r.steps[k]
-		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+		before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
 		var wg sync.WaitGroup
 		sent := r.pace(rate, o.StepDuration, rng, func(due int64) {
 			if inflight.Load() >= int64(o.MaxInflight) {
 				ss.skipped.Add(1)
 				return
 			}
-			a := r.accts[acct%len(r.accts)]
+			a, t := r.accts[acct%len(r.accts)], r.target(acct)
 			acct++
 			inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer inflight.Add(-1)
-				s, err := Login(&o.Target, a)
+				s, err := Login(t, a)
 				if err != nil {
 					ss.errors.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -651,7 +694,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		case <-done:
 		case <-time.After(o.Drain + o.Target.Timeout):
 		}
-		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
+		after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
 		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
 		res.Sessions = 0
 		if e, ok := firstErr.Load().(string); ok {
@@ -673,7 +716,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 func (r *runner) runIdle() ([]*StepResult, error) {
 	o := r.o
 	ss := r.steps[0]
-	before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+	before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
 	r.logf("setup: logging in %d idle sessions", o.Users)
 	n, err := r.connectAll(true)
 	ss.sent.Store(uint64(o.Users))
@@ -689,10 +732,10 @@ func (r *runner) runIdle() ([]*StepResult, error) {
 		}
 	}
 	time.Sleep(o.Settle)
-	mem := ProcUsage(o.PID)
+	mem := ProcUsage(o.PIDs...)
 	time.Sleep(o.StepDuration)
 	ss.delivered.Store(uint64(int64(n) - r.closed.Load()))
-	after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
+	after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
 	res := r.result(0, 0, ss, before, after, self0, self1, time.Since(t0))
 	res.Sessions = n
 	if mem.OK {
