@@ -104,11 +104,14 @@ type StepResult struct {
 	Hist       *Histogram
 	Sessions   int
 
-	TargetCPU    float64 // server CPU seconds over the step and its drain
-	TargetRSSKiB int64   // server RSS at the end of the step
-	TargetBefore int64   // idle: server RSS before the sessions logged in
-	SelfCPU      float64 // the generator's own CPU seconds over the same window
-	Window       float64 // seconds over which CPU was measured
+	TargetCPU float64 // server CPU seconds over the step and its drain
+	// TargetCPUEach is TargetCPU by server process, in Options.PIDs
+	// order, when there are several (how a cluster's load spreads).
+	TargetCPUEach []float64
+	TargetRSSKiB  int64   // server RSS at the end of the step
+	TargetBefore  int64   // idle: server RSS before the sessions logged in
+	SelfCPU       float64 // the generator's own CPU seconds over the same window
+	Window        float64 // seconds over which CPU was measured
 }
 
 // Saturated reports a step past the server's capacity (see
@@ -471,7 +474,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 	b := newBatcher(r)
 	for k, rate := range o.Rates {
 		ss := r.steps[k]
-		before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
+		s0 := r.sample()
 		var fire func(due int64)
 		switch o.Scenario {
 		case ScenarioChat:
@@ -514,8 +517,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 		for time.Now().Before(deadline) && ss.delivered.Load() < ss.expected.Load() {
 			time.Sleep(20 * time.Millisecond)
 		}
-		after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
-		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
+		res := r.result(k, rate, ss, s0, r.sample())
 		results = append(results, res)
 		r.logf("%s", res.Line())
 		if c := r.closed.Load(); c > 0 {
@@ -530,16 +532,37 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 	return results, nil
 }
 
-func (r *runner) result(k int, rate float64, ss *stepStats, before, after, self0, self1 Usage, window time.Duration) *StepResult {
+// sample is what the CPU and memory figures of a step are made of.
+type sample struct {
+	server Usage   // the server's processes together
+	each   []Usage // each of them alone (with its descendants)
+	self   Usage   // the generator
+	t      time.Time
+}
+
+func (r *runner) sample() sample {
+	s := sample{server: ProcUsage(r.o.PIDs...), self: ProcUsage(os.Getpid()), t: time.Now()}
+	if len(r.o.PIDs) > 1 {
+		for _, p := range r.o.PIDs {
+			s.each = append(s.each, ProcUsage(p))
+		}
+	}
+	return s
+}
+
+func (r *runner) result(k int, rate float64, ss *stepStats, s0, s1 sample) *StepResult {
 	res := &StepResult{
 		Scenario: r.o.Scenario, Step: k, Offered: rate, Seconds: r.o.StepDuration.Seconds(),
 		Sent: ss.sent.Load(), Expected: ss.expected.Load(), Delivered: ss.delivered.Load(),
 		Errors: ss.errors.Load(), Skipped: ss.skipped.Load(), Hist: &ss.hist, Sessions: len(r.accts),
-		SelfCPU: self1.CPU - self0.CPU, Window: window.Seconds(),
+		SelfCPU: s1.self.CPU - s0.self.CPU, Window: s1.t.Sub(s0.t).Seconds(),
 	}
-	if before.OK && after.OK {
-		res.TargetCPU = after.CPU - before.CPU
-		res.TargetRSSKiB = after.RSSKiB
+	if s0.server.OK && s1.server.OK {
+		res.TargetCPU = s1.server.CPU - s0.server.CPU
+		res.TargetRSSKiB = s1.server.RSSKiB
+		for i := range s0.each {
+			res.TargetCPUEach = append(res.TargetCPUEach, s1.each[i].CPU-s0.each[i].CPU)
+		}
 	}
 	return res
 }
@@ -661,7 +684,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 	for k, rate := range o.Rates {
 		var firstErr atomic.Value
 		ss := r.steps[k]
-		before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
+		s0 := r.sample()
 		var wg sync.WaitGroup
 		sent := r.pace(rate, o.StepDuration, rng, func(due int64) {
 			if inflight.Load() >= int64(o.MaxInflight) {
@@ -694,8 +717,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		case <-done:
 		case <-time.After(o.Drain + o.Target.Timeout):
 		}
-		after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
-		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
+		res := r.result(k, rate, ss, s0, r.sample())
 		res.Sessions = 0
 		if e, ok := firstErr.Load().(string); ok {
 			res.FirstError = e
@@ -716,7 +738,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 func (r *runner) runIdle() ([]*StepResult, error) {
 	o := r.o
 	ss := r.steps[0]
-	before, self0, t0 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid()), time.Now()
+	s0 := r.sample()
 	r.logf("setup: logging in %d idle sessions", o.Users)
 	n, err := r.connectAll(true)
 	ss.sent.Store(uint64(o.Users))
@@ -735,12 +757,11 @@ func (r *runner) runIdle() ([]*StepResult, error) {
 	mem := ProcUsage(o.PIDs...)
 	time.Sleep(o.StepDuration)
 	ss.delivered.Store(uint64(int64(n) - r.closed.Load()))
-	after, self1 := ProcUsage(o.PIDs...), ProcUsage(os.Getpid())
-	res := r.result(0, 0, ss, before, after, self0, self1, time.Since(t0))
+	res := r.result(0, 0, ss, s0, r.sample())
 	res.Sessions = n
 	if mem.OK {
 		res.TargetRSSKiB = mem.RSSKiB
-		res.TargetBefore = before.RSSKiB
+		res.TargetBefore = s0.server.RSSKiB
 	}
 	r.logf("%s", res.Line())
 	return []*StepResult{res}, nil

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"reflect"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -255,5 +256,38 @@ func TestProcUsageSumsProcesses(t *testing.T) {
 	a.Wait()
 	if u := loadgen.ProcUsage(pa, pb); u.OK {
 		t.Errorf("one process gone: got %+v, want not OK", u)
+	}
+}
+
+func TestServerCPUByProcess(t *testing.T) {
+	addrs, _ := spreadReflector(t, 1)
+	a, b := busy(t), busy(t)
+	o := options(addrs[0], loadgen.TLSNone, "PLAIN", loadgen.ScenarioChat, 4, 100)
+	o.PIDs = []int{a.Process.Pid, b.Process.Pid}
+	rs, err := loadgen.Run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rs[0]
+	t.Log(r.Line())
+	if len(r.TargetCPUEach) != 2 || r.TargetCPUEach[0] <= 0 || r.TargetCPUEach[1] <= 0 {
+		t.Fatalf("CPU by process %v, want two spinning processes' CPU", r.TargetCPUEach)
+	}
+	// Both spin throughout; each is read a moment after the sum.
+	if sum := r.TargetCPUEach[0] + r.TargetCPUEach[1]; math.Abs(sum-r.TargetCPU) > 0.1 {
+		t.Errorf("CPU by process %v sums to %.3f s, the total is %.3f s", r.TargetCPUEach, sum, r.TargetCPU)
+	}
+	var row bytes.Buffer
+	if err := loadgen.WriteTSV(&row, "x", &o.Target, rs); err != nil {
+		t.Fatal(err)
+	}
+	head := strings.Split(loadgen.TSVHeader, "\t")
+	cols := strings.Split(strings.TrimSuffix(row.String(), "\n"), "\t")
+	if len(cols) != len(head) || head[len(head)-1] != "server_cpu_each_s" {
+		t.Fatalf("%d columns for a %d-column header ending %q", len(cols), len(head), head[len(head)-1])
+	}
+	want := fmt.Sprintf("%.3f,%.3f", r.TargetCPUEach[0], r.TargetCPUEach[1])
+	if got := cols[len(cols)-1]; got != want {
+		t.Errorf("server_cpu_each_s %q, want %q", got, want)
 	}
 }
