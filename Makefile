@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-hotpath bench-tsung fuzz clean
+.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-cluster bench-hotpath bench-tsung fuzz clean
 
 all: build
 
@@ -54,6 +54,12 @@ build-bench:
 
 bench-compare: build build-bench
 	bash bench/compare.sh
+
+# A three-node cluster (three nats-servers, a throwaway PostgreSQL
+# database) against one node under the same parley-bench load, side by
+# side; ratios in bench/.work/cluster/results.md (bench/README.md).
+bench-cluster: build build-bench
+	bash bench/cluster.sh
 
 # The same three servers under tsung (a second opinion; bench/README.md).
 bench-tsung: build

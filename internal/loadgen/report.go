@@ -86,9 +86,10 @@ func (r *StepResult) Line() string {
 }
 
 // TSVHeader names the columns of WriteTSV.
-const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions\tserver_cpu_each_s"
+const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions\twindow_s\tserver_cpu_each_s"
 
-// WriteTSV writes one row per step (no header). The last column,
+// WriteTSV writes one row per step (no header). window_s is the time
+// over which CPU was measured (the step and its drain). The last column,
 // server_cpu_each_s, is TargetCPUEach comma-separated (empty with one
 // server process).
 func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
@@ -98,11 +99,11 @@ func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
 		for i, c := range r.TargetCPUEach {
 			each[i] = fmt.Sprintf("%.3f", c)
 		}
-		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\t%s\n",
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\t%.3f\t%s\n",
 			label, r.Scenario, t.TLS, t.Mech, r.Step, r.Offered, r.Seconds, r.Sent, r.Expected, r.Delivered, r.Lost(), r.Errors, r.Skipped,
 			r.Achieved(), ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()), ms(h.Mean()),
 			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions,
-			strings.Join(each, ","))
+			r.Window, strings.Join(each, ","))
 		if err != nil {
 			return err
 		}

@@ -290,4 +290,8 @@ func TestServerCPUByProcess(t *testing.T) {
 	if got := cols[len(cols)-1]; got != want {
 		t.Errorf("server_cpu_each_s %q, want %q", got, want)
 	}
+	// The CPU window is the step (1 s) and its drain.
+	if got := cols[len(cols)-2]; got != fmt.Sprintf("%.3f", r.Window) || r.Window < 1 || r.Window > 1+o.Drain.Seconds()+1 {
+		t.Errorf("window_s %q, Window %.3f s: want the step and its drain", got, r.Window)
+	}
 }
