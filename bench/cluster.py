@@ -6,7 +6,8 @@ against the three-node cluster, step by step, with ratios cluster/single.
 
 Rows are labelled "single" or "cluster". A cluster row's server CPU is the
 sum over its processes, and server_cpu_each_s gives each: the three Parley
-nodes, then the three nats-servers (cluster.sh passes -pid in that order).
+nodes, the three nats-servers, then the nodes' PostgreSQL backends
+(cluster.sh passes -pid in that order).
 
 idle.tsv (label, mode, scenario, server CPU ms per second with no
 sessions and no load, measured just before the run) gives the "net"
@@ -98,7 +99,7 @@ def table(rows, idle):
         by[(r["tls"], r["scenario"])].setdefault(r["offered_per_s"], {})[r["label"]] = r
     out = []
     out.append("| scenario | TLS | offered | delivered single / cluster | server CPU µs per delivery, single / cluster (ratio) "
-               "| the same net of idle (ratio) | cluster CPU by process: each node / NATS, µs "
+               "| the same net of idle (ratio) | cluster CPU by process: each node / NATS / PostgreSQL, µs "
                "| p50 ms single / cluster (ratio) | p99 ms single / cluster (ratio) | scale-out estimate: 3 / 10 machines |")
     out.append("|---|---|---:|---|---|---|---|---|---|---|")
     for (tls, sc) in sorted(by, key=lambda k: (k[0] != "none", k[1])):
@@ -110,9 +111,10 @@ def table(rows, idle):
             c1, c3 = s["server_us_per"], c["server_us_per"]
             each = c["server_cpu_each_s"]
             split = "–"
-            if len(each) == 2 * NODES and c["delivered"]:
+            if len(each) >= 2 * NODES and c["delivered"]:
                 per = [x * 1e6 / c["delivered"] for x in each]
-                split = "%s / %s" % (" + ".join(fmt(x) for x in per[:NODES]), fmt(sum(per[NODES:])))
+                split = "%s / %s / %s" % (" + ".join(fmt(x) for x in per[:NODES]), fmt(sum(per[NODES:2 * NODES])),
+                                          fmt(sum(per[2 * NODES:])) if len(per) > 2 * NODES else "–")
             n1, n3 = net(s, idle), net(c, idle)
             est = "–"
             if n1 and n3 and not (s["lost"] or c["lost"]):
@@ -146,9 +148,10 @@ def main():
             "%s %s %s %s" % (k[0], k[1], k[2], fmt(v, 0)) for k, v in sorted(idle.items())))
     text.append("""
 Ratios are cluster / single (below 1 is cheaper or faster in the cluster).
-Server CPU: the single node's process; the cluster's three Parley nodes and
-three nats-servers together, all pinned to the same core as the single
-node. Scale-out estimate: N machines, each one node (and its NATS server),
+Server CPU: the single node's process (SQLite, in process); the cluster's
+three Parley nodes and three nats-servers, pinned to the same core as the
+single node, and the nodes' PostgreSQL backends (the system's PostgreSQL,
+not pinned), together. Scale-out estimate: N machines, each one node (and its NATS server),
 sessions spread evenly, carry N × C1 / (C1 + O (N−1)/N) single nodes' load,
 O = (C3 − C1) / (2/3) the extra cost of a delivery that crosses nodes,
 C1 and C3 the net figures.""")

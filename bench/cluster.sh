@@ -27,6 +27,8 @@
 #   BENCH_MUC_RATES     [20 80 160]       room messages/s (× occupants deliveries)
 #   BENCH_CPUS          [0 1]   server-side CPU, generator CPU
 #   BENCH_PG            [postgres://postgres@127.0.0.1:5432]  PostgreSQL (trust auth)
+#   BENCH_PPROF         []      set: every Parley serves /debug/pprof/ on <its address>:8080
+#   BENCH_IDLE_SECS     [5]     seconds of idle CPU measured before each run
 #   BENCH_CLUSTER_IPS   [127.0.0.180 ... 127.0.0.186]  single node, three nodes, three NATS
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,7 @@ read -r CPU_SERVER CPU_GEN <<<"${BENCH_CPUS:-0 1}"
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 DB=parley_bench_cluster
 DB_TMPL=parley_bench_cluster_tmpl
+PG_POOL=4   # connections per node (pgxpool's default on one CPU), opened at start
 read -r SINGLE_IP N1 N2 N3 S1 S2 S3 <<<"${BENCH_CLUSTER_IPS:-127.0.0.180 127.0.0.181 127.0.0.182 127.0.0.183 127.0.0.184 127.0.0.185 127.0.0.186}"
 NODE_IPS=("$N1" "$N2" "$N3")
 NATS_IPS=("$S1" "$S2" "$S3")
@@ -120,7 +123,7 @@ listen = ["$3:5222"]
 direct_tls_listen = []
 $tls
 [http]
-listen = ""
+$(if [ -n "${BENCH_PPROF:-}" ]; then printf 'listen = "%s:8080"\npprof = true' "$3"; else echo 'listen = ""'; fi)
 [limits]
 # As compare.sh: one client address for every connection and a generator
 # faster than a person; the throttles would measure the generator.
@@ -135,13 +138,15 @@ scram_iterations = 4096
 ${5:-}
 TOML
 }
-pg_lines() { # database
-  printf 'storage = "postgres"\npostgres_dsn = "%s"\n' "$PG/$1?sslmode=disable"
+pg_lines() { # database [pool size]: a fixed pool, so the backends are the same all run
+  local pool=""
+  [ -n "${2:-}" ] && pool="&pool_min_conns=$2&pool_max_conns=$2"
+  printf 'storage = "postgres"\npostgres_dsn = "%s"\n' "$PG/$1?sslmode=disable$pool"
 }
 node_conf() { # dir mode k
   local urls="" ip
   for ip in "${NATS_IPS[@]}"; do urls+="${urls:+, }\"nats://$ip:4222\""; done
-  parley_conf "$1" "$2" "${NODE_IPS[$3]}" "$(pg_lines "$DB")" \
+  parley_conf "$1" "$2" "${NODE_IPS[$3]}" "$(pg_lines "$DB" "$PG_POOL")" \
     "[s2s]
 # federation off, as in compare.sh; the secret a cluster with it would need
 dialback_secret = \"$SECRET\"
@@ -275,8 +280,17 @@ run_cluster() { # mode scenario
   done
   sleep 2
   "$BIN" cluster status --config "$d/node1/parley.toml" >"$d/status.txt" 2>&1 || true
-  idle_cost cluster "$1" "$2" "${NODE_PIDS[@]}" "${NATS_PIDS[@]}"
-  bench cluster "$1" "$2" "$addrs" "$(IFS=,; echo "${NODE_PIDS[*]},${NATS_PIDS[*]}")" "$d"
+  # The nodes' PostgreSQL backends are measured too: the cluster reads
+  # storage where one node reads memory (a remote recipient's blocking
+  # list, for one), and that work is the database server's.
+  local pg_pids
+  pg_pids=$(PGOPTIONS='--client-min-messages=warning' psql -X -At "$PG/test?sslmode=disable" -c \
+    "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = '$DB' AND backend_type = 'client backend'")
+  [ "$(echo "$pg_pids" | tr ',' '\n' | grep -c .)" -eq $((3 * PG_POOL)) ] \
+    || log "expected $((3 * PG_POOL)) PostgreSQL backends for $DB, found: ${pg_pids:-none}"
+  echo "$pg_pids" >"$d/pg_pids.txt"
+  idle_cost cluster "$1" "$2" "${NODE_PIDS[@]}" "${NATS_PIDS[@]}" ${pg_pids//,/ }
+  bench cluster "$1" "$2" "$addrs" "$(IFS=,; echo "${NODE_PIDS[*]},${NATS_PIDS[*]}")${pg_pids:+,$pg_pids}" "$d"
   local rc=$?
   stop_all
   return $rc
