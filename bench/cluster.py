@@ -14,13 +14,16 @@ sessions and no load, measured just before the run) gives the "net"
 column: CPU per delivery with that fixed cost (heartbeats, JetStream's own
 traffic) taken out over the step's window.
 
-Scale-out estimate, from the net figures: on one machine the cluster's processes share the
-single node's core, so its CPU per delivery C3 is the whole cluster's cost
-of a delivery, of which about 2/3 cross nodes (sessions spread evenly over
-three nodes). Then a crossing costs O = (C3 - C1) / (2/3) more than a
-delivery on one node (C1), N machines with sessions spread evenly cost
-C(N) = C1 + O (N-1)/N per delivery, spread over N machines, and carry
-N C1 / C(N) times what one node does.
+Scale-out estimate, from the net figures less the PostgreSQL backends'
+share (PostgreSQL is one server for all nodes, not a part of each): on
+one machine the cluster's processes share the single node's core, so
+their CPU per delivery C3 is the whole cluster's cost of a delivery, of
+which about 2/3 cross nodes (sessions spread evenly over three nodes).
+Then a crossing costs O = (C3 - C1) / (2/3) more than a delivery on one
+node (C1), N machines with sessions spread evenly cost C(N) = C1 + O
+(N-1)/N per delivery, spread over N machines, and carry N C1 / C(N) times
+what one node does. PostgreSQL's share per crossing delivery is printed
+beside it: the database server's load grows with the whole cluster's.
 """
 import argparse
 import collections
@@ -100,7 +103,8 @@ def table(rows, idle):
     out = []
     out.append("| scenario | TLS | offered | delivered single / cluster | server CPU µs per delivery, single / cluster (ratio) "
                "| the same net of idle (ratio) | cluster CPU by process: each node / NATS / PostgreSQL, µs "
-               "| p50 ms single / cluster (ratio) | p99 ms single / cluster (ratio) | scale-out estimate: 3 / 10 machines |")
+               "| p50 ms single / cluster (ratio) | p99 ms single / cluster (ratio) "
+               "| nodes' scale-out estimate: 3 / 10 machines; PostgreSQL µs per crossing delivery |")
     out.append("|---|---|---:|---|---|---|---|---|---|---|")
     for (tls, sc) in sorted(by, key=lambda k: (k[0] != "none", k[1])):
         for off in sorted(by[(tls, sc)]):
@@ -110,15 +114,16 @@ def table(rows, idle):
                 continue
             c1, c3 = s["server_us_per"], c["server_us_per"]
             each = c["server_cpu_each_s"]
-            split = "–"
+            split, pg = "–", 0.0
             if len(each) >= 2 * NODES and c["delivered"]:
                 per = [x * 1e6 / c["delivered"] for x in each]
+                pg = sum(per[2 * NODES:])
                 split = "%s / %s / %s" % (" + ".join(fmt(x) for x in per[:NODES]), fmt(sum(per[NODES:2 * NODES])),
-                                          fmt(sum(per[2 * NODES:])) if len(per) > 2 * NODES else "–")
+                                          fmt(pg) if len(per) > 2 * NODES else "–")
             n1, n3 = net(s, idle), net(c, idle)
             est = "–"
             if n1 and n3 and not (s["lost"] or c["lost"]):
-                est = "%.1f / %.1f" % (scale(n1, n3, 3), scale(n1, n3, 10))
+                est = "%.1f / %.1f; %s" % (scale(n1, n3 - pg, 3), scale(n1, n3 - pg, 10), fmt(pg / CROSSING))
             out.append("| %s | %s | %s %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s | %s / %s (%s) | %s / %s (%s) | %s |" % (
                 sc, "STARTTLS" if tls == "starttls" else "plain", fmt(off, 0), UNITS.get(sc, "/s"),
                 delivered(s), delivered(c),
