@@ -156,10 +156,12 @@ Ratios are cluster / single (below 1 is cheaper or faster in the cluster).
 Server CPU: the single node's process (SQLite, in process); the cluster's
 three Parley nodes and three nats-servers, pinned to the same core as the
 single node, and the nodes' PostgreSQL backends (the system's PostgreSQL,
-not pinned), together. Scale-out estimate: N machines, each one node (and its NATS server),
+not pinned), together.
+Scale-out estimate: N machines, each one node (and its NATS server),
 sessions spread evenly, carry N × C1 / (C1 + O (N−1)/N) single nodes' load,
 O = (C3 − C1) / (2/3) the extra cost of a delivery that crosses nodes,
-C1 and C3 the net figures.""")
+C1 and C3 the net figures, C3 without the PostgreSQL backends' share (one
+database server for all nodes: its CPU per crossing delivery is beside).""")
     s = "\n".join(text) + "\n"
     sys.stdout.write(s)
     if a.out:

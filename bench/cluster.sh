@@ -6,10 +6,11 @@
 # with a three-server NATS JetStream cluster. The sessions are spread over
 # the three nodes round-robin, so about 2/3 of the chat messages cross
 # nodes. Everything the server side runs (one node; or three nodes and
-# three nats-servers) is pinned to one CPU and measured together (CPU per
-# delivery summed over the processes), the generator to the other; so on
-# a 2-core machine this measures the cluster's overhead, not its
-# scale-out (bench/README.md, "A three-node cluster on one machine").
+# three nats-servers) is pinned to one CPU and measured together, with the
+# nodes' PostgreSQL backends (CPU per delivery summed over the processes),
+# the generator to the other CPU; so on a 2-core machine this measures the
+# cluster's overhead, not its scale-out (bench/README.md, "A three-node
+# cluster on one machine").
 #
 # Work and logs in bench/.work/cluster/; databases parley_bench_cluster
 # and parley_bench_cluster_tmpl (created and dropped here) on the local
