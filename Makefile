@@ -6,7 +6,7 @@ GO        ?= go
 PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 30s
 
-.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-hotpath bench-loginstorm bench-tsung fuzz clean
+.PHONY: all build build-bench test race test-postgres lint interop bench bench-go bench-compare bench-cluster bench-hotpath bench-loginstorm bench-tsung fuzz clean
 
 all: build
 
@@ -59,6 +59,12 @@ bench-compare: build build-bench
 # login gate at its default and off (bench/README.md, "Login storms").
 bench-loginstorm: build build-bench
 	bash bench/loginstorm.sh
+
+# A three-node cluster (three nats-servers, a throwaway PostgreSQL
+# database) against one node under the same parley-bench load, side by
+# side; ratios in bench/.work/cluster/results.md (bench/README.md).
+bench-cluster: build build-bench
+	bash bench/cluster.sh
 
 # The same three servers under tsung (a second opinion; bench/README.md).
 bench-tsung: build

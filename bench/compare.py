@@ -31,7 +31,7 @@ def load(path):
                 continue
             r = dict(zip(head, line.rstrip("\n").split("\t")))
             for k, v in r.items():
-                if k not in ("label", "scenario", "tls", "mech"):
+                if k not in ("label", "scenario", "tls", "mech", "server_cpu_each_s"):
                     r[k] = float(v)
             rows.append(r)
     return rows

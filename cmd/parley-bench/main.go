@@ -58,7 +58,7 @@ func usage() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	var o loadgen.Options
-	fs.StringVar(&o.Target.Addr, "addr", "127.0.0.1:5222", "server c2s address host:port")
+	addrs := fs.String("addr", "127.0.0.1:5222", "server c2s address host:port, or several comma-separated (a cluster's nodes): session i connects to the i-th modulo their number")
 	fs.StringVar(&o.Target.Domain, "domain", "bench.test", "XMPP domain of the accounts")
 	fs.StringVar(&o.Target.TLS, "tls", "starttls", "none, starttls or direct")
 	fs.StringVar(&o.Target.Mech, "mech", "PLAIN", "PLAIN, SCRAM-SHA-1 or SCRAM-SHA-256")
@@ -81,7 +81,7 @@ func run(args []string) error {
 	fs.StringVar(&o.MetricsURL, "metrics", "", "login: the target's Prometheus URL (Parley: http://<http listen>/metrics); reports its server-side login time per step")
 	fs.StringVar(&o.ServerHist, "metrics-hist", "parley_login_seconds", "login: the histogram read from -metrics")
 	sources := fs.String("sources", "", "local IP addresses to connect from, comma-separated, one per account in turn (stands for many clients)")
-	fs.IntVar(&o.PID, "pid", 0, "the server's process id: report its CPU and RSS (with its descendants) from /proc")
+	pids := fs.String("pid", "", "the server's process id, or several comma-separated (a cluster's nodes and NATS servers): report their summed CPU and RSS (with descendants) from /proc")
 	fs.BoolVar(&o.StopSaturated, "stop-saturated", false, "stop after a step that lost over 10% or had a median latency over 1 s")
 	label := fs.String("label", "", "label for the TSV rows (e.g. the server's name)")
 	tsv := fs.String("tsv", "", "append one row per step to this TSV file (header written when the file is new)")
@@ -117,6 +117,14 @@ func run(args []string) error {
 			return fmt.Errorf("bad source address %q", a)
 		}
 		o.Target.Sources = append(o.Target.Sources, a)
+	}
+	var err error
+	if o.Addrs, err = loadgen.ParseAddrs(*addrs); err != nil {
+		return err
+	}
+	o.Target.Addr = o.Addrs[0]
+	if o.PIDs, err = loadgen.ParsePIDs(*pids); err != nil {
+		return err
 	}
 	switch o.Target.TLS {
 	case loadgen.TLSNone, loadgen.TLSStartTLS, loadgen.TLSDirect:

@@ -40,7 +40,7 @@ func options(addr, tls, mech, scenario string, users int, rates ...float64) *loa
 		UserPattern: "bench%d", PassPattern: "benchpass%d", First: 1, Users: users,
 		Scenario: scenario, Rates: rates, StepDuration: time.Second, Drain: 10 * time.Second,
 		MsgSize: 64, Contacts: 4, Room: "bench@conference.bench.test", Setup: 8, Settle: 200 * time.Millisecond,
-		PID: os.Getpid(),
+		PIDs: []int{os.Getpid()},
 	}
 	if testing.Verbose() {
 		o.Log = os.Stderr

@@ -2,16 +2,19 @@ package loadgen
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat: 100
 // on every Linux architecture Go supports (sysconf would need cgo).
 const clockTicks = 100
 
-// Usage is CPU time and resident memory of a process and its descendants
-// (ejabberd's VM has helper children; Prosody and Parley are one process).
+// Usage is CPU time and resident memory of processes and their
+// descendants (ejabberd's VM has helper children; Prosody and Parley are
+// one process; a cluster is several nodes and NATS servers).
 type Usage struct {
 	CPU    float64 // seconds, user + system
 	RSSKiB int64
@@ -19,19 +22,26 @@ type Usage struct {
 	OK     bool
 }
 
-// ProcUsage reads /proc for pid and every process below it. A process
-// that is gone yields OK false.
-func ProcUsage(pid int) Usage {
+// ProcUsage reads /proc for the given processes and every process below
+// them, summed; a process below two of them, or given twice, counts once.
+// OK is false when no pid is given or any of them is gone (a figure
+// missing a node would look like a cheaper server).
+func ProcUsage(pids ...int) Usage {
 	var u Usage
-	if _, ok := procStat(pid); !ok {
+	if len(pids) == 0 {
 		return u
 	}
-	todo := []int{pid}
+	for _, pid := range pids {
+		if _, ok := procStat(pid); !ok {
+			return u
+		}
+	}
+	todo := append([]int(nil), pids...)
 	children := map[int][]int{}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		for _, e := range ents {
 			p, err := strconv.Atoi(e.Name())
-			if err != nil || p == pid {
+			if err != nil {
 				continue
 			}
 			if st, ok := procStat(p); ok {
@@ -39,9 +49,14 @@ func ProcUsage(pid int) Usage {
 			}
 		}
 	}
+	seen := map[int]bool{}
 	for len(todo) > 0 {
 		p := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
 		st, ok := procStat(p)
 		if !ok {
 			continue
@@ -53,6 +68,25 @@ func ProcUsage(pid int) Usage {
 	}
 	u.OK = true
 	return u
+}
+
+// ParsePIDs reads a comma-separated list of process IDs; "" and 0 are
+// none (0 was the single -pid flag's "not measured").
+func ParsePIDs(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := strconv.Atoi(f)
+		if err != nil || p < 0 {
+			return nil, fmt.Errorf("bad pid %q", f)
+		}
+		if p > 0 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 type stat struct {

@@ -26,11 +26,14 @@ func (r *StepResult) SentRate() float64 {
 }
 
 // TargetUSPer is the server's CPU per delivery (or login), in µs.
-func (r *StepResult) TargetUSPer() float64 {
+func (r *StepResult) TargetUSPer() float64 { return r.perDelivery(r.TargetCPU) }
+
+// perDelivery is CPU seconds per delivery (or login), in µs.
+func (r *StepResult) perDelivery(cpu float64) float64 {
 	if r.Delivered == 0 {
 		return 0
 	}
-	return r.TargetCPU * 1e6 / float64(r.Delivered)
+	return cpu * 1e6 / float64(r.Delivered)
 }
 
 // SelfUSPer is the generator's CPU per delivery (or login), in µs.
@@ -68,7 +71,15 @@ func (r *StepResult) Line() string {
 		fmt.Fprintf(&b, "; server-side (from slot) %.0f logins, ms mean %.2f p99 %.2f", sh.Count, sh.Mean()*1e3, sh.Quantile(.99)*1e3)
 	}
 	if r.TargetCPU > 0 {
-		fmt.Fprintf(&b, "; server %.1f µs CPU each, RSS %d KiB", r.TargetUSPer(), r.TargetRSSKiB)
+		fmt.Fprintf(&b, "; server %.1f µs CPU each", r.TargetUSPer())
+		if len(r.TargetCPUEach) > 0 {
+			b.WriteString(" (by process")
+			for _, c := range r.TargetCPUEach {
+				fmt.Fprintf(&b, " %.1f", r.perDelivery(c))
+			}
+			b.WriteString(")")
+		}
+		fmt.Fprintf(&b, ", RSS %d KiB", r.TargetRSSKiB)
 	}
 	fmt.Fprintf(&b, "; generator %.1f µs CPU each", r.SelfUSPer())
 	if r.FirstError != "" {
@@ -78,9 +89,12 @@ func (r *StepResult) Line() string {
 }
 
 // TSVHeader names the columns of WriteTSV.
-const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions\tserver_logins\tserver_login_mean_ms\tserver_login_p99_ms\twindow_s"
+const TSVHeader = "label\tscenario\ttls\tmech\tstep\toffered_per_s\tseconds\tsent\texpected\tdelivered\tlost\terrors\tskipped\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\tmax_ms\tmean_ms\tserver_cpu_s\tserver_us_per\tserver_rss_kib\tserver_rss_before_kib\tkib_per_session\tgen_cpu_s\tgen_us_per\tsessions\tserver_logins\tserver_login_mean_ms\tserver_login_p99_ms\twindow_s\tserver_cpu_each_s"
 
-// WriteTSV writes one row per step (no header).
+// WriteTSV writes one row per step (no header). window_s is the time
+// over which CPU was measured (the step and its drain). The last column,
+// server_cpu_each_s, is TargetCPUEach comma-separated (empty with one
+// server process).
 func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
 	for _, r := range rs {
 		h := r.Hist
@@ -88,10 +102,15 @@ func WriteTSV(w io.Writer, label string, t *Target, rs []*StepResult) error {
 		if sh := r.Server; sh != nil {
 			server = fmt.Sprintf("%.0f\t%.3f\t%.3f", sh.Count, sh.Mean()*1e3, sh.Quantile(.99)*1e3)
 		}
-		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\t%s\t%.2f\n",
+		each := make([]string, len(r.TargetCPUEach))
+		for i, c := range r.TargetCPUEach {
+			each[i] = fmt.Sprintf("%.3f", c)
+		}
+		_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%.1f\t%.2f\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t%d\t%.2f\t%.3f\t%.2f\t%d\t%s\t%.3f\t%s\n",
 			label, r.Scenario, t.TLS, t.Mech, r.Step, r.Offered, r.Seconds, r.Sent, r.Expected, r.Delivered, r.Lost(), r.Errors, r.Skipped,
 			r.Achieved(), ms(h.Quantile(.5)), ms(h.Quantile(.99)), ms(h.Quantile(.999)), ms(h.Max()), ms(h.Mean()),
-			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions, server, r.Window)
+			r.TargetCPU, r.TargetUSPer(), r.TargetRSSKiB, r.TargetBefore, r.KiBPerSession(), r.SelfCPU, r.SelfUSPer(), r.Sessions,
+			server, r.Window, strings.Join(each, ","))
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -25,7 +26,11 @@ const (
 // Options configure one run: one scenario against one server, in steps of
 // increasing offered rate.
 type Options struct {
-	Target      Target
+	Target Target
+	// Addrs spreads the sessions over several c2s addresses (the nodes
+	// of a cluster): session i (login arrival i) connects to
+	// Addrs[i % len(Addrs)], in every scenario. Empty: Target.Addr.
+	Addrs       []string
 	UserPattern string // account local part, with one %d for the index ("bench%d")
 	PassPattern string // password, with one %d ("benchpass%d"), or a fixed password
 	First       int    // first account index
@@ -56,8 +61,39 @@ type Options struct {
 	MetricsURL string
 	ServerHist string
 
-	PID int       // the server's process, for CPU and memory (0: not measured)
-	Log io.Writer // progress and errors
+	// PIDs are the server's processes (a cluster's nodes and its NATS
+	// servers, say): their CPU and memory, each with its descendants, are
+	// summed. None: not measured.
+	PIDs []int
+	Log  io.Writer // progress and errors
+}
+
+// ParseAddrs reads a comma-separated list of host:port addresses.
+func ParseAddrs(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(f); err != nil || port == "" {
+			return nil, fmt.Errorf("bad address %q: want host:port", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no address")
+	}
+	return out, nil
+}
+
+// TargetFor is the target of session (or login arrival) i: Target with
+// the address Addrs[i % len(Addrs)], or Target itself without Addrs.
+func (o *Options) TargetFor(i int) Target {
+	t := o.Target
+	if len(o.Addrs) > 0 {
+		t.Addr = o.Addrs[i%len(o.Addrs)]
+	}
+	return t
 }
 
 // StepResult is the outcome of one step.
@@ -76,11 +112,14 @@ type StepResult struct {
 	Hist       *Histogram
 	Sessions   int
 
-	TargetCPU    float64 // server CPU seconds over the step and its drain
-	TargetRSSKiB int64   // server RSS at the end of the step
-	TargetBefore int64   // idle: server RSS before the sessions logged in
-	SelfCPU      float64 // the generator's own CPU seconds over the same window
-	Window       float64 // seconds over which CPU was measured
+	TargetCPU float64 // server CPU seconds over the step and its drain
+	// TargetCPUEach is TargetCPU by server process, in Options.PIDs
+	// order, when there are several (how a cluster's load spreads).
+	TargetCPUEach []float64
+	TargetRSSKiB  int64   // server RSS at the end of the step
+	TargetBefore  int64   // idle: server RSS before the sessions logged in
+	SelfCPU       float64 // the generator's own CPU seconds over the same window
+	Window        float64 // seconds over which CPU was measured
 	// Server is the step's share of the target's login histogram
 	// (Options.MetricsURL), nil when not read.
 	Server *ServerHist
@@ -106,14 +145,15 @@ type stepStats struct {
 }
 
 type runner struct {
-	o      *Options
-	accts  []*Account
-	sess   []*Session
-	jids   [][]byte       // bare JIDs by slot
-	slot   map[string]int // bare JID -> slot
-	start  time.Time
-	steps  []*stepStats
-	closed atomic.Int64 // sessions whose stream ended during the run
+	o       *Options
+	targets []Target // by address: TargetFor(i) is targets[i % len]
+	accts   []*Account
+	sess    []*Session
+	jids    [][]byte       // bare JIDs by slot
+	slot    map[string]int // bare JID -> slot
+	start   time.Time
+	steps   []*stepStats
+	closed  atomic.Int64 // sessions whose stream ended during the run
 
 	subscribed atomic.Int64 // presence setup: subscribed received
 	occupants  int
@@ -121,6 +161,9 @@ type runner struct {
 }
 
 func (r *runner) now() int64 { return int64(time.Since(r.start)) }
+
+// target is session (or login arrival) i's target, without a copy per call.
+func (r *runner) target(i int) *Target { return &r.targets[i%len(r.targets)] }
 
 func (r *runner) logf(format string, a ...any) {
 	if r.o.Log != nil {
@@ -160,6 +203,9 @@ func Run(o *Options) ([]*StepResult, error) {
 		o.Target.Timeout = 30 * time.Second
 	}
 	r := &runner{o: o, accts: Accounts(o.UserPattern, o.PassPattern, o.First, o.Users), start: time.Now()}
+	for i := 0; i < max(1, len(o.Addrs)); i++ {
+		r.targets = append(r.targets, o.TargetFor(i))
+	}
 	r.slot = make(map[string]int, o.Users)
 	r.jids = make([][]byte, o.Users)
 	for i, a := range r.accts {
@@ -204,7 +250,7 @@ func (r *runner) connectAll(presence bool) (ok int, err error) {
 				if i >= len(r.accts) {
 					return
 				}
-				s, err := Login(&r.o.Target, r.accts[i])
+				s, err := Login(r.target(i), r.accts[i])
 				if err == nil && presence {
 					// As a client does: the roster first (servers deliver
 					// subscription requests only to resources that asked
@@ -439,7 +485,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 	b := newBatcher(r)
 	for k, rate := range o.Rates {
 		ss := r.steps[k]
-		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+		s0 := r.sample()
 		var fire func(due int64)
 		switch o.Scenario {
 		case ScenarioChat:
@@ -482,8 +528,7 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 		for time.Now().Before(deadline) && ss.delivered.Load() < ss.expected.Load() {
 			time.Sleep(20 * time.Millisecond)
 		}
-		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
-		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
+		res := r.result(k, rate, ss, s0, r.sample())
 		results = append(results, res)
 		r.logf("%s", res.Line())
 		if c := r.closed.Load(); c > 0 {
@@ -498,16 +543,37 @@ func (r *runner) runMessaging() ([]*StepResult, error) {
 	return results, nil
 }
 
-func (r *runner) result(k int, rate float64, ss *stepStats, before, after, self0, self1 Usage, window time.Duration) *StepResult {
+// sample is what the CPU and memory figures of a step are made of.
+type sample struct {
+	server Usage   // the server's processes together
+	each   []Usage // each of them alone (with its descendants)
+	self   Usage   // the generator
+	t      time.Time
+}
+
+func (r *runner) sample() sample {
+	s := sample{server: ProcUsage(r.o.PIDs...), self: ProcUsage(os.Getpid()), t: time.Now()}
+	if len(r.o.PIDs) > 1 {
+		for _, p := range r.o.PIDs {
+			s.each = append(s.each, ProcUsage(p))
+		}
+	}
+	return s
+}
+
+func (r *runner) result(k int, rate float64, ss *stepStats, s0, s1 sample) *StepResult {
 	res := &StepResult{
 		Scenario: r.o.Scenario, Step: k, Offered: rate, Seconds: r.o.StepDuration.Seconds(),
 		Sent: ss.sent.Load(), Expected: ss.expected.Load(), Delivered: ss.delivered.Load(),
 		Errors: ss.errors.Load(), Skipped: ss.skipped.Load(), Hist: &ss.hist, Sessions: len(r.accts),
-		SelfCPU: self1.CPU - self0.CPU, Window: window.Seconds(),
+		SelfCPU: s1.self.CPU - s0.self.CPU, Window: s1.t.Sub(s0.t).Seconds(),
 	}
-	if before.OK && after.OK {
-		res.TargetCPU = after.CPU - before.CPU
-		res.TargetRSSKiB = after.RSSKiB
+	if s0.server.OK && s1.server.OK {
+		res.TargetCPU = s1.server.CPU - s0.server.CPU
+		res.TargetRSSKiB = s1.server.RSSKiB
+		for i := range s0.each {
+			res.TargetCPUEach = append(res.TargetCPUEach, s1.each[i].CPU-s0.each[i].CPU)
+		}
 	}
 	return res
 }
@@ -630,21 +696,21 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		var firstErr atomic.Value
 		ss := r.steps[k]
 		hist0, histOK := r.serverHist()
-		before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+		s0 := r.sample()
 		var wg sync.WaitGroup
 		sent := r.pace(rate, o.StepDuration, rng, func(due int64) {
 			if inflight.Load() >= int64(o.MaxInflight) {
 				ss.skipped.Add(1)
 				return
 			}
-			a := r.accts[acct%len(r.accts)]
+			a, t := r.accts[acct%len(r.accts)], r.target(acct)
 			acct++
 			inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer inflight.Add(-1)
-				s, err := Login(&o.Target, a)
+				s, err := Login(t, a)
 				if err != nil {
 					ss.errors.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -663,8 +729,7 @@ func (r *runner) runLogin() ([]*StepResult, error) {
 		case <-done:
 		case <-time.After(o.Drain + o.Target.Timeout):
 		}
-		after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
-		res := r.result(k, rate, ss, before, after, self0, self1, time.Since(t0))
+		res := r.result(k, rate, ss, s0, r.sample())
 		res.Sessions = 0
 		if hist1, ok := r.serverHist(); ok && histOK {
 			d := hist1.Sub(hist0)
@@ -707,7 +772,7 @@ func (r *runner) serverHist() (ServerHist, bool) {
 func (r *runner) runIdle() ([]*StepResult, error) {
 	o := r.o
 	ss := r.steps[0]
-	before, self0, t0 := ProcUsage(o.PID), ProcUsage(os.Getpid()), time.Now()
+	s0 := r.sample()
 	r.logf("setup: logging in %d idle sessions", o.Users)
 	n, err := r.connectAll(true)
 	ss.sent.Store(uint64(o.Users))
@@ -723,15 +788,14 @@ func (r *runner) runIdle() ([]*StepResult, error) {
 		}
 	}
 	time.Sleep(o.Settle)
-	mem := ProcUsage(o.PID)
+	mem := ProcUsage(o.PIDs...)
 	time.Sleep(o.StepDuration)
 	ss.delivered.Store(uint64(int64(n) - r.closed.Load()))
-	after, self1 := ProcUsage(o.PID), ProcUsage(os.Getpid())
-	res := r.result(0, 0, ss, before, after, self0, self1, time.Since(t0))
+	res := r.result(0, 0, ss, s0, r.sample())
 	res.Sessions = n
 	if mem.OK {
 		res.TargetRSSKiB = mem.RSSKiB
-		res.TargetBefore = before.RSSKiB
+		res.TargetBefore = s0.server.RSSKiB
 	}
 	r.logf("%s", res.Line())
 	return []*StepResult{res}, nil
