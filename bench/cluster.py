@@ -46,7 +46,7 @@ def load(path):
                 if k == "server_cpu_each_s":
                     r[k] = [float(x) for x in v.split(",") if x]
                 elif k not in ("label", "scenario", "tls", "mech"):
-                    r[k] = float(v)
+                    r[k] = float(v) if v != "" else float("nan")
             rows.append(r)
     return rows
 

@@ -32,7 +32,9 @@ def load(path):
             r = dict(zip(head, line.rstrip("\n").split("\t")))
             for k, v in r.items():
                 if k not in ("label", "scenario", "tls", "mech", "server_cpu_each_s"):
-                    r[k] = float(v)
+                    # Empty: not measured (the server_login_* columns
+                    # without -metrics).
+                    r[k] = float(v) if v != "" else float("nan")
             rows.append(r)
     return rows
 
