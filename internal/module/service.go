@@ -45,3 +45,20 @@ func Leading(h *Host, job string) bool {
 	e, ok := Lookup(h, ElectionKey)
 	return !ok || e.Leading(job)
 }
+
+// Notices carries small "look again" messages from one node of a cluster
+// to all the others (cluster.Node's Notify and OnNotice): a module that
+// keeps in memory what any node may change in storage (a blocklist
+// changed by the account's session on another node) tells the others to
+// drop their copy. A notice is not delivered to the node that sent it,
+// has no reply and may be lost (a node cut off from NATS misses it), so it
+// never carries state, only the news that state changed. A server without
+// [cluster] provides none.
+type Notices interface {
+	Notify(topic string, payload []byte) error
+	OnNotice(topic string, fn func(payload []byte)) (cancel func())
+}
+
+// NoticesKey is where the server provides a clustered node's Notices, on
+// every host.
+var NoticesKey = NewServiceKey[Notices]("notices")

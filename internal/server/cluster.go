@@ -86,6 +86,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 	s.router.SetBus(node)
 	for _, h := range s.hosts {
 		module.Provide(h, module.ElectionKey, module.Election(node))
+		module.Provide(h, module.NoticesKey, module.Notices(node))
 	}
 	s.cluster, s.clusterEng = node, eng
 	s.log.Info("cluster: joined", "node", cl.Node)

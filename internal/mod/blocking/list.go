@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
@@ -65,14 +66,45 @@ func (s *blockSet) sorted() []jid.JID {
 // must not cost a storage read each time. The list of an account without
 // sessions is read from storage when needed (a message to an offline
 // user), which bounds memory to the online accounts.
+//
+// In a cluster an account's sessions may be on other nodes, and any of its
+// sessions may change its list. So a node also keeps the lists of accounts
+// online elsewhere (remote, each for at most remoteTTL, swept of accounts
+// gone offline as it grows), a change is followed by a notice that makes
+// every other node drop its copy of that list, and a list read from
+// storage is kept only if no notice arrived while it was being read
+// (epoch), so a read that raced a change cannot keep the old list. A
+// notice can be lost (a node cut off from NATS misses it): such a node has
+// closed its client streams, which drops its own accounts' lists, and its
+// copies of other nodes' accounts expire after remoteTTL.
 type lists struct {
 	h *module.Host
-	// mu guards the map; lookups, one per stanza, share it.
+	// notify tells the other nodes that user's list changed; nil without
+	// a cluster.
+	notify func(user jid.JID)
+	// epoch counts the notices received; see above.
+	epoch atomic.Uint64
+	// mu guards the maps; lookups, one per stanza, share it.
 	mu sync.RWMutex
 	// online maps an account with sessions to its entry. Entries are
 	// added at bind and removed after the last session ends.
 	online map[jid.JID]*entry
+	// remote holds the lists of accounts with sessions only on other
+	// nodes (cluster only); sweepAt is the size at which it is next
+	// swept of accounts without sessions.
+	remote  map[jid.JID]remoteList
+	sweepAt int
 }
+
+// remoteList is a copy of the list of an account online on another node.
+type remoteList struct {
+	set    *blockSet
+	loaded time.Time
+}
+
+// remoteTTL bounds how long a copy of another node's account's list is
+// used without reading storage again, should a notice be lost.
+const remoteTTL = time.Minute
 
 // entry is one online account's list.
 type entry struct {
@@ -85,7 +117,52 @@ type entry struct {
 }
 
 func newLists(h *module.Host) *lists {
-	return &lists{h: h, online: make(map[jid.JID]*entry)}
+	return &lists{h: h, online: make(map[jid.JID]*entry), remote: make(map[jid.JID]remoteList), sweepAt: 64}
+}
+
+// changed drops every copy of user's list this node keeps, after a notice
+// that another node changed it (or deleted the account).
+func (l *lists) changed(user jid.JID) {
+	l.epoch.Add(1)
+	l.reset(user)
+	l.mu.Lock()
+	delete(l.remote, user)
+	l.mu.Unlock()
+}
+
+// cachedRemote returns this node's copy of the list of user, online on
+// another node, if it has a current one.
+func (l *lists) cachedRemote(user jid.JID) *blockSet {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if r, ok := l.remote[user]; ok && time.Since(r.loaded) < remoteTTL {
+		return r.set
+	}
+	return nil
+}
+
+// keepRemote keeps s, read from storage when the epoch was epoch, as the
+// list of user if user is online on another node and no notice arrived
+// since. The map is swept of accounts no longer online whenever it has
+// doubled, so it stays within twice the accounts online in the cluster.
+func (l *lists) keepRemote(user jid.JID, s *blockSet, epoch uint64) {
+	if len(l.h.Router.Sessions(user)) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch.Load() != epoch || l.online[user] != nil {
+		return
+	}
+	if len(l.remote) >= l.sweepAt {
+		for u, r := range l.remote {
+			if time.Since(r.loaded) >= remoteTTL || len(l.h.Router.Sessions(u)) == 0 {
+				delete(l.remote, u)
+			}
+		}
+		l.sweepAt = max(64, 2*len(l.remote))
+	}
+	l.remote[user] = remoteList{set: s, loaded: time.Now()}
 }
 
 func (l *lists) entry(user jid.JID) *entry {
@@ -128,14 +205,31 @@ func (l *lists) reset(user jid.JID) {
 func (l *lists) get(ctx context.Context, user jid.JID) (*blockSet, error) {
 	e := l.entry(user)
 	if e == nil {
-		return l.load(ctx, user)
+		if l.notify == nil {
+			return l.load(ctx, user)
+		}
+		if s := l.cachedRemote(user); s != nil {
+			return s, nil
+		}
+		epoch := l.epoch.Load()
+		s, err := l.load(ctx, user)
+		if err == nil {
+			l.keepRemote(user, s, epoch)
+		}
+		return s, err
 	}
 	if s := e.set.Load(); s != nil {
 		return s, nil
 	}
+	epoch := l.epoch.Load()
 	s, err := l.load(ctx, user)
 	if err != nil {
 		return nil, err
+	}
+	if l.epoch.Load() != epoch {
+		// Another node changed some list while this one was read: use
+		// it for this stanza, keep nothing.
+		return s, nil
 	}
 	// A change that stored its list meanwhile is newer than what was read
 	// before it: only an unset list is filled in.
@@ -143,6 +237,10 @@ func (l *lists) get(ctx context.Context, user jid.JID) (*blockSet, error) {
 		if cur := e.set.Load(); cur != nil {
 			return cur, nil
 		}
+	} else if l.epoch.Load() != epoch {
+		// A notice came between the check above and the swap: its reset
+		// may have run before the swap, so undo it.
+		e.set.CompareAndSwap(s, nil)
 	}
 	return s, nil
 }
@@ -170,6 +268,9 @@ func (l *lists) change(ctx context.Context, user jid.JID, fn func(cur *blockSet)
 	next, err := fn(cur)
 	if next != nil {
 		e.set.Store(next)
+		if l.notify != nil {
+			l.notify(user)
+		}
 	}
 	return err
 }

@@ -8,13 +8,16 @@
 //
 // The list lives in the generic KV store (bucket "blocking", one key per
 // blocked JID) and, while the account has sessions, in memory, because it
-// is consulted for every stanza to and from the account.
+// is consulted for every stanza to and from the account; in a cluster,
+// on every node that routes to the account, kept current by notices
+// (list.go).
 package blocking
 
 import (
 	"context"
 
 	"parley/internal/module"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 )
 
@@ -83,6 +86,21 @@ func (b *Blocking) Start(context.Context) error {
 		b.h.Sessions.On(module.EventSessionUnbound, priorityForget, b.unbound),
 		b.h.Accounts.On(module.EventAccountDeleted, 0, b.deleted),
 	)
+	if n, ok := module.Lookup(b.h, module.NoticesKey); ok {
+		// In a cluster: tell the other nodes when a list changes here, and
+		// drop this node's copy when one changes there (lists).
+		topic := "blocking/" + b.h.Domain
+		b.lists.notify = func(user jid.JID) {
+			if err := n.Notify(topic, []byte(user.String())); err != nil {
+				b.h.Log.Warn("blocking: telling the other nodes of a change", "user", user.String(), "err", err)
+			}
+		}
+		b.offs = append(b.offs, n.OnNotice(topic, func(payload []byte) {
+			if user, err := jid.Parse(string(payload)); err == nil {
+				b.lists.changed(user.Bare())
+			}
+		}))
+	}
 	return nil
 }
 
@@ -114,5 +132,8 @@ func (b *Blocking) unbound(ev *module.SessionEvent) bool {
 // with an empty list.
 func (b *Blocking) deleted(ev *module.AccountEvent) bool {
 	b.lists.reset(ev.JID.Bare())
+	if b.lists.notify != nil {
+		b.lists.notify(ev.JID.Bare())
+	}
 	return false
 }
