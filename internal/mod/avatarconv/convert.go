@@ -138,6 +138,14 @@ func (c *Conv) fromPEP(ctx context.Context, ev *pubsub.Event) {
 	if info == nil && !empty {
 		return // only external images: nothing a vCard can hold
 	}
+	// The presence hash follows PEP (XEP-0398 makes it primary), from now
+	// on, not once the vCard is written (a directory write can be slow):
+	// what a cache miss would look up (lookup) is what is recorded.
+	if info != nil {
+		c.setHash(owner, strings.ToLower(info.Attr("id")), true)
+	} else {
+		c.setHash(owner, "", true)
+	}
 	defer c.lock(owner)()
 	var id, typ, b64 string
 	if info != nil {

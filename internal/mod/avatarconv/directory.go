@@ -236,6 +236,10 @@ func (da *dirAvatars) sync(ctx context.Context, owner jid.JID, want string) bool
 	if hashOf(data) == cur {
 		return true
 	}
+	// Forget the old hash first: from the moment the new metadata is
+	// published, a presence must not go out with the old one (it is
+	// looked up again until the line below records the new one).
+	c.setHash(owner, "", false)
 	if !c.publish(ctx, owner, data, typ) {
 		return false
 	}
