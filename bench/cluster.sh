@@ -59,6 +59,8 @@ SECRET=parley-bench-cluster-dialback-0123456789
 
 log() { echo "cluster-bench: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 command -v nats-server >/dev/null || die "nats-server missing: apt-get install -y nats-server"
 command -v psql >/dev/null || die "psql missing: apt-get install -y postgresql-client"
@@ -94,51 +96,11 @@ wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && 
 
 rm -rf "$W"; mkdir -p "$W/certs"
 C="$W/certs"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$DOMAIN" \
-  -addext "subjectAltName=DNS:$DOMAIN,DNS:conference.$DOMAIN" -keyout "$C/$DOMAIN.key" -out "$C/$DOMAIN.crt" 2>/dev/null \
-  || die "openssl failed"
+bench_cert "$C" "$DOMAIN" "conference.$DOMAIN"
 RESULTS="$W/results.tsv"
 
 # ---- Parley: compare.sh's configuration; the nodes add storage and cluster --
-parley_conf() { # dir mode ip [extra top-level lines] [extra sections]
-  local tls="require_tls = true"
-  [ "$2" = none ] && tls="require_tls = false
-allow_plain_without_tls = true"
-  cat >"$1/parley.toml" <<TOML
-data_dir = "$1/data"
-admin_socket = "-"
-${4:-}
-[log]
-level = "warn"
-[[host]]
-domain = "$DOMAIN"
-cert_file = "$C/$DOMAIN.crt"
-key_file = "$C/$DOMAIN.key"
-[host.muc]
-default_occupants = 200
-[host.archive]
-enabled = false
-rooms = false
-[c2s]
-listen = ["$3:5222"]
-direct_tls_listen = []
-$tls
-[http]
-$(if [ -n "${BENCH_PPROF:-}" ]; then printf 'listen = "%s:8080"\npprof = true' "$3"; else echo 'listen = ""'; fi)
-[limits]
-# As compare.sh: one client address for every connection and a generator
-# faster than a person; the throttles would measure the generator.
-max_connections_per_ip = 1000000
-max_concurrent_logins_per_ip = $((8 * $(nproc)))
-max_concurrent_logins = $((8 * $(nproc)))
-rate_bytes_per_second = 104857600
-rate_burst_bytes = 104857600
-output_queue = 100000
-[auth]
-scram_iterations = 4096
-${5:-}
-TOML
-}
+parley_conf() { parley_bench_conf "$@"; }
 pg_lines() { # database [pool size]: a fixed pool, so the backends are the same all run
   local pool=""
   [ -n "${2:-}" ] && pool="&pool_min_conns=$2&pool_max_conns=$2"

@@ -58,6 +58,8 @@ REFLECT_IP=127.0.0.134
 
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 need=()
 command -v prosody >/dev/null || need+=(prosody)
@@ -90,52 +92,11 @@ wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && 
 
 rm -rf "$W"; mkdir -p "$W/certs" "$W/plots"
 C="$W/certs"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$DOMAIN" \
-  -addext "subjectAltName=DNS:$DOMAIN,DNS:conference.$DOMAIN" -keyout "$C/$DOMAIN.key" -out "$C/$DOMAIN.crt" 2>/dev/null \
-  || die "openssl failed"
-chmod 644 "$C/$DOMAIN.key"
+bench_cert "$C" "$DOMAIN" "conference.$DOMAIN"
 RESULTS="$W/results.tsv"
 
 # ---- Parley ---------------------------------------------------------------
-parley_conf() { # dir mode
-  local tls="require_tls = true"
-  [ "$2" = none ] && tls="require_tls = false
-allow_plain_without_tls = true"
-  cat >"$1/parley.toml" <<TOML
-data_dir = "$1/data"
-admin_socket = "-"
-[log]
-level = "warn"
-[[host]]
-domain = "$DOMAIN"
-cert_file = "$C/$DOMAIN.crt"
-key_file = "$C/$DOMAIN.key"
-[host.muc]
-default_occupants = 200
-[host.archive]
-enabled = false
-rooms = false
-[c2s]
-listen = ["${IP[parley]}:5222"]
-direct_tls_listen = []
-$tls
-[http]
-listen = ""
-[limits]
-# One client address for every connection, and a generator that sends
-# faster than a person: the per-address cap and the per-connection byte
-# rate would throttle the generator, not Parley (so would the per-address
-# share of the login gate; the gate itself stays). Queue as ejabberd's.
-max_connections_per_ip = 1000000
-max_concurrent_logins_per_ip = $((8 * $(nproc)))
-max_concurrent_logins = $((8 * $(nproc)))
-rate_bytes_per_second = 104857600
-rate_burst_bytes = 104857600
-output_queue = 100000
-[auth]
-scram_iterations = 4096
-TOML
-}
+parley_conf() { parley_bench_conf "$1" "$2" "${IP[parley]}"; }
 template_parley() { # dir
   mkdir -p "$1"; parley_conf "$1" starttls
   seq 1 "$ACCOUNTS" | xargs -P 2 -I{} "$BIN" user add "bench{}@$DOMAIN" "${PASS_PREFIX}{}" --config "$1/parley.toml" \

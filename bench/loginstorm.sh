@@ -36,6 +36,8 @@ DOMAIN=bench.test
 
 log() { echo "loginstorm: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ -x "$BIN" ] || die "$BIN missing: run make build"
 [ -x "$GEN" ] || die "$GEN missing: run make build-bench"
 
@@ -52,8 +54,7 @@ trap 'log interrupted; exit 130' INT TERM
 wait_port() { for _ in $(seq 600); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 rm -rf "$W"; mkdir -p "$W"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$DOMAIN" \
-  -addext "subjectAltName=DNS:$DOMAIN" -keyout "$W/$DOMAIN.key" -out "$W/$DOMAIN.crt" 2>/dev/null || die "openssl failed"
+bench_cert "$W" "$DOMAIN"
 
 conf() { # dir gate(default|off)
   local gate=""

@@ -41,6 +41,8 @@ LOAD_LIMIT=$(( ARRIVAL_SECONDS * 2 + 5 + MSGS * INTERVAL + INTERVAL + 30 ))
 
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 case $TLS in starttls|plain) ;; *) die "BENCH_TLS must be starttls or plain";; esac
 
@@ -88,10 +90,7 @@ wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && 
 
 rm -rf "$W"; mkdir -p "$W/certs"
 C="$W/certs"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$DOMAIN" \
-  -addext "subjectAltName=DNS:$DOMAIN" -keyout "$C/$DOMAIN.key" -out "$C/$DOMAIN.crt" 2>/dev/null \
-  || die "openssl failed"
-chmod 644 "$C/$DOMAIN.key"
+bench_cert "$C" "$DOMAIN"
 
 # ---- Parley ---------------------------------------------------------------
 setup_parley() {
