@@ -243,27 +243,7 @@ lease = "2s"
 	alice.Send("<presence/>")
 	// Offline messages are sent during initial presence, before the
 	// archive query that follows is read.
-	alice.Send("<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
-	offline := map[string]int{}
-	archived := map[string]bool{}
-	for {
-		el := alice.Expect(func(el *xml.Element) bool {
-			return (el.Local == "iq" && el.Attr("id") == "mam") || el.Local == "message"
-		})
-		if el.Local == "iq" {
-			break
-		}
-		if el.Attr("from") == "bob@example.com/b" {
-			offline[body(el)]++
-		}
-		if r := el.Child("urn:xmpp:mam:2", "result"); r != nil {
-			if fw := r.Child("urn:xmpp:forward:0", "forwarded"); fw != nil {
-				if m := fw.Child("", "message"); m != nil {
-					archived[body(m)] = true
-				}
-			}
-		}
-	}
+	offline, archived := offlineAndArchived(t, alice, "bob@example.com/b")
 	for i := 0; i < n; i++ {
 		b := fmt.Sprintf("m%d", i)
 		if live[b]+offline[b] > 1 {
@@ -274,4 +254,35 @@ lease = "2s"
 		}
 	}
 	t.Logf("live %d, offline %d, archived %d of %d", len(live), len(offline), len(archived), n)
+}
+
+// offlineAndArchived queries c's archive after whatever offline messages
+// its initial presence brought, and returns how often each body came from
+// sender as an ordinary (offline) message, and which bodies the archive
+// holds.
+func offlineAndArchived(t *testing.T, c *testserver.Client, sender string) (offline map[string]int, archived map[string]bool) {
+	t.Helper()
+	c.Send("<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
+	offline, archived = map[string]int{}, map[string]bool{}
+	for {
+		el := c.Expect(func(el *xml.Element) bool {
+			return (el.Local == "iq" && el.Attr("id") == "mam") || el.Local == "message"
+		})
+		if el.Local == "iq" {
+			if el.Attr("type") != "result" {
+				t.Fatalf("archive query: %s", el)
+			}
+			return offline, archived
+		}
+		if el.Attr("from") == sender {
+			offline[body(el)]++
+		}
+		if r := el.Child("urn:xmpp:mam:2", "result"); r != nil {
+			if fw := r.Child("urn:xmpp:forward:0", "forwarded"); fw != nil {
+				if m := fw.Child("", "message"); m != nil {
+					archived[body(m)] = true
+				}
+			}
+		}
+	}
 }

@@ -95,30 +95,7 @@ lease = "2s"
 	// presence, everything in the archive.
 	again.Bind("a")
 	again.Send("<presence/>")
-	again.Send("<iq type='set' id='mam'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
-	offline := map[string]int{}
-	archived := map[string]bool{}
-	for {
-		el := again.Expect(func(el *xml.Element) bool {
-			return (el.Local == "iq" && el.Attr("id") == "mam") || el.Local == "message"
-		})
-		if el.Local == "iq" {
-			if el.Attr("type") != "result" {
-				t.Fatalf("archive query: %s", el)
-			}
-			break
-		}
-		if el.Attr("from") == "bob@example.com/b" {
-			offline[body(el)]++
-		}
-		if r := el.Child("urn:xmpp:mam:2", "result"); r != nil {
-			if fw := r.Child("urn:xmpp:forward:0", "forwarded"); fw != nil {
-				if m := fw.Child("", "message"); m != nil {
-					archived[body(m)] = true
-				}
-			}
-		}
-	}
+	offline, archived := offlineAndArchived(t, again, "bob@example.com/b")
 	for i := 0; i < n; i++ {
 		b := fmt.Sprintf("m%d", i)
 		if !archived[b] {
