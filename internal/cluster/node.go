@@ -920,6 +920,7 @@ func (n *Node) inbound(m Msg) {
 		if err != nil {
 			return
 		}
+		n.awaitRoomLoad(full.Bare())
 		n.m.received.Inc()
 		n.router.DeliverComponent(context.Background(), el, from, full)
 	case "close":

@@ -613,17 +613,45 @@ func TestRoomTakeoverServesNothingBeforeReload(t *testing.T) {
 		return xml.New("", "message").SetAttr("from", from).SetAttr("to", "lounge@conference.example.com").
 			SetAttr("type", "groupchat").Append(xml.New("", "body").AppendText("hi"))
 	}
+	// A second node, which will see node 1 as the holder as soon as its
+	// lease is written and forward to it.
+	r2 := router.New(quiet(), metrics.New(), 0)
+	r2.AddHost(module.NewHost("example.com"))
+	n2 := New(eng, r2, Options{Name: "node2", Heartbeat: 100 * time.Millisecond, Lease: time.Second, Log: quiet()})
+	n2.SetRoomDomains([]string{"conference.example.com"})
+	r2.SetBus(n2)
+	if err := n2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n2.Stop(context.Background()) })
+	comp2 := &recordingComponent{reloaded: &reloaded}
+	r2.AddComponent("conference.example.com", comp2)
+
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); r.Route(context.Background(), msg("alice@example.com/a")) }()
 	<-entered
 	go func() { defer wg.Done(); r.Route(context.Background(), msg("bob@example.com/b")) }()
-	time.Sleep(200 * time.Millisecond) // the second stanza's chance to overtake the reload
+	go func() { defer wg.Done(); r2.Route(context.Background(), msg("carol@example.com/c")) }()
+	time.Sleep(300 * time.Millisecond) // the other stanzas' chance to overtake the reload
 	close(release)
 	wg.Wait()
-	comp.mu.Lock()
-	defer comp.mu.Unlock()
-	if comp.total != 2 || comp.early != 0 {
-		t.Fatalf("%d of %d stanzas reached the room service before it had reloaded the room", comp.early, comp.total)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comp.mu.Lock()
+		total, early := comp.total, comp.early
+		comp.mu.Unlock()
+		if total == 3 || time.Now().After(deadline) {
+			if total != 3 || early != 0 {
+				t.Fatalf("%d of %d stanzas (one forwarded by node 2) reached the room service before it had reloaded the room", early, total)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	comp2.mu.Lock()
+	defer comp2.mu.Unlock()
+	if comp2.total != 0 {
+		t.Fatalf("node 2 served the room itself (%d stanzas) while node 1 held it", comp2.total)
 	}
 }

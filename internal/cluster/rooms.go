@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
@@ -91,6 +92,28 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 	n.rooms[k] = l
 	n.mu.Unlock()
 	return l, nil
+}
+
+// awaitRoomLoad waits while this node is taking room over (roomOwner).
+// Its lease is written before the room is reloaded, so another node may
+// already forward a stanza for the room here, which must not reach the
+// room service before the reload either. Bounded by the lease time (a
+// reload that takes longer has failed its purpose anyway). It holds up
+// this node's inbound subject meanwhile, which keeps the order of what
+// other nodes send; the reload reads storage, never this subject.
+func (n *Node) awaitRoomLoad(room jid.JID) {
+	n.mu.RLock()
+	wait, busy := n.acquiring[roomKey(room)]
+	n.mu.RUnlock()
+	if !busy {
+		return
+	}
+	t := time.NewTimer(n.opts.Lease)
+	defer t.Stop()
+	select {
+	case <-wait:
+	case <-t.C:
+	}
 }
 
 // Leading reports whether this node holds the lease of a cluster-wide job

@@ -178,6 +178,9 @@ func (l *lists) track(user jid.JID) {
 	if l.online[user] == nil {
 		l.online[user] = &entry{}
 	}
+	// From now on the entry is the list; a copy made while the account
+	// was online only elsewhere must not outlive it.
+	delete(l.remote, user)
 }
 
 // forget drops user's list from memory if the account has no session
@@ -258,6 +261,7 @@ func (l *lists) change(ctx context.Context, user jid.JID, fn func(cur *blockSet)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	epoch := l.epoch.Load()
 	cur := e.set.Load()
 	if cur == nil {
 		var err error
@@ -268,6 +272,16 @@ func (l *lists) change(ctx context.Context, user jid.JID, fn func(cur *blockSet)
 	next, err := fn(cur)
 	if next != nil {
 		e.set.Store(next)
+		if l.epoch.Load() != epoch {
+			// Another node changed a list while this change was built on
+			// cur: storage has both changes (one key per item), next
+			// only this one, and that node's notice may have come before
+			// the Store above. Read storage again at the next check.
+			e.set.CompareAndSwap(next, nil)
+		}
+		l.mu.Lock()
+		delete(l.remote, user)
+		l.mu.Unlock()
 		if l.notify != nil {
 			l.notify(user)
 		}

@@ -131,7 +131,7 @@ func (b *Blocking) unbound(ev *module.SessionEvent) bool {
 // its keys with the account, and a later account of the same name starts
 // with an empty list.
 func (b *Blocking) deleted(ev *module.AccountEvent) bool {
-	b.lists.reset(ev.JID.Bare())
+	b.lists.changed(ev.JID.Bare())
 	if b.lists.notify != nil {
 		b.lists.notify(ev.JID.Bare())
 	}
