@@ -35,7 +35,9 @@ func (d *Directory) PollJob() string { return "directory-poll/" + d.cfg.UserBase
 //
 // A notice only says "read again": one lost (a node cut off from the
 // cluster while it was sent) leaves that node's snapshot behind until
-// the next change or until Resync. Failures are logged by the pool (once
+// Resync, the next change, or the node's own check every
+// followerCheckTicks intervals; a read a node needed that failed is
+// tried again at the next interval. Failures are logged by the pool (once
 // per outage); the last good snapshot stays in use.
 func (d *Directory) Run(ctx context.Context, c Coordinator) {
 	job := d.PollJob()
@@ -57,7 +59,10 @@ func (d *Directory) Run(ctx context.Context, c Coordinator) {
 		d.mu.Unlock()
 	}()
 
-	d.poll(ctx, "start")
+	_, ok := d.poll(ctx, "start")
+	// retry: a read this node needed (at start, or for a notice) failed;
+	// sinceRead: ticks since this node, not leading, last read.
+	retry, sinceRead := !ok, 0
 	t := time.NewTicker(d.cfg.PollInterval.Duration)
 	defer t.Stop()
 	leading := false
@@ -66,10 +71,18 @@ func (d *Directory) Run(ctx context.Context, c Coordinator) {
 		case <-ctx.Done():
 			return
 		case <-wake:
-			d.poll(ctx, "notice")
+			_, ok := d.poll(ctx, "notice")
+			retry, sinceRead = !ok, 0
 		case <-t.C:
 			was := leading
 			if leading = c.Leading(job); !leading {
+				// A follower reads again when a read it needed failed,
+				// and every followerCheckTicks ticks in any case: a lost
+				// notice then costs at most that long.
+				if sinceRead++; retry || sinceRead >= followerCheckTicks {
+					_, ok := d.poll(ctx, "check")
+					retry, sinceRead = !ok, 0
+				}
 				continue
 			}
 			if changed, ok := d.poll(ctx, "poll"); ok && (changed || !was) {
@@ -84,6 +97,11 @@ func (d *Directory) Run(ctx context.Context, c Coordinator) {
 	}
 }
 
+// followerCheckTicks is how many poll intervals a node that does not lead
+// the poll goes without reading the directory itself: notices are at most
+// once, so this bounds how long one lost keeps a node's snapshot behind.
+const followerCheckTicks = 10
+
 // Resync makes Run read the directory again soon, as a notice does: the
 // server calls it when its node rejoins the cluster, having perhaps missed
 // notices while it was cut off. Without Run it does nothing.
@@ -96,7 +114,8 @@ func (d *Directory) Resync() {
 	}
 }
 
-// poll reads the directory for reason ("start", "poll", "notice") and
+// poll reads the directory for reason ("start", "poll", "notice",
+// "check") and
 // reports whether something changed and whether the read succeeded.
 func (d *Directory) poll(ctx context.Context, reason string) (changed, ok bool) {
 	if d.pool.m != nil {

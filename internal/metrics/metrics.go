@@ -40,7 +40,8 @@ type Metrics struct {
 	// DirectoryRefreshes counts the poller's reads of the whole directory
 	// by reason: "start" (every node, once), "poll" (the node elected to
 	// poll, every poll_interval), "notice" (another node's poll found a
-	// change and said so).
+	// change and said so), "check" (a node not elected reads on its own:
+	// every tenth interval, or again after a read it needed failed).
 	DirectoryRefreshes *prometheus.CounterVec
 	// LoginSlots is how many slots of limits.max_concurrent_logins are
 	// taken; LoginSlotExpiries counts slots given up after
@@ -105,13 +106,13 @@ func New() *Metrics {
 		Name: "parley_directory_errors_total", Help: "LDAP directory failures by kind (connect, request, unavailable).",
 	}, []string{"kind"})
 	m.DirectoryRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "parley_directory_refreshes_total", Help: "Reads of the whole LDAP directory by the poller, by reason (start, poll, notice).",
+		Name: "parley_directory_refreshes_total", Help: "Reads of the whole LDAP directory by the poller, by reason (start, poll, notice, check).",
 	}, []string{"reason"})
 	m.LoginSlots = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "parley_login_slots_in_use", Help: "Client connections negotiating (TLS, authentication, bind) now, of limits.max_concurrent_logins.",
 	})
 	m.LoginSlotExpiries = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "parley_login_slot_expiries_total", Help: "Login slots given up after limits.login_slot_timeout by connections not logged in by then.",
+		Name: "parley_login_slot_expiries_total", Help: "Connections that went on without a login slot after limits.login_slot_timeout: not logged in by then, or still waiting for their address's share.",
 	})
 	m.LoginSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "parley_login_seconds", Help: "Client login time on the server, from the login slot (or accept) to the bound session.",
@@ -131,7 +132,7 @@ func New() *Metrics {
 // one would read as an outage.
 func (m *Metrics) EnableDirectory() {
 	m.Registry.MustRegister(m.DirectoryUp, m.DirectoryErrors, m.DirectoryRefreshes)
-	for _, r := range []string{"start", "poll", "notice"} {
+	for _, r := range []string{"start", "poll", "notice", "check"} {
 		m.DirectoryRefreshes.WithLabelValues(r).Add(0)
 	}
 }
