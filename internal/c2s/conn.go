@@ -383,9 +383,13 @@ func (c *conn) preAuth() *module.PreAuthConn {
 }
 
 // serverCert is the leaf certificate presented on this connection (for
-// tls-server-end-point channel binding).
+// tls-server-end-point channel binding). None on a resumed TLS session:
+// the client hashes the certificate of the handshake that made the
+// session, which may be one replaced since (a renewal and SIGHUP), and a
+// binding that cannot match would make every SCRAM-PLUS login fail; with
+// TLS 1.3, tls-exporter still binds such a connection.
 func (c *conn) serverCert() *x509.Certificate {
-	if c.tls == nil {
+	if c.tls == nil || c.tls.DidResume {
 		return nil
 	}
 	if cert := c.srv.certs.ForName(c.tls.ServerName); cert != nil {

@@ -44,14 +44,25 @@ func TestTLSSessionResumption(t *testing.T) {
 		}
 		return c.ConnectionState().DidResume, got.String()
 	}
-	if resumed, _ := connect(); resumed {
+	resumed, features := connect()
+	if resumed {
 		t.Fatal("the first connection resumed a session")
 	}
-	resumed, features := connect()
+	const endPoint = "type='tls-server-end-point'"
+	if !strings.Contains(features, endPoint) {
+		t.Fatalf("a full handshake offers no tls-server-end-point binding (XEP-0440): %s", features)
+	}
+	resumed, features = connect()
 	if !resumed {
 		t.Fatal("the second connection did not resume the TLS session of the first")
 	}
 	if !strings.Contains(features, "<mechanism>PLAIN</mechanism>") {
 		t.Fatalf("features after a resumed handshake: %s", features)
+	}
+	// The client would hash the certificate of the first handshake, which
+	// a reload may have replaced since: no end-point binding on a resumed
+	// session (tls-exporter binds it).
+	if strings.Contains(features, endPoint) || !strings.Contains(features, "type='tls-exporter'") {
+		t.Fatalf("channel bindings offered on a resumed session: %s", features)
 	}
 }
