@@ -755,6 +755,9 @@ func (c *Config) validate() []string {
 	if l.PreAuthTimeout.Duration < time.Second {
 		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)
 	}
+	if l.LoginSlotTimeout.Duration > l.PreAuthTimeout.Duration {
+		bad("limits.login_slot_timeout (%s) exceeds limits.preauth_timeout (%s): a connection waiting for its address's share would be closed instead of going on", l.LoginSlotTimeout.Duration, l.PreAuthTimeout.Duration)
+	}
 	if c.Auth.ScramIterations < 4096 {
 		bad("auth.scram_iterations: %d is below the RFC 7677 minimum of 4096", c.Auth.ScramIterations)
 	}

@@ -43,8 +43,9 @@ type LoginGate struct {
 	hold    time.Duration
 	// InUse, if set, follows the slots taken; Expired, if set, counts
 	// slots given up after hold.
-	inUse   interface{ Set(float64) }
-	expired interface{ Inc() }
+	inUse    interface{ Set(float64) }
+	reportMu sync.Mutex
+	expired  interface{ Inc() }
 
 	mu     sync.Mutex
 	byAddr map[netip.Addr]*addrSlots
@@ -190,9 +191,14 @@ func (g *LoginGate) gaveUp() {
 	}
 }
 
+// report sets the gauge to the slots taken. The count is read under
+// reportMu, so of two reports racing the one that sets last has read
+// last: the gauge never stays behind the gate.
 func (g *LoginGate) report() {
 	if g.inUse != nil {
+		g.reportMu.Lock()
 		g.inUse.Set(float64(len(g.slots)))
+		g.reportMu.Unlock()
 	}
 }
 
