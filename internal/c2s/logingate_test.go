@@ -30,7 +30,7 @@ func unanswered(t *testing.T, c *testserver.Client) {
 // Login storms (issue 15): with every login slot taken, a new connection
 // waits at accept, unanswered, until a login ends; then it is served.
 func TestLoginsOverTheBoundWaitAtAccept(t *testing.T) {
-	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\n")
+	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\npreauth_timeout = \"2m\"\n")
 	ts.AddUser(t, "alice", "alice-secret-1")
 	d := ts.Domain()
 	first := testserver.Dial(t, ts.StartTLSAddr())
@@ -71,7 +71,7 @@ func TestIdleConnectionGivesUpItsLoginSlot(t *testing.T) {
 // that waited at accept for a slot is timed without the wait, and one that
 // held its slot a long time is timed with all of it.
 func TestLoginSecondsStartsAtTheSlot(t *testing.T) {
-	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\n")
+	ts := testserver.Start(t, "[limits]\nmax_concurrent_logins = 1\nlogin_slot_timeout = \"1m\"\npreauth_timeout = \"2m\"\n")
 	ts.AddUser(t, "alice", "alice-secret-1")
 	d := ts.Domain()
 	const held = 1500 * time.Millisecond

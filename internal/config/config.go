@@ -305,7 +305,8 @@ type Limits struct {
 	// preauth_timeout). It bounds what a connection that sends nothing can
 	// hold, and the wait of one address's connections over their share. A
 	// login on a slow mobile link may outlast it and finish ungated, which
-	// costs the gate little (its CPU work is spread out anyway). Default 2s.
+	// costs the gate little (its CPU work is spread out anyway). Default 2s
+	// (preauth_timeout if that is shorter); at most preauth_timeout.
 	LoginSlotTimeout Duration `toml:"login_slot_timeout"`
 }
 
@@ -591,7 +592,7 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxPEPSubscriptions, 1000)
 	setInt(&l.MaxConcurrentLogins, 8*runtime.GOMAXPROCS(0))
 	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/2))
-	setDur(&l.LoginSlotTimeout, 2*time.Second)
+	setDur(&l.LoginSlotTimeout, min(2*time.Second, l.PreAuthTimeout.Duration))
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}

@@ -116,13 +116,10 @@ func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
 func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool), release func()) {
 	defer a.WG.Done()
 	defer release()
-	var slot *LoginSlot
-	if a.Gate != nil {
-		var ok bool
-		if slot, ok = a.Gate.Admit(nc.RemoteAddr(), time.Now().Add(a.GateWait), a.doneCh()); !ok {
-			_ = nc.Close()
-			return
-		}
+	slot, ok := a.admit(nc)
+	if !ok {
+		_ = nc.Close()
+		return
 	}
 	c, ok := open(nc)
 	if !ok {
@@ -143,6 +140,19 @@ func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool), release 
 	}
 	slot = nil
 	a.run(c)
+}
+
+// admit waits for the connection's login slot (none without a Gate). It
+// is a function of its own, never inlined, so that its arguments and
+// locals are not part of serve's frame, which stays under every idle
+// session.
+//
+//go:noinline
+func (a *Acceptor[C]) admit(nc net.Conn) (*LoginSlot, bool) {
+	if a.Gate == nil {
+		return nil, true
+	}
+	return a.Gate.Admit(nc.RemoteAddr(), time.Now().Add(a.GateWait), a.doneCh())
 }
 
 // run serves a registered connection, counted by the gauge, and forgets it
