@@ -106,6 +106,10 @@ type Change struct {
 	Ctx      context.Context
 	Entity   jid.JID
 	Old, New *Info
+	// At is when New became what Info returns for Entity: what was sent
+	// to Entity from then on already went by New (a PEP notification, say),
+	// which a handler catching up on what Old missed can tell by it.
+	At time.Time
 }
 
 // EventChanged is the one event of Caps.Changes.
@@ -299,12 +303,13 @@ func (c *Caps) observe(ctx context.Context, from jid.JID, pres *xml.Element, via
 		send = c.ask(from, e)
 	}
 	next := e.info
+	at := time.Now()
 	c.mu.Unlock()
 	if send != nil {
 		c.h.Router.Route(ctx, send)
 	}
 	if old != next {
-		c.Changes.Fire(EventChanged, &Change{Ctx: ctx, Entity: from, Old: old, New: next})
+		c.Changes.Fire(EventChanged, &Change{Ctx: ctx, Entity: from, Old: old, New: next, At: at})
 	}
 }
 
@@ -424,9 +429,10 @@ func (c *Caps) resolved(ctx context.Context, q *query, info *Info) []*Change {
 		c.verified[q.key] = info
 	}
 	var out []*Change
+	at := time.Now()
 	for j, x := range c.entities {
 		if x.key == q.key && x.info != info {
-			out = append(out, &Change{Ctx: ctx, Entity: j, Old: x.info, New: info})
+			out = append(out, &Change{Ctx: ctx, Entity: j, Old: x.info, New: info, At: at})
 			x.info = info
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"time"
 
 	"parley/internal/mod/caps"
 	"parley/internal/module"
@@ -194,7 +195,10 @@ func (p *PEP) sendItem(ctx context.Context, owner jid.JID, node string, cfg pubs
 
 // sendLast sends 'to' the last item of each of owner's nodes that it may
 // receive (rel), that the trigger concerns and that wanted says it wants.
-func (p *PEP) sendLast(ctx context.Context, owner, to jid.JID, rel pubsub.Relation, t trigger, wanted func(node string) bool) {
+// With notified set, an item published at or after it is not sent: 'to'
+// was already interested then and got it as a notification (a change of
+// capabilities reported after a publication that already went by them).
+func (p *PEP) sendLast(ctx context.Context, owner, to jid.JID, rel pubsub.Relation, t trigger, wanted func(node string) bool, notified time.Time) {
 	nodes, err := p.svc.AllNodes(ctx, owner.String())
 	if err != nil {
 		p.h.Log.Error("pep: nodes", "owner", owner.String(), "err", err)
@@ -218,7 +222,7 @@ func (p *PEP) sendLast(ctx context.Context, owner, to jid.JID, rel pubsub.Relati
 			p.h.Log.Error("pep: last item", "owner", owner.String(), "node", n.Name, "err", err)
 			continue
 		}
-		if last != nil {
+		if last != nil && (notified.IsZero() || last.Published.Before(notified)) {
 			p.sendItem(ctx, owner, n.Name, cfg, *last, to)
 		}
 	}
@@ -244,15 +248,15 @@ func (p *PEP) sessionAvailable(ev *module.SessionEvent) bool {
 	if s.Priority() < 0 {
 		return false
 	}
-	p.lastToLocalResource(ctx, s.JID(), p.caps.Info(s.JID()), nil)
+	p.lastToLocalResource(ctx, s.JID(), p.caps.Info(s.JID()), nil, time.Time{})
 	return false
 }
 
 // lastToLocalResource sends a local resource the last items of its own
 // account's nodes and of the nodes of the accounts of this host it is
 // subscribed to, for the nodes want (a +notify it advertises) and, when
-// before is not nil, did not want before.
-func (p *PEP) lastToLocalResource(ctx context.Context, full jid.JID, info, before *caps.Info) {
+// before is not nil, did not want before; notified as for sendLast.
+func (p *PEP) lastToLocalResource(ctx context.Context, full jid.JID, info, before *caps.Info, notified time.Time) {
 	if info == nil {
 		return
 	}
@@ -261,7 +265,7 @@ func (p *PEP) lastToLocalResource(ctx context.Context, full jid.JID, info, befor
 		return info.Has(f) && !before.Has(f)
 	}
 	user := full.Bare()
-	p.sendLast(ctx, user, full, pubsub.Relation{Owner: true}, onPresence, wanted)
+	p.sendLast(ctx, user, full, pubsub.Relation{Owner: true}, onPresence, wanted, notified)
 	items, _, err := p.h.Store.Roster().Items(ctx, user.String())
 	if err != nil {
 		p.h.Log.Error("pep: roster", "user", user.String(), "err", err)
@@ -281,7 +285,7 @@ func (p *PEP) lastToLocalResource(ctx context.Context, full jid.JID, info, befor
 			continue
 		}
 		if rel.Subscriber {
-			p.sendLast(ctx, owner, full, rel, onPresence, wanted)
+			p.sendLast(ctx, owner, full, rel, onPresence, wanted, notified)
 		}
 	}
 }
@@ -328,7 +332,7 @@ func (p *PEP) presence(ev *module.StanzaEvent) bool {
 		return false
 	}
 	if info := p.caps.Info(from); info != nil {
-		p.sendLast(ev.Ctx, owner, from, rel, onPresence, interestedIn(info))
+		p.sendLast(ev.Ctx, owner, from, rel, onPresence, interestedIn(info), time.Time{})
 	}
 	// Otherwise the caps module is asking; capsChanged sends them.
 	return false
@@ -424,7 +428,7 @@ func (p *PEP) capsChanged(ch *caps.Change) bool {
 		// A session is told once it is available (sessionAvailable);
 		// this covers capabilities learnt or changed after that.
 		if s := p.h.Router.Session(full); s != nil && module.Available(s) && s.Priority() >= 0 {
-			p.lastToLocalResource(ctx, full, ch.New, ch.Old)
+			p.lastToLocalResource(ctx, full, ch.New, ch.Old, ch.At)
 		}
 		return false
 	}
@@ -447,7 +451,7 @@ func (p *PEP) capsChanged(ch *caps.Change) bool {
 			continue
 		}
 		if rel.Subscriber {
-			p.sendLast(ctx, owner, full, rel, onPresence, wanted)
+			p.sendLast(ctx, owner, full, rel, onPresence, wanted, ch.At)
 		}
 	}
 	return false
@@ -477,7 +481,7 @@ func (p *PEP) subscriptionChanged(ev *module.SubscriptionEvent) bool {
 	}
 	for _, r := range p.resources(ev.Contact, p.recipients(ev.User)) {
 		if info := p.caps.Info(r); info != nil {
-			p.sendLast(ctx, ev.User, r, rel, onSubscription, interestedIn(info))
+			p.sendLast(ctx, ev.User, r, rel, onSubscription, interestedIn(info), time.Time{})
 		}
 	}
 	return false
