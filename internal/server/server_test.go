@@ -171,3 +171,25 @@ enabled = true
 		t.Error("no https connection gauge")
 	}
 }
+
+// Runtime profiles are served on the local HTTP listener only with
+// [http] pprof = true: they show the server's internals.
+func TestPprofOnlyWhenConfigured(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		cfg := "[http]\nlisten = \"127.0.0.1:0\"\n"
+		if on {
+			cfg += "pprof = true\n"
+		}
+		ts := testserver.Start(t, cfg)
+		resp, err := http.Get("http://" + ts.HTTPAddr().String() + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		served := resp.StatusCode == 200 && strings.Contains(string(b), "goroutine profile")
+		if served != on {
+			t.Errorf("pprof = %v: status %d, profile served %v", on, resp.StatusCode, served)
+		}
+	}
+}

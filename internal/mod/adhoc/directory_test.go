@@ -48,3 +48,30 @@ admins = ["alice@example.test"]
 		t.Errorf("bob after the refusals: %s", res)
 	}
 }
+
+// With [directory] password_write, change-user-password is the one
+// account-changing command a directory host runs: the password is set in
+// the directory; the others stay refused.
+func TestDirectoryHostPasswordWrite(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	const dom = "example.test"
+	ts := testserver.Start(t, fmt.Sprintf(`[[host]]
+domain = %q
+accounts = "directory"
+admins = ["alice@example.test"]
+%spassword_write = true
+`, dom, srv.DirectoryTOML()))
+	alice := ts.Login(t, "alice@"+dom, "alice-pass", "r")
+	run := func(node, form string) string {
+		return fmt.Sprintf("<command xmlns='http://jabber.org/protocol/commands' node='%s' action='execute'>%s</command>", admin+node, form)
+	}
+	if res := alice.IQ("set", dom, run("change-user-password", submit("accountjid", "bob@"+dom, "password", "bob-reset-pass"))); res.Attr("type") != "result" {
+		t.Fatalf("change-user-password with password_write: %s", res)
+	}
+	if !ts.CanLogin(t, "bob@"+dom, "bob-reset-pass") || ts.CanLogin(t, "bob@"+dom, "bob-pass") {
+		t.Error("the reset password does not log in, or the old one still does")
+	}
+	if c, _, _, _ := stanza.ParseError(alice.IQ("set", dom, run("disable-user", submit("accountjids", "bob@"+dom)))); c != stanza.NotAllowed {
+		t.Errorf("disable-user with password_write: %q, want not-allowed", c)
+	}
+}
