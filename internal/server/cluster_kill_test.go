@@ -156,18 +156,7 @@ func TestClusterNodeSIGKILL(t *testing.T) {
 
 	nodes := make([]*childNode, 3)
 	for i := range nodes {
-		nodes[i] = startChildNode(t, base+fmt.Sprintf(`[c2s]
-listen = ["127.0.0.%d:0"]
-direct_tls_listen = []
-[http]
-listen = ""
-[cluster]
-node = "node%d"
-nats_urls = [%s]
-replicas = 3
-heartbeat = "250ms"
-lease = "2s"
-`, 151+i, i+1, strings.Join(urls, ", ")))
+		nodes[i] = startChildNode(t, childNodeConfig(base, fmt.Sprintf("127.0.0.%d", 151+i), i+1, strings.Join(urls, ", "))+"replicas = 3\n")
 	}
 
 	alice := nodes[0].login(t, "alice", "a")
@@ -285,4 +274,22 @@ func offlineAndArchived(t *testing.T, c *testserver.Client, sender string) (offl
 			}
 		}
 	}
+}
+
+// childNodeConfig is the configuration of cluster node number n on ip
+// (clients on a free port, no HTTP), after base (storage, hosts), with
+// short heartbeats and leases; natsURLs are the quoted, comma-separated
+// NATS URLs. Further [cluster] keys may follow.
+func childNodeConfig(base, ip string, n int, natsURLs string) string {
+	return base + fmt.Sprintf(`[c2s]
+listen = ["%s:0"]
+direct_tls_listen = []
+[http]
+listen = ""
+[cluster]
+node = "node%d"
+nats_urls = [%s]
+heartbeat = "250ms"
+lease = "2s"
+`, ip, n, natsURLs)
 }

@@ -29,17 +29,7 @@ func TestClusterSMResumeOnOtherNode(t *testing.T) {
 	seedAccounts(t, base, []string{"alice", "bob"}, [][2]string{{"alice", "bob"}, {"bob", "alice"}})
 	nodes := make([]*childNode, 2)
 	for i := range nodes {
-		nodes[i] = startChildNode(t, base+fmt.Sprintf(`[c2s]
-listen = ["127.0.0.%d:0"]
-direct_tls_listen = []
-[http]
-listen = ""
-[cluster]
-node = "node%d"
-nats_urls = [%q]
-heartbeat = "250ms"
-lease = "2s"
-`, 206+i, i+1, nats.URL()))
+		nodes[i] = startChildNode(t, childNodeConfig(base, fmt.Sprintf("127.0.0.%d", 206+i), i+1, fmt.Sprintf("%q", nats.URL())))
 	}
 
 	alice := nodes[0].login(t, "alice", "a")

@@ -3,7 +3,6 @@ package register_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -14,25 +13,16 @@ import (
 	"parley/internal/xmpp/xml"
 )
 
-// directoryHost is a host whose accounts live in the ldaptest fixture,
-// with alice and bob in one roster group.
-func directoryHost(addr string) string {
-	return fmt.Sprintf(`[[host]]
+// directoryHost is a host whose accounts live in srv's fixture, with
+// alice and bob in one roster group; extra goes into [directory].
+func directoryHost(srv *ldaptest.Server, extra string) string {
+	return `[[host]]
 domain = "example.test"
 accounts = "directory"
-[directory]
-servers = [%q]
-tls = "none"
-bind_dn = %q
-bind_password = %q
-user_base = %q
-group_base = %q
-dial_timeout = "2s"
-retry_delay = "10ms"
-[[directory.roster_group]]
+` + srv.DirectoryTOML() + extra + `[[directory.roster_group]]
 group = "engineering"
 name = "Engineering"
-`, addr, ldaptest.ServiceDN, ldaptest.ServicePassword, ldaptest.PeopleBase, ldaptest.GroupBase)
+`
 }
 
 // refusal checks that res is an error with condition cond whose text says
@@ -51,7 +41,7 @@ func refusal(t *testing.T, what string, res *xml.Element, cond string) {
 // announced (neither in disco#info nor as a stream feature).
 func TestDirectoryHostRefuses(t *testing.T) {
 	srv := ldaptest.Start(t, "")
-	ts := testserver.Start(t, directoryHost(srv.Addr))
+	ts := testserver.Start(t, directoryHost(srv, ""))
 	ctx := context.Background()
 	const dom = "example.test"
 
@@ -113,7 +103,7 @@ func TestDirectoryHostRefuses(t *testing.T) {
 // own; cancelling and field changes stay refused.
 func TestDirectoryHostPasswordChange(t *testing.T) {
 	srv := ldaptest.Start(t, "")
-	ts := testserver.Start(t, strings.Replace(directoryHost(srv.Addr), "[[directory.roster_group]]", "password_write = true\n[[directory.roster_group]]", 1))
+	ts := testserver.Start(t, directoryHost(srv, "password_write = true\n"))
 	const dom = "example.test"
 	alice := ts.Online(t, "alice", "alice-pass", "r1")
 
