@@ -27,7 +27,11 @@ beside it: the database server's load grows with the whole cluster's.
 """
 import argparse
 import collections
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402  (load: the TSV both scripts read)
 
 NODES = 3
 CROSSING = 2.0 / 3.0  # share of deliveries that cross nodes (even spread over three)
@@ -35,19 +39,10 @@ UNITS = {"chat": "msg/s", "muc": "room msg/s"}
 
 
 def load(path):
-    rows = []
-    with open(path) as f:
-        head = f.readline().rstrip("\n").split("\t")
-        for line in f:
-            if line.startswith("label\t"):
-                continue
-            r = dict(zip(head, line.rstrip("\n").split("\t")))
-            for k, v in list(r.items()):
-                if k == "server_cpu_each_s":
-                    r[k] = [float(x) for x in v.split(",") if x]
-                elif k not in ("label", "scenario", "tls", "mech"):
-                    r[k] = float(v) if v != "" else float("nan")
-            rows.append(r)
+    """compare.py's rows, with each process's CPU as a list of floats."""
+    rows = compare.load(path)
+    for r in rows:
+        r["server_cpu_each_s"] = [float(x) for x in r.get("server_cpu_each_s", "").split(",") if x]
     return rows
 
 
