@@ -135,11 +135,7 @@ func TestLoginGateShareWaitDeadline(t *testing.T) {
 	g := NewLoginGate(2, 1, 0, LoginGateMetrics{})
 	done := make(chan struct{})
 	defer close(done)
-	g.Take(done)
-	s, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
-	if !ok {
-		t.Fatal("not admitted")
-	}
+	s := admitted1(t, g, done)
 	g.Take(done)
 	if _, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(50*time.Millisecond), done); ok {
 		t.Fatal("admitted over the address's share")
@@ -158,11 +154,7 @@ func TestLoginGateShareWaitBoundedByHold(t *testing.T) {
 	g := NewLoginGate(2, 1, 50*time.Millisecond, LoginGateMetrics{Expired: &expired})
 	done := make(chan struct{})
 	defer close(done)
-	g.Take(done)
-	s, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
-	if !ok || s == nil {
-		t.Fatal("not admitted")
-	}
+	s := admitted1(t, g, done)
 	s.timer.Stop() // the holder stays: only the waiter's patience runs out
 	g.Take(done)
 	start := time.Now()
@@ -189,11 +181,7 @@ func TestLoginGateHoldExpires(t *testing.T) {
 	g := NewLoginGate(1, 1, 30*time.Millisecond, LoginGateMetrics{Expired: &expired})
 	done := make(chan struct{})
 	defer close(done)
-	g.Take(done)
-	s, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
-	if !ok {
-		t.Fatal("not admitted")
-	}
+	s := admitted1(t, g, done)
 	took := make(chan bool, 1)
 	go func() { took <- g.Take(done) }()
 	select {
@@ -272,4 +260,18 @@ func TestAcceptorWaitsAtTheGate(t *testing.T) {
 	if _, ok := admitted(served); !ok {
 		t.Fatal("the waiting connection was not served once the slot was free")
 	}
+}
+
+// admitted1 takes a slot and admits 192.0.2.1 with it, failing the test
+// if that does not happen at once.
+func admitted1(t *testing.T, g *LoginGate, done chan struct{}) *LoginSlot {
+	t.Helper()
+	if !g.Take(done) {
+		t.Fatal("no free slot")
+	}
+	s, ok := g.Admit(tcpAddr("192.0.2.1"), time.Now().Add(time.Minute), done)
+	if !ok || s == nil {
+		t.Fatal("not admitted")
+	}
+	return s
 }
