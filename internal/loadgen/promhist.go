@@ -1,16 +1,16 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // ServerHist is one Prometheus histogram as a target's /metrics shows it:
@@ -51,45 +51,23 @@ func ScrapeHist(url, name string, timeout time.Duration) (ServerHist, error) {
 	return ParseHist(resp.Body, name)
 }
 
-// ParseHist reads histogram name from a Prometheus text exposition.
+// ParseHist reads histogram name from a Prometheus text exposition
+// (Prometheus's own parser: the metrics library Parley exports with).
 func ParseHist(r io.Reader, name string) (ServerHist, error) {
 	var h ServerHist
-	seen := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"_") {
-			continue
-		}
-		rest := line[len(name)+1:]
-		sp := strings.LastIndexByte(rest, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(rest[sp+1:], 64)
-		if err != nil {
-			return h, fmt.Errorf("%s: bad value in %q", name, line)
-		}
-		key := rest[:sp]
-		switch {
-		case key == "sum":
-			h.Sum, seen = v, true
-		case key == "count":
-			h.Count, seen = v, true
-		case strings.HasPrefix(key, `bucket{le="`) && strings.HasSuffix(key, `"}`):
-			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(key, `bucket{le="`), `"}`), 64)
-			if err != nil {
-				return h, fmt.Errorf("%s: bad bucket in %q", name, line)
-			}
-			h.Buckets = append(h.Buckets, PromBucket{LE: le, Count: v})
-		}
-	}
-	if err := sc.Err(); err != nil {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(r)
+	if err != nil {
 		return h, err
 	}
-	if !seen || len(h.Buckets) == 0 {
+	mf := mfs[name]
+	if mf == nil || len(mf.GetMetric()) == 0 || mf.GetMetric()[0].GetHistogram() == nil {
 		return h, fmt.Errorf("no histogram %s", name)
+	}
+	ph := mf.GetMetric()[0].GetHistogram()
+	h.Sum, h.Count = ph.GetSampleSum(), float64(ph.GetSampleCount())
+	for _, b := range ph.GetBucket() {
+		h.Buckets = append(h.Buckets, PromBucket{LE: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
 	}
 	sort.Slice(h.Buckets, func(i, j int) bool { return h.Buckets[i].LE < h.Buckets[j].LE })
 	return h, nil
