@@ -876,9 +876,10 @@ func (c *conn) handleStanza(el *xml.Element) error {
 			return &streamErr{cond: "invalid-from", text: ""}
 		}
 	}
-	// WithAttr copies the element's attributes, so el is now this session's
-	// own value and the canonical "to" below can be set in place.
-	el = el.WithAttr("from", full.String())
+	// el is the decoder's fresh tree, this session's own value: "from" is
+	// stamped in place (the decoder leaves a spare attribute slot for it,
+	// so this neither copies nor allocates), and so is the canonical "to".
+	el.SetAttr("from", full.String())
 	var to jid.JID
 	if t := el.Attr("to"); t != "" {
 		tj, err := jid.Parse(t)

@@ -104,7 +104,7 @@ func benchChat(b *testing.B, deliver func(*xml.Element)) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		el = el.WithAttr("from", from)
+		el.SetAttr("from", from) // as c2s stamps it
 		e.r.FromSession(ctx, sender, el, to)
 	}
 	b.StopTimer()

@@ -318,9 +318,12 @@ func randomResource() string {
 func (r *Router) FromSession(ctx context.Context, origin module.Session, el *xml.Element, to jid.JID) {
 	from := origin.JID()
 	h := r.hosts[from.Domain()]
-	kind := el.Local
-	ev := &module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
-	if h.Stanzas.Fire("out/"+kind, ev) {
+	// Both events this stanza can raise (out/<kind> here, the delivery
+	// event in route) in one allocation: this is every message's path.
+	evs := new([2]module.StanzaEvent)
+	ev := &evs[0]
+	*ev = module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
+	if h.Stanzas.Fire(outEvent(el.Local), ev) {
 		return
 	}
 	if to.IsZero() {
@@ -328,7 +331,53 @@ func (r *Router) FromSession(ctx context.Context, origin module.Session, el *xml
 		to = from.Bare()
 		ev.To = to
 	}
-	r.route(ctx, ev.Stanza, from, to, origin)
+	r.route(ctx, ev.Stanza, from, to, origin, &evs[1])
+}
+
+// outEvent is "out/" + kind without building the string for the three
+// stanza kinds.
+func outEvent(kind string) string {
+	switch kind {
+	case "message":
+		return "out/message"
+	case "presence":
+		return "out/presence"
+	case "iq":
+		return "out/iq"
+	}
+	return "out/" + kind
+}
+
+// deliveryEvent is kind + "/" + target (full, bare or host) without
+// building the string for the three stanza kinds.
+func deliveryEvent(kind, target string) string {
+	switch kind {
+	case "message":
+		switch target {
+		case "full":
+			return "message/full"
+		case "bare":
+			return "message/bare"
+		}
+		return "message/host"
+	case "presence":
+		switch target {
+		case "full":
+			return "presence/full"
+		case "bare":
+			return "presence/bare"
+		}
+		return "presence/host"
+	case "iq":
+		switch target {
+		case "full":
+			return "iq/full"
+		case "bare":
+			return "iq/bare"
+		}
+		return "iq/host"
+	}
+	return kind + "/" + target
 }
 
 // Route delivers a stanza whose "from" and "to" are set (module.Router).
@@ -343,10 +392,12 @@ func (r *Router) Route(ctx context.Context, el *xml.Element) {
 		r.bounce(ctx, el, stanza.JIDMalformed, "")
 		return
 	}
-	r.route(ctx, el, from, to, nil)
+	r.route(ctx, el, from, to, nil, nil)
 }
 
-func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, origin module.Session) {
+// route delivers el. ev, when not nil, is storage for the delivery event
+// (FromSession allocates it with its own); nil allocates one.
+func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, origin module.Session, ev *module.StanzaEvent) {
 	el, handled := r.egress(ctx, el, from, to, origin)
 	if handled {
 		return
@@ -359,8 +410,11 @@ func (r *Router) route(ctx context.Context, el *xml.Element, from, to jid.JID, o
 		case to.Resource() == "":
 			target = "bare"
 		}
-		ev := &module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
-		h.Stanzas.Fire(el.Local+"/"+target, ev)
+		if ev == nil {
+			ev = new(module.StanzaEvent)
+		}
+		*ev = module.StanzaEvent{Ctx: ctx, Host: h, Stanza: el, From: from, To: to, Origin: origin}
+		h.Stanzas.Fire(deliveryEvent(el.Local, target), ev)
 		return
 	}
 	r.mu.RLock()

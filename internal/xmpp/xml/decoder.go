@@ -687,10 +687,18 @@ func (d *Decoder) build() *Element {
 			nnode += int(p.events[i].nchild)
 		}
 	}
-	elems, attrs, nodes := slabs(nel, len(p.attrs), nnode)
+	// The top-level element's attributes come first; one spare slot after
+	// them (when the tree's storage has room) lets the stream layer stamp
+	// "from" in place (SetAttr) instead of copying the element.
+	top := int(p.events[0].a1)
+	elems, attrs, nodes, spare := slabs(nel, len(p.attrs), nnode)
 	if len(p.attrs) > 0 {
 		for i, a := range p.attrs {
-			attrs[i] = Attr{Space: p.strs[a.space], Local: get(a.local), Value: str[a.value.off:a.value.end]}
+			j := i
+			if i >= top {
+				j += spare
+			}
+			attrs[j] = Attr{Space: p.strs[a.space], Local: get(a.local), Value: str[a.value.off:a.value.end]}
 		}
 	}
 	stack, fill := p.build[:0], p.fill[:0]
@@ -703,7 +711,13 @@ func (d *Decoder) build() *Element {
 			ei++
 			el.Space, el.Local = p.strs[ev.space], get(ev.local)
 			if ev.a1 > ev.a0 {
-				el.Attrs = attrs[ev.a0:ev.a1:ev.a1]
+				a0, a1, cap := int(ev.a0), int(ev.a1), int(ev.a1)
+				if ei == 1 {
+					cap += spare // the top-level element
+				} else {
+					a0, a1, cap = a0+spare, a1+spare, cap+spare
+				}
+				el.Attrs = attrs[a0:a1:cap]
 			}
 			if n := int(ev.nchild); n > 0 {
 				el.Children = nodes[ni : ni+n : ni+n]
@@ -730,27 +744,43 @@ func (d *Decoder) build() *Element {
 
 // slabs returns the element, attribute and child-node storage of one
 // tree: for the usual small stanza one allocation holding all three, else
-// one each.
-func slabs(nel, nattr, nnode int) ([]Element, []Attr, []Node) {
+// one each. spare is 1 when attrs has a slot more than nattr (placed after
+// the top-level element's attributes by build), 0 when the small slab is
+// exactly full.
+func slabs(nel, nattr, nnode int) (elems []Element, attrs []Attr, nodes []Node, spare int) {
 	switch {
+	case nel <= 3 && nattr < 4 && nnode <= 3:
+		s := new(slab3)
+		return s.e[:nel], s.a[:nattr+1], s.n[:nnode], 1
 	case nel <= 4 && nattr <= 4 && nnode <= 4:
 		s := new(slab4)
-		return s.e[:nel], s.a[:nattr], s.n[:nnode]
+		if nattr < len(s.a) {
+			spare = 1
+		}
+		return s.e[:nel], s.a[:nattr+spare], s.n[:nnode], spare
 	}
-	var attrs []Attr
 	if nattr > 0 {
-		attrs = make([]Attr, nattr)
+		attrs = make([]Attr, nattr+1)
+		spare = 1
 	}
-	var nodes []Node
 	if nnode > 0 {
 		nodes = make([]Node, nnode)
 	}
-	return make([]Element, nel), attrs, nodes
+	return make([]Element, nel), attrs, nodes, spare
+}
+
+// slab3 holds a stanza of up to three elements and child nodes and three
+// attributes plus the spare one (a chat message with a body and a chat
+// state) in one allocation of 504 bytes: the 512-byte size class, the
+// largest whose objects need no malloc header.
+type slab3 struct {
+	e [3]Element
+	a [4]Attr
+	n [3]Node
 }
 
 // slab4 holds a stanza of up to four elements, attributes and child nodes
-// (a chat message with a body and a chat state is three of each) in one
-// allocation of 576 bytes, where three would take 432.
+// in one allocation of 608 bytes instead of three.
 type slab4 struct {
 	e [4]Element
 	a [4]Attr

@@ -241,7 +241,8 @@ type (
 // by extra. e itself is not changed.
 func (e *Element) WithChildren(extra ...Node) *Element {
 	c := *e
-	c.fan = nil // other children
+	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)] // shared: an append must not write into e's spare slot
+	c.fan = nil                                   // other children
 	c.Children = make([]Node, 0, len(e.Children)+len(extra))
 	c.Children = append(c.Children, e.Children...)
 	c.Children = append(c.Children, extra...)
@@ -252,7 +253,8 @@ func (e *Element) WithChildren(extra ...Node) *Element {
 // which drop returns true.
 func (e *Element) WithoutChildren(drop func(*Element) bool) *Element {
 	c := *e
-	c.fan = nil // other children
+	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)] // shared: an append must not write into e's spare slot
+	c.fan = nil                                   // other children
 	c.Children = make([]Node, 0, len(e.Children))
 	for _, n := range e.Children {
 		if el, ok := n.(*Element); ok && drop(el) {

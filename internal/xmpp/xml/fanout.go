@@ -54,6 +54,7 @@ func (e *Element) ForFanout(contentNS string) *Element {
 	}
 	x := new(elementFanout) // the copy and its cache together
 	x.el = *e
+	x.el.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)] // shared: no append into e's spare slot
 	x.f = fanout{
 		space:     e.Space,
 		contentNS: contentNS,
