@@ -241,8 +241,10 @@ type (
 // by extra. e itself is not changed.
 func (e *Element) WithChildren(extra ...Node) *Element {
 	c := *e
-	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)] // shared: an append must not write into e's spare slot
-	c.fan = nil                                   // other children
+	// Attributes are shared: clipped, so an append cannot write into e's
+	// spare slot (SetAttr on a decoded tree).
+	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)]
+	c.fan = nil // other children
 	c.Children = make([]Node, 0, len(e.Children)+len(extra))
 	c.Children = append(c.Children, e.Children...)
 	c.Children = append(c.Children, extra...)
@@ -253,8 +255,10 @@ func (e *Element) WithChildren(extra ...Node) *Element {
 // which drop returns true.
 func (e *Element) WithoutChildren(drop func(*Element) bool) *Element {
 	c := *e
-	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)] // shared: an append must not write into e's spare slot
-	c.fan = nil                                   // other children
+	// Attributes are shared: clipped, so an append cannot write into e's
+	// spare slot (SetAttr on a decoded tree).
+	c.Attrs = e.Attrs[:len(e.Attrs):len(e.Attrs)]
+	c.fan = nil // other children
 	c.Children = make([]Node, 0, len(e.Children))
 	for _, n := range e.Children {
 		if el, ok := n.(*Element); ok && drop(el) {
