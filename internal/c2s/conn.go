@@ -96,19 +96,25 @@ type conn struct {
 	// without </stream:stream>, timeout), not by either side's choice; a
 	// session with XEP-0198 resumption then waits for its client.
 	lost bool
+
+	// parker is the transport when the session's reader may park (nil
+	// otherwise); detached, once it has, ends the acceptor's registration.
+	// Both belong to whichever goroutine is the reader.
+	parker   parker
+	detached func()
 }
 
 func (c *conn) log(msg string, args ...any) {
 	c.srv.log.Debug(msg, append([]any{"remote", c.t.RemoteAddr().String(), "stream", c.id}, args...)...)
 }
 
-// serve runs the connection until it closes.
+// serve runs the connection until it closes, or until its reader parks
+// (park.go): the connection then goes on on other goroutines.
 func (c *conn) serve() {
-	defer c.cleanup()
 	// seed 004 "authtime": the whole negotiation must finish in time.
 	// (No copy of the limits struct here: this frame stays under every
-	// idle session's read, and a small one lets the collector halve the
-	// goroutine's stack.)
+	// idle session's read until it parks, and a small one lets the
+	// collector halve the goroutine's stack.)
 	if c.authBy.IsZero() {
 		c.authBy = time.Now().Add(c.srv.cfg.Limits.PreAuthTimeout.Duration)
 	}
@@ -116,10 +122,66 @@ func (c *conn) serve() {
 	err := c.negotiate()
 	if err != nil {
 		c.fail(err)
+		c.end()
 		return
 	}
 	c.loggedIn()
-	c.readStanzas()
+	c.startReading()
+	c.readLoop()
+}
+
+// readLoop runs the bound session's read loop until the stream ends, then
+// cleans up; or until the reader parks, then a goroutine that only waits
+// for the socket starts it again.
+func (c *conn) readLoop() {
+	if c.readStanzas() {
+		c.park()
+		return
+	}
+	c.end()
+}
+
+// end releases everything the connection holds, once its stream has ended:
+// its own cleanup, then the acceptor's registration if the connection had
+// detached from the acceptor's goroutine (its reader parked).
+func (c *conn) end() {
+	c.cleanup()
+	if c.detached != nil {
+		c.detached()
+	}
+}
+
+// startReading prepares the bound session's reads: no deadline but the
+// idle timeout, and parking when the transport and configuration allow it.
+func (c *conn) startReading() {
+	_ = c.t.SetReadDeadline(time.Time{})
+	if idle := c.srv.cfg.Limits.IdleTimeout.Duration; idle > 0 {
+		_ = c.t.SetReadDeadline(time.Now().Add(idle))
+	}
+	if p, ok := c.t.(parker); ok && p.startParking(c.srv.cfg.Limits.ParkIdleAfter.Duration) {
+		c.parker = p
+	}
+}
+
+// park ends this goroutine's part in the connection: the first time, the
+// connection detaches from the acceptor's goroutine; then a new goroutine
+// waits for the client's next bytes and runs the read loop again.
+func (c *conn) park() {
+	if c.detached == nil {
+		c.detached = c.srv.accept.Detach(c)
+	}
+	c.parker.park()
+	c.srv.metrics.ParkedReaders.Inc()
+	go c.unpark()
+}
+
+// unpark is a parked session's goroutine: while it waits, its stack is a
+// few small frames.
+func (c *conn) unpark() {
+	c.parker.awaitReadable()
+	c.srv.metrics.ParkedReaders.Dec()
+	c.parker.resume()
+	c.readLoop()
 }
 
 // loggedIn records the login's time on the server and gives the login
@@ -831,25 +893,30 @@ func (c *conn) sessionBound(s *session) {
 	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s})
 }
 
-// readStanzas is the bound session's read loop.
-func (c *conn) readStanzas() {
+// readStanzas is the bound session's read loop. It reports true when the
+// reader parked (the stream goes on), false when the stream ended. The
+// idle timeout's deadline is moved at each stanza, after it, so that a
+// parked reader waking at that deadline does not extend it.
+func (c *conn) readStanzas() (parked bool) {
 	idle := c.srv.cfg.Limits.IdleTimeout.Duration
-	_ = c.t.SetReadDeadline(time.Time{})
 	for {
-		if idle > 0 {
-			_ = c.t.SetReadDeadline(time.Now().Add(idle))
-		}
 		el, err := c.t.Next()
 		if err != nil {
+			if errors.Is(err, errParked) {
+				return true
+			}
 			c.fail(err)
-			return
+			return false
 		}
 		if err := c.handleStanza(el); err != nil {
 			c.fail(c.asStreamError(err))
-			return
+			return false
 		}
 		if el.Space == "" {
 			c.countHandled() // after routing: see sm.go on durable acks
+		}
+		if idle > 0 {
+			_ = c.t.SetReadDeadline(time.Now().Add(idle))
 		}
 	}
 }

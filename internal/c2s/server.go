@@ -155,7 +155,7 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 	lim := s.cfg.Limits
 	c := &conn{srv: s, direct: direct, authBy: time.Now().Add(lim.PreAuthTimeout.Duration)}
 	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
-	t := &tcpTransport{raw: rc, nc: rc, lim: s.streamLimits(), writeTimeout: lim.WriteTimeout.Duration}
+	t := &tcpTransport{raw: rc, nc: rc, ir: idleReader{nc: rc}, lim: s.streamLimits(), writeTimeout: lim.WriteTimeout.Duration}
 	c.t = t
 	if direct {
 		// TLS runs over the rate-limited connection, so encrypted bytes
@@ -172,7 +172,7 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
 		st := tc.ConnectionState()
-		t.nc, t.tls = tc, &st
+		t.nc, t.ir.nc, t.tls = tc, tc, &st
 		c.tls = t.tls
 		c.verifyPeer()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"syscall"
 	"time"
 
 	"parley/internal/stream"
@@ -68,6 +69,8 @@ type tlsUpgrader interface {
 type tcpTransport struct {
 	raw, nc      net.Conn
 	dec          *xml.Decoder
+	ir           idleReader // what dec reads from: nc, and parking (park.go)
+	rc           syscall.RawConn
 	lim          xml.Limits
 	writeTimeout time.Duration
 	tls          *tls.ConnectionState
@@ -76,7 +79,7 @@ type tcpTransport struct {
 func (t *tcpTransport) RemoteAddr() net.Addr               { return t.raw.RemoteAddr() }
 func (t *tcpTransport) TLS() *tls.ConnectionState          { return t.tls }
 func (t *tcpTransport) Secure() bool                       { return t.tls != nil }
-func (t *tcpTransport) SetReadDeadline(tm time.Time) error { return t.nc.SetReadDeadline(tm) }
+func (t *tcpTransport) SetReadDeadline(tm time.Time) error { return t.ir.setDeadline(tm) }
 func (t *tcpTransport) Next() (*xml.Element, error)        { return t.dec.Next() }
 func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {
 	return t.write(xml.StreamHeaderBytes(h))
@@ -85,7 +88,8 @@ func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {
 // ReadHeader starts a new decoder: after STARTTLS and SASL the stream
 // restarts, and nothing the old decoder had buffered carries over.
 func (t *tcpTransport) ReadHeader() (xml.StreamHeader, error) {
-	t.dec = xml.NewDecoder(t.nc, t.lim)
+	t.dec = xml.NewDecoder(&t.ir, t.lim)
+	t.ir.nc, t.ir.dec = t.nc, t.dec
 	t.dec.SetContentNamespace(stanza.NSClient)
 	return t.dec.ReadHeader()
 }
@@ -124,6 +128,6 @@ func (t *tcpTransport) StartTLS(cfg *tls.Config, deadline time.Time) (int, error
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
 	st := tc.ConnectionState()
-	t.nc, t.tls = tc, &st
+	t.nc, t.ir.nc, t.tls = tc, tc, &st
 	return discarded, nil
 }

@@ -308,6 +308,15 @@ type Limits struct {
 	// costs the gate little (its CPU work is spread out anyway). Default 2s
 	// (preauth_timeout if that is shorter); at most preauth_timeout.
 	LoginSlotTimeout Duration `toml:"login_slot_timeout"`
+	// ParkIdleAfter is how long a bound client connection (TCP, with or
+	// without TLS) may send nothing, between stanzas, before its reader
+	// goroutine parks: it ends, and a goroutine that holds only a few
+	// small frames waits for the client's next bytes and starts a reader
+	// again. It is what keeps an idle session's memory small (the reader's
+	// stack grows to 8 KiB under TLS); an active session never parks, and
+	// a session waking from it costs a goroutine start. Default 2s; a
+	// negative value turns parking off; at least 100ms.
+	ParkIdleAfter Duration `toml:"park_idle_after"`
 }
 
 // Modules configures individual feature modules.
@@ -593,6 +602,7 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxConcurrentLogins, 8*runtime.GOMAXPROCS(0))
 	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/2))
 	setDur(&l.LoginSlotTimeout, min(2*time.Second, l.PreAuthTimeout.Duration))
+	setDur(&l.ParkIdleAfter, 2*time.Second)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -752,6 +762,9 @@ func (c *Config) validate() []string {
 	}
 	if l.LoginSlotTimeout.Duration < 0 {
 		bad("limits.login_slot_timeout: must not be negative")
+	}
+	if p := l.ParkIdleAfter.Duration; p > 0 && p < 100*time.Millisecond {
+		bad("limits.park_idle_after: %s is too short: at least 100ms, or negative to turn parking off", p)
 	}
 	if l.PreAuthTimeout.Duration < time.Second {
 		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)

@@ -55,6 +55,10 @@ type Metrics struct {
 	// it shows what the admitted logins cost, next to the clients' own
 	// latency, which includes the wait.
 	LoginSeconds prometheus.Histogram
+	// ParkedReaders is how many client sessions have parked their reader
+	// goroutine (idle for limits.park_idle_after) and wait for their next
+	// bytes in a few small frames.
+	ParkedReaders prometheus.Gauge
 }
 
 // New creates and registers the collectors, plus Go runtime and process
@@ -120,7 +124,10 @@ func New() *Metrics {
 		// the buckets is within 50 % even at the tail.
 		Buckets: prometheus.ExponentialBuckets(0.001, 1.5, 26),
 	})
-	r.MustRegister(m.LoginSlots, m.LoginSlotExpiries, m.LoginSeconds)
+	m.ParkedReaders = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "parley_parked_readers", Help: "Idle client sessions whose reader goroutine has parked (limits.park_idle_after) until their next bytes.",
+	})
+	r.MustRegister(m.LoginSlots, m.LoginSlotExpiries, m.LoginSeconds, m.ParkedReaders)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -50,6 +51,7 @@ listen = [%q]
 direct_tls_listen = []
 %s[http]
 listen = %q
+pprof = true
 [limits]
 max_sessions_per_account = 100000
 max_connections_per_ip = 100000
@@ -80,7 +82,7 @@ rate_burst_bytes = 1000000
 		clients = append(clients, c)
 	}
 	login() // warm up: first TLS handshake, caches
-	time.Sleep(500 * time.Millisecond)
+	settle(b, httpAddr)
 	before, stack0 := serverMemory(b, httpAddr)
 	rss0 := processRSS(srv.Process.Pid)
 	b.ResetTimer()
@@ -88,7 +90,7 @@ rate_burst_bytes = 1000000
 		login()
 	}
 	b.StopTimer()
-	time.Sleep(time.Second)
+	settle(b, httpAddr)
 	after, stack1 := serverMemory(b, httpAddr)
 	rss1 := processRSS(srv.Process.Pid)
 	b.ReportMetric(float64(after-before)/float64(b.N), "B/session")
@@ -98,6 +100,24 @@ rate_burst_bytes = 1000000
 	}
 	for _, c := range clients {
 		_ = c.Conn.Close()
+	}
+}
+
+// settle brings the server to the steady state of idle sessions before it
+// is measured: the sessions' readers have parked (limits.park_idle_after,
+// 2s by default, plus a margin) and the collector has run twice since
+// (through net/http/pprof's gc=1), as it does at least every two minutes
+// on its own; it shrinks the stacks of goroutines that use less than a
+// quarter of theirs, halving them at each collection.
+func settle(b *testing.B, httpAddr string) {
+	time.Sleep(3 * time.Second)
+	for range 2 {
+		resp, err := http.Get("http://" + httpAddr + "/debug/pprof/heap?gc=1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
 	}
 }
 

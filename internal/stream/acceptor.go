@@ -64,7 +64,7 @@ type Acceptor[C comparable] struct {
 
 	mu       sync.Mutex
 	closing  bool
-	conns    map[C]struct{}
+	conns    map[C]*accepted
 	doneOnce sync.Once
 	done     chan struct{} // closed by Close: wakes accept loops waiting at the gate
 }
@@ -109,26 +109,29 @@ func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
 	}()
 }
 
-// serve is the goroutine of one accepted connection. It and run are the
-// bottom frames of every connection's stack while it waits for input, so
-// they are kept small: the garbage collector halves a waiting goroutine's
-// stack only when less than a quarter of it is in use.
+// serve is the goroutine of one accepted connection, until the
+// connection ends or detaches (Detach). It and run are the bottom frames of
+// every connection's stack while it waits for input, so they are kept
+// small: the garbage collector halves a waiting goroutine's stack only when
+// less than a quarter of it is in use.
 func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool), release func()) {
-	defer a.WG.Done()
-	defer release()
+	end := func() { release(); a.WG.Done() }
 	slot, ok := a.admit(nc)
 	if !ok {
 		_ = nc.Close()
+		end()
 		return
 	}
 	c, ok := open(nc)
 	if !ok {
 		slot.Release()
+		end()
 		return
 	}
-	if reason := a.register(c); reason != "" {
+	if reason := a.register(c, end); reason != "" {
 		slot.Release()
 		a.refuse(nc, reason)
+		end()
 		return
 	}
 	// The connection owns its slot from here (this frame stays under
@@ -156,39 +159,73 @@ func (a *Acceptor[C]) admit(nc net.Conn) (*LoginSlot, bool) {
 }
 
 // run serves a registered connection, counted by the gauge, and forgets it
-// when its stream ends.
+// when its stream ends, unless Serve detached it.
 func (a *Acceptor[C]) run(c C) {
 	if a.Gauge != nil {
 		a.Gauge.Inc()
 	}
-	defer func() {
-		if a.Gauge != nil {
-			a.Gauge.Dec()
-		}
-		a.mu.Lock()
-		delete(a.conns, c)
-		a.mu.Unlock()
-	}()
 	a.Serve(c)
+	a.mu.Lock()
+	detached := a.conns[c].detached
+	a.mu.Unlock()
+	if !detached {
+		a.finish(c)
+	}
+}
+
+// Detach is called by Serve, on its own goroutine, when c goes on without
+// it: c2s ends an idle session's reader goroutine and starts another when
+// bytes arrive, so that an idle session keeps no deep stack. Serve then
+// returns while c is still open, and the acceptor keeps counting and
+// tracking c (the gauge, Conns, Shutdown's wait, the per-address count)
+// until the returned end is called, once, when c's stream has ended.
+func (a *Acceptor[C]) Detach(c C) (end func()) {
+	a.mu.Lock()
+	a.conns[c].detached = true
+	a.mu.Unlock()
+	return func() { a.finish(c) }
+}
+
+// finish forgets a connection whose stream has ended and releases what
+// its registration held.
+func (a *Acceptor[C]) finish(c C) {
+	if a.Gauge != nil {
+		a.Gauge.Dec()
+	}
+	a.mu.Lock()
+	e := a.conns[c]
+	delete(a.conns, c)
+	a.mu.Unlock()
+	if e != nil && e.end != nil {
+		e.end()
+	}
 }
 
 // ServeConn runs c, a connection accepted by someone else (an HTTP server
 // upgrading to WebSocket), with the registration, gauge and shutdown
 // tracking of Accept's connections; the caller applies any per-address
-// limit itself. It blocks until c's stream ends and reports false, having
-// served nothing, when the acceptor is closing or full.
+// limit itself. It blocks until c's stream ends (or Serve detaches it) and
+// reports false, having served nothing, when the acceptor is closing or
+// full.
 func (a *Acceptor[C]) ServeConn(c C) bool {
-	if reason := a.register(c); reason != "" {
+	a.WG.Add(1)
+	if reason := a.register(c, a.WG.Done); reason != "" {
+		a.WG.Done()
 		return false
 	}
-	a.WG.Add(1)
-	defer a.WG.Done()
 	a.run(c)
 	return true
 }
 
-// register adds c to the open connections, or says why it may not.
-func (a *Acceptor[C]) register(c C) (refused string) {
+// accepted is what the acceptor keeps of a registered connection.
+type accepted struct {
+	end      func() // releases the registration's holdings (per-address count, WG)
+	detached bool   // Serve returned with the connection still open (Detach)
+}
+
+// register adds c to the open connections, or says why it may not. end is
+// run when c is forgotten.
+func (a *Acceptor[C]) register(c C, end func()) (refused string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -198,9 +235,9 @@ func (a *Acceptor[C]) register(c C) (refused string) {
 		return RefusedFull
 	}
 	if a.conns == nil {
-		a.conns = make(map[C]struct{})
+		a.conns = make(map[C]*accepted)
 	}
-	a.conns[c] = struct{}{}
+	a.conns[c] = &accepted{end: end}
 	return ""
 }
 

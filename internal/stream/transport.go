@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net"
+	"syscall"
 
 	"golang.org/x/time/rate"
 )
@@ -36,6 +38,17 @@ func NewRateLimitedConn(c net.Conn, bytesPerSec, burst int) net.Conn {
 		return c
 	}
 	return &RateLimitedConn{Conn: c, lim: rate.NewLimiter(rate.Limit(bytesPerSec), burst)}
+}
+
+// SyscallConn returns the socket's raw connection when the wrapped
+// connection has one (a TCP socket does): c2s waits on it for an idle
+// session's next bytes without reading them.
+func (c *RateLimitedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 // Read reads at most a burst and then waits until the bytes are paid for, so

@@ -111,7 +111,12 @@ type StreamHeader struct {
 }
 
 // Decoder reads an XMPP stream: ReadHeader once, then Next until it returns
-// an error. Any error is final: every later call returns it again.
+// an error. Any error is final, every later call returns it again, with one
+// exception: a read timeout (an error with a Timeout method that reports
+// true) while Next waits between top-level elements, before any byte of the
+// next one, leaves the stream as it was, and Next may be called again. The
+// stream layer uses that to stop waiting on an idle connection (c2s parks
+// idle readers).
 //
 // Errors are *Error (send the stream error Condition and close),
 // ErrStreamClosed (peer sent </stream:stream>), io.EOF (the transport
@@ -400,9 +405,26 @@ func (d *Decoder) Next() (*Element, error) {
 	// which the garbage collector can shrink to half its size (it shrinks
 	// only stacks less than a quarter used).
 	if err := d.awaitElement(); err != nil {
+		if d.between && d.in.buffered() == 0 && isTimeout(err) {
+			d.in.ioErr = nil // not final: see the type's comment
+			return nil, err
+		}
 		return nil, d.setErr(err)
 	}
 	return d.nextElement()
+}
+
+// Waiting reports whether the decoder is reading between top-level
+// elements with nothing of the next one read: a transport whose Read is
+// called while Waiting is true may end the wait with a timeout error
+// without losing anything (see the type's comment).
+func (d *Decoder) Waiting() bool { return d.in.idle }
+
+// isTimeout reports whether err is a read timeout (net.Error's Timeout,
+// os.ErrDeadlineExceeded), without importing net.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // nextElement reads the element awaitElement found the start of.
