@@ -39,7 +39,9 @@ type Transport interface {
 	Next() (*xml.Element, error)
 	// SetReadDeadline bounds the reads that follow (zero: none).
 	SetReadDeadline(t time.Time) error
-	// WriteHeader opens our side of the stream.
+	// WriteHeader opens our side of the stream. A transport may keep the
+	// header and send it with its next write (the features, in one system
+	// call), and at the latest before its next read.
 	WriteHeader(h xml.StreamHeader) error
 	// WriteElement writes one element directly (negotiation, before a
 	// session writer exists).
@@ -74,20 +76,43 @@ type tcpTransport struct {
 	lim          xml.Limits
 	writeTimeout time.Duration
 	tls          *tls.ConnectionState
+	// header is our stream header, not yet written: it goes out with the
+	// next write (the features, as a rule: one system call, one TLS
+	// record, instead of two per stream restart), or before the next read.
+	header []byte
 }
 
 func (t *tcpTransport) RemoteAddr() net.Addr               { return t.raw.RemoteAddr() }
 func (t *tcpTransport) TLS() *tls.ConnectionState          { return t.tls }
 func (t *tcpTransport) Secure() bool                       { return t.tls != nil }
 func (t *tcpTransport) SetReadDeadline(tm time.Time) error { return t.ir.setDeadline(tm) }
-func (t *tcpTransport) Next() (*xml.Element, error)        { return t.dec.Next() }
+func (t *tcpTransport) Next() (*xml.Element, error) {
+	if err := t.flushHeader(); err != nil {
+		return nil, err
+	}
+	return t.dec.Next()
+}
+
+// WriteHeader keeps our header until the next write or read (header).
 func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {
-	return t.write(xml.StreamHeaderBytes(h))
+	t.header = append(t.header[:0], xml.StreamHeaderBytes(h)...)
+	return nil
+}
+
+// flushHeader writes a header WriteHeader kept, on its own.
+func (t *tcpTransport) flushHeader() error {
+	if len(t.header) == 0 {
+		return nil
+	}
+	return t.write(nil)
 }
 
 // ReadHeader starts a new decoder: after STARTTLS and SASL the stream
 // restarts, and nothing the old decoder had buffered carries over.
 func (t *tcpTransport) ReadHeader() (xml.StreamHeader, error) {
+	if err := t.flushHeader(); err != nil {
+		return xml.StreamHeader{}, err
+	}
 	t.dec = xml.NewDecoder(&t.ir, t.lim)
 	t.ir.nc, t.ir.dec = t.nc, t.dec
 	t.dec.SetContentNamespace(stanza.NSClient)
@@ -100,7 +125,12 @@ func (t *tcpTransport) WriteElement(el *xml.Element) error {
 	return t.write(buf.Bytes())
 }
 
+// write writes b, after a kept header if there is one.
 func (t *tcpTransport) write(b []byte) error {
+	if len(t.header) > 0 {
+		b = append(t.header, b...)
+		t.header = t.header[:0]
+	}
 	_ = t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
 	_, err := t.nc.Write(b)
 	return err
@@ -111,14 +141,19 @@ func (t *tcpTransport) OpenBeforeError(err error, from string) {
 }
 
 func (t *tcpTransport) NewWriter(max int, timeout time.Duration) *stream.Writer {
+	_ = t.flushHeader()
 	return stream.NewWriter(t.nc, max, timeout, stanza.NSClient)
 }
 
 func (t *tcpTransport) End(w *stream.Writer, errEl *xml.Element, drain bool) {
+	_ = t.flushHeader() // a stream error follows our header (RFC 6120 §4.9.1.2)
 	stream.EndWith(w, t.nc, errEl, drain)
 }
 
 func (t *tcpTransport) StartTLS(cfg *tls.Config, deadline time.Time) (int, error) {
+	if err := t.flushHeader(); err != nil {
+		return 0, err
+	}
 	discarded := t.dec.Buffered()
 	tc := tls.Server(t.raw, cfg)
 	_ = tc.SetDeadline(deadline)

@@ -60,10 +60,8 @@ var _ storage.Store = (*Store)(nil)
 // '?'.
 func Open(ctx context.Context, path string) (*Store, error) {
 	dsn, memory := dsnFor(path)
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
+	// Connections that keep their prepared statements (stmtcache.go).
+	db := sql.OpenDB(cachingConnector{dsn: dsn, drv: &sqlitedrv.Driver{}})
 	if memory {
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)
@@ -83,7 +81,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		// exclusive lock and SQLite reports SQLITE_BUSY at once, without
 		// consulting the busy handler, when another process is doing the
 		// same: hence the retry.
-		err = retryBusy(ctx, func() error {
+		err := retryBusy(ctx, func() error {
 			var mode string
 			if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
 				return err
