@@ -51,3 +51,20 @@ func TestPasswordWriteNeedsDirectory(t *testing.T) {
 		t.Errorf("password_write without servers: %v", err)
 	}
 }
+
+// limits.park_idle_after: 2s by default, negative turns parking off, and
+// a positive value under 100ms is refused.
+func TestParkIdleAfter(t *testing.T) {
+	parse := func(line string) (*Config, error) {
+		return Parse([]byte("[[host]]\ndomain = \"a.test\"\n[limits]\n" + line + "\n"))
+	}
+	for line, want := range map[string]time.Duration{"": 2 * time.Second, `park_idle_after = "30s"`: 30 * time.Second, `park_idle_after = "-1s"`: -time.Second} {
+		c, err := parse(line)
+		if err != nil || c.Limits.ParkIdleAfter.Duration != want {
+			t.Errorf("%q: %v, %v; want %s", line, c.Limits.ParkIdleAfter.Duration, err, want)
+		}
+	}
+	if _, err := parse(`park_idle_after = "10ms"`); err == nil || !strings.Contains(err.Error(), "limits.park_idle_after") {
+		t.Errorf("10ms: %v", err)
+	}
+}
