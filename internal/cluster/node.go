@@ -441,6 +441,23 @@ func (n *Node) live(node, inc string) bool {
 	return ok && m.Inc == inc && time.Since(m.seen) < n.opts.Lease
 }
 
+// heardOf asks the nodes bucket whether another node's incarnation inc is
+// live when this node's view says it is not: a node that has just joined
+// (or restarted, with a new incarnation) may have claimed sessions before
+// its first heartbeat reached this node's watch, and those must not be
+// pruned as a dead node's. What the bucket shows is applied to the view.
+func (n *Node) heardOf(ctx context.Context, node, inc string) bool {
+	if node == n.opts.Name {
+		return false
+	}
+	en, err := n.nodes.Get(ctx, node)
+	if err != nil {
+		return false
+	}
+	n.applyMember(en)
+	return n.live(node, inc)
+}
+
 func (n *Node) liveMembers() []string {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -632,10 +649,10 @@ func (n *Node) update(ctx context.Context, bare jid.JID, fn func(rec *record) (b
 // entries whose session is gone.
 // It returns the other nodes' entries it dropped: sessions that ended
 // with their node, which ended() announces once written.
-func (n *Node) prune(bare jid.JID, rec *record) map[string]entry {
+func (n *Node) prune(ctx context.Context, bare jid.JID, rec *record) map[string]entry {
 	var gone map[string]entry
 	for res, e := range rec.R {
-		stale := !n.live(e.Node, e.Inc)
+		stale := !n.live(e.Node, e.Inc) && !n.heardOf(ctx, e.Node, e.Inc)
 		if stale && e.Node != n.opts.Name {
 			if gone == nil {
 				gone = map[string]entry{}
@@ -698,16 +715,35 @@ func (n *Node) claiming(sid string) bool {
 	return ok && time.Since(t) < claimGrace
 }
 
+// markClaiming records sid as a claim in flight (claiming) from now, and
+// forgets claims long past their grace.
+func (n *Node) markClaiming(sid string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	n.inflight[sid] = now
+	for id, t := range n.inflight {
+		if now.Sub(t) > 2*claimGrace {
+			delete(n.inflight, id)
+		}
+	}
+}
+
 // Claim implements router.Bus.
 func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max int) (module.Session, error) {
 	if !n.healthy.Load() {
 		return nil, router.ErrUnavailable
 	}
+	// In flight before the write, not after: a concurrent claim on this
+	// node for the same account prunes this node's entries whose session
+	// is not bound here yet, and would otherwise prune this one between
+	// the write and the bind, letting more sessions than max in.
+	n.markClaiming(s.ID())
 	var prev entry
 	var had bool
 	var gone map[string]entry
 	err := n.update(ctx, full.Bare(), func(rec *record) (bool, error) {
-		gone = n.prune(full.Bare(), rec)
+		gone = n.prune(ctx, full.Bare(), rec)
 		prev, had = rec.R[full.Resource()]
 		others := len(rec.R)
 		if had {
@@ -722,6 +758,9 @@ func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max in
 		return true, nil
 	})
 	if err != nil {
+		n.mu.Lock()
+		delete(n.inflight, s.ID())
+		n.mu.Unlock()
 		if errors.Is(err, router.ErrResourceConstraint) {
 			return nil, err
 		}
@@ -729,15 +768,7 @@ func (n *Node) Claim(ctx context.Context, full jid.JID, s module.Session, max in
 		return nil, router.ErrUnavailable
 	}
 	go n.ended(full.Bare(), gone)
-	n.mu.Lock()
-	now := time.Now()
-	n.inflight[s.ID()] = now
-	for sid, t := range n.inflight {
-		if now.Sub(t) > 2*claimGrace {
-			delete(n.inflight, sid)
-		}
-	}
-	n.mu.Unlock()
+	n.markClaiming(s.ID()) // the grace runs from the claim's write
 	if had && prev.Node != n.opts.Name {
 		return &remote{n: n, full: full, node: prev.Node, inc: prev.Inc, sid: prev.Sid}, nil
 	}
