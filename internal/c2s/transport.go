@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,6 +80,8 @@ type tcpTransport struct {
 	// header is our stream header, not yet written: it goes out with the
 	// next write (the features, as a rule: one system call, one TLS
 	// record, instead of two per stream restart), or before the next read.
+	// hmu guards it: End may run on another goroutine (Shutdown).
+	hmu    sync.Mutex
 	header []byte
 }
 
@@ -95,16 +98,29 @@ func (t *tcpTransport) Next() (*xml.Element, error) {
 
 // WriteHeader keeps our header until the next write or read (header).
 func (t *tcpTransport) WriteHeader(h xml.StreamHeader) error {
-	t.header = append(t.header[:0], xml.StreamHeaderBytes(h)...)
+	b := xml.StreamHeaderBytes(h)
+	t.hmu.Lock()
+	t.header = b
+	t.hmu.Unlock()
 	return nil
+}
+
+// takeHeader returns the kept header, if any, and forgets it: whoever
+// takes it writes it.
+func (t *tcpTransport) takeHeader() []byte {
+	t.hmu.Lock()
+	defer t.hmu.Unlock()
+	h := t.header
+	t.header = nil
+	return h
 }
 
 // flushHeader writes a header WriteHeader kept, on its own.
 func (t *tcpTransport) flushHeader() error {
-	if len(t.header) == 0 {
-		return nil
+	if h := t.takeHeader(); len(h) > 0 {
+		return t.writeRaw(h)
 	}
-	return t.write(nil)
+	return nil
 }
 
 // ReadHeader starts a new decoder: after STARTTLS and SASL the stream
@@ -127,10 +143,13 @@ func (t *tcpTransport) WriteElement(el *xml.Element) error {
 
 // write writes b, after a kept header if there is one.
 func (t *tcpTransport) write(b []byte) error {
-	if len(t.header) > 0 {
-		b = append(t.header, b...)
-		t.header = t.header[:0]
+	if h := t.takeHeader(); len(h) > 0 {
+		b = append(h, b...)
 	}
+	return t.writeRaw(b)
+}
+
+func (t *tcpTransport) writeRaw(b []byte) error {
 	_ = t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
 	_, err := t.nc.Write(b)
 	return err

@@ -446,16 +446,35 @@ func (n *Node) live(node, inc string) bool {
 // (or restarted, with a new incarnation) may have claimed sessions before
 // its first heartbeat reached this node's watch, and those must not be
 // pruned as a dead node's. What the bucket shows is applied to the view.
+//
+// Only a node this node has no heartbeat of, or whose known incarnation is
+// another, is looked up: a known incarnation whose heartbeats stopped is
+// dead. The heartbeat read must be younger than the lease either way (the
+// bucket keeps a crashed node's last one, and its clock may be ahead of
+// this node's by less than a lease).
 func (n *Node) heardOf(ctx context.Context, node, inc string) bool {
 	if node == n.opts.Name {
+		return false
+	}
+	n.mu.RLock()
+	m, known := n.members[node]
+	n.mu.RUnlock()
+	if known && m.Inc == inc {
 		return false
 	}
 	en, err := n.nodes.Get(ctx, node)
 	if err != nil {
 		return false
 	}
+	var bm member
+	if json.Unmarshal(en.Value, &bm) != nil || bm.Inc != inc {
+		return false
+	}
+	if age := time.Since(en.Created); age <= -n.opts.Lease || age >= n.opts.Lease {
+		return false
+	}
 	n.applyMember(en)
-	return n.live(node, inc)
+	return true
 }
 
 func (n *Node) liveMembers() []string {

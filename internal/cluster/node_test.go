@@ -655,3 +655,24 @@ func TestRoomTakeoverServesNothingBeforeReload(t *testing.T) {
 		t.Fatalf("node 2 served the room itself (%d stanzas) while node 1 held it", comp2.total)
 	}
 }
+
+// heardOf, asked before a claim sweeps an entry, says live only for the
+// incarnation a node's heartbeat in the bucket shows now: not for another
+// incarnation of a live node, nor for a node with no heartbeat.
+func TestHeardOf(t *testing.T) {
+	ns := startNodes(t, memEngines, 2, 0)
+	n, inc2 := ns[0].n, ns[1].n.incarnation()
+	ctx := context.Background()
+	if !n.heardOf(ctx, "node2", inc2) && !n.live("node2", inc2) {
+		t.Fatal("node2's current incarnation is neither known nor found in the bucket")
+	}
+	if n.heardOf(ctx, "node2", "an-old-incarnation") {
+		t.Fatal("an incarnation node2 no longer runs counted as live")
+	}
+	if n.heardOf(ctx, "node9", "x") {
+		t.Fatal("a node without a heartbeat counted as live")
+	}
+	if n.heardOf(ctx, n.Name(), "x") {
+		t.Fatal("this node's own other incarnation counted as live")
+	}
+}

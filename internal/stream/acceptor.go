@@ -128,7 +128,7 @@ func (a *Acceptor[C]) serve(nc net.Conn, open func(net.Conn) (C, bool), release 
 		end()
 		return
 	}
-	if reason := a.register(c, end); reason != "" {
+	if reason := a.register(c, end, false); reason != "" {
 		slot.Release()
 		a.refuse(nc, reason)
 		end()
@@ -166,7 +166,10 @@ func (a *Acceptor[C]) run(c C) {
 	}
 	a.Serve(c)
 	a.mu.Lock()
-	detached := a.conns[c].detached
+	// Gone already: c detached and its stream ended, on another
+	// goroutine, before Serve returned here.
+	e := a.conns[c]
+	detached := e == nil || e.detached
 	a.mu.Unlock()
 	if !detached {
 		a.finish(c)
@@ -208,9 +211,7 @@ func (a *Acceptor[C]) finish(c C) {
 // reports false, having served nothing, when the acceptor is closing or
 // full.
 func (a *Acceptor[C]) ServeConn(c C) bool {
-	a.WG.Add(1)
-	if reason := a.register(c, a.WG.Done); reason != "" {
-		a.WG.Done()
+	if reason := a.register(c, a.WG.Done, true); reason != "" {
 		return false
 	}
 	a.run(c)
@@ -224,8 +225,10 @@ type accepted struct {
 }
 
 // register adds c to the open connections, or says why it may not. end is
-// run when c is forgotten.
-func (a *Acceptor[C]) register(c C, end func()) (refused string) {
+// run when c is forgotten. count adds c to WG, under the lock that Close
+// takes before Shutdown waits, so that no Add can race that Wait (the
+// accept loop counts its connections itself, before their goroutine).
+func (a *Acceptor[C]) register(c C, end func(), count bool) (refused string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -233,6 +236,9 @@ func (a *Acceptor[C]) register(c C, end func()) (refused string) {
 		return RefusedClosing
 	case a.Max > 0 && len(a.conns) >= a.Max:
 		return RefusedFull
+	}
+	if count {
+		a.WG.Add(1)
 	}
 	if a.conns == nil {
 		a.conns = make(map[C]*accepted)

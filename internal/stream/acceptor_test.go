@@ -136,3 +136,71 @@ func TestAcceptorClosingRefuses(t *testing.T) {
 	h.dial()
 	h.expectRefused(RefusedClosing)
 }
+
+// A connection that detaches may end on its other goroutine before Serve
+// has returned: the acceptor must not look it up as still registered.
+func TestDetachedConnEndsBeforeServeReturns(t *testing.T) {
+	var wg sync.WaitGroup
+	a := &Acceptor[*int]{WG: &wg}
+	ended := make(chan struct{})
+	a.Serve = func(c *int) {
+		end := a.Detach(c)
+		go func() { end(); close(ended) }()
+		<-ended
+	}
+	if !a.ServeConn(new(int)) {
+		t.Fatal("refused")
+	}
+	wg.Wait()
+	if n := len(a.Conns()); n != 0 {
+		t.Fatalf("%d connections still registered", n)
+	}
+}
+
+// ServeConn calls racing Shutdown's Wait (WebSocket clients reconnecting
+// while the server stops) never add to the WaitGroup once Close was
+// called: an Add after the last Done, during Wait, panics.
+func TestServeConnWhileShutdownWaits(t *testing.T) {
+	for round := 0; round < 300; round++ {
+		var wg sync.WaitGroup
+		release := make(chan struct{})
+		a := &Acceptor[*int]{WG: &wg, Serve: func(*int) { <-release }}
+		go a.ServeConn(new(int))
+		for len(a.Conns()) == 0 {
+			time.Sleep(time.Microsecond)
+		}
+		a.Close()
+		panicked := make(chan any, 1)
+		go func() {
+			defer func() { panicked <- recover() }()
+			wg.Wait()
+		}()
+		stop := make(chan struct{})
+		var spin sync.WaitGroup
+		for range 4 {
+			spin.Add(1)
+			go func() {
+				defer spin.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						if a.ServeConn(new(int)) {
+							t.Error("served after Close")
+							return
+						}
+					}
+				}
+			}()
+		}
+		time.Sleep(100 * time.Microsecond)
+		close(release)
+		p := <-panicked
+		close(stop)
+		spin.Wait()
+		if p != nil {
+			t.Fatalf("round %d: %v", round, p)
+		}
+	}
+}
