@@ -3,6 +3,7 @@ package module
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Hook is a named, priority-ordered list of handlers for events of type E,
@@ -10,11 +11,12 @@ import (
 // and the first one that returns true stops the chain ("handled").
 //
 // Handlers are registered at module start and rarely after, while Fire runs
-// on every stanza, so the handler lists are copy-on-write: Fire takes a read
-// lock only long enough to fetch the current slice.
+// on every stanza, so the whole table is copy-on-write: On and its off
+// function build a new table under mu and publish it atomically, and Fire
+// and Has only load the current one (no lock on the stanza path).
 type Hook[E any] struct {
-	mu    sync.RWMutex
-	lists map[string][]entry[E]
+	mu    sync.Mutex // serialises On and off
+	lists atomic.Pointer[map[string][]entry[E]]
 	seq   int
 }
 
@@ -24,45 +26,59 @@ type entry[E any] struct {
 	fn   func(E) bool
 }
 
+// table returns the current handler lists (nil before the first On).
+func (h *Hook[E]) table() map[string][]entry[E] {
+	if p := h.lists.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// replace publishes a copy of the table with name's list set to list.
+// Callers hold mu.
+func (h *Hook[E]) replace(name string, list []entry[E]) {
+	cur := h.table()
+	next := make(map[string][]entry[E], len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[name] = list
+	h.lists.Store(&next)
+}
+
 // On registers fn for event name at priority prio and returns a function that
 // removes it again (modules call it on Stop).
 func (h *Hook[E]) On(name string, prio int, fn func(E) bool) (off func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lists == nil {
-		h.lists = make(map[string][]entry[E])
-	}
 	h.seq++
 	seq := h.seq
-	next := append(append([]entry[E](nil), h.lists[name]...), entry[E]{prio: prio, seq: seq, fn: fn})
+	next := append(append([]entry[E](nil), h.table()[name]...), entry[E]{prio: prio, seq: seq, fn: fn})
 	sort.SliceStable(next, func(i, j int) bool {
 		if next[i].prio != next[j].prio {
 			return next[i].prio > next[j].prio
 		}
 		return next[i].seq < next[j].seq
 	})
-	h.lists[name] = next
+	h.replace(name, next)
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		cur := h.lists[name]
+		cur := h.table()[name]
 		out := make([]entry[E], 0, len(cur))
 		for _, e := range cur {
 			if e.seq != seq {
 				out = append(out, e)
 			}
 		}
-		h.lists[name] = out
+		h.replace(name, out)
 	}
 }
 
 // Fire runs the handlers of name in priority order and reports whether one of
 // them handled the event.
 func (h *Hook[E]) Fire(name string, e E) bool {
-	h.mu.RLock()
-	list := h.lists[name]
-	h.mu.RUnlock()
-	for _, en := range list {
+	for _, en := range h.table()[name] {
 		if en.fn(e) {
 			return true
 		}
@@ -72,7 +88,5 @@ func (h *Hook[E]) Fire(name string, e E) bool {
 
 // Has reports whether any handler is registered for name.
 func (h *Hook[E]) Has(name string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.lists[name]) > 0
+	return len(h.table()[name]) > 0
 }
