@@ -31,7 +31,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compare  # noqa: E402  (load: the TSV both scripts read)
+import compare  # noqa: E402  (load, fmt, ratio: shared with the comparison)
 
 NODES = 3
 CROSSING = 2.0 / 3.0  # share of deliveries that cross nodes (even spread over three)
@@ -46,18 +46,7 @@ def load(path):
     return rows
 
 
-def fmt(v, digits=1):
-    if v is None:
-        return "–"
-    if abs(v) >= 100:
-        return "%.0f" % v
-    return ("%%.%df" % digits) % v
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "–"
-    return "%.2f" % (a / b)
+fmt, ratio = compare.fmt, compare.ratio
 
 
 def delivered(r):

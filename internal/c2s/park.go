@@ -1,7 +1,6 @@
 package c2s
 
 import (
-	"errors"
 	"net"
 	"syscall"
 	"time"
@@ -70,7 +69,7 @@ func (r *idleReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			r.reads++
 		}
-		if err == nil || r.after == 0 || !isTimeout(err) {
+		if err == nil || r.after == 0 || !xml.IsTimeout(err) {
 			return n, err
 		}
 		now := time.Now()
@@ -106,11 +105,6 @@ func (r *idleReader) deadline() time.Time {
 		return r.own
 	}
 	return r.parkBy
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (t *tcpTransport) startParking(after time.Duration) bool {

@@ -17,11 +17,7 @@ import (
 // with the connection's own writes (run with -race).
 func TestKeptHeaderWrittenOnce(t *testing.T) {
 	hdr := xml.StreamHeader{Space: "http://etherx.jabber.org/streams", Local: "stream", DefaultNS: "jabber:client", ID: "x", Version: "1.0"}
-	a, b := net.Pipe()
-	var got bytes.Buffer
-	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(&got, b); close(copied) }()
-	tr := &tcpTransport{raw: a, nc: a, writeTimeout: time.Second}
+	tr, wire := pipeTransport()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -30,25 +26,32 @@ func TestKeptHeaderWrittenOnce(t *testing.T) {
 	}()
 	tr.End(nil, nil, false)
 	<-done
-	_ = b.Close()
-	<-copied
 	// End may come first (then nothing after it reaches the closed
 	// connection), but the header is never written twice.
-	if n := bytes.Count(got.Bytes(), []byte("<stream:stream")); n > 1 {
-		t.Fatalf("header written %d times: %q", n, got.String())
+	if out := wire(); strings.Count(out, "<stream:stream") > 1 {
+		t.Fatalf("header written twice: %q", out)
 	}
 
 	// Kept, then a stream error: the header goes first, once.
-	a, b = net.Pipe()
-	got.Reset()
-	copied = make(chan struct{})
-	go func() { _, _ = io.Copy(&got, b); close(copied) }()
-	tr = &tcpTransport{raw: a, nc: a, writeTimeout: time.Second}
+	tr, wire = pipeTransport()
 	_ = tr.WriteHeader(hdr)
 	tr.End(nil, xml.New("http://etherx.jabber.org/streams", "error"), false)
-	<-copied
-	out := got.String()
-	if bytes.Count(got.Bytes(), []byte("<stream:stream")) != 1 || !strings.HasPrefix(out, "<?xml") || !strings.Contains(out, "error") {
+	out := wire()
+	if strings.Count(out, "<stream:stream") != 1 || !strings.HasPrefix(out, "<?xml") || !strings.Contains(out, "error") {
 		t.Fatalf("header then error: %q", out)
+	}
+}
+
+// pipeTransport is a tcpTransport on one end of a pipe; wire closes the
+// other end and returns everything the transport wrote to it.
+func pipeTransport() (tr *tcpTransport, wire func() string) {
+	a, b := net.Pipe()
+	var got bytes.Buffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&got, b); close(copied) }()
+	return &tcpTransport{raw: a, nc: a, writeTimeout: time.Second}, func() string {
+		_ = b.Close()
+		<-copied
+		return got.String()
 	}
 }

@@ -405,7 +405,7 @@ func (d *Decoder) Next() (*Element, error) {
 	// which the garbage collector can shrink to half its size (it shrinks
 	// only stacks less than a quarter used).
 	if err := d.awaitElement(); err != nil {
-		if d.between && d.in.buffered() == 0 && isTimeout(err) {
+		if d.between && d.in.buffered() == 0 && IsTimeout(err) {
 			d.in.ioErr = nil // not final: see the type's comment
 			return nil, err
 		}
@@ -420,9 +420,11 @@ func (d *Decoder) Next() (*Element, error) {
 // without losing anything (see the type's comment).
 func (d *Decoder) Waiting() bool { return d.in.idle }
 
-// isTimeout reports whether err is a read timeout (net.Error's Timeout,
-// os.ErrDeadlineExceeded), without importing net.
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a read timeout (net.Error's Timeout,
+// os.ErrDeadlineExceeded, or any error with a Timeout method that says
+// so), without importing net: the errors the decoder does not treat as
+// final between stanzas.
+func IsTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
 }
@@ -733,13 +735,12 @@ func (d *Decoder) build() *Element {
 			ei++
 			el.Space, el.Local = p.strs[ev.space], get(ev.local)
 			if ev.a1 > ev.a0 {
-				a0, a1, cap := int(ev.a0), int(ev.a1), int(ev.a1)
-				if ei == 1 {
-					cap += spare // the top-level element
-				} else {
-					a0, a1, cap = a0+spare, a1+spare, cap+spare
+				a0, a1 := int(ev.a0), int(ev.a1)
+				if ei == 1 { // the top-level element: the spare slot follows
+					el.Attrs = attrs[a0 : a1 : a1+spare]
+				} else { // after the spare slot
+					el.Attrs = attrs[a0+spare : a1+spare : a1+spare]
 				}
-				el.Attrs = attrs[a0:a1:cap]
 			}
 			if n := int(ev.nchild); n > 0 {
 				el.Children = nodes[ni : ni+n : ni+n]
