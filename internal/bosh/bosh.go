@@ -270,7 +270,12 @@ func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, rc *http.Re
 
 // serve hands req to its session and writes the answer when there is one.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, s *session, req *request) {
-	ch := s.handle(req)
+	h.answer(w, r, rc, s, s.handle(req))
+}
+
+// answer writes the reply that comes on ch, the channel of a request s
+// holds.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rc *http.ResponseController, s *session, ch chan reply) {
 	select {
 	case rep := <-ch:
 		h.write(w, rc, s.contentType, rep)

@@ -211,6 +211,10 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rc *http.Respon
 	h.mu.Lock()
 	h.sessions[s.sid] = s
 	h.mu.Unlock()
+	// The session holds the creation request before its stream starts,
+	// so a server shutting down, which refuses the stream at once, ends
+	// the session with that request still there to carry system-shutdown.
+	ch := s.handle(req)
 	go func() {
 		// This goroutine is the stream's read loop for its whole life.
 		if !h.srv.ServeTransport(s) {
@@ -219,7 +223,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, rc *http.Respon
 			s.mu.Unlock()
 		}
 	}()
-	h.serve(w, r, rc, s, req)
+	h.answer(w, r, rc, s, ch)
 }
 
 // sanitizeTLS keeps what c2s may rely on across the HTTP connections of a
