@@ -172,13 +172,12 @@ func (c *conn) park() {
 	}
 	c.parker.park()
 	c.srv.metrics.ParkedReaders.Inc()
-	go c.unpark()
+	c.parker.awaitReadable(c.unpark)
 }
 
-// unpark is a parked session's goroutine: while it waits, its stack is a
-// few small frames.
+// unpark runs on a goroutine of its own when a parked session's socket
+// wakes: it becomes the session's reader.
 func (c *conn) unpark() {
-	c.parker.awaitReadable()
 	c.srv.metrics.ParkedReaders.Dec()
 	c.parker.resume()
 	c.readLoop()

@@ -1,10 +1,13 @@
 package c2s
 
 import (
+	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
+	"parley/internal/idlewait"
 	"parley/internal/xmpp/xml"
 )
 
@@ -37,11 +40,12 @@ type parker interface {
 	// park prepares the connection for its reader to end: the socket's
 	// read deadline goes back to the caller's own (SetReadDeadline).
 	park()
-	// awaitReadable blocks until the socket has bytes or an error, or the
-	// caller's read deadline passes; whichever, the read loop's next read
-	// tells which. It runs in small frames: it is all an idle session's
-	// goroutine holds.
-	awaitReadable()
+	// awaitReadable calls then, on a goroutine of its own, once the socket
+	// has bytes or an error, is closed, or the caller's read deadline
+	// passes; whichever, the read loop's next read tells which. Until
+	// then the session holds no goroutine where the idle set is available
+	// (idlewait, Linux), and one in a few small frames elsewhere.
+	awaitReadable(then func())
 	// resume re-arms parking for the read loop that follows.
 	resume()
 }
@@ -129,4 +133,65 @@ func (t *tcpTransport) park() { _ = t.nc.SetReadDeadline(t.ir.own) }
 
 func (t *tcpTransport) resume() { _ = t.ir.arm(time.Now()) }
 
-func (t *tcpTransport) awaitReadable() { awaitReadable(t.rc) }
+func (t *tcpTransport) awaitReadable(then func()) {
+	if t.idle != nil && t.cw != nil {
+		t.cw.park(t.idle, t.rc, t.ir.own, then)
+		return
+	}
+	go func() {
+		awaitReadable(t.rc)
+		then()
+	}()
+}
+
+// closeWatch is a client TCP connection under its TLS layer: every Close,
+// from whichever layer or goroutine (the session's writer after a stream
+// error, a conflict, a shutdown), passes here. A parked reader registered
+// in the idle set must hear of it, because the kernel drops a closed
+// socket from the set without an event.
+type closeWatch struct {
+	net.Conn
+	mu     sync.Mutex
+	closed bool
+	parked *idlewait.Wait // the last registration; Wake is a no-op once it ended
+}
+
+func (c *closeWatch) Close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	c.closed = true
+	w := c.parked
+	c.parked = nil
+	c.mu.Unlock()
+	if w != nil {
+		w.Wake()
+	}
+	return err
+}
+
+var _ syscall.Conn = (*closeWatch)(nil) // startParking finds the socket through it
+
+// SyscallConn is the socket's, for the waits.
+func (c *closeWatch) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
+// park registers the socket in set, to run then when it wakes (on a
+// goroutine of its own); at once when the connection is already closed
+// or cannot be registered.
+func (c *closeWatch) park(set *idlewait.Set, rc syscall.RawConn, deadline time.Time, then func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		w, err := set.Add(rc, deadline, func() { go then() })
+		if err == nil {
+			c.parked = w
+			return
+		}
+	}
+	go then()
+}

@@ -21,6 +21,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/directory"
 	"parley/internal/gssapi"
+	"parley/internal/idlewait"
 	"parley/internal/legacyauth"
 	"parley/internal/metrics"
 	"parley/internal/router"
@@ -79,6 +80,10 @@ type Server struct {
 	// stopping is set by Shutdown: a connection lost from then on ends
 	// its session instead of detaching it.
 	stopping atomic.Bool
+	// idle is the set parked readers wait in (idlewait): no goroutine per
+	// idle session. Nil where there is none (not Linux, or parking off):
+	// a parked reader then waits in a goroutine of its own.
+	idle *idlewait.Set
 }
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
@@ -123,6 +128,13 @@ func (s *Server) Listen() error {
 	s.mu.Lock()
 	s.listeners = ls
 	s.mu.Unlock()
+	if s.cfg.Limits.ParkIdleAfter.Duration > 0 && parkSupported {
+		idle, err := idlewait.New()
+		if err != nil {
+			s.log.Info("c2s: parked readers wait in a goroutine each", "reason", err)
+		}
+		s.idle = idle
+	}
 	return nil
 }
 
@@ -154,8 +166,8 @@ func (s *Server) Serve() {
 func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 	lim := s.cfg.Limits
 	c := &conn{srv: s, direct: direct, authBy: time.Now().Add(lim.PreAuthTimeout.Duration)}
-	rc := stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)
-	t := &tcpTransport{raw: rc, nc: rc, ir: idleReader{nc: rc}, lim: s.streamLimits(), writeTimeout: lim.WriteTimeout.Duration}
+	cw := &closeWatch{Conn: stream.NewRateLimitedConn(nc, lim.RateBytesPerSecond, lim.RateBurstBytes)}
+	t := &tcpTransport{raw: cw, nc: cw, cw: cw, idle: s.idle, ir: idleReader{nc: cw}, lim: s.streamLimits(), writeTimeout: lim.WriteTimeout.Duration}
 	c.t = t
 	if direct {
 		// TLS runs over the rate-limited connection, so encrypted bytes
@@ -164,7 +176,7 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 		// finishes its ClientHello would hold a goroutine and a socket
 		// forever (slowloris on the handshake).
 		_, direct := s.tlsConfigs()
-		tc := tls.Server(rc, direct)
+		tc := tls.Server(cw, direct)
 		_ = tc.SetDeadline(c.authBy)
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()
@@ -223,6 +235,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
+	}
+	// Every session has ended and left the idle set, unless ctx ran out
+	// first: then closing it wakes the readers still parked, to find
+	// their connections closed.
+	if s.idle != nil {
+		s.idle.Close()
 	}
 	// Sessions waiting for a resumption have no connection to close; they
 	// end now, so their unacknowledged stanzas are stored or bounced while

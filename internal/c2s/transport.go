@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"parley/internal/idlewait"
 	"parley/internal/stream"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -70,10 +71,14 @@ type tlsUpgrader interface {
 // tcpTransport is a client stream on a TCP connection: raw is the
 // rate-limited socket, nc the same or its TLS layer.
 type tcpTransport struct {
-	raw, nc      net.Conn
-	dec          *xml.Decoder
-	ir           idleReader // what dec reads from: nc, and parking (park.go)
-	rc           syscall.RawConn
+	raw, nc net.Conn
+	dec     *xml.Decoder
+	ir      idleReader // what dec reads from: nc, and parking (park.go)
+	rc      syscall.RawConn
+	// cw is the connection under TLS, which hears every close (park.go);
+	// idle the set a parked reader waits in, nil: a goroutine waits.
+	cw           *closeWatch
+	idle         *idlewait.Set
 	lim          xml.Limits
 	writeTimeout time.Duration
 	tls          *tls.ConnectionState

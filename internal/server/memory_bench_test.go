@@ -105,10 +105,14 @@ rate_burst_bytes = 1000000
 
 // settle brings the server to the steady state of idle sessions before it
 // is measured: the sessions' readers have parked (limits.park_idle_after,
-// 2s by default, plus a margin) and the collector has run twice since
+// 2s by default, plus a margin); the collector has run twice since
 // (through net/http/pprof's gc=1), as it does at least every two minutes
-// on its own; it shrinks the stacks of goroutines that use less than a
-// quarter of theirs, halving them at each collection.
+// on its own: it shrinks the stacks of goroutines that use less than a
+// quarter of theirs, halving them at each collection; and the server has
+// been left quiet for half a minute, in which the runtime's background
+// scavenger gives back to the system the pages the logins left free (RSS
+// right after a storm includes them). Nothing polls the server meanwhile:
+// every scrape would leave garbage behind.
 func settle(b *testing.B, httpAddr string) {
 	time.Sleep(3 * time.Second)
 	for range 2 {
@@ -119,6 +123,7 @@ func settle(b *testing.B, httpAddr string) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
 	}
+	time.Sleep(30 * time.Second)
 }
 
 // processRSS returns the resident set of process pid in bytes, or 0 where
