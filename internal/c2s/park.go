@@ -13,12 +13,14 @@ import (
 
 // Parking idle readers (docs/ARCHITECTURE.md, "The hot path and memory per
 // session"). A bound session's reader goroutine that has waited
-// limits.park_idle_after without a byte, between stanzas, ends; a new
-// goroutine waits in a few small frames for the socket to become readable
-// and then runs the read loop again. An idle session then keeps a 2 KiB
-// stack instead of the 4-8 KiB its read loop grew (crypto/tls's read path
-// is deep), and it costs an active session nothing: the wait is a read
-// deadline the reader sets once per park_idle_after, not per stanza.
+// limits.park_idle_after without a byte, between stanzas, ends; the socket
+// waits in the server's idle set (internal/idlewait), and when it becomes
+// readable a new goroutine runs the read loop again. An idle session then
+// holds no goroutine at all, instead of the 4-8 KiB stack its read loop
+// grew (crypto/tls's read path is deep); where there is no idle set, a
+// goroutine of a few small frames waits for it. Parking costs an active
+// session nothing: the wait is a read deadline the reader sets once per
+// park_idle_after, not per stanza.
 
 // errParked ends a read when the session's reader parks: a timeout, which
 // the decoder treats as not final while it waits between stanzas.

@@ -310,9 +310,9 @@ type Limits struct {
 	LoginSlotTimeout Duration `toml:"login_slot_timeout"`
 	// ParkIdleAfter is how long a bound client connection (TCP, with or
 	// without TLS) may send nothing, between stanzas, before its reader
-	// goroutine parks: it ends, and a goroutine that holds only a few
-	// small frames waits for the client's next bytes and starts a reader
-	// again. It is what keeps an idle session's memory small (the reader's
+	// goroutine parks: it ends, its socket waits in the c2s idle set
+	// (internal/idlewait; elsewhere than Linux, a goroutine of a few small
+	// frames waits), and the client's next bytes start a reader again. It is what keeps an idle session's memory small (the reader's
 	// stack grows to 8 KiB under TLS); an active session never parks, and
 	// a session waking from it costs a goroutine start. Default 2s; a
 	// negative value turns parking off; at least 100ms.
