@@ -20,7 +20,7 @@ import (
 type Set struct {
 	ep   *os.File        // the epoll instance; its closing ends the loop
 	eprc syscall.RawConn // ep's raw conn: every use of the epoll fd holds it open
-	done chan struct{}   // closed when the loop has ended
+	done chan struct{}   // closed when the loop has ended and every wait with it
 
 	mu     sync.Mutex
 	waits  map[uint64]*Wait
@@ -30,13 +30,22 @@ type Set struct {
 
 // New creates a Set and starts its goroutine.
 func New() (*Set, error) {
+	ep, eprc, err := newEpoll()
+	if err != nil {
+		return nil, err
+	}
+	return start(ep, eprc), nil
+}
+
+// newEpoll creates an epoll instance the runtime poller watches.
+func newEpoll() (*os.File, syscall.RawConn, error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("idlewait: epoll_create1: %w", err)
+		return nil, nil, fmt.Errorf("idlewait: epoll_create1: %w", err)
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		_ = syscall.Close(fd)
-		return nil, fmt.Errorf("idlewait: %w", err)
+		return nil, nil, fmt.Errorf("idlewait: %w", err)
 	}
 	ep := os.NewFile(uintptr(fd), "idlewait")
 	// A file the runtime poller cannot watch takes no deadline; then the
@@ -44,16 +53,21 @@ func New() (*Set, error) {
 	// does not do.
 	if err := ep.SetReadDeadline(time.Time{}); err != nil {
 		_ = ep.Close()
-		return nil, fmt.Errorf("idlewait: the runtime poller cannot watch an epoll set: %w", err)
+		return nil, nil, fmt.Errorf("idlewait: the runtime poller cannot watch an epoll set: %w", err)
 	}
 	eprc, err := ep.SyscallConn()
 	if err != nil {
 		_ = ep.Close()
-		return nil, fmt.Errorf("idlewait: %w", err)
+		return nil, nil, fmt.Errorf("idlewait: %w", err)
 	}
+	return ep, eprc, nil
+}
+
+// start makes the Set of the epoll instance ep and starts its goroutine.
+func start(ep *os.File, eprc syscall.RawConn) *Set {
 	s := &Set{ep: ep, eprc: eprc, done: make(chan struct{}), waits: make(map[uint64]*Wait)}
 	go s.loop()
-	return s, nil
+	return s
 }
 
 // Add registers rc's socket; ready is called exactly once, on a goroutine
@@ -81,14 +95,19 @@ func (s *Set) Add(rc syscall.RawConn, deadline time.Time, ready func()) (*Wait, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.waits[w.token] != w {
+		// Finished meanwhile, which before the registration only Close
+		// does (the registration then failed): ready has run, and runs
+		// once, so this is not an error for the caller to act on.
+		return w, nil
+	}
 	if err != nil {
 		delete(s.waits, w.token)
 		return nil, err
 	}
-	// The deadline starts after the registration, and only while the wait
-	// is still on (the socket may have woken it already), so a wait is
-	// never finished before the kernel knows of it.
-	if !deadline.IsZero() && s.waits[w.token] == w {
+	// The deadline starts after the registration, so a wait is never
+	// finished before the kernel knows of it.
+	if !deadline.IsZero() {
 		token := w.token
 		w.timer = time.AfterFunc(time.Until(deadline), func() { s.finish(token) })
 	}
@@ -136,26 +155,48 @@ func (s *Set) finish(token uint64) {
 }
 
 // loop waits on the epoll set through the runtime poller and finishes the
-// waits whose sockets the kernel reports, until Close.
+// waits whose sockets the kernel reports, until Close. If it ever ends
+// otherwise (epoll_wait failing, which it does not on an open set), the
+// Set closes itself: every wait wakes, and later Adds fail, so their
+// owners wait some other way instead of never waking.
 func (s *Set) loop() {
-	defer close(s.done)
+	defer s.shut()
 	events := make([]syscall.EpollEvent, 128)
 	for {
 		var n int
+		var waitErr error
 		err := s.eprc.Read(func(epfd uintptr) bool {
-			var err error
-			n, err = syscall.EpollWait(int(epfd), events, 0)
-			// Nothing ready (or interrupted): back to the poller, which
-			// wakes this goroutine when the set has events.
-			return n > 0 || (err != nil && err != syscall.EINTR)
+			n, waitErr = syscall.EpollWait(int(epfd), events, 0)
+			if waitErr == syscall.EINTR {
+				n, waitErr = 0, nil
+			}
+			// Nothing ready: back to the poller, which wakes this
+			// goroutine when the set has events.
+			return n > 0 || waitErr != nil
 		})
-		if err != nil {
-			return // closed
+		if err != nil || waitErr != nil {
+			return
 		}
-		for _, ev := range events[:max(n, 0)] {
+		for _, ev := range events[:n] {
 			s.finish(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
 		}
 	}
+}
+
+// shut marks the Set closed and finishes every wait left; the loop runs
+// it as it ends.
+func (s *Set) shut() {
+	s.mu.Lock()
+	s.closed = true
+	left := make([]uint64, 0, len(s.waits))
+	for token := range s.waits {
+		left = append(left, token)
+	}
+	s.mu.Unlock()
+	for _, token := range left {
+		s.finish(token)
+	}
+	close(s.done)
 }
 
 // Len is the number of sockets waiting (tests, metrics).
@@ -169,21 +210,8 @@ func (s *Set) Len() int {
 // ends with its ready function called.
 func (s *Set) Close() {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
 	s.closed = true
 	s.mu.Unlock()
-	_ = s.ep.Close()
+	_ = s.ep.Close() // ends the loop, which finishes the waits left
 	<-s.done
-	s.mu.Lock()
-	left := make([]uint64, 0, len(s.waits))
-	for token := range s.waits {
-		left = append(left, token)
-	}
-	s.mu.Unlock()
-	for _, token := range left {
-		s.finish(token)
-	}
 }

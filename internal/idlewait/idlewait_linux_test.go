@@ -5,6 +5,7 @@ package idlewait
 import (
 	"net"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -229,5 +230,55 @@ func TestManyWaitsNoGoroutines(t *testing.T) {
 	}
 	if got, want := s.Len(), n-(n+6)/7; got != want {
 		t.Fatalf("%d waits left, want %d", got, want)
+	}
+}
+
+// stallingRC is an epoll set's RawConn whose first Control (Add's
+// EPOLL_CTL_ADD) waits until released: it stands for Add's goroutine being
+// descheduled between putting its wait in the map and calling epoll_ctl.
+type stallingRC struct {
+	syscall.RawConn
+	first   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *stallingRC) Control(f func(uintptr)) error {
+	if r.first.CompareAndSwap(false, true) {
+		close(r.entered)
+		<-r.release
+	}
+	return r.RawConn.Control(f)
+}
+
+// A Close that finishes a wait whose Add has not registered it yet: Add
+// must not then report an error as well, or its caller, which falls back
+// to waking itself on an error, would wake twice (two readers for one
+// client session).
+func TestAddRacingClose(t *testing.T) {
+	ep, eprc, err := newEpoll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stallingRC{RawConn: eprc, entered: make(chan struct{}), release: make(chan struct{})}
+	s := start(ep, st)
+	srv, _ := pair(t)
+	var calls atomic.Int32
+	type result struct {
+		w   *Wait
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		w, err := s.Add(rawConn(t, srv), time.Time{}, func() { calls.Add(1) })
+		res <- result{w, err}
+	}()
+	<-st.entered // the wait is in the map; epoll_ctl not called yet
+	s.Close()
+	close(st.release)
+	r := <-res
+	time.Sleep(50 * time.Millisecond)
+	if got := calls.Load(); (r.err == nil) != (got == 1) || got > 1 {
+		t.Fatalf("Add returned %v, and ready was called %d times", r.err, got)
 	}
 }
