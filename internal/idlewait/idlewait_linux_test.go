@@ -84,6 +84,13 @@ func expectQuiet(t *testing.T, fired chan struct{}, what string) {
 	}
 }
 
+func expectNoWaits(t *testing.T, s *Set) {
+	t.Helper()
+	if n := s.Len(); n != 0 {
+		t.Fatalf("%d waits left", n)
+	}
+}
+
 func TestReadableWakes(t *testing.T) {
 	s := newSet(t)
 	srv, cli := pair(t)
@@ -105,9 +112,7 @@ func TestReadableWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectFired(t, fired, "second wait")
-	if s.Len() != 0 {
-		t.Fatalf("%d waits left", s.Len())
-	}
+	expectNoWaits(t, s)
 }
 
 // Bytes that arrived before the registration (after the owner's last
@@ -155,9 +160,7 @@ func TestWakeOnOwnClose(t *testing.T) {
 	w.Wake()
 	cli.Write([]byte("late"))
 	expectQuiet(t, fired, "after the end")
-	if s.Len() != 0 {
-		t.Fatalf("%d waits left", s.Len())
-	}
+	expectNoWaits(t, s)
 }
 
 func TestAddClosedSocketFails(t *testing.T) {
@@ -168,9 +171,7 @@ func TestAddClosedSocketFails(t *testing.T) {
 	if _, err := s.Add(rc, time.Time{}, func() { t.Error("ready called") }); err == nil {
 		t.Fatal("Add of a closed socket succeeded")
 	}
-	if s.Len() != 0 {
-		t.Fatalf("%d waits left", s.Len())
-	}
+	expectNoWaits(t, s)
 }
 
 // Close wakes every wait still registered; later Adds fail.
