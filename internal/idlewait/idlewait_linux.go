@@ -88,11 +88,9 @@ func (s *Set) Add(rc syscall.RawConn, deadline time.Time, ready func()) (*Wait, 
 	s.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT}
 	ev.Fd, ev.Pad = int32(uint32(w.token)), int32(uint32(w.token>>32))
+	// Every wait that ended left the set (finish), unless its socket or
+	// the set was closed, so an open socket is never registered twice.
 	err := s.ctl(rc, syscall.EPOLL_CTL_ADD, &ev)
-	if err == syscall.EEXIST {
-		// Left over from a wait whose DEL could not run (Close): re-arm it.
-		err = s.ctl(rc, syscall.EPOLL_CTL_MOD, &ev)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waits[w.token] != w {
