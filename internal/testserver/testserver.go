@@ -19,10 +19,15 @@ import (
 	"time"
 
 	"parley/internal/config"
+	"parley/internal/logring"
 	"parley/internal/sasl"
 	"parley/internal/server"
 	"parley/internal/storage"
 )
+
+// failureLogLines is how many of the server's last log lines a failed
+// test prints.
+const failureLogLines = 200
 
 // TS is a running test server.
 type TS struct {
@@ -74,10 +79,19 @@ func Start(t testing.TB, configText string) *TS {
 		cfg.PostgresDSN = os.Getenv("PARLEY_TEST_POSTGRES")
 		t.Skip("testserver: PostgreSQL runs are driven by storetest")
 	}
-	var logw io.Writer = io.Discard
+	// The server's last log lines are printed when the test fails, so a
+	// failure seen only in CI comes with the server's side of it;
+	// PARLEY_TEST_LOG=1 prints every line as it is logged.
+	recent := logring.New(failureLogLines)
+	var logw io.Writer = recent
 	if os.Getenv("PARLEY_TEST_LOG") != "" {
-		logw = os.Stderr
+		logw = io.MultiWriter(recent, os.Stderr)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testserver: the server's last log lines:\n%s", strings.Join(recent.Lines(failureLogLines), "\n"))
+		}
+	})
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
 	srv, err := server.New(ctx, cfg, server.Options{Log: log})

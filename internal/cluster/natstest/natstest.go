@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"parley/internal/listenwait"
 )
 
 // Server is one nats-server process.
@@ -20,6 +22,9 @@ type Server struct {
 	Addr string // host:port of the client listener
 	args []string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+	// routeAddr is the cluster (route) listener's host:port, "" alone.
+	routeAddr string
 }
 
 // FreePort returns a port free on host now.
@@ -73,6 +78,7 @@ func StartCluster(t testing.TB, hosts []string) []*Server {
 		s.args = []string{bin, "-a", h, "-p", strconv.Itoa(ports[i]), "-js", "-sd", t.TempDir(),
 			"-n", fmt.Sprintf("nats%d", i+1)}
 		if len(hosts) > 1 {
+			s.routeAddr = net.JoinHostPort(h, strconv.Itoa(cports[i]))
 			s.args = append(s.args, "--cluster_name", "parleytest",
 				"--cluster", fmt.Sprintf("nats://%s:%d", h, cports[i]), "--routes", strings.Join(routes, ","))
 		}
@@ -104,17 +110,19 @@ func (s *Server) Start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.Dial("tcp", s.Addr)
-		if err == nil {
-			c.Close()
-			return
+	done := make(chan struct{})
+	s.done = done
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(s.cmd)
+	// The ports must be this nats-server's own: another test binary may
+	// have been handed them too (listenwait).
+	for _, addr := range []string{s.Addr, s.routeAddr} {
+		if addr == "" {
+			continue
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("nats-server did not start: %v", err)
+		if err := listenwait.Wait(s.cmd.Process.Pid, addr, done, 20*time.Second); err != nil {
+			s.Stop()
+			s.t.Fatalf("nats-server did not start on %s: %v", addr, err)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -122,7 +130,7 @@ func (s *Server) Start() {
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.done
 		s.cmd = nil
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"parley/internal/listenwait"
 )
 
 // Fixture is the default LDIF: people (one disabled), groups of the three
@@ -288,22 +290,15 @@ func (s *Server) run(conf string) error {
 	}
 	s.done = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.done:
-			return fmt.Errorf("slapd exited: %s", out.String())
-		default:
+	// Both listeners must be slapd's own: a port another test binary
+	// was handed too may answer from that binary's slapd (listenwait).
+	for _, addr := range []string{s.Addr, s.LDAPSAddr} {
+		if err := listenwait.Wait(s.cmd.Process.Pid, addr, s.done, 10*time.Second); err != nil {
+			s.Stop()
+			return fmt.Errorf("%v: %s", err, out.String())
 		}
-		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	s.Stop()
-	return fmt.Errorf("slapd not listening on %s: %s", s.Addr, out.String())
+	return nil
 }
 
 // Stop kills slapd (idempotent). Tests use it to simulate an outage.

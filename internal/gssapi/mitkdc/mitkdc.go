@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"parley/internal/listenwait"
 )
 
 // KDC is a running krb5kdc.
@@ -62,9 +64,35 @@ func Start(t testing.TB, realm, ip string, hosts ...string) *KDC {
 		}
 	}
 	dir := t.TempDir()
-	port := freePort(t, ip)
-	k := &KDC{Realm: realm, Dir: dir, Addr: net.JoinHostPort(ip, strconv.Itoa(port)), Krb5Conf: filepath.Join(dir, "krb5.conf")}
+	k := &KDC{Realm: realm, Dir: dir, Krb5Conf: filepath.Join(dir, "krb5.conf")}
 	kdcConf := filepath.Join(dir, "kdc.conf")
+	k.Env = append(os.Environ(),
+		"KRB5_CONFIG="+k.Krb5Conf,
+		"KRB5_KDC_PROFILE="+kdcConf,
+		"KRB5CCNAME=FILE:"+filepath.Join(dir, "ccache"),
+		"KRB5_KTNAME=FILE:"+filepath.Join(dir, "none.keytab"),
+		"KRB5RCACHETYPE=none",
+		"KRB5_TRACE="+filepath.Join(dir, "trace.log"),
+	)
+	write(t, filepath.Join(dir, "kadm5.acl"), "")
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		k.Addr = net.JoinHostPort(ip, strconv.Itoa(freePort(t, ip)))
+		k.writeConfig(t, kdcConf, hosts)
+		if attempt == 0 {
+			k.run(t, "kdb5_util", "create", "-s", "-r", realm, "-P", "master-"+realm)
+		}
+		if lastErr = k.startKDC(t); lastErr == nil {
+			return k
+		}
+	}
+	t.Fatalf("mitkdc: %v", lastErr)
+	return nil
+}
+
+// writeConfig writes kdc.conf and krb5.conf for k.Addr.
+func (k *KDC) writeConfig(t testing.TB, kdcConf string, hosts []string) {
+	t.Helper()
 	write(t, kdcConf, fmt.Sprintf(`[kdcdefaults]
 	kdc_listen = %[2]s
 	kdc_tcp_listen = %[2]s
@@ -80,11 +108,10 @@ func Start(t testing.TB, realm, ip string, hosts ...string) *KDC {
 	}
 [logging]
 	kdc = FILE:%[3]s/kdc.log
-`, realm, k.Addr, dir))
-	write(t, filepath.Join(dir, "kadm5.acl"), "")
+`, k.Realm, k.Addr, k.Dir))
 	var dr strings.Builder
 	for _, h := range hosts {
-		fmt.Fprintf(&dr, "\t%s = %s\n", h, realm)
+		fmt.Fprintf(&dr, "\t%s = %s\n", h, k.Realm)
 	}
 	write(t, k.Krb5Conf, fmt.Sprintf(`[libdefaults]
 	default_realm = %[1]s
@@ -101,43 +128,35 @@ func Start(t testing.TB, realm, ip string, hosts ...string) *KDC {
 		admin_server = %[2]s
 	}
 [domain_realm]
-%[4]s`, realm, k.Addr, dir, dr.String()))
-	k.Env = append(os.Environ(),
-		"KRB5_CONFIG="+k.Krb5Conf,
-		"KRB5_KDC_PROFILE="+kdcConf,
-		"KRB5CCNAME=FILE:"+filepath.Join(dir, "ccache"),
-		"KRB5_KTNAME=FILE:"+filepath.Join(dir, "none.keytab"),
-		"KRB5RCACHETYPE=none",
-		"KRB5_TRACE="+filepath.Join(dir, "trace.log"),
-	)
-	k.run(t, "kdb5_util", "create", "-s", "-r", realm, "-P", "master-"+realm)
+%[4]s`, k.Realm, k.Addr, k.Dir, dr.String()))
+}
+
+// startKDC runs krb5kdc until the test ends and waits until it listens on
+// k.Addr itself: another test binary may have been handed the same port
+// (listenwait), and then this KDC exits and the attempt is an error.
+func (k *KDC) startKDC(t testing.TB) error {
+	t.Helper()
 	bin, _ := lookTool("krb5kdc")
-	cmd := exec.Command(bin, "-n", "-r", realm)
+	cmd := exec.Command(bin, "-n", "-r", k.Realm)
 	cmd.Env = k.Env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("mitkdc: krb5kdc: %v", err)
 	}
-	t.Cleanup(func() {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	// Ready when it accepts TCP connections.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", k.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "kdc.log"))
-			t.Fatalf("mitkdc: krb5kdc did not listen on %s: %v\n%s\n%s", k.Addr, err, out.String(), log)
-		}
-		time.Sleep(50 * time.Millisecond)
+		<-done
 	}
-	return k
+	if err := listenwait.Wait(cmd.Process.Pid, k.Addr, done, 20*time.Second); err != nil {
+		stop()
+		log, _ := os.ReadFile(filepath.Join(k.Dir, "kdc.log"))
+		return fmt.Errorf("krb5kdc did not listen on %s: %v\n%s\n%s", k.Addr, err, out.String(), log)
+	}
+	t.Cleanup(stop)
+	return nil
 }
 
 // AddUser creates principal name with password.
