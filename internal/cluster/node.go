@@ -77,8 +77,11 @@ type Options struct {
 	OnUp   func()
 	// OnRoomAcquired is called when this node takes a chat room's lease
 	// (free, or its holder died), before it serves the room: the MUC
-	// reloads the room from storage.
-	OnRoomAcquired func(ctx context.Context, room jid.JID)
+	// reloads the room from storage. An error (storage unreachable) gives
+	// the lease up again: the stanza that led here is answered with a
+	// temporary error, and the next one retries the takeover, so a room
+	// is never served from what this node held before.
+	OnRoomAcquired func(ctx context.Context, room jid.JID) error
 }
 
 // Node is this server's membership of a cluster.
@@ -970,7 +973,10 @@ func (n *Node) inbound(m Msg) {
 		if err != nil {
 			return
 		}
-		n.awaitRoomLoad(full.Bare())
+		if !n.awaitRoomLoad(full.Bare()) {
+			n.bounce(context.Background(), el, "the room could not be loaded; try again")
+			return
+		}
 		n.m.received.Inc()
 		n.router.DeliverComponent(context.Background(), el, from, full)
 	case "close":

@@ -120,6 +120,13 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func startNodes(t testing.TB, mk engines, count, maxSessions int, roomDomains ...string) []*testNode {
 	t.Helper()
+	return startNodesWith(t, mk, count, maxSessions, nil, roomDomains...)
+}
+
+// startNodesWith is startNodes with tune, when not nil, changing node i's
+// options (0-based) before it starts.
+func startNodesWith(t testing.TB, mk engines, count, maxSessions int, tune func(i int, o *Options), roomDomains ...string) []*testNode {
+	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,10 +144,14 @@ func startNodes(t testing.TB, mk engines, count, maxSessions int, roomDomains ..
 		h := module.NewHost("example.com")
 		h.Store = st
 		tn.r.AddHost(h)
-		tn.n = New(eng, tn.r, Options{
+		o := Options{
 			Name: fmt.Sprintf("node%d", i+1), Heartbeat: 100 * time.Millisecond, Lease: time.Second,
 			Log: quiet(), OnDown: func(string) { tn.down.Add(1) }, OnUp: func() { tn.up.Add(1) },
-		})
+		}
+		if tune != nil {
+			tune(i, &o)
+		}
+		tn.n = New(eng, tn.r, o)
 		tn.n.SetRoomDomains(roomDomains)
 		tn.r.SetBus(tn.n)
 		if err := tn.n.Start(context.Background()); err != nil {
@@ -594,10 +605,11 @@ func TestRoomTakeoverServesNothingBeforeReload(t *testing.T) {
 	release := make(chan struct{})
 	n := New(eng, r, Options{
 		Name: "node1", Heartbeat: 100 * time.Millisecond, Lease: time.Second, Log: quiet(),
-		OnRoomAcquired: func(context.Context, jid.JID) {
+		OnRoomAcquired: func(context.Context, jid.JID) error {
 			close(entered)
 			<-release // storage is slow
 			reloaded.Store(true)
+			return nil
 		},
 	})
 	n.SetRoomDomains([]string{"conference.example.com"})
@@ -674,5 +686,100 @@ func TestHeardOf(t *testing.T) {
 	}
 	if n.heardOf(ctx, n.Name(), "x") {
 		t.Fatal("this node's own other incarnation counted as live")
+	}
+}
+
+// A takeover whose reload fails (storage unreachable) serves nothing from
+// what the node held: the stanza is answered with a temporary error, the
+// lease is given up, and the next stanza takes the room over again, this
+// time reloading it. A stanza another node forwarded during the failed
+// takeover is answered the same way, not served.
+func TestRoomTakeoverReloadFailure(t *testing.T) {
+	var calls atomic.Int32
+	var reloaded atomic.Bool
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	ns := startNodesWith(t, memEngines, 2, 0, func(i int, o *Options) {
+		if i != 0 {
+			return
+		}
+		o.OnRoomAcquired = func(context.Context, jid.JID) error {
+			if calls.Add(1) == 1 {
+				close(entered)
+				<-release
+				return errors.New("storage unreachable")
+			}
+			reloaded.Store(true)
+			return nil
+		}
+	}, "conference.example.com")
+	n, n2 := ns[0].n, ns[1].n
+	room := &recordingComponent{reloaded: &reloaded}
+	ns[0].r.AddComponent("conference.example.com", room)
+	ns[1].r.AddComponent("conference.example.com", &recordingComponent{reloaded: &reloaded})
+	alice := ns[0].bind(t, "alice@example.com/a")
+	bob := ns[1].bind(t, "bob@example.com/b")
+	eventually(t, "each node sees the other's session", func() bool {
+		return ns[0].r.Session(jid.MustParse("bob@example.com/b")) != nil && ns[1].r.Session(jid.MustParse("alice@example.com/a")) != nil
+	})
+	lounge := jid.MustParse("lounge@conference.example.com")
+
+	msg := func(from, id string) *xml.Element {
+		return xml.New("", "message").SetAttr("from", from).SetAttr("to", lounge.String()).
+			SetAttr("id", id).SetAttr("type", "groupchat").Append(xml.New("", "body").AppendText("hi"))
+	}
+	done := make(chan struct{})
+	go func() { ns[0].r.Route(context.Background(), msg("alice@example.com/a", "m1")); close(done) }()
+	<-entered
+	// Node 2 sees node 1's fresh lease and forwards to it; node 1 holds
+	// that stanza until the takeover has ended.
+	eventually(t, "node 2 sees node 1's lease", func() bool {
+		l, _, err := n2.holder(context.Background(), roomKey(lounge), true)
+		return err == nil && l.Node == "node1"
+	})
+	go ns[1].r.Route(context.Background(), msg("bob@example.com/b", "m2"))
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	<-done
+
+	for _, c := range []struct {
+		s  *fakeSession
+		id string
+	}{{alice, "m1"}, {bob, "m2"}} {
+		var got *xml.Element
+		eventually(t, "the answer to "+c.id, func() bool {
+			for _, el := range c.s.received() {
+				if el.Attr("id") == c.id {
+					got = el
+					return true
+				}
+			}
+			return false
+		})
+		e := got.Child("", "error")
+		if got.Attr("type") != "error" || e == nil || e.Attr("type") != "wait" || e.Child(stanza.NSStanzas, "internal-server-error") == nil {
+			t.Fatalf("%s: want a temporary internal-server-error, got %s", c.id, got)
+		}
+	}
+	room.mu.Lock()
+	served := room.total
+	room.mu.Unlock()
+	if served != 0 {
+		t.Fatalf("the room service got %d stanzas after a failed reload", served)
+	}
+	if _, err := n.leases.Get(context.Background(), roomKey(lounge)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lease after a failed reload: %v (want it given up)", err)
+	}
+
+	// Storage is back: the next stanza takes the room over and reaches
+	// the reloaded room.
+	ns[0].r.Route(context.Background(), msg("alice@example.com/a", "m3"))
+	eventually(t, "the reloaded room gets m3", func() bool {
+		room.mu.Lock()
+		defer room.mu.Unlock()
+		return room.total == 1 && room.early == 0
+	})
+	if calls.Load() != 2 {
+		t.Fatalf("reloads: %d, want 2", calls.Load())
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -86,12 +88,36 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 	}
 	if took && n.opts.OnRoomAcquired != nil {
 		// Before the stanza that made us take it is delivered.
-		n.opts.OnRoomAcquired(ctx, room)
+		if err := n.opts.OnRoomAcquired(ctx, room); err != nil {
+			n.giveUp(ctx, k)
+			return roomLease{}, fmt.Errorf("%w: %v", errRoomNotLoaded, err)
+		}
 	}
 	n.mu.Lock()
 	n.rooms[k] = l
 	n.mu.Unlock()
 	return l, nil
+}
+
+// errRoomNotLoaded: this node took a room's lease but could not reload
+// the room, and gave the lease up.
+var errRoomNotLoaded = errors.New("cluster: room not reloaded")
+
+// giveUp deletes lease k if it still names this node's incarnation (a
+// takeover whose reload failed), so that the next stanza for the room,
+// on any node, takes it over afresh.
+func (n *Node) giveUp(ctx context.Context, k string) {
+	en, err := n.leases.Get(ctx, k)
+	if err != nil {
+		return
+	}
+	var l roomLease
+	if json.Unmarshal(en.Value, &l) != nil || l.Node != n.opts.Name || l.Inc != n.incarnation() {
+		return
+	}
+	if err := n.leases.Delete(ctx, k, en.Revision); err != nil && !errors.Is(err, ErrRevision) {
+		n.log.Warn("cluster: giving up a room lease", "lease", k, "err", err)
+	}
 }
 
 // awaitRoomLoad waits while this node is taking room over (roomOwner).
@@ -100,19 +126,37 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 // room service before the reload either. Bounded by the lease time (a
 // reload that takes longer has failed its purpose anyway). It holds up
 // this node's inbound subject meanwhile, which keeps the order of what
-// other nodes send; the reload reads storage, never this subject.
-func (n *Node) awaitRoomLoad(room jid.JID) {
+// other nodes send; the reload reads storage, never this subject. It
+// reports false when the takeover it waited for failed (the room is not
+// served here and the stanza must not reach the room service).
+func (n *Node) awaitRoomLoad(room jid.JID) bool {
+	k := roomKey(room)
 	n.mu.RLock()
-	wait, busy := n.acquiring[roomKey(room)]
+	wait, busy := n.acquiring[k]
 	n.mu.RUnlock()
 	if !busy {
-		return
+		return true
 	}
 	t := time.NewTimer(n.opts.Lease)
 	defer t.Stop()
 	select {
 	case <-wait:
 	case <-t.C:
+		return true
+	}
+	n.mu.RLock()
+	l, ok := n.rooms[k]
+	n.mu.RUnlock()
+	return ok && l.Node == n.opts.Name && l.Inc == n.incarnation()
+}
+
+// bounce answers el, a stanza for a room this node could not serve, with
+// a temporary internal-server-error (RFC 6120 §8.3.3.5, type wait: the
+// client may retry), never an error to an error.
+func (n *Node) bounce(ctx context.Context, el *xml.Element, text string) {
+	reply := stanza.ErrorReplyFor(el, &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrorTypeWait, Text: text})
+	if reply != nil {
+		n.router.Route(ctx, reply)
 	}
 }
 
@@ -199,8 +243,18 @@ func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) b
 	room := to.Bare()
 	l, err := n.roomOwner(ctx, room)
 	if err != nil {
+		// Not served here from whatever this node holds: that could be
+		// a second copy of a room another node serves, or one that
+		// missed its reload.
 		n.log.Warn("cluster: room owner", "room", room.String(), "err", err)
-		return false
+		if el.Attr("from") == "" {
+			el = el.WithAttr("from", from.String())
+		}
+		if el.Attr("to") == "" {
+			el = el.WithAttr("to", to.String())
+		}
+		n.bounce(ctx, el, "the room is unavailable for the moment; try again")
+		return true
 	}
 	n.log.Debug("cluster: room owner", "room", room.String(), "owner", l.Node)
 	if l.Node == n.opts.Name {

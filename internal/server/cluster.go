@@ -46,12 +46,15 @@ func (s *Server) startCluster(ctx context.Context) error {
 				s.directory.dir.Resync()
 			}
 		},
-		OnRoomAcquired: func(ctx context.Context, room jid.JID) {
+		OnRoomAcquired: func(ctx context.Context, room jid.JID) error {
 			for _, m := range s.modules {
 				if ra, ok := m.(roomAcquirer); ok {
-					ra.RoomAcquired(ctx, room)
+					if err := ra.RoomAcquired(ctx, room); err != nil {
+						return err
+					}
 				}
 			}
+			return nil
 		},
 	})
 	var rooms []string
@@ -95,7 +98,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 
 // roomAcquirer is the MUC module's side of room ownership in a cluster.
 type roomAcquirer interface {
-	RoomAcquired(ctx context.Context, room jid.JID)
+	RoomAcquired(ctx context.Context, room jid.JID) error
 }
 
 // clusterLost closes every client stream when this node has lost NATS:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
@@ -16,16 +17,19 @@ import (
 // room is read again from storage: a persistent room comes back with its
 // stored configuration, affiliations and subject and no occupants; a room
 // that is not stored is forgotten, and the next join creates it anew.
-func (m *Module) RoomAcquired(ctx context.Context, room jid.JID) {
+// When storage cannot be read it returns the error and changes nothing:
+// the cluster then gives the room's lease up rather than let this node
+// serve what it held.
+func (m *Module) RoomAcquired(ctx context.Context, room jid.JID) error {
 	s := m.svc
 	if s == nil || room.Domain() != s.domain || room.Local() == "" {
-		return
+		return nil
 	}
 	local := room.Local()
 	b, err := s.h.Store.KV().Get(ctx, bucketRooms, s.domain, local)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.Error("muc: reloading room on takeover", "room", room.String(), "err", err)
-		return
+		return fmt.Errorf("muc: reloading %s: %w", room, err)
 	}
 	s.mu.Lock()
 	old := s.rooms[local]
@@ -36,12 +40,14 @@ func (m *Module) RoomAcquired(ctx context.Context, room jid.JID) {
 		old.mu.Unlock()
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return
+		return nil
 	}
 	var st storedRoom
 	if err := json.Unmarshal(b, &st); err != nil || st.Version != storeVersion {
+		// As at start (load): skipped, not retried, since reading it
+		// again cannot help.
 		s.log.Error("muc: stored room unreadable on takeover", "room", room.String())
-		return
+		return nil
 	}
 	r := newRoom(s, local)
 	r.cfg = st.Config
@@ -56,4 +62,5 @@ func (m *Module) RoomAcquired(ctx context.Context, room jid.JID) {
 	}
 	s.mu.Unlock()
 	s.log.Info("muc: room taken over from storage", "room", room.String())
+	return nil
 }
