@@ -158,7 +158,7 @@ disabled_bitmask = 2`)
 
 func TestFailoverAndOutage(t *testing.T) {
 	srv := ldaptest.Start(t, "")
-	dead := ldaptest.FreeAddr(t)
+	dead := ldaptest.DeadAddr
 	d, m := newDir(t, []string{dead, srv.Addr}, "")
 	ctx := context.Background()
 	if _, err := d.Authenticate(ctx, "alice", "alice-pass"); err != nil {

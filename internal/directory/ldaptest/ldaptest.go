@@ -352,6 +352,12 @@ func (s *Server) Search(t testing.TB, base, filter string, attrs ...string) stri
 	return string(out)
 }
 
+// DeadAddr is an address where connections are refused: port 1 (tcpmux)
+// on loopback, which nothing on a test machine serves. A port found free
+// by FreeAddr could be taken by another test binary while a test relies
+// on it staying dead.
+const DeadAddr = "127.0.0.1:1"
+
 // FreeAddr returns a 127.0.0.1 address with a port nothing listens on
 // (at the time of the call).
 func FreeAddr(t testing.TB) string {
