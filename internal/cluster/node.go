@@ -973,7 +973,7 @@ func (n *Node) inbound(m Msg) {
 		if err != nil {
 			return
 		}
-		if !n.awaitRoomLoad(full.Bare()) {
+		if n.roomDomains[full.Domain()] && full.Local() != "" && !n.awaitRoomLoad(full.Bare()) {
 			n.bounce(context.Background(), el, "the room could not be loaded; try again")
 			return
 		}

@@ -126,23 +126,23 @@ func (n *Node) giveUp(ctx context.Context, k string) {
 // room service before the reload either. Bounded by the lease time (a
 // reload that takes longer has failed its purpose anyway). It holds up
 // this node's inbound subject meanwhile, which keeps the order of what
-// other nodes send; the reload reads storage, never this subject. It
-// reports false when the takeover it waited for failed (the room is not
-// served here and the stanza must not reach the room service).
+// other nodes send; the reload reads storage, never this subject.
+//
+// It reports whether this node serves the room: a takeover that failed,
+// or a lease this node never held or gave up (another node's view of it
+// is older), means the stanza must not reach the room service here.
 func (n *Node) awaitRoomLoad(room jid.JID) bool {
 	k := roomKey(room)
 	n.mu.RLock()
 	wait, busy := n.acquiring[k]
 	n.mu.RUnlock()
-	if !busy {
-		return true
-	}
-	t := time.NewTimer(n.opts.Lease)
-	defer t.Stop()
-	select {
-	case <-wait:
-	case <-t.C:
-		return true
+	if busy {
+		t := time.NewTimer(n.opts.Lease)
+		select {
+		case <-wait:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	n.mu.RLock()
 	l, ok := n.rooms[k]

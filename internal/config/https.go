@@ -111,8 +111,9 @@ type Upload struct {
 	MaxTotalBytes int64 `toml:"max_total_bytes"`
 	// ExpireAfter is how long a file is kept (default 720h, 30 days).
 	ExpireAfter Duration `toml:"expire_after"`
-	// SlotTimeout is how long a slot's PUT URL is valid (default 5m);
-	// XEP-0363 recommends short ones: clients upload right away.
+	// SlotTimeout is how long a slot's PUT URL is valid (default 5m),
+	// rounded up to the whole second; XEP-0363 recommends short ones:
+	// clients upload right away.
 	SlotTimeout Duration `toml:"slot_timeout"`
 	// PurgeInterval is how often expired files are deleted (default 1h).
 	PurgeInterval Duration `toml:"purge_interval"`

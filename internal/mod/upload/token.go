@@ -24,6 +24,18 @@ type slot struct {
 	Expires  int64  `json:"e"` // Unix seconds
 }
 
+// expiresAt is the Expires of a slot valid for d from now: rounded up to
+// the whole second, so a slot is never valid for less than d (truncating
+// would take up to a second off, all of a slot_timeout of "1s").
+func expiresAt(now time.Time, d time.Duration) int64 {
+	t := now.Add(d)
+	secs := t.Unix()
+	if t.Nanosecond() > 0 {
+		secs++
+	}
+	return secs
+}
+
 // The MAC covers a context string and the service domain besides the
 // payload, so a token is valid for one purpose on one service even if the
 // key were ever shared.

@@ -43,6 +43,19 @@ func TestToken(t *testing.T) {
 	if !(slot{Expires: time.Now().Unix()}).expired(time.Now()) || (slot{Expires: time.Now().Add(time.Minute).Unix()}).expired(time.Now()) {
 		t.Error("expiry")
 	}
+	// A slot is valid for at least its timeout, whatever the fraction of
+	// the second it was made in (a truncated expiry left a "1s" slot made
+	// at .98 valid for 20 ms).
+	for _, frac := range []time.Duration{0, time.Millisecond, 980 * time.Millisecond, time.Second - 1} {
+		made := time.Unix(1_800_000_000, 0).Add(frac)
+		s := slot{Expires: expiresAt(made, time.Second)}
+		if s.expired(made.Add(time.Second - 1)) {
+			t.Errorf("made at +%v: expired before its second was over", frac)
+		}
+		if !s.expired(made.Add(2 * time.Second)) {
+			t.Errorf("made at +%v: still valid two seconds later", frac)
+		}
+	}
 }
 
 func TestIDs(t *testing.T) {

@@ -319,7 +319,9 @@ enabled = true
 	if got := put(s.put, s.auth, "text/plain", bytes.NewReader(data), 10); got != 409 {
 		t.Errorf("reuse: %d", got)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	// A slot lasts slot_timeout rounded up to the whole second: at most
+	// 2 s here.
+	time.Sleep(2100 * time.Millisecond)
 	if got := put(other.put, other.auth, "text/plain", bytes.NewReader(data), 10); got != 403 {
 		t.Errorf("expired slot: %d", got)
 	}

@@ -97,7 +97,7 @@ func (m *Module) requestSlot(ctx context.Context, el, req *xml.Element, from jid
 		return quotaError(el, rf)
 	}
 	s := slot{ID: newID(), Filename: name, Size: size, Type: ctype, Owner: owner,
-		Expires: now.Add(m.cfg.SlotTimeout.Duration).Unix()}
+		Expires: expiresAt(now, m.cfg.SlotTimeout.Duration)}
 	u := m.http.BaseURL(m.h.Domain) + m.prefix + s.ID + "/" + url.PathEscape(name)
 	m.h.Log.Debug("upload: slot", "owner", owner, "id", s.ID, "size", size, "type", ctype)
 	return stanza.IQResult(el, xml.New(NS, "slot").
