@@ -23,6 +23,7 @@ import (
 	"parley/internal/component"
 	"parley/internal/storage"
 	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
 
@@ -103,6 +104,28 @@ func subscribeBoth(t *testing.T, ts *testserver.TS, a, b string) {
 
 func body(el *xml.Element) string { return el.ChildText("", "body") }
 
+// sharedValue reads a module.SharedKey value, by its shared name, as the
+// string the registry carries: tests see another node's view of a session
+// without the owning module's key type.
+type sharedValue string
+
+func (k sharedValue) SharedName() string { return string(k) }
+func (sharedValue) Encode(v any) string  { s, _ := v.(string); return s }
+func (sharedValue) Decode(s string) any  { return s }
+
+// waitUntil polls cond until it holds, failing the test after 15 s (a
+// loaded machine's NATS and registry are slow, never this slow).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Clients on different nodes share presence and chat, bare and full JID,
 // in order; carbons reach a resource on a third node; a bind of a full
 // JID held on another node replaces it there.
@@ -125,7 +148,12 @@ func TestClusterTwoNodesChat(t *testing.T) {
 	// A second resource of alice on a third node, with carbons.
 	alice2 := c.Online(t, "alice", "pw", "laptop")
 	alice2.IQ("set", "", "<enable xmlns='urn:xmpp:carbons:2'/>")
-	time.Sleep(300 * time.Millisecond) // the registry carries the flag
+	// The registry carries the flag to bob's node, which makes the copies.
+	laptop := jid.MustParse("alice@example.com/laptop")
+	waitUntil(t, "node 2 sees alice/laptop's carbons on", func() bool {
+		s := b.Router().Session(laptop)
+		return s != nil && s.Value(sharedValue("carbons")) == "1"
+	})
 
 	const n = 50
 	for i := 0; i < n; i++ {
@@ -468,7 +496,17 @@ func TestClusterPEPAndRosterPush(t *testing.T) {
 	bob := nodes[1].Online(t, "bob", "pw", "b")
 	alice2 := nodes[1].Login(t, "alice", "pw", "phone")
 	alice2.IQ("get", "", "<query xmlns='jabber:iq:roster'/>")
-	time.Sleep(500 * time.Millisecond) // caps learnt and published
+	// alice/a's caps, learnt on node 1, reach node 2 with her session,
+	// where bob's publication asks for them.
+	aliceA := jid.MustParse(alice.JID)
+	waitUntil(t, "node 2 knows alice/a's caps", func() bool {
+		s := nodes[1].Router().Session(aliceA)
+		if s == nil {
+			return false
+		}
+		v, _ := s.Value(sharedValue("caps")).(string)
+		return strings.Contains(v, nsTune+"+notify")
+	})
 
 	res := bob.IQ("set", "", "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='"+nsTune+"'><item id='t1'><tune xmlns='"+nsTune+"'><title>Cluster</title></tune></item></publish></pubsub>")
 	if res.Attr("type") != "result" {
