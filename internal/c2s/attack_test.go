@@ -114,8 +114,11 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 		}
 		open = append(open, c)
 	}
-	// The third (direct TLS, handshake not started) also counts.
-	for _, addr := range []string{ts.StartTLSAddr(), ts.DirectTLSAddr()} {
+	// The third (direct TLS, handshake not started) also counts. The
+	// direct TLS listener is tried first: it accepts in order, so once it
+	// has refused this one it has counted the third, which the STARTTLS
+	// listener, accepting on its own, could otherwise overtake.
+	for _, addr := range []string{ts.DirectTLSAddr(), ts.StartTLSAddr()} {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
