@@ -103,9 +103,9 @@ func TestWebSocketOnTheHTTPSListener(t *testing.T) {
 // connections together.
 func TestWebSocketSharesTheConnectionLimit(t *testing.T) {
 	ts := testserver.Start(t, "[https]\nwebsocket = true\n[limits]\nmax_connections_per_ip = 2\n")
-	testserver.Dial(t, ts.StartTLSAddr())
-	testserver.Dial(t, ts.StartTLSAddr())
-	time.Sleep(100 * time.Millisecond)
+	// Served (the stream header answered), so both are counted.
+	testserver.Dial(t, ts.StartTLSAddr()).Open("localhost")
+	testserver.Dial(t, ts.StartTLSAddr()).Open("localhost")
 	if _, err := wsDial(t, ts); err == nil {
 		t.Fatal("a third connection from the address was accepted over HTTPS")
 	}
