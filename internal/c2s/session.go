@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 
 	"parley/internal/module"
@@ -159,10 +160,10 @@ func (s *session) connLost(c *conn, transportLost bool) {
 	s.conn, s.w = nil, nil
 	if transportLost && !s.closing && !s.ending && s.sm.resumable() {
 		s.sm.detach(s)
-		unacked := len(s.sm.out.Unacked())
+		unacked := slices.Clone(s.sm.out.Unacked())
 		s.mu.Unlock()
-		s.srv.log.Debug("c2s: session detached, waiting for resumption", "jid", s.jid.String(), "unacked", unacked)
-		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s})
+		s.srv.log.Debug("c2s: session detached, waiting for resumption", "jid", s.jid.String(), "unacked", len(unacked))
+		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked})
 		return
 	}
 	s.mu.Unlock()

@@ -62,6 +62,11 @@ type SessionEvent struct {
 	// Reason is set on "unbound": why the session ended ("" when the client
 	// closed its stream cleanly).
 	Reason string
+	// Unacked is set on "detached": the stanzas sent to the client that
+	// it has not acknowledged (XEP-0198), oldest first. Some were written
+	// to a connection already dead, so the client may never have seen
+	// them. Read only.
+	Unacked []*xml.Element
 }
 
 // AccountEvent reports a change of an account ("created", "deleted",

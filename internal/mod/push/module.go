@@ -44,8 +44,11 @@ const replyPriority = 1000
 // it will read now.
 type job struct {
 	owner jid.JID // bare
-	from  jid.JID // the message's sender
+	from  jid.JID // the (last) message's sender
 	body  string
+	// n is how many waiting messages the job adds to the owner's count
+	// (0 counts as 1).
+	n int
 }
 
 // pending is a notification awaiting its app server's answer.

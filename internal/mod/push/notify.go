@@ -72,8 +72,11 @@ func (p *Push) onOutbound(ev *module.OutboundEvent) bool {
 	return false
 }
 
-func (p *Push) enqueue(owner, from jid.JID, msg *xml.Element) {
-	j := job{owner: owner, from: from}
+func (p *Push) enqueue(owner, from jid.JID, msg *xml.Element) { p.enqueueN(owner, from, msg, 1) }
+
+// enqueueN queues one notification for n waiting messages, msg the last.
+func (p *Push) enqueueN(owner, from jid.JID, msg *xml.Element, n int) {
+	j := job{owner: owner, from: from, n: n}
 	if p.h.HostCfg.Push.Summary == "full" {
 		j.body = msg.ChildText("", "body")
 	}
@@ -94,10 +97,31 @@ func (p *Push) onOnline(ev *module.SessionEvent) bool {
 	return false
 }
 
+// onDetached marks the session detached, so that what is queued to it
+// from now on notifies (onOutbound), and notifies at once for what its
+// client has not acknowledged: the server learns that a phone's
+// connection is gone only some time after it went, and messages written
+// into the dead connection meanwhile would otherwise wait, unannounced,
+// until the phone woke up on its own. One notification counts them all.
 func (p *Push) onDetached(ev *module.SessionEvent) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.detached[ev.Session] = true
+	p.mu.Unlock()
+	var last *xml.Element
+	n := 0
+	for _, el := range ev.Unacked {
+		if el.Local == "message" && personal(stanza.Type(el)) && worthy(el) {
+			last, n = el, n+1
+		}
+	}
+	if last == nil {
+		return false
+	}
+	from, err := jid.Parse(last.Attr("from"))
+	if err != nil {
+		return false
+	}
+	p.enqueueN(ev.Session.JID().Bare(), from, last, n)
 	return false
 }
 
@@ -133,7 +157,7 @@ func (p *Push) notify(ctx context.Context, j job) {
 	if len(regs) == 0 {
 		return
 	}
-	count := p.count(j.owner)
+	count := p.count(j.owner, max(j.n, 1))
 	summary := p.summary(count, j)
 	for _, r := range regs {
 		id, ok := p.track(j.owner, r)
@@ -153,16 +177,16 @@ func (p *Push) notify(ctx context.Context, j job) {
 	}
 }
 
-// count adds one to owner's waiting-message count and returns it.
-func (p *Push) count(owner jid.JID) int {
+// count adds add to owner's waiting-message count and returns it.
+func (p *Push) count(owner jid.JID, add int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n, ok := p.counts[owner]
 	if !ok && len(p.counts) >= maxCounted {
-		return 1
+		return add
 	}
-	p.counts[owner] = n + 1
-	return n + 1
+	p.counts[owner] = n + add
+	return n + add
 }
 
 // summary is the urn:xmpp:push:summary form (XEP-0357 §6.1) with as much

@@ -313,9 +313,48 @@ func TestCutStreamManagedSessionNotifies(t *testing.T) {
 	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
 		_ = tc.NetConn().Close()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Queued before the server noticed the cut (then it is unacknowledged
+	// when the session detaches) or after (queued to the detached
+	// session): one notification either way.
 	message(carol, "while the phone sleeps")
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("notification for a detached session: %v", n.fields)
 	}
+}
+
+// Messages written into a connection that is already dead, before the
+// server notices, are in the session's unacknowledged queue when it
+// detaches: the app server hears of them then, in one notification
+// counting them all (a chat state alone does not count), instead of
+// nobody hearing of them until the phone wakes up.
+func TestDetachNotifiesForUnacknowledged(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	enable(t, alice, "n1", "")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+	message(carol, "one")
+	message(carol, "two")
+	carol.Send("<message type='chat' to='alice@localhost'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	for _, b := range []string{"one", "two"} {
+		alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == b })
+	}
+	alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "message" && el.Child("http://jabber.org/protocol/chatstates", "composing") != nil
+	})
+	// Read, never acknowledged: then the connection dies.
+	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+	}
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
+		t.Fatalf("notification at detach: %v, want message-count 2", n.fields)
+	}
+	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	app.Expect(func(el *xml.Element) bool {
+		if _, ok := parse(el); ok {
+			t.Fatalf("extra notification %s", el)
+		}
+		return el.Attr("id") == "barrier"
+	})
 }
