@@ -27,16 +27,25 @@ type Usage struct {
 // OK is false when no pid is given or any of them is gone (a figure
 // missing a node would look like a cheaper server).
 func ProcUsage(pids ...int) Usage {
-	var u Usage
+	total, _ := procUsageEach(pids, false)
+	return total
+}
+
+// procUsageEach is ProcUsage of pids and, with each, of every pid alone
+// (with its descendants), all from one reading of each process: the parts
+// and the total are of the same moment, so for disjoint processes the
+// parts add up to the total exactly (reading the total and then each part
+// would let busy processes run on in between).
+func procUsageEach(pids []int, each bool) (Usage, []Usage) {
+	var total Usage
 	if len(pids) == 0 {
-		return u
+		return total, nil
 	}
 	for _, pid := range pids {
 		if _, ok := procStat(pid); !ok {
-			return u
+			return total, nil
 		}
 	}
-	todo := append([]int(nil), pids...)
 	children := map[int][]int{}
 	if ents, err := os.ReadDir("/proc"); err == nil {
 		for _, e := range ents {
@@ -49,25 +58,55 @@ func ProcUsage(pids ...int) Usage {
 			}
 		}
 	}
-	seen := map[int]bool{}
-	for len(todo) > 0 {
-		p := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		st, ok := procStat(p)
-		if !ok {
-			continue
-		}
-		u.CPU += st.cpu
-		u.RSSKiB += procRSS(p)
-		u.Procs++
-		todo = append(todo, children[p]...)
+	type reading struct {
+		cpu float64
+		rss int64
+		ok  bool
 	}
-	u.OK = true
-	return u
+	readings := map[int]reading{}
+	read := func(p int) reading {
+		if r, ok := readings[p]; ok {
+			return r
+		}
+		var r reading
+		if st, ok := procStat(p); ok {
+			r = reading{cpu: st.cpu, rss: procRSS(p), ok: true}
+		}
+		readings[p] = r
+		return r
+	}
+	tree := func(roots []int) Usage {
+		var u Usage
+		todo := append([]int(nil), roots...)
+		seen := map[int]bool{}
+		for len(todo) > 0 {
+			p := todo[len(todo)-1]
+			todo = todo[:len(todo)-1]
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			r := read(p)
+			if !r.ok {
+				continue
+			}
+			u.CPU += r.cpu
+			u.RSSKiB += r.rss
+			u.Procs++
+			todo = append(todo, children[p]...)
+		}
+		u.OK = true
+		return u
+	}
+	total = tree(pids)
+	if !each {
+		return total, nil
+	}
+	parts := make([]Usage, len(pids))
+	for i, p := range pids {
+		parts[i] = tree([]int{p})
+	}
+	return total, parts
 }
 
 // ParsePIDs reads a comma-separated list of process IDs; "" and 0 are

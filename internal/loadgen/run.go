@@ -552,12 +552,8 @@ type sample struct {
 }
 
 func (r *runner) sample() sample {
-	s := sample{server: ProcUsage(r.o.PIDs...), self: ProcUsage(os.Getpid()), t: time.Now()}
-	if len(r.o.PIDs) > 1 {
-		for _, p := range r.o.PIDs {
-			s.each = append(s.each, ProcUsage(p))
-		}
-	}
+	s := sample{self: ProcUsage(os.Getpid()), t: time.Now()}
+	s.server, s.each = procUsageEach(r.o.PIDs, len(r.o.PIDs) > 1)
 	return s
 }
 
