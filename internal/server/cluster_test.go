@@ -113,19 +113,6 @@ func (k sharedValue) SharedName() string { return string(k) }
 func (sharedValue) Encode(v any) string  { s, _ := v.(string); return s }
 func (sharedValue) Decode(s string) any  { return s }
 
-// waitUntil polls cond until it holds, failing the test after 15 s (a
-// loaded machine's NATS and registry are slow, never this slow).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Clients on different nodes share presence and chat, bare and full JID,
 // in order; carbons reach a resource on a third node; a bind of a full
 // JID held on another node replaces it there.
@@ -150,7 +137,7 @@ func TestClusterTwoNodesChat(t *testing.T) {
 	alice2.IQ("set", "", "<enable xmlns='urn:xmpp:carbons:2'/>")
 	// The registry carries the flag to bob's node, which makes the copies.
 	laptop := jid.MustParse("alice@example.com/laptop")
-	waitUntil(t, "node 2 sees alice/laptop's carbons on", func() bool {
+	waitFor(t, "node 2 sees alice/laptop's carbons on", func() bool {
 		s := b.Router().Session(laptop)
 		return s != nil && s.Value(sharedValue("carbons")) == "1"
 	})
@@ -499,7 +486,7 @@ func TestClusterPEPAndRosterPush(t *testing.T) {
 	// alice/a's caps, learnt on node 1, reach node 2 with her session,
 	// where bob's publication asks for them.
 	aliceA := jid.MustParse(alice.JID)
-	waitUntil(t, "node 2 knows alice/a's caps", func() bool {
+	waitFor(t, "node 2 knows alice/a's caps", func() bool {
 		s := nodes[1].Router().Session(aliceA)
 		if s == nil {
 			return false

@@ -108,6 +108,19 @@ func answer(app *testserver.Client, n notification, errCond string) {
 		n.iq.Attr("id"), n.iq.Attr("from"), errCond)
 }
 
+// expectNoMoreNotifications fails the test if a notification reaches app
+// before the answer to a ping it sends now.
+func expectNoMoreNotifications(t *testing.T, app *testserver.Client) {
+	t.Helper()
+	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	app.Expect(func(el *xml.Element) bool {
+		if _, ok := parse(el); ok {
+			t.Fatalf("extra notification %s", el)
+		}
+		return el.Attr("id") == "barrier"
+	})
+}
+
 func message(c *testserver.Client, body string) {
 	c.Send("<message type='chat' to='alice@localhost'><body>%s</body></message>", body)
 }
@@ -291,13 +304,26 @@ func TestDetachedSession(t *testing.T) {
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("after resumption: %v", n.fields)
 	}
-	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	app.Expect(func(el *xml.Element) bool {
-		if _, ok := parse(el); ok {
-			t.Fatalf("extra notification %s", el)
-		}
-		return el.Attr("id") == "barrier"
-	})
+	expectNoMoreNotifications(t, app)
+}
+
+// pushAndStreamManagement registers alice's app server (node n1), enables
+// resumable stream management and sends initial presence.
+func pushAndStreamManagement(t *testing.T, alice *testserver.Client) {
+	t.Helper()
+	enable(t, alice, "n1", "")
+	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
+	alice.Send("<presence/>")
+	alice.ExpectStanza("presence", "from="+alice.JID)
+}
+
+// cutConnection closes c's TCP connection under TLS, as a network that
+// drops a phone does: no closing stream, no TLS close_notify.
+func cutConnection(c *testserver.Client) {
+	if tc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		_ = tc.NetConn().Close()
+	}
 }
 
 // The real thing: a stream-managed session whose connection is cut
@@ -305,14 +331,8 @@ func TestDetachedSession(t *testing.T) {
 // phone is away wakes the app server.
 func TestCutStreamManagedSessionNotifies(t *testing.T) {
 	_, alice, app, carol := start(t, "")
-	enable(t, alice, "n1", "")
-	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
-	alice.Send("<presence/>")
-	alice.ExpectStanza("presence", "from="+alice.JID)
-	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
-		_ = tc.NetConn().Close()
-	}
+	pushAndStreamManagement(t, alice)
+	cutConnection(alice)
 	// Queued before the server noticed the cut (then it is unacknowledged
 	// when the session detaches) or after (queued to the detached
 	// session): one notification either way.
@@ -329,11 +349,7 @@ func TestCutStreamManagedSessionNotifies(t *testing.T) {
 // nobody hearing of them until the phone wakes up.
 func TestDetachNotifiesForUnacknowledged(t *testing.T) {
 	_, alice, app, carol := start(t, "")
-	enable(t, alice, "n1", "")
-	alice.Send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-	alice.Expect(func(el *xml.Element) bool { return el.Local == "enabled" })
-	alice.Send("<presence/>")
-	alice.ExpectStanza("presence", "from="+alice.JID)
+	pushAndStreamManagement(t, alice)
 	message(carol, "one")
 	message(carol, "two")
 	carol.Send("<message type='chat' to='alice@localhost'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
@@ -344,17 +360,9 @@ func TestDetachNotifiesForUnacknowledged(t *testing.T) {
 		return el.Local == "message" && el.Child("http://jabber.org/protocol/chatstates", "composing") != nil
 	})
 	// Read, never acknowledged: then the connection dies.
-	if tc, ok := alice.Conn.(interface{ NetConn() net.Conn }); ok {
-		_ = tc.NetConn().Close()
-	}
+	cutConnection(alice)
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
 		t.Fatalf("notification at detach: %v, want message-count 2", n.fields)
 	}
-	app.Send("<iq type='get' id='barrier' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	app.Expect(func(el *xml.Element) bool {
-		if _, ok := parse(el); ok {
-			t.Fatalf("extra notification %s", el)
-		}
-		return el.Attr("id") == "barrier"
-	})
+	expectNoMoreNotifications(t, app)
 }
