@@ -38,8 +38,17 @@ type Msg struct {
 	Cond string // stream error condition of "close"
 	Text string
 	Body []byte
+	// Targets are the sessions of a "fanout": Body goes to each, with its
+	// own 'to'.
+	Targets []Target
 	// Reply answers a Request (nil for published messages).
 	Reply func(Msg)
+}
+
+// Target is one recipient session of a "fanout" message.
+type Target struct {
+	To  string // full JID
+	Sid string // its stream ID
 }
 
 // Entry is one key's value in a bucket.

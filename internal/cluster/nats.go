@@ -122,6 +122,9 @@ const (
 	hdrCond = "Parley-Cond"
 	hdrText = "Parley-Text"
 	hdrFrom = "Parley-From"
+	// hdrTarget, once per recipient of a fanout: "<sid> <full JID>" (a
+	// stream ID has no space; a JID has no line break).
+	hdrTarget = "Parley-Target"
 )
 
 func toNATS(subject string, m Msg) *nats.Msg {
@@ -142,15 +145,24 @@ func toNATS(subject string, m Msg) *nats.Msg {
 	if m.From != "" {
 		nm.Header.Set(hdrFrom, m.From)
 	}
+	for _, t := range m.Targets {
+		nm.Header.Add(hdrTarget, t.Sid+" "+t.To)
+	}
 	nm.Data = m.Body
 	return nm
 }
 
 func fromNATS(nm *nats.Msg) Msg {
-	return Msg{
+	m := Msg{
 		Op: nm.Header.Get(hdrOp), To: nm.Header.Get(hdrTo), Sid: nm.Header.Get(hdrSid),
 		Cond: nm.Header.Get(hdrCond), Text: nm.Header.Get(hdrText), From: nm.Header.Get(hdrFrom), Body: nm.Data,
 	}
+	for _, v := range nm.Header.Values(hdrTarget) {
+		if sid, to, ok := strings.Cut(v, " "); ok {
+			m.Targets = append(m.Targets, Target{To: to, Sid: sid})
+		}
+	}
+	return m
 }
 
 // Subscribe delivers on one goroutine per subscription (nats.go's), so

@@ -913,12 +913,16 @@ func (n *Node) liveLocked(node, inc string) bool {
 
 // send publishes a stanza for a session on another node.
 func (n *Node) send(p *remote, op string, el *xml.Element) {
-	m := Msg{Op: op, To: p.full.String(), Sid: p.sid, Body: el.AppendToNS(nil, contentNS)}
-	if err := n.eng.Publish(subjectPrefix+p.node, m); err != nil {
-		n.log.Warn("cluster: send", "to", p.full.String(), "node", p.node, "err", err)
+	n.publish(p.node, Msg{Op: op, To: p.full.String(), Sid: p.sid, Body: el.AppendToNS(nil, contentNS)})
+}
+
+// publish sends m to node's subject.
+func (n *Node) publish(node string, m Msg) {
+	if err := n.eng.Publish(subjectPrefix+node, m); err != nil {
+		n.log.Warn("cluster: send", "to", m.To, "targets", len(m.Targets), "node", node, "err", err)
 		return
 	}
-	n.m.sent.Inc()
+	n.m.sent.Add(float64(max(1, len(m.Targets)))) // stanzas, not messages
 }
 
 // closeRemote ends a session on another node and waits until it has
@@ -938,6 +942,10 @@ func (n *Node) closeRemote(p *remote, cond stanza.StreamCondition, text string) 
 
 // inbound handles what other nodes send to this one.
 func (n *Node) inbound(m Msg) {
+	if m.Op == "fanout" {
+		n.fanoutIn(m)
+		return
+	}
 	full, err := jid.Parse(m.To)
 	if err != nil {
 		return

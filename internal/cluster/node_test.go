@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,6 +226,7 @@ func runSuite(t *testing.T, mk engines) {
 	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
 	t.Run("Notices", func(t *testing.T) { testNotices(t, mk) })
 	t.Run("RoomHolderLost", func(t *testing.T) { testRoomHolderLost(t, mk) })
+	t.Run("FanOutOneMessagePerNode", func(t *testing.T) { testFanOut(t, mk) })
 }
 
 func TestMemCluster(t *testing.T) { runSuite(t, memEngines) }
@@ -781,5 +783,83 @@ func TestRoomTakeoverReloadFailure(t *testing.T) {
 	})
 	if calls.Load() != 2 {
 		t.Fatalf("reloads: %d, want 2", calls.Load())
+	}
+}
+
+// In a fan-out (module.Batch) the copies of one stanza for the sessions
+// of another node travel as one message, each session getting its own
+// 'to', in order; copies that differ in more than 'to' break the run;
+// without a batch each copy is a message of its own.
+func testFanOut(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	var mu sync.Mutex
+	var seen []string // op/targets of what reaches node2's subject
+	stop, err := ns[0].eng.Subscribe(subjectPrefix+"node2", func(m Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, fmt.Sprintf("%s/%d", m.Op, len(m.Targets)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	recips := []string{"alice@example.com/phone", "alice@example.com/desk", "bob@example.com/x"}
+	var sessions []*fakeSession
+	for _, r := range recips {
+		sessions = append(sessions, ns[1].bind(t, r))
+	}
+	eventually(t, "node1 sees the three sessions", func() bool {
+		for _, r := range recips {
+			if ns[0].r.Session(jid.MustParse(r)) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	groupchat := func(body string) *xml.Element {
+		return xml.New("", "message").SetAttr("from", "room@conference.example.com/nick").
+			SetAttr("type", "groupchat").Append(xml.New("", "body").AppendText(body))
+	}
+	fan := func(msg *xml.Element, odd func(i int, el *xml.Element) *xml.Element) {
+		ctx, b := module.WithBatch(context.Background())
+		for i, r := range recips {
+			el := msg.WithAttr("to", r)
+			if odd != nil {
+				el = odd(i, el)
+			}
+			ns[0].r.Route(ctx, el)
+		}
+		b.Flush()
+	}
+	fan(groupchat("one"), nil)
+	fan(groupchat("two"), nil)
+	// The middle copy carries an id the others lack: three runs.
+	fan(groupchat("three"), func(i int, el *xml.Element) *xml.Element {
+		if i == 1 {
+			return el.WithAttr("id", "x")
+		}
+		return el
+	})
+	for _, r := range recips {
+		ns[0].r.Route(context.Background(), groupchat("four").WithAttr("to", r))
+	}
+	for i, s := range sessions {
+		eventually(t, recips[i]+" gets four messages", func() bool { return len(s.received()) == 4 })
+		for k, el := range s.received() {
+			if el.Attr("to") != recips[i] || el.ChildText("", "body") != []string{"one", "two", "three", "four"}[k] {
+				t.Fatalf("%s's message %d: %s", recips[i], k, el)
+			}
+		}
+	}
+	want := []string{"fanout/3", "fanout/3", "send/0", "send/0", "send/0", "send/0", "send/0", "send/0"}
+	eventually(t, "node 2's messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= len(want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(seen, want) {
+		t.Fatalf("messages to node 2: %v, want %v", seen, want)
 	}
 }

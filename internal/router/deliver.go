@@ -1,6 +1,8 @@
 package router
 
 import (
+	"context"
+
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -21,7 +23,12 @@ func (r *Router) deliverDefault(ev *module.StanzaEvent, kind, target string) {
 	}
 }
 
-func (r *Router) send(s module.Session, el *xml.Element) {
+// send hands el to s, in ctx's batch when there is one and s can join it
+// (module.Batch: a room's fan-out to the sessions of another node).
+func (r *Router) send(ctx context.Context, s module.Session, el *xml.Element) {
+	if bs, ok := s.(module.BatchSender); ok && bs.SendIn(ctx, el) {
+		return
+	}
 	s.Send(el)
 }
 
@@ -52,7 +59,7 @@ func (r *Router) deliverMessage(ev *module.StanzaEvent, target string) {
 	switch target {
 	case "full":
 		if s := r.Session(ev.To); s != nil {
-			r.send(s, ev.Stanza)
+			r.send(ev.Ctx, s, ev.Stanza)
 			return
 		}
 		switch typ {
@@ -86,7 +93,7 @@ func (r *Router) deliverMessage(ev *module.StanzaEvent, target string) {
 			return
 		}
 		for _, s := range targets {
-			r.send(s, ev.Stanza)
+			r.send(ev.Ctx, s, ev.Stanza)
 		}
 	case "host":
 		// A message to the server itself that no module handled.
@@ -148,7 +155,7 @@ func (r *Router) deliverPresence(ev *module.StanzaEvent, target string) {
 			return
 		}
 		if s := r.Session(ev.To); s != nil {
-			r.send(s, ev.Stanza)
+			r.send(ev.Ctx, s, ev.Stanza)
 		}
 	case "bare":
 		if typ == "probe" || typ == "error" {
@@ -156,7 +163,7 @@ func (r *Router) deliverPresence(ev *module.StanzaEvent, target string) {
 		}
 		for _, s := range r.Sessions(ev.To.Bare()) {
 			if module.Available(s) || isSubscription(typ) {
-				r.send(s, ev.Stanza)
+				r.send(ev.Ctx, s, ev.Stanza)
 			}
 		}
 	}
@@ -171,7 +178,7 @@ func (r *Router) deliverIQ(ev *module.StanzaEvent, target string) {
 	request := typ == "get" || typ == "set"
 	if target == "full" {
 		if s := r.Session(ev.To); s != nil {
-			r.send(s, el)
+			r.send(ev.Ctx, s, el)
 			return
 		}
 		if request {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -108,9 +109,13 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 // message to a room of hundreds is not serialised hundreds of times.
 // Occupants are almost all on client streams; a copy written to a server
 // stream reuses the bytes too unless the payload's serialisation depends on
-// the stream's namespace, and then is written from the tree.
+// the stream's namespace, and then is written from the tree. In a
+// cluster, the copies for occupants on another node travel to it as one
+// message (module.Batch), flushed before the room goes on.
 func (r *room) fanOut(ctx context.Context, msg *xml.Element) {
 	msg = msg.ForFanout(stanza.NSClient)
+	ctx, batch := module.WithBatch(ctx)
+	defer batch.Flush()
 	for _, v := range r.sortedOccupants() {
 		r.svc.route(ctx, msg.WithAttr("to", v.real.String()))
 	}
