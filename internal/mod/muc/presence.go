@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"parley/internal/access"
+	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -124,11 +125,13 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 		self = append(self, 210)
 	}
 	others := presenceFanout{r: r, o: o}
+	bctx, batch := module.WithBatch(ctx)
 	for _, v := range r.sortedOccupants() {
 		if v != o {
-			s.route(ctx, others.to(v))
+			s.route(bctx, others.to(v))
 		}
 	}
+	batch.Flush()
 	s.route(ctx, r.presenceFor(o, o, presOpts{selfCodes: self}))
 	// History and subject follow even in a locked room (where both are
 	// empty): clients such as slixmpp treat the subject as the end of the

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -284,8 +285,12 @@ func (r *room) presenceFor(o, viewer *occupant, opt presOpts) *xml.Element {
 }
 
 // broadcastPresence sends the presence about o to every occupant, and to o
-// itself when it is no longer in the room (leaving, kicked).
+// itself when it is no longer in the room (leaving, kicked). Like a
+// message, it goes to the occupants on another cluster node in one
+// message per run of equal copies (module.Batch).
 func (r *room) broadcastPresence(ctx context.Context, o *occupant, opt presOpts) {
+	ctx, batch := module.WithBatch(ctx)
+	defer batch.Flush()
 	others := presenceFanout{r: r, o: o, opt: opt}
 	for _, v := range r.sortedOccupants() {
 		if v == o {
