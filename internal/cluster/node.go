@@ -115,6 +115,9 @@ type Node struct {
 	// acquiring marks the rooms this node is taking over (rooms.go):
 	// closed when the room has been reloaded and its lease cached.
 	acquiring map[string]chan struct{}
+	// reloadFailed notes when a takeover's reload last failed, per room
+	// lease key: the next attempt waits roomRetryAfter.
+	reloadFailed map[string]time.Time
 	// compDomains are the XEP-0114 component domains (components.go).
 	compDomains   map[string]bool
 	compConnected func(string) bool
@@ -189,6 +192,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		compCache: make(map[string]compHolder),
 		rooms:     make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
 		acquiring: make(map[string]chan struct{}),
+		reloadFailed: make(map[string]time.Time),
 	}
 	n.compQueue = newQueue(n.componentChanged)
 	n.inc.Store(newIncarnation())
@@ -982,8 +986,22 @@ func (n *Node) inbound(m Msg) {
 			return
 		}
 		if n.roomDomains[full.Domain()] && full.Local() != "" && !n.awaitRoomLoad(full.Bare()) {
-			n.bounce(context.Background(), el, "the room could not be loaded; try again")
-			return
+			// Not served here (a takeover that failed, or the sender's
+			// view of the lease is older than this node's incarnation):
+			// find the owner afresh, taking the room over if it is free,
+			// rather than answer every stanza the sender forwards from
+			// its cache with an error.
+			ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
+			l, err := n.roomOwner(ctx, full.Bare())
+			cancel()
+			switch {
+			case err != nil:
+				n.bounce(context.Background(), el, "the room could not be loaded; try again")
+				return
+			case l.Node != n.opts.Name || l.Inc != n.incarnation():
+				n.forward(l.Node, el, from, full)
+				return
+			}
 		}
 		n.m.received.Inc()
 		n.router.DeliverComponent(context.Background(), el, from, full)

@@ -693,9 +693,10 @@ func TestHeardOf(t *testing.T) {
 
 // A takeover whose reload fails (storage unreachable) serves nothing from
 // what the node held: the stanza is answered with a temporary error, the
-// lease is given up, and the next stanza takes the room over again, this
-// time reloading it. A stanza another node forwarded during the failed
-// takeover is answered the same way, not served.
+// lease is given up, and a stanza after roomRetryAfter, from any node,
+// takes the room over again, this time reloading it. A stanza another
+// node forwarded during the failed takeover is answered the same way, not
+// served.
 func TestRoomTakeoverReloadFailure(t *testing.T) {
 	var calls atomic.Int32
 	var reloaded atomic.Bool
@@ -763,6 +764,22 @@ func TestRoomTakeoverReloadFailure(t *testing.T) {
 			t.Fatalf("%s: want a temporary internal-server-error, got %s", c.id, got)
 		}
 	}
+	// Within roomRetryAfter: answered at once; but only what may be
+	// answered with an error (not an IQ result, not a presence of leaving).
+	ns[0].r.Route(context.Background(), xml.New("", "presence").SetAttr("from", "alice@example.com/a").
+		SetAttr("to", lounge.String()+"/alice").SetAttr("type", "unavailable"))
+	ns[0].r.Route(context.Background(), xml.New("", "iq").SetAttr("from", "alice@example.com/a").
+		SetAttr("to", lounge.String()+"/bob").SetAttr("type", "result").SetAttr("id", "r1"))
+	ns[0].r.Route(context.Background(), msg("alice@example.com/a", "m2b"))
+	eventually(t, "the answer to m2b", func() bool {
+		got := alice.received()
+		return len(got) > 0 && got[len(got)-1].Attr("id") == "m2b"
+	})
+	for _, el := range alice.received() {
+		if el.Local != "message" {
+			t.Fatalf("answered with an error: %s", el)
+		}
+	}
 	room.mu.Lock()
 	served := room.total
 	room.mu.Unlock()
@@ -773,13 +790,22 @@ func TestRoomTakeoverReloadFailure(t *testing.T) {
 		t.Fatalf("lease after a failed reload: %v (want it given up)", err)
 	}
 
-	// Storage is back: the next stanza takes the room over and reaches
-	// the reloaded room.
-	ns[0].r.Route(context.Background(), msg("alice@example.com/a", "m3"))
-	eventually(t, "the reloaded room gets m3", func() bool {
+	// Storage is back. Node 2 still names node 1 in its cache and
+	// forwards there: node 1, which gave the lease up, takes the room
+	// over again (after roomRetryAfter), reloads it and serves the
+	// stanza rather than answering it with an error.
+	time.Sleep(roomRetryAfter + 200*time.Millisecond)
+	ns[1].r.Route(context.Background(), msg("bob@example.com/b", "m3"))
+	eventually(t, "the reloaded room gets m3 from node 2", func() bool {
 		room.mu.Lock()
 		defer room.mu.Unlock()
 		return room.total == 1 && room.early == 0
+	})
+	ns[0].r.Route(context.Background(), msg("alice@example.com/a", "m4"))
+	eventually(t, "the room gets m4", func() bool {
+		room.mu.Lock()
+		defer room.mu.Unlock()
+		return room.total == 2 && room.early == 0
 	})
 	if calls.Load() != 2 {
 		t.Fatalf("reloads: %d, want 2", calls.Load())

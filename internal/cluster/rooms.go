@@ -82,26 +82,54 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 		n.mu.Unlock()
 		close(turn)
 	}()
+	n.mu.RLock()
+	failed, ok := n.reloadFailed[k]
+	n.mu.RUnlock()
+	if ok && time.Since(failed) >= roomRetryAfter {
+		n.mu.Lock()
+		delete(n.reloadFailed, k)
+		n.mu.Unlock()
+	} else if ok {
+		// Storage failed a moment ago: answered at once, rather than
+		// each stanza costing a lease write, a read and a wait.
+		return roomLease{}, errRoomNotLoaded
+	}
 	l, took, err := n.holder(ctx, k, false)
 	if err != nil {
 		return l, err
 	}
 	if took && n.opts.OnRoomAcquired != nil {
-		// Before the stanza that made us take it is delivered.
-		if err := n.opts.OnRoomAcquired(ctx, room); err != nil {
-			n.giveUp(ctx, k)
+		// Before the stanza that made us take it is delivered. Bounded
+		// by the lease time: storage that hangs rather than fails must
+		// not hold the room, and every stanza for it, for ever.
+		rctx, cancel := context.WithTimeout(ctx, n.opts.Lease)
+		err := n.opts.OnRoomAcquired(rctx, room)
+		cancel()
+		if err != nil {
+			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.opts.Lease)
+			n.giveUp(gctx, k)
+			cancel()
+			n.mu.Lock()
+			n.reloadFailed[k] = time.Now()
+			n.mu.Unlock()
 			return roomLease{}, fmt.Errorf("%w: %v", errRoomNotLoaded, err)
 		}
 	}
 	n.mu.Lock()
 	n.rooms[k] = l
+	delete(n.reloadFailed, k)
 	n.mu.Unlock()
 	return l, nil
 }
 
 // errRoomNotLoaded: this node took a room's lease but could not reload
-// the room, and gave the lease up.
+// the room, and gave the lease up (or did so less than roomRetryAfter
+// ago).
 var errRoomNotLoaded = errors.New("cluster: room not reloaded")
+
+// roomRetryAfter is how long after a failed reload this node answers
+// stanzas for the room with an error before it tries again.
+const roomRetryAfter = time.Second
 
 // giveUp deletes lease k if it still names this node's incarnation (a
 // takeover whose reload failed), so that the next stanza for the room,
@@ -109,6 +137,11 @@ var errRoomNotLoaded = errors.New("cluster: room not reloaded")
 func (n *Node) giveUp(ctx context.Context, k string) {
 	en, err := n.leases.Get(ctx, k)
 	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			// Left in place: the next takeover here reloads the room
+			// (holder treats an uncached lease of ours as taken).
+			n.log.Warn("cluster: giving up a room lease", "lease", k, "err", err)
+		}
 		return
 	}
 	var l roomLease
@@ -152,8 +185,25 @@ func (n *Node) awaitRoomLoad(room jid.JID) bool {
 
 // bounce answers el, a stanza for a room this node could not serve, with
 // a temporary internal-server-error (RFC 6120 §8.3.3.5, type wait: the
-// client may retry), never an error to an error.
+// client may retry). Only what may be answered with an error is: a
+// message, an IQ request, an available presence (a join); an IQ result,
+// an error, or a presence of another type (leaving, subscriptions,
+// probes) is dropped.
 func (n *Node) bounce(ctx context.Context, el *xml.Element, text string) {
+	typ := el.Attr("type")
+	switch el.Local {
+	case "message":
+	case "iq":
+		if typ != "get" && typ != "set" {
+			return
+		}
+	case "presence":
+		if typ != "" {
+			return
+		}
+	default:
+		return
+	}
 	reply := stanza.ErrorReplyFor(el, &stanza.Error{Condition: stanza.InternalServerError, Type: stanza.ErrorTypeWait, Text: text})
 	if reply != nil {
 		n.router.Route(ctx, reply)
@@ -209,6 +259,12 @@ func (n *Node) holder(ctx context.Context, k string, cache bool) (l roomLease, t
 					return roomLease{}, false, err
 				}
 				l, took = me, true
+			} else if l == me {
+				// Ours, yet not cached (the caches were checked first): a
+				// write that failed after it was applied, or a lease a
+				// failed takeover could not give up. Taken now, so a
+				// room is reloaded before it is served.
+				took = true
 			}
 		}
 		if cache || !took {

@@ -118,7 +118,7 @@ func (x *index) checkLocked(owner string, size int64, now time.Time) *refusal {
 			return rf
 		}
 	}
-	rf.retry = now.Add(x.lim.slotTimeout).Truncate(time.Second)
+	rf.retry = time.Unix(expiresAt(now, x.lim.slotTimeout), 0) // when the slots made now have expired
 	return rf
 }
 
