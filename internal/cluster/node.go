@@ -191,7 +191,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		inflight:  make(map[string]time.Time),
 		compCache: make(map[string]compHolder),
 		rooms:     make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
-		acquiring: make(map[string]chan struct{}),
+		acquiring:    make(map[string]chan struct{}),
 		reloadFailed: make(map[string]time.Time),
 	}
 	n.compQueue = newQueue(n.componentChanged)
