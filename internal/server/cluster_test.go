@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -524,4 +525,44 @@ func capsVer(features []string) string {
 	slices.Sort(fs)
 	sum := sha1.Sum([]byte("client/pc//test<" + strings.Join(fs, "<") + "<"))
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// A room's message reaches the occupants on another node as one NATS
+// message for all of them (module.Batch, the cluster's "fanout"), each
+// occupant getting its own copy.
+func TestClusterRoomFanoutOneMessagePerNode(t *testing.T) {
+	nodes := startCluster(t, 2, "")
+	nodes[0].AddUsers(t, "pw", "alice", "bob", "carol", "dave")
+	alice := nodes[0].Online(t, "alice", "pw", "a")
+	if self := joinRoom(t, alice, "alice"); !hasStatus(self, "201") {
+		t.Fatalf("creation: %s", self)
+	}
+	if res := alice.IQ("set", room, "<query xmlns='"+nsMUC+"#owner'><x xmlns='jabber:x:data' type='submit'/></query>"); res.Attr("type") != "result" {
+		t.Fatalf("instant room: %s", res)
+	}
+	var others []*testserver.Client
+	for _, u := range []string{"bob", "carol", "dave"} {
+		c := nodes[1].Online(t, u, "pw", "r")
+		joinRoom(t, c, u)
+		others = append(others, c)
+	}
+	var mu sync.Mutex
+	var fanouts []int // targets of each fanout to node 2
+	stop, err := nodes[0].Cluster().Engine().Subscribe("parley.node."+nodes[1].Cluster().Name(), func(m cluster.Msg) {
+		if m.Op == "fanout" {
+			mu.Lock()
+			fanouts = append(fanouts, len(m.Targets))
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	groupchat(t, alice, "to all of you", others...)
+	waitFor(t, "one fanout message to node 2 for its three occupants", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(fanouts, 3)
+	})
 }
