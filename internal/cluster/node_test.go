@@ -145,8 +145,11 @@ func startNodesWith(t testing.TB, mk engines, count, maxSessions int, tune func(
 		h := module.NewHost("example.com")
 		h.Store = st
 		tn.r.AddHost(h)
+		// A 3 s lease: a heartbeat write may take 1.5 s (Lease/2) before
+		// the node fences itself, which a loaded CI machine's NATS
+		// needs; the tests that wait for a node's death take that long.
 		o := Options{
-			Name: fmt.Sprintf("node%d", i+1), Heartbeat: 100 * time.Millisecond, Lease: time.Second,
+			Name: fmt.Sprintf("node%d", i+1), Heartbeat: 100 * time.Millisecond, Lease: 3 * time.Second,
 			Log: quiet(), OnDown: func(string) { tn.down.Add(1) }, OnUp: func() { tn.up.Add(1) },
 		}
 		if tune != nil {
