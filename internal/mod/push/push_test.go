@@ -254,7 +254,7 @@ func TestStalledAppServer(t *testing.T) {
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("first: %v", n.fields)
 	}
-	message(carol, "two") // count 2: dropped, one is pending
+	message(carol, "two")               // count 2: dropped, one is pending
 	time.Sleep(2500 * time.Millisecond) // the 1 s timeout, with room for a late timer
 	message(carol, "three")
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "3" {
