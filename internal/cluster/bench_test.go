@@ -54,10 +54,8 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchRoute routes b.N chat messages from node 1 to a session bound on
-// node `on` and reports the CPU per message of the whole process plus the
-// NATS server (the two nodes share the test process).
-func benchRoute(b *testing.B, on int) {
+// benchNodes starts a nats-server and two nodes on it, in this process.
+func benchNodes(b *testing.B) (*natstest.Server, []*testNode) {
 	srv := natstest.Start(b, natsTestAddr)
 	var engs []Engine
 	for i := 0; i < 2; i++ {
@@ -68,7 +66,14 @@ func benchRoute(b *testing.B, on int) {
 		b.Cleanup(e.Close)
 		engs = append(engs, e)
 	}
-	ns := startNodes(b, func(testing.TB, int) []Engine { return engs }, 2, 0)
+	return srv, startNodes(b, func(testing.TB, int) []Engine { return engs }, 2, 0)
+}
+
+// benchRoute routes b.N chat messages from node 1 to a session bound on
+// node `on` and reports the CPU per message of the whole process plus the
+// NATS server (the two nodes share the test process).
+func benchRoute(b *testing.B, on int) {
+	srv, ns := benchNodes(b)
 	full := jid.MustParse("alice@example.com/phone")
 	s := &countingSession{fakeSession: fakeSession{r: ns[on].r, id: "bench"}, want: b.N, done: make(chan struct{})}
 	if _, _, err := ns[on].r.Bind(s, full.Bare(), full.Resource()); err != nil {
@@ -109,17 +114,7 @@ func BenchmarkRoomFanoutAcrossNodes(b *testing.B) {
 
 func benchFanout(b *testing.B, batched bool) {
 	const occupants = 50
-	srv := natstest.Start(b, natsTestAddr)
-	var engs []Engine
-	for i := 0; i < 2; i++ {
-		e, err := DialNATS(NATSOptions{URLs: []string{srv.URL()}, Name: fmt.Sprintf("bench%d", i)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(e.Close)
-		engs = append(engs, e)
-	}
-	ns := startNodes(b, func(testing.TB, int) []Engine { return engs }, 2, 0)
+	srv, ns := benchNodes(b)
 	var sessions []*countingSession
 	var fulls []string
 	for i := 0; i < occupants; i++ {
