@@ -998,7 +998,7 @@ func (n *Node) inbound(m Msg) {
 			case err != nil:
 				n.bounce(context.Background(), el, "the room could not be loaded; try again")
 				return
-			case l.Node != n.opts.Name || l.Inc != n.incarnation():
+			case !n.mine(l):
 				n.forward(l.Node, el, from, full)
 				return
 			}

@@ -82,14 +82,14 @@ func (n *Node) roomOwner(ctx context.Context, room jid.JID) (roomLease, error) {
 		n.mu.Unlock()
 		close(turn)
 	}()
-	n.mu.RLock()
-	failed, ok := n.reloadFailed[k]
-	n.mu.RUnlock()
-	if ok && time.Since(failed) >= roomRetryAfter {
-		n.mu.Lock()
+	n.mu.Lock()
+	failed, recent := n.reloadFailed[k]
+	if recent && time.Since(failed) >= roomRetryAfter {
 		delete(n.reloadFailed, k)
-		n.mu.Unlock()
-	} else if ok {
+		recent = false
+	}
+	n.mu.Unlock()
+	if recent {
 		// Storage failed a moment ago: answered at once, rather than
 		// each stanza costing a lease write, a read and a wait.
 		return roomLease{}, errRoomNotLoaded
@@ -145,7 +145,7 @@ func (n *Node) giveUp(ctx context.Context, k string) {
 		return
 	}
 	var l roomLease
-	if json.Unmarshal(en.Value, &l) != nil || l.Node != n.opts.Name || l.Inc != n.incarnation() {
+	if json.Unmarshal(en.Value, &l) != nil || !n.mine(l) {
 		return
 	}
 	if err := n.leases.Delete(ctx, k, en.Revision); err != nil && !errors.Is(err, ErrRevision) {
@@ -180,8 +180,11 @@ func (n *Node) awaitRoomLoad(room jid.JID) bool {
 	n.mu.RLock()
 	l, ok := n.rooms[k]
 	n.mu.RUnlock()
-	return ok && l.Node == n.opts.Name && l.Inc == n.incarnation()
+	return ok && n.mine(l)
 }
+
+// mine reports whether lease l names this node's current incarnation.
+func (n *Node) mine(l roomLease) bool { return l.Node == n.opts.Name && l.Inc == n.incarnation() }
 
 // bounce answers el, a stanza for a room this node could not serve, with
 // a temporary internal-server-error (RFC 6120 §8.3.3.5, type wait: the
@@ -220,7 +223,7 @@ func (n *Node) Leading(job string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
 	defer cancel()
 	l, _, err := n.holder(ctx, "job."+base64.RawURLEncoding.EncodeToString([]byte(job)), true)
-	return err == nil && l.Node == n.opts.Name && l.Inc == n.incarnation()
+	return err == nil && n.mine(l)
 }
 
 // holder returns the live holder of lease k, taking it when it is free or
@@ -303,13 +306,7 @@ func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) b
 		// a second copy of a room another node serves, or one that
 		// missed its reload.
 		n.log.Warn("cluster: room owner", "room", room.String(), "err", err)
-		if el.Attr("from") == "" {
-			el = el.WithAttr("from", from.String())
-		}
-		if el.Attr("to") == "" {
-			el = el.WithAttr("to", to.String())
-		}
-		n.bounce(ctx, el, "the room is unavailable for the moment; try again")
+		n.bounce(ctx, addressed(el, from, to), "the room is unavailable for the moment; try again")
 		return true
 	}
 	n.log.Debug("cluster: room owner", "room", room.String(), "owner", l.Node)
@@ -323,14 +320,23 @@ func (n *Node) Forward(ctx context.Context, el *xml.Element, from, to jid.JID) b
 	return true
 }
 
-// forward publishes a stanza for a component-served JID to node.
-func (n *Node) forward(node string, el *xml.Element, from, to jid.JID) {
+// addressed returns el with the routing addresses it was routed with,
+// where it lacks them (stanzas from local clients carry no 'to' for
+// their own server, from components no 'from' until stamped): another
+// node, or an error reply, needs both.
+func addressed(el *xml.Element, from, to jid.JID) *xml.Element {
 	if el.Attr("from") == "" {
 		el = el.WithAttr("from", from.String())
 	}
 	if el.Attr("to") == "" {
 		el = el.WithAttr("to", to.String())
 	}
+	return el
+}
+
+// forward publishes a stanza for a component-served JID to node.
+func (n *Node) forward(node string, el *xml.Element, from, to jid.JID) {
+	el = addressed(el, from, to)
 	if err := n.eng.Publish(subjectPrefix+node, Msg{Op: "component", To: to.String(), Body: el.AppendToNS(nil, contentNS)}); err != nil {
 		n.log.Warn("cluster: forward", "to", to.String(), "node", node, "err", err)
 		return

@@ -312,7 +312,8 @@ type Limits struct {
 	// without TLS) may send nothing, between stanzas, before its reader
 	// goroutine parks: it ends, its socket waits in the c2s idle set
 	// (internal/idlewait; elsewhere than Linux, a goroutine of a few small
-	// frames waits), and the client's next bytes start a reader again. It is what keeps an idle session's memory small (the reader's
+	// frames waits), and the client's next bytes start a reader again.
+	// It is what keeps an idle session's memory small (the reader's
 	// stack grows to 8 KiB under TLS); an active session never parks, and
 	// a session waking from it costs a goroutine start. Default 2s; a
 	// negative value turns parking off; at least 100ms.
