@@ -35,6 +35,12 @@ func worthy(msg *xml.Element) bool {
 // storage keeps and so the kinds a user can miss.
 func personal(typ string) bool { return typ == stanza.TypeNormal || typ == "chat" }
 
+// notifiable reports whether el, sent to a client that is not reading, is
+// worth a notification: a personal message worth waking a device for.
+func notifiable(el *xml.Element) bool {
+	return el.Local == "message" && personal(stanza.Type(el)) && worthy(el)
+}
+
 // onMessage sees a message to the bare JID that no available resource
 // takes (RFC 6121 §8.5.2.2: offline storage, just below, keeps it) and
 // hands a notification to the worker. It never handles the message.
@@ -55,7 +61,7 @@ func (p *Push) onMessage(ev *module.StanzaEvent) bool {
 // not reading, so its app servers are told. It only reads state, as the
 // Outbound hook requires; the worker does the routing.
 func (p *Push) onOutbound(ev *module.OutboundEvent) bool {
-	if ev.Stanza.Local != "message" || !personal(stanza.Type(ev.Stanza)) || !worthy(ev.Stanza) {
+	if !notifiable(ev.Stanza) {
 		return false
 	}
 	p.mu.Lock()
@@ -110,7 +116,7 @@ func (p *Push) onDetached(ev *module.SessionEvent) bool {
 	var last *xml.Element
 	n := 0
 	for _, el := range ev.Unacked {
-		if el.Local == "message" && personal(stanza.Type(el)) && worthy(el) {
+		if notifiable(el) {
 			last, n = el, n+1
 		}
 	}
