@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/xdg-go/scram"
+
+	"parley/internal/sockio"
 )
 
 // Target says how to reach and log in to the server under test.
@@ -113,7 +115,9 @@ func Login(t *Target, a *Account) (*Session, error) {
 	if err != nil {
 		return nil, &LoginError{PhaseConnect, err}
 	}
-	s := &Session{Account: a, conn: conn}
+	// Raw reads and writes (package sockio): the generator, too, is
+	// often idle between messages at the lower rates.
+	s := &Session{Account: a, conn: sockio.Wrap(conn)}
 	if err := s.login(t); err != nil {
 		s.conn.Close()
 		return nil, err

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"parley/internal/sockio"
 )
 
 // Reflector is the generator's trivial target: a minimal XMPP router
@@ -77,7 +79,7 @@ func (rf *Reflector) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		go rf.serve(c)
+		go rf.serve(sockio.Wrap(c))
 	}
 }
 

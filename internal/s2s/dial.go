@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"parley/internal/sockio"
 )
 
 // Resolver is the part of DNS outgoing streams use. *net.Resolver satisfies
@@ -142,7 +144,7 @@ func (s *Service) dialAny(ctx context.Context, ts []target) (net.Conn, target, e
 						}
 					}
 				}(pending)
-				return r.c, r.t, nil
+				return sockio.Wrap(r.c), r.t, nil
 			}
 			lastErr = r.err
 			if next < len(ts) {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"parley/internal/sockio"
 )
 
 // Why an Acceptor closed a connection without serving it.
@@ -104,7 +106,9 @@ func (a *Acceptor[C]) Accept(l net.Listener, open func(nc net.Conn) (C, bool)) {
 				continue
 			}
 			a.WG.Add(1)
-			go a.serve(nc, open, release)
+			// Stanza streams read and write without waking the
+			// runtime's system monitor (package sockio).
+			go a.serve(sockio.Wrap(nc), open, release)
 		}
 	}()
 }
