@@ -106,6 +106,9 @@ type Node struct {
 	// them after Claim returns, and until then their entries are not
 	// stale although no local session has them yet.
 	inflight map[string]time.Time
+	// rereadAt notes when Peer last read an account's record because the
+	// watched copy lacked the full JID asked for (reread).
+	rereadAt map[jid.JID]time.Time
 	shared   map[string]module.SharedKey
 	// roomDomains are the chat services (rooms.go); rooms caches room
 	// leases, occupants the local sessions in rooms held elsewhere.
@@ -188,7 +191,7 @@ func New(eng Engine, r *router.Router, opts Options) *Node {
 		opts: opts, eng: eng, router: r, log: opts.Log.With("node", opts.Name),
 		records: make(map[string]record), proxies: make(map[jid.JID]map[string]*remote),
 		members: make(map[string]member), shared: make(map[string]module.SharedKey),
-		inflight:  make(map[string]time.Time),
+		inflight: make(map[string]time.Time), rereadAt: make(map[jid.JID]time.Time),
 		compCache: make(map[string]compHolder),
 		rooms:     make(map[string]roomLease), occupants: make(map[jid.JID]map[jid.JID]occupant),
 		acquiring:    make(map[string]chan struct{}),
@@ -603,8 +606,20 @@ func (n *Node) Peers(bare jid.JID) []module.Session {
 	return out
 }
 
-// Peer implements router.Bus.
+// Peer implements router.Bus. A session the watched copy of the
+// registry lacks may be newer than the copy: the record is read once more
+// (reread) before the answer is no.
 func (n *Node) Peer(full jid.JID) module.Session {
+	if p := n.peer(full); p != nil {
+		return p
+	}
+	if !n.reread(full) {
+		return nil
+	}
+	return n.peer(full)
+}
+
+func (n *Node) peer(full jid.JID) module.Session {
 	n.mu.RLock()
 	p := n.proxies[full.Bare()][full.Resource()]
 	n.mu.RUnlock()
@@ -612,6 +627,44 @@ func (n *Node) Peer(full jid.JID) module.Session {
 		return nil
 	}
 	return p
+}
+
+// Bounds of reread.
+const (
+	rereadEvery   = 100 * time.Millisecond // per full JID
+	rereadTimeout = time.Second
+	rereadMax     = 10000 // full JIDs remembered
+)
+
+// reread reads the registry record of full's account and applies it,
+// reporting whether it did. The watch that keeps this node's copy is asynchronous, and a
+// stanza can overtake the claim it follows: a client binds on one node
+// and at once joins a room held on this one, whose self-presence to the
+// new full JID would otherwise be dropped here. Stanzas to a resource
+// that is gone cost a read at most every rereadEvery.
+func (n *Node) reread(full jid.JID) bool {
+	if !n.healthy.Load() {
+		return false // cut off: the read would only wait for its timeout
+	}
+	now := time.Now()
+	n.mu.Lock()
+	if t, ok := n.rereadAt[full]; ok && now.Sub(t) < rereadEvery {
+		n.mu.Unlock()
+		return false
+	}
+	if len(n.rereadAt) >= rereadMax {
+		clear(n.rereadAt)
+	}
+	n.rereadAt[full] = now
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), rereadTimeout)
+	defer cancel()
+	en, err := n.sessions.Get(ctx, key(full.Bare()))
+	if err != nil {
+		return false
+	}
+	n.applyRecord(en)
+	return true
 }
 
 // update runs fn on bare's record with compare-and-swap until it sticks
@@ -970,6 +1023,7 @@ func (n *Node) inbound(m Msg) {
 			return
 		}
 		n.m.received.Inc()
+		n.roomAnswered(el, full)
 		if m.Op == "send" {
 			s.Send(el)
 		} else {

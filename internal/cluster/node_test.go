@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,6 +230,8 @@ func runSuite(t *testing.T, mk engines) {
 	t.Run("Leading", func(t *testing.T) { testLeading(t, mk) })
 	t.Run("Notices", func(t *testing.T) { testNotices(t, mk) })
 	t.Run("RoomHolderLost", func(t *testing.T) { testRoomHolderLost(t, mk) })
+	t.Run("RefusedJoinForgotten", func(t *testing.T) { testRefusedJoin(t, mk) })
+	t.Run("PeerBeforeTheWatch", func(t *testing.T) { testPeerBeforeWatch(t, mk) })
 	t.Run("FanOutOneMessagePerNode", func(t *testing.T) { testFanOut(t, mk) })
 }
 
@@ -575,6 +578,104 @@ func testRoomHolderLost(t *testing.T, mk engines) {
 	}
 	if wire := string(got.AppendToNS(nil, "jabber:client")); strings.Contains(wire, "xmlns='jabber:client'") {
 		t.Fatalf("children in the stream's namespace on the wire: %s", wire)
+	}
+}
+
+// A session bound on one node is found by another at once, before that
+// node's watch of the registry has brought the claim (the room's
+// self-presence to a client that binds and joins at once).
+func testPeerBeforeWatch(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0)
+	for i := 0; i < 20; i++ {
+		full := "dora@example.com/r" + strconv.Itoa(i)
+		ns[1].bind(t, full)
+		if ns[0].n.Peer(jid.MustParse(full)) == nil {
+			t.Fatalf("bind %d: the other node does not find %s", i, full)
+		}
+	}
+}
+
+// answeringRoom is a room service that answers joins as XEP-0045 does
+// in the two ways that matter to the occupant records: nick "refused"
+// gets an error presence, any other nick a self-presence (status 110).
+type answeringRoom struct{ r *router.Router }
+
+func (a answeringRoom) Deliver(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	if el.Local != "presence" || el.Attr("type") != "" {
+		return
+	}
+	reply := xml.New("", "presence").SetAttr("from", to.String()).SetAttr("to", from.String())
+	if to.Resource() == "refused" {
+		reply.SetAttr("type", "error").Append(xml.New("", "error").SetAttr("type", "cancel").
+			Append(xml.New("urn:ietf:params:xml:ns:xmpp-stanzas", "conflict")))
+	} else {
+		reply.Append(xml.New(nsMUCUser, "x").Append(
+			xml.New(nsMUCUser, "item").SetAttr("affiliation", "none").SetAttr("role", "participant"),
+			xml.New(nsMUCUser, "status").SetAttr("code", "110")))
+	}
+	a.r.Route(ctx, reply)
+}
+
+// A join the room refused leaves no occupant record behind: when the
+// room's holder dies, the user whose join was refused is not told it
+// left a room it never entered (332), while an occupant whose later nick
+// change was refused is still in and is told.
+func testRefusedJoin(t *testing.T, mk engines) {
+	ns := startNodes(t, mk, 2, 0, "conference.example.com")
+	for _, tn := range ns {
+		tn.r.AddComponent("conference.example.com", answeringRoom{tn.r})
+	}
+	room := "lounge@conference.example.com"
+	join := func(tn *testNode, from, nick string) {
+		tn.r.Route(context.Background(), xml.New("", "presence").SetAttr("from", from).SetAttr("to", room+"/"+nick).
+			Append(xml.New("http://jabber.org/protocol/muc", "x")))
+	}
+	answered := func(s *fakeSession, n int) func() bool {
+		return func() bool {
+			k := 0
+			for _, el := range s.received() {
+				if el.Local == "presence" && strings.HasPrefix(el.Attr("from"), room+"/") {
+					k++
+				}
+			}
+			return k >= n
+		}
+	}
+	alice := ns[0].bind(t, "alice@example.com/a")
+	join(ns[0], "alice@example.com/a", "alice") // node1 serves the room
+	eventually(t, "alice is in", answered(alice, 1))
+	bob := ns[1].bind(t, "bob@example.com/b")
+	carol := ns[1].bind(t, "carol@example.com/c")
+	join(ns[1], "bob@example.com/b", "refused")
+	join(ns[1], "carol@example.com/c", "carol")
+	eventually(t, "carol is in", answered(carol, 1))
+	eventually(t, "bob's join is refused", answered(bob, 1))
+	join(ns[1], "carol@example.com/c", "refused") // a nick change, refused
+	eventually(t, "carol's nick change is refused", answered(carol, 2))
+	if got := bob.received()[0]; got.Attr("type") != "error" {
+		t.Fatalf("bob got %s, want an error", got)
+	}
+
+	cut, ok := ns[0].eng.(interface{ SetDown(bool) })
+	if !ok {
+		t.Skip("engine cannot be cut off")
+	}
+	cut.SetDown(true)
+	defer cut.SetDown(false)
+	eventually(t, "carol is told the room went away", func() bool {
+		for _, el := range carol.received() {
+			if el.Attr("type") == "unavailable" && el.Attr("from") == room+"/carol" {
+				return true
+			}
+		}
+		return false
+	})
+	// The notices go out in one pass over the records: bob's would be
+	// there by now.
+	for _, el := range bob.received() {
+		if el.Attr("type") == "unavailable" {
+			t.Fatalf("bob, refused, was told he left: %s", el)
+		}
 	}
 }
 

@@ -350,25 +350,103 @@ type occupant struct {
 	nick jid.JID // room@service/nick
 	node string  // the room's holder when it joined
 	inc  string
+	// joined: the room confirmed the join (self-presence, status 110).
+	// Until then the occupant is pending: a refusal removes it, and the
+	// holder's death still tells it (its client is waiting for an
+	// answer that will not come).
+	joined bool
 }
 
+// noteOccupant records the presence a local session sends to a room held
+// elsewhere: available makes it a pending occupant (unless it is one
+// already: a nick change or a status update), unavailable removes it.
 func (n *Node) noteOccupant(room, from, to jid.JID, typ string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	m := n.occupants[room]
 	switch typ {
 	case "":
-		if m == nil {
-			m = make(map[jid.JID]occupant)
-			n.occupants[room] = m
+		if _, ok := n.occupants[room][from]; !ok {
+			n.setOccupantLocked(room, occupant{user: from, nick: to})
 		}
-		l := n.rooms[roomKey(room)]
-		m[from] = occupant{user: from, nick: to, node: l.Node, inc: l.Inc}
 	case "unavailable":
-		delete(m, from)
-		if len(m) == 0 {
-			delete(n.occupants, room)
+		n.dropOccupantLocked(room, from)
+	}
+}
+
+// roomAnswered reads what a room held elsewhere sends a local session
+// (forwarded to this node): its self-presence (status 110) confirms the
+// occupant under the nick the room gave it, a self-presence of type
+// unavailable (left, kicked, banned, nick changed, room destroyed)
+// removes it, and an error removes a pending one (the join was refused;
+// an occupant already in stays in when a nick change is refused).
+func (n *Node) roomAnswered(el *xml.Element, to jid.JID) {
+	if el.Local != "presence" {
+		return
+	}
+	nick, err := jid.Parse(el.Attr("from"))
+	if err != nil || nick.Local() == "" || !n.roomDomains[nick.Domain()] {
+		return
+	}
+	room := nick.Bare()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch el.Attr("type") {
+	case "":
+		if selfPresence(el) {
+			n.setOccupantLocked(room, occupant{user: to, nick: nick, joined: true})
 		}
+	case "unavailable":
+		if selfPresence(el) {
+			n.dropOccupantLocked(room, to)
+		}
+	case "error":
+		if o, ok := n.occupants[room][to]; ok && !o.joined {
+			n.dropOccupantLocked(room, to)
+		}
+	}
+}
+
+// selfPresence reports a MUC presence about its recipient (XEP-0045
+// status 110).
+func selfPresence(el *xml.Element) bool {
+	x := el.Child(nsMUCUser, "x")
+	if x == nil {
+		return false
+	}
+	for _, st := range x.Elements() {
+		if st.Space == nsMUCUser && st.Local == "status" && st.Attr("code") == "110" {
+			return true
+		}
+	}
+	return false
+}
+
+// setOccupantLocked records o in room with the room's holder as this
+// node knows it (from its lease cache, or the earlier record's); with
+// neither there is no holder to watch, and nothing is recorded. Called
+// with n.mu held.
+func (n *Node) setOccupantLocked(room jid.JID, o occupant) {
+	m := n.occupants[room]
+	if l, ok := n.rooms[roomKey(room)]; ok {
+		o.node, o.inc = l.Node, l.Inc
+	} else if old, ok := m[o.user]; ok {
+		o.node, o.inc = old.node, old.inc
+	} else {
+		return
+	}
+	if m == nil {
+		m = make(map[jid.JID]occupant)
+		n.occupants[room] = m
+	}
+	m[o.user] = o
+}
+
+// dropOccupantLocked forgets user in room. Called with n.mu held.
+func (n *Node) dropOccupantLocked(room, user jid.JID) {
+	m := n.occupants[room]
+	delete(m, user)
+	if len(m) == 0 {
+		delete(n.occupants, room)
 	}
 }
 
