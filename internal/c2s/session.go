@@ -174,7 +174,13 @@ func (s *session) connLost(c *conn, transportLost bool) {
 // the unbound hooks are told, and the stanzas the client never
 // acknowledged are handled as undelivered (RFC 6121, as if the resource
 // had been offline).
-func (s *session) terminate(reason string) {
+func (s *session) terminate(reason string) { s.end(reason, false) }
+
+// end is terminate; moved ends a session handed over to another node
+// (handover.go): the unbound hooks learn it moved and tell nobody, and
+// the stanzas it still had were taken with it (what arrives after that
+// is handled as undelivered, as always).
+func (s *session) end(reason string, moved bool) {
 	s.mu.Lock()
 	if s.ending {
 		s.mu.Unlock()
@@ -195,7 +201,7 @@ func (s *session) terminate(reason string) {
 	s.mu.Unlock()
 
 	s.srv.metrics.Sessions.WithLabelValues(s.host.Domain).Dec()
-	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason})
+	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason, Moved: moved})
 	close(s.done)
 	s.srv.undelivered(s, unacked)
 }

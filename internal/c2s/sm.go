@@ -123,7 +123,7 @@ func (r *resumableSessions) all() []*session {
 }
 
 // smOn reports whether stream management is offered.
-func (c *conn) smOn() bool { return *c.srv.cfg.C2S.StreamManagement.Enabled }
+func (c *conn) smOn() bool { return c.srv.smOn() }
 
 // handleSMBound handles an XEP-0198 element on a bound stream.
 func (c *conn) handleSMBound(el *xml.Element) error {
@@ -266,10 +266,10 @@ func (c *conn) handleSMPreBind(el *xml.Element) (done bool, err error) {
 // same account on this connection (XEP-0198 §5): the stanzas the client
 // reports handled leave the queue, <resumed/> tells the client what the
 // server handled, and what is left of the queue is sent again, in order,
-// with its original numbering. A previd that is unknown, expired, or
-// another account's gets item-not-found, all alike, and without h: that
-// includes a session of another cluster node (resumption does not cross
-// nodes), whose handled count this node cannot know.
+// with its original numbering. A previd this node does not know is asked
+// of the other nodes of a cluster (handover.go). A previd that is
+// unknown, expired, or another account's gets item-not-found, all alike,
+// and without h.
 func (c *conn) resume(el *xml.Element) (bool, error) {
 	failed := c.resumeWith(el, func(_ jid.JID, resumed *xml.Element) []*xml.Element { return []*xml.Element{resumed} })
 	if failed != nil {
@@ -298,7 +298,11 @@ func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.
 		return sm.Failed("item-not-found", 0, false)
 	}
 	s := c.srv.resumable.lookup(previd)
-	if s == nil || s.jid.Bare() != bare {
+	if s == nil {
+		// Perhaps held by another node of the cluster (handover.go).
+		return c.resumeRemote(bare, previd, h, wrap)
+	}
+	if s.jid.Bare() != bare {
 		return sm.Failed("item-not-found", 0, false)
 	}
 	w := c.newSessionWriter(s)

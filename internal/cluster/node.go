@@ -82,6 +82,12 @@ type Options struct {
 	// temporary error, and the next one retries the takeover, so a room
 	// is never served from what this node held before.
 	OnRoomAcquired func(ctx context.Context, room jid.JID) error
+	// OnHandover hands the resumable session of bare with resumption id
+	// previd over to another node where its client resumed (handover.go):
+	// it applies the client's h, ends the session here without telling
+	// anyone, and returns its state; router.ErrNoHandover when it has no
+	// such session, *router.HandoverRefused when h is too high.
+	OnHandover func(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, error)
 }
 
 // Node is this server's membership of a cluster.
@@ -999,8 +1005,12 @@ func (n *Node) closeRemote(p *remote, cond stanza.StreamCondition, text string) 
 
 // inbound handles what other nodes send to this one.
 func (n *Node) inbound(m Msg) {
-	if m.Op == "fanout" {
+	switch m.Op {
+	case "fanout":
 		n.fanoutIn(m)
+		return
+	case "handover":
+		go n.handoverIn(m)
 		return
 	}
 	full, err := jid.Parse(m.To)

@@ -67,6 +67,12 @@ type SessionEvent struct {
 	// to a connection already dead, so the client may never have seen
 	// them. Read only.
 	Unacked []*xml.Element
+	// Moved is set on "unbound" when the session did not end but moved:
+	// its client resumed it on another node of the cluster (XEP-0198),
+	// which carries on with its presence, its moving values (MovingKey)
+	// and its unacknowledged stanzas. Modules forget their local state
+	// and tell nobody: for everyone else the session is still there.
+	Moved bool
 }
 
 // AccountEvent reports a change of an account ("created", "deleted",
@@ -202,6 +208,7 @@ type Host struct {
 	flushes        []func(context.Context) error
 
 	services        map[any]any // ServiceKey → value (service.go)
+	moving          movingKeys  // MovingKeys by name (moving.go)
 	preAuthIQ       map[string]PreAuthIQHandler
 	preAuthFeatures []func(*PreAuthConn) *xml.Element
 }

@@ -46,6 +46,11 @@ type Bus interface {
 	// ComponentChanged says that the component serving domain on this
 	// node changed (an external component connected or went away).
 	ComponentChanged(domain string)
+	// Handover takes the resumable session of bare with resumption id
+	// previd from the node holding it, applying the client's handled
+	// count h there (XEP-0198 resumption on another node; Handover). It
+	// fails with ErrNoHandover or *HandoverRefused.
+	Handover(ctx context.Context, bare jid.JID, previd string, h uint32) (*Handover, error)
 }
 
 // ErrUnavailable is returned by Bind when this node has lost its cluster
@@ -77,3 +82,8 @@ func (LocalBus) ComponentChanged(string) {}
 
 // Forward implements Bus: everything is served here.
 func (LocalBus) Forward(context.Context, *xml.Element, jid.JID, jid.JID) bool { return false }
+
+// Handover implements Bus: there is no other node.
+func (LocalBus) Handover(context.Context, jid.JID, string, uint32) (*Handover, error) {
+	return nil, ErrNoHandover
+}

@@ -46,6 +46,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 				s.directory.dir.Resync()
 			}
 		},
+		OnHandover: s.c2s.HandOver,
 		OnRoomAcquired: func(ctx context.Context, room jid.JID) error {
 			for _, m := range s.modules {
 				if ra, ok := m.(roomAcquirer); ok {

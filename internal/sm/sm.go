@@ -63,6 +63,18 @@ type Outbound struct {
 // stanzas.
 func NewOutbound(max int) *Outbound { return &Outbound{max: max} }
 
+// Restore returns an Outbound that carries on one handed over from
+// another node (a session resumed elsewhere in a cluster): the client has
+// acknowledged acked stanzas, and queue holds those sent after them,
+// oldest first. The counters continue where they were, so the client's
+// next h means what it meant on the old node.
+func Restore(max int, acked uint32, queue []*xml.Element) *Outbound {
+	return &Outbound{sent: acked + uint32(len(queue)), acked: acked, queue: queue, max: max}
+}
+
+// Acked is the last h the client reported (mod 2^32).
+func (o *Outbound) Acked() uint32 { return o.acked }
+
 // Push records el as sent. It returns ErrQueueFull when the queue already
 // holds max stanzas; el is queued all the same, so that whoever ends the
 // session finds it with the others and nothing is lost.

@@ -122,3 +122,24 @@ func TestResumptionIDsDiffer(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// A restored queue continues the numbering: the client's next h means
+// what it meant on the node that handed the session over, across the
+// 32-bit wrap-around too.
+func TestRestoreContinuesTheCounters(t *testing.T) {
+	acked := uint32(1<<32 - 2)
+	q := []*xml.Element{xml.New("", "message"), xml.New("", "message"), xml.New("", "message")}
+	o := Restore(10, acked, q)
+	if o.Sent() != 1 || o.Acked() != acked || len(o.Unacked()) != 3 {
+		t.Fatalf("sent %d acked %d queue %d", o.Sent(), o.Acked(), len(o.Unacked()))
+	}
+	if err := o.Ack(0); err != nil { // two of the three, across the wrap
+		t.Fatal(err)
+	}
+	if len(o.Unacked()) != 1 || o.Unacked()[0] != q[2] {
+		t.Fatalf("left %d, want the third", len(o.Unacked()))
+	}
+	if err := o.Ack(2); err == nil {
+		t.Fatal("h beyond what was sent was accepted")
+	}
+}

@@ -138,6 +138,10 @@ func (c *Client) Expect(match func(*xml.Element) bool) *xml.Element {
 	return nil
 }
 
+// Pending returns the elements read but not yet matched by Expect, oldest
+// first.
+func (c *Client) Pending() []*xml.Element { return append([]*xml.Element(nil), c.pending...) }
+
 func (c *Client) pendingStrings() []string {
 	var out []string
 	for _, el := range c.pending {

@@ -18,6 +18,14 @@ import (
 // blocklist: only those get pushes (§3.3, §3.4), as only they keep a copy.
 type interestedKey struct{}
 
+// interestedKey moves with a session resumed on another node
+// (module.MovingKey): its client keeps its copy of the list.
+var _ module.MovingKey = interestedKey{}
+
+func (interestedKey) MovingName() string { return "blocking.interested" }
+func (interestedKey) Encode(any) string  { return "1" }
+func (interestedKey) Decode(string) any  { return true }
+
 // errListFull is the refusal of a block command over the limit; nothing
 // was stored.
 var errListFull = errors.New("blocklist full")

@@ -56,6 +56,7 @@ var _ module.Module = (*Blocking)(nil)
 
 // New builds the module for h.
 func New(h *module.Host) (module.Module, error) {
+	h.Moves(interestedKey{})
 	return &Blocking{h: h, lists: newLists(h)}, nil
 }
 

@@ -19,9 +19,16 @@ import (
 // sharedInfo keys a session's verified capabilities for other nodes.
 type sharedInfo struct{}
 
-var _ module.SharedKey = sharedInfo{}
+var (
+	_ module.SharedKey = sharedInfo{}
+	_ module.MovingKey = sharedInfo{}
+)
 
 func (sharedInfo) SharedName() string { return "caps" }
+
+// MovingName makes the verified features go with a session resumed on
+// another node (module.MovingKey), which has not seen its presence.
+func (sharedInfo) MovingName() string { return "caps" }
 
 func (sharedInfo) Encode(v any) string {
 	info, _ := v.(*Info)

@@ -158,6 +158,7 @@ var _ module.Module = (*Caps)(nil)
 
 // New builds the module for h and publishes it (Of).
 func New(h *module.Host) (module.Module, error) {
+	h.Moves(sharedInfo{})
 	c := &Caps{
 		h: h, log: h.Log,
 		verified: make(map[string]*Info),

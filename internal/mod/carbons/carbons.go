@@ -33,6 +33,10 @@ const (
 type enabledKey struct{}
 
 func (enabledKey) SharedName() string { return "carbons" }
+
+// MovingName makes the state go with a session resumed on another node
+// (module.MovingKey).
+func (enabledKey) MovingName() string { return "carbons" }
 func (enabledKey) Encode(v any) string {
 	if on, _ := v.(bool); on {
 		return "1"
@@ -41,7 +45,10 @@ func (enabledKey) Encode(v any) string {
 }
 func (enabledKey) Decode(s string) any { return s == "1" }
 
-var _ module.SharedKey = enabledKey{}
+var (
+	_ module.SharedKey = enabledKey{}
+	_ module.MovingKey = enabledKey{}
+)
 
 func enabled(s module.Session) bool {
 	on, _ := s.Value(enabledKey{}).(bool)

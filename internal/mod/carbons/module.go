@@ -44,7 +44,10 @@ type Carbons struct {
 var _ module.Module = (*Carbons)(nil)
 
 // New builds the module for h.
-func New(h *module.Host) (module.Module, error) { return &Carbons{h: h}, nil }
+func New(h *module.Host) (module.Module, error) {
+	h.Moves(enabledKey{})
+	return &Carbons{h: h}, nil
+}
 
 // Name implements module.Module.
 func (*Carbons) Name() string { return "carbons" }

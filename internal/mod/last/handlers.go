@@ -21,8 +21,15 @@ type record struct {
 }
 
 // statusKey is the session value holding the status of the session's last
-// broadcast unavailable presence.
+// broadcast unavailable presence. It moves with a session resumed on
+// another node (module.MovingKey).
 type statusKey struct{}
+
+var _ module.MovingKey = statusKey{}
+
+func (statusKey) MovingName() string  { return "last.status" }
+func (statusKey) Encode(v any) string { s, _ := v.(string); return s }
+func (statusKey) Decode(s string) any { return s }
 
 // uptime answers a query to the domain with the seconds since the server
 // started (XEP-0012 §5); no character data, as §5 says.
@@ -90,6 +97,9 @@ func (l *Last) onOutPresence(ev *module.StanzaEvent) bool {
 // was just deleted (its sessions end after the deletion), so a removed
 // account leaves no data behind.
 func (l *Last) onUnbound(ev *module.SessionEvent) bool {
+	if ev.Moved {
+		return false // not a logout: it goes on on another node
+	}
 	bare := ev.Session.JID().Bare()
 	if len(l.h.Router.Sessions(bare)) > 0 {
 		return false

@@ -35,7 +35,10 @@ type Last struct {
 var _ module.Module = (*Last)(nil)
 
 // New builds the module for h.
-func New(h *module.Host) (module.Module, error) { return &Last{h: h}, nil }
+func New(h *module.Host) (module.Module, error) {
+	h.Moves(statusKey{})
+	return &Last{h: h}, nil
+}
 
 // Name implements module.Module.
 func (*Last) Name() string { return "last" }

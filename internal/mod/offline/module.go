@@ -40,6 +40,7 @@ func (o *Offline) Start(context.Context) error {
 	o.offs = append(o.offs,
 		o.h.Stanzas.On("message/bare", priority, o.onMessage),
 		o.h.Sessions.On(module.EventSessionAvailable, 0, o.onAvailable),
+		o.h.Sessions.On(module.EventSessionResumed, 0, o.onMovedHere),
 	)
 	return nil
 }

@@ -124,6 +124,19 @@ func (o *Offline) onAvailable(ev *module.SessionEvent) bool {
 	return false
 }
 
+// onMovedHere delivers the stored messages to an available session that
+// was just handed over from another node of the cluster (XEP-0198
+// resumption there): a message that reached the old node after the
+// session left it, before this node bound it, was stored as for an
+// account with no available resource, and the session will send no
+// initial presence to collect it.
+func (o *Offline) onMovedHere(ev *module.SessionEvent) bool {
+	if ev.Moved && module.Available(ev.Session) {
+		return o.onAvailable(ev)
+	}
+	return false
+}
+
 // deliver pops every stored message of bare, oldest first, and sends each to
 // every session in to. Pop deletes what it returns atomically, so each
 // message is delivered exactly once however many sessions log in at once.

@@ -12,6 +12,7 @@ package presence
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 
@@ -43,6 +44,8 @@ var _ module.Module = (*Presence)(nil)
 
 // New builds the presence module for h.
 func New(h *module.Host) (module.Module, error) {
+	h.Moves(directedKey{})
+	h.Moves(announcedKey{})
 	return &Presence{h: h}, nil
 }
 
@@ -73,11 +76,55 @@ func (p *Presence) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Per-session state keys (module.Session.Value).
+// Per-session state keys (module.Session.Value). Both move with a
+// session resumed on another node (module.MovingKey): the new node must
+// tell the directed-presence targets when the session ends, and must not
+// announce it a second time.
 type (
 	directedKey  struct{}
 	announcedKey struct{}
 )
+
+var (
+	_ module.MovingKey = directedKey{}
+	_ module.MovingKey = announcedKey{}
+)
+
+func (directedKey) MovingName() string { return "presence.directed" }
+
+// Encode writes the set as a JSON array of JIDs.
+func (directedKey) Encode(v any) string {
+	d, ok := v.(*directed)
+	if !ok {
+		return "[]"
+	}
+	d.mu.Lock()
+	list := make([]string, len(d.list))
+	for i, j := range d.list {
+		list[i] = j.String()
+	}
+	d.mu.Unlock()
+	b, _ := json.Marshal(list)
+	return string(b)
+}
+
+// Decode reads Encode's array; JIDs that do not parse are left out, and
+// at most MaxDirected are kept.
+func (directedKey) Decode(s string) any {
+	var list []string
+	_ = json.Unmarshal([]byte(s), &list)
+	d := &directed{}
+	for _, x := range list {
+		if j, err := jid.Parse(x); err == nil && len(d.list) < MaxDirected {
+			d.list = append(d.list, j)
+		}
+	}
+	return d
+}
+
+func (announcedKey) MovingName() string { return "presence.announced" }
+func (announcedKey) Encode(any) string  { return "1" }
+func (announcedKey) Decode(string) any  { return true }
 
 // directed is the set of entities a session sent directed available
 // presence to (RFC 6121 §4.6), in order, so that they learn when it goes

@@ -127,6 +127,9 @@ func (p *Presence) unavailable(ctx context.Context, s module.Session, el *xml.El
 // ended (§4.5.2: the server does it for a client that vanished).
 func (p *Presence) unbound(ev *module.SessionEvent) bool {
 	s := ev.Session
+	if ev.Moved {
+		return false // it goes on, available, on another node
+	}
 	el := xml.New("", "presence").SetAttr("type", "unavailable").SetAttr("from", s.JID().String())
 	ctx := ev.Ctx
 	if ctx == nil {

@@ -1,0 +1,193 @@
+package c2s
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"parley/internal/module"
+	"parley/internal/router"
+	"parley/internal/sm"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
+	"parley/internal/xmpp/xml"
+)
+
+// XEP-0198 resumption across the nodes of a cluster. A client whose
+// connection was lost may come back through another node. That node
+// (resumeRemote) asks the cluster for the session; the node holding it
+// (HandOver) applies the client's h, takes the unacknowledged stanzas,
+// the presence and the modules' moving values (module.MovingKey), and
+// ends its session as moved: nobody is told, since for everyone else the
+// session goes on. The new node binds the same full JID with that state,
+// answers <resumed/>, sends the stanzas again and carries on. Stanzas
+// that reach the old node in between are handled there as undelivered,
+// as for any ended session: a message goes to the account's other
+// resources or to offline storage, and offline storage is emptied into
+// the moved session once it is bound (the offline module listens for
+// "resumed" with Moved set).
+
+// handoverTimeout bounds a resumption's wait for the holding node.
+const handoverTimeout = 5 * time.Second
+
+// HandOver gives the resumable session of bare with resumption id previd
+// to another node where its client resumed: it applies h, ends the
+// session here as moved, and returns its state. It fails with
+// router.ErrNoHandover when there is no such session (unknown, another
+// account's, already ending) and *router.HandoverRefused when h
+// acknowledges more than was sent; the session then stays.
+func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, error) {
+	if !srv.smOn() {
+		return nil, router.ErrNoHandover
+	}
+	s := srv.resumable.lookup(previd)
+	if s == nil || s.jid.Bare() != bare {
+		return nil, router.ErrNoHandover
+	}
+	s.mu.Lock()
+	if s.closing || s.ending || s.sm == nil || s.sm.id != previd {
+		s.mu.Unlock()
+		return nil, router.ErrNoHandover
+	}
+	if err := s.sm.out.Ack(h); err != nil {
+		handled := s.sm.in
+		s.mu.Unlock()
+		e := err.(*sm.HandledCountTooHigh)
+		return nil, &router.HandoverRefused{H: e.H, Sent: e.Sent, Handled: handled}
+	}
+	ho := &router.Handover{
+		JID: s.jid.String(), Handled: s.sm.in, Acked: s.sm.out.Acked(),
+		Priority: s.priority, Interested: s.interested, MaxSeconds: int64(s.sm.max / time.Second),
+	}
+	for _, el := range s.sm.out.Take() {
+		ho.Unacked = append(ho.Unacked, string(el.AppendToNS(nil, stanza.NSClient)))
+	}
+	if s.presence != nil {
+		ho.Presence = string(s.presence.AppendToNS(nil, stanza.NSClient))
+	}
+	for k, v := range s.values {
+		if mk, ok := k.(module.MovingKey); ok {
+			if ho.Values == nil {
+				ho.Values = make(map[string]string)
+			}
+			ho.Values[mk.MovingName()] = mk.Encode(v)
+		}
+	}
+	// The session ends here, its connection (if the client's old one is
+	// still attached) with it; that connection's end is no longer the
+	// session's (connLost finds it detached).
+	s.closing = true
+	s.sm.stopTimer()
+	old := s.conn
+	s.conn, s.w = nil, nil
+	s.mu.Unlock()
+	if old != nil {
+		old.closeWith(stanza.StreamConflict, "the session was resumed on another node")
+	}
+	s.end("moved to another node", true)
+	srv.log.Info("c2s: session handed over to another node", "jid", ho.JID)
+	return ho, nil
+}
+
+// smOn reports whether stream management is offered.
+func (srv *Server) smOn() bool { return *srv.cfg.C2S.StreamManagement.Enabled }
+
+// resumeRemote resumes, on this connection, a session another node holds
+// (see the top of this file). It returns nil on success, having written
+// wrap's elements, the unacknowledged stanzas and what was delivered to
+// the session meanwhile; otherwise the <failed/> answer, having written
+// nothing.
+func (c *conn) resumeRemote(bare jid.JID, previd string, h uint32, wrap func(full jid.JID, resumed *xml.Element) []*xml.Element) *xml.Element {
+	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
+	ho, err := c.srv.router.Handover(ctx, bare, previd, h)
+	cancel()
+	var refused *router.HandoverRefused
+	switch {
+	case errors.As(err, &refused):
+		return sm.Failed("undefined-condition", refused.Handled, true).
+			Append((&sm.HandledCountTooHigh{H: refused.H, Sent: refused.Sent}).Element())
+	case err != nil:
+		return sm.Failed("item-not-found", 0, false)
+	}
+	full, err := jid.Parse(ho.JID)
+	if err != nil || full.Bare() != bare || full.Resource() == "" {
+		c.srv.log.Warn("c2s: handover with a wrong JID", "want", bare.String(), "got", ho.JID)
+		return sm.Failed("item-not-found", 0, false)
+	}
+	lim := c.handoverLimits()
+	queue := make([]*xml.Element, 0, len(ho.Unacked))
+	for _, b := range ho.Unacked {
+		el, err := xml.ParseElement([]byte(b), lim, stanza.NSClient)
+		if err != nil {
+			c.srv.log.Warn("c2s: handed-over stanza does not parse; dropped", "jid", ho.JID, "err", err)
+			continue
+		}
+		queue = append(queue, el)
+	}
+	st := &smState{out: sm.Restore(c.srv.cfg.C2S.StreamManagement.MaxUnacked, ho.Acked, queue), in: ho.Handled, id: previd, max: time.Duration(ho.MaxSeconds) * time.Second}
+	if st.max <= 0 || st.max > c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration {
+		st.max = c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration
+	}
+	s, _, cond, text := c.bindSession(full.Resource(), &bindGate{sm: st})
+	if s == nil {
+		// The old node has let the session go: its stanzas are handled
+		// as a gone resource's, and the client binds afresh.
+		c.srv.log.Warn("c2s: cannot bind a handed-over session", "jid", ho.JID, "cond", cond, "text", text)
+		c.srv.undelivered(&session{srv: c.srv, ctx: c.ctx, jid: full}, queue)
+		return sm.Failed("item-not-found", 0, false)
+	}
+	c.restore(s, ho)
+	c.srv.resumable.register(st, s)
+	first := wrap(s.jid, sm.Resumed(previd, st.in))
+	first = append(first, queue...)
+	s.mu.Lock()
+	if s.sm.out.WantRequest() {
+		first = append(first, sm.Request())
+	}
+	s.mu.Unlock()
+	s.openGate(first...)
+	c.sessionBound(s)
+	s.host.Sessions.Fire(module.EventSessionResumed, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Moved: true})
+	c.srv.log.Info("c2s: session resumed from another node", "remote", c.t.RemoteAddr().String(), "jid", s.jid.String())
+	return nil
+}
+
+// restore gives a session bound from a handover the state it had on its
+// old node, and publishes it to the cluster: to everyone else it never
+// went away.
+func (c *conn) restore(s *session, ho *router.Handover) {
+	var presence *xml.Element
+	if ho.Presence != "" {
+		p, err := xml.ParseElement([]byte(ho.Presence), c.handoverLimits(), stanza.NSClient)
+		if err == nil {
+			presence = p
+		}
+	}
+	values := make(map[any]any, len(ho.Values))
+	var shared []module.SharedKey
+	for name, v := range ho.Values {
+		k := c.host.MovingKeyNamed(name)
+		if k == nil {
+			continue // a module this node does not run
+		}
+		values[k] = k.Decode(v)
+		if sk, ok := k.(module.SharedKey); ok {
+			shared = append(shared, sk)
+		}
+	}
+	s.mu.Lock()
+	s.presence, s.priority, s.interested = presence, ho.Priority, ho.Interested
+	s.values = values
+	s.mu.Unlock()
+	c.srv.router.SessionChanged(s, nil)
+	for _, k := range shared {
+		c.srv.router.SessionChanged(s, k)
+	}
+}
+
+// handoverLimits bound the stanzas of a handover: the server's own, some
+// built by it (carbons, archive results) and bigger than a client's.
+func (c *conn) handoverLimits() xml.Limits {
+	lim := c.srv.cfg.Limits
+	return xml.Limits{MaxStanzaBytes: 8*lim.MaxStanzaBytes + 1<<20, MaxDepth: lim.MaxDepth + 8, MaxAttrs: lim.MaxAttrs}
+}
