@@ -262,6 +262,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 // resource) and messages the recipient's archive already holds (XEP-0313,
 // marked with our <stanza-id/>), which the client finds there.
 func (s *Server) undelivered(sess *session, els []*xml.Element) {
+	s.undeliveredIn(sess.ctx, sess, els)
+}
+
+// undeliveredIn is undelivered, routing in ctx.
+func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.Element) {
 	for _, el := range els {
 		if el.Space != "" {
 			continue
@@ -275,11 +280,11 @@ func (s *Server) undelivered(sess *session, els []*xml.Element) {
 			if isCarbon(el) || archivedFor(el, sess.jid.Bare()) {
 				continue
 			}
-			s.router.Route(sess.ctx, el)
+			s.router.Route(ctx, el)
 		case "iq":
 			if t := el.Attr("type"); t == "get" || t == "set" {
 				if reply := stanza.ErrorReply(el, stanza.ServiceUnavailable, ""); reply != nil {
-					s.router.Route(sess.ctx, reply)
+					s.router.Route(ctx, reply)
 				}
 			}
 		}

@@ -50,6 +50,9 @@ type session struct {
 	// the router no longer knows the session, and what still arrives is
 	// handled as undelivered.
 	closing, ending, ended bool
+	// detached: the connection was lost and the session waits for a
+	// resumption (connLost); an attach ends that.
+	detached bool
 
 	presence   *xml.Element
 	priority   int
@@ -144,6 +147,7 @@ func (s *session) close(cond stanza.StreamCondition, text string, drain bool) {
 func (s *session) attach(c *conn, w *stream.Writer) (old *conn) {
 	old = s.conn
 	s.conn, s.w = c, w
+	s.detached = false
 	return old
 }
 
@@ -160,6 +164,7 @@ func (s *session) connLost(c *conn, transportLost bool) {
 	s.conn, s.w = nil, nil
 	if transportLost && !s.closing && !s.ending && s.sm.resumable() {
 		s.sm.detach(s)
+		s.detached = true
 		unacked := slices.Clone(s.sm.out.Unacked())
 		s.mu.Unlock()
 		s.srv.log.Debug("c2s: session detached, waiting for resumption", "jid", s.jid.String(), "unacked", len(unacked))
@@ -198,12 +203,16 @@ func (s *session) end(reason string, moved bool) {
 	if s.sm != nil {
 		unacked = s.sm.out.Take()
 	}
+	ctx := s.ctx
+	if s.detached {
+		ctx = module.WithDetachedLeftovers(ctx)
+	}
 	s.mu.Unlock()
 
 	s.srv.metrics.Sessions.WithLabelValues(s.host.Domain).Dec()
 	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason, Moved: moved})
 	close(s.done)
-	s.srv.undelivered(s, unacked)
+	s.srv.undeliveredIn(ctx, s, unacked)
 }
 
 func (s *session) Presence() *xml.Element {

@@ -446,3 +446,21 @@ func (h *Host) AccountExists(ctx context.Context, username string) (bool, error)
 	}
 	return err == nil, err
 }
+
+// leftoversKey marks a context (WithDetachedLeftovers).
+type leftoversKey struct{}
+
+// WithDetachedLeftovers marks ctx as routing again the stanzas a session
+// never acknowledged, when it ends after waiting detached for its client
+// (XEP-0198): the push module told the account's app servers about them
+// when the session detached or when they were queued to it, and does not
+// a second time when they go to offline storage.
+func WithDetachedLeftovers(ctx context.Context) context.Context {
+	return context.WithValue(ctx, leftoversKey{}, true)
+}
+
+// DetachedLeftovers reports whether ctx was marked by
+// WithDetachedLeftovers.
+func DetachedLeftovers(ctx context.Context) bool {
+	return ctx != nil && ctx.Value(leftoversKey{}) != nil
+}

@@ -45,6 +45,9 @@ func notifiable(el *xml.Element) bool {
 // takes (RFC 6121 §8.5.2.2: offline storage, just below, keeps it) and
 // hands a notification to the worker. It never handles the message.
 func (p *Push) onMessage(ev *module.StanzaEvent) bool {
+	if module.DetachedLeftovers(ev.Ctx) {
+		return false // notified when the session detached or they were queued
+	}
 	typ := stanza.Type(ev.Stanza)
 	if !personal(typ) || !worthy(ev.Stanza) {
 		return false

@@ -366,3 +366,23 @@ func TestDetachNotifiesForUnacknowledged(t *testing.T) {
 	}
 	expectNoMoreNotifications(t, app)
 }
+
+// When a detached session's client never comes back, the messages it did
+// not acknowledge go to offline storage (the archive is off here, so
+// nothing holds them but offline storage). The app server heard of them
+// at the detach: it is not woken a second time for the same messages.
+func TestExpiredSessionNotNotifiedTwice(t *testing.T) {
+	ts, alice, app, carol := start(t, "[c2s.stream_management]\nresume_timeout = \"1s\"\n[[host]]\ndomain = \"localhost\"\n[host.archive]\nenabled = false\n")
+	pushAndStreamManagement(t, alice)
+	message(carol, "one")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "one" })
+	cutConnection(alice)
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("notification at detach: %v", n.fields)
+	}
+	time.Sleep(2500 * time.Millisecond) // the resumption timeout runs out
+	expectNoMoreNotifications(t, app)
+	// Stored all the same: the next login gets it.
+	again := ts.Online(t, "alice", password, "phone")
+	again.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "one" })
+}
