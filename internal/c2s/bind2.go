@@ -30,6 +30,10 @@ import (
 // with the stream management state its client asked for (nil: none).
 type bindGate struct {
 	sm *smState
+	// handover: the session comes from another node (handover.go), whose
+	// copy of it the bind replaces in the registry; that copy ends by
+	// itself once it sees so, and is not closed from here.
+	handover bool
 }
 
 // bind2Features lists the inline features <bind/> advertises.

@@ -870,6 +870,9 @@ func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanz
 		return nil, jid.JID{}, cond, text
 	}
 	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
+	if _, local := replaced.(*session); replaced != nil && gate != nil && gate.handover && !local {
+		replaced = nil // the holder of a handover (bindGate)
+	}
 	if replaced != nil {
 		// The old session ends, its unavailable presence and unbound
 		// hooks included, before the client learns its bind succeeded:
@@ -887,9 +890,13 @@ func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanz
 }
 
 // sessionBound counts the new session and tells the modules.
-func (c *conn) sessionBound(s *session) {
+func (c *conn) sessionBound(s *session) { c.sessionBoundHere(s, false) }
+
+// sessionBoundHere is sessionBound; moved is for a session handed over
+// from another node, which is no new login (SessionEvent.Moved).
+func (c *conn) sessionBoundHere(s *session, moved bool) {
 	c.srv.metrics.Sessions.WithLabelValues(c.host.Domain).Inc()
-	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s})
+	c.host.Sessions.Fire(module.EventSessionBound, &module.SessionEvent{Ctx: c.ctx, Host: c.host, Session: s, Moved: moved})
 }
 
 // readStanzas is the bound session's read loop. It reports true when the

@@ -16,50 +16,70 @@ import (
 // XEP-0198 resumption across the nodes of a cluster. A client whose
 // connection was lost may come back through another node. That node
 // (resumeRemote) asks the cluster for the session; the node holding it
-// (HandOver) applies the client's h, takes the unacknowledged stanzas,
-// the presence and the modules' moving values (module.MovingKey), and
-// ends its session as moved: nobody is told, since for everyone else the
-// session goes on. The new node binds the same full JID with that state,
-// answers <resumed/>, sends the stanzas again and carries on. Stanzas
-// that reach the old node in between are handled there as undelivered,
-// as for any ended session: a message goes to the account's other
-// resources or to offline storage, and offline storage is emptied into
-// the moved session once it is bound (the offline module listens for
-// "resumed" with Moved set).
+// (HandOver) applies the client's h and answers with a copy of the
+// session's state: the unacknowledged stanzas, the presence and the
+// modules' moving values (module.MovingKey). The session stays here,
+// detached and marked moving, until the cluster's registry says who holds
+// its full JID: the new node binds it (the registry entry becomes its
+// own) and then the session here ends as moved, telling nobody, since for
+// everyone else it goes on; the stanzas queued here since the copy are
+// delivered to the new node. If the new node does not bind it in time,
+// the session stays here, detached, as if nothing had been asked. The
+// registry decides, so a lost answer or a dead requester loses nothing.
 
 // handoverTimeout bounds a resumption's wait for the holding node.
 const handoverTimeout = 5 * time.Second
 
-// HandOver gives the resumable session of bare with resumption id previd
-// to another node where its client resumed: it applies h, ends the
-// session here as moved, and returns its state. It fails with
-// router.ErrNoHandover when there is no such session (unknown, another
-// account's, already ending) and *router.HandoverRefused when h
-// acknowledges more than was sent; the session then stays.
-func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, error) {
+// HandOver prepares the resumable session of bare with resumption id
+// previd for another node where its client resumed: it applies h, detaches
+// the client's old connection if one is still attached, lets modules put
+// back what they hold for the session (EventSessionMoving), and returns a
+// copy of its state and finish, which the caller must call once with the
+// outcome: moved (the new node holds the full JID) ends the session here,
+// otherwise it stays, detached. It fails with router.ErrNoHandover when
+// there is no such session (unknown, another account's, ending, already
+// moving) and *router.HandoverRefused when h acknowledges more than was
+// sent; the session then stays as it was.
+func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(moved bool), error) {
 	if !srv.smOn() {
-		return nil, router.ErrNoHandover
+		return nil, nil, router.ErrNoHandover
 	}
 	s := srv.resumable.lookup(previd)
 	if s == nil || s.jid.Bare() != bare {
-		return nil, router.ErrNoHandover
+		return nil, nil, router.ErrNoHandover
 	}
 	s.mu.Lock()
-	if s.closing || s.ending || s.sm == nil || s.sm.id != previd {
+	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
-		return nil, router.ErrNoHandover
+		return nil, nil, router.ErrNoHandover
 	}
 	if err := s.sm.out.Ack(h); err != nil {
 		handled := s.sm.in
 		s.mu.Unlock()
 		e := err.(*sm.HandledCountTooHigh)
-		return nil, &router.HandoverRefused{H: e.H, Sent: e.Sent, Handled: handled}
+		return nil, nil, &router.HandoverRefused{H: e.H, Sent: e.Sent, Handled: handled}
 	}
+	// No connection from now on: nothing acknowledges, so the queue only
+	// grows, and its first stanzas are the ones copied below. The old
+	// connection's end is not the session's (connLost finds it detached).
+	s.moving = true
+	s.sm.stopTimer()
+	old := s.conn
+	s.conn, s.w, s.detached = nil, nil, true
+	s.mu.Unlock()
+	if old != nil {
+		old.closeWith(stanza.StreamConflict, "the session was resumed on another node")
+	}
+	s.host.Sessions.Fire(module.EventSessionMoving, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s})
+
+	s.mu.Lock()
 	ho := &router.Handover{
-		JID: s.jid.String(), Handled: s.sm.in, Acked: s.sm.out.Acked(),
+		JID: s.jid.String(), Sid: s.id, Handled: s.sm.in, Acked: s.sm.out.Acked(),
 		Priority: s.priority, Interested: s.interested, MaxSeconds: int64(s.sm.max / time.Second),
 	}
-	for _, el := range s.sm.out.Take() {
+	queue := s.sm.out.Unacked()
+	s.handedOver = len(queue)
+	for _, el := range queue {
 		ho.Unacked = append(ho.Unacked, string(el.AppendToNS(nil, stanza.NSClient)))
 	}
 	if s.presence != nil {
@@ -73,20 +93,35 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 			ho.Values[mk.MovingName()] = mk.Encode(v)
 		}
 	}
-	// The session ends here, its connection (if the client's old one is
-	// still attached) with it; that connection's end is no longer the
-	// session's (connLost finds it detached).
-	s.closing = true
-	s.sm.stopTimer()
-	old := s.conn
-	s.conn, s.w = nil, nil
 	s.mu.Unlock()
-	if old != nil {
-		old.closeWith(stanza.StreamConflict, "the session was resumed on another node")
+	return ho, func(moved bool) { s.settleMove(moved) }, nil
+}
+
+// settleMove ends a moving session whose full JID the new node holds, or
+// lets it stay, detached and waiting for its client again. A Close that
+// came meanwhile is done now: then the session ends as any session does
+// (a new bind of its resource, after a resumption the client gave up on,
+// also replaces the registry entry, and closes this session with
+// <conflict/>; that is no move, and its stanzas are handled as
+// undelivered).
+func (s *session) settleMove(moved bool) {
+	s.mu.Lock()
+	pending := s.closeAfter
+	s.closeAfter = nil
+	if pending != nil || !moved {
+		s.moving, s.handedOver = false, 0
+		if pending == nil && !s.ending {
+			s.sm.detach(s) // the resumption timeout starts again
+		}
+		s.mu.Unlock()
+		if pending != nil {
+			s.close(pending.cond, pending.text, pending.drain)
+		}
+		return
 	}
+	s.mu.Unlock()
 	s.end("moved to another node", true)
-	srv.log.Info("c2s: session handed over to another node", "jid", ho.JID)
-	return ho, nil
+	s.srv.log.Info("c2s: session handed over to another node", "jid", s.jid.String())
 }
 
 // smOn reports whether stream management is offered.
@@ -128,12 +163,11 @@ func (c *conn) resumeRemote(bare jid.JID, previd string, h uint32, wrap func(ful
 	if st.max <= 0 || st.max > c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration {
 		st.max = c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration
 	}
-	s, _, cond, text := c.bindSession(full.Resource(), &bindGate{sm: st})
+	s, _, cond, text := c.bindSession(full.Resource(), &bindGate{sm: st, handover: true})
 	if s == nil {
-		// The old node has let the session go: its stanzas are handled
-		// as a gone resource's, and the client binds afresh.
+		// The registry still names the old node's session, which stays
+		// there when its wait runs out; the client binds afresh.
 		c.srv.log.Warn("c2s: cannot bind a handed-over session", "jid", ho.JID, "cond", cond, "text", text)
-		c.srv.undelivered(&session{srv: c.srv, ctx: c.ctx, jid: full}, queue)
 		return sm.Failed("item-not-found", 0, false)
 	}
 	c.restore(s, ho)
@@ -146,7 +180,7 @@ func (c *conn) resumeRemote(bare jid.JID, previd string, h uint32, wrap func(ful
 	}
 	s.mu.Unlock()
 	s.openGate(first...)
-	c.sessionBound(s)
+	c.sessionBoundHere(s, true)
 	s.host.Sessions.Fire(module.EventSessionResumed, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Moved: true})
 	c.srv.log.Info("c2s: session resumed from another node", "remote", c.t.RemoteAddr().String(), "jid", s.jid.String())
 	return nil

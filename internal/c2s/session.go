@@ -53,6 +53,13 @@ type session struct {
 	// detached: the connection was lost and the session waits for a
 	// resumption (connLost); an attach ends that.
 	detached bool
+	// moving: the session is being handed over to another node
+	// (handover.go) until the cluster says whether it moved; handedOver
+	// is how many queued stanzas went with the handover. A Close meanwhile
+	// is kept in closeAfter and done if the session stays.
+	moving     bool
+	handedOver int
+	closeAfter *pendingClose
 
 	presence   *xml.Element
 	priority   int
@@ -132,6 +139,13 @@ func (s *session) CloseDrained(cond stanza.StreamCondition, text string) {
 
 func (s *session) close(cond stanza.StreamCondition, text string, drain bool) {
 	s.mu.Lock()
+	if s.moving {
+		// Whether it still exists here is not known yet: a move makes
+		// the close moot (the client is elsewhere), a stay does it.
+		s.closeAfter = &pendingClose{cond, text, drain}
+		s.mu.Unlock()
+		return
+	}
 	s.closing = true
 	c := s.conn
 	s.mu.Unlock()
@@ -182,9 +196,9 @@ func (s *session) connLost(c *conn, transportLost bool) {
 func (s *session) terminate(reason string) { s.end(reason, false) }
 
 // end is terminate; moved ends a session handed over to another node
-// (handover.go): the unbound hooks learn it moved and tell nobody, and
-// the stanzas it still had were taken with it (what arrives after that
-// is handled as undelivered, as always).
+// (handover.go): the unbound hooks learn it moved and tell nobody, the
+// stanzas that went with the handover are dropped here, and those queued
+// since are delivered to the session on its new node.
 func (s *session) end(reason string, moved bool) {
 	s.mu.Lock()
 	if s.ending {
@@ -212,7 +226,29 @@ func (s *session) end(reason string, moved bool) {
 	s.srv.metrics.Sessions.WithLabelValues(s.host.Domain).Dec()
 	s.host.Sessions.Fire(module.EventSessionUnbound, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Reason: reason, Moved: moved})
 	close(s.done)
+	if moved {
+		// Already routed once (hooks, archive, carbons): handed to the
+		// session on its new node as they are.
+		rest := unacked[min(s.handedOver, len(unacked)):]
+		if len(rest) == 0 {
+			return
+		}
+		if to := s.srv.router.Session(s.jid); to != nil {
+			for _, el := range rest {
+				to.Deliver(el)
+			}
+			return
+		}
+		unacked = rest
+	}
 	s.srv.undeliveredIn(ctx, s, unacked)
+}
+
+// pendingClose is a Close that waits for a handover's outcome.
+type pendingClose struct {
+	cond  stanza.StreamCondition
+	text  string
+	drain bool
 }
 
 func (s *session) Presence() *xml.Element {

@@ -61,8 +61,8 @@ func (st *smState) stopTimer() {
 // either attached before (and expire does nothing) or is refused.
 func (s *session) expire() {
 	s.mu.Lock()
-	if s.conn != nil || s.ending {
-		s.mu.Unlock()
+	if s.conn != nil || s.ending || s.moving {
+		s.mu.Unlock() // attached again, ending, or handed over (handover.go)
 		return
 	}
 	s.closing = true
@@ -308,7 +308,7 @@ func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.
 	w := c.newSessionWriter(s)
 	c.installWriter(w)
 	s.mu.Lock()
-	if s.closing || s.ending || s.sm == nil || s.sm.id != previd {
+	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
 		c.uninstallWriter(w)
 		return sm.Failed("item-not-found", 0, false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"parley/internal/router"
 	"parley/internal/xmpp/jid"
@@ -13,9 +14,25 @@ import (
 // may reach another node (a load balancer's choice) and ask it to resume.
 // That node finds the nodes holding sessions of the account in the
 // registry and asks each in turn for a "handover" of the session with the
-// client's previd; the holder (Options.OnHandover: c2s) applies the
-// client's h, ends its session without telling anyone (it has moved) and
-// answers with its state, which the new node binds afresh.
+// client's previd. The holder (Options.OnHandover: c2s) applies the
+// client's h and answers with a copy of the session's state, which the
+// new node binds. The registry then decides: when the holder sees its
+// entry for the full JID replaced, the session moved and ends there
+// without telling anyone; if it still names the holder's session after
+// settleTimeout, the new node did not take it (or never got the answer),
+// and the session stays. No message has to arrive for the outcome to be
+// right.
+
+// settleTimeout is the default of Options.HandoverWait, how long a holder
+// waits for the new node's bind (the requester's own wait is shorter: c2s
+// handoverTimeout), and settlePoll is how often it reads the registry
+// meanwhile. maxHandoverBytes bounds an answer: NATS refuses messages
+// over its max_payload (1 MiB by default).
+const (
+	settleTimeout    = 10 * time.Second
+	settlePoll       = 50 * time.Millisecond
+	maxHandoverBytes = 900 << 10
+)
 
 // handoverRequest is the body of a "handover" request.
 type handoverRequest struct {
@@ -106,21 +123,63 @@ func (n *Node) handoverIn(m Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Lease)
 	defer cancel()
-	ho, err := n.opts.OnHandover(ctx, bare, req.PrevID, req.H)
+	ho, finish, err := n.opts.OnHandover(ctx, bare, req.PrevID, req.H)
 	var refused *router.HandoverRefused
 	switch {
 	case errors.As(err, &refused):
 		body, _ := json.Marshal(refused)
 		m.Reply(Msg{Op: opRefused, Body: body})
+		return
 	case err != nil:
 		m.Reply(Msg{Op: opNotHere})
-	default:
-		body, err := json.Marshal(ho)
-		if err != nil {
-			m.Reply(Msg{Op: opNotHere})
-			return
-		}
-		n.log.Info("cluster: session handed over", "jid", ho.JID, "to", m.From)
-		m.Reply(Msg{Op: opHandedOver, Body: body})
+		return
 	}
+	full, err := jid.Parse(ho.JID)
+	body, merr := json.Marshal(ho)
+	if err != nil || merr != nil || len(body) > maxHandoverBytes {
+		// Too big to cross (a client far behind on its acknowledgements):
+		// the session stays, and the client binds afresh.
+		n.log.Warn("cluster: session not handed over", "jid", ho.JID, "bytes", len(body), "err", errors.Join(err, merr))
+		finish(false)
+		m.Reply(Msg{Op: opNotHere})
+		return
+	}
+	n.log.Info("cluster: handing a session over", "jid", ho.JID, "to", m.From)
+	m.Reply(Msg{Op: opHandedOver, Body: body})
+	finish(n.settle(full, ho.Sid))
+}
+
+// settle reports whether the registry entry of full stopped naming this
+// node's session sid (the new node's bind replaced it) within
+// Options.HandoverWait. A node cut off from the cluster keeps the session: it
+// can no longer tell, and its sessions end with its fencing anyway.
+func (n *Node) settle(full jid.JID, sid string) bool {
+	wait := n.opts.HandoverWait
+	if wait <= 0 {
+		wait = settleTimeout
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		time.Sleep(settlePoll)
+		if !n.healthy.Load() {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rereadTimeout)
+		en, err := n.sessions.Get(ctx, key(full.Bare()))
+		cancel()
+		if err != nil {
+			continue
+		}
+		var rec record
+		if json.Unmarshal(en.Value, &rec) != nil {
+			continue
+		}
+		// Another session in the entry: replaced. No entry at all says
+		// nothing (a new session may have come and gone), so the wait
+		// goes on, and at its end the session stays.
+		if e, ok := rec.R[full.Resource()]; ok && (e.Node != n.opts.Name || e.Sid != sid) {
+			return true
+		}
+	}
+	return false
 }

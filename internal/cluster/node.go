@@ -82,12 +82,17 @@ type Options struct {
 	// temporary error, and the next one retries the takeover, so a room
 	// is never served from what this node held before.
 	OnRoomAcquired func(ctx context.Context, room jid.JID) error
-	// OnHandover hands the resumable session of bare with resumption id
-	// previd over to another node where its client resumed (handover.go):
-	// it applies the client's h, ends the session here without telling
-	// anyone, and returns its state; router.ErrNoHandover when it has no
-	// such session, *router.HandoverRefused when h is too high.
-	OnHandover func(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, error)
+	// OnHandover prepares the resumable session of bare with resumption
+	// id previd for another node where its client resumed (handover.go):
+	// it applies the client's h and returns a copy of the session's state
+	// and finish, which the node calls once it knows from the registry
+	// whether the new node took the full JID (moved) or not;
+	// router.ErrNoHandover when it has no such session,
+	// *router.HandoverRefused when h is too high.
+	OnHandover func(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(moved bool), error)
+	// HandoverWait bounds how long a holder waits for the new node to
+	// bind a session it handed over before it keeps it (0: 10 s).
+	HandoverWait time.Duration
 }
 
 // Node is this server's membership of a cluster.
@@ -1003,6 +1008,22 @@ func (n *Node) closeRemote(p *remote, cond stanza.StreamCondition, text string) 
 	}
 }
 
+// passOn handles a stanza another node sent to a session of this one that
+// is not here (any more): if the registry now names a session of that
+// full JID on a third node (a XEP-0198 session handed over, whose sender
+// routed with an older copy of the registry), the stanza goes there as it
+// came; otherwise it is dropped and counted, as a stanza to a session
+// that just ended is. Only to another node: Peer never returns this
+// node's own sessions, so a stanza cannot come back here by this path.
+func (n *Node) passOn(op string, el *xml.Element, full jid.JID) {
+	p, ok := n.Peer(full).(*remote)
+	if !ok {
+		n.m.undelivered.Inc()
+		return
+	}
+	n.send(p, op, el)
+}
+
 // inbound handles what other nodes send to this one.
 func (n *Node) inbound(m Msg) {
 	switch m.Op {
@@ -1023,13 +1044,13 @@ func (n *Node) inbound(m Msg) {
 	}
 	switch m.Op {
 	case "send", "deliver":
-		if s == nil {
-			n.m.undelivered.Inc()
-			return
-		}
 		el, err := xml.ParseElement(m.Body, n.opts.Limits, contentNS)
 		if err != nil {
 			n.log.Warn("cluster: unparsable stanza from another node", "err", err)
+			return
+		}
+		if s == nil {
+			n.passOn(m.Op, el, full)
 			return
 		}
 		n.m.received.Inc()

@@ -71,7 +71,9 @@ type SessionEvent struct {
 	// its client resumed it on another node of the cluster (XEP-0198),
 	// which carries on with its presence, its moving values (MovingKey)
 	// and its unacknowledged stanzas. Modules forget their local state
-	// and tell nobody: for everyone else the session is still there.
+	// and tell nobody: for everyone else the session is still there. It
+	// is set on "bound" and "resumed" of the session on its new node too:
+	// no login, and no initial presence.
 	Moved bool
 }
 
@@ -117,6 +119,13 @@ const (
 	// to it until "resumed" or "unbound" follows. c2s fires it from
 	// session.connLost.
 	EventSessionDetached = "detached"
+	// EventSessionMoving is for a stream-managed session about to be
+	// handed over to another node of the cluster where its client resumed
+	// it (c2s handover.go): its queue is copied right after, so a module
+	// that holds stanzas back for the session (csi) delivers them now.
+	// "unbound" with Moved follows if the session moved; if it stays, it
+	// waits detached as before.
+	EventSessionMoving = "moving"
 )
 
 // Account event names.

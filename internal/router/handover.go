@@ -13,6 +13,10 @@ import (
 // nodes as JSON.
 type Handover struct {
 	JID string `json:"jid"` // full JID
+	// Sid is the session's ID on the node that held it (its registry
+	// entry's), so that node can tell when the new node's bind replaced
+	// it.
+	Sid string `json:"sid"`
 	// Handled is what the server handled from the client (h of
 	// <resumed/>); Acked is the client's h, already applied.
 	Handled uint32 `json:"handled"`

@@ -451,6 +451,9 @@ func (a *Adhoc) lastLogin(req *Request) Response {
 
 // onBound records the account's last login (XEP-0082 date-time, UTC).
 func (a *Adhoc) onBound(ev *module.SessionEvent) bool {
+	if ev.Moved {
+		return false // a session resumed from another node: no login
+	}
 	if err := a.ops.RecordLogin(ev.Ctx, ev.Session.JID(), time.Now()); err != nil {
 		a.h.Log.Warn("adhoc: record last login", "user", ev.Session.JID().Bare().String(), "err", err)
 	}

@@ -63,6 +63,7 @@ func (m *CSI) Start(context.Context) error {
 		m.h.Outbound.On(module.EventOutbound, PriorityOutbound, m.outbound),
 		m.h.Sessions.On(module.EventSessionUnbound, 0, m.unbound),
 		m.h.Sessions.On(module.EventSessionResumed, 0, m.resumed),
+		m.h.Sessions.On(module.EventSessionMoving, 0, m.resumed),
 	)
 	return nil
 }
@@ -132,7 +133,9 @@ func (m *CSI) outbound(ev *module.OutboundEvent) bool {
 // resumed makes a resumed session active again: the client state is
 // stream state and a resumed stream starts active (XEP-0352 §5.2), so what
 // was held while the client was away is delivered after the stanzas
-// stream management sends again.
+// stream management sends again. On "moving" (the session is handed to
+// another node) the same puts what was held into the session's queue,
+// which goes with it.
 func (m *CSI) resumed(ev *module.SessionEvent) bool {
 	if st := stateOf(ev.Session); st != nil {
 		st.setActive(ev.Session)
