@@ -30,10 +30,11 @@ import (
 // with the stream management state its client asked for (nil: none).
 type bindGate struct {
 	sm *smState
-	// handover: the session comes from another node (handover.go), whose
-	// copy of it the bind replaces in the registry; that copy ends by
-	// itself once it sees so, and is not closed from here.
-	handover bool
+	// continues is the ID of the session on another node this one
+	// continues (handover.go, router.Continuing): the bind replaces that
+	// session in the registry, and it ends by itself once it sees so; it
+	// is not closed from here.
+	continues string
 }
 
 // bind2Features lists the inline features <bind/> advertises.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/legacyauth"
@@ -47,6 +48,7 @@ type conn struct {
 	t      Transport
 	tls    *tls.ConnectionState
 	id     string
+	logID  atomic.Value // id, for log lines written by other goroutines
 	host   *module.Host
 	ctx    context.Context
 	direct bool // XEP-0368 direct TLS
@@ -104,8 +106,12 @@ type conn struct {
 	detached func()
 }
 
+// log writes a debug line about the connection. Other goroutines call it
+// too (a shutdown ends every stream), so the stream ID comes from logID,
+// not from id, which the reader rewrites at each stream restart.
 func (c *conn) log(msg string, args ...any) {
-	c.srv.log.Debug(msg, append([]any{"remote", c.t.RemoteAddr().String(), "stream", c.id}, args...)...)
+	id, _ := c.logID.Load().(string)
+	c.srv.log.Debug(msg, append([]any{"remote", c.t.RemoteAddr().String(), "stream", id}, args...)...)
 }
 
 // serve runs the connection until it closes, or until its reader parks
@@ -353,6 +359,7 @@ func (c *conn) openStream() error {
 		return err
 	}
 	c.id = stream.NewID()
+	c.logID.Store(c.id)
 	reply := xml.StreamHeader{
 		Space: stanza.NSStream, Local: "stream", DefaultNS: stanza.NSClient,
 		ID: c.id, Version: "1.0", Lang: "en",
@@ -850,7 +857,7 @@ func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanz
 	// queue to go to.
 	s := &session{srv: c.srv, host: c.host, ctx: c.ctx, id: c.id, done: make(chan struct{})}
 	if gate != nil {
-		s.gated, s.sm = true, gate.sm
+		s.gated, s.sm, s.continues = true, gate.sm, gate.continues
 	}
 	w := c.newSessionWriter(s)
 	s.attach(c, w)
@@ -870,7 +877,7 @@ func (c *conn) bindSession(res string, gate *bindGate) (*session, jid.JID, stanz
 		return nil, jid.JID{}, cond, text
 	}
 	c.sess = s // s.jid was set by Bind (router.JIDReceiver)
-	if _, local := replaced.(*session); replaced != nil && gate != nil && gate.handover && !local {
+	if _, local := replaced.(*session); replaced != nil && gate != nil && gate.continues != "" && !local {
 		replaced = nil // the holder of a handover (bindGate)
 	}
 	if replaced != nil {

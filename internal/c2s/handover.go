@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"parley/internal/module"
@@ -40,7 +41,7 @@ const handoverTimeout = 5 * time.Second
 // there is no such session (unknown, another account's, ending, already
 // moving) and *router.HandoverRefused when h acknowledges more than was
 // sent; the session then stays as it was.
-func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(moved bool), error) {
+func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(router.HandoverOutcome), error) {
 	if !srv.smOn() {
 		return nil, nil, router.ErrNoHandover
 	}
@@ -65,6 +66,7 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 	s.moving = true
 	s.sm.stopTimer()
 	old := s.conn
+	wasAttached := old != nil
 	s.conn, s.w, s.detached = nil, nil, true
 	s.mu.Unlock()
 	if old != nil {
@@ -94,35 +96,47 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 		}
 	}
 	s.mu.Unlock()
-	return ho, func(moved bool) { s.settleMove(moved) }, nil
+	return ho, func(o router.HandoverOutcome) { s.settleMove(o, wasAttached) }, nil
 }
 
-// settleMove ends a moving session whose full JID the new node holds, or
-// lets it stay, detached and waiting for its client again. A Close that
-// came meanwhile is done now: then the session ends as any session does
-// (a new bind of its resource, after a resumption the client gave up on,
-// also replaces the registry entry, and closes this session with
-// <conflict/>; that is no move, and its stanzas are handled as
-// undelivered).
-func (s *session) settleMove(moved bool) {
+// settleMove ends a moving session that the new node's session continues
+// (a Close that came meanwhile is moot: the client is there now). Replaced
+// by another session (a new login of the resource after the client gave
+// up on the resumption), it ends as a replaced session does, its stanzas
+// handled as undelivered. Otherwise it stays, detached and waiting for its
+// client again (the "detached" event tells push, if the client's
+// connection was still attached when the handover began), and a Close
+// that came meanwhile is done now.
+func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
+	if o == router.HandoverMoved {
+		s.end("moved to another node", true)
+		s.srv.log.Info("c2s: session handed over to another node", "jid", s.jid.String())
+		return
+	}
 	s.mu.Lock()
 	pending := s.closeAfter
 	s.closeAfter = nil
-	if pending != nil || !moved {
-		s.moving, s.handedOver = false, 0
-		if pending == nil && !s.ending {
-			s.sm.detach(s) // the resumption timeout starts again
-		}
-		s.mu.Unlock()
-		if pending != nil {
-			s.close(pending.cond, pending.text, pending.drain)
-		}
-		return
+	s.moving, s.handedOver = false, 0
+	if o == router.HandoverReplaced && pending == nil {
+		pending = &pendingClose{cond: stanza.StreamConflict, text: "replaced by a new session with the same resource"}
+	}
+	var unacked []*xml.Element
+	if pending == nil && !s.ending {
+		s.sm.detach(s) // the resumption timeout starts again
+		unacked = slices.Clone(s.sm.out.Unacked())
 	}
 	s.mu.Unlock()
-	s.end("moved to another node", true)
-	s.srv.log.Info("c2s: session handed over to another node", "jid", s.jid.String())
+	switch {
+	case pending != nil:
+		s.close(pending.cond, pending.text, pending.drain)
+	case wasAttached:
+		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked})
+	}
 }
+
+// Continues implements router.Continuing for a session bound from a
+// handover ("" for any other).
+func (s *session) Continues() string { return s.continues }
 
 // smOn reports whether stream management is offered.
 func (srv *Server) smOn() bool { return *srv.cfg.C2S.StreamManagement.Enabled }
@@ -134,8 +148,14 @@ func (srv *Server) smOn() bool { return *srv.cfg.C2S.StreamManagement.Enabled }
 // nothing.
 func (c *conn) resumeRemote(bare jid.JID, previd string, h uint32, wrap func(full jid.JID, resumed *xml.Element) []*xml.Element) *xml.Element {
 	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
+	asked := time.Now()
 	ho, err := c.srv.router.Handover(ctx, bare, previd, h)
 	cancel()
+	if err == nil && time.Since(asked) > handoverTimeout {
+		// The holder waits longer than this (cluster HandoverWait), but
+		// an answer this late leaves too little of its wait for the bind.
+		err = router.ErrNoHandover
+	}
 	var refused *router.HandoverRefused
 	switch {
 	case errors.As(err, &refused):
@@ -163,7 +183,7 @@ func (c *conn) resumeRemote(bare jid.JID, previd string, h uint32, wrap func(ful
 	if st.max <= 0 || st.max > c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration {
 		st.max = c.srv.cfg.C2S.StreamManagement.ResumeTimeout.Duration
 	}
-	s, _, cond, text := c.bindSession(full.Resource(), &bindGate{sm: st, handover: true})
+	s, _, cond, text := c.bindSession(full.Resource(), &bindGate{sm: st, continues: ho.Sid})
 	if s == nil {
 		// The registry still names the old node's session, which stays
 		// there when its wait runs out; the client binds afresh.

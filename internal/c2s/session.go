@@ -60,6 +60,9 @@ type session struct {
 	moving     bool
 	handedOver int
 	closeAfter *pendingClose
+	// continues is the ID of the session on another node this one was
+	// handed over from (set before it is bound; router.Continuing).
+	continues string
 
 	presence   *xml.Element
 	priority   int
@@ -217,6 +220,7 @@ func (s *session) end(reason string, moved bool) {
 	if s.sm != nil {
 		unacked = s.sm.out.Take()
 	}
+	handedOver := s.handedOver
 	ctx := s.ctx
 	if s.detached {
 		ctx = module.WithDetachedLeftovers(ctx)
@@ -229,7 +233,7 @@ func (s *session) end(reason string, moved bool) {
 	if moved {
 		// Already routed once (hooks, archive, carbons): handed to the
 		// session on its new node as they are.
-		rest := unacked[min(s.handedOver, len(unacked)):]
+		rest := unacked[min(handedOver, len(unacked)):]
 		if len(rest) == 0 {
 			return
 		}

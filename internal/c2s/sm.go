@@ -128,6 +128,17 @@ func (c *conn) smOn() bool { return c.srv.smOn() }
 // handleSMBound handles an XEP-0198 element on a bound stream.
 func (c *conn) handleSMBound(el *xml.Element) error {
 	s := c.sess
+	s.mu.Lock()
+	mine := s.conn == c
+	s.mu.Unlock()
+	if !mine {
+		// The session went on without this connection (resumed on
+		// another one, or handed over to another node) and it is being
+		// closed: an <a/> read from it now would acknowledge stanzas the
+		// session's new connection is sending, and an <r/> would be
+		// answered there.
+		return nil
+	}
 	switch el.Local {
 	case "enable":
 		return c.enableSM(el)

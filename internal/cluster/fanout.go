@@ -124,7 +124,7 @@ func (n *Node) fanoutIn(m Msg) {
 		}
 		s := n.router.LocalSession(full)
 		if s == nil || s.ID() != t.Sid {
-			n.m.undelivered.Inc()
+			n.passOn("send", el.WithAttr("to", full.String()), full)
 			continue
 		}
 		n.m.received.Inc()

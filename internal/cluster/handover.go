@@ -140,7 +140,7 @@ func (n *Node) handoverIn(m Msg) {
 		// Too big to cross (a client far behind on its acknowledgements):
 		// the session stays, and the client binds afresh.
 		n.log.Warn("cluster: session not handed over", "jid", ho.JID, "bytes", len(body), "err", errors.Join(err, merr))
-		finish(false)
+		finish(router.HandoverStayed)
 		m.Reply(Msg{Op: opNotHere})
 		return
 	}
@@ -149,11 +149,15 @@ func (n *Node) handoverIn(m Msg) {
 	finish(n.settle(full, ho.Sid))
 }
 
-// settle reports whether the registry entry of full stopped naming this
-// node's session sid (the new node's bind replaced it) within
-// Options.HandoverWait. A node cut off from the cluster keeps the session: it
-// can no longer tell, and its sessions end with its fencing anyway.
-func (n *Node) settle(full jid.JID, sid string) bool {
+// settle watches the registry entry of full until it stops naming this
+// node's session sid, for at most Options.HandoverWait: replaced by a
+// session that continues sid (its entry's Prev), the session moved, and
+// the entry is applied to this node's copy at once, so that what is still
+// queued for the session finds it there; replaced by any other session,
+// it was a new login of the resource. A node cut off from the cluster
+// keeps the session: it can no longer tell, and its sessions end with its
+// fencing anyway.
+func (n *Node) settle(full jid.JID, sid string) router.HandoverOutcome {
 	wait := n.opts.HandoverWait
 	if wait <= 0 {
 		wait = settleTimeout
@@ -162,7 +166,7 @@ func (n *Node) settle(full jid.JID, sid string) bool {
 	for time.Now().Before(deadline) {
 		time.Sleep(settlePoll)
 		if !n.healthy.Load() {
-			return false
+			return router.HandoverStayed
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), rereadTimeout)
 		en, err := n.sessions.Get(ctx, key(full.Bare()))
@@ -177,9 +181,15 @@ func (n *Node) settle(full jid.JID, sid string) bool {
 		// Another session in the entry: replaced. No entry at all says
 		// nothing (a new session may have come and gone), so the wait
 		// goes on, and at its end the session stays.
-		if e, ok := rec.R[full.Resource()]; ok && (e.Node != n.opts.Name || e.Sid != sid) {
-			return true
+		e, ok := rec.R[full.Resource()]
+		if !ok || (e.Node == n.opts.Name && e.Sid == sid) {
+			continue
 		}
+		if e.Prev != sid {
+			return router.HandoverReplaced
+		}
+		n.applyRecord(en)
+		return router.HandoverMoved
 	}
-	return false
+	return router.HandoverStayed
 }

@@ -14,10 +14,10 @@ import (
 // over alice@example.com/phone (session phone-1, registered on node 1)
 // for previd "p1" and records the outcome the node settles on.
 type handoverRecorder struct {
-	outcome chan bool
+	outcome chan router.HandoverOutcome
 }
 
-func (h *handoverRecorder) hand(_ context.Context, bare jid.JID, previd string, hc uint32) (*router.Handover, func(bool), error) {
+func (h *handoverRecorder) hand(_ context.Context, bare jid.JID, previd string, hc uint32) (*router.Handover, func(router.HandoverOutcome), error) {
 	switch {
 	case previd != "p1" || bare.String() != "alice@example.com":
 		return nil, nil, router.ErrNoHandover
@@ -25,14 +25,23 @@ func (h *handoverRecorder) hand(_ context.Context, bare jid.JID, previd string, 
 		return nil, nil, &router.HandoverRefused{H: hc, Sent: 5, Handled: 2}
 	}
 	ho := &router.Handover{JID: "alice@example.com/phone", Sid: "phone-1", Handled: 2, Acked: hc}
-	return ho, func(moved bool) { h.outcome <- moved }, nil
+	return ho, func(o router.HandoverOutcome) { h.outcome <- o }, nil
 }
 
+// continuing is a session bound from a handover (router.Continuing).
+type continuing struct {
+	*fakeSession
+	prev string
+}
+
+func (c continuing) Continues() string { return c.prev }
+
 // The registry decides a handover's outcome: the holder's session moved
-// once the new node's bind replaced its entry, and stays when no bind
-// comes; an unknown previd and a too-high h are answered as such.
+// once a session continuing it replaced its entry, was replaced when any
+// other session did, and stays when no bind comes; an unknown previd and
+// a too-high h are answered as such.
 func TestHandover(t *testing.T) {
-	rec := &handoverRecorder{outcome: make(chan bool, 1)}
+	rec := &handoverRecorder{outcome: make(chan router.HandoverOutcome, 1)}
 	ns := startNodesWith(t, memEngines, 2, 0, func(i int, o *Options) {
 		if i == 0 {
 			o.OnHandover = rec.hand
@@ -56,31 +65,50 @@ func TestHandover(t *testing.T) {
 		t.Fatalf("h too high: %v", err)
 	}
 
-	// No bind follows: the session stays.
-	ho, err := ns[1].n.Handover(ctx, bare, "p1", 1)
-	if err != nil || ho.JID != phone.String() || ho.Acked != 1 {
-		t.Fatalf("handover: %+v, %v", ho, err)
-	}
-	select {
-	case moved := <-rec.outcome:
-		if moved {
-			t.Fatal("moved without a bind on the new node")
+	settled := func(want router.HandoverOutcome) {
+		t.Helper()
+		select {
+		case got := <-rec.outcome:
+			if got != want {
+				t.Fatalf("outcome %d, want %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the holder never settled")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the holder never settled")
 	}
 
-	// The new node binds the full JID: the session moved.
+	// No bind follows: the session stays.
+	ho, err := ns[1].n.Handover(ctx, bare, "p1", 1)
+	if err != nil || ho.JID != phone.String() || ho.Acked != 1 || ho.Sid != "phone-1" {
+		t.Fatalf("handover: %+v, %v", ho, err)
+	}
+	settled(router.HandoverStayed)
+
+	// A plain bind of the resource on the new node (a new login): replaced.
 	if _, err := ns[1].n.Handover(ctx, bare, "p1", 1); err != nil {
 		t.Fatal(err)
 	}
-	ns[1].bind(t, phone.String())
-	select {
-	case moved := <-rec.outcome:
-		if !moved {
-			t.Fatal("the new node's bind was not seen as the move")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the holder never settled")
+	other := &fakeSession{r: ns[1].r, id: "phone-2"}
+	if _, _, err := ns[1].r.Bind(other, bare, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	settled(router.HandoverReplaced)
+
+	// Back on node 1, then handed over and bound by a session that
+	// continues it: moved, and node 1's copy of the registry knows the
+	// new session at once.
+	if _, _, err := holder.r.Bind(s, bare, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns[1].n.Handover(ctx, bare, "p1", 1); err != nil {
+		t.Fatal(err)
+	}
+	next := continuing{&fakeSession{r: ns[1].r, id: "phone-3"}, "phone-1"}
+	if _, _, err := ns[1].r.Bind(next, bare, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	settled(router.HandoverMoved)
+	if p := holder.n.peer(phone); p == nil || p.ID() != "phone-3" {
+		t.Fatalf("node 1 routes alice/phone to %v, want the continuing session", p)
 	}
 }

@@ -85,11 +85,11 @@ type Options struct {
 	// OnHandover prepares the resumable session of bare with resumption
 	// id previd for another node where its client resumed (handover.go):
 	// it applies the client's h and returns a copy of the session's state
-	// and finish, which the node calls once it knows from the registry
-	// whether the new node took the full JID (moved) or not;
+	// and finish, which the node calls once with what the registry tells
+	// of the session (router.HandoverOutcome);
 	// router.ErrNoHandover when it has no such session,
 	// *router.HandoverRefused when h is too high.
-	OnHandover func(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(moved bool), error)
+	OnHandover func(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(router.HandoverOutcome), error)
 	// HandoverWait bounds how long a holder waits for the new node to
 	// bind a session it handed over before it keeps it (0: 10 s).
 	HandoverWait time.Duration
@@ -174,6 +174,10 @@ type entry struct {
 	Priority   int               `json:"pr,omitempty"`
 	Interested bool              `json:"in,omitempty"`
 	Shared     map[string]string `json:"v,omitempty"`
+	// Prev is the ID of the session on another node this one continues
+	// (a XEP-0198 handover, router.Continuing): that node's settle tells
+	// the handover's bind from another bind of the same resource.
+	Prev string `json:"c,omitempty"`
 }
 
 type nodeMetrics struct {
@@ -787,6 +791,9 @@ func (n *Node) ended(bare jid.JID, gone map[string]entry) {
 
 func (n *Node) entryOf(s module.Session) entry {
 	e := entry{Node: n.opts.Name, Inc: n.incarnation(), Sid: s.ID(), Interested: s.Interested()}
+	if c, ok := s.(router.Continuing); ok {
+		e.Prev = c.Continues()
+	}
 	if p := s.Presence(); p != nil {
 		e.Presence = string(p.AppendToNS(nil, contentNS))
 		e.Priority = s.Priority()

@@ -35,6 +35,31 @@ type Handover struct {
 	MaxSeconds int64 `json:"max"`
 }
 
+// HandoverOutcome is what became of a session handed over, as the
+// cluster's registry tells it.
+type HandoverOutcome int
+
+// Handover outcomes.
+const (
+	// HandoverStayed: the new node did not take the session in time; it
+	// stays on its node, waiting for its client as before.
+	HandoverStayed HandoverOutcome = iota
+	// HandoverMoved: the new node's session continues it.
+	HandoverMoved
+	// HandoverReplaced: another session took the full JID (a new login
+	// of the resource after the client gave up on the resumption): the
+	// old one ends as a replaced session does.
+	HandoverReplaced
+)
+
+// Continuing is implemented by a session bound from a Handover: Continues
+// returns the ID of the session on the old node it continues (Handover.Sid),
+// which the cluster's registry entry carries so that the old node knows
+// its session moved rather than was replaced by a new login.
+type Continuing interface {
+	Continues() string
+}
+
 // ErrNoHandover means no node holds a resumable session with that id for
 // that account: the client gets <failed/> with item-not-found.
 var ErrNoHandover = errors.New("router: no session to hand over")

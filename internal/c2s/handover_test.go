@@ -1,0 +1,98 @@
+package c2s_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"parley/internal/router"
+	"parley/internal/testserver"
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+// The holder's side of a cluster handover (c2s.Server.HandOver), on one
+// server: the answer copies the session; a session the new node did not
+// take stays, detached, and its client resumes it here as if nothing had
+// been asked; one that another login replaced ends like a replaced
+// session; one that moved is gone without a word to anyone.
+func TestHandOverOutcomes(t *testing.T) {
+	ts := testserver.Start(t, noArchive)
+	ts.AddUsers(t, "password1", "alice", "bob")
+	ts.GrantSubscription(t, "alice", "bob")
+	ts.GrantSubscription(t, "bob", "alice")
+	bob := ts.Online(t, "bob", "password1", "b")
+	alice, previd := smClient(t, ts, "alice", "phone")
+	bob.ExpectStanza("presence", "from=alice@localhost/phone")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='m1'><body>one</body></message>")
+	alice.ExpectStanza("message", "id=m1")
+
+	ctx := context.Background()
+	bare := jid.MustParse("alice@localhost")
+	c2s := ts.C2S()
+	if _, _, err := c2s.HandOver(ctx, bare, "nope", 0); !errors.Is(err, router.ErrNoHandover) {
+		t.Fatalf("unknown previd: %v", err)
+	}
+	if _, _, err := c2s.HandOver(ctx, jid.MustParse("bob@localhost"), previd, 0); !errors.Is(err, router.ErrNoHandover) {
+		t.Fatalf("another account's previd: %v", err)
+	}
+	var refused *router.HandoverRefused
+	if _, _, err := c2s.HandOver(ctx, bare, previd, 99); !errors.As(err, &refused) {
+		t.Fatalf("h too high: %v", err)
+	}
+
+	// Handed over while its connection is still attached: that
+	// connection ends with <conflict/>, the copy has the message.
+	ho, finish, err := c2s.HandOver(ctx, bare, previd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.ExpectStreamError("conflict")
+	if ho.JID != "alice@localhost/phone" || len(ho.Unacked) == 0 || ho.Presence == "" || ho.Values["presence.announced"] == "" {
+		t.Fatalf("copy: %+v", ho)
+	}
+	if _, _, err := c2s.HandOver(ctx, bare, previd, 0); !errors.Is(err, router.ErrNoHandover) {
+		t.Fatalf("a second handover while the first is open: %v", err)
+	}
+	// Stayed: the client resumes it here, and gets the message again.
+	finish(router.HandoverStayed)
+	again := ts.Authenticated(t, "alice", "password1")
+	again.Send("<resume xmlns='%s' previd='%s' h='0'/>", nsSM, previd)
+	if el := again.Expect(func(el *xml.Element) bool { return el.Space == nsSM && (el.Local == "resumed" || el.Local == "failed") }); el.Local != "resumed" {
+		t.Fatalf("resumption after a handover that did not happen: %s", el)
+	}
+	again.ExpectStanza("message", "id=m1")
+
+	// Replaced by another login: it ends as a replaced session does, the
+	// message (not archived here) goes to offline storage.
+	_, finish, err = c2s.HandOver(ctx, bare, previd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.ExpectStreamError("conflict")
+	finish(router.HandoverReplaced)
+	bob.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == "alice@localhost/phone" && el.Attr("type") == "unavailable"
+	})
+	fresh := ts.Online(t, "alice", "password1", "desk")
+	fresh.ExpectStanza("message", "id=m1")
+
+	// Moved: gone, and nobody is told.
+	phone, previd2 := smClient(t, ts, "alice", "phone")
+	bob.ExpectStanza("presence", "from=alice@localhost/phone")
+	_, finish, err = c2s.HandOver(ctx, bare, previd2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone.ExpectStreamError("conflict")
+	finish(router.HandoverMoved)
+	if s := ts.Router().Session(jid.MustParse("alice@localhost/phone")); s != nil {
+		t.Fatalf("the moved session is still here: %v", s)
+	}
+	bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+	for _, el := range bob.Pending() {
+		if el.Local == "presence" && el.Attr("from") == "alice@localhost/phone" && el.Attr("type") == "unavailable" {
+			t.Fatalf("the move was announced: %s", el)
+		}
+	}
+}
