@@ -41,13 +41,20 @@ func TestHandOverOutcomes(t *testing.T) {
 		t.Fatalf("h too high: %v", err)
 	}
 
-	// Handed over while its connection is still attached: that
-	// connection ends with <conflict/>, the copy has the message.
-	ho, finish, err := c2s.HandOver(ctx, bare, previd, 0)
-	if err != nil {
-		t.Fatal(err)
+	// handOver hands the session over while c, its client's connection,
+	// is still attached: c ends with <conflict/>.
+	handOver := func(previd string, c *testserver.Client) (*router.Handover, func(router.HandoverOutcome)) {
+		t.Helper()
+		ho, finish, err := c2s.HandOver(ctx, bare, previd, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ExpectStreamError("conflict")
+		return ho, finish
 	}
-	alice.ExpectStreamError("conflict")
+
+	// The copy has the message.
+	ho, finish := handOver(previd, alice)
 	if ho.JID != "alice@localhost/phone" || len(ho.Unacked) == 0 || ho.Presence == "" || ho.Values["presence.announced"] == "" {
 		t.Fatalf("copy: %+v", ho)
 	}
@@ -65,11 +72,7 @@ func TestHandOverOutcomes(t *testing.T) {
 
 	// Replaced by another login: it ends as a replaced session does, the
 	// message (not archived here) goes to offline storage.
-	_, finish, err = c2s.HandOver(ctx, bare, previd, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again.ExpectStreamError("conflict")
+	_, finish = handOver(previd, again)
 	finish(router.HandoverReplaced)
 	bob.Expect(func(el *xml.Element) bool {
 		return el.Local == "presence" && el.Attr("from") == "alice@localhost/phone" && el.Attr("type") == "unavailable"
@@ -80,11 +83,7 @@ func TestHandOverOutcomes(t *testing.T) {
 	// Moved: gone, and nobody is told.
 	phone, previd2 := smClient(t, ts, "alice", "phone")
 	bob.ExpectStanza("presence", "from=alice@localhost/phone")
-	_, finish, err = c2s.HandOver(ctx, bare, previd2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone.ExpectStreamError("conflict")
+	_, finish = handOver(previd2, phone)
 	finish(router.HandoverMoved)
 	if s := ts.Router().Session(jid.MustParse("alice@localhost/phone")); s != nil {
 		t.Fatalf("the moved session is still here: %v", s)
