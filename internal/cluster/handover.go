@@ -154,8 +154,8 @@ func (n *Node) handoverIn(m Msg) {
 // session that continues sid (its entry's Prev), the session moved, and
 // the entry is applied to this node's copy at once, so that what is still
 // queued for the session finds it there; replaced by any other session,
-// it was a new login of the resource. A node cut off from the cluster
-// keeps the session: it can no longer tell, and its sessions end with its
+// it was a new login of the resource. A node that can no longer read the
+// registry and is cut off keeps the session: its sessions end with its
 // fencing anyway.
 func (n *Node) settle(full jid.JID, sid string) router.HandoverOutcome {
 	wait := n.opts.HandoverWait
@@ -165,13 +165,16 @@ func (n *Node) settle(full jid.JID, sid string) router.HandoverOutcome {
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		time.Sleep(settlePoll)
-		if !n.healthy.Load() {
-			return router.HandoverStayed
-		}
+		// Read even when this node is leaving the cluster (a shutdown):
+		// the new node may have the session already, and ending it here
+		// as a logout would tell everyone it left.
 		ctx, cancel := context.WithTimeout(context.Background(), rereadTimeout)
 		en, err := n.sessions.Get(ctx, key(full.Bare()))
 		cancel()
 		if err != nil {
+			if !n.healthy.Load() {
+				return router.HandoverStayed
+			}
 			continue
 		}
 		var rec record
