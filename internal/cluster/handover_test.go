@@ -45,7 +45,7 @@ func TestHandover(t *testing.T) {
 	ns := startNodesWith(t, memEngines, 2, 0, func(i int, o *Options) {
 		if i == 0 {
 			o.OnHandover = rec.hand
-			o.HandoverWait = time.Second
+			o.HandoverWait = 3 * time.Second // long enough for a bind on a loaded machine
 		}
 	})
 	holder := ns[0]
