@@ -5,6 +5,10 @@
 # domain. slixmpp clients on different nodes log in, chat both ways,
 # subscribe and see each other's presence, share one room (occupants on
 # all three nodes) and federate with Prosody from two nodes, both ways.
+# carol's connection then drops and her client resumes its XEP-0198
+# session through another node while the first still runs (a handover:
+# nobody sees her leave, a message sent meanwhile arrives, she stays in
+# the room).
 # Then the node holding the room is killed with SIGKILL while clients on
 # surviving nodes and a client on the doomed node send numbered messages
 # with XEP-0198 acknowledgements (window 1): the killed node's clients

@@ -63,6 +63,7 @@ func (p *Presence) Start(ctx context.Context) error {
 		p.h.Stanzas.On("presence/bare", PriorityInbound, p.inbound),
 		p.h.Stanzas.On("presence/full", PriorityInbound, p.inbound),
 		p.h.Sessions.On(module.EventSessionUnbound, 0, p.unbound),
+		p.h.Sessions.On(module.EventSessionResumed, 0, p.movedHere),
 	)
 	return nil
 }

@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"parley/internal/mod/roster"
 	"parley/internal/module"
@@ -143,6 +144,31 @@ func (p *Presence) unbound(ev *module.SessionEvent) bool {
 		return false
 	}
 	p.goUnavailable(ctx, s, el, false)
+	return false
+}
+
+// movedHere sends a session that was just handed over from another node
+// of the cluster (XEP-0198 resumption there) its current presence again
+// to every entity it sent directed presence to. For a chat room that is
+// a status update with nothing changed (XEP-0045 §7.7); what it is for is
+// the room's answer, which passes through this node: a cluster notes
+// here which of its sessions sit in rooms held elsewhere, so that they
+// are told (status 332) if the room's node dies. For anyone else it is
+// the presence they already have.
+func (p *Presence) movedHere(ev *module.SessionEvent) bool {
+	s := ev.Session
+	cur := s.Presence()
+	if !ev.Moved || cur == nil {
+		return false
+	}
+	d := directedOf(s)
+	d.mu.Lock()
+	targets := slices.Clone(d.list)
+	d.mu.Unlock()
+	el := cur.WithAttr("from", s.JID().String())
+	for _, t := range targets {
+		p.h.Router.Route(ev.Ctx, el.WithAttr("to", t.String()))
+	}
 	return false
 }
 
