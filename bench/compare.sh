@@ -16,7 +16,8 @@
 #   BENCH_SCENARIOS     [login chat presence muc idle]
 #   BENCH_STEP          [6]    seconds per rate step
 #   BENCH_USERS         [200]  online users (chat, presence), login pool
-#   BENCH_IDLE          [2000] idle sessions (accounts created: max of the two)
+#   BENCH_IDLE          [10000] idle sessions (accounts created: max of the two)
+#   BENCH_IDLE_QUIET    [150]  seconds of quiet after the last idle login before RSS is read
 #   BENCH_OCCUPANTS     [50]   room occupants (muc)
 #   BENCH_CONTACTS      [20]   roster size (presence)
 #   BENCH_CHAT_RATES    [1000 4000 8000 16000 32000 64000]  messages/s
@@ -40,7 +41,8 @@ MODES=${BENCH_MODES:-starttls none}
 SCENARIOS=${BENCH_SCENARIOS:-login chat presence muc idle}
 STEP=${BENCH_STEP:-6}
 USERS=${BENCH_USERS:-200}
-IDLE=${BENCH_IDLE:-2000}
+IDLE=${BENCH_IDLE:-10000}
+IDLE_QUIET=${BENCH_IDLE_QUIET:-150}
 OCCUPANTS=${BENCH_OCCUPANTS:-50}
 CONTACTS=${BENCH_CONTACTS:-20}
 CHAT_RATES=${BENCH_CHAT_RATES:-1000 4000 8000 16000 32000 64000}
@@ -244,7 +246,7 @@ run_scenario() { # server mode scenario
   local users=$USERS mech=PLAIN extra=()
   case $sc in
     muc) users=$OCCUPANTS ;;
-    idle) users=$IDLE; extra=(-step "${STEP}s" -settle 5s) ;;
+    idle) users=$IDLE; extra=(-step "${STEP}s" -settle "${IDLE_QUIET}s") ;;
     login) mech=$LOGIN_MECH ;;
     presence) extra=(-contacts "$CONTACTS") ;;
   esac
