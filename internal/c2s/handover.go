@@ -87,12 +87,12 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 	if s.presence != nil {
 		ho.Presence = string(s.presence.AppendToNS(nil, stanza.NSClient))
 	}
-	for k, v := range s.values {
-		if mk, ok := k.(module.MovingKey); ok {
+	for _, p := range s.values {
+		if mk, ok := p.key.(module.MovingKey); ok {
 			if ho.Values == nil {
 				ho.Values = make(map[string]string)
 			}
-			ho.Values[mk.MovingName()] = mk.Encode(v)
+			ho.Values[mk.MovingName()] = mk.Encode(p.value)
 		}
 	}
 	s.mu.Unlock()
@@ -217,21 +217,21 @@ func (c *conn) restore(s *session, ho *router.Handover) {
 			presence = p
 		}
 	}
-	values := make(map[any]any, len(ho.Values))
+	vals := make(values, 0, len(ho.Values))
 	var shared []module.SharedKey
 	for name, v := range ho.Values {
 		k := c.host.MovingKeyNamed(name)
 		if k == nil {
 			continue // a module this node does not run
 		}
-		values[k] = k.Decode(v)
+		vals.set(k, k.Decode(v))
 		if sk, ok := k.(module.SharedKey); ok {
 			shared = append(shared, sk)
 		}
 	}
 	s.mu.Lock()
 	s.presence, s.priority, s.interested = presence, ho.Priority, ho.Interested
-	s.values = values
+	s.values = vals
 	s.mu.Unlock()
 	c.srv.router.SessionChanged(s, nil)
 	for _, k := range shared {
