@@ -66,6 +66,13 @@ func (p *Presence) available(ctx context.Context, s module.Session, el *xml.Elem
 	user := s.JID().Bare()
 	initial := !module.Available(s)
 	s.SetPresence(el)
+	// The session's first initial presence is recorded as announced before
+	// anyone can see it, so that whatever copies the session once a
+	// contact has seen it (a cluster handover) copies the mark too.
+	announce := initial && s.Value(announcedKey{}) == nil
+	if announce {
+		s.SetValue(announcedKey{}, true)
+	}
 	items, _, err := p.roster.Items(ctx, user)
 	if err != nil {
 		p.h.Log.Error("presence: roster", "user", user.String(), "err", err)
@@ -113,8 +120,7 @@ func (p *Presence) available(ctx context.Context, s module.Session, el *xml.Elem
 	for _, r := range reqs {
 		s.Send(r)
 	}
-	if s.Value(announcedKey{}) == nil {
-		s.SetValue(announcedKey{}, true)
+	if announce {
 		p.h.Sessions.Fire(module.EventSessionAvailable, &module.SessionEvent{Ctx: ctx, Host: p.h, Session: s})
 	}
 }
