@@ -356,21 +356,21 @@ type values []valuePair
 
 type valuePair struct{ key, value any }
 
+func (vs values) index(key any) int {
+	return slices.IndexFunc(vs, func(p valuePair) bool { return p.key == key })
+}
+
 func (vs values) get(key any) any {
-	for _, p := range vs {
-		if p.key == key {
-			return p.value
-		}
+	if i := vs.index(key); i >= 0 {
+		return vs[i].value
 	}
 	return nil
 }
 
 func (vs *values) set(key, value any) {
-	for i := range *vs {
-		if (*vs)[i].key == key {
-			(*vs)[i].value = value
-			return
-		}
+	if i := vs.index(key); i >= 0 {
+		(*vs)[i].value = value
+		return
 	}
 	*vs = append(*vs, valuePair{key, value})
 }
