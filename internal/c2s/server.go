@@ -28,6 +28,7 @@ import (
 	"parley/internal/sasl"
 	"parley/internal/storage"
 	"parley/internal/stream"
+	"parley/internal/tlsfrag"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -176,7 +177,7 @@ func (s *Server) open(nc net.Conn, direct bool) (*conn, bool) {
 		// finishes its ClientHello would hold a goroutine and a socket
 		// forever (slowloris on the handshake).
 		_, direct := s.tlsConfigs()
-		tc := tls.Server(cw, direct)
+		tc := tls.Server(tlsfrag.Server(cw), direct)
 		_ = tc.SetDeadline(c.authBy)
 		if err := tc.HandshakeContext(context.Background()); err != nil {
 			_ = nc.Close()

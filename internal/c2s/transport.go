@@ -10,6 +10,7 @@ import (
 
 	"parley/internal/idlewait"
 	"parley/internal/stream"
+	"parley/internal/tlsfrag"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -179,7 +180,7 @@ func (t *tcpTransport) StartTLS(cfg *tls.Config, deadline time.Time) (int, error
 		return 0, err
 	}
 	discarded := t.dec.Buffered()
-	tc := tls.Server(t.raw, cfg)
+	tc := tls.Server(tlsfrag.Server(t.raw), cfg)
 	_ = tc.SetDeadline(deadline)
 	if err := tc.Handshake(); err != nil {
 		_ = t.raw.Close()

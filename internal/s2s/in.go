@@ -16,6 +16,7 @@ import (
 
 	"parley/internal/s2s/dialback"
 	"parley/internal/stream"
+	"parley/internal/tlsfrag"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -86,7 +87,7 @@ func (c *inConn) serve() {
 	c.lastActive.Store(time.Now().UnixNano())
 	c.preAuthDeadline = time.Now().Add(c.s.cfg.Limits.PreAuthTimeout.Duration)
 	if c.direct {
-		tc := tls.Server(c.s.rateLimit(c.raw), c.s.serverTLS())
+		tc := tls.Server(tlsfrag.Server(c.s.rateLimit(c.raw)), c.s.serverTLS())
 		_ = tc.SetDeadline(c.preAuthDeadline)
 		if err := tc.Handshake(); err != nil {
 			c.s.failures.WithLabelValues("in", "tls-failed").Inc()
@@ -380,7 +381,7 @@ func (c *inConn) startTLS() error {
 	if err := c.write(xml.New(nsTLS, "proceed")); err != nil {
 		return err
 	}
-	tc := tls.Server(c.nc, c.s.serverTLS())
+	tc := tls.Server(tlsfrag.Server(c.nc), c.s.serverTLS())
 	_ = tc.SetDeadline(c.preAuthDeadline)
 	if err := tc.Handshake(); err != nil {
 		c.s.failures.WithLabelValues("in", "tls-failed").Inc()

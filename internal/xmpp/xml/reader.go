@@ -14,9 +14,8 @@ import (
 const readBufSize = 4096
 
 // idleBufSize is the buffer a decoder reads into while it waits between
-// stanzas. It lives inside the Decoder, so a connection that sits idle in
-// Read holds no pooled buffer; a typical chat stanza still arrives in one
-// read.
+// stanzas: small, so a connection that sits in Read holds no 4 KiB buffer,
+// and big enough that a typical chat stanza still arrives in one read.
 const idleBufSize = 512
 
 // maxEmptyReads bounds how often a misbehaving io.Reader may return (0, nil)
@@ -27,6 +26,12 @@ const maxEmptyReads = 100
 // stanzas. A sync.Pool is a cache, not shared state: what Get returns is
 // owned by one decoder until it is Put back.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// idleBufs recycles the idle buffers. A decoder holds one while it waits in
+// Read or has unread bytes in it, and gives it back when a Read between
+// stanzas ends with nothing (a parked reader's timeout, the end of the
+// stream): an idle session whose reader parked keeps no read buffer at all.
+var idleBufs = sync.Pool{New: func() any { return new([idleBufSize]byte) }}
 
 // input is the decoder's byte source: the transport, a read buffer, and the
 // byte budgets.
@@ -62,9 +67,9 @@ type input struct {
 
 	ioErr error // sticky error from src, returned once buf is drained
 
-	idle    bool // between stanzas: read into idleBuf
-	big     *[]byte
-	idleBuf [idleBufSize]byte
+	idle  bool // between stanzas: read into small
+	big   *[]byte
+	small *[idleBufSize]byte
 
 	// lead holds the entity's first bytes, for sniffEncoding.
 	lead [3]byte
@@ -96,8 +101,12 @@ func (in *input) fill() error {
 	}
 	if in.idle {
 		in.releaseBig()
-		in.buf = in.idleBuf[:]
+		if in.small == nil {
+			in.small = idleBufs.Get().(*[idleBufSize]byte)
+		}
+		in.buf = in.small[:]
 	} else {
+		in.releaseSmall()
 		if in.big == nil {
 			in.big = readBufs.Get().(*[]byte)
 		}
@@ -116,6 +125,7 @@ func (in *input) fill() error {
 			if n > 0 {
 				return nil
 			}
+			in.releaseSmall()
 			return err
 		}
 		if n > 0 {
@@ -131,6 +141,16 @@ func (in *input) releaseBig() {
 	if in.big != nil && in.r == in.w {
 		readBufs.Put(in.big)
 		in.big = nil
+		in.buf = nil
+		in.r, in.w, in.end = 0, 0, 0
+	}
+}
+
+// releaseSmall gives the idle buffer back once nothing in it is unread.
+func (in *input) releaseSmall() {
+	if in.small != nil && in.r == in.w {
+		idleBufs.Put(in.small)
+		in.small = nil
 		in.buf = nil
 		in.r, in.w, in.end = 0, 0, 0
 	}
