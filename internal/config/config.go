@@ -318,6 +318,15 @@ type Limits struct {
 	// a session waking from it costs a goroutine start. Default 2s; a
 	// negative value turns parking off; at least 100ms.
 	ParkIdleAfter Duration `toml:"park_idle_after"`
+	// ReleaseMemoryAfter is how long the server must have been quiet
+	// (allocating little) after a busy spell before it collects garbage
+	// and returns the freed memory to the system at once, instead of
+	// holding it until the runtime's own two-minute collection and its
+	// gradual return (internal/memrelease): after a reconnect storm, tens
+	// of megabytes sooner. It costs one garbage collection per busy spell,
+	// and only when the heap holds at least 8 MiB and an eighth more than
+	// is live. Default 30s; a negative value turns it off; at least 1s.
+	ReleaseMemoryAfter Duration `toml:"release_memory_after"`
 }
 
 // Modules configures individual feature modules.
@@ -604,6 +613,7 @@ func (c *Config) applyDefaults() {
 	setInt(&l.MaxConcurrentLoginsPerIP, max(1, l.MaxConcurrentLogins/2))
 	setDur(&l.LoginSlotTimeout, min(2*time.Second, l.PreAuthTimeout.Duration))
 	setDur(&l.ParkIdleAfter, 2*time.Second)
+	setDur(&l.ReleaseMemoryAfter, 30*time.Second)
 	if c.HTTP.Listen == nil {
 		c.HTTP.Listen = strPtr("127.0.0.1:5280")
 	}
@@ -766,6 +776,9 @@ func (c *Config) validate() []string {
 	}
 	if p := l.ParkIdleAfter.Duration; p > 0 && p < 100*time.Millisecond {
 		bad("limits.park_idle_after: %s is too short: at least 100ms, or negative to turn parking off", p)
+	}
+	if r := l.ReleaseMemoryAfter.Duration; r > 0 && r < time.Second {
+		bad("limits.release_memory_after: %s is too short: at least 1s, or negative to turn it off", r)
 	}
 	if l.PreAuthTimeout.Duration < time.Second {
 		bad("limits.preauth_timeout: %s is too short", l.PreAuthTimeout.Duration)

@@ -68,3 +68,20 @@ func TestParkIdleAfter(t *testing.T) {
 		t.Errorf("10ms: %v", err)
 	}
 }
+
+// limits.release_memory_after: 30s by default, negative turns it off, and
+// a positive value under 1s is refused.
+func TestReleaseMemoryAfter(t *testing.T) {
+	parse := func(line string) (*Config, error) {
+		return Parse([]byte("[[host]]\ndomain = \"a.test\"\n[limits]\n" + line + "\n"))
+	}
+	for line, want := range map[string]time.Duration{"": 30 * time.Second, `release_memory_after = "5m"`: 5 * time.Minute, `release_memory_after = "-1s"`: -time.Second} {
+		c, err := parse(line)
+		if err != nil || c.Limits.ReleaseMemoryAfter.Duration != want {
+			t.Errorf("%q: %v, %v; want %s", line, c.Limits.ReleaseMemoryAfter.Duration, err, want)
+		}
+	}
+	if _, err := parse(`release_memory_after = "100ms"`); err == nil || !strings.Contains(err.Error(), "limits.release_memory_after") {
+		t.Errorf("100ms: %v", err)
+	}
+}

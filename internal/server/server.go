@@ -31,6 +31,7 @@ import (
 	"parley/internal/console"
 	"parley/internal/httpfront"
 	"parley/internal/logring"
+	"parley/internal/memrelease"
 	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -82,6 +83,9 @@ type Server struct {
 	// logs keeps the recent log lines it shows.
 	console *console.Console
 	logs    *logring.Ring
+	// memory hands back what a busy spell freed once the server is quiet
+	// (limits.release_memory_after).
+	memory *memrelease.Releaser
 
 	mu      sync.Mutex
 	running bool
@@ -331,6 +335,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.console != nil {
 		s.console.Start()
 	}
+	s.memory = memrelease.New(s.cfg.Limits.ReleaseMemoryAfter.Duration, s.log)
+	s.memory.Start()
 	s.c2s.Serve()
 	s.comp.Serve()
 	s.front.Serve()
@@ -401,6 +407,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		}
 		// After c2s: its sessions have released their JIDs.
 		s.stopCluster(ctx)
+		s.memory.Stop()
 	}
 	s.stopDirectory()
 	_ = s.store.Close()
