@@ -2,21 +2,18 @@ package tlsfrag
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"parley/internal/certs"
 )
 
 // testConfigs returns a server config with a fresh self-signed
@@ -25,25 +22,17 @@ import (
 // ClientHello this package exists for.
 func testConfigs(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := certs.GenerateSelfSigned([]string{"frag.test"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "frag.test"},
-		DNSNames:     []string{"frag.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}}
+	pool.AppendCertsFromPEM(certPEM)
+	server = &tls.Config{Certificates: []tls.Certificate{cert}}
 	client = &tls.Config{ServerName: "frag.test", RootCAs: pool}
 	return server, client
 }
