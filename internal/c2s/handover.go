@@ -116,6 +116,7 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 	s.mu.Lock()
 	pending := s.closeAfter
 	s.closeAfter = nil
+	handed := s.handedOver
 	s.moving, s.handedOver = false, 0
 	if o == router.HandoverReplaced && pending == nil {
 		pending = &pendingClose{cond: stanza.StreamConflict, text: "replaced by a new session with the same resource"}
@@ -131,6 +132,11 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 		s.close(pending.cond, pending.text, pending.drain)
 	case wasAttached:
 		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked})
+	case len(unacked) > handed:
+		// Detached before the move: what was told of then is not told
+		// again, only what was queued while it moved (Deliver holds back
+		// "held" then).
+		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked[handed:]})
 	}
 }
 

@@ -103,7 +103,7 @@ func (s *session) Deliver(el *xml.Element) {
 	if s.sm != nil {
 		full = s.sm.out.Push(el) != nil
 	}
-	overflow := false
+	overflow, held := false, false
 	switch {
 	case s.gated:
 		s.gate = append(s.gate, el)
@@ -115,6 +115,11 @@ func (s *session) Deliver(el *xml.Element) {
 		if s.sm != nil && !full && s.sm.out.WantRequest() {
 			s.w.Send(sm.Request())
 		}
+	default:
+		// Decided under mu, where connLost takes the "detached" snapshot:
+		// each stanza is either in that snapshot or told of here, never
+		// neither. While moving, the client is on another node.
+		held = s.detached && !s.moving
 	}
 	s.mu.Unlock()
 	if overflow {
@@ -123,6 +128,10 @@ func (s *session) Deliver(el *xml.Element) {
 	}
 	if full {
 		s.Close(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
+		return
+	}
+	if held {
+		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: []*xml.Element{el}})
 	}
 }
 

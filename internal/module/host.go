@@ -65,7 +65,7 @@ type SessionEvent struct {
 	// Unacked is set on "detached": the stanzas sent to the client that
 	// it has not acknowledged (XEP-0198), oldest first. Some were written
 	// to a connection already dead, so the client may never have seen
-	// them. Read only.
+	// them. On "held", the stanzas queued since. Read only.
 	Unacked []*xml.Element
 	// Moved is set on "unbound" when the session did not end but moved:
 	// its client resumed it on another node of the cluster (XEP-0198),
@@ -119,6 +119,13 @@ const (
 	// to it until "resumed" or "unbound" follows. c2s fires it from
 	// session.connLost.
 	EventSessionDetached = "detached"
+	// EventSessionHeld is for stanzas queued to a detached session after
+	// its "detached" (Unacked holds them): kept for the client, which is
+	// not reading. Every stanza a detached session keeps is in exactly
+	// one "detached" or "held" event, so push notifies each once. c2s
+	// fires it from session.Deliver, outside the session's lock, and
+	// from a handover that left the session where it was.
+	EventSessionHeld = "held"
 	// EventSessionMoving is for a stream-managed session about to be
 	// handed over to another node of the cluster where its client resumed
 	// it (c2s handover.go): its queue is copied right after, so a module

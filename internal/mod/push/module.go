@@ -68,10 +68,9 @@ type Push struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	pending  map[string]*pending // IQ id → notification
-	counts   map[jid.JID]int     // bare → messages notified since it was last online
-	detached map[module.Session]bool
+	mu      sync.Mutex
+	pending map[string]*pending // IQ id → notification
+	counts  map[jid.JID]int     // bare → messages notified since it was last online
 }
 
 var _ module.Module = (*Push)(nil)
@@ -79,10 +78,9 @@ var _ module.Module = (*Push)(nil)
 // New builds the module for h.
 func New(h *module.Host) (module.Module, error) {
 	return &Push{
-		h:        h,
-		pending:  make(map[string]*pending),
-		counts:   make(map[jid.JID]int),
-		detached: make(map[module.Session]bool),
+		h:       h,
+		pending: make(map[string]*pending),
+		counts:  make(map[jid.JID]int),
 	}, nil
 }
 
@@ -105,11 +103,10 @@ func (p *Push) Start(context.Context) error {
 	p.offs = append(p.offs,
 		p.h.Stanzas.On("message/bare", priority, p.onMessage),
 		p.h.Stanzas.On("iq/bare", replyPriority, p.onReply),
-		p.h.Outbound.On(module.EventOutbound, 0, p.onOutbound),
 		p.h.Sessions.On(module.EventSessionAvailable, 0, p.onOnline),
 		p.h.Sessions.On(module.EventSessionResumed, 0, p.onOnline),
-		p.h.Sessions.On(module.EventSessionDetached, 0, p.onDetached),
-		p.h.Sessions.On(module.EventSessionUnbound, 0, p.onUnbound),
+		p.h.Sessions.On(module.EventSessionDetached, 0, p.onHeld),
+		p.h.Sessions.On(module.EventSessionHeld, 0, p.onHeld),
 	)
 	return nil
 }

@@ -59,28 +59,6 @@ func (p *Push) onMessage(ev *module.StanzaEvent) bool {
 	return false
 }
 
-// onOutbound sees messages queued to a detached session (its client lost
-// the connection and may come back by XEP-0198 resumption): the client is
-// not reading, so its app servers are told. It only reads state, as the
-// Outbound hook requires; the worker does the routing.
-func (p *Push) onOutbound(ev *module.OutboundEvent) bool {
-	if !notifiable(ev.Stanza) {
-		return false
-	}
-	p.mu.Lock()
-	detached := p.detached[ev.Session]
-	p.mu.Unlock()
-	if !detached {
-		return false
-	}
-	from, err := jid.Parse(ev.Stanza.Attr("from"))
-	if err != nil {
-		return false
-	}
-	p.enqueue(ev.Session.JID().Bare(), from, ev.Stanza)
-	return false
-}
-
 func (p *Push) enqueue(owner, from jid.JID, msg *xml.Element) { p.enqueueN(owner, from, msg, 1) }
 
 // enqueueN queues one notification for n waiting messages, msg the last.
@@ -101,21 +79,20 @@ func (p *Push) enqueueN(owner, from jid.JID, msg *xml.Element, n int) {
 func (p *Push) onOnline(ev *module.SessionEvent) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.detached, ev.Session)
 	delete(p.counts, ev.Session.JID().Bare())
 	return false
 }
 
-// onDetached marks the session detached, so that what is queued to it
-// from now on notifies (onOutbound), and notifies at once for what its
-// client has not acknowledged: the server learns that a phone's
-// connection is gone only some time after it went, and messages written
-// into the dead connection meanwhile would otherwise wait, unannounced,
-// until the phone woke up on its own. One notification counts them all.
-func (p *Push) onDetached(ev *module.SessionEvent) bool {
-	p.mu.Lock()
-	p.detached[ev.Session] = true
-	p.mu.Unlock()
+// onHeld notifies of messages kept for a session whose client is not
+// reading (XEP-0198: its connection was lost and it waits for a
+// resumption). On "detached" they are what the client has not
+// acknowledged: the server learns that a phone's connection is gone only
+// some time after it went, and messages written into the dead connection
+// meanwhile would otherwise wait, unannounced, until the phone woke up on
+// its own. On "held" they are what was queued since. c2s puts each such
+// stanza in exactly one of the two events; one notification counts the
+// messages of one event.
+func (p *Push) onHeld(ev *module.SessionEvent) bool {
 	var last *xml.Element
 	n := 0
 	for _, el := range ev.Unacked {
@@ -131,13 +108,6 @@ func (p *Push) onDetached(ev *module.SessionEvent) bool {
 		return false
 	}
 	p.enqueueN(ev.Session.JID().Bare(), from, last, n)
-	return false
-}
-
-func (p *Push) onUnbound(ev *module.SessionEvent) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.detached, ev.Session)
 	return false
 }
 

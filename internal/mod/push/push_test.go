@@ -267,19 +267,20 @@ func TestStalledAppServer(t *testing.T) {
 	}
 }
 
-// TestDetachedSession: messages queued to a session that c2s reports as
-// detached (module.EventSessionDetached) are notified although the account
-// is available; after "resumed" they are not, and the count starts again.
-// The test fires the events by hand (TestCutStreamManagedSessionNotifies
-// has c2s fire "detached" for a real cut connection).
-func TestDetachedSession(t *testing.T) {
-	ts, alice, app, carol := start(t, "")
+// TestHeldEvents: the "detached" and "held" events c2s fires for a session
+// whose client is not reading are notified although the account is
+// available, one notification per event counting its messages (a chat
+// state alone does not count); after "resumed" the count starts again.
+// The test fires the events by hand; the tests below have c2s fire them
+// for a real cut connection.
+func TestHeldEvents(t *testing.T) {
+	ts, alice, app, _ := start(t, "")
 	enable(t, alice, "n1", "")
 	alice.Send("<presence/>")
 	alice.ExpectStanza("presence", "from="+alice.JID)
 	// The session's 'available' handlers (which reset push state) run in
 	// its read loop after the presence reflection went out; a ping
-	// answered after them orders the hand-fired event below.
+	// answered after them orders the hand-fired events below.
 	alice.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
 	h := ts.Hosts()[0]
 	bare, _ := jid.Parse("alice@localhost")
@@ -288,19 +289,28 @@ func TestDetachedSession(t *testing.T) {
 		t.Fatalf("sessions %v", sessions)
 	}
 	s := sessions[0]
-	ev := &module.SessionEvent{Ctx: context.Background(), Host: h, Session: s}
-	h.Sessions.Fire(module.EventSessionDetached, ev)
-	message(carol, "while away")
-	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+	msg := func(body string) *xml.Element {
+		return xml.New("", "message").SetAttr("from", "carol@localhost/pc").SetAttr("type", "chat").
+			Append(xml.New("", "body").AppendText(body))
+	}
+	composing := xml.New("", "message").SetAttr("from", "carol@localhost/pc").SetAttr("type", "chat").
+		Append(xml.New("http://jabber.org/protocol/chatstates", "composing"))
+	fire := func(name string, els ...*xml.Element) {
+		h.Sessions.Fire(name, &module.SessionEvent{Ctx: context.Background(), Host: h, Session: s, Unacked: els})
+	}
+
+	fire(module.EventSessionDetached, msg("one"), composing, msg("two"))
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
 		t.Fatalf("detached: %v", n.fields)
 	}
-	h.Sessions.Fire(module.EventSessionResumed, ev)
-	message(carol, "back")
-	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "back" })
-	h.Sessions.Fire(module.EventSessionDetached, ev)
-	message(carol, "away again")
-	// A notification for "back" would have come before this one, and
-	// would carry count 1 too; the count restarted at the resumption.
+	fire(module.EventSessionHeld, composing)
+	fire(module.EventSessionHeld, msg("three"))
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "3" {
+		t.Fatalf("held: %v", n.fields)
+	}
+	fire(module.EventSessionResumed)
+	fire(module.EventSessionDetached)
+	fire(module.EventSessionHeld, msg("four"))
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("after resumption: %v", n.fields)
 	}
@@ -363,6 +373,25 @@ func TestDetachNotifiesForUnacknowledged(t *testing.T) {
 	cutConnection(alice)
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
 		t.Fatalf("notification at detach: %v, want message-count 2", n.fields)
+	}
+	expectNoMoreNotifications(t, app)
+}
+
+// A message queued to a session after it detached is told of as well,
+// once: the detach's notification counted the unacknowledged one, this one
+// counts both.
+func TestQueuedAfterDetachNotifies(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	pushAndStreamManagement(t, alice)
+	message(carol, "one")
+	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "one" })
+	cutConnection(alice)
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
+		t.Fatalf("notification at detach: %v", n.fields)
+	}
+	message(carol, "two")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
+		t.Fatalf("notification after detach: %v", n.fields)
 	}
 	expectNoMoreNotifications(t, app)
 }
