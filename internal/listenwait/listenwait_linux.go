@@ -15,16 +15,27 @@ import (
 const tcpListen = "0A"
 
 // listens reports whether pid has a socket listening on addr: the inodes
-// of the sockets listening there (from /proc/net/tcp or tcp6) against the
-// sockets among pid's open files.
+// of the sockets listening there against the sockets among pid's open
+// files. An IPv6 address is looked up in /proc/net/tcp6; an IPv4 address
+// in /proc/net/tcp and in tcp6 too, where a dual-stack listener on "::"
+// (Go's net.Listen("tcp", ":port")) or on the address's v4-mapped form
+// takes it.
 func listens(pid int, addr *net.TCPAddr) (bool, error) {
-	table := "/proc/net/tcp"
-	if addr.IP.To4() == nil {
-		table = "/proc/net/tcp6"
+	tables := []string{"/proc/net/tcp6"}
+	if addr.IP.To4() != nil {
+		tables = []string{"/proc/net/tcp", "/proc/net/tcp6"}
 	}
-	inodes, err := listeningInodes(table, addr)
-	if err != nil || len(inodes) == 0 {
-		return false, err
+	inodes := map[string]bool{}
+	for _, table := range tables {
+		if err := listeningInodes(table, addr, inodes); err != nil {
+			if os.IsNotExist(err) && table == "/proc/net/tcp6" && len(tables) > 1 {
+				continue // a kernel without IPv6
+			}
+			return false, err
+		}
+	}
+	if len(inodes) == 0 {
+		return false, nil
 	}
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -43,15 +54,15 @@ func listens(pid int, addr *net.TCPAddr) (bool, error) {
 	return false, nil
 }
 
-// listeningInodes returns the inodes of the listening sockets bound to
+// listeningInodes adds to out the inodes of the listening sockets bound to
 // addr, or to the wildcard address on its port, in a /proc/net/tcp table.
-func listeningInodes(table string, addr *net.TCPAddr) (map[string]bool, error) {
+// net.IP.Equal takes an IPv4 address and its v4-mapped IPv6 form as equal.
+func listeningInodes(table string, addr *net.TCPAddr, out map[string]bool) error {
 	f, err := os.Open(table)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	out := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {
@@ -68,7 +79,7 @@ func listeningInodes(table string, addr *net.TCPAddr) (map[string]bool, error) {
 			out[fields[9]] = true
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // parseProcAddr decodes /proc/net/tcp's "IP:PORT": the address as hex

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -66,6 +67,27 @@ func TestWaitIPv6(t *testing.T) {
 	}
 	defer l.Close()
 	if err := Wait(os.Getpid(), l.Addr().String(), nil, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A dual-stack listener on "::" takes IPv4 connections too: waiting for
+// an IPv4 address finds it in /proc/net/tcp6.
+func TestWaitIPv4OnDualStack(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a := l.Addr().(*net.TCPAddr)
+	if a.IP.To4() != nil {
+		t.Skip("no dual-stack listener on this machine")
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	if err := Wait(os.Getpid(), addr, nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
