@@ -120,7 +120,7 @@ func TestLongPoll(t *testing.T) {
 	}
 
 	done := e.async(t, alice.body(alice.nextRID(), "", ""))
-	time.Sleep(300 * time.Millisecond)
+	alice.waitHeld(1, 0)
 	begin = time.Now()
 	bob.Send("<message to='alice@localhost/web' type='chat'><body>now</body></message>")
 	select {
@@ -139,7 +139,7 @@ func TestLongPoll(t *testing.T) {
 	// hold=1: a second request makes the first return at once, and the
 	// answer acknowledges the second (XEP-0124 §9.1).
 	done = e.async(t, alice.body(alice.nextRID(), "", ""))
-	time.Sleep(300 * time.Millisecond)
+	alice.waitHeld(1, 0)
 	second := alice.nextRID()
 	begin = time.Now()
 	e.async(t, alice.body(second, "", "<presence xmlns='jabber:client'><show>away</show></presence>"))
@@ -204,7 +204,7 @@ func TestOutOfOrderRIDWaitsForTheGap(t *testing.T) {
 	bob := ts.Online(t, "bob", "password1", "tcp")
 	first, second := alice.nextRID(), alice.nextRID()
 	done := e.async(t, alice.body(second, "", "<message xmlns='jabber:client' to='bob@localhost/tcp'><body>second</body></message>"))
-	time.Sleep(300 * time.Millisecond)
+	alice.waitHeld(0, 1)
 	select {
 	case r := <-done:
 		t.Fatalf("a request ahead of a gap was answered: %s", r)
@@ -352,7 +352,7 @@ func TestEmptyPollFlood(t *testing.T) {
 	_, e := start(t, bosh.Config{Polling: 2 * time.Second})
 	c, _ := create(t, e, "")
 	first := e.async(t, c.body(c.nextRID(), "", ""))
-	time.Sleep(200 * time.Millisecond)
+	c.waitHeld(1, 0)
 	r := e.post(t, c.body(c.nextRID(), "", ""))
 	if !r.terminated("policy-violation") {
 		t.Fatalf("second empty poll: %s", r)
@@ -370,9 +370,9 @@ func TestTooManySimultaneousRequests(t *testing.T) {
 	c, _ := create(t, e, "hold='1'")
 	r1, r2, r3 := c.nextRID(), c.nextRID(), c.nextRID()
 	held1 := e.async(t, c.body(r1, "", ""))
-	time.Sleep(200 * time.Millisecond)
+	c.waitHeld(1, 0)
 	held3 := e.async(t, c.body(r3, "", "")) // ahead of r2: waits
-	time.Sleep(200 * time.Millisecond)
+	c.waitHeld(1, 1)
 	if r := e.post(t, c.body(r2, "", "")); !r.terminated("policy-violation") {
 		t.Fatalf("third simultaneous request: %s", r)
 	}
@@ -474,7 +474,7 @@ func TestPause(t *testing.T) {
 	_, e := start(t, bosh.Config{MaxPause: 30 * time.Second})
 	c := login(t, e, "alice", "web", "")
 	held := e.async(t, c.body(c.nextRID(), "", ""))
-	time.Sleep(200 * time.Millisecond)
+	c.waitHeld(1, 0)
 	begin := time.Now()
 	r := c.send("pause='20'", "")
 	if r.status != http.StatusOK || r.body.Attr("type") != "" || len(r.body.Children) != 0 {
@@ -617,7 +617,7 @@ func TestRetransmissionOfAHeldRequest(t *testing.T) {
 	bob := ts.Online(t, "bob", "password1", "tcp")
 	rid := alice.nextRID()
 	first := e.async(t, alice.body(rid, "", ""))
-	time.Sleep(200 * time.Millisecond)
+	alice.waitHeld(1, 0)
 	second := e.async(t, alice.body(rid, "", ""))
 	select {
 	case r := <-first:
@@ -703,7 +703,10 @@ func TestStreamErrorBetweenRequests(t *testing.T) {
 	ts, e := start(t, bosh.Config{})
 	alice := online(t, e, "alice", "web", "")
 	ts.Online(t, "alice", "password1", "web") // same resource: conflict
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, 5*time.Second, "the conflict to end the BOSH session", func() bool {
+		_, _, closed, _ := e.h.Requests(alice.sid)
+		return closed
+	})
 	r := alice.send("", "")
 	if !r.terminated("remote-stream-error") || r.body.Child(nsStream, "error") == nil ||
 		r.body.Child(nsStream, "error").Child("urn:ietf:params:xml:ns:xmpp-streams", "conflict") == nil {
@@ -747,7 +750,7 @@ func TestShutdownEndsSessions(t *testing.T) {
 	ts, e := start(t, bosh.Config{MaxWait: 10 * time.Second})
 	alice := online(t, e, "alice", "web", "")
 	held := e.async(t, alice.body(alice.nextRID(), "", ""))
-	time.Sleep(200 * time.Millisecond)
+	alice.waitHeld(1, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ts.Shutdown(ctx)

@@ -290,6 +290,17 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// waitHeld waits until the session holds n requests (answered none of
+// them yet) and has w waiting ahead of a gap in the rids: requests sent in
+// the background (endpoint.async) have reached it.
+func (c *client) waitHeld(n, w int) {
+	c.t.Helper()
+	waitUntil(c.t, 5*time.Second, fmt.Sprintf("%d held and %d waiting requests", n, w), func() bool {
+		held, waiting, _, ok := c.e.h.Requests(c.sid)
+		return ok && held == n && waiting == w
+	})
+}
+
 func ridOf(r *response) uint64 {
 	n, _ := strconv.ParseUint(r.body.Attr("ack"), 10, 64)
 	return n
