@@ -383,17 +383,25 @@ func TestDetachNotifiesForUnacknowledged(t *testing.T) {
 func TestQueuedAfterDetachNotifies(t *testing.T) {
 	_, alice, app, carol := start(t, "")
 	pushAndStreamManagement(t, alice)
+	detachWithOneUnacked(t, alice, app, carol)
+	message(carol, "two")
+	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
+		t.Fatalf("notification after detach: %v", n.fields)
+	}
+	expectNoMoreNotifications(t, app)
+}
+
+// detachWithOneUnacked has carol send alice "one", which alice reads and
+// never acknowledges, cuts alice's connection and expects the detach's
+// notification counting it.
+func detachWithOneUnacked(t *testing.T, alice, app, carol *testserver.Client) {
+	t.Helper()
 	message(carol, "one")
 	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "one" })
 	cutConnection(alice)
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("notification at detach: %v", n.fields)
 	}
-	message(carol, "two")
-	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "2" {
-		t.Fatalf("notification after detach: %v", n.fields)
-	}
-	expectNoMoreNotifications(t, app)
 }
 
 // When a detached session's client never comes back, the messages it did
@@ -403,12 +411,7 @@ func TestQueuedAfterDetachNotifies(t *testing.T) {
 func TestExpiredSessionNotNotifiedTwice(t *testing.T) {
 	ts, alice, app, carol := start(t, "[c2s.stream_management]\nresume_timeout = \"1s\"\n[[host]]\ndomain = \"localhost\"\n[host.archive]\nenabled = false\n")
 	pushAndStreamManagement(t, alice)
-	message(carol, "one")
-	alice.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "one" })
-	cutConnection(alice)
-	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
-		t.Fatalf("notification at detach: %v", n.fields)
-	}
+	detachWithOneUnacked(t, alice, app, carol)
 	time.Sleep(2500 * time.Millisecond) // the resumption timeout runs out
 	expectNoMoreNotifications(t, app)
 	// Stored all the same: the next login gets it.
