@@ -126,12 +126,13 @@ func (s *session) Deliver(el *xml.Element) {
 		s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")
 		return
 	}
+	if held {
+		// Even when it overflows the queue: it is in the queue, which
+		// the close below hands on as leftovers push does not tell of.
+		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: []*xml.Element{el}})
+	}
 	if full {
 		s.Close(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
-		return
-	}
-	if held {
-		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: []*xml.Element{el}})
 	}
 }
 
