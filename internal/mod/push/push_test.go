@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,6 +403,38 @@ func detachWithOneUnacked(t *testing.T, alice, app, carol *testserver.Client) {
 	if n := expectNotification(t, app, "n1"); n.fields["message-count"] != "1" {
 		t.Fatalf("notification at detach: %v", n.fields)
 	}
+}
+
+// A burst of messages while the connection is cut: some reach the dead
+// connection before the server notices (told of at the detach), the rest
+// are queued to the detached session (told of as held), and a message in
+// flight across the detach is in exactly one of the two. So the counts add
+// up to the burst exactly: the last notification says n, and none follows.
+func TestBurstAcrossDetachCountedOnce(t *testing.T) {
+	_, alice, app, carol := start(t, "")
+	pushAndStreamManagement(t, alice)
+	const n = 40
+	cut := make(chan struct{})
+	go func() {
+		defer close(cut)
+		cutConnection(alice)
+	}()
+	for i := range n {
+		message(carol, "m"+strconv.Itoa(i))
+	}
+	<-cut
+	for {
+		got := expectNotification(t, app, "n1")
+		answer(app, got, "")
+		c, err := strconv.Atoi(got.fields["message-count"])
+		if err != nil || c > n {
+			t.Fatalf("message-count %q after a burst of %d", got.fields["message-count"], n)
+		}
+		if c == n {
+			break
+		}
+	}
+	expectNoMoreNotifications(t, app)
 }
 
 // When a detached session's client never comes back, the messages it did
