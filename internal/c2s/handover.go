@@ -67,6 +67,11 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 	s.sm.stopTimer()
 	old := s.conn
 	wasAttached := old != nil
+	if !wasAttached {
+		// Already detached: everything queued so far was told of (push),
+		// and nothing leaves the front of the queue while it moves.
+		s.toldBeforeMove = len(s.sm.out.Unacked())
+	}
 	s.conn, s.w, s.detached = nil, nil, true
 	s.mu.Unlock()
 	if old != nil {
@@ -116,8 +121,8 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 	s.mu.Lock()
 	pending := s.closeAfter
 	s.closeAfter = nil
-	handed := s.handedOver
-	s.moving, s.handedOver = false, 0
+	told := s.toldBeforeMove
+	s.moving, s.handedOver, s.toldBeforeMove = false, 0, 0
 	if o == router.HandoverReplaced && pending == nil {
 		pending = &pendingClose{cond: stanza.StreamConflict, text: "replaced by a new session with the same resource"}
 	}
@@ -132,11 +137,11 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 		s.close(pending.cond, pending.text, pending.drain)
 	case wasAttached:
 		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked})
-	case len(unacked) > handed:
+	case len(unacked) > told:
 		// Detached before the move: what was told of then is not told
-		// again, only what was queued while it moved (Deliver holds back
-		// "held" then).
-		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked[handed:]})
+		// again, only what was queued since the move began (Deliver
+		// holds back "held" while it moves).
+		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked[told:]})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/jid"
@@ -93,5 +94,74 @@ func TestHandOverOutcomes(t *testing.T) {
 		if el.Local == "presence" && el.Attr("from") == "alice@localhost/phone" && el.Attr("type") == "unavailable" {
 			t.Fatalf("the move was announced: %s", el)
 		}
+	}
+}
+
+// A session that was already detached when a handover began, and stays:
+// what was queued while it moved is told of as "held" when it stays
+// (nothing while it moves: its client was resuming elsewhere), and what
+// was told of before the move is not told again.
+func TestHandOverStayedTellsWhatCameDuringTheMove(t *testing.T) {
+	ts := testserver.Start(t, noArchive)
+	ts.AddUsers(t, "password1", "alice", "bob")
+	bob := ts.Online(t, "bob", "password1", "b")
+	alice, previd := smClient(t, ts, "alice", "phone")
+
+	h := ts.Hosts()[0]
+	detached := make(chan []*xml.Element, 4)
+	held := make(chan []*xml.Element, 16)
+	defer h.Sessions.On(module.EventSessionDetached, 0, func(ev *module.SessionEvent) bool {
+		detached <- ev.Unacked
+		return false
+	})()
+	defer h.Sessions.On(module.EventSessionHeld, 0, func(ev *module.SessionEvent) bool {
+		held <- ev.Unacked
+		return false
+	})()
+	// routed has bob send a message to alice's session and returns once
+	// it has been queued there (bob's stanzas are handled in order).
+	routed := func(id string) {
+		bob.Send("<message to='alice@localhost/phone' type='chat' id='%s'><body>%s</body></message>", id, id)
+		bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+	}
+	ids := func(els []*xml.Element) (out []string) { // of the messages
+		for _, el := range els {
+			if el.Local == "message" {
+				out = append(out, el.Attr("id"))
+			}
+		}
+		return out
+	}
+
+	routed("before")
+	alice.ExpectStanza("message", "id=before")
+	cut(alice)
+	if got := ids(<-detached); len(got) != 1 || got[0] != "before" {
+		t.Fatalf("detached with %v, want [before]", got)
+	}
+	routed("detached")
+	if got := ids(<-held); len(got) != 1 || got[0] != "detached" {
+		t.Fatalf("held %v, want [detached]", got)
+	}
+
+	_, finish, err := ts.C2S().HandOver(context.Background(), jid.MustParse("alice@localhost"), previd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routed("moving")
+	finish(router.HandoverStayed)
+	if got := ids(<-held); len(got) != 1 || got[0] != "moving" {
+		t.Fatalf("held after the stay %v, want [moving]", got)
+	}
+	routed("stayed")
+	if got := ids(<-held); len(got) != 1 || got[0] != "stayed" {
+		t.Fatalf("held after the stay %v, want [stayed]", got)
+	}
+	select {
+	case got := <-detached:
+		t.Fatalf("detached again: %v", ids(got))
+	case got := <-held:
+		t.Fatalf("told twice: %v", ids(got))
+	default:
 	}
 }

@@ -59,7 +59,11 @@ type session struct {
 	// is kept in closeAfter and done if the session stays.
 	moving     bool
 	handedOver int
-	closeAfter *pendingClose
+	// toldBeforeMove is how many queued stanzas a session detached before
+	// its move had told of ("detached" or "held") when the move began;
+	// if it stays, the rest are told of then.
+	toldBeforeMove int
+	closeAfter     *pendingClose
 	// continues is the ID of the session on another node this one was
 	// handed over from (set before it is bound; router.Continuing).
 	continues string
@@ -126,7 +130,7 @@ func (s *session) Deliver(el *xml.Element) {
 		s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")
 		return
 	}
-	if held {
+	if held && s.host.Sessions.Has(module.EventSessionHeld) {
 		// Even when it overflows the queue: it is in the queue, which
 		// the close below hands on as leftovers push does not tell of.
 		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: []*xml.Element{el}})

@@ -19,7 +19,8 @@ const tcpListen = "0A"
 // files. An IPv6 address is looked up in /proc/net/tcp6; an IPv4 address
 // in /proc/net/tcp and in tcp6 too, where a dual-stack listener on "::"
 // (Go's net.Listen("tcp", ":port")) or on the address's v4-mapped form
-// takes it.
+// takes it. /proc does not show IPV6_V6ONLY, so a "::" listener that
+// refuses IPv4 counts too: the process does listen on the port.
 func listens(pid int, addr *net.TCPAddr) (bool, error) {
 	tables := []string{"/proc/net/tcp6"}
 	if addr.IP.To4() != nil {

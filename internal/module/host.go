@@ -123,8 +123,10 @@ const (
 	// its "detached" (Unacked holds them): kept for the client, which is
 	// not reading. Every stanza a detached session keeps is in exactly
 	// one "detached" or "held" event, so push notifies each once. c2s
-	// fires it from session.Deliver, outside the session's lock, and
-	// from a handover that left the session where it was.
+	// fires it from session.Deliver and from a handover that left the
+	// session where it was. Like "detached", it fires outside the
+	// session's lock, so a handler may see a "held" before the
+	// "detached" it follows, or after a "resumed" that came meanwhile.
 	EventSessionHeld = "held"
 	// EventSessionMoving is for a stream-managed session about to be
 	// handed over to another node of the cluster where its client resumed
