@@ -109,9 +109,10 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 // by another session (a new login of the resource after the client gave
 // up on the resumption), it ends as a replaced session does, its stanzas
 // handled as undelivered. Otherwise it stays, detached and waiting for its
-// client again (the "detached" event tells push, if the client's
-// connection was still attached when the handover began), and a Close
-// that came meanwhile is done now.
+// client again: "detached" (if the client's connection was still attached
+// when the handover began) or "held" (for what came during the move)
+// tells push of what it keeps, and then a Close that came meanwhile is
+// done.
 func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 	if o == router.HandoverMoved {
 		s.end("moved to another node", true)
@@ -123,18 +124,23 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 	s.closeAfter = nil
 	told := s.toldBeforeMove
 	s.moving, s.handedOver, s.toldBeforeMove = false, 0, 0
-	if o == router.HandoverReplaced && pending == nil {
+	replaced := o == router.HandoverReplaced
+	if replaced && pending == nil {
 		pending = &pendingClose{cond: stanza.StreamConflict, text: "replaced by a new session with the same resource"}
 	}
 	var unacked []*xml.Element
-	if pending == nil && !s.ending {
-		s.sm.detach(s) // the resumption timeout starts again
+	if !s.ending {
+		if pending == nil {
+			s.sm.detach(s) // the resumption timeout starts again
+		}
 		unacked = slices.Clone(s.sm.out.Unacked())
 	}
 	s.mu.Unlock()
+	// Told of also when a Close that came meanwhile ends the session now:
+	// its queue is then routed again as detached leftovers, which push
+	// does not tell of. Not when replaced: the client is back.
 	switch {
-	case pending != nil:
-		s.close(pending.cond, pending.text, pending.drain)
+	case replaced:
 	case wasAttached:
 		s.host.Sessions.Fire(module.EventSessionDetached, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked})
 	case len(unacked) > told:
@@ -142,6 +148,9 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 		// again, only what was queued since the move began (Deliver
 		// holds back "held" while it moves).
 		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: unacked[told:]})
+	}
+	if pending != nil {
+		s.close(pending.cond, pending.text, pending.drain)
 	}
 }
 

@@ -3,12 +3,15 @@ package c2s_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
 
@@ -163,5 +166,53 @@ func TestHandOverStayedTellsWhatCameDuringTheMove(t *testing.T) {
 	case got := <-held:
 		t.Fatalf("told twice: %v", ids(got))
 	default:
+	}
+}
+
+// A Close that comes while the session moves is done when it stays; what
+// the session kept is told of first ("detached": its client's connection
+// was attached when the move began), since the close routes it again as
+// leftovers that push does not tell of.
+func TestHandOverStayedThenClosedTellsFirst(t *testing.T) {
+	ts := testserver.Start(t, noArchive)
+	ts.AddUsers(t, "password1", "alice", "bob")
+	bob := ts.Online(t, "bob", "password1", "b")
+	alice, previd := smClient(t, ts, "alice", "phone")
+
+	h := ts.Hosts()[0]
+	events := make(chan string, 8)
+	for _, name := range []string{module.EventSessionDetached, module.EventSessionHeld, module.EventSessionUnbound} {
+		defer h.Sessions.On(name, 0, func(ev *module.SessionEvent) bool {
+			var ids []string
+			for _, el := range ev.Unacked {
+				if el.Local == "message" {
+					ids = append(ids, el.Attr("id"))
+				}
+			}
+			events <- name + fmt.Sprint(ids)
+			return false
+		})()
+	}
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='before'><body>before</body></message>")
+	alice.ExpectStanza("message", "id=before")
+
+	_, finish, err := ts.C2S().HandOver(context.Background(), jid.MustParse("alice@localhost"), previd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.ExpectStreamError("conflict")
+	bob.Send("<message to='alice@localhost/phone' type='chat' id='moving'><body>moving</body></message>")
+	bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+	ts.Router().Session(jid.MustParse("alice@localhost/phone")).Close(stanza.StreamPolicyViolation, "kicked")
+	finish(router.HandoverStayed)
+	for _, want := range []string{"detached[before moving]", "unbound[]"} {
+		select {
+		case got := <-events:
+			if got != want {
+				t.Fatalf("event %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %q", want)
+		}
 	}
 }

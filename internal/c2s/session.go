@@ -236,7 +236,10 @@ func (s *session) end(reason string, moved bool) {
 	}
 	handedOver := s.handedOver
 	ctx := s.ctx
-	if s.detached {
+	if s.detached && !s.moving {
+		// Each was told of ("detached" or "held"). Not so what a session
+		// that moved routes again (its new node's session is gone): it
+		// came after the copy, while it moved.
 		ctx = module.WithDetachedLeftovers(ctx)
 	}
 	s.mu.Unlock()
