@@ -100,71 +100,91 @@ func TestHandOverOutcomes(t *testing.T) {
 	}
 }
 
+// moveFixture is one server with bob online and alice's resumable
+// stream-managed session (resource "phone"), recording every "detached",
+// "held" and "unbound" event of the host as "<event>[<message ids>]".
+type moveFixture struct {
+	ts         *testserver.TS
+	alice, bob *testserver.Client
+	previd     string
+	events     chan string
+}
+
+func newMoveFixture(t *testing.T) *moveFixture {
+	ts := testserver.Start(t, noArchive)
+	ts.AddUsers(t, "password1", "alice", "bob")
+	f := &moveFixture{ts: ts, bob: ts.Online(t, "bob", "password1", "b"), events: make(chan string, 64)}
+	f.alice, f.previd = smClient(t, ts, "alice", "phone")
+	h := ts.Hosts()[0]
+	for _, name := range []string{module.EventSessionDetached, module.EventSessionHeld, module.EventSessionUnbound} {
+		t.Cleanup(h.Sessions.On(name, 0, func(ev *module.SessionEvent) bool {
+			var ids []string
+			for _, el := range ev.Unacked {
+				if el.Local == "message" {
+					ids = append(ids, el.Attr("id"))
+				}
+			}
+			f.events <- name + fmt.Sprint(ids)
+			return false
+		}))
+	}
+	return f
+}
+
+// routed has bob send message id to alice's session and returns once it
+// has been queued there (bob's stanzas are handled in order).
+func (f *moveFixture) routed(id string) {
+	f.bob.Send("<message to='alice@localhost/phone' type='chat' id='%s'><body>%s</body></message>", id, id)
+	f.bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+}
+
+// expect fails t unless the next events are want, in order.
+func (f *moveFixture) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got := <-f.events:
+			if got != w {
+				t.Fatalf("event %q, want %q", got, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %q", w)
+		}
+	}
+}
+
+// handOver starts handing alice's session over to another node.
+func (f *moveFixture) handOver(t *testing.T) func(router.HandoverOutcome) {
+	t.Helper()
+	_, finish, err := f.ts.C2S().HandOver(context.Background(), jid.MustParse("alice@localhost"), f.previd, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return finish
+}
+
 // A session that was already detached when a handover began, and stays:
 // what was queued while it moved is told of as "held" when it stays
 // (nothing while it moves: its client was resuming elsewhere), and what
 // was told of before the move is not told again.
 func TestHandOverStayedTellsWhatCameDuringTheMove(t *testing.T) {
-	ts := testserver.Start(t, noArchive)
-	ts.AddUsers(t, "password1", "alice", "bob")
-	bob := ts.Online(t, "bob", "password1", "b")
-	alice, previd := smClient(t, ts, "alice", "phone")
+	f := newMoveFixture(t)
+	f.routed("before")
+	f.alice.ExpectStanza("message", "id=before")
+	cut(f.alice)
+	f.expect(t, "detached[before]")
+	f.routed("detached")
+	f.expect(t, "held[detached]")
 
-	h := ts.Hosts()[0]
-	detached := make(chan []*xml.Element, 4)
-	held := make(chan []*xml.Element, 16)
-	defer h.Sessions.On(module.EventSessionDetached, 0, func(ev *module.SessionEvent) bool {
-		detached <- ev.Unacked
-		return false
-	})()
-	defer h.Sessions.On(module.EventSessionHeld, 0, func(ev *module.SessionEvent) bool {
-		held <- ev.Unacked
-		return false
-	})()
-	// routed has bob send a message to alice's session and returns once
-	// it has been queued there (bob's stanzas are handled in order).
-	routed := func(id string) {
-		bob.Send("<message to='alice@localhost/phone' type='chat' id='%s'><body>%s</body></message>", id, id)
-		bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
-	}
-	ids := func(els []*xml.Element) (out []string) { // of the messages
-		for _, el := range els {
-			if el.Local == "message" {
-				out = append(out, el.Attr("id"))
-			}
-		}
-		return out
-	}
-
-	routed("before")
-	alice.ExpectStanza("message", "id=before")
-	cut(alice)
-	if got := ids(<-detached); len(got) != 1 || got[0] != "before" {
-		t.Fatalf("detached with %v, want [before]", got)
-	}
-	routed("detached")
-	if got := ids(<-held); len(got) != 1 || got[0] != "detached" {
-		t.Fatalf("held %v, want [detached]", got)
-	}
-
-	_, finish, err := ts.C2S().HandOver(context.Background(), jid.MustParse("alice@localhost"), previd, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routed("moving")
+	finish := f.handOver(t)
+	f.routed("moving")
 	finish(router.HandoverStayed)
-	if got := ids(<-held); len(got) != 1 || got[0] != "moving" {
-		t.Fatalf("held after the stay %v, want [moving]", got)
-	}
-	routed("stayed")
-	if got := ids(<-held); len(got) != 1 || got[0] != "stayed" {
-		t.Fatalf("held after the stay %v, want [stayed]", got)
-	}
+	f.expect(t, "held[moving]")
+	f.routed("stayed")
+	f.expect(t, "held[stayed]")
 	select {
-	case got := <-detached:
-		t.Fatalf("detached again: %v", ids(got))
-	case got := <-held:
-		t.Fatalf("told twice: %v", ids(got))
+	case got := <-f.events:
+		t.Fatalf("told twice: %s", got)
 	default:
 	}
 }
@@ -174,45 +194,14 @@ func TestHandOverStayedTellsWhatCameDuringTheMove(t *testing.T) {
 // was attached when the move began), since the close routes it again as
 // leftovers that push does not tell of.
 func TestHandOverStayedThenClosedTellsFirst(t *testing.T) {
-	ts := testserver.Start(t, noArchive)
-	ts.AddUsers(t, "password1", "alice", "bob")
-	bob := ts.Online(t, "bob", "password1", "b")
-	alice, previd := smClient(t, ts, "alice", "phone")
+	f := newMoveFixture(t)
+	f.routed("before")
+	f.alice.ExpectStanza("message", "id=before")
 
-	h := ts.Hosts()[0]
-	events := make(chan string, 8)
-	for _, name := range []string{module.EventSessionDetached, module.EventSessionHeld, module.EventSessionUnbound} {
-		defer h.Sessions.On(name, 0, func(ev *module.SessionEvent) bool {
-			var ids []string
-			for _, el := range ev.Unacked {
-				if el.Local == "message" {
-					ids = append(ids, el.Attr("id"))
-				}
-			}
-			events <- name + fmt.Sprint(ids)
-			return false
-		})()
-	}
-	bob.Send("<message to='alice@localhost/phone' type='chat' id='before'><body>before</body></message>")
-	alice.ExpectStanza("message", "id=before")
-
-	_, finish, err := ts.C2S().HandOver(context.Background(), jid.MustParse("alice@localhost"), previd, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice.ExpectStreamError("conflict")
-	bob.Send("<message to='alice@localhost/phone' type='chat' id='moving'><body>moving</body></message>")
-	bob.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
-	ts.Router().Session(jid.MustParse("alice@localhost/phone")).Close(stanza.StreamPolicyViolation, "kicked")
+	finish := f.handOver(t)
+	f.alice.ExpectStreamError("conflict")
+	f.routed("moving")
+	f.ts.Router().Session(jid.MustParse("alice@localhost/phone")).Close(stanza.StreamPolicyViolation, "kicked")
 	finish(router.HandoverStayed)
-	for _, want := range []string{"detached[before moving]", "unbound[]"} {
-		select {
-		case got := <-events:
-			if got != want {
-				t.Fatalf("event %q, want %q", got, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %q", want)
-		}
-	}
+	f.expect(t, "detached[before moving]", "unbound[]")
 }
