@@ -128,11 +128,11 @@ func (s *session) settleMove(o router.HandoverOutcome, wasAttached bool) {
 	if replaced && pending == nil {
 		pending = &pendingClose{cond: stanza.StreamConflict, text: "replaced by a new session with the same resource"}
 	}
+	if pending == nil && !s.ending {
+		s.sm.detach(s) // the resumption timeout starts again
+	}
 	var unacked []*xml.Element
-	if !s.ending {
-		if pending == nil {
-			s.sm.detach(s) // the resumption timeout starts again
-		}
+	if !replaced && !s.ending {
 		unacked = slices.Clone(s.sm.out.Unacked())
 	}
 	s.mu.Unlock()
