@@ -181,6 +181,22 @@ def main():
                     notes.append("%s chat: at %s msg/s Parley spent %.1f µs of CPU per message, about %s msg/s per core; "
                                  "the generator's ceiling is %.1f× that." % (mname, fmt(top["offered_per_s"], 0), top["server_us_per"],
                                                                            fmt(per_core, 0), ceil[mode] / per_core))
+            if sc == "chat":
+                # The floor: the reflector, pinned and driven like the
+                # servers, does a read and a write per message and nothing
+                # else; at the same offered rate its CPU per message is
+                # what the machine's loopback path costs any server.
+                refl = {r["offered_per_s"]: r for r in by.get(("reflector", mode, "chat"), [])
+                        if complete(r) and r["server_us_per"] > 0}
+                both = [r for r in steps.get("parley", []) if complete(r) and r["offered_per_s"] in refl and r["server_us_per"] > 0]
+                if both:
+                    r = min(both, key=lambda r: r["offered_per_s"])
+                    f = refl[r["offered_per_s"]]
+                    notes.append("%s chat: at %s msg/s the reflector, which only reads each message and writes it to its "
+                                 "addressee's connection, spent %.1f µs of CPU per message: the floor of this machine's "
+                                 "loopback path at that rate. Parley spent %.1f µs, %.1f× the floor." % (
+                                     mname, fmt(r["offered_per_s"], 0), f["server_us_per"], r["server_us_per"],
+                                     r["server_us_per"] / f["server_us_per"]))
         idle = {s: by.get((s, mode, "idle")) for s in servers}
         if any(idle.values()):
             kib = {s: v[0]["kib_per_session"] for s, v in idle.items() if v and v[0]["delivered"] == v[0]["sessions"] and v[0]["sessions"] > 0}

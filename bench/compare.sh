@@ -27,7 +27,7 @@
 #   BENCH_LOGIN_MECH    [SCRAM-SHA-1]      login scenario's mechanism (PLAIN elsewhere)
 #   BENCH_CPUS          [0 1]   server CPU, generator CPU
 #   BENCH_P99_LIMIT     [50]    ms: a step whose p99 is above is not "sustained"
-#   BENCH_CEILING_RATES [20000 40000 80000 160000]  chat rates against the reflector
+#   BENCH_CEILING_RATES [8000 20000 40000 80000 160000]  chat rates against the reflector (8000: the floor at the CPU row's rate)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -230,7 +230,7 @@ ceiling() {
     wait_port "$REFLECT_IP" 5222 || { log "reflector did not start"; stop_server; return 1; }
     log "generator ceiling ($mode): chat against its own reflector"
     taskset -c "$CPU_GEN" "$GEN" run -q -addr "$REFLECT_IP:5222" -domain "$DOMAIN" -tls "$mode" -mech PLAIN \
-      -users "$USERS" -scenario chat -rates "$(echo "${BENCH_CEILING_RATES:-20000 40000 80000 160000}" | tr " " ",")" -step "${STEP}s" -drain 3s \
+      -users "$USERS" -scenario chat -rates "$(echo "${BENCH_CEILING_RATES:-8000 20000 40000 80000 160000}" | tr " " ",")" -step "${STEP}s" -drain 3s \
       -stop-saturated -pid "$SERVER_PID" -label reflector -tsv "$RESULTS" | tee -a "$d/run.log" >&2
     stop_server
   done

@@ -947,7 +947,7 @@ func (c *conn) handleStanza(el *xml.Element) error {
 		}
 		return &streamErr{cond: "unsupported-stanza-type", text: ""}
 	}
-	c.srv.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
+	c.srv.metrics.CountStanzaIn(el.Local)
 	full := c.sess.jid
 	if f := el.Attr("from"); f != "" {
 		fj, err := jid.Parse(f)

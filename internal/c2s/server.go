@@ -85,7 +85,18 @@ type Server struct {
 	// idle session. Nil where there is none (not Linux, or parking off):
 	// a parked reader then waits in a goroutine of its own.
 	idle *idlewait.Set
+	// drains runs the sessions' writers' drains on goroutines kept
+	// between bursts (stream.DrainPool).
+	drains *stream.DrainPool
 }
+
+// Pooled drain goroutines: enough idle ones for the bursts of a busy
+// core, each waiting for work no longer than a pause in the traffic, so
+// that a quiet server holds none.
+const (
+	drainPoolIdle   = 64
+	drainPoolLinger = 2 * time.Second
+)
 
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
 // unknown users indistinguishable from known ones. perIP counts
@@ -97,7 +108,8 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Sto
 		perIP = stream.NewConnLimiter(cfg.Limits.MaxConnectionsPerIP)
 	}
 	s := &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey,
-		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey)}
+		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey),
+		drains: stream.NewDrainPool(drainPoolIdle, drainPoolLinger)}
 	s.accept = stream.Acceptor[*conn]{
 		WG: &s.wg, PerIP: perIP, Gauge: m.Connections.WithLabelValues("c2s"),
 		AcceptError: func(err error) { log.Warn("c2s: accept", "err", err) },

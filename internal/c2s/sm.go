@@ -358,13 +358,14 @@ func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.
 func (c *conn) newSessionWriter(s *session) *stream.Writer {
 	lim := c.srv.cfg.Limits
 	w := c.t.NewWriter(lim.OutputQueue, lim.WriteTimeout.Duration)
+	w.Drains = c.srv.drains
 	w.OnOverflow = func() {
 		c.srv.metrics.QueueDrops.Inc()
 		go s.Close(stanza.StreamPolicyViolation, "output queue overflow: the client does not read")
 	}
 	w.OnWrite = func(el *xml.Element) {
 		if el.Space == "" { // stanzas, not stream management elements
-			c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc()
+			c.srv.metrics.CountStanzaOut(el.Local)
 		}
 	}
 	return w

@@ -171,7 +171,7 @@ func (c *conn) negotiate() error {
 		c.srv.metrics.QueueDrops.Inc()
 		go c.closeWith(stanza.StreamPolicyViolation, "output queue overflow: the component does not read")
 	}
-	w.OnWrite = func(el *xml.Element) { c.srv.metrics.StanzasOut.WithLabelValues(el.Local).Inc() }
+	w.OnWrite = func(el *xml.Element) { c.srv.metrics.CountStanzaOut(el.Local) }
 	c.mu.Lock()
 	c.w = w
 	c.mu.Unlock()
@@ -222,7 +222,7 @@ func (c *conn) handleStanza(el *xml.Element) error {
 	if !stanza.IsStanza(el) {
 		return &streamErr{stanza.StreamUnsupportedStanzaType, ""}
 	}
-	c.srv.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
+	c.srv.metrics.CountStanzaIn(el.Local)
 	f, t := el.Attr("from"), el.Attr("to")
 	if f == "" || t == "" {
 		// RFC 6120 §4.9.3.7: a stanza between servers without 'to' or

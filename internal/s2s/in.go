@@ -594,7 +594,7 @@ func (c *inConn) stanza(el *xml.Element) error {
 		}
 		return &streamErr{stanza.StreamInvalidFrom, from.Domain() + " is not verified for " + to.Domain() + " on this stream"}
 	}
-	c.s.metrics.StanzasIn.WithLabelValues(el.Local).Inc()
+	c.s.metrics.CountStanzaIn(el.Local)
 	el = el.WithAttr("from", from.String()).WithAttr("to", to.String())
 	if el.Local == "iq" {
 		if err := stanza.ValidateIQ(el); err != nil {

@@ -174,7 +174,7 @@ func (o *outConn) run() {
 	w.OnOverflow = func() { go o.failAll(fail("output-overflow", errors.New("peer does not read"))) }
 	w.OnWrite = func(el *xml.Element) {
 		if stanza.IsStanza(el) {
-			o.s.metrics.StanzasOut.WithLabelValues(el.Local).Inc()
+			o.s.metrics.CountStanzaOut(el.Local)
 		}
 	}
 	o.mu.Lock()

@@ -9,10 +9,11 @@ import (
 )
 
 // Writer owns the write side of an established stream: a bounded queue
-// drained into the connection by a goroutine that exists only while there
-// is something to write. Send never blocks: when the queue is full the peer
-// is not reading, and the stream is closed instead of letting memory grow
-// (OnOverflow reports it).
+// drained into the connection by a goroutine that works for it only while
+// there is something to write (a new one per burst, or one from Drains).
+// Send never blocks: when the queue is full the peer is not reading, and
+// the stream is closed instead of letting memory grow (OnOverflow reports
+// it).
 //
 // Memory matters here because most sessions are idle most of the time: an
 // idle Writer has no goroutine, no serialisation buffer (drains borrow one
@@ -50,6 +51,9 @@ type Writer struct {
 	OnOverflow func()
 	// OnWrite is called for every stanza written (metrics).
 	OnWrite func(*xml.Element)
+	// Drains runs the drains (nil: a new goroutine for each); set before
+	// the first Send.
+	Drains *DrainPool
 }
 
 // Queue slices and write buffers larger than these are not kept once
@@ -119,7 +123,7 @@ func (w *Writer) Send(el *xml.Element) bool {
 	start := w.start()
 	w.mu.Unlock()
 	if start {
-		go w.run()
+		w.Drains.start(w)
 	}
 	return true
 }
@@ -141,7 +145,7 @@ func (w *Writer) Close(drain bool, final ...[]byte) {
 	start := w.start()
 	w.mu.Unlock()
 	if start {
-		go w.run()
+		w.Drains.start(w)
 	}
 }
 
@@ -159,7 +163,7 @@ func (w *Writer) Release() {
 	start := w.start()
 	w.mu.Unlock()
 	if start {
-		go w.run()
+		w.Drains.start(w)
 	}
 }
 
@@ -167,8 +171,8 @@ func (w *Writer) Release() {
 // Release, has stopped).
 func (w *Writer) Done() <-chan struct{} { return w.done }
 
-// run drains the queue until it is empty (the goroutine then ends) or the
-// writer is closing (it then writes the end, closes the connection and
+// run drains the queue until it is empty (the goroutine is then done with
+// this writer) or the writer is closing (it then writes the end, closes the connection and
 // closes done).
 func (w *Writer) run() {
 	var bp *[]byte
@@ -187,7 +191,7 @@ func (w *Writer) run() {
 		w.queue, w.spare = w.spare, nil
 		closing, final, released := w.closing, w.final, w.released
 		if len(batch) == 0 && !closing {
-			// Idle: this goroutine ends; the next Send starts another.
+			// Idle: this drain ends; the next Send starts another.
 			w.running = false
 			if cap(batch) <= maxKeptQueue {
 				w.spare = batch
