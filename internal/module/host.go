@@ -25,6 +25,32 @@ type StanzaEvent struct {
 	From, To jid.JID
 	// Origin is the local client session the stanza came from, if any.
 	Origin Session
+
+	// targets remembers the answer of MessageTargets for this event.
+	targets targetsMemo
+}
+
+type targetsMemo struct {
+	bare jid.JID
+	typ  string
+	ok   bool
+	list []Session
+}
+
+// MessageTargets is r.MessageTargets(bare, typ), looked up once per event:
+// the handlers of one message (carbons, offline storage, push, the core's
+// delivery) each need the resources a bare-JID message goes to, and every
+// lookup takes the router's lock and allocates. Asked again for the same
+// bare JID and type, it gives the same answer, so they all agree on the
+// resources the core then delivers to. The slice is shared: callers must
+// not change it. A handler that must see sessions bound since the
+// stanza's handling began (offline storage, after storing) asks r itself.
+func (ev *StanzaEvent) MessageTargets(r Router, bare jid.JID, typ string) []Session {
+	t := &ev.targets
+	if !t.ok || t.bare != bare || t.typ != typ {
+		*t = targetsMemo{bare: bare, typ: typ, ok: true, list: r.MessageTargets(bare, typ)}
+	}
+	return t.list
 }
 
 // Reply queues a stanza back to the sender of the event (its origin session

@@ -84,3 +84,36 @@ func TestRegisterRefusingIQ(t *testing.T) {
 		t.Errorf("account features %v, want none", got)
 	}
 }
+
+// countingRouter answers MessageTargets with one fresh slice per call and
+// counts the calls.
+type countingRouter struct {
+	Router
+	calls int
+}
+
+func (r *countingRouter) MessageTargets(bare jid.JID, typ string) []Session {
+	r.calls++
+	return make([]Session, r.calls) // a different answer each time
+}
+
+// The handlers of one message share one lookup of its targets; another
+// bare JID or type is looked up again.
+func TestStanzaEventMessageTargetsLooksUpOnce(t *testing.T) {
+	r := &countingRouter{}
+	ev := &StanzaEvent{}
+	alice, bob := jid.MustParse("alice@example.com"), jid.MustParse("bob@example.com")
+	first := ev.MessageTargets(r, alice, "chat")
+	if again := ev.MessageTargets(r, alice, "chat"); len(again) != len(first) || r.calls != 1 {
+		t.Fatalf("second ask: %d targets after %d lookups, want the first answer (%d) from one lookup", len(again), r.calls, len(first))
+	}
+	if ev.MessageTargets(r, bob, "chat"); r.calls != 2 {
+		t.Fatalf("another bare JID: %d lookups, want 2", r.calls)
+	}
+	if ev.MessageTargets(r, bob, "headline"); r.calls != 3 {
+		t.Fatalf("another type: %d lookups, want 3", r.calls)
+	}
+	if got := (&StanzaEvent{}).MessageTargets(r, bob, "headline"); len(got) != 4 {
+		t.Fatalf("a new event shares a lookup: %d targets", len(got))
+	}
+}

@@ -83,7 +83,7 @@ func (r *Router) deliverMessage(ev *module.StanzaEvent, target string) {
 			r.bounce(ev.Ctx, ev.Stanza, stanza.ServiceUnavailable, "")
 			return
 		}
-		targets := r.messageTargets(ev.To.Bare(), typ)
+		targets := ev.MessageTargets(r, ev.To.Bare(), typ)
 		if len(targets) == 0 {
 			// No available resource with non-negative priority and no
 			// offline storage took it (§8.5.2.2.1).

@@ -204,7 +204,7 @@ func (c *Carbons) inbound(ev *module.StanzaEvent) bool {
 		}
 		got = []module.Session{s}
 	} else {
-		got = c.h.Router.MessageTargets(user, stanza.Type(ev.Stanza))
+		got = ev.MessageTargets(c.h.Router, user, stanza.Type(ev.Stanza))
 	}
 	c.copy(user, ev.Stanza, wrapReceived, sessions, got)
 	return false

@@ -73,7 +73,7 @@ func (o *Offline) onMessage(ev *module.StanzaEvent) bool {
 		return false
 	}
 	bare := ev.To.Bare()
-	if len(o.h.Router.MessageTargets(bare, typ)) > 0 {
+	if len(ev.MessageTargets(o.h.Router, bare, typ)) > 0 {
 		return false
 	}
 	if ok, err := o.h.AccountExists(ev.Ctx, bare.Local()); !ok && err == nil {

@@ -52,7 +52,7 @@ func (p *Push) onMessage(ev *module.StanzaEvent) bool {
 	if !personal(typ) || !worthy(ev.Stanza) {
 		return false
 	}
-	if len(p.h.Router.MessageTargets(ev.To.Bare(), typ)) > 0 {
+	if len(ev.MessageTargets(p.h.Router, ev.To.Bare(), typ)) > 0 {
 		return false
 	}
 	p.enqueue(ev.To.Bare(), ev.From, ev.Stanza)
