@@ -90,14 +90,6 @@ type Server struct {
 	drains *stream.DrainPool
 }
 
-// Pooled drain goroutines: enough idle ones for the bursts of a busy
-// core, each waiting for work no longer than a pause in the traffic, so
-// that a quiet server holds none.
-const (
-	drainPoolIdle   = 64
-	drainPoolLinger = 2 * time.Second
-)
-
 // New returns a c2s server. fakeSaltKey keys the fake SCRAM salts that make
 // unknown users indistinguishable from known ones. perIP counts
 // connections per source address (limits.max_connections_per_ip); the
@@ -109,7 +101,7 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, st storage.Sto
 	}
 	s := &Server{cfg: cfg, router: r, certs: cm, store: st, metrics: m, log: log, fakeKey: fakeSaltKey,
 		limiter: newLimiter(cfg, m), legacy: legacyauth.New(cfg, st, fakeSaltKey),
-		drains: stream.NewDrainPool(drainPoolIdle, drainPoolLinger)}
+		drains: stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger)}
 	s.accept = stream.Acceptor[*conn]{
 		WG: &s.wg, PerIP: perIP, Gauge: m.Connections.WithLabelValues("c2s"),
 		AcceptError: func(err error) { log.Warn("c2s: accept", "err", err) },

@@ -167,6 +167,7 @@ func (c *conn) negotiate() error {
 	}
 	c.domain = to
 	w := stream.NewWriter(c.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSComponent)
+	w.Drains = c.srv.drains
 	w.OnOverflow = func() {
 		c.srv.metrics.QueueDrops.Inc()
 		go c.closeWith(stanza.StreamPolicyViolation, "output queue overflow: the component does not read")

@@ -40,6 +40,8 @@ type Server struct {
 	// bounds them per source address (limits.max_connections_per_ip): a
 	// peer that cannot pass the handshake still cannot pile up sockets.
 	accept stream.Acceptor[*conn]
+	// drains runs the components' writers' drains (stream.DrainPool).
+	drains *stream.DrainPool
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -56,6 +58,7 @@ func New(cfg *config.Config, r *router.Router, m *metrics.Metrics, log *slog.Log
 	s := &Server{
 		cfg: cfg, router: r, metrics: m, log: log,
 		secrets: make(map[string]string),
+		drains:  stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger),
 		active:  make(map[string]*conn),
 		offline: make(map[string]*placeholder),
 	}

@@ -171,6 +171,7 @@ func (o *outConn) run() {
 	}
 	lim := o.s.cfg.Limits
 	w := stream.NewWriter(o.nc, lim.OutputQueue, lim.WriteTimeout.Duration, stanza.NSServer)
+	w.Drains = o.s.drains
 	w.OnOverflow = func() { go o.failAll(fail("output-overflow", errors.New("peer does not read"))) }
 	w.OnWrite = func(el *xml.Element) {
 		if stanza.IsStanza(el) {

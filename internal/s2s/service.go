@@ -61,6 +61,8 @@ type Service struct {
 	// accept runs the listeners and tracks the incoming streams; its PerIP
 	// bounds them per source address, its Max is s2s.max_incoming.
 	accept stream.Acceptor[*inConn]
+	// drains runs the outgoing streams' writers' drains (stream.DrainPool).
+	drains *stream.DrainPool
 
 	conns    *prometheus.CounterVec // authenticated pairs by direction and method
 	failures *prometheus.CounterVec // by direction and reason
@@ -94,6 +96,7 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	s := &Service{
 		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
 		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
+		drains: stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger),
 		direct: make(map[net.Listener]bool), out: make(map[string]map[string]*outConn),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",

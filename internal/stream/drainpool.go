@@ -30,6 +30,14 @@ type DrainPool struct {
 	linger  time.Duration
 }
 
+// The pool a stream server uses: enough idle goroutines for the bursts of
+// a busy core, each waiting for work no longer than a pause in the
+// traffic, so that a quiet server holds none.
+const (
+	DefaultDrainIdle   = 64
+	DefaultDrainLinger = 2 * time.Second
+)
+
 // NewDrainPool returns a pool keeping at most maxIdle idle goroutines, each
 // for at most linger.
 func NewDrainPool(maxIdle int, linger time.Duration) *DrainPool {
