@@ -27,7 +27,7 @@
 #   BENCH_LOGIN_MECH    [SCRAM-SHA-1]      login scenario's mechanism (PLAIN elsewhere)
 #   BENCH_CPUS          [0 1]   server CPU, generator CPU
 #   BENCH_P99_LIMIT     [50]    ms: a step whose p99 is above is not "sustained"
-#   BENCH_CEILING_RATES [8000 20000 40000 80000 160000]  chat rates against the reflector (8000: the floor at the CPU row's rate)
+#   BENCH_CEILING_RATES [8000 20000 40000 80000 160000]  chat rates against the reflector (8000: the floor, set beside Parley's CPU at the lowest rate both ran)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"parley/internal/bosh"
+	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
 )
 
@@ -576,6 +577,7 @@ func TestNoGoroutinesLeakWhenSessionsEnd(t *testing.T) {
 	waitUntil(t, 5*time.Second, "warm-up session to end", func() bool { return e.h.Sessions() == 0 })
 	e.client.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
+	testserver.WaitNoPooledDrains(t)
 	base := runtime.NumGoroutine()
 
 	for i := range 3 {

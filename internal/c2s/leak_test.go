@@ -25,6 +25,7 @@ func TestAbruptDisconnectsLeakNoGoroutines(t *testing.T) {
 	// Warm up once so lazily started goroutines exist before the baseline.
 	ts.Online(t, "alice", "password1", "warm").Conn.Close()
 	time.Sleep(100 * time.Millisecond)
+	testserver.WaitNoPooledDrains(t)
 	base := runtime.NumGoroutine()
 
 	stages := []func(t *testing.T){

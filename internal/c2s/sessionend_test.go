@@ -31,6 +31,7 @@ func TestStreamErrorAfterBindReleasesEverything(t *testing.T) {
 	warm.Close()
 	warm.ExpectClosed()
 	waitFor(t, "connections back to 0", func() bool { return gaugeValue(conns) == 0 })
+	testserver.WaitNoPooledDrains(t)
 	baseGoroutines := runtime.NumGoroutine()
 
 	const rounds = 300 // far more than max_connections_per_ip

@@ -47,10 +47,21 @@ func BenchmarkChatMessage(b *testing.B) {
 // the writer gets the CPU: burst=1 is the worst case (a drain goroutine and
 // a Write per message), larger bursts show the coalescing.
 func BenchmarkChatMessageWire(b *testing.B) {
-	for _, burst := range []int{1, 16} {
-		b.Run("burst="+strconv.Itoa(burst), func(b *testing.B) {
+	for _, c := range []struct {
+		burst  int
+		pooled bool // drains on a stream.DrainPool, as c2s runs them
+	}{{1, false}, {16, false}, {1, true}, {16, true}} {
+		name := "burst=" + strconv.Itoa(c.burst)
+		if c.pooled {
+			name += "/pooled"
+		}
+		burst := c.burst
+		b.Run(name, func(b *testing.B) {
 			conn := &countConn{}
 			w := stream.NewWriter(conn, 1<<10, time.Minute, stanza.NSClient)
+			if c.pooled {
+				w.Drains = stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger)
+			}
 			n := 0
 			benchChat(b, func(el *xml.Element) {
 				if !w.Send(el) {

@@ -60,6 +60,15 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitForWaiting waits until exactly n pooled goroutines wait for work.
+func waitForWaiting(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, strconv.Itoa(n)+" pooled goroutines waiting", func() bool {
+		waiting, all := WaitingDrains()
+		return waiting == n && all == n
+	})
+}
+
 func recv(t *testing.T, c chan uint64) uint64 {
 	t.Helper()
 	select {
@@ -71,39 +80,48 @@ func recv(t *testing.T, c chan uint64) uint64 {
 	}
 }
 
+// Each test starts with no pooled goroutine left by another: they end
+// after their linger, which the tests keep short.
+const testLinger = 300 * time.Millisecond
+
 // The goroutine that drained one writer drains the next writer's burst:
 // the stack it grew is used again, which is the pool's point.
 func TestDrainPoolReusesTheGoroutine(t *testing.T) {
-	p := NewDrainPool(4, time.Minute)
+	waitForWaiting(t, 0)
+	p := NewDrainPool(4, 2*time.Second) // long enough to hand it the second burst
 	c1, c2 := newGateConn(nil), newGateConn(nil)
 	pooledWriter(p, c1).Send(xml.New("", "message"))
 	first := recv(t, c1.wrote)
-	waitUntil(t, "the drain goroutine to wait for work", func() bool { return p.idle.Load() == 1 })
+	waitForWaiting(t, 1)
 	pooledWriter(p, c2).Send(xml.New("", "message"))
 	if second := recv(t, c2.wrote); second != first {
 		t.Fatalf("second burst drained by goroutine %d, want the pooled %d", second, first)
 	}
-	waitUntil(t, "the goroutine to wait again", func() bool { return p.idle.Load() == 1 })
+	waitForWaiting(t, 1)
+	waitForWaiting(t, 0) // after linger
 }
 
-// An idle pooled goroutine ends after linger, so a quiet server holds none.
+// An idle pooled goroutine waits, then ends after linger, so a quiet
+// server holds none.
 func TestDrainPoolGoroutineEndsAfterLinger(t *testing.T) {
-	base := runtime.NumGoroutine()
-	p := NewDrainPool(4, 20*time.Millisecond)
+	waitForWaiting(t, 0)
+	p := NewDrainPool(4, testLinger)
 	c := newGateConn(nil)
 	pooledWriter(p, c).Send(xml.New("", "message"))
 	recv(t, c.wrote)
-	waitUntil(t, "the idle goroutine to end", func() bool {
-		return p.idle.Load() == 0 && runtime.NumGoroutine() <= base
-	})
+	waitForWaiting(t, 1)
+	waitForWaiting(t, 0)
+	if n := p.idle.Load(); n != 0 {
+		t.Fatalf("idle count %d after the goroutine ended", n)
+	}
 }
 
 // A drain blocked in its write holds its goroutine; another writer's
 // burst is not held up behind it but gets a goroutine of its own. When
 // both finish, no more than maxIdle goroutines stay.
 func TestDrainPoolBlockedDrainDoesNotHoldOthers(t *testing.T) {
-	base := runtime.NumGoroutine()
-	p := NewDrainPool(1, time.Minute)
+	waitForWaiting(t, 0)
+	p := NewDrainPool(1, testLinger)
 	gate := make(chan struct{})
 	slow, fast := newGateConn(gate), newGateConn(nil)
 	pooledWriter(p, slow).Send(xml.New("", "message"))
@@ -113,25 +131,30 @@ func TestDrainPoolBlockedDrainDoesNotHoldOthers(t *testing.T) {
 		t.Fatal("the second burst ran on the blocked goroutine")
 	}
 	close(gate)
-	waitUntil(t, "one idle goroutine left", func() bool {
-		return p.idle.Load() == 1 && runtime.NumGoroutine() == base+1
-	})
+	waitForWaiting(t, 1) // maxIdle: the other one ended
+	waitForWaiting(t, 0)
 }
 
-// Close and Release start their drain through the pool too.
+// Close and Release run their drain on the pooled goroutine too, which
+// writes the final bytes and closes done.
 func TestDrainPoolRunsClose(t *testing.T) {
-	p := NewDrainPool(4, time.Minute)
+	waitForWaiting(t, 0)
+	p := NewDrainPool(4, testLinger)
 	c := newGateConn(nil)
 	w := pooledWriter(p, c)
 	w.Send(xml.New("", "message"))
-	recv(t, c.wrote)
-	waitUntil(t, "the drain goroutine to wait for work", func() bool { return p.idle.Load() == 1 })
+	pooled := recv(t, c.wrote)
+	waitForWaiting(t, 1)
 	w.Close(true, []byte("</stream:stream>"))
+	if id := recv(t, c.wrote); id != pooled {
+		t.Fatalf("Close drained by goroutine %d, want the pooled %d", id, pooled)
+	}
 	select {
 	case <-w.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close through the pool did not finish")
 	}
+	waitForWaiting(t, 1)
 	w2 := pooledWriter(p, newGateConn(nil))
 	w2.Release()
 	select {
@@ -139,4 +162,5 @@ func TestDrainPoolRunsClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Release through the pool did not finish")
 	}
+	waitForWaiting(t, 0)
 }

@@ -35,7 +35,7 @@ type Writer struct {
 	mu      sync.Mutex
 	queue   []*xml.Element
 	spare   []*xml.Element // the last drained batch, for reuse
-	running bool           // a drain goroutine is active
+	running bool           // a drain is running (on a goroutine of Drains or its own)
 	closing bool
 	final   [][]byte
 	drain   bool
@@ -94,8 +94,8 @@ func newWriter(conn net.Conn, max int, timeout time.Duration, encode func([]byte
 	}
 }
 
-// start reports whether the caller must start a drain goroutine; w.mu is
-// held.
+// start reports whether the caller must start a drain (Drains.start);
+// w.mu is held.
 func (w *Writer) start() bool {
 	if w.running {
 		return false
@@ -172,8 +172,8 @@ func (w *Writer) Release() {
 func (w *Writer) Done() <-chan struct{} { return w.done }
 
 // run drains the queue until it is empty (the goroutine is then done with
-// this writer) or the writer is closing (it then writes the end, closes the connection and
-// closes done).
+// this writer) or the writer is closing (it then writes the end, closes
+// the connection and closes done).
 func (w *Writer) run() {
 	var bp *[]byte
 	defer func() {

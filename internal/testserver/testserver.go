@@ -23,6 +23,7 @@ import (
 	"parley/internal/sasl"
 	"parley/internal/server"
 	"parley/internal/storage"
+	"parley/internal/stream"
 )
 
 // failureLogLines is how many of the server's last log lines a failed
@@ -178,5 +179,24 @@ func (ts *TS) GrantSubscription(t testing.TB, owner, contact string) {
 		storage.RosterItem{JID: contact + "@" + ts.Domain(), Subscription: storage.SubFrom})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WaitNoPooledDrains waits until no goroutine of a stream.DrainPool is
+// left: each ends stream.DefaultDrainLinger after its last drain. A leak
+// test takes its goroutine baseline after it, so that the baseline does
+// not count pooled goroutines that end by themselves later (which would
+// let as many leaked ones pass).
+func WaitNoPooledDrains(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(stream.DefaultDrainLinger + 5*time.Second)
+	for {
+		if _, all := stream.WaitingDrains(); all == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pooled drain goroutines still running after their linger")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
