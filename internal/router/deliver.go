@@ -85,6 +85,13 @@ func (r *Router) deliverMessage(ev *module.StanzaEvent, target string) {
 		}
 		targets := ev.MessageTargets(r, ev.To.Bare(), typ)
 		if len(targets) == 0 {
+			// Before bouncing, look again: a handler may have taken time
+			// since the shared answer (offline storage that failed), and a
+			// resource may have come online meanwhile. Rare and cheap
+			// next to the bounce.
+			targets = r.messageTargets(ev.To.Bare(), typ)
+		}
+		if len(targets) == 0 {
 			// No available resource with non-negative priority and no
 			// offline storage took it (§8.5.2.2.1).
 			if typ != "headline" {
