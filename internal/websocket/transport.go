@@ -41,6 +41,14 @@ type transport struct {
 var _ c2s.Transport = (*transport)(nil)
 
 func newTransport(ws *websocket.Conn, remote net.Addr, st *tls.ConnectionState, secure bool, lim xml.Limits, cfg Config) *transport {
+	// The two sizes the library's read limit follows, never unbounded.
+	def := xml.DefaultLimits()
+	if lim.MaxStanzaBytes <= 0 {
+		lim.MaxStanzaBytes = def.MaxStanzaBytes
+	}
+	if lim.MaxHeaderBytes <= 0 {
+		lim.MaxHeaderBytes = def.MaxHeaderBytes
+	}
 	t := &transport{
 		secure: secure,
 		ws:     ws,
@@ -50,12 +58,22 @@ func newTransport(ws *websocket.Conn, remote net.Addr, st *tls.ConnectionState, 
 		lim:    lim,
 		cfg:    cfg,
 	}
+	// After NetConn, which turns the library's read limit off.
+	ws.SetReadLimit(readLimit(lim.MaxStanzaBytes))
 	if cfg.RateBytesPerSecond > 0 {
 		t.rate = rate.NewLimiter(rate.Limit(cfg.RateBytesPerSecond), max(cfg.RateBurstBytes, 1))
 	}
 	t.armPing()
 	return t
 }
+
+// readLimit is the library's limit on one message for a parser limit of
+// n bytes. The parser refuses a message over n with the stream error a
+// TCP client would get (policy-violation); the library stops reading far
+// beyond that, at twice the size, and closes with 1009 (RFC 6455 §7.4.1),
+// so memory per connection stays bounded whatever a client sends, a
+// message of many fragments or a frame that announces terabytes included.
+func readLimit(n int) int64 { return 2*int64(n) + 1024 }
 
 func (t *transport) RemoteAddr() net.Addr      { return t.remote }
 func (t *transport) TLS() *tls.ConnectionState { return t.tls }
@@ -73,6 +91,15 @@ func (t *transport) SetReadDeadline(tm time.Time) error {
 // is what a timeout means here anyway); the rate limit is paid after the
 // message, so a flood is slowed down, not buffered.
 func (t *transport) read() (*xml.Element, error) {
+	data, err := t.readMessage()
+	if err != nil {
+		return nil, err
+	}
+	return xml.ParseDocument(data, t.lim, stanza.NSClient)
+}
+
+// readMessage returns the next text message's bytes.
+func (t *transport) readMessage() ([]byte, error) {
 	t.mu.Lock()
 	dl := t.deadline
 	t.mu.Unlock()
@@ -93,14 +120,26 @@ func (t *transport) read() (*xml.Element, error) {
 	if typ != websocket.MessageText {
 		return nil, &xml.Error{Condition: xml.CondBadFormat, Text: "RFC 7395 streams use text messages"}
 	}
-	return xml.ParseDocument(data, t.lim, stanza.NSClient)
+	return data, nil
 }
 
 // ReadHeader reads an <open/> (RFC 7395 §3.3.1) and maps it to a stream
 // header; anything else comes back under its own name, which c2s refuses
 // with invalid-namespace.
+//
+// An <open/> is held to max_header_bytes, as a TCP stream's header is:
+// the library's limit is lowered for this one message.
 func (t *transport) ReadHeader() (xml.StreamHeader, error) {
-	el, err := t.read()
+	t.ws.SetReadLimit(readLimit(t.lim.MaxHeaderBytes))
+	data, err := t.readMessage()
+	t.ws.SetReadLimit(readLimit(t.lim.MaxStanzaBytes))
+	if err != nil {
+		return xml.StreamHeader{}, err
+	}
+	if len(data) > t.lim.MaxHeaderBytes {
+		return xml.StreamHeader{}, &xml.Error{Condition: xml.CondPolicyViolation, Text: "the <open/> is larger than the stream header limit"}
+	}
+	el, err := xml.ParseDocument(data, t.lim, stanza.NSClient)
 	if err != nil {
 		return xml.StreamHeader{}, err
 	}

@@ -74,11 +74,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lim := h.srv.StreamLimits()
-	// The parser refuses a message over max_stanza_bytes with the stream
-	// error a TCP client would get (policy-violation); the library stops
-	// reading far beyond that, at twice the size, and closes with 1009, so
-	// memory per connection stays bounded whatever a client sends.
-	ws.SetReadLimit(2*int64(lim.MaxStanzaBytes) + 1024)
 	// The front door resolved the client's address and whether it came
 	// encrypted (directly or through a trusted proxy).
 	t := newTransport(ws, httpfront.ClientAddr(r), r.TLS, httpfront.Secure(r), lim, h.cfg)

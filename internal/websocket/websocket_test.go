@@ -244,6 +244,59 @@ func TestOversizedMessages(t *testing.T) {
 	}
 }
 
+// A message that never ends (fragments that keep coming, or one frame
+// announcing more than the server would hold) is cut off at the read
+// limit: the server closes with 1009 instead of buffering what the client
+// sends until it runs out of memory. The library's net.Conn view, which
+// the transport writes through, turns that limit off when it is made; a
+// limit set before it would be lost.
+func TestEndlessMessageIsCutOff(t *testing.T) {
+	ts, e := startTLS(t, ws.Config{})
+	max := ts.Config.Limits.MaxStanzaBytes
+	for _, authed := range []bool{false, true} {
+		var c *wsClient
+		if authed {
+			c = login(t, e, "alice", "endless")
+		} else {
+			var err error
+			if c, _, err = dial(t, e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		w, err := c.c.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each Write is a fragment; the message is never finished.
+		// Eight times the stanza limit, well past the server's read limit.
+		chunk := []byte(strings.Repeat("x", 16<<10))
+		go func() {
+			for sent := 0; sent < 8*max; sent += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		_, _, err = c.c.Read(ctx)
+		cancel()
+		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+			t.Fatalf("authenticated %v: read ended with %v (close status %d), want the server's 1009", authed, err, got)
+		}
+	}
+}
+
+// An <open/> is held to the stream header limit, as a TCP stream header is.
+func TestOversizedOpen(t *testing.T) {
+	_, e := startTLS(t, ws.Config{})
+	c, _, err := dial(t, e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0' x='" + strings.Repeat("y", 9<<10) + "'/>")
+	expectStreamError(t, c, "policy-violation")
+}
+
 func TestBinaryMessageIsRefused(t *testing.T) {
 	_, e := startTLS(t, ws.Config{})
 	c, _, err := dial(t, e, nil)
