@@ -8,8 +8,18 @@
 // There is no per-account lockout: locking an account after N failures lets
 // anyone lock any user out, which is a worse attack than the one it stops.
 //
+// Attempts are counted while they are in progress, not only when they
+// have failed: an attempt holds a slot from Begin until End, and a source
+// gets no more slots than failures it has left before the pause
+// (PauseAfter minus its failures). Otherwise every attempt sent at once
+// would pass the check before the first failure was recorded, and a
+// client opening a hundred connections would have a hundred passwords
+// checked where the policy allows ten. A further attempt waits for a slot
+// (legitimate logins from one address behind NAT just queue briefly).
+//
 // Memory is bounded: at most MaxSources addresses are tracked, the least
-// recently seen is forgotten first, and entries expire with the window.
+// recently seen is forgotten first, and entries expire with the window;
+// attempts in progress are bounded by the connections that make them.
 // There is no package-level state; each server owns its Limiter.
 package bruteforce
 
@@ -42,8 +52,11 @@ type Observer struct {
 
 // Decision is what to do with a new attempt.
 type Decision struct {
-	// Refuse: the source is paused; answer without checking credentials.
+	// Refuse: the source is paused (or, with Busy, its attempts in
+	// progress did not leave a slot free in time); answer without
+	// checking credentials.
 	Refuse bool
+	Busy   bool
 	// Delay to wait before answering (0 for none).
 	Delay time.Duration
 }
@@ -62,9 +75,11 @@ type Limiter struct {
 	obs Observer
 	now func() time.Time
 
-	mu      sync.Mutex
-	entries map[netip.Addr]*entry
-	lru     *list.List // front: most recently seen
+	mu       sync.Mutex
+	entries  map[netip.Addr]*entry
+	lru      *list.List         // front: most recently seen
+	inflight map[netip.Addr]int // attempts between Begin and End, per source
+	freed    chan struct{}      // closed when an attempt ends; nil when nobody waits
 }
 
 // New returns a limiter. now may be nil (time.Now); tests pass a fake clock.
@@ -75,7 +90,7 @@ func New(cfg Config, obs Observer, now func() time.Time) *Limiter {
 	if cfg.MaxSources < 1 {
 		cfg.MaxSources = 1
 	}
-	return &Limiter{cfg: cfg, obs: obs, now: now, entries: make(map[netip.Addr]*entry), lru: list.New()}
+	return &Limiter{cfg: cfg, obs: obs, now: now, entries: make(map[netip.Addr]*entry), lru: list.New(), inflight: make(map[netip.Addr]int)}
 }
 
 // Key maps a remote address to the tracked key. IPv6 addresses are grouped
@@ -104,7 +119,8 @@ func Key(addr net.Addr) (netip.Addr, bool) {
 	return ip, true
 }
 
-// Check decides how to treat a new attempt from addr.
+// Check decides how to treat a new attempt from addr, without taking a
+// slot (Begin does, for an attempt that will check credentials).
 func (l *Limiter) Check(addr net.Addr) Decision {
 	k, ok := Key(addr)
 	if !ok {
@@ -112,20 +128,121 @@ func (l *Limiter) Check(addr net.Addr) Decision {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	d, _ := l.decideLocked(k)
+	return d
+}
+
+// decideLocked is Check's decision for source k, and the failures it has
+// recorded. l.mu is held.
+func (l *Limiter) decideLocked(k netip.Addr) (Decision, int) {
 	e := l.lookup(k)
 	if e == nil {
-		return Decision{}
+		return Decision{}, 0
 	}
-	now := l.now()
-	if now.Before(e.pausedUntil) {
-		l.note(l.obs.Refused)
-		return Decision{Refuse: true}
+	if l.now().Before(e.pausedUntil) {
+		return Decision{Refuse: true}, e.failures
 	}
 	if e.failures >= l.cfg.DelayAfter {
-		l.note(l.obs.Delayed)
-		return Decision{Delay: l.cfg.Delay}
+		return Decision{Delay: l.cfg.Delay}, e.failures
 	}
-	return Decision{}
+	return Decision{}, e.failures
+}
+
+// Attempt is one credential check from a source, holding one of its
+// slots from Begin until End. A nil Attempt (an address the limiter does
+// not track) is valid and does nothing.
+type Attempt struct {
+	l      *Limiter
+	k      netip.Addr
+	failed bool
+	ended  bool
+}
+
+// Begin admits an attempt from addr that will check credentials and
+// takes a slot for it: it waits while the source's recorded failures and
+// its attempts in progress together reach PauseAfter, until deadline at
+// most (then it refuses, Busy). The caller answers a refusal without
+// looking at the credentials, waits the Delay before answering otherwise,
+// marks a failed check with Fail and always calls End.
+func (l *Limiter) Begin(addr net.Addr, deadline time.Time) (*Attempt, Decision) {
+	k, ok := Key(addr)
+	if !ok {
+		return nil, Decision{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		d, failures := l.decideLocked(k)
+		if d.Refuse {
+			l.note(l.obs.Refused)
+			return nil, d
+		}
+		if failures+l.inflight[k] < max(l.cfg.PauseAfter, 1) {
+			l.inflight[k]++
+			if d.Delay > 0 {
+				l.note(l.obs.Delayed)
+			}
+			return &Attempt{l: l, k: k}, d
+		}
+		if !l.waitLocked(deadline) {
+			l.note(l.obs.Refused)
+			return nil, Decision{Refuse: true, Busy: true}
+		}
+	}
+}
+
+// waitLocked waits, releasing l.mu, until an attempt ends or deadline
+// passes; it reports false on the deadline. l.mu is held.
+func (l *Limiter) waitLocked(deadline time.Time) bool {
+	if l.freed == nil {
+		l.freed = make(chan struct{})
+	}
+	freed := l.freed
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	l.mu.Unlock()
+	defer l.mu.Lock()
+	select {
+	case <-freed:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// Fail marks the attempt's credential check as failed; End records it.
+func (a *Attempt) Fail() {
+	if a != nil {
+		a.failed = true
+	}
+}
+
+// End records the attempt's failure, if it failed, and frees its slot.
+// Only the first call counts.
+func (a *Attempt) End() {
+	if a == nil || a.ended {
+		return
+	}
+	a.ended = true
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.inflight[a.k] - 1; n > 0 {
+		l.inflight[a.k] = n
+	} else {
+		delete(l.inflight, a.k)
+	}
+	if a.failed {
+		l.failLocked(a.k)
+	}
+	if l.freed != nil {
+		close(l.freed)
+		l.freed = nil
+	}
 }
 
 // Fail records a failed attempt from addr.
@@ -136,6 +253,11 @@ func (l *Limiter) Fail(addr net.Addr) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.failLocked(k)
+}
+
+// failLocked records a failed attempt from source k. l.mu is held.
+func (l *Limiter) failLocked(k netip.Addr) {
 	now := l.now()
 	e := l.lookup(k)
 	if e == nil {

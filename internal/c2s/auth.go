@@ -188,19 +188,44 @@ func (c *conn) external(cert *x509.Certificate) func(ctx context.Context, authzi
 	}
 }
 
-// throttle applies the brute-force limiter before an attempt: it waits when
-// the source is over the delay threshold and reports true when the source
-// is paused (the attempt is refused without looking at credentials).
-func (c *conn) throttle() (refuse bool) {
-	d := c.srv.limiter.Check(c.t.RemoteAddr())
-	if d.Refuse {
+// beginAttempt takes the brute-force limiter's slot for a credential
+// check from this connection's address (bruteforce.Limiter.Begin),
+// waiting for one until the pre-authentication deadline at most, and
+// reports true when the attempt is refused without looking at the
+// credentials: the address is paused, or its attempts in progress left
+// no slot free in time. The caller ends the attempt (endAttempt) when the
+// exchange is over; the limiter's delay is waited before the answer that
+// gives a verdict (verdictDelay), not before negotiation failures, which
+// examine no credential.
+func (c *conn) beginAttempt() (refuse bool) {
+	at, d := c.srv.limiter.Begin(c.t.RemoteAddr(), c.authBy)
+	switch {
+	case d.Busy:
+		c.srv.log.Info("c2s: login attempt refused: too many attempts in progress from the address", "remote", c.t.RemoteAddr().String())
+		return true
+	case d.Refuse:
 		c.srv.log.Info("c2s: login attempt from a paused address refused", "remote", c.t.RemoteAddr().String())
 		return true
 	}
-	if d.Delay > 0 {
-		time.Sleep(d.Delay)
-	}
+	c.attempt, c.attemptDelay = at, d.Delay
 	return false
+}
+
+// endAttempt ends the attempt beginAttempt started: its failure, if
+// countFailure marked one, is recorded and its slot freed.
+func (c *conn) endAttempt() {
+	c.attempt.End()
+	c.attempt, c.attemptDelay = nil, 0
+}
+
+// verdictDelay waits the brute-force limiter's delay, once per attempt,
+// before an answer that tells whether the credentials were right
+// (success or failure alike, so that timing does not tell them apart).
+func (c *conn) verdictDelay() {
+	if d := c.attemptDelay; d > 0 {
+		c.attemptDelay = 0
+		time.Sleep(d)
+	}
 }
 
 // admit applies the host's access policy after the credentials were
@@ -271,13 +296,14 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 	if !legacyauth.MethodsFor(hc, c.legacyStream()).Any() {
 		return false, c.writeEl(stanza.ErrorReply(iq, stanza.NotAcceptable, "encryption is required before authentication"))
 	}
-	if c.throttle() {
+	if c.beginAttempt() {
 		c.failures++
 		if err := c.writeEl(stanza.ErrorReply(iq, stanza.NotAuthorized, "too many failed logins from your address; try again later")); err != nil {
 			return false, err
 		}
 		return false, c.tooManyFailures()
 	}
+	defer c.endAttempt()
 	res, lerr := c.srv.legacy.Authenticate(c.ctx, hc, c.legacyStream(), q)
 	if lerr == nil && !c.admit(res.Username, res.Mechanism) {
 		lerr = &legacyauth.Error{Cond: stanza.NotAuthorized, BadSecret: true, Mechanism: res.Mechanism}
@@ -292,6 +318,7 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 		}
 		return false, c.tooManyFailures()
 	}
+	c.verdictDelay()
 	c.user, c.mech = res.Username, res.Mechanism
 	c.srv.metrics.AuthSuccesses.WithLabelValues(res.Mechanism).Inc()
 	c.srv.log.Info("c2s: authenticated", "remote", c.t.RemoteAddr().String(), "user", res.Username+"@"+c.host.Domain, "mechanism", res.Mechanism)
@@ -306,14 +333,19 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 // brute-force limiter) and in metrics.
 func (c *conn) countFailure(mech, cond string) {
 	c.failures++
-	c.srv.limiter.Fail(c.t.RemoteAddr())
+	if c.attempt != nil {
+		c.attempt.Fail() // recorded when the attempt ends
+	} else {
+		c.srv.limiter.Fail(c.t.RemoteAddr())
+	}
 	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
 	c.srv.log.Info("c2s: authentication failed", "remote", c.t.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
 	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
 	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
 		delay = max
 	}
-	time.Sleep(delay)
+	time.Sleep(max(delay, c.attemptDelay))
+	c.attemptDelay = 0
 }
 
 func (c *conn) tooManyFailures() error {

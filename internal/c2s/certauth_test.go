@@ -258,3 +258,88 @@ pause = "1m"
 		t.Fatalf("metrics: paused=%v refused=%v delayed=%v tracked=%v", paused, refused, delayed, got("parley_auth_tracked_sources", ""))
 	}
 }
+
+// Attempts sent at once on many connections from one address cannot
+// between them have more passwords checked than pause_after: each takes a
+// slot of the address's budget before its check, and those past it wait,
+// then are refused unchecked once the checks in progress failed and
+// paused the address. An attack test: without the slots all thirty were
+// checked, and the right password, sent next, got in.
+func TestBruteForceConcurrentAttempts(t *testing.T) {
+	ts := testserver.Start(t, `
+[limits]
+auth_failure_delay = "200ms"
+[auth.brute_force]
+delay_after = 3
+delay = "100ms"
+pause_after = 5
+pause = "1m"
+`)
+	ts.AddUser(t, "alice", "password1")
+	const n = 30
+	clients := make([]*testserver.Client, n)
+	for i := range clients {
+		clients[i] = tlsClient(t, ts)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong"))
+	for _, c := range clients { // all on the wire before the first answer
+		c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, auth)
+	}
+	checked := 0
+	for _, c := range clients {
+		el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" || el.Local == "success" })
+		switch {
+		case el.Child(nsSASL, "not-authorized") != nil:
+			checked++
+		case el.Child(nsSASL, "temporary-auth-failure") == nil:
+			t.Fatalf("answer %s", el)
+		}
+	}
+	if checked > 5 {
+		t.Fatalf("%d of %d concurrent guesses were checked; pause_after allows 5", checked, n)
+	}
+	c := tlsClient(t, ts)
+	c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")))
+	if el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" || el.Local == "success" }); el.Child(nsSASL, "temporary-auth-failure") == nil {
+		t.Fatalf("right password after the burst: %s, want the paused address refused", el)
+	}
+}
+
+// The delay of an address with failures is paid by attempts that check
+// credentials, not by SASL negotiation failures, which examine none: a
+// client that walks down its mechanism list (a -PLUS mechanism the stream
+// cannot bind first) is not slowed once per mechanism.
+func TestBruteForceDelayNotOnNegotiationFailures(t *testing.T) {
+	ts := testserver.Start(t, `
+[limits]
+max_auth_failures = 100
+auth_failure_delay = "10ms"
+[auth.brute_force]
+delay_after = 1
+delay = "1s"
+pause_after = 10
+`)
+	ts.AddUser(t, "alice", "password1")
+	c := tlsClient(t, ts)
+	c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong")))
+	c.Expect(func(el *xml.Element) bool { return el.Local == "failure" })
+	// A channel binding type the server does not have: negotiation.
+	start := time.Now()
+	c.Send("<auth xmlns='%s' mechanism='SCRAM-SHA-1-PLUS'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("p=no-such-binding,,n=alice,r=abcdefgh")))
+	el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" || el.Local == "challenge" })
+	if el.Local != "failure" {
+		t.Fatalf("unknown channel binding answered with %s", el)
+	}
+	if d := time.Since(start); d >= time.Second {
+		t.Fatalf("negotiation failure delayed %s by the address's failures", d)
+	}
+	// A credential check from the address still waits.
+	start = time.Now()
+	c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")))
+	if el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" || el.Local == "success" }); el.Local != "success" {
+		t.Fatalf("right password: %s", el)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("a check from an address with failures was answered after %s, before the delay", d)
+	}
+}

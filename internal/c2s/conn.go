@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"parley/internal/bruteforce"
 	"parley/internal/legacyauth"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -78,6 +79,11 @@ type conn struct {
 	// negotiationFailures counts SASL failures before any credential check
 	// (see negotiationFailed); they are bounded separately from failures.
 	negotiationFailures int
+	// attempt is the brute-force limiter's slot of the credential check in
+	// progress (beginAttempt), nil between attempts; attemptDelay is what
+	// its answer still has to wait.
+	attempt      *bruteforce.Attempt
+	attemptDelay time.Duration
 	// clientCert is the verified TLS client certificate, nil if none.
 	clientCert *x509.Certificate
 	// sess is the bound session; set once by the connection's own
@@ -640,7 +646,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 	if !offered {
 		return false, c.saslFailure("invalid-mechanism", "")
 	}
-	if c.throttle() {
+	if c.beginAttempt() {
 		// The source address is paused (brute-force limiter): refused
 		// without looking at the credentials. temporary-auth-failure tells
 		// the client to try later rather than that its password is wrong.
@@ -651,6 +657,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 		}
 		return false, c.tooManyFailures()
 	}
+	defer c.endAttempt()
 	env := c.srv.saslEnv(c)
 	if c.clientCert != nil {
 		env.External = c.external(c.clientCert)
@@ -785,6 +792,7 @@ func (c *conn) authSucceeded(mech string, sess sasl.Session, out []byte) (bool, 
 	if len(out) > 0 {
 		succ.AppendText(base64.StdEncoding.EncodeToString(out))
 	}
+	c.verdictDelay()
 	if err := c.writeEl(succ); err != nil {
 		return false, err
 	}

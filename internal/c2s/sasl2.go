@@ -186,7 +186,7 @@ func (c *conn) authenticate2(el *xml.Element) (done bool, err error) {
 	if f := c.checkSASL2Mechanisms(req); f != nil {
 		return false, c.negotiationFailed(req.mech, f.Condition, f.Text)
 	}
-	if c.throttle() {
+	if c.beginAttempt() {
 		c.failures++
 		c.saslFailed = true
 		if err := c.saslFailure(sasl.CondTemporaryAuthFailure, "too many failed logins from your address; try again later"); err != nil {
@@ -194,6 +194,7 @@ func (c *conn) authenticate2(el *xml.Element) (done bool, err error) {
 		}
 		return false, c.tooManyFailures()
 	}
+	defer c.endAttempt()
 
 	env := c.srv.saslEnv(c)
 	if c.clientCert != nil {
@@ -320,6 +321,7 @@ func (c *conn) sasl2Succeeded(req *sasl2Request, sess sasl.Session, out []byte) 
 			return false, c.authFailed(req.mech, cond)
 		}
 	}
+	c.verdictDelay()
 	c.user, c.mech = user, req.mech
 	c.srv.metrics.AuthSuccesses.WithLabelValues(req.mech).Inc()
 	c.srv.log.Info("c2s: authenticated", "remote", c.t.RemoteAddr().String(), "user", user+"@"+c.host.Domain,
