@@ -84,6 +84,13 @@ func withStore(path string, fn func(ctx context.Context, cfg *config.Config, st 
 		fmt.Fprintln(os.Stderr, "parley: config:", err)
 		return 1
 	}
+	if path == "" && cfg.Storage == "sqlite" {
+		if _, err := os.Stat("parley.toml"); err != nil {
+			// Run from another directory than the server's, this would
+			// quietly work on a database of its own: say which.
+			fmt.Fprintf(os.Stderr, "parley: no --config and no ./parley.toml: built-in defaults, database %s\n", cfg.SQLitePath)
+		}
+	}
 	ctx := context.Background()
 	st, err := server.OpenStore(ctx, cfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 
 	"parley/internal/access"
@@ -68,6 +69,13 @@ func groupCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd
 		}
 		fmt.Printf("added %s to %s\n", j, group)
 		return nil
+	}
+	in, err := groups.Groups(ctx, j.Domain(), j.Local())
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(in, group) {
+		return fmt.Errorf("%s is not a member of %s", j, group)
 	}
 	if err := groups.Remove(ctx, j.Domain(), j.Local(), group); err != nil {
 		return err

@@ -51,4 +51,8 @@ func TestGroupCommands(t *testing.T) {
 	if _, out := captureRun(t, "group", "list", "--config", cfg); strings.TrimSpace(out) != "" {
 		t.Fatalf("still listed: %q", out)
 	}
+	// Removing a non-member is an error, not a "removed" that did nothing.
+	if code, out := captureRun(t, "group", "del", "staff", "alice@example.test", "--config", cfg); code == 0 || strings.Contains(out, "removed") {
+		t.Fatalf("del of a non-member: %d %q", code, out)
+	}
 }

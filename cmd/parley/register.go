@@ -36,7 +36,7 @@ func registerCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	insecure := fs.Bool("insecure", false, "accept any server certificate (self-signed test servers)")
-	address := fs.String("address", "", "connect to IP:PORT instead of HOST:PORT (no DNS)")
+	address := fs.String("address", "", "connect to IP[:PORT] instead of HOST:PORT (no DNS; the port defaults to HOST's)")
 	plaintext := fs.Bool("plaintext", false, "continue when the server does not offer STARTTLS (the password travels in clear)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -70,7 +70,13 @@ func registerCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	if *address != "" {
-		addr = *address
+		// An address without a port takes HOST's (5222 by default).
+		if _, _, err := net.SplitHostPort(*address); err == nil {
+			addr = *address
+		} else {
+			_, port, _ := net.SplitHostPort(addr)
+			addr = net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(*address, "["), "]"), port)
+		}
 	}
 	c, err := xmppclient.Dial(ctx, xmppclient.Options{
 		Domain: domain, Address: addr, Insecure: *insecure, RequireTLS: !*plaintext,
@@ -186,8 +192,8 @@ func inquiryFields(res *xml.Element) []string {
 // condition (servers such as Prosody send no 'code' attribute), or the
 // server's 'code' for a legacy-only error; the phrase is the seed's wording
 // for the registration errors it shows. A condition without a legacy code
-// (policy-violation) is shown by name, with the server's <text/>; otherwise
-// text is that <text/>, for the caller to show after the line.
+// (policy-violation) is shown by name. text is the server's <text/>, for
+// the caller to show after the line.
 func describeError(res *xml.Element) (line, text string) {
 	cond, _, text, ok := stanza.ParseError(res)
 	code := 0
@@ -205,10 +211,8 @@ func describeError(res *xml.Element) (line, text string) {
 		return fmt.Sprintf("Error: %d (%s)", code, phrase), text
 	}
 	switch {
-	case ok && code == 0 && text == "":
-		return fmt.Sprintf("Error: %s", cond), ""
 	case ok && code == 0:
-		return fmt.Sprintf("Error: %s (%s)", cond, text), "" // the text is in the line
+		return fmt.Sprintf("Error: %s", cond), text
 	case legacyText != "":
 		return fmt.Sprintf("Error: %d (%s)", code, legacyText), text
 	}

@@ -19,7 +19,7 @@ func cmdS2S(args []string) int {
 		return code
 	}
 	if !cfg.S2S.Enabled {
-		fmt.Fprintln(os.Stderr, "parley: federation is not enabled in this config ([s2s] enabled = true)")
+		fmt.Fprintln(os.Stderr, "parley: federation is off in this config (turn it on with enabled = true under [s2s])")
 		return 1
 	}
 	hc, running, err := adminClient(cfg)

@@ -149,6 +149,12 @@ func password(args []string) (string, error) {
 // no longer exists. Without a running server there is nothing to tell.
 func notifyDeleted(cfg *config.Config, j jid.JID) {
 	hc, running, err := adminClient(cfg)
+	if errors.Is(err, errNoAdminSocket) {
+		// Whether a server runs cannot be known; if one does, say what
+		// deleting did not do.
+		fmt.Fprintf(os.Stderr, "parley: note: admin_socket is off, so a running server was not told: open sessions of %s stay connected until they end (restart the server, or end them on the web console)\n", j)
+		return
+	}
 	if err != nil || !running {
 		return
 	}

@@ -170,5 +170,5 @@ func (c *Config) validateAccessSettings(bad func(string, ...any)) {
 // AccessProblem formats an unknown-group finding the way validation
 // problems read.
 func AccessProblem(host, group string) string {
-	return fmt.Sprintf("host %s: access rules name group %q, which has no member in storage (parley group add) and is not a directory group", host, group)
+	return fmt.Sprintf("host %s: the configuration names group %q (in admin_groups, allowed_groups, an access rule or a shared roster), which has no member in storage (parley group add %s JID) and is not a directory group", host, group, group)
 }

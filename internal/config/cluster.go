@@ -52,16 +52,16 @@ func (c *Config) resolveClusterPaths(abs func(*string)) {
 func (c *Config) applyClusterDefaults() {
 	cl := &c.Cluster
 	cl.Enabled = len(cl.NATSURLs) > 0
-	if !cl.Enabled {
-		return
-	}
-	if cl.Node == "" {
-		h, _ := os.Hostname()
-		cl.Node = sanitizeNode(h)
-	}
+	// Filled in clustered or not, so that config check shows them; the
+	// node name only when clustered (naming a node without nats_urls is
+	// refused).
 	setInt(&cl.Replicas, 1)
 	setDur(&cl.Heartbeat, time.Second)
 	setDur(&cl.Lease, 5*time.Second)
+	if cl.Enabled && cl.Node == "" {
+		h, _ := os.Hostname()
+		cl.Node = sanitizeNode(h)
+	}
 }
 
 // sanitizeNode turns a host name into a node name (NATS subjects allow no

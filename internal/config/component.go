@@ -97,10 +97,10 @@ func (c *Config) applyComponentDefaults() {
 		if sv.Public == nil {
 			sv.Public = boolPtr(true)
 		}
-		if sv.Type == ComponentClientProxy {
-			setInt(&sv.MaxPending, 256)
-			setDur(&sv.Timeout, 30*time.Second)
-		}
+		// Used by client_proxy only; filled in for every type so that
+		// config check shows the defaults.
+		setInt(&sv.MaxPending, 256)
+		setDur(&sv.Timeout, 30*time.Second)
 	}
 	p := &c.Proxy65
 	if p.Domain == "" && len(c.Hosts) > 0 {

@@ -710,8 +710,11 @@ func (c *Config) validate() []string {
 			p = append(p, es.validate(i, j)...)
 		}
 	}
-	if sm := c.C2S.StreamManagement; sm.ResumeTimeout.Duration < time.Second || sm.MaxUnacked < 1 {
-		bad("c2s.stream_management: resume_timeout must be at least 1s and max_unacked at least 1")
+	if sm := c.C2S.StreamManagement; sm.ResumeTimeout.Duration < time.Second {
+		bad("c2s.stream_management.resume_timeout: %s is less than 1s", sm.ResumeTimeout)
+	}
+	if sm := c.C2S.StreamManagement; sm.MaxUnacked < 1 {
+		bad("c2s.stream_management.max_unacked: %d is not positive", sm.MaxUnacked)
 	}
 	for _, a := range append(append([]string(nil), c.C2S.Listen...), c.C2S.DirectTLSListen...) {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -237,8 +237,11 @@ func (c *Config) validateHTTPS(bad func(string, ...any)) {
 		h.BOSHMaxPause.Duration < time.Second || h.BOSHPolling.Duration < 0 {
 		bad("https: bosh_max_wait, bosh_inactivity and bosh_max_pause must be at least 1s, bosh_polling not negative")
 	}
-	if h.BOSHMaxHold < 1 || h.BOSHMaxSessionsPerIP < 1 {
-		bad("https: bosh_max_hold and bosh_max_sessions_per_ip must be at least 1")
+	if h.BOSHMaxHold < 1 {
+		bad("https.bosh_max_hold: %d is not positive", h.BOSHMaxHold)
+	}
+	if h.BOSHMaxSessionsPerIP < 1 {
+		bad("https.bosh_max_sessions_per_ip: %d is not positive", h.BOSHMaxSessionsPerIP)
 	}
 	if h.MaxHeaderBytes < 4096 {
 		bad("https.max_header_bytes: %d is too small: use at least 4096", h.MaxHeaderBytes)
