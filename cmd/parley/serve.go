@@ -52,7 +52,14 @@ func cmdServe(args []string) int {
 		srv.Shutdown(ctx)
 		return 1
 	}
-	printWelcome(os.Stderr, cfg, srv, *path)
+	if cfg.Log.Format == "json" {
+		// One record, so that every line of standard error stays JSON.
+		var b strings.Builder
+		printWelcome(&b, cfg, srv, *path)
+		log.Info("started", "banner", strings.TrimSpace(b.String()))
+	} else {
+		printWelcome(os.Stderr, cfg, srv, *path)
+	}
 
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -206,6 +213,12 @@ func httpsServices(cfg *config.Config) []string {
 	}
 	if cfg.HTTPS.BOSH {
 		out = append(out, "BOSH")
+	}
+	if cfg.Console.Admin {
+		out = append(out, "admin console /admin/")
+	}
+	if cfg.Console.Account {
+		out = append(out, "account page /account/")
 	}
 	return append(out, "host-meta")
 }

@@ -10,9 +10,12 @@ import (
 // Version derives the version from the build information the Go
 // toolchain embeds in every binary, so it needs neither linker flags nor a
 // mutable package variable: a module-aware release build ("go install
-// parley@v1.2.3") reports its module version; a build from a checkout
-// reports "devel" plus the VCS revision (and "-dirty" for uncommitted
-// changes); anything else reports "devel".
+// parley@v1.2.3") reports its module version; a build from a git
+// checkout reports the pseudo-version the toolchain derives from the
+// commit ("0.0.0-20261207225150-26b2ddc1c2b8", with "+dirty" for
+// uncommitted changes); a toolchain that records only the revision gives
+// "devel+" and the revision; a build without VCS information (-buildvcs=
+// false) reports "devel".
 func Version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {

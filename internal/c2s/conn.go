@@ -334,7 +334,15 @@ func (c *conn) endStreamWith(cond stanza.StreamCondition, text string, extra *xm
 	var errEl *xml.Element
 	if cond != "" {
 		c.srv.metrics.StreamErrors.WithLabelValues(string(cond)).Inc()
-		c.log("stream error", "condition", cond, "text", text)
+		// At info, with the remote address (README, "Logs"): most say
+		// what a client did wrong. A shutdown's, one per session, is
+		// routine.
+		level := slog.LevelInfo
+		if cond == stanza.StreamSystemShutdown {
+			level = slog.LevelDebug
+		}
+		id, _ := c.logID.Load().(string)
+		c.srv.log.Log(context.Background(), level, "c2s: stream error", "remote", c.t.RemoteAddr().String(), "stream", id, "condition", cond, "text", text)
 		errEl = stanza.StreamError(cond, text)
 		if extra != nil {
 			errEl.Append(extra)
@@ -576,6 +584,12 @@ func (c *conn) handleNegotiation(el *xml.Element) (restart, done bool, err error
 	case el.Space == sm.NS && c.user != "":
 		done, err := c.handleSMPreBind(el)
 		return false, done, err
+	case el.Space == sm.NS && (el.Local == "enable" || el.Local == "resume"):
+		// XEP-0198 §3 and §5: both come after authentication; the order
+		// is enforced with <failed/>, and the stream goes on.
+		return false, false, c.writeEl(sm.Failed("unexpected-request", 0, false))
+	case el.Space == sm.NS:
+		return false, false, &streamErr{cond: "not-authorized", text: "authenticate first"}
 	case el.Space == "" && el.Local == "iq" && el.FirstElement() != nil && el.FirstElement().Space == legacyauth.NS:
 		if err := stanza.ValidateIQ(el); err != nil {
 			return false, false, c.writeEl(stanza.ErrorReply(el, stanza.BadRequest, err.Error()))

@@ -2,6 +2,7 @@ package c2s_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"strconv"
@@ -135,6 +136,28 @@ func TestSMEnableBeforeBindFails(t *testing.T) {
 	}
 	c.Bind("a")
 	enableSM(t, c, "")
+}
+
+// Before authentication, <enable/> and <resume/> are out of order
+// (XEP-0198 §3, §5): <failed/> with unexpected-request, and the stream
+// goes on to log in; an ack element is data before authentication.
+func TestSMBeforeAuthentication(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUser(t, "alice", "password1")
+	c := tlsClient(t, ts)
+	for _, el := range []string{"<enable xmlns='%s' resume='true'/>", "<resume xmlns='%s' previd='x' h='0'/>"} {
+		c.Send(el, nsSM)
+		if f := c.Expect(func(el *xml.Element) bool { return el.Space == nsSM }); f.Local != "failed" || f.Child("urn:ietf:params:xml:ns:xmpp-stanzas", "unexpected-request") == nil {
+			t.Fatalf("%s before authentication: %s", el, f)
+		}
+	}
+	c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")))
+	if el := c.Expect(func(el *xml.Element) bool { return el.Local == "success" || el.Local == "failure" }); el.Local != "success" {
+		t.Fatalf("login after the failed enable: %s", el)
+	}
+	d := tlsClient(t, ts)
+	d.Send("<r xmlns='%s'/>", nsSM)
+	d.ExpectStreamError("not-authorized")
 }
 
 func TestSMNotEnabledRefusesAcks(t *testing.T) {
