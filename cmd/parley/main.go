@@ -5,6 +5,7 @@
 //	parley config check [--config FILE]    validate and print the effective config
 //	parley register HOST[:PORT] [field=value ...]  in-band registration (XEP-0077) with any server
 //	parley s2s list [--config FILE] [--json]  live federation streams (asks the running server)
+//	parley session list|end ...            bound client sessions; end them (asks the running server)
 //	parley archive export|purge ...        the compliance log and retention (works while the server runs)
 //	parley cluster status [--config FILE] [--json]  nodes, sessions per node, room owners, leases
 //	parley version
@@ -39,6 +40,8 @@ func run(args []string) int {
 		return cmdRegister(args[1:])
 	case "s2s":
 		return cmdS2S(args[1:])
+	case "session":
+		return cmdSession(args[1:])
 	case "archive":
 		return cmdArchive(args[1:])
 	case "cluster":
@@ -64,6 +67,7 @@ Usage:
   parley user add JID [PASSWORD] [--config FILE]     create an account (password read from stdin if omitted)
   parley user passwd JID [PASSWORD] [--config FILE]  change a password
   parley user del JID [--config FILE]                delete an account and all its data
+  parley user disable|enable JID [--config FILE]     refuse logins and end its sessions, keeping its data; allow again
   parley user list [HOST] [--config FILE]            list accounts
   parley user fast list JID [--config FILE]          list the account's FAST tokens (XEP-0484)
   parley user fast revoke JID [ID|all] [--config FILE]  revoke one FAST token, or all (the default)
@@ -73,6 +77,8 @@ Usage:
   parley register HOST[:PORT] [--insecure] [--address IP:PORT] [--plaintext] [field=value ...]
                                                 registration inquiry, or attempt with fields (XEP-0077, any server)
   parley s2s list [--config FILE] [--json]      live federation streams of the running server
+  parley session list [HOST] [--json] [--config FILE]  client sessions of the running server
+  parley session end JID [--config FILE]        end a session (full JID) or all of an account's (bare JID)
   parley archive export --host HOST [--user JID] [--since TIME] [--until TIME] [--format jsonl|xml] [--config FILE]
                                                 write HOST's compliance log to standard output
   parley archive purge [--host HOST] [--config FILE]  apply archive and compliance retention now

@@ -49,9 +49,9 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 		return nil
 	case "fast":
 		return userFAST(ctx, cfg, st, args)
-	case "add", "passwd", "del":
+	case "add", "passwd", "del", "disable", "enable":
 	default:
-		return fmt.Errorf("unknown user command %q (add, passwd, del, list, fast)", cmd)
+		return fmt.Errorf("unknown user command %q (add, passwd, del, disable, enable, list, fast)", cmd)
 	}
 	if len(args) == 0 {
 		return fmt.Errorf("user %s: JID required", cmd)
@@ -67,6 +67,22 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 	if inDirectory && cmd != "passwd" {
 		return errDirectoryHost(j.Domain())
 	}
+	if cmd == "disable" || cmd == "enable" {
+		disable := cmd == "disable"
+		if err := st.Accounts().SetDisabled(ctx, j.Domain(), j.Local(), disable); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("no account %s", j)
+			}
+			return err
+		}
+		if !disable {
+			fmt.Printf("enabled %s: it can log in again\n", j)
+			return nil
+		}
+		fmt.Printf("disabled %s: it cannot log in; its data is kept\n", j)
+		notifyServer(cfg, j, "/accounts/disabled", "disabled")
+		return nil
+	}
 	if cmd == "del" {
 		if err := st.Accounts().Delete(ctx, j.Domain(), j.Local()); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
@@ -75,7 +91,7 @@ func userCommand(ctx context.Context, cfg *config.Config, st storage.Store, cmd 
 			return err
 		}
 		fmt.Printf("deleted %s and all its data\n", j)
-		notifyDeleted(cfg, j)
+		notifyServer(cfg, j, "/accounts/deleted", "deleted")
 		return nil
 	}
 	pw, err := password(args[1:])
@@ -144,21 +160,23 @@ func password(args []string) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// notifyDeleted tells a running server that the account is gone, so its
-// sessions end now instead of acting (and writing data) for an account that
-// no longer exists. Without a running server there is nothing to tell.
-func notifyDeleted(cfg *config.Config, j jid.JID) {
+// notifyServer tells a running server that account j was changed behind
+// its back (path: /accounts/deleted or /accounts/disabled), so its
+// sessions end now instead of acting (and writing data) for an account
+// that no longer exists or may not log in. Without a running server there
+// is nothing to tell.
+func notifyServer(cfg *config.Config, j jid.JID, path, what string) {
 	hc, running, err := adminClient(cfg)
 	if errors.Is(err, errNoAdminSocket) {
 		// Whether a server runs cannot be known; if one does, say what
-		// deleting did not do.
+		// this did not do.
 		fmt.Fprintf(os.Stderr, "parley: note: admin_socket is off, so a running server was not told: open sessions of %s stay connected until they end (restart the server, or end them on the web console)\n", j)
 		return
 	}
 	if err != nil || !running {
 		return
 	}
-	resp, err := hc.Post("http://parley/accounts/deleted?jid="+url.QueryEscape(j.String()), "text/plain", nil)
+	resp, err := hc.Post("http://parley"+path+"?jid="+url.QueryEscape(j.String()), "text/plain", nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parley: warning: could not tell the running server (%v); the account's open sessions stay connected until they log out\n", err)
 		return
@@ -169,5 +187,5 @@ func notifyDeleted(cfg *config.Config, j jid.JID) {
 		fmt.Fprintf(os.Stderr, "parley: warning: the running server answered %s: %s", resp.Status, body)
 		return
 	}
-	fmt.Printf("closed %s open session(s) on the running server\n", strings.TrimSpace(string(body)))
+	fmt.Printf("closed %s open session(s) of the %s account on the running server\n", strings.TrimSpace(string(body)), what)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"parley/internal/admin"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 )
@@ -20,6 +22,9 @@ import (
 //
 //	GET  /s2s                      live server-to-server streams (parley s2s list)
 //	POST /accounts/deleted?jid=J   an account was deleted by the CLI: end its sessions
+//	POST /accounts/disabled?jid=J  an account was disabled by the CLI: end its sessions
+//	GET  /sessions[?host=H]        bound client sessions (parley session list)
+//	POST /sessions/end?jid=J       end the sessions of a bare JID, or one full JID's
 func (s *Server) startAdmin() error {
 	path := s.cfg.AdminSocket
 	if path == "-" {
@@ -78,7 +83,85 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		fmt.Fprintf(w, "%d\n", n)
 	})
+	mux.HandleFunc("POST /accounts/disabled", func(w http.ResponseWriter, r *http.Request) {
+		j, ops, ok := s.adminTarget(w, r, false)
+		if !ok {
+			return
+		}
+		ss := ops.Host().Router.Sessions(j)
+		for _, sess := range ss {
+			sess.Close("not-authorized", "account disabled")
+		}
+		ops.Audit(cliActor, "disable-user", j.String())
+		fmt.Fprintf(w, "%d\n", len(ss))
+	})
+	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
+		list := []SessionInfo{}
+		for _, h := range s.hosts {
+			if q := r.URL.Query().Get("host"); q != "" && q != h.Domain {
+				continue
+			}
+			ops := admin.For(h)
+			users, _ := ops.Online()
+			for _, u := range users {
+				bare, err := jid.Parse(u)
+				if err != nil {
+					continue
+				}
+				for _, d := range ops.Sessions(bare) {
+					list = append(list, SessionInfo{JID: d.JID.String(), Available: d.Available, Show: d.Show,
+						Status: d.Status, Priority: d.Priority, Client: d.Client, Address: d.Address})
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(list)
+	})
+	mux.HandleFunc("POST /sessions/end", func(w http.ResponseWriter, r *http.Request) {
+		j, ops, ok := s.adminTarget(w, r, true)
+		if !ok {
+			return
+		}
+		n, err := ops.EndSessions(r.Context(), cliActor, j)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d\n", n)
+	})
 	return mux
+}
+
+// cliActor is who acts through the admin socket: a local user with the
+// server's file permissions, running the parley command.
+var cliActor = admin.Actor{Via: "cli"}
+
+// SessionInfo is one bound session as GET /sessions lists it.
+type SessionInfo struct {
+	JID       string `json:"jid"`
+	Available bool   `json:"available"`
+	Show      string `json:"show,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Priority  int    `json:"priority"`
+	Client    string `json:"client,omitempty"`
+	Address   string `json:"address,omitempty"`
+}
+
+// adminTarget parses the jid parameter of an admin-socket request (a bare
+// JID, or a full one when full is allowed) and finds its host's
+// operations; it answers the request itself when either fails.
+func (s *Server) adminTarget(w http.ResponseWriter, r *http.Request, full bool) (jid.JID, *admin.Ops, bool) {
+	j, err := jid.Parse(r.URL.Query().Get("jid"))
+	if err != nil || j.Local() == "" || (j.Resource() != "" && !full) {
+		http.Error(w, "jid: want a JID user@host", http.StatusBadRequest)
+		return jid.JID{}, nil, false
+	}
+	h := s.router.Host(j.Domain())
+	if h == nil {
+		http.Error(w, j.Domain()+" is not a host of this server", http.StatusNotFound)
+		return jid.JID{}, nil, false
+	}
+	return j, admin.For(h), true
 }
 
 // AccountDeleted tells a running server that an account was deleted behind
