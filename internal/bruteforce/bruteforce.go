@@ -77,9 +77,17 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	entries  map[netip.Addr]*entry
-	lru      *list.List         // front: most recently seen
-	inflight map[netip.Addr]int // attempts between Begin and End, per source
-	freed    chan struct{}      // closed when an attempt ends; nil when nobody waits
+	lru      *list.List               // front: most recently seen
+	inflight map[netip.Addr]*inflight // attempts between Begin and End, per source
+}
+
+// inflight is a source's attempts in progress. freed is closed when one
+// of them ends, for the attempts of the same source waiting for a slot
+// (nil when none waits): an attempt ending wakes its own source's
+// waiters, never another's.
+type inflight struct {
+	n     int
+	freed chan struct{}
 }
 
 // New returns a limiter. now may be nil (time.Now); tests pass a fake clock.
@@ -90,7 +98,7 @@ func New(cfg Config, obs Observer, now func() time.Time) *Limiter {
 	if cfg.MaxSources < 1 {
 		cfg.MaxSources = 1
 	}
-	return &Limiter{cfg: cfg, obs: obs, now: now, entries: make(map[netip.Addr]*entry), lru: list.New(), inflight: make(map[netip.Addr]int)}
+	return &Limiter{cfg: cfg, obs: obs, now: now, entries: make(map[netip.Addr]*entry), lru: list.New(), inflight: make(map[netip.Addr]*inflight)}
 }
 
 // Key maps a remote address to the tracked key. IPv6 addresses are grouped
@@ -177,27 +185,34 @@ func (l *Limiter) Begin(addr net.Addr, deadline time.Time) (*Attempt, Decision) 
 			l.note(l.obs.Refused)
 			return nil, d
 		}
-		if failures+l.inflight[k] < max(l.cfg.PauseAfter, 1) {
-			l.inflight[k]++
+		in := l.inflight[k]
+		if in == nil {
+			in = &inflight{}
+			l.inflight[k] = in
+		}
+		if failures+in.n < max(l.cfg.PauseAfter, 1) {
+			in.n++
 			if d.Delay > 0 {
 				l.note(l.obs.Delayed)
 			}
 			return &Attempt{l: l, k: k}, d
 		}
-		if !l.waitLocked(deadline) {
+		if !l.waitLocked(in, deadline) {
 			l.note(l.obs.Refused)
 			return nil, Decision{Refuse: true, Busy: true}
 		}
 	}
 }
 
-// waitLocked waits, releasing l.mu, until an attempt ends or deadline
-// passes; it reports false on the deadline. l.mu is held.
-func (l *Limiter) waitLocked(deadline time.Time) bool {
-	if l.freed == nil {
-		l.freed = make(chan struct{})
+// waitLocked waits, releasing l.mu, until an attempt of in's source ends
+// or deadline passes; it reports false on the deadline. l.mu is held, and
+// in has an attempt in progress (so it stays in l.inflight until that
+// attempt ends and closes freed).
+func (l *Limiter) waitLocked(in *inflight, deadline time.Time) bool {
+	if in.freed == nil {
+		in.freed = make(chan struct{})
 	}
-	freed := l.freed
+	freed := in.freed
 	wait := time.Until(deadline)
 	if wait <= 0 {
 		return false
@@ -231,17 +246,16 @@ func (a *Attempt) End() {
 	l := a.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := l.inflight[a.k] - 1; n > 0 {
-		l.inflight[a.k] = n
-	} else {
-		delete(l.inflight, a.k)
-	}
 	if a.failed {
 		l.failLocked(a.k)
 	}
-	if l.freed != nil {
-		close(l.freed)
-		l.freed = nil
+	in := l.inflight[a.k]
+	if in.freed != nil {
+		close(in.freed)
+		in.freed = nil
+	}
+	if in.n--; in.n == 0 {
+		delete(l.inflight, a.k)
 	}
 }
 

@@ -188,27 +188,41 @@ func (c *conn) external(cert *x509.Certificate) func(ctx context.Context, authzi
 	}
 }
 
-// beginAttempt takes the brute-force limiter's slot for a credential
-// check from this connection's address (bruteforce.Limiter.Begin),
-// waiting for one until the pre-authentication deadline at most, and
-// reports true when the attempt is refused without looking at the
-// credentials: the address is paused, or its attempts in progress left
-// no slot free in time. The caller ends the attempt (endAttempt) when the
-// exchange is over; the limiter's delay is waited before the answer that
-// gives a verdict (verdictDelay), not before negotiation failures, which
-// examine no credential.
-func (c *conn) beginAttempt() (refuse bool) {
+// beginAttempt takes the brute-force limiter's slot for one step of a
+// credential check from this connection's address (bruteforce.Limiter.
+// Begin), waiting for one until the pre-authentication deadline at most.
+// It returns "" when admitted, else the text of the refusal: the address
+// is paused, or its checks in progress left no slot free in time; the
+// credentials are then not looked at. The slot covers the server's side of
+// one step only: it is given back (endAttempt) before a challenge goes to
+// the client, so a client that stalls in the middle of an exchange holds
+// none. The limiter's delay is waited before the answer that gives a
+// verdict (verdictDelay), not before negotiation failures, which examine
+// no credential.
+func (c *conn) beginAttempt() (refusal string) {
 	at, d := c.srv.limiter.Begin(c.t.RemoteAddr(), c.authBy)
 	switch {
 	case d.Busy:
 		c.srv.log.Info("c2s: login attempt refused: too many attempts in progress from the address", "remote", c.t.RemoteAddr().String())
-		return true
+		return "too many login attempts in progress from your address; try again later"
 	case d.Refuse:
 		c.srv.log.Info("c2s: login attempt from a paused address refused", "remote", c.t.RemoteAddr().String())
-		return true
+		return "too many failed logins from your address; try again later"
 	}
 	c.attempt, c.attemptDelay = at, d.Delay
-	return false
+	return ""
+}
+
+// attemptRefused answers a SASL step the limiter refused (beginAttempt):
+// temporary-auth-failure tells the client to try later rather than that
+// its password is wrong.
+func (c *conn) attemptRefused(text string) error {
+	c.failures++
+	c.saslFailed = true
+	if err := c.saslFailure(sasl.CondTemporaryAuthFailure, text); err != nil {
+		return err
+	}
+	return c.tooManyFailures()
 }
 
 // endAttempt ends the attempt beginAttempt started: its failure, if
@@ -296,9 +310,9 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 	if !legacyauth.MethodsFor(hc, c.legacyStream()).Any() {
 		return false, c.writeEl(stanza.ErrorReply(iq, stanza.NotAcceptable, "encryption is required before authentication"))
 	}
-	if c.beginAttempt() {
+	if text := c.beginAttempt(); text != "" {
 		c.failures++
-		if err := c.writeEl(stanza.ErrorReply(iq, stanza.NotAuthorized, "too many failed logins from your address; try again later")); err != nil {
+		if err := c.writeEl(stanza.ErrorReply(iq, stanza.NotAuthorized, text)); err != nil {
 			return false, err
 		}
 		return false, c.tooManyFailures()
@@ -344,7 +358,7 @@ func (c *conn) countFailure(mech, cond string) {
 	if max := 8 * c.srv.cfg.Limits.AuthFailureDelay.Duration; delay > max {
 		delay = max
 	}
-	time.Sleep(max(delay, c.attemptDelay))
+	time.Sleep(delay + c.attemptDelay) // this connection's, then the address's
 	c.attemptDelay = 0
 }
 

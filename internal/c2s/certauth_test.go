@@ -343,3 +343,34 @@ pause_after = 10
 		t.Fatalf("a check from an address with failures was answered after %s, before the delay", d)
 	}
 }
+
+// A client that stalls in the middle of an exchange holds no slot of its
+// address's budget: the slot covers the server's side of a step and is
+// given back before the challenge goes out. Otherwise pause_after stalled
+// SCRAM exchanges, which never fail, would lock every other login from
+// the address out until the pre-authentication timeout, again and again.
+func TestBruteForceStalledExchangesHoldNoSlot(t *testing.T) {
+	ts := testserver.Start(t, `
+[limits]
+preauth_timeout = "20s"
+[auth.brute_force]
+delay_after = 1
+pause_after = 2
+`)
+	ts.AddUser(t, "alice", "password1")
+	for range 2 {
+		c := tlsClient(t, ts)
+		c.Send("<auth xmlns='%s' mechanism='SCRAM-SHA-1'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("n,,n=alice,r=stalledclientnonce")))
+		c.Expect(func(el *xml.Element) bool { return el.Local == "challenge" })
+		// ...and never answers.
+	}
+	c := tlsClient(t, ts)
+	start := time.Now()
+	c.Send("<auth xmlns='%s' mechanism='PLAIN'>%s</auth>", nsSASL, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00password1")))
+	if el := c.Expect(func(el *xml.Element) bool { return el.Local == "failure" || el.Local == "success" }); el.Local != "success" {
+		t.Fatalf("login next to two stalled exchanges: %s", el)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("login waited %s for slots the stalled exchanges held", d)
+	}
+}

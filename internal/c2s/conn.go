@@ -660,17 +660,6 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 	if !offered {
 		return false, c.saslFailure("invalid-mechanism", "")
 	}
-	if c.beginAttempt() {
-		// The source address is paused (brute-force limiter): refused
-		// without looking at the credentials. temporary-auth-failure tells
-		// the client to try later rather than that its password is wrong.
-		c.failures++
-		c.saslFailed = true
-		if err := c.saslFailure(sasl.CondTemporaryAuthFailure, "too many failed logins from your address; try again later"); err != nil {
-			return false, err
-		}
-		return false, c.tooManyFailures()
-	}
 	defer c.endAttempt()
 	env := c.srv.saslEnv(c)
 	if c.clientCert != nil {
@@ -685,6 +674,9 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 		data, ok := decodeSASL(msg.Text())
 		if !ok {
 			return false, c.saslFailure("incorrect-encoding", "")
+		}
+		if text := c.beginAttempt(); text != "" {
+			return false, c.attemptRefused(text)
 		}
 		out, done, err := sess.Next(data)
 		if err != nil {
@@ -701,6 +693,7 @@ func (c *conn) authenticate(auth *xml.Element) (bool, error) {
 		if done {
 			return c.authSucceeded(name, sess, out)
 		}
+		c.endAttempt() // no slot while the client takes its time
 		ch := xml.New(nsSASL, "challenge").AppendText(base64.StdEncoding.EncodeToString(out))
 		if err := c.writeEl(ch); err != nil {
 			return false, err

@@ -186,14 +186,6 @@ func (c *conn) authenticate2(el *xml.Element) (done bool, err error) {
 	if f := c.checkSASL2Mechanisms(req); f != nil {
 		return false, c.negotiationFailed(req.mech, f.Condition, f.Text)
 	}
-	if c.beginAttempt() {
-		c.failures++
-		c.saslFailed = true
-		if err := c.saslFailure(sasl.CondTemporaryAuthFailure, "too many failed logins from your address; try again later"); err != nil {
-			return false, err
-		}
-		return false, c.tooManyFailures()
-	}
 	defer c.endAttempt()
 
 	env := c.srv.saslEnv(c)
@@ -215,6 +207,9 @@ func (c *conn) authenticate2(el *xml.Element) (done bool, err error) {
 	}
 	msg := req.initial
 	for {
+		if text := c.beginAttempt(); text != "" {
+			return false, c.attemptRefused(text)
+		}
 		out, done, err := sess.Next(msg)
 		if err != nil {
 			var f *sasl.Failure
@@ -230,6 +225,7 @@ func (c *conn) authenticate2(el *xml.Element) (done bool, err error) {
 		if done {
 			return c.sasl2Succeeded(req, sess, out)
 		}
+		c.endAttempt() // no slot while the client takes its time
 		ch := xml.New(nsSASL2, "challenge").AppendText(base64.StdEncoding.EncodeToString(out))
 		if err := c.writeEl(ch); err != nil {
 			return false, err
