@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -22,30 +21,16 @@ func cmdS2S(args []string) int {
 		fmt.Fprintln(os.Stderr, "parley: federation is off in this config (turn it on with enabled = true under [s2s])")
 		return 1
 	}
-	hc, running, err := adminClient(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
+	hc, ok := runningServer(cfg)
+	if !ok {
 		return 1
 	}
-	if !running {
-		fmt.Fprintf(os.Stderr, "parley: no server is running with this config (no admin socket at %s)\n", cfg.AdminSocket)
-		return 1
-	}
-	resp, err := hc.Get("http://parley/s2s")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", cfg.AdminSocket, err)
-		return 1
-	}
-	defer resp.Body.Close()
 	var list []s2s.ConnInfo
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		fmt.Fprintln(os.Stderr, "parley: bad answer:", err)
+	if !adminGet(hc, cfg.AdminSocket, "/s2s", &list) {
 		return 1
 	}
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(list)
+		printJSON(os.Stdout, list)
 		return 0
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

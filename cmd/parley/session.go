@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -44,13 +42,8 @@ func cmdSession(args []string) int {
 // server running with cfg, writing results to out.
 func sessionCommand(cfg *config.Config, sub string, pos []string, asJSON bool, out io.Writer) int {
 	const use = "usage: parley session list [HOST] [--json] [--config FILE] | parley session end JID [--config FILE]"
-	hc, running, err := adminClient(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley:", err)
-		return 1
-	}
-	if !running {
-		fmt.Fprintf(os.Stderr, "parley: no server is running with this config (no admin socket at %s)\n", cfg.AdminSocket)
+	hc, ok := runningServer(cfg)
+	if !ok {
 		return 1
 	}
 	if sub == "end" {
@@ -87,21 +80,12 @@ func sessionCommand(cfg *config.Config, sub string, pos []string, asJSON bool, o
 		}
 		q = "?host=" + url.QueryEscape(pos[0])
 	}
-	resp, err := hc.Get("http://parley/sessions" + q)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", cfg.AdminSocket, err)
-		return 1
-	}
-	defer resp.Body.Close()
 	var list []server.SessionInfo
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		fmt.Fprintln(os.Stderr, "parley: bad answer:", err)
+	if !adminGet(hc, cfg.AdminSocket, "/sessions"+q, &list) {
 		return 1
 	}
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(list)
+		printJSON(out, list)
 		return 0
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -125,21 +109,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// adminPost posts to the running server's admin socket and returns the
-// answer's body; on failure it says why on standard error.
-func adminPost(hc *http.Client, sock, path string) (string, bool) {
-	resp, err := hc.Post("http://parley"+path, "text/plain", nil)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "parley: cannot reach the server at %s: %v\n", sock, err)
-		return "", false
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(os.Stderr, "parley: the running server answered %s: %s", resp.Status, body)
-		return "", false
-	}
-	return string(body), true
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -176,16 +174,10 @@ func notifyServer(cfg *config.Config, j jid.JID, path, what string) {
 	if err != nil || !running {
 		return
 	}
-	resp, err := hc.Post("http://parley"+path+"?jid="+url.QueryEscape(j.String()), "text/plain", nil)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "parley: warning: could not tell the running server (%v); the account's open sessions stay connected until they log out\n", err)
+	body, ok := adminPost(hc, cfg.AdminSocket, path+"?jid="+url.QueryEscape(j.String()))
+	if !ok {
+		fmt.Fprintln(os.Stderr, "parley: warning: the account's open sessions stay connected until they log out")
 		return
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(os.Stderr, "parley: warning: the running server answered %s: %s", resp.Status, body)
-		return
-	}
-	fmt.Printf("closed %s open session(s) of the %s account on the running server\n", strings.TrimSpace(string(body)), what)
+	fmt.Printf("closed %s open session(s) of the %s account on the running server\n", strings.TrimSpace(body), what)
 }
