@@ -14,17 +14,23 @@ import (
 	"parley/internal/testserver"
 )
 
-// TestUserDelEndsLiveSessions: `parley user del` while the server runs
-// deletes the account and, through the admin socket, ends its sessions, so
-// nothing keeps acting for the deleted account.
-func TestUserDelEndsLiveSessions(t *testing.T) {
+// withAdminSocket starts a test server with an admin socket (in a short
+// temporary path: unix socket paths are limited to about 100 bytes).
+func withAdminSocket(t *testing.T) *testserver.TS {
+	t.Helper()
 	sockDir, err := os.MkdirTemp("", "pa")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "a.sock")
-	ts := testserver.Start(t, fmt.Sprintf("admin_socket = %q\n", sock))
+	return testserver.Start(t, fmt.Sprintf("admin_socket = %q\n", filepath.Join(sockDir, "a.sock")))
+}
+
+// TestUserDelEndsLiveSessions: `parley user del` while the server runs
+// deletes the account and, through the admin socket, ends its sessions, so
+// nothing keeps acting for the deleted account.
+func TestUserDelEndsLiveSessions(t *testing.T) {
+	ts := withAdminSocket(t)
 	ts.AddUser(t, "eve", "password1")
 	eve := ts.Login(t, "eve", "password1", "r")
 
@@ -46,13 +52,7 @@ func TestUserDelEndsLiveSessions(t *testing.T) {
 // and `user disable` refuses logins and ends the sessions, `user enable`
 // lets the account in again.
 func TestSessionAndDisableCommands(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "pa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "a.sock")
-	ts := testserver.Start(t, fmt.Sprintf("admin_socket = %q\n", sock))
+	ts := withAdminSocket(t)
 	ts.AddUsers(t, "password1", "eve", "bob")
 	phone := ts.Login(t, "eve", "password1", "phone")
 	laptop := ts.Login(t, "eve", "password1", "laptop")
