@@ -342,3 +342,55 @@ func TestPersistence(t *testing.T) {
 		t.Fatalf("stored rooms after destroy: %d", len(n))
 	}
 }
+
+// TestVoiceRequests (§7.13, §8.6): a visitor's request goes to the
+// moderators as a form; approved, the visitor becomes a participant. Only
+// a visitor may ask, only a moderator may answer.
+func TestVoiceRequests(t *testing.T) {
+	ts := start(t, "", "alice", "bob", "carol")
+	alice, bob, carol := online(t, ts, "alice"), online(t, ts, "bob"), online(t, ts, "carol")
+	room := roomJID("v")
+	create(t, alice, "v", "alice")
+	configure(t, alice, "v", map[string]string{"muc#roomconfig_moderatedroom": "1"})
+	join(t, bob, "v", "bob")
+	join(t, carol, "v", "carol")
+	request := func(c *testserver.Client, role string) {
+		c.Send("<message to='%s' id='vr'><x xmlns='jabber:x:data' type='submit'>"+
+			"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>"+
+			"<field var='muc#role' type='list-single'><value>%s</value></field></x></message>", room, role)
+	}
+	request(bob, "participant")
+	fwd := alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "message" && el.Attr("from") == room && el.Child("jabber:x:data", "x") != nil
+	})
+	x := fwd.Child("jabber:x:data", "x")
+	fields := map[string]string{}
+	for _, f := range x.Elements() {
+		fields[f.Attr("var")] = f.ChildText("jabber:x:data", "value")
+	}
+	if x.Attr("type") != "form" || fields["FORM_TYPE"] != nsMUC+"#request" || fields["muc#roomnick"] != "bob" ||
+		fields["muc#jid"] != "bob@localhost" || fields["muc#request_allow"] != "false" {
+		t.Fatalf("request forwarded to the moderator as %s", fwd)
+	}
+	answer := func(c *testserver.Client, allow string) {
+		c.Send("<message to='%s'><x xmlns='jabber:x:data' type='submit'>"+
+			"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>"+
+			"<field var='muc#role'><value>participant</value></field>"+
+			"<field var='muc#roomnick'><value>bob</value></field>"+
+			"<field var='muc#request_allow'><value>%s</value></field></x></message>", room, allow)
+	}
+	// carol, a visitor, cannot answer it.
+	answer(carol, "true")
+	if e := carol.ExpectStanza("message", "type=error"); cond(e) != "forbidden" {
+		t.Fatalf("visitor approves: %s", e)
+	}
+	answer(alice, "true")
+	expectItem(t, bob, room+"/bob", "role", "participant")
+	// bob has voice now: asking again is out of place.
+	request(bob, "participant")
+	if e := bob.ExpectStanza("message", "type=error"); cond(e) != "not-allowed" {
+		t.Fatalf("participant asks for voice: %s", e)
+	}
+	bob.Send("<message to='%s' type='groupchat'><body>heard</body></message>", room)
+	expectGroupchat(t, carol, "heard")
+}

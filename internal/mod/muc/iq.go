@@ -135,7 +135,7 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 		name = r.local
 	}
 	res.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", name))
-	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing, NSVCard,
+	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing, NSVCard, NSStableID,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),

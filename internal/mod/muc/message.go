@@ -45,9 +45,13 @@ func (s *Service) message(ctx context.Context, el *xml.Element, from, to jid.JID
 			return
 		}
 	}
+	if x := requestForm(el); x != nil {
+		s.voiceRequest(ctx, r, el, x, from)
+		return
+	}
 	// §7.4: a service MAY reject messages to the room that are not of type
 	// groupchat.
-	s.errorReply(ctx, el, stanza.BadRequest, "only groupchat messages, invitations and declines go to the room")
+	s.errorReply(ctx, el, stanza.BadRequest, "only groupchat messages, invitations, declines and voice requests go to the room")
 }
 
 // groupchat reflects a message to every occupant (§7.4) or changes the
@@ -68,8 +72,11 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		r.subjNick = o.nick
 		r.save(ctx)
 		// XEP-0313 §5.1.2: subject changes belong in the archive too.
-		msg := r.archived(ctx, xml.New("", "message").SetAttr("type", "groupchat").
-			SetAttr("from", r.occJID(o.nick)).Append(xml.New("", "subject").AppendText(r.subject)), from)
+		subjMsg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
+		if id := el.Attr("id"); id != "" {
+			subjMsg.SetAttr("id", id) // §7.4, muc#stable_id
+		}
+		msg := r.archived(ctx, subjMsg.Append(xml.New("", "subject").AppendText(r.subject)), from)
 		r.record(ctx, msg, from)
 		r.fanOut(ctx, msg)
 		return

@@ -35,6 +35,9 @@ const (
 	NSRoomConfig = NS + "#roomconfig"
 	NSRoomInfo   = NS + "#roominfo"
 	NSSelfPing   = NS + "#self-ping-optimization"
+	// NSStableID: the room reflects every message with the id its sender
+	// gave it (XEP-0045 §7.4), subject changes included.
+	NSStableID   = NS + "#stable_id"
 	NSData       = "jabber:x:data"
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems = "http://jabber.org/protocol/disco#items"

@@ -256,9 +256,9 @@ func TestSubject(t *testing.T) {
 	if e := bob.ExpectStanza("message", "type=error"); cond(e) != "forbidden" {
 		t.Fatalf("participant subject: %s", e)
 	}
-	alice.Send("<message to='%s' type='groupchat'><subject>Cauldrons</subject></message>", roomJID("s"))
-	if m := bob.Expect(func(el *xml.Element) bool { return el.ChildText("", "subject") == "Cauldrons" }); m.Attr("from") != roomJID("s")+"/alice" {
-		t.Fatalf("subject from %q", m.Attr("from"))
+	alice.Send("<message to='%s' type='groupchat' id='subj-1'><subject>Cauldrons</subject></message>", roomJID("s"))
+	if m := bob.Expect(func(el *xml.Element) bool { return el.ChildText("", "subject") == "Cauldrons" }); m.Attr("from") != roomJID("s")+"/alice" || m.Attr("id") != "subj-1" {
+		t.Fatalf("subject reflected as %s (want from the nick and the sender's id: muc#stable_id)", m)
 	}
 	carol := online(t, ts, "carol")
 	sendJoin(carol, "s", "carol", "")
@@ -322,6 +322,9 @@ func TestSelfPing(t *testing.T) {
 	info := alice.IQ("get", roomJID("p"), "<query xmlns='http://jabber.org/protocol/disco#info'/>")
 	if !strings.Contains(info.String(), nsMUC+"#self-ping-optimization") {
 		t.Fatalf("self-ping optimization not announced: %s", info)
+	}
+	if !strings.Contains(info.String(), nsMUC+"#stable_id") {
+		t.Fatalf("stable ids not announced: %s", info)
 	}
 }
 

@@ -169,7 +169,7 @@ func uniqueName() string {
 func (s *Service) serviceInfo() *xml.Element {
 	q := xml.New(NSDiscoInfo, "query")
 	q.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", s.cfg.Name))
-	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSUnique, NSPing, NSVCard} {
+	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSUnique, NSPing, NSVCard, NSStableID} {
 		q.Append(xml.New(NSDiscoInfo, "feature").SetAttr("var", f))
 	}
 	return q
