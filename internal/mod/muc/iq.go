@@ -155,6 +155,9 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 	form := newForm("result", NSRoomInfo)
 	form.field("muc#roominfo_description", "text-single", "Description", r.cfg.Description)
 	form.field("muc#roomconfig_roomname", "text-single", "Name", r.cfg.Name)
+	// subjectmod is the field XEP-0045 registers (§15.5.4); changesubject
+	// the name clients learnt from other servers. Both say the same.
+	form.field("muc#roominfo_subjectmod", "boolean", "Occupants may change the subject", boolStr(r.cfg.ChangeSubject))
 	form.field("muc#roominfo_changesubject", "boolean", "Occupants may change the subject", boolStr(r.cfg.ChangeSubject))
 	form.field("muc#maxhistoryfetch", "text-single", "Maximum number of history messages", strconv.Itoa(r.historyLimit()))
 	form.field("muc#roomconfig_allowinvites", "boolean", "Occupants may invite others", boolStr(r.cfg.AllowInvites))

@@ -326,6 +326,13 @@ func TestSelfPing(t *testing.T) {
 	if !strings.Contains(info.String(), nsMUC+"#stable_id") {
 		t.Fatalf("stable ids not announced: %s", info)
 	}
+	// The registered roominfo field (XEP-0045 §15.5.4) beside the
+	// widespread one.
+	for _, v := range []string{"muc#roominfo_subjectmod", "muc#roominfo_changesubject"} {
+		if !strings.Contains(info.String(), "var='"+v+"'") {
+			t.Fatalf("roominfo lacks %s: %s", v, info)
+		}
+	}
 }
 
 // TestDisconnectLeaves: the presence module's unavailable on disconnect
