@@ -949,6 +949,21 @@ func (c *conn) readStanzas() (parked bool) {
 	}
 }
 
+// canonicalTo is the 'to' a stanza goes on with when the client wrote t
+// for the JID tj (canon, its canonical form). Everything is canonical,
+// except the resource of a presence to a JID of no local account's host
+// (a chat room, another server): a room must see the nickname as written,
+// to tell the client with status 210 that it changed it (XEP-0045 §7.2),
+// and a remote server prepares the resource itself. Routing goes by the
+// parsed JID either way.
+func (c *conn) canonicalTo(el *xml.Element, t string, tj jid.JID, canon string) string {
+	if el.Local != "presence" || tj.Resource() == "" || c.srv.router.Host(tj.Domain()) != nil {
+		return canon
+	}
+	_, res, _ := strings.Cut(t, "/")
+	return tj.Bare().String() + "/" + res
+}
+
 // handleStanza validates and stamps a stanza from the client and hands it
 // to the router (RFC 6120 §8.1).
 func (c *conn) handleStanza(el *xml.Element) error {
@@ -984,7 +999,7 @@ func (c *conn) handleStanza(el *xml.Element) error {
 		}
 		to = tj
 		if canon := tj.String(); canon != t {
-			el.SetAttr("to", canon)
+			el.SetAttr("to", c.canonicalTo(el, t, tj, canon))
 		}
 	}
 	if el.Local == "iq" {

@@ -511,3 +511,28 @@ func TestFanoutPerViewer(t *testing.T) {
 		}
 	}
 }
+
+// TestNickRewritten (§7.2, §7.6): a nickname the service prepares into
+// another form (RFC 7622: here a combining accent composed) is announced
+// to its user with status 210, on entry and on a nickname change.
+func TestNickRewritten(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	alice, bob := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, alice, "n", "alice")
+	sendJoin(bob, "n", "e\u0301te\u0301", "")
+	self := expectSelf(t, bob, "n", "\u00e9t\u00e9")
+	if !hasStatus(self, 210) {
+		t.Fatalf("rewritten nick on entry without 210: %s", self)
+	}
+	expectSubject(t, bob, "n")
+	bob.Send("<presence to='%s/B\u0065\u0301b'/>", roomJID("n"))
+	self = expectSelf(t, bob, "n", "B\u00e9b")
+	if !hasStatus(self, 210) {
+		t.Fatalf("rewritten nick on change without 210: %s", self)
+	}
+	// A nick written in its prepared form gets no 210.
+	sendJoin(alice, "n", "alice", "")
+	if again := expectSelf(t, alice, "n", "alice"); hasStatus(again, 210) {
+		t.Fatalf("210 for a nick the service did not change: %s", again)
+	}
+}
