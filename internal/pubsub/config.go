@@ -93,13 +93,15 @@ type NodeConfig struct {
 // items, one item kept (the "singleton" use of most PEP nodes).
 func DefaultConfig() NodeConfig {
 	return NodeConfig{
-		MaxItems:              1,
-		AccessModel:           AccessPresence,
-		PublishModel:          publishModelPublishers,
-		PersistItems:          true,
-		DeliverNotifications:  true,
-		DeliverPayloads:       true,
-		NotifyRetract:         true,
+		MaxItems:             1,
+		AccessModel:          AccessPresence,
+		PublishModel:         publishModelPublishers,
+		PersistItems:         true,
+		DeliverNotifications: true,
+		DeliverPayloads:      true,
+		NotifyRetract:        true,
+		// XEP-0060 §8.4.1: subscribers are told when a node goes.
+		NotifyDelete:          true,
 		SendLastPublishedItem: SendLastOnSubAndPresence,
 		NotificationType:      notificationTypeHeadline,
 	}

@@ -392,8 +392,13 @@ func TestCreateDeletePurge(t *testing.T) {
 	}
 	_, err = f.iq(t, romeo, "set", NSOwner, "<delete node='a'/>")
 	wantErr(t, "delete by another", err, stanza.Forbidden, "")
+	f.takeEvents()
 	_, err = f.iq(t, juliet, "set", NSOwner, "<delete node='a'/>")
 	must(t, "delete", err)
+	// §8.4.1: by default the subscribers are told.
+	if ev := f.takeEvents(); len(ev) != 1 || ev[0].Kind != EventDelete {
+		t.Fatalf("delete events %v", ev)
+	}
 	_, err = f.iq(t, juliet, "set", NSOwner, "<delete node='a'/>")
 	wantErr(t, "delete again", err, stanza.ItemNotFound, "")
 	_, err = f.iq(t, juliet, "set", NSOwner, "<delete/>")
