@@ -936,12 +936,17 @@ func (c *conn) readStanzas() (parked bool) {
 			c.fail(err)
 			return false
 		}
-		if err := c.handleStanza(el); err != nil {
+		if !c.beginHandling() {
+			// Resumed elsewhere: this stream is being closed (with
+			// <conflict/>), and the client sends again what <resumed/>
+			// did not count. Read on until the close ends the read.
+			continue
+		}
+		err = c.handleStanza(el)
+		c.endHandling(el.Space == "") // after routing: see sm.go on durable acks
+		if err != nil {
 			c.fail(c.asStreamError(err))
 			return false
-		}
-		if el.Space == "" {
-			c.countHandled() // after routing: see sm.go on durable acks
 		}
 		if idle > 0 {
 			_ = c.t.SetReadDeadline(time.Now().Add(idle))

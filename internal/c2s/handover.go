@@ -50,6 +50,7 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 		return nil, nil, router.ErrNoHandover
 	}
 	s.mu.Lock()
+	s.waitHandledLocked()
 	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
 		return nil, nil, router.ErrNoHandover

@@ -53,6 +53,14 @@ type session struct {
 	// detached: the connection was lost and the session waits for a
 	// resumption (connLost); an attach ends that.
 	detached bool
+	// handling: the attached connection's reader is routing a stanza
+	// from the client (beginHandling to endHandling); handled is closed
+	// when it is done, for a resumption or handover waiting to take the
+	// session over (nil when none waits). Taking over while a stanza is
+	// in flight would report an h without it, and the client would send
+	// it again: delivered twice.
+	handling bool
+	handled  chan struct{}
 	// moving: the session is being handed over to another node
 	// (handover.go) until the cluster says whether it moved; handedOver
 	// is how many queued stanzas went with the handover. A Close meanwhile

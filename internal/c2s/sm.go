@@ -25,6 +25,13 @@ import (
 // up to a live session's queue, the offline store or the archive (both
 // written before they return), or an outgoing federation queue. So an <a/>
 // never covers a stanza that only lives in a buffer of this process.
+//
+// And h never misses a stanza that was routed: a resumption (or a
+// handover to another node) waits until the stanza the old connection's
+// reader is routing is done and counted (session.handling), and once the
+// session has left a connection, what that connection still reads is
+// dropped unrouted. Otherwise a stanza racing the resumption would be
+// delivered, left out of <resumed h/>, and sent again by the client.
 
 // smState is one session's stream management; the session's mu guards it.
 type smState struct {
@@ -248,15 +255,51 @@ func (c *conn) handledCount() uint32 {
 	return c.sess.sm.in
 }
 
-// countHandled notes one more stanza handled from the client; the read
-// loop calls it after the stanza was routed (see the note above).
-func (c *conn) countHandled() {
+// beginHandling marks a stanza from the client in flight on c and
+// reports whether c still carries the session: once it was resumed on
+// another connection (or handed over), what the old connection reads is
+// dropped unrouted, since the client will send it again after <resumed/>.
+func (c *conn) beginHandling() bool {
 	s := c.sess
 	s.mu.Lock()
-	if s.sm != nil && s.conn == c {
+	defer s.mu.Unlock()
+	if s.conn != c {
+		return false
+	}
+	s.handling = true
+	return true
+}
+
+// endHandling ends what beginHandling began: a stanza (not a stream
+// management element) counts as handled, after it was routed (see the
+// file's comment), and a takeover waiting for it goes on.
+func (c *conn) endHandling(stanza bool) {
+	s := c.sess
+	s.mu.Lock()
+	if stanza && s.sm != nil {
 		s.sm.in++
 	}
+	s.handling = false
+	if s.handled != nil {
+		close(s.handled)
+		s.handled = nil
+	}
 	s.mu.Unlock()
+}
+
+// waitHandledLocked waits, releasing s.mu, until no stanza from the
+// client is in flight, so that the h a takeover reports counts it. s.mu
+// is held; the caller checks the session's state again afterwards.
+func (s *session) waitHandledLocked() {
+	for s.handling {
+		if s.handled == nil {
+			s.handled = make(chan struct{})
+		}
+		ch := s.handled
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
 }
 
 // handleSMPreBind handles XEP-0198 elements after authentication and
@@ -319,6 +362,7 @@ func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.
 	w := c.newSessionWriter(s)
 	c.installWriter(w)
 	s.mu.Lock()
+	s.waitHandledLocked()
 	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
 		c.uninstallWriter(w)
