@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"parley/internal/xmpp/jid"
 )
 
 // S2S configures federation (RFC 6120 server-to-server, XEP-0220,
@@ -39,6 +41,17 @@ type S2S struct {
 	QueueSize int `toml:"queue_size"`
 	// MaxIncoming bounds concurrent incoming streams (default 1000).
 	MaxIncoming int `toml:"max_incoming"`
+	// Dialback verification opens a stream to the claimed domain's
+	// authoritative server, so claims cost the server outgoing
+	// connections and are bounded: MaxDialbackDomains distinct domains
+	// one incoming stream may ask to have verified over its life (default
+	// 32; more end the stream with policy-violation), MaxDialbackPending
+	// of them at once (default 8), and MaxVerifications verifications in
+	// progress across the server (default 128). A claim over either of
+	// the last two is answered resource-constraint (type wait).
+	MaxDialbackDomains int `toml:"max_dialback_domains"`
+	MaxDialbackPending int `toml:"max_dialback_pending"`
+	MaxVerifications   int `toml:"max_verifications"`
 	S2SPolicy
 }
 
@@ -74,6 +87,9 @@ func (c *Config) applyS2SDefaults() {
 	setDur(&s.IdleTimeout, 10*time.Minute)
 	setInt(&s.QueueSize, 256)
 	setInt(&s.MaxIncoming, 1000)
+	setInt(&s.MaxDialbackDomains, 32)
+	setInt(&s.MaxDialbackPending, 8)
+	setInt(&s.MaxVerifications, 128)
 	if s.RequireEncryption == nil {
 		s.RequireEncryption = boolPtr(true)
 	}
@@ -85,7 +101,7 @@ func (c *Config) applyS2SDefaults() {
 	}
 	norm := func(l []string) {
 		for i, d := range l {
-			l[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+			l[i] = prepareDomain(d)
 		}
 	}
 	norm(s.AllowedDomains)
@@ -99,10 +115,21 @@ func (c *Config) applyS2SDefaults() {
 	if len(s.Routes) > 0 {
 		r := make(map[string]string, len(s.Routes))
 		for d, a := range s.Routes {
-			r[strings.ToLower(strings.TrimSuffix(d, "."))] = a
+			r[prepareDomain(d)] = a
 		}
 		s.Routes = r
 	}
+}
+
+// prepareDomain is d as a domainpart is after preparation (an A-label and
+// its U-label, upper and lower case, a trailing dot: one form), so that
+// the domain lists and routes match the domains of parsed addresses; a
+// string that is no domain is only lower-cased, for validation to refuse.
+func prepareDomain(d string) string {
+	if p, err := jid.PrepareDomain(d); err == nil {
+		return p
+	}
+	return strings.ToLower(strings.TrimSuffix(d, "."))
 }
 
 // S2SPolicyFor returns the effective federation policy of a local domain:
@@ -153,6 +180,9 @@ func (c *Config) validateS2S(bad func(string, ...any)) {
 	if s.MaxIncoming < 1 {
 		bad("s2s.max_incoming: must be at least 1")
 	}
+	if s.MaxDialbackDomains < 1 || s.MaxDialbackPending < 1 || s.MaxVerifications < 1 {
+		bad("s2s: max_dialback_domains, max_dialback_pending and max_verifications must be at least 1")
+	}
 	if s.ConnectTimeout.Duration < 100*time.Millisecond {
 		bad("s2s.connect_timeout: %s is too short", s.ConnectTimeout.Duration)
 	}
@@ -165,7 +195,7 @@ func (c *Config) validateS2S(bad func(string, ...any)) {
 	lists := func(where string, p *S2SPolicy) {
 		for _, l := range [][]string{p.AllowedDomains, p.BlockedDomains} {
 			for _, d := range l {
-				if d == "" || strings.ContainsAny(d, "@/ ") {
+				if _, err := jid.PrepareDomain(d); err != nil {
 					bad("%s: %q is not a domain", where, d)
 				}
 			}

@@ -96,8 +96,9 @@ func (d *Directory) parsePolicy(e *ldap.Entry) *access.Overrides {
 	}
 	name := func(v string) (string, bool) { return v, v != "" }
 	domain := func(v string) (string, bool) {
-		v = strings.ToLower(strings.TrimSuffix(v, "."))
-		return v, v != "" && !strings.ContainsAny(v, "@/ ")
+		// Prepared as addresses' domains are (A- and U-labels alike).
+		d, err := jid.PrepareDomain(v)
+		return d, err == nil
 	}
 	o.Admins = list(AttrAdmin, bareJID)
 	o.AdminGroups = list(AttrAdminGroup, name)

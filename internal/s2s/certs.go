@@ -7,8 +7,11 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"os"
-	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
+
+	"parley/internal/xmpp/jid"
 )
 
 // Certificate verdicts, as logged and listed.
@@ -79,14 +82,18 @@ var (
 	oidXMPPAddr = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 5}
 )
 
-// certNames reports whether the certificate is issued to domain, by
-// DNS-ID (Go's matcher: exact or left-most wildcard) or id-on-xmppAddr.
+// certNames reports whether the certificate is issued to domain (a
+// prepared domainpart: U-labels), by DNS-ID (Go's matcher: exact or
+// left-most wildcard), which certificates carry in A-labels (RFC 6125
+// §6.4.2, so the domain is converted first), or id-on-xmppAddr, a JID in
+// UTF-8 (compared prepared, RFC 6120 §13.7.1.4).
 func certNames(c *x509.Certificate, domain string) bool {
-	if c.VerifyHostname(domain) == nil {
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err == nil && c.VerifyHostname(ascii) == nil {
 		return true
 	}
 	for _, a := range xmppAddrs(c) {
-		if strings.EqualFold(strings.TrimSuffix(a, "."), domain) {
+		if p, err := jid.PrepareDomain(a); err == nil && p == domain {
 			return true
 		}
 	}

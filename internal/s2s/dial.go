@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"parley/internal/sockio"
 )
 
@@ -39,6 +41,10 @@ func (s *Service) targets(ctx context.Context, domain string) ([]target, error) 
 	if r, ok := s.cfg.S2S.Routes[domain]; ok {
 		direct := strings.HasPrefix(r, "tls://")
 		return []target{{addr: strings.TrimPrefix(r, "tls://"), direct: direct}}, nil
+	}
+	// DNS knows internationalised names by their A-labels (RFC 5891).
+	if a, err := idna.Lookup.ToASCII(domain); err == nil {
+		domain = a
 	}
 	type srv struct {
 		*net.SRV

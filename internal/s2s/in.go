@@ -60,6 +60,7 @@ type inConn struct {
 	mu       sync.Mutex
 	verified map[pairKey]string // → method
 	pending  map[pairKey]bool
+	claims   int               // domain pairs this stream asked to verify (max_dialback_domains)
 	verdicts map[string]string // peer domain → certificate verdict
 	started  time.Time
 }
@@ -423,7 +424,9 @@ func (c *inConn) auth(el *xml.Element) (bool, error) {
 		if err != nil {
 			return false, c.saslFailure("incorrect-encoding")
 		}
-		authz = strings.ToLower(string(b))
+		if authz, err = jid.PrepareDomain(string(b)); err != nil {
+			return false, c.saslFailure("invalid-authzid")
+		}
 	}
 	if authz == "" || authz != c.peer {
 		return false, c.saslFailure("invalid-authzid")
@@ -469,9 +472,15 @@ func (c *inConn) verifiedPair(k pairKey, method, v string) {
 // §2.1.2): check the policy, then verify the key with the authoritative
 // server on a separate stream and answer.
 func (c *inConn) dbResult(el *xml.Element) error {
-	from, to, key := strings.ToLower(el.Attr("from")), strings.ToLower(el.Attr("to")), strings.TrimSpace(el.Text())
-	fj, err := jid.Parse(from)
-	if err != nil || from == "" || fj.Local() != "" || fj.Resource() != "" || key == "" {
+	// Both domains as addresses' domains are prepared (RFC 7622 §3.2),
+	// so that the policy lists, the verified pairs and the 'from' of the
+	// stanzas that follow all compare the same form of a name (an
+	// internationalised domain claimed by its U-label is the domain an
+	// A-label in blocked_domains names).
+	key := strings.TrimSpace(el.Text())
+	from, ferr := jid.PrepareDomain(el.Attr("from"))
+	to, terr := jid.PrepareDomain(el.Attr("to"))
+	if ferr != nil || terr != nil || key == "" {
 		return &streamErr{stanza.StreamImproperAddressing, "db:result needs a 'from' domain, a 'to' domain and a key"}
 	}
 	if !c.s.isLocal(to) {
@@ -486,6 +495,11 @@ func (c *inConn) dbResult(el *xml.Element) error {
 	if ok, reason := pol.permits(from); !ok {
 		return refuse(reason)
 	}
+	if c.s.isLocal(from) {
+		// Only this server holds its own key: a claim to be one of its
+		// domains is refused at once rather than asked of itself.
+		return refuse("own-domain")
+	}
 	if !pol.dialback {
 		return refuse("dialback-disabled")
 	}
@@ -493,14 +507,41 @@ func (c *inConn) dbResult(el *xml.Element) error {
 		return refuse("no-tls")
 	}
 	k := pairKey{from, to}
+	lim := c.s.cfg.S2S
 	c.mu.Lock()
 	busy := c.pending[k] || c.verified[k] != ""
-	if !busy {
+	tooMany, overLife := false, false
+	switch {
+	case busy:
+	case c.claims >= lim.MaxDialbackDomains:
+		overLife = true
+	case len(c.pending) >= lim.MaxDialbackPending:
+		tooMany = true
+	default:
+		c.claims++
 		c.pending[k] = true
 	}
 	c.mu.Unlock()
-	if busy {
+	switch {
+	case busy:
 		return nil
+	case overLife:
+		c.s.failures.WithLabelValues("in", "too-many-domains").Inc()
+		return &streamErr{stanza.StreamPolicyViolation, "too many domains claimed on one stream"}
+	case tooMany:
+		c.s.failures.WithLabelValues("in", "too-many-pending").Inc()
+		return c.write(dialback.Error("result", to, from, "", stanza.ResourceConstraint))
+	}
+	// Each verification may open a stream to the claimed domain: a
+	// bounded number run across the server.
+	select {
+	case c.s.verifications <- struct{}{}:
+	default:
+		c.mu.Lock()
+		delete(c.pending, k)
+		c.mu.Unlock()
+		c.s.failures.WithLabelValues("in", "too-many-verifications").Inc()
+		return c.write(dialback.Error("result", to, from, "", stanza.ResourceConstraint))
 	}
 	method := MethodDialback
 	v := VerdictNone
@@ -512,6 +553,7 @@ func (c *inConn) dbResult(el *xml.Element) error {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.S2S.ConnectTimeout.Duration)
 		defer cancel()
 		ok, err := c.s.verify(ctx, to, from, c.id, key)
+		<-c.s.verifications
 		select {
 		case <-c.done:
 			return

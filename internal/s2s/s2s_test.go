@@ -480,3 +480,137 @@ func TestPlainDialbackWhenEncryptionNotRequired(t *testing.T) {
 		t.Fatalf("no plain dialback stream in %+v", b.S2S().List())
 	}
 }
+
+// silentListener accepts connections and never says a word, so that a
+// dialback verification routed to it stays pending until connect_timeout.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// dialbackError reads the answer to a db:result and returns its error
+// condition ("" when it is not an error).
+func dialbackError(p *rawPeer, from string) string {
+	p.t.Helper()
+	for {
+		r := p.expect("result")
+		if r.Attr("from") != "b.test" || r.Attr("to") != from {
+			continue
+		}
+		if r.Attr("type") != "error" {
+			return ""
+		}
+		for _, e := range r.Elements() {
+			if e.Local == "error" {
+				if c := e.FirstElement(); c != nil {
+					return c.Local
+				}
+			}
+		}
+		return "?"
+	}
+}
+
+// Every dialback claim costs the server a stream to the claimed domain's
+// authoritative server, so claims are bounded: per stream at once
+// (max_dialback_pending: resource-constraint) and over its life
+// (max_dialback_domains: the stream ends), across the server
+// (max_verifications), and a claim to be the server itself is refused
+// without asking itself. An attack test found one stream could make the
+// server open thousands of connections.
+func TestDialbackClaimsBounded(t *testing.T) {
+	silent := silentListener(t)
+	routes := ""
+	for i := 1; i <= 6; i++ {
+		routes += fmt.Sprintf("\"d%d.test\" = %q\n", i, silent)
+	}
+	start := func(t *testing.T, limits string) string {
+		ts := testserver.Start(t, fmt.Sprintf(`admin_socket = "-"
+[[host]]
+domain = "b.test"
+[s2s]
+enabled = true
+listen = ["%s:0"]
+connect_timeout = "700ms"
+%s
+[s2s.routes]
+%s`, loopback(), limits, routes))
+		return ts.S2S().Addrs()[0].String()
+	}
+	claim := func(p *rawPeer, from string) {
+		p.send("<db:result from='%s' to='b.test'>%s</db:result>", from, strings.Repeat("ab", 32))
+	}
+	t.Run("per stream", func(t *testing.T) {
+		addr := start(t, "max_dialback_pending = 2\nmax_dialback_domains = 3")
+		p := dialRaw(t, addr, "d1.test", "b.test", true)
+		claim(p, "d1.test")
+		claim(p, "d2.test")
+		claim(p, "d3.test") // two pending already
+		if c := dialbackError(p, "d3.test"); c != "resource-constraint" {
+			t.Fatalf("third claim while two are pending: %q, want resource-constraint", c)
+		}
+		// The two pending ones time out against the silent server, in
+		// either order.
+		got := map[string]string{}
+		for range 2 {
+			r := p.expect("result")
+			got[r.Attr("to")] = r.String()
+		}
+		for _, d := range []string{"d1.test", "d2.test"} {
+			if !strings.Contains(got[d], "remote-server-timeout") {
+				t.Fatalf("%s: %q", d, got[d])
+			}
+		}
+		claim(p, "d3.test") // the third domain of the stream's life
+		if c := dialbackError(p, "d3.test"); c != "remote-server-timeout" {
+			t.Fatalf("d3 after the others: %q", c)
+		}
+		claim(p, "d4.test")
+		p.expectStreamError("policy-violation")
+	})
+	t.Run("own domain", func(t *testing.T) {
+		addr := start(t, "")
+		p := dialRaw(t, addr, "b.test", "b.test", true)
+		claim(p, "b.test")
+		if c := dialbackError(p, "b.test"); c != "policy-violation" {
+			t.Fatalf("a claim to be the server itself: %q, want policy-violation at once", c)
+		}
+	})
+	t.Run("blocked domain in its other form", func(t *testing.T) {
+		// One domain, listed by its A-label and claimed by its U-label,
+		// and the other way round (RFC 7622 §3.2: the same domain).
+		addr := start(t, `blocked_domains = ["xn--bcher-kva.test", "MÜLLER.test."]`)
+		for from, prepared := range map[string]string{"bücher.test": "bücher.test", "BÜCHER.test": "bücher.test", "xn--mller-kva.test": "müller.test"} {
+			p := dialRaw(t, addr, from, "b.test", true)
+			claim(p, from)
+			if c := dialbackError(p, prepared); c != "policy-violation" {
+				t.Fatalf("%s with the domain blocked in another form: %q", from, c)
+			}
+		}
+	})
+	t.Run("across the server", func(t *testing.T) {
+		addr := start(t, "max_verifications = 1")
+		p := dialRaw(t, addr, "d5.test", "b.test", true)
+		q := dialRaw(t, addr, "d6.test", "b.test", true)
+		claim(p, "d5.test")
+		time.Sleep(100 * time.Millisecond)
+		claim(q, "d6.test")
+		if c := dialbackError(q, "d6.test"); c != "resource-constraint" {
+			t.Fatalf("second verification with max_verifications = 1: %q", c)
+		}
+	})
+}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/idna"
 
 	"parley/internal/certs"
 	"parley/internal/config"
@@ -63,6 +64,9 @@ type Service struct {
 	accept stream.Acceptor[*inConn]
 	// drains runs the outgoing streams' writers' drains (stream.DrainPool).
 	drains *stream.DrainPool
+	// verifications holds a token per dialback verification in progress
+	// (s2s.max_verifications).
+	verifications chan struct{}
 
 	conns    *prometheus.CounterVec // authenticated pairs by direction and method
 	failures *prometheus.CounterVec // by direction and reason
@@ -96,8 +100,9 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 	s := &Service{
 		cfg: cfg, router: r, certs: cm, metrics: m, log: log.With("component", "s2s"),
 		keys: dialback.NewKeys(secret), roots: roots, resolver: net.DefaultResolver, now: time.Now,
-		drains: stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger),
-		direct: make(map[net.Listener]bool), out: make(map[string]map[string]*outConn),
+		drains:        stream.NewDrainPool(stream.DefaultDrainIdle, stream.DefaultDrainLinger),
+		verifications: make(chan struct{}, max(cfg.S2S.MaxVerifications, 1)),
+		direct:        make(map[net.Listener]bool), out: make(map[string]map[string]*outConn),
 		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_s2s_authenticated_total", Help: "Server-to-server domain pairs authenticated, by direction and method.",
 		}, []string{"direction", "method"}),
@@ -420,8 +425,12 @@ func (s *Service) clientTLS(local, remote string, direct bool) *tls.Config {
 	if s.cfg.TLS.MinVersion == "1.3" {
 		minV = tls.VersionTLS13
 	}
+	sni := remote
+	if a, err := idna.Lookup.ToASCII(remote); err == nil {
+		sni = a // SNI carries A-labels (RFC 6066 §3)
+	}
 	c := &tls.Config{
-		ServerName:         remote,
+		ServerName:         sni,
 		MinVersion:         minV,
 		InsecureSkipVerify: true, // checked by verdict(); see above
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {

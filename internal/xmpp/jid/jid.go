@@ -15,6 +15,7 @@
 package jid
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"unicode/utf8"
@@ -244,6 +245,22 @@ func (j JID) IsZero() bool { return j.full == "" }
 
 // IsBare reports whether j is a valid JID without a resourcepart.
 func (j JID) IsBare() bool { return !j.IsZero() && int(j.dEnd) == len(j.full) }
+
+// PrepareDomain returns domain in the form a JID's domainpart has after
+// preparation (RFC 7622 §3.2: lower case, U-labels for internationalised
+// labels, no trailing dot), so that lists of domains written in any form
+// (an A-label "xn--..." or a U-label, upper case, a trailing dot) compare
+// equal to the domains of parsed addresses.
+func PrepareDomain(domain string) (string, error) {
+	j, err := Parse(domain)
+	if err != nil {
+		return "", err
+	}
+	if !j.IsDomain() {
+		return "", errors.New("jid: not a domain")
+	}
+	return j.Domain(), nil
+}
 
 // IsDomain reports whether j consists of a domainpart only (a server or
 // component address): no localpart and no resourcepart.
