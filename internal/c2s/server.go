@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -282,7 +283,7 @@ func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.El
 			case "error", "headline":
 				continue
 			}
-			if isCarbon(el) || archivedFor(el, sess.jid.Bare()) {
+			if isCarbon(el) || isQueryResult(el) || archivedFor(el, sess.jid.Bare()) {
 				continue
 			}
 			s.router.Route(ctx, el)
@@ -300,6 +301,18 @@ func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.El
 func isCarbon(el *xml.Element) bool {
 	for _, ch := range el.Children {
 		if e, ok := ch.(*xml.Element); ok && e.Space == nsCarbons && (e.Local == "received" || e.Local == "sent") {
+			return true
+		}
+	}
+	return false
+}
+
+// isQueryResult reports whether el is one result of an XEP-0313 archive
+// query: an answer to that session's query, which no other session (and
+// no later login, from offline storage) asked for.
+func isQueryResult(el *xml.Element) bool {
+	for _, ch := range el.Children {
+		if e, ok := ch.(*xml.Element); ok && e.Local == "result" && strings.HasPrefix(e.Space, "urn:xmpp:mam:") {
 			return true
 		}
 	}

@@ -460,3 +460,31 @@ func TestSMResumeCountsStanzaInFlight(t *testing.T) {
 	// The old connection is told it lost the session.
 	alice.ExpectStreamError("conflict")
 }
+
+// Results of an archive query that the session never acknowledged are
+// not handed to offline storage when it ends: they answered that
+// session's query, and stored they would be replayed to every later login
+// (and fill the offline quota).
+func TestSMTimeoutDropsArchiveResults(t *testing.T) {
+	ts := testserver.Start(t, "[c2s.stream_management]\nresume_timeout = \"1s\"\n")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	alice, _ := smClient(t, ts, "alice", "a")
+	bob := ts.Online(t, "bob", "password1", "b")
+	for i := range 3 {
+		bob.Send("<message to='alice@localhost' type='chat'><body>m%d</body></message>", i)
+	}
+	expectBodies(t, alice, "m0", "m1", "m2")
+	alice.Send("<a xmlns='%s' h='1'/>", nsSM) // the presence; the rest stays unacknowledged
+	alice.Send("<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='catchup'/></iq>")
+	for range 3 {
+		alice.Expect(func(el *xml.Element) bool { return el.Child("urn:xmpp:mam:2", "result") != nil })
+	}
+	alice.ExpectStanza("iq", "id=q")
+	cut(alice)
+	waitFor(t, "the detached session to expire", func() bool {
+		return len(ts.Router().Sessions(jid.MustParse("alice@localhost"))) == 0
+	})
+	if n, err := ts.Store().Offline().Count(context.Background(), "alice@localhost"); err != nil || n != 0 {
+		t.Fatalf("%d stanzas stored offline after the session ended (%v), want none: archive results and archived messages alike", n, err)
+	}
+}
