@@ -60,9 +60,11 @@ type inConn struct {
 	mu       sync.Mutex
 	verified map[pairKey]string // → method
 	pending  map[pairKey]bool
-	claims   int               // domain pairs this stream asked to verify (max_dialback_domains)
-	verdicts map[string]string // peer domain → certificate verdict
-	started  time.Time
+	claims   int // domain pairs this stream asked to verify (max_dialback_domains)
+	// authFailures counts failed SASL EXTERNAL attempts (saslFailure).
+	authFailures int
+	verdicts     map[string]string // peer domain → certificate verdict
+	started      time.Time
 }
 
 func newInConn(s *Service, nc net.Conn, direct bool) *inConn {
@@ -407,8 +409,18 @@ func (c *inConn) setConn(nc net.Conn, st *tls.ConnectionState) {
 	c.wmu.Unlock()
 }
 
+// saslFailure answers a failed SASL EXTERNAL attempt; after
+// limits.max_auth_failures of them the stream ends, as a client stream
+// does, rather than let a peer try on forever.
 func (c *inConn) saslFailure(cond string) error {
-	return c.write(xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond)))
+	if err := c.write(xml.New(nsSASL, "failure").Append(xml.New(nsSASL, cond))); err != nil {
+		return err
+	}
+	c.authFailures++
+	if c.authFailures >= c.s.cfg.Limits.MaxAuthFailures {
+		return &streamErr{stanza.StreamPolicyViolation, "too many failed authentication attempts"}
+	}
+	return nil
 }
 
 // auth is SASL EXTERNAL for servers (XEP-0178): the authorization

@@ -448,6 +448,13 @@ func TestStreamAttacks(t *testing.T) {
 			t.Fatalf("got %s", r)
 		}
 	})
+	t.Run("SASL EXTERNAL retried without end", func(t *testing.T) {
+		p := dialRaw(t, bAddr, "a.test", "b.test", true)
+		for range 20 {
+			p.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+		}
+		p.expectStreamError("policy-violation") // after limits.max_auth_failures
+	})
 	t.Run("wrong content namespace", func(t *testing.T) {
 		nc, err := net.Dial("tcp", bAddr)
 		if err != nil {
