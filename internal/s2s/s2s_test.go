@@ -263,21 +263,7 @@ func TestUnreachableBouncesAndQueueBound(t *testing.T) {
 }
 
 func TestTimeoutBouncesRemoteServerTimeout(t *testing.T) {
-	// A listener that accepts and never answers.
-	ln, err := net.Listen("tcp", loopback()+":5269")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent := silentListener(t)
 	ts := testserver.Start(t, fmt.Sprintf(`admin_socket = "-"
 [[host]]
 domain = "a.test"
@@ -287,7 +273,7 @@ listen = ["%s:5269"]
 connect_timeout = "500ms"
 [s2s.routes]
 "silent.test" = %q
-`, loopback(), ln.Addr().String()))
+`, loopback(), silent))
 	ts.AddUser(t, "alice@a.test", "alice-password")
 	alice := ts.Online(t, "alice@a.test", "alice-password", "home")
 	alice.Send("<message to='x@silent.test' id='t1'><body>1</body></message>")
