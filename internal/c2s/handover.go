@@ -41,7 +41,7 @@ const handoverTimeout = 5 * time.Second
 // there is no such session (unknown, another account's, ending, already
 // moving) and *router.HandoverRefused when h acknowledges more than was
 // sent; the session then stays as it was.
-func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(router.HandoverOutcome), error) {
+func (srv *Server) HandOver(ctx context.Context, bare jid.JID, previd string, h uint32) (*router.Handover, func(router.HandoverOutcome), error) {
 	if !srv.smOn() {
 		return nil, nil, router.ErrNoHandover
 	}
@@ -50,8 +50,9 @@ func (srv *Server) HandOver(_ context.Context, bare jid.JID, previd string, h ui
 		return nil, nil, router.ErrNoHandover
 	}
 	s.mu.Lock()
-	s.waitHandledLocked()
-	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
+	if !s.waitHandledLocked(ctx) || s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
+		// ctx ended while a stanza was in flight: the node that asked
+		// has given up, and the session stays where it is.
 		s.mu.Unlock()
 		return nil, nil, router.ErrNoHandover
 	}

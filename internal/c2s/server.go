@@ -283,7 +283,7 @@ func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.El
 			case "error", "headline":
 				continue
 			}
-			if isCarbon(el) || isQueryResult(el) || archivedFor(el, sess.jid.Bare()) {
+			if isCarbon(el) || isQueryResult(el, sess.jid.Bare()) || archivedFor(el, sess.jid.Bare()) {
 				continue
 			}
 			s.router.Route(ctx, el)
@@ -307,10 +307,15 @@ func isCarbon(el *xml.Element) bool {
 	return false
 }
 
-// isQueryResult reports whether el is one result of an XEP-0313 archive
-// query: an answer to that session's query, which no other session (and
-// no later login, from offline storage) asked for.
-func isQueryResult(el *xml.Element) bool {
+// isQueryResult reports whether el is one result of an XEP-0313 query of
+// owner's archive: an answer to that session's query, which no other
+// session (and no later login, from offline storage) asked for. Only the
+// account's own archive sends them from its bare JID, so a contact cannot
+// make its message look like one.
+func isQueryResult(el *xml.Element, owner jid.JID) bool {
+	if el.Attr("from") != owner.String() {
+		return false
+	}
 	for _, ch := range el.Children {
 		if e, ok := ch.(*xml.Element); ok && e.Local == "result" && strings.HasPrefix(e.Space, "urn:xmpp:mam:") {
 			return true

@@ -288,18 +288,26 @@ func (c *conn) endHandling(stanza bool) {
 }
 
 // waitHandledLocked waits, releasing s.mu, until no stanza from the
-// client is in flight, so that the h a takeover reports counts it. s.mu
-// is held; the caller checks the session's state again afterwards.
-func (s *session) waitHandledLocked() {
+// client is in flight, so that the h a takeover reports counts it; it
+// reports false when ctx ends first (routing that waits on storage can
+// take long: the takeover then fails rather than hang). s.mu is held
+// again on return; the caller checks the session's state again.
+func (s *session) waitHandledLocked(ctx context.Context) bool {
 	for s.handling {
 		if s.handled == nil {
 			s.handled = make(chan struct{})
 		}
 		ch := s.handled
 		s.mu.Unlock()
-		<-ch
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return false
+		}
 		s.mu.Lock()
 	}
+	return true
 }
 
 // handleSMPreBind handles XEP-0198 elements after authentication and
@@ -361,8 +369,14 @@ func (c *conn) resumeWith(el *xml.Element, wrap func(full jid.JID, resumed *xml.
 	}
 	w := c.newSessionWriter(s)
 	c.installWriter(w)
+	wctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.Limits.WriteTimeout.Duration)
+	defer cancel()
 	s.mu.Lock()
-	s.waitHandledLocked()
+	if !s.waitHandledLocked(wctx) {
+		s.mu.Unlock()
+		c.uninstallWriter(w)
+		return sm.Failed("resource-constraint", 0, false)
+	}
 	if s.closing || s.ending || s.moving || s.sm == nil || s.sm.id != previd {
 		s.mu.Unlock()
 		c.uninstallWriter(w)

@@ -89,7 +89,10 @@ var (
 // UTF-8 (compared prepared, RFC 6120 §13.7.1.4).
 func certNames(c *x509.Certificate, domain string) bool {
 	ascii, err := idna.Lookup.ToASCII(domain)
-	if err == nil && c.VerifyHostname(ascii) == nil {
+	if err != nil {
+		ascii = domain // an IP literal, say: Go's matcher takes it as it is
+	}
+	if c.VerifyHostname(ascii) == nil {
 		return true
 	}
 	for _, a := range xmppAddrs(c) {

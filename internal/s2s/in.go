@@ -60,7 +60,7 @@ type inConn struct {
 	mu       sync.Mutex
 	verified map[pairKey]string // → method
 	pending  map[pairKey]bool
-	claims   int // domain pairs this stream asked to verify (max_dialback_domains)
+	claimed  map[pairKey]bool // domain pairs this stream asked to verify (max_dialback_domains)
 	// authFailures counts failed SASL EXTERNAL attempts (saslFailure).
 	authFailures int
 	verdicts     map[string]string // peer domain → certificate verdict
@@ -70,7 +70,7 @@ type inConn struct {
 func newInConn(s *Service, nc net.Conn, direct bool) *inConn {
 	return &inConn{
 		s: s, raw: nc, nc: nc, direct: direct, done: make(chan struct{}),
-		verified: map[pairKey]string{}, pending: map[pairKey]bool{}, verdicts: map[string]string{},
+		verified: map[pairKey]string{}, pending: map[pairKey]bool{}, claimed: map[pairKey]bool{}, verdicts: map[string]string{},
 		started: s.now(),
 	}
 }
@@ -489,20 +489,25 @@ func (c *inConn) dbResult(el *xml.Element) error {
 	// stanzas that follow all compare the same form of a name (an
 	// internationalised domain claimed by its U-label is the domain an
 	// A-label in blocked_domains names).
+	//
+	// On the wire (the db:verify to the authoritative server, the answer
+	// to this db:result) the domains stay as the peer wrote them: the key
+	// is a hash over its strings, and it matches answers by them.
 	key := strings.TrimSpace(el.Text())
+	wireFrom, wireTo := strings.ToLower(el.Attr("from")), strings.ToLower(el.Attr("to"))
 	from, ferr := jid.PrepareDomain(el.Attr("from"))
 	to, terr := jid.PrepareDomain(el.Attr("to"))
 	if ferr != nil || terr != nil || key == "" {
 		return &streamErr{stanza.StreamImproperAddressing, "db:result needs a 'from' domain, a 'to' domain and a key"}
 	}
 	if !c.s.isLocal(to) {
-		return c.write(dialback.Error("result", to, from, "", stanza.ItemNotFound))
+		return c.write(dialback.Error("result", wireTo, wireFrom, "", stanza.ItemNotFound))
 	}
 	pol := c.s.policy(to)
 	refuse := func(reason string) error {
 		c.s.failures.WithLabelValues("in", reason).Inc()
 		c.s.log.Info("refused incoming dialback by policy", "local", to, "remote", from, "reason", reason, "addr", c.remoteAddr())
-		return c.write(dialback.Error("result", to, from, "", stanza.PolicyViolation))
+		return c.write(dialback.Error("result", wireTo, wireFrom, "", stanza.PolicyViolation))
 	}
 	if ok, reason := pol.permits(from); !ok {
 		return refuse(reason)
@@ -525,12 +530,12 @@ func (c *inConn) dbResult(el *xml.Element) error {
 	tooMany, overLife := false, false
 	switch {
 	case busy:
-	case c.claims >= lim.MaxDialbackDomains:
-		overLife = true
+	case !c.claimed[k] && len(c.claimed) >= lim.MaxDialbackDomains:
+		overLife = true // a retry of a pair already claimed is no new one
 	case len(c.pending) >= lim.MaxDialbackPending:
 		tooMany = true
 	default:
-		c.claims++
+		c.claimed[k] = true
 		c.pending[k] = true
 	}
 	c.mu.Unlock()
@@ -542,7 +547,7 @@ func (c *inConn) dbResult(el *xml.Element) error {
 		return &streamErr{stanza.StreamPolicyViolation, "too many domains claimed on one stream"}
 	case tooMany:
 		c.s.failures.WithLabelValues("in", "too-many-pending").Inc()
-		return c.write(dialback.Error("result", to, from, "", stanza.ResourceConstraint))
+		return c.write(dialback.Error("result", wireTo, wireFrom, "", stanza.ResourceConstraint))
 	}
 	// Each verification may open a stream to the claimed domain: a
 	// bounded number run across the server.
@@ -553,7 +558,7 @@ func (c *inConn) dbResult(el *xml.Element) error {
 		delete(c.pending, k)
 		c.mu.Unlock()
 		c.s.failures.WithLabelValues("in", "too-many-verifications").Inc()
-		return c.write(dialback.Error("result", to, from, "", stanza.ResourceConstraint))
+		return c.write(dialback.Error("result", wireTo, wireFrom, "", stanza.ResourceConstraint))
 	}
 	method := MethodDialback
 	v := VerdictNone
@@ -564,7 +569,7 @@ func (c *inConn) dbResult(el *xml.Element) error {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.S2S.ConnectTimeout.Duration)
 		defer cancel()
-		ok, err := c.s.verify(ctx, to, from, c.id, key)
+		ok, err := c.s.verify(ctx, to, from, wireTo, wireFrom, c.id, key)
 		<-c.s.verifications
 		select {
 		case <-c.done:
@@ -582,21 +587,21 @@ func (c *inConn) dbResult(el *xml.Element) error {
 			}
 			c.s.failures.WithLabelValues("in", reason).Inc()
 			c.s.log.Info("dialback verification failed", "local", to, "remote", from, "err", err)
-			_ = c.write(dialback.Error("result", to, from, "", cond))
+			_ = c.write(dialback.Error("result", wireTo, wireFrom, "", cond))
 		case ok:
 			// Record the pair before answering: the peer sends its queued
 			// stanzas as soon as it reads type='valid', and the reader
 			// goroutine must already accept them (otherwise a fast peer
 			// meets not-authorized).
 			c.verifiedPair(k, method, v)
-			_ = c.write(dialback.Result(to, from, "valid", ""))
+			_ = c.write(dialback.Result(wireTo, wireFrom, "valid", ""))
 		default:
 			c.mu.Lock()
 			delete(c.pending, k)
 			c.mu.Unlock()
 			c.s.failures.WithLabelValues("in", "dialback-invalid").Inc()
 			c.s.log.Warn("dialback key rejected by the authoritative server", "local", to, "remote", from, "addr", c.remoteAddr())
-			_ = c.write(dialback.Result(to, from, "invalid", ""))
+			_ = c.write(dialback.Result(wireTo, wireFrom, "invalid", ""))
 		}
 	}()
 	return nil

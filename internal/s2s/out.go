@@ -612,7 +612,7 @@ func (o *outConn) onVerify(el *xml.Element) {
 
 // verify sends db:verify for (local, id, key) once the stream is ready
 // and waits for the authoritative answer.
-func (o *outConn) verify(ctx context.Context, local, id, key string) (bool, error) {
+func (o *outConn) verify(ctx context.Context, local, remote, id, key string) (bool, error) {
 	select {
 	case <-o.readyCh:
 	case <-o.doneCh:
@@ -630,7 +630,7 @@ func (o *outConn) verify(ctx context.Context, local, id, key string) (bool, erro
 	o.verifies[k] = ch
 	w := o.w
 	o.mu.Unlock()
-	req := wire(dialback.Verify(local, o.remote, id, "", key))
+	req := wire(dialback.Verify(local, remote, id, "", key))
 	o.s.traceEl("out", "send", o.remote, req)
 	w.Send(req)
 	select {

@@ -564,12 +564,14 @@ connect_timeout = "700ms"
 			got[r.Attr("to")] = r.String()
 		}
 		for _, d := range []string{"d1.test", "d2.test"} {
-			if !strings.Contains(got[d], "remote-server-timeout") {
+			// The verification's deadline and the stream's connect
+			// timeout are the same: either error may come first.
+			if !strings.Contains(got[d], "remote-server-timeout") && !strings.Contains(got[d], "remote-server-not-found") {
 				t.Fatalf("%s: %q", d, got[d])
 			}
 		}
 		claim(p, "d3.test") // the third domain of the stream's life
-		if c := dialbackError(p, "d3.test"); c != "remote-server-timeout" {
+		if c := dialbackError(p, "d3.test"); c != "remote-server-timeout" && c != "remote-server-not-found" {
 			t.Fatalf("d3 after the others: %q", c)
 		}
 		claim(p, "d4.test")
@@ -587,10 +589,11 @@ connect_timeout = "700ms"
 		// One domain, listed by its A-label and claimed by its U-label,
 		// and the other way round (RFC 7622 §3.2: the same domain).
 		addr := start(t, `blocked_domains = ["xn--bcher-kva.test", "MÜLLER.test."]`)
-		for from, prepared := range map[string]string{"bücher.test": "bücher.test", "BÜCHER.test": "bücher.test", "xn--mller-kva.test": "müller.test"} {
+		for _, from := range []string{"bücher.test", "BÜCHER.test", "xn--mller-kva.test"} {
 			p := dialRaw(t, addr, from, "b.test", true)
 			claim(p, from)
-			if c := dialbackError(p, prepared); c != "policy-violation" {
+			// The answer names the domains as the peer wrote them.
+			if c := dialbackError(p, strings.ToLower(from)); c != "policy-violation" {
 				t.Fatalf("%s with the domain blocked in another form: %q", from, c)
 			}
 		}

@@ -386,7 +386,12 @@ func (s *Service) outStreamsLocked() []*outConn {
 // db:verify needs a stream to the authoritative server, not an
 // authenticated pair, so any live stream to remote will do; only when
 // there is none is one started for local.
-func (s *Service) verify(ctx context.Context, local, remote, streamID, key string) (bool, error) {
+//
+// local and remote are prepared domains, which find the stream to the
+// authoritative server; wireLocal and wireRemote are the same domains as
+// the originating server wrote them, which the db:verify carries (the
+// key was computed over those strings).
+func (s *Service) verify(ctx context.Context, local, remote, wireLocal, wireRemote, streamID, key string) (bool, error) {
 	s.mu.Lock()
 	o := s.anyOutLocked(remote)
 	s.mu.Unlock()
@@ -396,7 +401,7 @@ func (s *Service) verify(ctx context.Context, local, remote, streamID, key strin
 			return false, err
 		}
 	}
-	return o.verify(ctx, local, streamID, key)
+	return o.verify(ctx, wireLocal, wireRemote, streamID, key)
 }
 
 // bounce returns an error to the sender of a stanza that could not leave.
