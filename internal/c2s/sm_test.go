@@ -488,3 +488,35 @@ func TestSMTimeoutDropsArchiveResults(t *testing.T) {
 		t.Fatalf("%d stanzas stored offline after the session ended (%v), want none: archive results and archived messages alike", n, err)
 	}
 }
+
+// The wait for a stanza in flight is bounded: when its routing outlasts
+// limits.write_timeout (stuck on storage, say), the resumption fails with
+// resource-constraint rather than hang, and the session stays where it is.
+func TestSMResumeWaitIsBounded(t *testing.T) {
+	ts := testserver.Start(t, "[limits]\nwrite_timeout = \"1s\"\n")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	entered, release := make(chan struct{}), make(chan struct{})
+	off := ts.Router().Host("localhost").Stanzas.On("out/message", 0, func(ev *module.StanzaEvent) bool {
+		if ev.Stanza.ChildText("", "body") == "stuck" {
+			close(entered)
+			<-release
+		}
+		return false
+	})
+	defer off()
+	alice, id := smClient(t, ts, "alice", "phone")
+	alice.Send("<message to='bob@localhost' type='chat'><body>stuck</body></message>")
+	<-entered
+	again := ts.Authenticated(t, "alice", "password1")
+	again.Send("<resume xmlns='%s' previd='%s' h='0'/>", nsSM, id)
+	f := again.Expect(func(el *xml.Element) bool { return el.Space == nsSM })
+	close(release)
+	if f.Local != "failed" || f.Child("urn:ietf:params:xml:ns:xmpp-stanzas", "resource-constraint") == nil {
+		t.Fatalf("resumption while a stanza is stuck in routing: %s, want failed with resource-constraint", f)
+	}
+	// The session is still alice's phone, on its own connection.
+	alice.Send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := alice.ExpectStanza("iq", "id=p"); r.Attr("type") != "result" {
+		t.Fatalf("the session after the failed resumption: %s", r)
+	}
+}
