@@ -14,13 +14,14 @@ import (
 	"parley/internal/xmpp/jid"
 )
 
+const sessionUsage = "usage: parley session list [HOST] [--json] [--config FILE] | parley session end JID [--config FILE]"
+
 // cmdSession implements "parley session list|end": it asks the running
 // server over the admin socket for its bound client sessions, or to end
 // some (as the web console's and XEP-0133's "end user session" do).
 func cmdSession(args []string) int {
-	const use = "usage: parley session list [HOST] [--json] [--config FILE] | parley session end JID [--config FILE]"
 	if len(args) == 0 || (args[0] != "list" && args[0] != "end") {
-		fmt.Fprintln(os.Stderr, use)
+		fmt.Fprintln(os.Stderr, sessionUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("session", flag.ContinueOnError)
@@ -41,14 +42,13 @@ func cmdSession(args []string) int {
 // sessionCommand runs "session list" or "session end" (sub) against the
 // server running with cfg, writing results to out.
 func sessionCommand(cfg *config.Config, sub string, pos []string, asJSON bool, out io.Writer) int {
-	const use = "usage: parley session list [HOST] [--json] [--config FILE] | parley session end JID [--config FILE]"
 	hc, ok := runningServer(cfg)
 	if !ok {
 		return 1
 	}
 	if sub == "end" {
 		if len(pos) != 1 {
-			fmt.Fprintln(os.Stderr, use)
+			fmt.Fprintln(os.Stderr, sessionUsage)
 			return 2
 		}
 		j, err := jid.Parse(pos[0])
@@ -69,7 +69,7 @@ func sessionCommand(cfg *config.Config, sub string, pos []string, asJSON bool, o
 		return 0
 	}
 	if len(pos) > 1 {
-		fmt.Fprintln(os.Stderr, use)
+		fmt.Fprintln(os.Stderr, sessionUsage)
 		return 2
 	}
 	q := ""

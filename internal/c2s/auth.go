@@ -347,11 +347,7 @@ func (c *conn) handleLegacyAuth(iq, q *xml.Element) (done bool, err error) {
 // brute-force limiter) and in metrics.
 func (c *conn) countFailure(mech, cond string) {
 	c.failures++
-	if c.attempt != nil {
-		c.attempt.Fail() // recorded when the attempt ends
-	} else {
-		c.srv.limiter.Fail(c.t.RemoteAddr())
-	}
+	c.attempt.Fail() // recorded when the attempt ends (nil: an address the limiter does not track)
 	c.srv.metrics.AuthFailures.WithLabelValues(mech).Inc()
 	c.srv.log.Info("c2s: authentication failed", "remote", c.t.RemoteAddr().String(), "mechanism", mech, "condition", cond, "failures", c.failures)
 	delay := c.srv.cfg.Limits.AuthFailureDelay.Duration << (c.failures - 1)
