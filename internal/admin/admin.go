@@ -7,10 +7,14 @@
 // behaves the same and leaves the same audit line whichever way it is
 // asked for.
 //
-// The package decides nothing about who may act: callers check
-// module.Host.IsAdmin first. What it guarantees is that every operation
-// performed through it is logged once with the actor, the front end and
-// the target, and never with a password or message text.
+// Callers check module.Host.IsAdmin first: whether the actor administers
+// the host at all. What the package adds is the rule that spans hosts:
+// an administrator of some hosts may not reset, disable, delete or end
+// the sessions of an account that administers a host the actor does not
+// (ErrOutranked), or a delegated administrator could take over a
+// server-wide one. And every operation performed through it is logged
+// once with the actor, the front end and the target, never with a
+// password or message text.
 package admin
 
 import (
@@ -53,6 +57,17 @@ var (
 	ErrExists = storage.ErrExists
 )
 
+// OutrankedError refuses an operation on an account that administers a
+// host the actor does not administer.
+type OutrankedError struct {
+	Target jid.JID
+	Host   string
+}
+
+func (e *OutrankedError) Error() string {
+	return e.Target.String() + " administers " + e.Host + ", which you do not administer"
+}
+
 // InputError is a request the caller should refuse as malformed (a JID of
 // another host, an empty password).
 type InputError struct{ Msg string }
@@ -62,10 +77,27 @@ func (e *InputError) Error() string { return e.Msg }
 func bad(format string, args ...any) error { return &InputError{Msg: fmt.Sprintf(format, args...)} }
 
 // Actor is who performs an operation and through which front end ("xmpp"
-// for ad-hoc commands, "web" for the console).
+// for ad-hoc commands, "web" for the console, "cli" for the command line
+// through the admin socket, which has no JID: whoever can reach the
+// socket runs the server).
 type Actor struct {
 	JID jid.JID
 	Via string
+}
+
+// mayManage returns an *OutrankedError when target administers a host
+// that a does not. An account acting on itself and the command line are
+// never refused.
+func (o *Ops) mayManage(ctx context.Context, a Actor, target jid.JID) error {
+	if a.JID.Local() == "" || a.JID.Bare() == target.Bare() {
+		return nil
+	}
+	for _, h := range o.h.Router.Hosts() {
+		if h.IsAdmin(ctx, target) && !h.IsAdmin(ctx, a.JID) {
+			return &OutrankedError{Target: target.Bare(), Host: h.Domain}
+		}
+	}
+	return nil
 }
 
 // Ops are the administrative operations on one host.
@@ -151,6 +183,9 @@ func (o *Ops) DeleteUser(ctx context.Context, a Actor, j jid.JID) error {
 	if o.Directory() {
 		return ErrDirectory
 	}
+	if err := o.mayManage(ctx, a, j); err != nil {
+		return err
+	}
 	ctx = context.WithoutCancel(ctx)
 	if err := o.h.Store.Accounts().Delete(ctx, o.h.Domain, j.Local()); err != nil {
 		return err
@@ -168,6 +203,9 @@ func (o *Ops) DeleteUser(ctx context.Context, a Actor, j jid.JID) error {
 func (o *Ops) SetDisabled(ctx context.Context, a Actor, j jid.JID, disabled bool) error {
 	if o.Directory() {
 		return ErrDirectory
+	}
+	if err := o.mayManage(ctx, a, j); err != nil {
+		return err
 	}
 	if err := o.h.Store.Accounts().SetDisabled(ctx, o.h.Domain, j.Local(), disabled); err != nil {
 		return err
@@ -192,6 +230,9 @@ func (o *Ops) SetDisabled(ctx context.Context, a Actor, j jid.JID, disabled bool
 // On a directory host with [directory] password_write the password is set
 // in the directory instead (setDirectoryPassword), under the same policy.
 func (o *Ops) SetPassword(ctx context.Context, a Actor, j jid.JID, password string) error {
+	if err := o.mayManage(ctx, a, j); err != nil {
+		return err
+	}
 	if o.Directory() {
 		return o.setDirectoryPassword(ctx, a, j, password)
 	}
@@ -436,6 +477,9 @@ func describe(s module.Session) Session {
 func (o *Ops) EndSessions(ctx context.Context, a Actor, j jid.JID) (int, error) {
 	if j.Local() == "" || j.Domain() != o.h.Domain {
 		return 0, bad("%q is not a JID of an account of %s", j.String(), o.h.Domain)
+	}
+	if err := o.mayManage(ctx, a, j); err != nil {
+		return 0, err
 	}
 	var ss []module.Session
 	if j.Resource() == "" {

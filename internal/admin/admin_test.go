@@ -94,3 +94,55 @@ func TestSessionsCarryTheClientAddress(t *testing.T) {
 		t.Errorf("address = %q, want the client's loopback address", ss[0].Address)
 	}
 }
+
+// A delegated administrator (of one host) may not reset, disable, delete
+// or end the sessions of an account that administers a host it does not:
+// with the password of a server-wide administrator it would own them all.
+func TestDelegatedAdminCannotManageHigherAdmin(t *testing.T) {
+	ts := testserver.Start(t, `
+[[host]]
+domain = "localhost"
+admins = ["dele@localhost", "root@localhost"]
+[[host]]
+domain = "other.test"
+admins = ["root@localhost"]
+`)
+	for _, u := range []string{"dele", "root", "carol"} {
+		ts.AddUser(t, u, "password123")
+	}
+	ops := admin.For(ts.Hosts()[0])
+	dele := admin.Actor{JID: jid.MustParse("dele@localhost"), Via: "test"}
+	root := jid.MustParse("root@localhost")
+	ctx := t.Context()
+	var oe *admin.OutrankedError
+	if err := ops.SetPassword(ctx, dele, root, "Hijacked-123"); !errors.As(err, &oe) || oe.Host != "other.test" {
+		t.Errorf("password reset of a higher admin: %v", err)
+	}
+	if err := ops.SetDisabled(ctx, dele, root, true); !errors.As(err, &oe) {
+		t.Errorf("disable of a higher admin: %v", err)
+	}
+	if _, err := ops.EndSessions(ctx, dele, jid.MustParse("root@localhost/r")); !errors.As(err, &oe) {
+		t.Errorf("ending a higher admin's session: %v", err)
+	}
+	if err := ops.DeleteUser(ctx, dele, root); !errors.As(err, &oe) {
+		t.Errorf("delete of a higher admin: %v", err)
+	}
+	if ok, err := ops.Exists(ctx, root); !ok || err != nil {
+		t.Fatalf("root is gone: %v %v", ok, err)
+	}
+	// What stays allowed: the delegated admin on ordinary accounts and on
+	// itself, the server-wide admin on the delegated one, the command line
+	// on anyone.
+	if err := ops.SetPassword(ctx, dele, jid.MustParse("carol@localhost"), "password456"); err != nil {
+		t.Errorf("delegated admin on a user: %v", err)
+	}
+	if err := ops.SetPassword(ctx, dele, jid.MustParse("dele@localhost"), "password456"); err != nil {
+		t.Errorf("delegated admin on itself: %v", err)
+	}
+	if err := ops.SetDisabled(ctx, admin.Actor{JID: root, Via: "test"}, jid.MustParse("dele@localhost"), true); err != nil {
+		t.Errorf("server admin on a delegated admin: %v", err)
+	}
+	if err := ops.SetPassword(ctx, admin.Actor{Via: "cli"}, root, "password789"); err != nil {
+		t.Errorf("command line: %v", err)
+	}
+}

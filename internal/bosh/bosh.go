@@ -83,8 +83,9 @@ type Config struct {
 	// c2s's writer then times out, and the stream ends as on a TCP
 	// connection whose peer stopped reading.
 	MaxQueuedBytes int
-	// ReadTimeout bounds reading one request body (default 10s): the
-	// slow-loris defence for bodies.
+	// ReadTimeout bounds reading one request body (the server passes
+	// https.read_timeout; default 10s): the slow-loris defence for
+	// bodies.
 	ReadTimeout time.Duration
 	// OriginPatterns lists the web origins (host patterns such as
 	// "chat.example.com" or "*.example.com", "*" for any) whose pages may

@@ -260,6 +260,33 @@ func TestKeySequence(t *testing.T) {
 	}
 }
 
+// A request waiting for a gap in the rids (§14.2) is taken over only by
+// an exact copy: another request of its rid with a wrong key (someone who
+// learnt the sid) ends the session (§15.4) and gets none of the answer
+// meant for the client.
+func TestWaitingRequestNeedsItsKey(t *testing.T) {
+	_, e := start(t, bosh.Config{})
+	k := keys("a seed", 5)
+	c, r := create(t, e, "newkey='"+k[4]+"'")
+	if r.status != http.StatusOK {
+		t.Fatalf("creation: %s", r)
+	}
+	first, second := c.nextRID(), c.nextRID()
+	legit := e.async(t, c.body(second, "key='"+k[2]+"'", "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHBhc3N3b3JkMQ==</auth>"))
+	c.waitHeld(0, 1)
+	bad := e.post(t, c.body(second, "key='bogus'", ""))
+	if !bad.terminated("item-not-found") {
+		t.Fatalf("a copy with a wrong key: %s", bad)
+	}
+	if bytes.Contains(bad.raw, []byte("success")) {
+		t.Fatalf("the wrong key got the client's answer: %s", bad)
+	}
+	e.post(t, c.body(first, "key='"+k[3]+"'", ""))
+	if r := <-legit; bytes.Contains(r.raw, []byte("success")) {
+		t.Fatalf("the session went on after a wrong key: %s", r)
+	}
+}
+
 // Bodies that are not one well-formed <body/> of the httpbind namespace
 // get 400 with bad-request (XEP-0124 §17).
 func TestMalformedBodies(t *testing.T) {
@@ -360,6 +387,22 @@ func TestEmptyPollFlood(t *testing.T) {
 	}
 	if r := <-first; r.status != http.StatusOK || len(r.body.Children) != 0 {
 		t.Fatalf("first empty poll: %s", r)
+	}
+	waitUntil(t, 5*time.Second, "the session to end", func() bool { return e.h.Sessions() == 0 })
+}
+
+// In a polling session (hold 0) each poll is answered at once; the one
+// that comes too soon after an empty answer gets the policy-violation
+// itself (it used to be answered empty, the error lost, the session
+// ended silently).
+func TestPollingTooFastIsTold(t *testing.T) {
+	_, e := start(t, bosh.Config{Polling: 2 * time.Second})
+	c, _ := create(t, e, "hold='0'")
+	if r := e.post(t, c.body(c.nextRID(), "", "")); r.status != http.StatusOK || r.body.Attr("type") == "terminate" {
+		t.Fatalf("first poll: %s", r)
+	}
+	if r := e.post(t, c.body(c.nextRID(), "", "")); !r.terminated("policy-violation") {
+		t.Fatalf("second poll, too soon: %s", r)
 	}
 	waitUntil(t, 5*time.Second, "the session to end", func() bool { return e.h.Sessions() == 0 })
 }

@@ -289,7 +289,15 @@ func (s *session) handle(req *request) chan reply {
 		// so an attacker learns nothing about the window's place.
 		s.fail(req, condItemNotFound)
 	case s.waiting[req.rid] != nil:
-		s.takeOver(s.waiting[req.rid], req)
+		// A retransmission is an exact copy: with keys in use, a request
+		// of this rid carrying another key is not the client's (§15.4),
+		// or anyone who learnt the sid could take the answer meant for
+		// the client.
+		if w := s.waiting[req.rid]; w.key == req.key {
+			s.takeOver(w, req)
+		} else {
+			s.fail(req, condItemNotFound)
+		}
 	case len(s.held)+len(s.waiting)+1 > limit:
 		// More simultaneous requests than 'requests' (§11).
 		s.fail(req, condPolicyViolation)
@@ -379,6 +387,13 @@ func (s *session) process(req *request) {
 		s.prev = req
 		return
 	}
+	if s.pollTooSoon(req) {
+		// The previous poll was answered before this one came: in a
+		// polling session (hold 0) this one would be answered at once
+		// below, leaving no request to carry the error.
+		s.fail(req, condPolicyViolation)
+		return
+	}
 	s.idleFor = s.inactivity // a pause lasts until the next request
 	s.held = append(s.held, req)
 	if len(s.out) > 0 && !s.held[0].terminate {
@@ -399,15 +414,20 @@ func (s *session) process(req *request) {
 		s.held[0].exempt = true
 		s.answer(s.held[0], true, report)
 	}
-	if req.emptyPoll() && s.polling > 0 && s.prev != nil && s.prev.emptyPoll() &&
-		s.prev.answered && s.prev.answeredEmpty && !s.prev.exempt &&
-		req.arrived.Sub(s.prev.arrived) < s.polling {
-		// Two empty polls closer than 'polling', the first answered
-		// empty because the second came (§11, §12).
+	if s.pollTooSoon(req) {
+		// The previous poll was answered empty because this one came.
 		s.fail(req, condPolicyViolation)
 		return
 	}
 	s.prev = req
+}
+
+// pollTooSoon: two empty polls closer than 'polling', the first answered
+// empty (§11, §12).
+func (s *session) pollTooSoon(req *request) bool {
+	return req.emptyPoll() && s.polling > 0 && s.prev != nil && s.prev.emptyPoll() &&
+		s.prev.answered && s.prev.answeredEmpty && !s.prev.exempt &&
+		req.arrived.Sub(s.prev.arrived) < s.polling
 }
 
 // keyMatches checks a key of the sequence against the previous one:

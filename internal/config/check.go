@@ -195,7 +195,33 @@ func (c *Config) Redacted() *Config {
 	if r.Directory.BindPassword != "" {
 		r.Directory.BindPassword = hidden
 	}
+	if r.Cluster.NATSPassword != "" {
+		r.Cluster.NATSPassword = hidden
+	}
+	if r.Cluster.NATSToken != "" {
+		r.Cluster.NATSToken = hidden
+	}
+	r.Cluster.NATSURLs = make([]string, len(c.Cluster.NATSURLs))
+	for i, u := range c.Cluster.NATSURLs {
+		r.Cluster.NATSURLs[i] = redactNATSURL(u)
+	}
 	return &r
+}
+
+// redactNATSURL hides the credentials a NATS URL may carry: the password
+// of user:password@, or the whole of a lone userinfo, which NATS takes
+// as a token.
+func redactNATSURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return s
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return scheme + "://(redacted)" + rest[at:]
+	}
+	return scheme + "://" + user + ":(redacted)" + rest[at:]
 }
 
 // redactDSN hides the password of a URL-style or key=value DSN.

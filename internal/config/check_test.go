@@ -74,11 +74,22 @@ secret = "compsecret"
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.S2S.DialbackSecret = "dbsecret"
+	c.Directory.BindPassword = "bindsecret"
+	c.Cluster.NATSPassword = "natspass"
+	c.Cluster.NATSToken = "natstoken"
+	c.Cluster.NATSURLs = []string{"nats://natsuser:urlsecret@n1:4222", "tls://urltoken@n2:4222", "nats://n3:4222"}
 	b, err := c.Redacted().Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"hunter2", "compsecret"} {
+	if !strings.Contains(string(b), "nats://natsuser:(redacted)@n1:4222") || !strings.Contains(string(b), "nats://n3:4222") {
+		t.Errorf("NATS URLs not kept apart from their credentials:\n%s", b)
+	}
+	if c.Cluster.NATSURLs[0] != "nats://natsuser:urlsecret@n1:4222" {
+		t.Fatal("Redacted changed the original's NATS URLs")
+	}
+	for _, secret := range []string{"hunter2", "compsecret", "dbsecret", "bindsecret", "natspass", "natstoken", "urlsecret", "urltoken"} {
 		if strings.Contains(string(b), secret) {
 			t.Errorf("effective config shows %q", secret)
 		}

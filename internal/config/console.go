@@ -17,8 +17,12 @@ type Console struct {
 	// busy (default 8h).
 	MaxAge Duration `toml:"max_age"`
 	// MaxSessions bounds the console sessions held at once; when full, the
-	// oldest is ended (default 10000).
+	// one unused longest is ended (default 10000).
 	MaxSessions int `toml:"max_sessions"`
+	// MaxSessionsPerAccount bounds one account's console sessions; a
+	// further login ends that account's oldest (default 5). Without it,
+	// any account could fill the table and so log every administrator out.
+	MaxSessionsPerAccount int `toml:"max_sessions_per_account"`
 	// LogLines is how many recent log lines the server keeps in memory for
 	// the console's log page (default 1000).
 	LogLines int `toml:"log_lines"`
@@ -48,6 +52,7 @@ func (c *Config) applyConsoleDefaults() {
 	setDur(&k.IdleTimeout, 30*time.Minute)
 	setDur(&k.MaxAge, 8*time.Hour)
 	setInt(&k.MaxSessions, 10000)
+	setInt(&k.MaxSessionsPerAccount, 5)
 	setInt(&k.LogLines, 1000)
 	setInt(&k.PageSize, 50)
 	setInt(&k.MaxArchiveExport, 100000)
@@ -58,6 +63,9 @@ func (c *Config) validateConsole(bad func(string, ...any)) {
 	k := c.Console
 	if k.IdleTimeout.Duration < time.Minute || k.MaxAge.Duration < k.IdleTimeout.Duration {
 		bad("console: need idle_timeout >= 1m and max_age >= idle_timeout")
+	}
+	if k.MaxSessionsPerAccount < 1 {
+		bad("console.max_sessions_per_account: %d is not positive", k.MaxSessionsPerAccount)
 	}
 	if k.MaxSessions < 1 || k.LogLines < 1 || k.LogLines > 100000 || k.PageSize < 1 || k.PageSize > 1000 || k.MaxArchiveExport < 1 {
 		bad("console: need max_sessions >= 1, 1 <= log_lines <= 100000, 1 <= page_size <= 1000, max_archive_export >= 1")

@@ -104,8 +104,12 @@ func (c *Console) accountPassword(q *req) {
 		c.done(q, "The password could not be changed; try again later.", "/account/")
 		return
 	}
-	// Other browsers logged in with the old password are logged out.
+	// Other browsers logged in with the old password are logged out; this
+	// one goes on with the account's new stamp.
 	c.sessions.endUser(q.user, q.tok)
+	if stamp, err := accountStamp(q.ctx, h, q.user); err == nil {
+		c.sessions.restamp(q.sess, stamp)
+	}
 	c.done(q, "Your password is changed. Your XMPP clients need the new one the next time they log in.", "/account/")
 }
 

@@ -45,9 +45,12 @@ func (q *req) target(field string) (*admin.Ops, jid.JID) {
 // explain turns an error of the admin layer into a message for the page.
 func explain(err error) string {
 	var ie *admin.InputError
+	var oe *admin.OutrankedError
 	switch {
 	case errors.As(err, &ie):
 		return ie.Msg
+	case errors.As(err, &oe):
+		return "Refused: " + oe.Error() + "."
 	case passpolicy.IsViolation(err):
 		return "The password does not meet the policy: " + err.Error() + "."
 	case errors.Is(err, admin.ErrDirectory):
@@ -63,7 +66,8 @@ func explain(err error) string {
 func (c *Console) fail(q *req, what string, err error, to string) {
 	if !errors.Is(err, admin.ErrNotFound) && !errors.Is(err, admin.ErrExists) && !errors.Is(err, admin.ErrDirectory) && !passpolicy.IsViolation(err) {
 		var ie *admin.InputError
-		if !errors.As(err, &ie) {
+		var oe *admin.OutrankedError
+		if !errors.As(err, &ie) && !errors.As(err, &oe) {
 			c.d.Log.Error("console: "+what, "admin", q.user.String(), "err", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 )
 
@@ -46,13 +47,11 @@ func (c *Console) loginPost(area string) func(*req) {
 		user := strings.TrimSpace(q.r.PostForm.Get("jid"))
 		pw := q.r.PostForm.Get("password")
 		j, err := jid.Parse(user)
-		known := false
+		var h *module.Host
 		if err == nil && j.Local() != "" && j.Resource() == "" {
-			for _, h := range c.d.Hosts {
-				known = known || h.Domain == j.Domain()
-			}
+			h = c.hostOf(j)
 		}
-		if !known || pw == "" {
+		if h == nil || pw == "" {
 			c.d.Log.Info("console: login refused", "remote", q.r.RemoteAddr, "reason", "not an account address of this server")
 			c.showLogin(q, user, "Wrong address or password.", http.StatusUnauthorized)
 			return
@@ -69,17 +68,33 @@ func (c *Console) loginPost(area string) func(*req) {
 			c.showLogin(q, user, "Wrong address or password.", http.StatusUnauthorized)
 			return
 		}
+		stamp, err := accountStamp(q.ctx, h, j)
+		if err != nil {
+			c.d.Log.Error("console: login", "user", j.Bare().String(), "err", err)
+			c.showLogin(q, user, "The server cannot check passwords right now. Try again later.", http.StatusServiceUnavailable)
+			return
+		}
 		// Rotation: whatever session the browser had ends; the login gets
 		// a new token, so a token planted before the login is worthless.
 		if q.tok != "" {
 			c.sessions.end(q.tok)
 		}
-		tok, _ := c.sessions.create(j.Bare())
+		tok, _ := c.sessions.create(j.Bare(), stamp)
 		setCookie(q.w, sessionCookie, tok, 0)
 		setCookie(q.w, loginCookie, "", -1)
 		c.d.Log.Info("console: login", "user", j.Bare().String(), "remote", q.r.RemoteAddr, "area", area)
 		http.Redirect(q.w, q.r, "/"+area+"/", http.StatusSeeOther)
 	}
+}
+
+// hostOf returns the host of j's domain, or nil.
+func (c *Console) hostOf(j jid.JID) *module.Host {
+	for _, h := range c.d.Hosts {
+		if h.Domain == j.Domain() {
+			return h
+		}
+	}
+	return nil
 }
 
 func (c *Console) logout(area string) func(*req) {

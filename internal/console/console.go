@@ -16,6 +16,7 @@ package console
 import (
 	"context"
 	"embed"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -105,7 +106,7 @@ func New(d Deps) (*Console, error) {
 	cfg := d.Config.Console
 	c := &Console{
 		d: d, cfg: cfg,
-		sessions: newSessions(cfg.IdleTimeout.Duration, cfg.MaxAge.Duration, cfg.MaxSessions, d.Now),
+		sessions: newSessions(cfg.IdleTimeout.Duration, cfg.MaxAge.Duration, cfg.MaxSessions, cfg.MaxSessionsPerAccount, d.Now),
 		stop:     make(chan struct{}), stopped: make(chan struct{}),
 	}
 	c.stats = newSampler(d.Gatherer, d.Hosts, d.Now)
@@ -414,16 +415,42 @@ func (c *Console) newReq(w http.ResponseWriter, r *http.Request, p string) *req 
 		return q
 	}
 	q.user = q.sess.user
+	q.userHost = c.hostOf(q.user)
+	if !c.sessionStands(q) {
+		q.sess, q.user, q.userHost = nil, jid.JID{}, nil
+		return q
+	}
 	for _, h := range c.d.Hosts {
-		if h.Domain == q.user.Domain() {
-			q.userHost = h
-		}
 		if h.IsAdmin(q.ctx, q.user) {
 			q.adminHosts = append(q.adminHosts, h)
 		}
 	}
 	q.serverAdmin = len(q.adminHosts) == len(c.d.Hosts) && len(c.d.Hosts) > 0
 	return q
+}
+
+// sessionStands checks q's session against its account as it is now
+// (accountStamp): a session whose account was deleted, re-created,
+// disabled or given a new password since the login ends. When storage
+// cannot be asked, the request is served as anonymous (fail closed) and
+// the session kept for the next one.
+func (c *Console) sessionStands(q *req) bool {
+	if q.userHost == nil {
+		c.sessions.end(q.tok)
+		return false
+	}
+	stamp, err := accountStamp(q.ctx, q.userHost, q.user)
+	switch {
+	case errors.Is(err, errAccountGone):
+	case err != nil:
+		c.d.Log.Error("console: checking the session's account", "user", q.user.String(), "err", err)
+		return false
+	case stamp == c.sessions.stampOf(q.sess):
+		return true
+	}
+	c.sessions.end(q.tok)
+	c.d.Log.Info("console: session ended", "user", q.user.String(), "reason", "account deleted, disabled or its password changed since the login")
+	return false
 }
 
 // host returns the host the request names (?host= or the form's host)

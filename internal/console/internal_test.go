@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -38,9 +39,9 @@ func TestLoginOutcomes(t *testing.T) {
 func TestSessionsExpireAndStayBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { return now }
-	s := newSessions(10*time.Minute, time.Hour, 3, clock)
+	s := newSessions(10*time.Minute, time.Hour, 3, 10, clock)
 	alice := jid.MustParse("alice@example.com")
-	tok, sess := s.create(alice)
+	tok, sess := s.create(alice, "")
 	if s.get(tok) != sess || s.get("nonsense") != nil || s.get("") != nil {
 		t.Fatal("lookup")
 	}
@@ -50,7 +51,7 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 		t.Fatal("an idle session survived")
 	}
 	// Absolute expiry even when busy.
-	tok, _ = s.create(alice)
+	tok, _ = s.create(alice, "")
 	for range 7 {
 		now = now.Add(9 * time.Minute)
 		s.get(tok)
@@ -62,7 +63,7 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 	var toks []string
 	for range 4 {
 		now = now.Add(time.Second)
-		tk, _ := s.create(alice)
+		tk, _ := s.create(alice, "")
 		toks = append(toks, tk)
 	}
 	if s.get(toks[0]) != nil || s.get(toks[3]) == nil || len(s.m) != 3 {
@@ -78,6 +79,45 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 		if string(k[:]) == toks[3] {
 			t.Fatal("a raw token is a key")
 		}
+	}
+}
+
+// One account's logins end its own oldest session, never another
+// account's: an ordinary user logging in again and again cannot log the
+// administrators out. When the whole table is full, the session unused
+// longest goes, not the busy administrator's.
+func TestOneAccountCannotLogOthersOut(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	s := newSessions(10*time.Minute, time.Hour, 6, 2, clock)
+	admin, carol := jid.MustParse("admin@example.com"), jid.MustParse("carol@example.com")
+	adminTok, _ := s.create(admin, "")
+	var carols []string
+	for range 50 {
+		now = now.Add(time.Second)
+		tk, _ := s.create(carol, "")
+		carols = append(carols, tk)
+	}
+	if s.get(adminTok) == nil {
+		t.Fatal("another account's logins ended the administrator's session")
+	}
+	if s.countLocked(carol) != 2 || s.get(carols[49]) == nil || s.get(carols[48]) == nil || s.get(carols[47]) != nil {
+		t.Fatalf("carol holds %d sessions, not her 2 newest", s.countLocked(carol))
+	}
+	now = now.Add(time.Second)
+	s.get(carols[49])
+	// Full table (6): four more accounts with one session each. The
+	// administrator keeps working; the session unused longest goes.
+	for i := range 4 {
+		now = now.Add(time.Second)
+		s.create(jid.MustParse(fmt.Sprintf("u%d@example.com", i)), "")
+		s.get(adminTok)
+	}
+	if len(s.m) != 6 || s.get(adminTok) == nil {
+		t.Fatalf("table of %d; administrator's session alive: %v", len(s.m), s.get(adminTok) != nil)
+	}
+	if s.get(carols[48]) != nil {
+		t.Error("the session unused longest was kept while the table was full")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/sasl"
 	"parley/internal/testserver"
 )
 
@@ -301,3 +302,68 @@ func plain(user, password string) string {
 }
 
 var _ = net.IPv4len
+
+// TestSessionsFollowTheAccount: a console session ends when its account is
+// deleted, disabled or given a new password by any path, not only the
+// console's own pages (here: straight in storage, as `parley user` does
+// without the admin socket), and never carries over to a new account
+// created under the same name.
+func TestSessionsFollowTheAccount(t *testing.T) {
+	ts := start(t, "")
+	ctx := t.Context()
+	accts := ts.Store().Accounts()
+	stillIn := func(b *browser) bool {
+		st, _ := b.get("/account/")
+		return st == http.StatusOK
+	}
+
+	alice := loggedIn(t, ts, "account", "alice@localhost")
+	creds, _ := sasl.DeriveCredentials("Another-pass-456", 4096)
+	if err := accts.SetCredentials(ctx, "localhost", "alice", creds); err != nil {
+		t.Fatal(err)
+	}
+	if stillIn(alice) {
+		t.Error("the session outlived a password change made elsewhere")
+	}
+
+	bob := loggedIn(t, ts, "account", "bob@localhost")
+	if err := accts.SetDisabled(ctx, "localhost", "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if stillIn(bob) {
+		t.Error("the session outlived disabling the account")
+	}
+	if err := accts.SetDisabled(ctx, "localhost", "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if stillIn(bob) {
+		t.Error("re-enabling the account brought the old session back")
+	}
+
+	carol := loggedIn(t, ts, "account", "carol@other.test")
+	if err := accts.Delete(ctx, "other.test", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	ts.AddUser(t, "carol@other.test", pw)
+	if stillIn(carol) {
+		t.Error("the session of a deleted account works for the new account of that name")
+	}
+
+	// An untouched account's session goes on, and so does the one that
+	// changed its own password (its other sessions end).
+	admin := loggedIn(t, ts, "account", "admin@localhost")
+	other := loggedIn(t, ts, "account", "admin@localhost")
+	if !stillIn(admin) {
+		t.Fatal("an untouched session ended")
+	}
+	st, body, _ := admin.post("/account/password", "current", pw, "password", "Brand-New-pass-789", "password2", "Brand-New-pass-789")
+	if st != http.StatusSeeOther {
+		t.Fatalf("own password change: %d %s", st, body)
+	}
+	if !stillIn(admin) {
+		t.Error("the session that changed its own password ended")
+	}
+	if stillIn(other) {
+		t.Error("another session of the account survived its password change")
+	}
+}

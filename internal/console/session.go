@@ -26,7 +26,11 @@ const (
 // session is one logged-in browser. Only the hash of its token is kept,
 // so the table never holds a usable cookie.
 type session struct {
-	user     jid.JID // bare
+	user jid.JID // bare
+	// stamp is the account's accountStamp at login: a session stands only
+	// while the account still matches it (not deleted, re-created under
+	// the same name, disabled or given a new password, whichever way).
+	stamp    string
 	csrf     string
 	created  time.Time
 	lastSeen time.Time
@@ -34,18 +38,19 @@ type session struct {
 }
 
 // sessions is the server-side session table: idle and absolute expiry,
-// bounded in size (the oldest is ended when full).
+// bounded in size per account (the account's oldest is ended) and in all
+// (the one unused longest is ended).
 type sessions struct {
 	idle, maxAge time.Duration
-	max          int
+	max, perUser int
 	now          func() time.Time
 
 	mu sync.Mutex
 	m  map[[32]byte]*session
 }
 
-func newSessions(idle, maxAge time.Duration, max int, now func() time.Time) *sessions {
-	return &sessions{idle: idle, maxAge: maxAge, max: max, now: now, m: make(map[[32]byte]*session)}
+func newSessions(idle, maxAge time.Duration, max, perUser int, now func() time.Time) *sessions {
+	return &sessions{idle: idle, maxAge: maxAge, max: max, perUser: perUser, now: now, m: make(map[[32]byte]*session)}
 }
 
 func randomToken() string {
@@ -56,26 +61,47 @@ func randomToken() string {
 
 func tokenKey(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
-// create starts a session for user and returns its token.
-func (s *sessions) create(user jid.JID) (string, *session) {
+// create starts a session for user, whose account has stamp, and returns
+// its token.
+func (s *sessions) create(user jid.JID, stamp string) (string, *session) {
 	tok := randomToken()
 	now := s.now()
-	sess := &session{user: user.Bare(), csrf: randomToken(), created: now, lastSeen: now}
+	sess := &session{user: user.Bare(), stamp: stamp, csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(now)
+	for s.countLocked(sess.user) >= s.perUser {
+		s.evictLocked(func(v *session) (time.Time, bool) { return v.created, v.user == sess.user })
+	}
 	for len(s.m) >= s.max {
-		var oldest [32]byte
-		var at time.Time
-		for k, v := range s.m {
-			if at.IsZero() || v.created.Before(at) {
-				oldest, at = k, v.created
-			}
-		}
-		delete(s.m, oldest)
+		s.evictLocked(func(v *session) (time.Time, bool) { return v.lastSeen, true })
 	}
 	s.m[tokenKey(tok)] = sess
 	return tok, sess
+}
+
+func (s *sessions) countLocked(user jid.JID) int {
+	n := 0
+	for _, v := range s.m {
+		if v.user == user {
+			n++
+		}
+	}
+	return n
+}
+
+// evictLocked ends the session with the earliest time among those pick
+// accepts.
+func (s *sessions) evictLocked(pick func(*session) (time.Time, bool)) {
+	var victim [32]byte
+	var at time.Time
+	found := false
+	for k, v := range s.m {
+		if t, ok := pick(v); ok && (!found || t.Before(at)) {
+			victim, at, found = k, t, true
+		}
+	}
+	delete(s.m, victim)
 }
 
 // get returns the live session of tok and marks it used.
@@ -117,6 +143,21 @@ func (s *sessions) endUser(user jid.JID, except string) {
 			delete(s.m, k)
 		}
 	}
+}
+
+// restamp records the account's new stamp in sess (after its own
+// password change, which keeps the session that made it).
+func (s *sessions) restamp(sess *session, stamp string) {
+	s.mu.Lock()
+	sess.stamp = stamp
+	s.mu.Unlock()
+}
+
+// stampOf reads sess's stamp.
+func (s *sessions) stampOf(sess *session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sess.stamp
 }
 
 func (s *sessions) expireLocked(now time.Time) {

@@ -100,4 +100,8 @@ type Router interface {
 	AddComponent(domain string, c Component) Component
 	// RemoveComponent unroutes domain if it is still served by c.
 	RemoveComponent(domain string, c Component)
+	// Hosts returns every virtual host of the server (rights that span
+	// hosts, such as whether an account administers a host its
+	// administrator does not, need all of them).
+	Hosts() []*Host
 }

@@ -195,6 +195,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 			MaxWait: hc.BOSHMaxWait.Duration, Inactivity: hc.BOSHInactivity.Duration,
 			MaxPause: hc.BOSHMaxPause.Duration, Polling: hc.BOSHPolling.Duration,
 			MaxHold: hc.BOSHMaxHold, MaxSessionsPerIP: hc.BOSHMaxSessionsPerIP,
+			ReadTimeout:        hc.ReadTimeout.Duration,
 			OriginPatterns:     hc.BOSHOrigins,
 			RateBytesPerSecond: lim.RateBytesPerSecond, RateBurstBytes: lim.RateBurstBytes,
 			WriteTimeout: lim.WriteTimeout.Duration,

@@ -130,9 +130,12 @@ func actor(req *Request) admin.Actor { return admin.Actor{JID: req.From, Via: "x
 // failed turns an error of the admin layer into the command's answer.
 func (a *Adhoc) failed(what string, j jid.JID, err error) Response {
 	var ie *admin.InputError
+	var oe *admin.OutrankedError
 	switch {
 	case errors.As(err, &ie):
 		return badRequest(ie.Msg)
+	case errors.As(err, &oe):
+		return Response{Err: &stanza.Error{Condition: stanza.Forbidden, Text: oe.Error()}}
 	case passpolicy.IsViolation(err):
 		return Response{Err: &stanza.Error{Condition: stanza.NotAcceptable, Text: "the password does not meet the policy: " + err.Error()}}
 	case errors.Is(err, admin.ErrDirectory):

@@ -23,6 +23,7 @@ func (r *routes) Route(_ context.Context, el *xml.Element)               { r.got
 func (r *routes) Sessions(jid.JID) []module.Session                      { return nil }
 func (r *routes) Session(jid.JID) module.Session                         { return nil }
 func (r *routes) MessageTargets(jid.JID, string) []module.Session        { return nil }
+func (r *routes) Hosts() []*module.Host                                  { return nil }
 func (r *routes) IsLocal(d string) bool                                  { return d == "example.test" || d == "conference.example.test" }
 func (r *routes) AddComponent(string, module.Component) module.Component { return nil }
 func (r *routes) RemoveComponent(string, module.Component)               {}

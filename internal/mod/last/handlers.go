@@ -39,11 +39,14 @@ func (l *Last) uptime(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 
 // account answers a query to an account's bare JID (§3). Only the account
 // itself and entities allowed to see its presence may ask; everybody else
-// gets forbidden, which §3 mandates. An account with an available resource
-// is active now: seconds='0' and no text, as §3 recommends. An account that
-// never logged out since records began has no answer: item-not-found (the
-// XEP names no condition for this; it is the truthful one and does not
-// reveal more than forbidden would to authorized requesters).
+// gets forbidden, which §3 mandates. An account with a connected or
+// available resource is active now: seconds='0' and no text, which §3
+// makes a MUST for "at least one connected or available resource" (so a
+// session that has sent no presence counts, and an account asking about
+// itself always has one: the asking session). An account that never
+// logged out since records began has no answer: item-not-found (the XEP
+// names no condition for this; it is the truthful one and does not reveal
+// more than forbidden would to authorized requesters).
 func (l *Last) account(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 	owner := ev.To.Bare()
 	ok, err := l.h.MaySeePresence(ev.Ctx, owner, ev.From)
@@ -54,10 +57,8 @@ func (l *Last) account(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 	if !ok {
 		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, "")
 	}
-	for _, s := range l.h.Router.Sessions(owner) {
-		if module.Available(s) {
-			return stanza.IQResult(ev.Stanza, query(0, ""))
-		}
+	if len(l.h.Router.Sessions(owner)) > 0 {
+		return stanza.IQResult(ev.Stanza, query(0, ""))
 	}
 	b, err := l.h.Store.KV().Get(ev.Ctx, kvBucket, owner.String(), kvKey)
 	var rec record
@@ -72,6 +73,41 @@ func (l *Last) account(ev *module.StanzaEvent, _ *xml.Element) *xml.Element {
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
 	return stanza.IQResult(ev.Stanza, query(time.Since(time.Unix(rec.Unix, 0)), rec.Status))
+}
+
+// guardFull answers a last-activity request to a full JID of the host
+// from anyone not allowed to see the account's presence with forbidden,
+// from the server, and does not deliver it (§4: the server "MUST NOT
+// deliver the IQ-get to an available resource but instead MUST return a
+// <forbidden/> error"). It does so whether or not that resource is
+// connected: an answer that differed would tell the requester what §8
+// forbids it to learn, the user's network availability. A full JID of an
+// account that does not exist gets service-unavailable, as its bare JID
+// does (RFC 6121 §8.5.1). Everything else (authorised requesters, other
+// payloads, results and errors) goes on to the core, which delivers it.
+func (l *Last) guardFull(ev *module.StanzaEvent) bool {
+	if ev.Stanza.Attr("type") != stanza.TypeGet {
+		return false
+	}
+	if q := ev.Stanza.FirstElement(); q == nil || q.Space != NS || q.Local != "query" {
+		return false
+	}
+	owner := ev.To.Bare()
+	ok, err := l.h.MaySeePresence(ev.Ctx, owner, ev.From)
+	if err != nil {
+		l.h.Log.Warn("last: roster lookup", "owner", owner.String(), "err", err)
+		ev.Reply(stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, ""))
+		return true
+	}
+	if ok {
+		return false
+	}
+	cond := stanza.Forbidden
+	if exists, err := l.h.AccountExists(ev.Ctx, owner.Local()); err == nil && !exists && len(l.h.Router.Sessions(owner)) == 0 {
+		cond = stanza.ServiceUnavailable
+	}
+	ev.Reply(stanza.ErrorReply(ev.Stanza, cond, ""))
+	return true
 }
 
 // onOutPresence remembers the status of a broadcast unavailable presence

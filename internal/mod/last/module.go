@@ -1,7 +1,9 @@
 // Package last implements XEP-0012 Last Activity for the server (its
 // uptime) and for accounts' bare JIDs (how long ago the account's last
 // session ended, and the status it left with). Queries to full JIDs are
-// client idle-time queries, which the core routes to the client.
+// client idle-time queries, which the core routes to the client when the
+// requester may see the account's presence; anyone else gets forbidden
+// from the server (§4).
 package last
 
 import (
@@ -26,6 +28,11 @@ const (
 // chain.
 const observePriority = 1 << 20
 
+// guardPriority runs the full-JID check after the blocking and federation
+// filters (1000 and more), which answer a blocked or refused sender their
+// own way, and before the core's delivery.
+const guardPriority = 100
+
 // Last is the module of one host.
 type Last struct {
 	h    *module.Host
@@ -44,11 +51,13 @@ func New(h *module.Host) (module.Module, error) {
 func (*Last) Name() string { return "last" }
 
 // Start registers the IQ handlers (which announce jabber:iq:last on the
-// host and on accounts) and the hooks that record logouts.
+// host and on accounts), the check of requests to full JIDs and the hooks
+// that record logouts.
 func (l *Last) Start(context.Context) error {
 	l.h.RegisterIQ(stanza.TypeGet, module.TargetHost, NS, l.uptime)
 	l.h.RegisterIQ(stanza.TypeGet, module.TargetBare, NS, l.account)
 	l.offs = append(l.offs,
+		l.h.Stanzas.On("iq/full", guardPriority, l.guardFull),
 		l.h.Stanzas.On("out/presence", observePriority, l.onOutPresence),
 		l.h.Sessions.On(module.EventSessionUnbound, 0, l.onUnbound),
 	)
