@@ -1018,6 +1018,7 @@ func (c *conn) handleStanza(el *xml.Element) error {
 			c.sess.Send(stanza.IQResult(el, nil))
 			return nil
 		}
+		c.sess.noteArchiveQuery(el, to)
 	}
 	c.srv.router.FromSession(c.ctx, c.sess, el, to)
 	return nil

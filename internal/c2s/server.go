@@ -39,6 +39,8 @@ import (
 const (
 	nsCarbons  = "urn:xmpp:carbons:2"
 	nsStanzaID = "urn:xmpp:sid:0"
+	// nsMAMPrefix starts every version's namespace of XEP-0313.
+	nsMAMPrefix = "urn:xmpp:mam:"
 )
 
 // Server accepts client connections.
@@ -79,7 +81,7 @@ type Server struct {
 
 	// resumable finds XEP-0198 sessions by resumption id (sm.go).
 	resumable resumableSessions
-	// stopping is set by Shutdown: a connection lost from then on ends
+	// stopping is set by BeginShutdown: a connection lost from then on ends
 	// its session instead of detaching it.
 	stopping atomic.Bool
 	// idle is the set parked readers wait in (idlewait): no goroutine per
@@ -224,15 +226,33 @@ func (s *Server) streamLimits() xml.Limits {
 	}
 }
 
-// Shutdown stops accepting, closes every stream with <system-shutdown/> and
-// waits for the connections to finish (or ctx to expire).
-func (s *Server) Shutdown(ctx context.Context) {
+// BeginShutdown is the first step of a shutdown, for the server to take
+// while the rest of it still routes (before federation stops): the client
+// listeners stop accepting, a connection lost from now on ends its session
+// instead of detaching it, and every session waiting for a resumption ends
+// now, as if its resumption timeout had run out. Its unacknowledged
+// messages go to offline storage and the senders of its unacknowledged IQ
+// requests get their error replies (RFC 6120 §8.3, XEP-0198 §5) while
+// their streams, local or federated, are still open to carry them: ended
+// after the client streams closed and federation stopped, as they used to
+// be, the replies found nobody. Shutdown calls it too; once is enough.
+func (s *Server) BeginShutdown() {
 	s.mu.Lock()
 	for _, l := range s.listeners {
 		_ = l.Close()
 	}
 	s.mu.Unlock()
 	s.stopping.Store(true)
+	for _, sess := range s.resumable.all() {
+		sess.endDetached(string(stanza.StreamSystemShutdown))
+	}
+}
+
+// Shutdown stops accepting, ends the detached sessions (BeginShutdown),
+// closes every stream with <system-shutdown/> and waits for the
+// connections to finish (or ctx to expire).
+func (s *Server) Shutdown(ctx context.Context) {
+	s.BeginShutdown()
 	for _, c := range s.accept.Close() {
 		c.closeWith("system-shutdown", "")
 	}
@@ -248,9 +268,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 	if s.idle != nil {
 		s.idle.Close()
 	}
-	// Sessions waiting for a resumption have no connection to close; they
-	// end now, so their unacknowledged stanzas are stored or bounced while
-	// storage is still open.
+	// Sessions that detached while BeginShutdown was looking (their
+	// connection lost just before stopping was set), and those whose
+	// connection did not end before ctx: they end now, so their
+	// unacknowledged stanzas are stored or bounced while storage is still
+	// open.
 	for _, sess := range s.resumable.all() {
 		sess.Close(stanza.StreamSystemShutdown, "")
 	}
@@ -263,10 +285,13 @@ func (s *Server) Shutdown(ctx context.Context) {
 // account's other resources or offline storage (§8.5.3.2: a full JID
 // without a session is handled as the bare JID); IQ requests get
 // service-unavailable; presence, IQ responses and error or headline
-// messages are dropped as they would have been. Two kinds of message are
+// messages are dropped as they would have been. Three kinds of message are
 // not routed again: carbon copies (XEP-0280; the original went to another
-// resource) and messages the recipient's archive already holds (XEP-0313,
-// marked with our <stanza-id/>), which the client finds there.
+// resource), results of archive queries this session sent (XEP-0313: of
+// its account's archive, isQueryResult, or of a room's or another archive's,
+// session.answersQuery), which answered a question only this session
+// asked, and messages the recipient's archive already holds (marked with
+// our <stanza-id/>), which the client finds there.
 func (s *Server) undelivered(sess *session, els []*xml.Element) {
 	s.undeliveredIn(sess.ctx, sess, els)
 }
@@ -283,7 +308,7 @@ func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.El
 			case "error", "headline":
 				continue
 			}
-			if isCarbon(el) || isQueryResult(el, sess.jid.Bare()) || archivedFor(el, sess.jid.Bare()) {
+			if isCarbon(el) || isQueryResult(el, sess.jid.Bare()) || sess.answersQuery(el) || archivedFor(el, sess.jid.Bare()) {
 				continue
 			}
 			s.router.Route(ctx, el)
@@ -313,15 +338,17 @@ func isCarbon(el *xml.Element) bool {
 // account's own archive sends them from its bare JID, so a contact cannot
 // make its message look like one.
 func isQueryResult(el *xml.Element, owner jid.JID) bool {
-	if el.Attr("from") != owner.String() {
-		return false
-	}
+	return el.Attr("from") == owner.String() && mamResult(el) != nil
+}
+
+// mamResult returns el's XEP-0313 <result/>, nil if it has none.
+func mamResult(el *xml.Element) *xml.Element {
 	for _, ch := range el.Children {
-		if e, ok := ch.(*xml.Element); ok && e.Local == "result" && strings.HasPrefix(e.Space, "urn:xmpp:mam:") {
-			return true
+		if e, ok := ch.(*xml.Element); ok && e.Local == "result" && strings.HasPrefix(e.Space, nsMAMPrefix) {
+			return e
 		}
 	}
-	return false
+	return nil
 }
 
 // archivedFor reports whether el carries a XEP-0359 <stanza-id/> by owner:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 
 	"parley/internal/module"
@@ -144,7 +145,13 @@ func (s *session) Deliver(el *xml.Element) {
 		s.host.Sessions.Fire(module.EventSessionHeld, &module.SessionEvent{Ctx: s.ctx, Host: s.host, Session: s, Unacked: []*xml.Element{el}})
 	}
 	if full {
-		s.Close(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
+		// Drained, unlike other stream errors: a client this far behind
+		// with its acknowledgements may still be reading, and what was
+		// queued to it (up to this stanza) is written before the error,
+		// within write_timeout. It all stays unacknowledged, so the
+		// session's end still hands it on as undelivered (offline
+		// storage, error replies): written and kept, never neither.
+		s.CloseDrained(stanza.StreamResourceConstraint, "too many unacknowledged stanzas")
 	}
 }
 
@@ -157,7 +164,8 @@ func (s *session) Close(cond stanza.StreamCondition, text string) {
 
 // CloseDrained ends the session with a stream error after writing every
 // stanza already queued: XEP-0077 §3.2 answers <remove/> with a result and
-// then ends the stream with not-authorized, and the result must not be lost.
+// then ends the stream with not-authorized, and the result must not be
+// lost; and a client over max_unacked gets what was queued to it (Deliver).
 func (s *session) CloseDrained(cond stanza.StreamCondition, text string) {
 	s.close(cond, text, true)
 }
@@ -398,4 +406,88 @@ func (vs *values) set(key, value any) {
 		return
 	}
 	*vs = append(*vs, valuePair{key, value})
+}
+
+// archiveQueries are the XEP-0313 queries a session sent to an archive at
+// a bare JID other than its account's own, a chat room's above all: at
+// most maxArchiveQueries, oldest first. A result of one of them that the
+// client never acknowledged, or that reaches the session after it ended,
+// answered this session's question and is dropped then, not routed again
+// (offline storage would replay it to every later login); see
+// Server.undelivered. A result answers a query when it comes from the JID
+// the query went to and carries the query's queryid. Only the archive
+// there can send from that bare JID (a client's stanzas carry its full
+// JID, a room's occupants their occupant JIDs), and only for a query the
+// session issued, so nobody can make a message of theirs disappear by
+// dressing it up as a result. Past the cap the oldest query is forgotten:
+// a result of it still unacknowledged at the end is stored offline, as
+// before this tracking, which costs a replay, never a message. Query ids
+// longer than maxQueryIDBytes are not tracked at all (the same fallback),
+// so the set stays small: at most 16 pairs of a JID and a short id. A
+// session keeps them among its values (archiveQueriesKey), not in a field
+// of its own: most sessions never query another archive, and a field
+// would take every session's struct into the next allocation size class.
+type archiveQueries []archiveQuery
+
+// archiveQueriesKey is the session value holding its archiveQueries.
+type archiveQueriesKey struct{}
+
+// archiveQuery is one query: the archive's JID (canonical) and the
+// queryid ("" when the client gave none; its results carry none either).
+type archiveQuery struct{ archive, id string }
+
+// The bounds of archiveQueries. Clients page through one archive at a
+// time; 16 covers a catch-up over several rooms.
+const (
+	maxArchiveQueries = 16
+	maxQueryIDBytes   = 256
+)
+
+// noteArchiveQuery records iq, a request from the client to to, if it is
+// an archive query of another JID than the account's own (whose results
+// isQueryResult recognises by their sender alone). It runs before the
+// query is routed: a local room answers while it is being routed.
+func (s *session) noteArchiveQuery(iq *xml.Element, to jid.JID) {
+	if iq.Attr("type") != stanza.TypeSet || !to.IsBare() || to == s.jid.Bare() {
+		return
+	}
+	q := iq.FirstElement()
+	if q == nil || q.Local != "query" || !strings.HasPrefix(q.Space, nsMAMPrefix) {
+		return
+	}
+	id := q.Attr("queryid")
+	if len(id) > maxQueryIDBytes {
+		return
+	}
+	// Copies: the element's strings share one allocation with the whole
+	// stanza, which the session must not keep alive.
+	aq := archiveQuery{archive: strings.Clone(to.String()), id: strings.Clone(id)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qs, _ := s.values.get(archiveQueriesKey{}).(archiveQueries)
+	if slices.Contains(qs, aq) {
+		return
+	}
+	if len(qs) == maxArchiveQueries {
+		qs = slices.Delete(qs, 0, 1)
+	}
+	s.values.set(archiveQueriesKey{}, append(qs, aq))
+}
+
+// answersQuery reports whether el is a result of an archive query this
+// session sent (noteArchiveQuery).
+func (s *session) answersQuery(el *xml.Element) bool {
+	res := mamResult(el)
+	if res == nil {
+		return false
+	}
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil || !from.IsBare() {
+		return false
+	}
+	aq := archiveQuery{archive: from.String(), id: res.Attr("queryid")}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qs, _ := s.values.get(archiveQueriesKey{}).(archiveQueries)
+	return slices.Contains(qs, aq)
 }

@@ -64,18 +64,28 @@ func (st *smState) stopTimer() {
 }
 
 // expire ends a detached session whose client did not come back in time.
-// Marking it closing under mu first means a resumption racing the timer
-// either attached before (and expire does nothing) or is refused.
 func (s *session) expire() {
+	if s.endDetached("resumption timeout") {
+		s.srv.log.Debug("c2s: detached session expired", "jid", s.jid.String())
+	}
+}
+
+// endDetached ends s if it is detached (its resumption timeout running
+// out, or a shutdown: Server.BeginShutdown) and reports whether it did:
+// its unacknowledged stanzas are handled as undelivered (messages to
+// offline storage, error replies to the senders of IQ requests). Marking
+// it closing under mu first means a resumption racing it either attached
+// before (and endDetached does nothing) or is refused.
+func (s *session) endDetached(reason string) bool {
 	s.mu.Lock()
 	if s.conn != nil || s.ending || s.moving {
 		s.mu.Unlock() // attached again, ending, or handed over (handover.go)
-		return
+		return false
 	}
 	s.closing = true
 	s.mu.Unlock()
-	s.srv.log.Debug("c2s: detached session expired", "jid", s.jid.String())
-	s.terminate("resumption timeout")
+	s.terminate(reason)
+	return true
 }
 
 // resumableSessions finds sessions by resumption id, server-wide, so a

@@ -16,7 +16,7 @@ type ConnInfo struct {
 	TLS         string    `json:"tls"`
 	Certificate string    `json:"certificate"` // verdict
 	Method      string    `json:"method"`      // sasl-external, dialback-tls, dialback, or "" while authenticating
-	State       string    `json:"state"`       // authenticated, authenticating, negotiating
+	State       string    `json:"state"`       // authenticated, authenticating, negotiating, verifying (out: a stream for db:verify only)
 	Since       time.Time `json:"since"`
 }
 
@@ -30,8 +30,13 @@ func (s *Service) List() []ConnInfo {
 	for _, o := range outs {
 		o.mu.Lock()
 		base := ConnInfo{Direction: "out", Remote: o.remote, Addr: o.addr, TLS: tlsVersion(o.tls), Certificate: o.verdict, Since: o.started}
-		if o.w == nil {
+		switch {
+		case o.w == nil:
 			base.State, base.Local = "negotiating", o.first
+			out = append(out, base)
+		case o.forVerify:
+			// No pair of ours: it carries db:verify requests only.
+			base.State, base.Local = "verifying", o.first
 			out = append(out, base)
 		}
 		for local, p := range o.pairs {

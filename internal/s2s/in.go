@@ -363,7 +363,7 @@ func (c *inConn) handle(el *xml.Element) (restart bool, err error) {
 			c.s.log.Debug("ignoring unsolicited db:verify answer", "remote", c.remoteAddr())
 			return false, nil
 		}
-		return false, c.write(c.s.answerVerify(el))
+		return false, c.write(c.s.answerVerify(el, c.tls != nil))
 	case el.Space == "" && (el.Local == "message" || el.Local == "presence" || el.Local == "iq"):
 		return false, c.stanza(el)
 	case el.Space == stanza.NSStream && el.Local == "error":
@@ -610,13 +610,32 @@ func (c *inConn) dbResult(el *xml.Element) error {
 // answerVerify answers a db:verify request as the authoritative server
 // (XEP-0220 §2.1.3): the key is recomputed from our secret, so nothing
 // needs remembering and a key we never issued cannot match.
-func (s *Service) answerVerify(el *xml.Element) *xml.Element {
+//
+// Where the policy of the domain asked about requires encryption, a
+// request on a stream without TLS gets no verdict: it is refused with
+// policy-violation, as a db:result before TLS is (valid or invalid would
+// tell whoever reads or rewrites the plaintext whether a key holds).
+//
+// We made our keys over prepared domains (ours, and the receiving
+// server's as outConn holds it), so they are checked over the prepared
+// forms of the request's domains: a receiving server that writes them
+// otherwise (A-labels for the U-labels we sent) asks about the same key.
+// The answer names the domains as the request did, which is how the
+// receiving server matches it.
+func (s *Service) answerVerify(el *xml.Element, encrypted bool) *xml.Element {
 	from, to, id := strings.ToLower(el.Attr("from")), strings.ToLower(el.Attr("to")), el.Attr("id")
-	if !s.isLocal(to) {
+	pfrom, ferr := jid.PrepareDomain(from)
+	pto, terr := jid.PrepareDomain(to)
+	if terr != nil || !s.isLocal(pto) {
 		return dialback.Error("verify", to, from, id, stanza.ItemNotFound)
 	}
+	if !encrypted && s.policy(pto).requireTLS {
+		s.failures.WithLabelValues("in", "no-tls").Inc()
+		s.log.Info("refused db:verify without TLS", "local", pto, "remote", from)
+		return dialback.Error("verify", to, from, id, stanza.PolicyViolation)
+	}
 	typ := "invalid"
-	if s.keys.Valid(from, to, id, strings.TrimSpace(el.Text())) {
+	if ferr == nil && s.keys.Valid(pfrom, pto, id, strings.TrimSpace(el.Text())) {
 		typ = "valid"
 	}
 	return dialback.Verify(to, from, id, typ, "")

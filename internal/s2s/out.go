@@ -16,6 +16,7 @@ import (
 
 	"parley/internal/s2s/dialback"
 	"parley/internal/stream"
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -78,7 +79,24 @@ type outConn struct {
 	addr     string
 	streamID string
 	peerDB   bool // the peer speaks dialback
+	// external reports that SASL EXTERNAL authenticated first on this
+	// stream; a pair for first added later is valid at once.
+	external bool
 	started  time.Time
+	// forVerify marks a stream started to carry db:verify to the
+	// authoritative server (Service.verify) that no stanza has used yet.
+	// It has no pair of ours, and once no verification is using it
+	// (verifying) it lingers a little for the next one and then ends
+	// (settle): otherwise every domain a peer claims would leave a stream
+	// open until idle_timeout. The first stanza for it clears the mark
+	// for good.
+	forVerify bool
+	verifying int // Service.verify calls using the stream now
+	// lingering reports that the stream holds one of the service's
+	// linger slots (Service.lingering); lingerGen counts the uses of the
+	// stream, so a linger timer that finds it changed does nothing.
+	lingering bool
+	lingerGen uint64
 	// opened reports that our stream header is out on the current
 	// transport. A new connection or a TLS handshake starts a new stream
 	// that we have not opened yet, and a stream error sent there must be
@@ -87,12 +105,19 @@ type outConn struct {
 	opened bool
 }
 
-func newOutConn(s *Service, remote, local string) *outConn {
+// newOutConn makes the stream to remote with local in its header, which
+// carries local's stanzas, or with forVerify only db:verify requests
+// until a stanza comes for it (no pair of ours is authenticated on a
+// stream nobody asked to send on).
+func newOutConn(s *Service, remote, local string, forVerify bool) *outConn {
 	o := &outConn{
 		s: s, remote: remote, first: local,
 		readyCh: make(chan struct{}), doneCh: make(chan struct{}),
-		pairs: map[string]*outPair{local: {since: s.now()}}, verifies: map[string]chan string{},
-		started: s.now(),
+		pairs: map[string]*outPair{}, verifies: map[string]chan string{},
+		started: s.now(), forVerify: forVerify,
+	}
+	if !forVerify {
+		o.pairs[local] = &outPair{since: s.now()}
 	}
 	o.touch()
 	return o
@@ -114,19 +139,30 @@ func (o *outConn) carries(local string) bool {
 	return !o.closed && o.pairs[local] != nil
 }
 
-// send queues or writes a stanza from local.
-func (o *outConn) send(local string, el *xml.Element) {
+// send queues or writes a stanza from local. It reports false, having
+// done nothing, when the stream has ended: the caller tries a new one.
+func (o *outConn) send(local string, el *xml.Element) bool {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
-		o.s.bounce(el, stanza.RemoteServerNotFound, "")
-		return
+		return false
+	}
+	if o.forVerify {
+		o.forVerify = false // a route now: never closed as unused
+		o.unlingerLocked()
 	}
 	p := o.pairs[local]
 	if p == nil {
 		p = &outPair{since: o.s.now()}
 		o.pairs[local] = p
-		if o.w != nil {
+		switch {
+		case o.w == nil: // still negotiating: run starts the pair
+		case local == o.first && o.external:
+			// A stream opened for verification that authenticated
+			// with SASL EXTERNAL: the header's domain is valid already.
+			p.state, p.method = pairValid, MethodExternal
+			o.authenticatedLocked(local, p)
+		default:
 			o.startPairLocked(local, p)
 		}
 	}
@@ -135,15 +171,16 @@ func (o *outConn) send(local string, el *xml.Element) {
 		o.mu.Unlock()
 		o.touch()
 		w.Send(el)
-		return
+		return true
 	}
 	if len(p.queue) >= o.s.cfg.S2S.QueueSize {
 		o.mu.Unlock()
 		o.s.bounce(el, stanza.ResourceConstraint, "too many stanzas waiting for the connection to "+o.remote)
-		return
+		return true
 	}
 	p.queue = append(p.queue, el)
 	o.mu.Unlock()
+	return true
 }
 
 // run sets the stream up, then reads until it ends.
@@ -179,9 +216,8 @@ func (o *outConn) run() {
 		}
 	}
 	o.mu.Lock()
-	o.w = w
-	if external {
-		p := o.pairs[o.first]
+	o.w, o.external = w, external
+	if p := o.pairs[o.first]; external && p != nil {
 		p.state, p.method = pairValid, MethodExternal
 		o.authenticatedLocked(o.first, p)
 	}
@@ -194,6 +230,9 @@ func (o *outConn) run() {
 	close(o.readyCh)
 	stop := o.watchIdle()
 	defer stop()
+	// A stream for verification whose verifications gave up while it was
+	// set up has nothing to do.
+	o.settle()
 	o.read(dec)
 }
 
@@ -410,6 +449,13 @@ func (o *outConn) handshake(c net.Conn, direct bool) error {
 	return nil
 }
 
+// encrypted reports whether the stream runs over TLS.
+func (o *outConn) encrypted() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tls != nil
+}
+
 func (o *outConn) setVerdict(v string) {
 	o.mu.Lock()
 	o.verdict = v
@@ -559,7 +605,7 @@ func (o *outConn) read(dec *xml.Decoder) {
 		case el.Space == dialback.NS && el.Local == "verify" && el.Attr("type") != "":
 			o.onVerify(el)
 		case el.Space == dialback.NS && el.Local == "verify":
-			o.sendDialback(o.s.answerVerify(el))
+			o.sendDialback(o.s.answerVerify(el, o.encrypted()))
 		case el.Space == stanza.NSStream && el.Local == "error":
 			o.s.log.Info("stream error from peer", "remote", o.remote, "error", el.String())
 			o.failAll(fail("stream-error", errors.New(el.String())))
@@ -594,11 +640,18 @@ func (o *outConn) onResult(el *xml.Element) {
 	o.failPair(local, q, fail(reason, errors.New(o.remote+" rejected our dialback key")))
 }
 
+// onVerify hands the authoritative server's answer to the verification
+// waiting for it. The answer names the domains as our request did, which
+// is as the originating server wrote them (A-labels, say, where o.remote
+// and our domains are prepared): both are compared prepared.
 func (o *outConn) onVerify(el *xml.Element) {
-	if el.Attr("from") != o.remote {
+	from, ferr := jid.PrepareDomain(el.Attr("from"))
+	to, terr := jid.PrepareDomain(el.Attr("to"))
+	if ferr != nil || terr != nil || from != o.remote {
+		o.s.log.Debug("ignoring db:verify answer from another domain", "remote", o.remote, "from", el.Attr("from"))
 		return
 	}
-	k := el.Attr("to") + " " + el.Attr("id")
+	k := to + " " + el.Attr("id")
 	o.mu.Lock()
 	ch := o.verifies[k]
 	delete(o.verifies, k)
@@ -610,27 +663,52 @@ func (o *outConn) onVerify(el *xml.Element) {
 	ch <- el.Attr("type")
 }
 
+// errStreamGone reports that a stream ended before a verification could
+// use it; Service.verify tries another.
+var errStreamGone = errors.New("s2s: outgoing stream ended before the verification was sent")
+
 // verify sends db:verify for (local, id, key) once the stream is ready
-// and waits for the authoritative answer.
-func (o *outConn) verify(ctx context.Context, local, remote, id, key string) (bool, error) {
+// and waits for the authoritative answer. local is our domain prepared,
+// which the answer is matched by; wireLocal and wireRemote are the
+// domains as the originating server wrote them, which the request
+// carries.
+func (o *outConn) verify(ctx context.Context, local, wireLocal, wireRemote, id, key string) (bool, error) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return false, errStreamGone
+	}
+	o.verifying++
+	o.unlingerLocked()
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.verifying--
+		o.mu.Unlock()
+		o.settle()
+	}()
 	select {
 	case <-o.readyCh:
-	case <-o.doneCh:
-		return false, errors.New("s2s: cannot reach the authoritative server of " + o.remote)
-	case <-ctx.Done():
-		return false, ctx.Err()
+	default:
+		select {
+		case <-o.readyCh:
+		case <-o.doneCh:
+			return false, errors.New("s2s: cannot reach the authoritative server of " + o.remote)
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 	ch := make(chan string, 1)
 	k := local + " " + id
 	o.mu.Lock()
-	if o.closed {
+	if o.closed { // ended after it was set up (idle, or the peer closed it)
 		o.mu.Unlock()
-		return false, errors.New("s2s: stream to " + o.remote + " closed")
+		return false, errStreamGone
 	}
 	o.verifies[k] = ch
 	w := o.w
 	o.mu.Unlock()
-	req := wire(dialback.Verify(local, remote, id, "", key))
+	req := wire(dialback.Verify(wireLocal, wireRemote, id, "", key))
 	o.s.traceEl("out", "send", o.remote, req)
 	w.Send(req)
 	select {
@@ -656,17 +734,73 @@ func (o *outConn) watchIdle() func() {
 	})
 }
 
+// unlingerLocked records a use of the stream: a linger timer running
+// does nothing when it fires, and the linger slot is given back.
+func (o *outConn) unlingerLocked() {
+	o.lingerGen++
+	if o.lingering {
+		o.lingering = false
+		o.s.lingering.Add(-1)
+	}
+}
+
+// unusedLocked reports that the stream was set up for verification only,
+// has carried no stanza and no verification is using it.
+func (o *outConn) unusedLocked() bool {
+	return o.forVerify && o.verifying == 0 && len(o.pairs) == 0 && o.w != nil
+}
+
+// settle runs when a verification stops using the stream and when it is
+// set up. An unused stream lingers for the service's verify linger, so
+// that verifications in quick succession (a peer's claims for several of
+// its domains) share it, and then ends with </stream:stream>. The linger
+// slots are as many as max_verifications: past them an unused stream ends
+// at once, so lingering streams stay bounded however fast a peer makes
+// claims that are answered quickly.
+func (o *outConn) settle() {
+	o.mu.Lock()
+	if o.closed || o.lingering || !o.unusedLocked() {
+		o.mu.Unlock()
+		return
+	}
+	if d := o.s.verifyLinger(); d > 0 && o.s.takeLingerSlot() {
+		o.lingering = true
+		gen := o.lingerGen
+		o.mu.Unlock()
+		time.AfterFunc(d, func() { o.retire(func() bool { return o.lingerGen == gen }) })
+		return
+	}
+	o.mu.Unlock()
+	o.retire(func() bool { return true })
+}
+
+// retire ends the stream if it is still unused and still (o.mu held)
+// ok to end.
+func (o *outConn) retire(still func() bool) {
+	if o.end(nil, func() bool { return o.unusedLocked() && still() }) {
+		o.s.log.Debug("closed outgoing stream used only for dialback verification", "remote", o.remote, "local", o.first)
+	}
+}
+
 // failAll ends the stream: queued stanzas bounce (remote-server-timeout
 // when setting up timed out, else remote-server-not-found), verifications
 // waiting on it fail, and the next Send starts a new stream. err nil is an
 // orderly close (idle or peer closed).
-func (o *outConn) failAll(err error) {
+func (o *outConn) failAll(err error) { o.end(err, nil) }
+
+// end is failAll, done only if when (called with o.mu held) allows it at
+// that moment; it reports whether it ended the stream.
+func (o *outConn) end(err error, when func() bool) bool {
 	o.mu.Lock()
-	if o.closed {
+	if o.closed || (when != nil && !when()) {
 		o.mu.Unlock()
-		return
+		return false
 	}
 	o.closed = true
+	if o.lingering {
+		o.lingering = false
+		o.s.lingering.Add(-1)
+	}
 	pairs := o.pairs
 	o.pairs = map[string]*outPair{}
 	o.verifies = map[string]chan string{}
@@ -706,6 +840,7 @@ func (o *outConn) failAll(err error) {
 	if err != nil {
 		o.s.log.Info("outgoing stream ended", "remote", o.remote, "err", err)
 	}
+	return true
 }
 
 // fail is failAll with a stream condition (shutdown).

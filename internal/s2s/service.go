@@ -25,6 +25,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,12 @@ type Service struct {
 	// verifications holds a token per dialback verification in progress
 	// (s2s.max_verifications).
 	verifications chan struct{}
+	// lingerNanos is how long a stream opened only for db:verify stays
+	// after its last verification (defaultVerifyLinger; tests change it);
+	// lingering counts the streams doing so, at most max_verifications
+	// (outConn.settle).
+	lingerNanos atomic.Int64
+	lingering   atomic.Int64
 
 	conns    *prometheus.CounterVec // authenticated pairs by direction and method
 	failures *prometheus.CounterVec // by direction and reason
@@ -137,7 +144,31 @@ func New(cfg *config.Config, r *router.Router, cm *certs.Manager, m *metrics.Met
 		},
 		Serve: (*inConn).serve,
 	}
+	s.lingerNanos.Store(int64(defaultVerifyLinger))
 	return s, nil
+}
+
+// defaultVerifyLinger is how long a stream opened to send db:verify stays
+// open after its last verification: long enough for the claims a peer
+// makes one after another for its domains, and for the reply to the
+// message whose sender was just verified, to find it set up; short enough
+// that claims of made-up domains do not pile up idle streams.
+const defaultVerifyLinger = 5 * time.Second
+
+func (s *Service) verifyLinger() time.Duration { return time.Duration(s.lingerNanos.Load()) }
+
+// takeLingerSlot reserves one of max_verifications places for a lingering
+// stream; false when all are taken.
+func (s *Service) takeLingerSlot() bool {
+	for {
+		n := s.lingering.Load()
+		if n >= int64(cap(s.verifications)) {
+			return false
+		}
+		if s.lingering.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // SetResolver replaces DNS (tests). Call before Listen.
@@ -270,11 +301,19 @@ func (s *Service) Send(ctx context.Context, el *xml.Element, from, to jid.JID) e
 		s.log.Info("refused outgoing stanza by policy", "local", local, "remote", remote, "reason", reason)
 		return errors.New("s2s: " + reason)
 	}
-	o, err := s.outFor(remote, local)
-	if err != nil {
-		return err
+	// A stream found here may end before the stanza is on it (a
+	// verification stream's linger running out, idle_timeout): then a
+	// new one is started.
+	for range 3 {
+		o, err := s.outFor(remote, local)
+		if err != nil {
+			return err
+		}
+		if o.send(local, el) {
+			return nil
+		}
 	}
-	o.send(local, el)
+	s.bounce(el, stanza.RemoteServerNotFound, "")
 	return nil
 }
 
@@ -312,7 +351,7 @@ func (s *Service) outFor(remote, local string) (*outConn, error) {
 			return o, nil
 		}
 	}
-	return s.startOutLocked(remote, local), nil
+	return s.startOutLocked(remote, local, false), nil
 }
 
 // joinedLocked returns the live stream to remote that already carries
@@ -343,9 +382,10 @@ func (s *Service) anyOutLocked(remote string) *outConn {
 }
 
 // startOutLocked starts an outgoing stream to remote with local in its
-// header and forgets it when it ends.
-func (s *Service) startOutLocked(remote, local string) *outConn {
-	o := newOutConn(s, remote, local)
+// header, for local's stanzas or forVerify for db:verify only, and
+// forgets it when it ends.
+func (s *Service) startOutLocked(remote, local string, forVerify bool) *outConn {
+	o := newOutConn(s, remote, local, forVerify)
 	if s.out[remote] == nil {
 		s.out[remote] = map[string]*outConn{}
 	}
@@ -385,23 +425,33 @@ func (s *Service) outStreamsLocked() []*outConn {
 //
 // db:verify needs a stream to the authoritative server, not an
 // authenticated pair, so any live stream to remote will do; only when
-// there is none is one started for local.
+// there is none is one started, with local in its header. That stream
+// authenticates no pair of ours (nothing is to be sent) and ends soon
+// after its last verification unless a stanza comes for it
+// (outConn.settle): a peer claiming one domain after another must not
+// leave the server with a stream to each of them.
 //
 // local and remote are prepared domains, which find the stream to the
 // authoritative server; wireLocal and wireRemote are the same domains as
 // the originating server wrote them, which the db:verify carries (the
 // key was computed over those strings).
 func (s *Service) verify(ctx context.Context, local, remote, wireLocal, wireRemote, streamID, key string) (bool, error) {
-	s.mu.Lock()
-	o := s.anyOutLocked(remote)
-	s.mu.Unlock()
-	if o == nil {
-		var err error
-		if o, err = s.outFor(remote, local); err != nil {
-			return false, err
+	for try := 0; ; try++ {
+		s.mu.Lock()
+		o, closing := s.anyOutLocked(remote), s.closing
+		if o == nil && !closing {
+			o = s.startOutLocked(remote, local, true)
 		}
+		s.mu.Unlock()
+		if closing {
+			return false, errShutdown
+		}
+		ok, err := o.verify(ctx, local, wireLocal, wireRemote, streamID, key)
+		if errors.Is(err, errStreamGone) && try < 2 {
+			continue // it ended between being found and being used
+		}
+		return ok, err
 	}
-	return o.verify(ctx, wireLocal, wireRemote, streamID, key)
 }
 
 // bounce returns an error to the sender of a stanza that could not leave.

@@ -392,6 +392,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Unlock()
 	if running {
 		s.stopAdmin()
+		// Before federation stops: the error replies for IQ requests
+		// queued to detached client sessions may be for other servers.
+		s.c2s.BeginShutdown()
 		s.stopS2S(ctx)
 		s.c2s.Shutdown(ctx)
 		s.comp.Shutdown(ctx)
