@@ -41,9 +41,35 @@ type strictPeer struct {
 	// "bad-header", "stream-error:<condition>".
 	events chan string
 
-	mu    sync.Mutex
-	raw   bytes.Buffer
-	conns []net.Conn
+	mu  sync.Mutex
+	raw bytes.Buffer
+}
+
+// acceptAll serves every connection ln accepts with serve until the test
+// ends, then closes the listener and the connections.
+func acceptAll(t *testing.T, ln net.Listener, serve func(net.Conn)) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go serve(c)
+		}
+	}()
 }
 
 // newStrictPeer starts the default strict peer: EXTERNAL always refused,
@@ -63,26 +89,7 @@ func startStrictPeer(t *testing.T, trust *x509.CertPool) *strictPeer {
 		t.Fatal(err)
 	}
 	p := &strictPeer{t: t, ln: ln, cert: selfSigned(t, "b.test"), trust: trust, events: make(chan string, 64)}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			go p.serve(c)
-		}
-	}()
+	acceptAll(t, ln, p.serve)
 	return p
 }
 

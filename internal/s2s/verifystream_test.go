@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,9 +47,6 @@ type authority struct {
 	results atomic.Int32 // db:result requests Parley sent
 	// verifies receives every db:verify request as read.
 	verifies chan *xml.Element
-
-	mu    sync.Mutex
-	conns []net.Conn
 }
 
 func newAuthority(t *testing.T, ip, secret string) *authority {
@@ -63,26 +59,7 @@ func newAuthority(t *testing.T, ip, secret string) *authority {
 		t: t, ln: ln, keys: dialback.NewKeys([]byte(secret)), cert: selfSigned(t, "authority.test"),
 		verifies: make(chan *xml.Element, 1024),
 	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, c := range a.conns {
-			_ = c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			a.mu.Lock()
-			a.conns = append(a.conns, c)
-			a.mu.Unlock()
-			go a.serve(c)
-		}
-	}()
+	acceptAll(t, ln, a.serve)
 	return a
 }
 
