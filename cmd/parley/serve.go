@@ -100,7 +100,9 @@ func reload(path string, running *config.Config, level *slog.LevelVar, srv *serv
 // between the running and the re-read config, leaving out what a reload
 // applies (the log level).
 func restartNeeded(running, next *config.Config) []string {
-	a, b := *running.Redacted(), *next.Redacted()
+	// Unredacted: a changed secret (NATS credentials, say) needs a
+	// restart too; only section names are printed.
+	a, b := *running, *next
 	a.Log.Level, b.Log.Level = "", ""
 	ta, tb := reflect.TypeOf(a), reflect.ValueOf(b)
 	va := reflect.ValueOf(a)

@@ -85,6 +85,18 @@ type Actor struct {
 	Via string
 }
 
+// Administers returns a host j administers, "" when none. In-band
+// registration refuses such names: an account listed in admins before it
+// exists would otherwise go to whoever registers it first.
+func (o *Ops) Administers(ctx context.Context, j jid.JID) string {
+	for _, h := range o.h.Router.Hosts() {
+		if h.IsAdmin(ctx, j) {
+			return h.Domain
+		}
+	}
+	return ""
+}
+
 // mayManage returns an *OutrankedError when target administers a host
 // that a does not. An account acting on itself and the command line are
 // never refused.
@@ -159,6 +171,12 @@ func (o *Ops) AddUser(ctx context.Context, a Actor, j jid.JID, password string, 
 	}
 	if password == "" {
 		return bad("a password is required")
+	}
+	// Creating an account is managing it: one named in the admins of a
+	// host the actor does not administer would make its creator that
+	// host's administrator.
+	if err := o.mayManage(ctx, a, j); err != nil {
+		return err
 	}
 	if _, err := o.h.Store.Accounts().Get(ctx, o.h.Domain, j.Local()); err == nil {
 		return ErrExists

@@ -105,7 +105,7 @@ domain = "localhost"
 admins = ["dele@localhost", "root@localhost"]
 [[host]]
 domain = "other.test"
-admins = ["root@localhost"]
+admins = ["root@localhost", "heir@localhost"]
 `)
 	for _, u := range []string{"dele", "root", "carol"} {
 		ts.AddUser(t, u, "password123")
@@ -126,6 +126,11 @@ admins = ["root@localhost"]
 	}
 	if err := ops.DeleteUser(ctx, dele, root); !errors.As(err, &oe) {
 		t.Errorf("delete of a higher admin: %v", err)
+	}
+	// heir@localhost is listed but has no account yet: creating it would
+	// make dele its owner and other.test's administrator.
+	if err := ops.AddUser(ctx, dele, jid.MustParse("heir@localhost"), "password123", nil); !errors.As(err, &oe) {
+		t.Errorf("creating an account a higher host lists as admin: %v", err)
 	}
 	if ok, err := ops.Exists(ctx, root); !ok || err != nil {
 		t.Fatalf("root is gone: %v %v", ok, err)

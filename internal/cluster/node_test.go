@@ -599,9 +599,14 @@ func testPeerBeforeWatch(t *testing.T, mk engines) {
 	}
 }
 
+// testNSOccupantID is XEP-0421's namespace, spelt out here so the test
+// checks the wire, not the package's constant.
+const testNSOccupantID = "urn:xmpp:occupant-id:0"
+
 // answeringRoom is a room service that answers joins as XEP-0045 does
 // in the two ways that matter to the occupant records: nick "refused"
-// gets an error presence, any other nick a self-presence (status 110).
+// gets an error presence, any other nick a self-presence (status 110,
+// with a XEP-0421 occupant-id).
 type answeringRoom struct{ r *router.Router }
 
 func (a answeringRoom) Deliver(ctx context.Context, el *xml.Element, from, to jid.JID) {
@@ -615,7 +620,8 @@ func (a answeringRoom) Deliver(ctx context.Context, el *xml.Element, from, to ji
 	} else {
 		reply.Append(xml.New(nsMUCUser, "x").Append(
 			xml.New(nsMUCUser, "item").SetAttr("affiliation", "none").SetAttr("role", "participant"),
-			xml.New(nsMUCUser, "status").SetAttr("code", "110")))
+			xml.New(nsMUCUser, "status").SetAttr("code", "110")),
+			xml.New(testNSOccupantID, "occupant-id").SetAttr("id", "id-of-"+from.Bare().String()))
 	}
 	a.r.Route(ctx, reply)
 }
@@ -623,7 +629,8 @@ func (a answeringRoom) Deliver(ctx context.Context, el *xml.Element, from, to ji
 // A join the room refused leaves no occupant record behind: when the
 // room's holder dies, the user whose join was refused is not told it
 // left a room it never entered (332), while an occupant whose later nick
-// change was refused is still in and is told.
+// change was refused is still in and is told, with the occupant-id the
+// room gave it (XEP-0421: on every presence the room sends).
 func testRefusedJoin(t *testing.T, mk engines) {
 	ns := startNodes(t, mk, 2, 0, "conference.example.com")
 	for _, tn := range ns {
@@ -687,14 +694,19 @@ func testRefusedJoin(t *testing.T, mk engines) {
 	}
 	cut.SetDown(true)
 	defer cut.SetDown(false)
+	var gone *xml.Element
 	eventually(t, "carol is told the room went away", func() bool {
 		for _, el := range carol.received() {
 			if el.Attr("type") == "unavailable" && el.Attr("from") == room+"/carol" {
+				gone = el
 				return true
 			}
 		}
 		return false
 	})
+	if oid := gone.Child(testNSOccupantID, "occupant-id"); oid == nil || oid.Attr("id") != "id-of-carol@example.com" {
+		t.Fatalf("332 presence without the room's occupant-id: %s", gone)
+	}
 	// The notices go out in one pass over the records: bob's would be
 	// there by now.
 	for _, el := range bob.received() {

@@ -27,6 +27,10 @@ import (
 
 const nsMUCUser = "http://jabber.org/protocol/muc#user"
 
+// nsOccupantID is XEP-0421's namespace: the room's self-presence carries
+// the occupant's id, which the status 332 presence repeats.
+const nsOccupantID = "urn:xmpp:occupant-id:0"
+
 type roomLease struct {
 	Node string `json:"n"`
 	Inc  string `json:"i"`
@@ -355,6 +359,10 @@ type occupant struct {
 	// holder's death still tells it (its client is waiting for an
 	// answer that will not come).
 	joined bool
+	// oid: the XEP-0421 occupant id the room's self-presence carried,
+	// for the status 332 presence, which speaks for the room and so
+	// carries it too (XEP-0421 §4: every presence a room sends).
+	oid string
 }
 
 // noteOccupant records the presence a local session sends to a room held
@@ -393,7 +401,11 @@ func (n *Node) roomAnswered(el *xml.Element, to jid.JID) {
 	switch el.Attr("type") {
 	case "":
 		if selfPresence(el) {
-			n.setOccupantLocked(room, occupant{user: to, nick: nick, joined: true})
+			oid := ""
+			if c := el.Child(nsOccupantID, "occupant-id"); c != nil {
+				oid = c.Attr("id")
+			}
+			n.setOccupantLocked(room, occupant{user: to, nick: nick, joined: true, oid: oid})
 		}
 	case "unavailable":
 		if selfPresence(el) {
@@ -478,10 +490,14 @@ func (n *Node) orphans() {
 		}
 		// The children of <x/> are in its namespace: an element's ""
 		// space is the stream's (jabber:client), not its parent's.
-		s.Send(xml.New("", "presence").SetAttr("from", g.o.nick.String()).SetAttr("to", g.o.user.String()).
+		p := xml.New("", "presence").SetAttr("from", g.o.nick.String()).SetAttr("to", g.o.user.String()).
 			SetAttr("type", "unavailable").Append(xml.New(nsMUCUser, "x").Append(
 			xml.New(nsMUCUser, "item").SetAttr("affiliation", "none").SetAttr("role", "none"),
 			xml.New(nsMUCUser, "status").SetAttr("code", "332"),
-			xml.New(nsMUCUser, "status").SetAttr("code", "110"))))
+			xml.New(nsMUCUser, "status").SetAttr("code", "110")))
+		if g.o.oid != "" {
+			p.Append(xml.New(nsOccupantID, "occupant-id").SetAttr("id", g.o.oid))
+		}
+		s.Send(p)
 	}
 }

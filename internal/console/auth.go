@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -56,6 +57,10 @@ func (c *Console) loginPost(area string) func(*req) {
 			c.showLogin(q, user, "Wrong address or password.", http.StatusUnauthorized)
 			return
 		}
+		// The account's stamp is read on both sides of the password check:
+		// a reset landing in between would otherwise give a login made
+		// with the old password the new password's stamp.
+		before, beforeErr := accountStamp(q.ctx, h, j)
 		switch c.d.Login(q.ctx, remoteAddr(q.r), j.Domain(), j.Local(), pw) {
 		case LoginOK:
 		case LoginThrottled:
@@ -69,8 +74,11 @@ func (c *Console) loginPost(area string) func(*req) {
 			return
 		}
 		stamp, err := accountStamp(q.ctx, h, j)
+		if err == nil && (beforeErr != nil || stamp != before) {
+			err = errors.New("the account changed during the login")
+		}
 		if err != nil {
-			c.d.Log.Error("console: login", "user", j.Bare().String(), "err", err)
+			c.d.Log.Warn("console: login refused", "user", j.Bare().String(), "err", err)
 			c.showLogin(q, user, "The server cannot check passwords right now. Try again later.", http.StatusServiceUnavailable)
 			return
 		}
@@ -79,12 +87,22 @@ func (c *Console) loginPost(area string) func(*req) {
 		if q.tok != "" {
 			c.sessions.end(q.tok)
 		}
-		tok, _ := c.sessions.create(j.Bare(), stamp)
+		tok, _ := c.sessions.create(j.Bare(), stamp, c.administersAny(q, j))
 		setCookie(q.w, sessionCookie, tok, 0)
 		setCookie(q.w, loginCookie, "", -1)
 		c.d.Log.Info("console: login", "user", j.Bare().String(), "remote", q.r.RemoteAddr, "area", area)
 		http.Redirect(q.w, q.r, "/"+area+"/", http.StatusSeeOther)
 	}
+}
+
+// administersAny reports whether j administers one of the hosts.
+func (c *Console) administersAny(q *req, j jid.JID) bool {
+	for _, h := range c.d.Hosts {
+		if h.IsAdmin(q.ctx, j) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostOf returns the host of j's domain, or nil.

@@ -41,7 +41,7 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 	clock := func() time.Time { return now }
 	s := newSessions(10*time.Minute, time.Hour, 3, 10, clock)
 	alice := jid.MustParse("alice@example.com")
-	tok, sess := s.create(alice, "")
+	tok, sess := s.create(alice, "", false)
 	if s.get(tok) != sess || s.get("nonsense") != nil || s.get("") != nil {
 		t.Fatal("lookup")
 	}
@@ -51,7 +51,7 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 		t.Fatal("an idle session survived")
 	}
 	// Absolute expiry even when busy.
-	tok, _ = s.create(alice, "")
+	tok, _ = s.create(alice, "", false)
 	for range 7 {
 		now = now.Add(9 * time.Minute)
 		s.get(tok)
@@ -63,7 +63,7 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 	var toks []string
 	for range 4 {
 		now = now.Add(time.Second)
-		tk, _ := s.create(alice, "")
+		tk, _ := s.create(alice, "", false)
 		toks = append(toks, tk)
 	}
 	if s.get(toks[0]) != nil || s.get(toks[3]) == nil || len(s.m) != 3 {
@@ -91,11 +91,11 @@ func TestOneAccountCannotLogOthersOut(t *testing.T) {
 	clock := func() time.Time { return now }
 	s := newSessions(10*time.Minute, time.Hour, 6, 2, clock)
 	admin, carol := jid.MustParse("admin@example.com"), jid.MustParse("carol@example.com")
-	adminTok, _ := s.create(admin, "")
+	adminTok, _ := s.create(admin, "", true)
 	var carols []string
 	for range 50 {
 		now = now.Add(time.Second)
-		tk, _ := s.create(carol, "")
+		tk, _ := s.create(carol, "", false)
 		carols = append(carols, tk)
 	}
 	if s.get(adminTok) == nil {
@@ -106,18 +106,18 @@ func TestOneAccountCannotLogOthersOut(t *testing.T) {
 	}
 	now = now.Add(time.Second)
 	s.get(carols[49])
-	// Full table (6): four more accounts with one session each. The
-	// administrator keeps working; the session unused longest goes.
-	for i := range 4 {
+	// Full table (6): more accounts with one session each (open
+	// registration). The administrator, idle longest, stays; the other
+	// sessions unused longest go.
+	for i := range 5 {
 		now = now.Add(time.Second)
-		s.create(jid.MustParse(fmt.Sprintf("u%d@example.com", i)), "")
-		s.get(adminTok)
+		s.create(jid.MustParse(fmt.Sprintf("u%d@example.com", i)), "", false)
 	}
 	if len(s.m) != 6 || s.get(adminTok) == nil {
 		t.Fatalf("table of %d; administrator's session alive: %v", len(s.m), s.get(adminTok) != nil)
 	}
-	if s.get(carols[48]) != nil {
-		t.Error("the session unused longest was kept while the table was full")
+	if s.get(carols[48]) != nil || s.get(carols[49]) != nil {
+		t.Error("sessions unused longer than others were kept while the table was full")
 	}
 }
 

@@ -30,7 +30,10 @@ type session struct {
 	// stamp is the account's accountStamp at login: a session stands only
 	// while the account still matches it (not deleted, re-created under
 	// the same name, disabled or given a new password, whichever way).
-	stamp    string
+	stamp string
+	// admin: the account administered a host at login. A full table
+	// ends other sessions before administrators' (sessions.create).
+	admin    bool
 	csrf     string
 	created  time.Time
 	lastSeen time.Time
@@ -61,20 +64,25 @@ func randomToken() string {
 
 func tokenKey(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
-// create starts a session for user, whose account has stamp, and returns
-// its token.
-func (s *sessions) create(user jid.JID, stamp string) (string, *session) {
+// create starts a session for user, whose account has stamp (and
+// administers a host: admin), and returns its token.
+func (s *sessions) create(user jid.JID, stamp string, admin bool) (string, *session) {
 	tok := randomToken()
 	now := s.now()
-	sess := &session{user: user.Bare(), stamp: stamp, csrf: randomToken(), created: now, lastSeen: now}
+	sess := &session{user: user.Bare(), stamp: stamp, admin: admin, csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(now)
 	for s.countLocked(sess.user) >= s.perUser {
 		s.evictLocked(func(v *session) (time.Time, bool) { return v.created, v.user == sess.user })
 	}
+	// Full: the session unused longest ends, an administrator's only when
+	// nothing else is left, so logins of many ordinary accounts (open
+	// registration) cannot log the administrators out.
 	for len(s.m) >= s.max {
-		s.evictLocked(func(v *session) (time.Time, bool) { return v.lastSeen, true })
+		if !s.evictLocked(func(v *session) (time.Time, bool) { return v.lastSeen, !v.admin }) {
+			s.evictLocked(func(v *session) (time.Time, bool) { return v.lastSeen, true })
+		}
 	}
 	s.m[tokenKey(tok)] = sess
 	return tok, sess
@@ -91,8 +99,8 @@ func (s *sessions) countLocked(user jid.JID) int {
 }
 
 // evictLocked ends the session with the earliest time among those pick
-// accepts.
-func (s *sessions) evictLocked(pick func(*session) (time.Time, bool)) {
+// accepts; false when it accepts none.
+func (s *sessions) evictLocked(pick func(*session) (time.Time, bool)) bool {
 	var victim [32]byte
 	var at time.Time
 	found := false
@@ -101,7 +109,10 @@ func (s *sessions) evictLocked(pick func(*session) (time.Time, bool)) {
 			victim, at, found = k, t, true
 		}
 	}
-	delete(s.m, victim)
+	if found {
+		delete(s.m, victim)
+	}
+	return found
 }
 
 // get returns the live session of tok and marks it used.

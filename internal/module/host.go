@@ -286,6 +286,13 @@ const (
 	// TargetBare: addressed to a local account's bare JID by anyone,
 	// including the account itself (vCard, last activity).
 	TargetBare Target = "bare"
+	// TargetUnknown: addressed to a bare JID of the host that names no
+	// account. The core answers those service-unavailable (RFC 6121
+	// §8.5.1), unless a handler is registered here: for a protocol whose
+	// answer must be the same whether or not the account exists, so that
+	// it cannot be used to harvest accounts (XEP-0030 §8: disco#items is an
+	// empty result either way). Registering here announces nothing.
+	TargetUnknown Target = "unknown"
 )
 
 // IQHandler answers one IQ get or set. It returns the complete reply stanza
@@ -298,7 +305,8 @@ func iqKey(typ string, t Target, ns string) string { return typ + "/" + string(t
 // RegisterIQ registers the handler for IQs of type typ ("get" or "set") whose
 // payload is in namespace ns, addressed to target t. Registering a namespace
 // also announces it in disco#info (on the host for TargetHost, on accounts
-// for TargetBare): features come from what modules do, never from a list.
+// for TargetBare; nothing for TargetSelf and TargetUnknown): features come
+// from what modules do, never from a list.
 func (h *Host) RegisterIQ(typ string, t Target, ns string, fn IQHandler) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

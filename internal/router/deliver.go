@@ -209,8 +209,10 @@ func (r *Router) deliverIQ(ev *module.StanzaEvent, target string) {
 		if ev.From.Bare() == ev.To.Bare() {
 			t = module.TargetSelf
 		} else if !accountExists(ev, r) {
-			r.bounce(ev.Ctx, el, stanza.ServiceUnavailable, "")
-			return
+			// service-unavailable below, unless a module answers
+			// such requests as it answers them for accounts that
+			// exist (module.TargetUnknown).
+			t = module.TargetUnknown
 		}
 	}
 	fn := ev.Host.IQ(typ, t, payload.Space)

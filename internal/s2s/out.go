@@ -170,8 +170,9 @@ func (o *outConn) send(local string, el *xml.Element) bool {
 		w := o.w
 		o.mu.Unlock()
 		o.touch()
-		w.Send(el)
-		return true
+		// false: the writer closed since the lock was let go (idle,
+		// overflow); the caller tries a new stream or bounces.
+		return w.Send(el)
 	}
 	if len(p.queue) >= o.s.cfg.S2S.QueueSize {
 		o.mu.Unlock()

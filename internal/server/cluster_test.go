@@ -257,7 +257,9 @@ func groupchat(t *testing.T, from *testserver.Client, text string, to ...*testse
 // One room, occupants on three nodes, served by one of them. When that
 // node loses NATS it closes its client streams (healthz says why), the
 // others tell their occupants the room went away (status 332), and a
-// rejoin brings the room back on a surviving node.
+// rejoin brings the room back on a surviving node, which gives an occupant
+// the XEP-0421 occupant-id the first node gave it (the key is in the
+// shared storage).
 func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
 	nodes := startCluster(t, 3, "[http]\nlisten = \"127.0.0.1:0\"\n")
 	nodes[0].AddUsers(t, "pw", "alice", "bob", "carol")
@@ -277,7 +279,7 @@ func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
 		"</x></query>"); res.Attr("type") != "result" {
 		t.Fatalf("configuration: %s", res)
 	}
-	joinRoom(t, bob, "bob")
+	bobID := joinRoom(t, bob, "bob").Child("urn:xmpp:occupant-id:0", "occupant-id")
 	joinRoom(t, carol, "carol")
 	groupchat(t, bob, "from node 2", alice, carol)
 	groupchat(t, carol, "from node 3", alice, bob)
@@ -301,6 +303,8 @@ func TestClusterRoomAcrossNodesAndOwnerLoss(t *testing.T) {
 	// still its owner.
 	if self := joinRoom(t, bob, "bob"); hasStatus(self, "201") {
 		t.Fatalf("the persistent room was created anew after takeover: %s", self)
+	} else if id := self.Child("urn:xmpp:occupant-id:0", "occupant-id"); bobID == nil || id == nil || id.Attr("id") != bobID.Attr("id") {
+		t.Fatalf("occupant-id after takeover %s, before %v", self, bobID)
 	}
 	joinRoom(t, carol, "carol")
 	info := carol.IQ("get", room, "<query xmlns='http://jabber.org/protocol/disco#info'/>")

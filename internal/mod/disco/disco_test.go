@@ -2,6 +2,7 @@ package disco_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"parley/internal/module"
@@ -93,6 +94,12 @@ func TestErrorsAndItems(t *testing.T) {
 		{"account info node", "alice", "", "<query xmlns='" + nsInfo + "' node='x'/>", "item-not-found", nil},
 		{"account items to stranger", "bob", "alice@localhost", items, "", []string{}},
 		{"account items to subscriber", "carol", "alice@localhost", items, "", []string{"alice@localhost/r"}},
+		{"account items node to stranger", "bob", "alice@localhost", "<query xmlns='" + nsItems + "' node='x'/>", "", []string{}},
+		// §8: an account that does not exist looks like one the requester
+		// may not see: service-unavailable for info, empty items.
+		{"account info node unknown account", "bob", "nobody@localhost", "<query xmlns='" + nsInfo + "' node='x'/>", "service-unavailable", nil},
+		{"account items unknown account", "bob", "nobody@localhost", items, "", []string{}},
+		{"account items node unknown account", "bob", "nobody@localhost", "<query xmlns='" + nsItems + "' node='x'/>", "", []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := clients[tc.from].IQ("get", tc.to, tc.payload)
@@ -112,6 +119,9 @@ func TestErrorsAndItems(t *testing.T) {
 					t.Fatalf("account features %v, want %v", got, want)
 				}
 				return
+			}
+			if strings.Contains(tc.payload, "node='x'") && q.Attr("node") != "x" {
+				t.Fatalf("items result %s does not name the node asked for", q)
 			}
 			var jids []string
 			for _, it := range q.Elements() {

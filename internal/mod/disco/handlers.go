@@ -110,10 +110,7 @@ func (d *Disco) accountInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element
 // empty result to everybody else (never an error, which would reveal that
 // the account exists).
 func (d *Disco) accountItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
-	res := xml.New(NSItems, "query")
-	if n := q.Attr("node"); n != "" {
-		res.SetAttr("node", n)
-	}
+	res := emptyItems(q)
 	ok, err := d.h.MaySeePresence(ev.Ctx, ev.To.Bare(), ev.From)
 	if err != nil {
 		d.h.Log.Warn("disco: roster lookup", "owner", ev.To.Bare().String(), "err", err)
@@ -152,6 +149,24 @@ func (d *Disco) accountItems(ev *module.StanzaEvent, q *xml.Element) *xml.Elemen
 		appendItems(res, items)
 	}
 	return stanza.IQResult(ev.Stanza, res)
+}
+
+// unknownItems answers disco#items to a bare JID of the host that names
+// no account: the empty result a stranger gets from an account that
+// exists (accountItems), with or without a node, as §8 requires, so the
+// two cannot be told apart.
+func (d *Disco) unknownItems(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
+	return stanza.IQResult(ev.Stanza, emptyItems(q))
+}
+
+// emptyItems is an empty disco#items result for q, naming q's node if it
+// has one (§4.2: the reply carries the node of the request).
+func emptyItems(q *xml.Element) *xml.Element {
+	res := xml.New(NSItems, "query")
+	if n := q.Attr("node"); n != "" {
+		res.SetAttr("node", n)
+	}
+	return res
 }
 
 func infoResult(ids []module.Identity, features []string) *xml.Element {

@@ -34,14 +34,18 @@ func New(h *module.Host) (module.Module, error) { return &Disco{h: h}, nil }
 // Name implements module.Module.
 func (*Disco) Name() string { return "disco" }
 
-// Start registers the four handlers. Registering them is also what puts
+// Start registers the handlers. Registering them is also what puts
 // disco#info and disco#items into the host's and the accounts' feature
 // lists (XEP-0030 §3.1: every entity supports at least disco#info).
+// disco#items is answered for bare JIDs that name no account too (§8: an
+// empty result, as for an account the requester may not see); disco#info
+// to them is left to the core's service-unavailable, which is §8's answer.
 func (d *Disco) Start(context.Context) error {
 	d.h.RegisterIQ(stanza.TypeGet, module.TargetHost, NSInfo, d.hostInfo)
 	d.h.RegisterIQ(stanza.TypeGet, module.TargetHost, NSItems, d.hostItems)
 	d.h.RegisterIQ(stanza.TypeGet, module.TargetBare, NSInfo, d.accountInfo)
 	d.h.RegisterIQ(stanza.TypeGet, module.TargetBare, NSItems, d.accountItems)
+	d.h.RegisterIQ(stanza.TypeGet, module.TargetUnknown, NSItems, d.unknownItems)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"parley/internal/testserver"
+	"parley/internal/xmpp/xml"
 )
 
 const nsLast = "jabber:iq:last"
@@ -83,4 +84,67 @@ func TestAccount(t *testing.T) {
 		check(t, carol, "alice@localhost", "", "Heading Home", false)
 	})
 	t.Run("stranger, offline", func(t *testing.T) { check(t, bob, "alice@localhost", "forbidden", "", false) })
+}
+
+// TestAccountConnected: XEP-0012 §3 makes seconds='0' a MUST for an
+// account with "at least one connected or available resource", so a
+// session that has sent no presence counts, and an account asking about
+// itself (from such a session) is never answered item-not-found.
+func TestAccountConnected(t *testing.T) {
+	ts := start(t, "", "alice", "carol")
+	ts.GrantSubscription(t, "alice", "carol")
+	alice := ts.Login(t, "alice", password, "r") // connected, no presence
+	carol := ts.Login(t, "carol", password, "r")
+	for name, c := range map[string]*testserver.Client{"self": alice, "subscriber": carol} {
+		r := c.IQ("get", "alice@localhost", "<query xmlns='jabber:iq:last'/>")
+		q := r.Child(nsLast, "query")
+		if testserver.ErrorCondition(r) != "" || q == nil || seconds(t, r, q) != 0 || q.Text() != "" {
+			t.Fatalf("%s: reply %s, want seconds='0' and no text", name, r)
+		}
+	}
+}
+
+// TestFullJID: XEP-0012 §4. A request to a full JID from anyone not
+// allowed to see the account's presence is answered forbidden by the
+// server and never reaches the resource, whether or not the resource is
+// connected (§8: no availability leak); the account itself and
+// subscribers reach the client.
+func TestFullJID(t *testing.T) {
+	ts := start(t, "", "alice", "bob", "carol")
+	ts.GrantSubscription(t, "alice", "carol")
+	alice := ts.Online(t, "alice", password, "r")
+	bob := ts.Online(t, "bob", password, "r")
+	carol := ts.Online(t, "carol", password, "r")
+	get := "<query xmlns='jabber:iq:last'/>"
+	isLast := func(el *xml.Element) bool {
+		return el.Local == "iq" && el.Attr("type") == "get" && el.Child(nsLast, "query") != nil
+	}
+
+	for _, to := range []string{"alice@localhost/r", "alice@localhost/gone"} {
+		if r := bob.IQ("get", to, get); testserver.ErrorCondition(r) != "forbidden" || r.Attr("from") != to {
+			t.Fatalf("stranger to %s: %s, want forbidden from %s", to, r, to)
+		}
+	}
+	// A round trip of alice's own: had the server delivered bob's request,
+	// it would be queued before this answer.
+	alice.IQ("get", "localhost", "<ping xmlns='urn:xmpp:ping'/>")
+	for _, el := range alice.Pending() {
+		if isLast(el) {
+			t.Fatalf("a stranger's request reached the client: %s", el)
+		}
+	}
+	if r := bob.IQ("get", "nobody@localhost/r", get); testserver.ErrorCondition(r) != "service-unavailable" {
+		t.Fatalf("unknown account: %s", r)
+	}
+
+	// A subscriber's request is the client's to answer.
+	carol.Send("<iq type='get' id='idle' to='alice@localhost/r'>%s</iq>", get)
+	req := alice.Expect(isLast)
+	if req.Attr("from") != carol.JID {
+		t.Fatalf("delivered request %s", req)
+	}
+	alice.Send("<iq type='result' id='%s' to='%s'><query xmlns='jabber:iq:last' seconds='123'/></iq>", req.Attr("id"), req.Attr("from"))
+	if r := carol.ExpectStanza("iq", "id=idle"); r.Attr("type") != "result" || r.Child(nsLast, "query").Attr("seconds") != "123" {
+		t.Fatalf("subscriber's answer %s", r)
+	}
 }

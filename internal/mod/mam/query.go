@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"parley/internal/mod/muc"
 	"parley/internal/module"
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
@@ -30,6 +31,8 @@ type reader struct {
 	// seesRealJIDs: in a room archive, the requester may learn senders'
 	// real JIDs (and so filter by them).
 	seesRealJIDs bool
+	// occupantID gives a room's XEP-0421 id of a sender (muc.RoomQuery).
+	occupantID func(sender jid.JID) string
 	// send delivers a result message, in order with the final reply.
 	send func(*xml.Element)
 }
@@ -300,7 +303,7 @@ func (m *Module) result(r reader, queryID string, a storage.ArchivedMessage) *xm
 		m.h.Log.Error("mam: archived stanza does not parse; sent without it", "owner", r.owner.String(), "id", a.ID, "err", err)
 	} else {
 		if r.room {
-			orig = roomView(orig, a, r.seesRealJIDs)
+			orig = roomView(orig, a, r.seesRealJIDs, r.occupantID)
 		}
 		fwd.Append(orig)
 	}
@@ -314,9 +317,17 @@ func (m *Module) result(r reader, queryID string, a storage.ArchivedMessage) *xm
 
 // roomView is a room message as a reader sees it (§6.1.2): no 'to', the
 // sender's occupant JID as 'from', no muc#user element but the room's own,
-// naming the real JID to those who may see it.
-func roomView(msg *xml.Element, a storage.ArchivedMessage, seesRealJIDs bool) *xml.Element {
+// naming the real JID to those who may see it. The room archived it with
+// the sender's XEP-0421 occupant-id; one archived before rooms attached
+// ids gets it now from the sender's real JID kept beside it (occupantID),
+// since XEP-0421 §4 wants it on messages read from the archive too.
+func roomView(msg *xml.Element, a storage.ArchivedMessage, seesRealJIDs bool, occupantID func(jid.JID) string) *xml.Element {
 	out := msg.WithoutChildren(func(c *xml.Element) bool { return c.Space == NSMUCUser }).WithAttr("to", "")
+	if occupantID != nil && out.Child(muc.NSOccupantID, "occupant-id") == nil {
+		if sender, err := jid.Parse(a.With); a.With != "" && err == nil {
+			out = out.WithChildren(xml.New(muc.NSOccupantID, "occupant-id").SetAttr("id", occupantID(sender)))
+		}
+	}
 	if seesRealJIDs {
 		real := a.With
 		if a.WithResource != "" {

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"parley/internal/storage"
 	"parley/internal/testserver"
 	"parley/internal/xmpp/xml"
 )
@@ -227,5 +229,46 @@ func TestRoomsOff(t *testing.T) {
 	}
 	if r := mustQuery(t, a, "", ""); r.count() != "0" {
 		t.Fatalf("account archive: %s", r.iq)
+	}
+}
+
+// TestRoomArchiveOccupantID: XEP-0421 §4 wants the occupant-id on
+// messages read through the archive too. The room archives a message as it
+// sends it, id included; a message archived before rooms attached ids
+// gets its sender's id when read.
+func TestRoomArchiveOccupantID(t *testing.T) {
+	const nsOID = "urn:xmpp:occupant-id:0"
+	ts := start(t, "", "alice", "bob")
+	a, b := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, a, "ids", "Alice")
+	join(t, b, "ids", "Bob")
+	live := say(t, b, "ids", "g1", "hello").Child(nsOID, "occupant-id")
+	if live == nil || live.Attr("id") == "" {
+		t.Fatalf("live message without occupant-id")
+	}
+	// As a message archived before ids: no occupant-id in the stanza,
+	// the sender's real JID beside it.
+	old := storage.ArchiveEntry{
+		Owner: roomJID("ids"), ID: "old-1", With: "bob@localhost", WithResource: "r", Stamp: time.Now(),
+		Stanza: []byte("<message type='groupchat' from='" + roomJID("ids") + "/Bob'><body>older</body></message>"),
+	}
+	if _, err := ts.Store().Archive().Append(context.Background(), 0, old); err != nil {
+		t.Fatal(err)
+	}
+	q := mustQuery(t, a, roomJID("ids"), "")
+	if len(q.results) != 2 {
+		t.Fatalf("%d results", len(q.results))
+	}
+	for i := range q.results {
+		m := q.forwarded(i)
+		var ids []string
+		for _, c := range m.Elements() {
+			if c.Space == nsOID {
+				ids = append(ids, c.Attr("id"))
+			}
+		}
+		if len(ids) != 1 || ids[0] != live.Attr("id") {
+			t.Fatalf("result %d: occupant-ids %q, want [%s]: %s", i, ids, live.Attr("id"), m)
+		}
 	}
 }

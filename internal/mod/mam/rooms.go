@@ -50,7 +50,7 @@ func (r rooms) Query(ctx context.Context, q muc.RoomQuery) {
 	case typ == stanza.TypeGet && q.Payload.Local == "metadata":
 		reply = r.m.metadata(ctx, q.IQ, q.Room)
 	case typ == stanza.TypeSet && q.Payload.Local == "query":
-		rd := reader{owner: q.Room, requester: q.From, room: true, seesRealJIDs: q.SeesRealJIDs, send: send}
+		rd := reader{owner: q.Room, requester: q.From, room: true, seesRealJIDs: q.SeesRealJIDs, occupantID: q.OccupantID, send: send}
 		reply = r.m.query(ctx, rd, q.IQ, q.Payload)
 	case q.Payload.Local == "prefs":
 		reply = stanza.ErrorReply(q.IQ, stanza.FeatureNotImplemented, "a room's archiving is part of its configuration")

@@ -45,6 +45,11 @@ type RoomQuery struct {
 	// SeesRealJIDs: the requester may learn occupants' real JIDs (a
 	// non-anonymous room, or a moderator, admin or owner).
 	SeesRealJIDs bool
+	// OccupantID returns the room's XEP-0421 id of a sender's real JID.
+	// The room stores messages with the id they were sent with; this is
+	// for messages archived before the room attached ids, which XEP-0421
+	// §4 wants carrying one too when read through the archive.
+	OccupantID func(sender jid.JID) string
 }
 
 // ArchiveKey is the host service under which an archive offers itself to

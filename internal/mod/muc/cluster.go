@@ -55,7 +55,7 @@ func (m *Module) RoomAcquired(ctx context.Context, room jid.JID) error {
 	if st.Affiliations != nil {
 		r.affs = st.Affiliations
 	}
-	r.subject, r.subjNick, r.created = st.Subject, st.SubjectNick, st.Created
+	r.subject, r.subjNick, r.subjOID, r.created = st.Subject, st.SubjectNick, st.SubjectOID, st.Created
 	s.mu.Lock()
 	if s.rooms[local] == nil {
 		s.rooms[local] = r

@@ -48,7 +48,9 @@ func (s *Service) iq(ctx context.Context, el *xml.Element, from, to jid.JID) {
 			s.errorReply(ctx, el, stanza.Forbidden, "only those who may enter the room may read its archive")
 			return
 		}
-		rq := RoomQuery{IQ: el, Payload: q, From: from, Room: r.jid, SeesRealJIDs: r.seesJIDsOf(from)}
+		room := r.jid
+		rq := RoomQuery{IQ: el, Payload: q, From: from, Room: room, SeesRealJIDs: r.seesJIDsOf(from),
+			OccupantID: func(sender jid.JID) string { return s.occupantID(room, sender) }}
 		// The query reads storage and sends a page of results: the room
 		// goes on without waiting for it.
 		locked = false
@@ -135,7 +137,7 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 		name = r.local
 	}
 	res.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", name))
-	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing, NSVCard, NSStableID,
+	feats := []string{NS, NSDiscoInfo, NSDiscoItems, NSSelfPing, NSVCard, NSStableID, NSOccupantID,
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),

@@ -70,13 +70,15 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		}
 		r.subject = subj.Text()
 		r.subjNick = o.nick
+		r.subjOID = o.oid
 		r.save(ctx)
 		// XEP-0313 §5.1.2: subject changes belong in the archive too.
 		subjMsg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
 		if id := el.Attr("id"); id != "" {
 			subjMsg.SetAttr("id", id) // §7.4, muc#stable_id
 		}
-		msg := r.archived(ctx, subjMsg.Append(xml.New("", "subject").AppendText(r.subject)), from)
+		subjMsg.Append(xml.New("", "subject").AppendText(r.subject), occupantIDElement(o.oid))
+		msg := r.archived(ctx, subjMsg, from)
 		r.record(ctx, msg, from)
 		r.fanOut(ctx, msg)
 		return
@@ -87,11 +89,14 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	}
 	// The room speaks for the occupant: keep the payload, drop what only
 	// the room may say (muc#user status, a forged <delay/> from someone
-	// who is not an owner replaying one-to-one history, §7.9).
+	// who is not an owner replaying one-to-one history, §7.9, a stanza-id
+	// naming the room, an occupant-id) and add the sender's occupant-id
+	// (XEP-0421 §4) before the message is archived, so the archive, the
+	// history and every copy carry it as sent.
 	owner := r.affOf(from) == AffOwner
 	body := el.WithoutChildren(func(c *xml.Element) bool {
 		return c.Space == NSUser || (c.Space == stanza.NSDelay && !owner) || (c.Space == "" && c.Local == "error") ||
-			r.claimsRoom(c)
+			r.claimsRoom(c) || isOccupantID(c)
 	})
 	msg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
 	if id := el.Attr("id"); id != "" {
@@ -100,7 +105,7 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	if l := el.Lang(); l != "" {
 		msg.Attrs = append(msg.Attrs, xml.Attr{Space: xml.NSXML, Local: "lang", Value: l})
 	}
-	msg.Children = body.Children
+	msg.Children = append(body.Children, occupantIDElement(o.oid))
 	if el.Child("", "body") != nil {
 		msg = r.archived(ctx, msg, from)
 		r.record(ctx, msg, from)
@@ -172,10 +177,12 @@ func (s *Service) privateMessage(ctx context.Context, r *room, el *xml.Element, 
 		return
 	}
 	// The empty muc#user <x/> tells the recipient's client that this is a
-	// private message through the room, not from a user's own JID.
-	out := el.WithoutChildren(func(c *xml.Element) bool { return c.Space == NSUser }).
+	// private message through the room, not from a user's own JID; the
+	// sender's occupant-id replaces any the client put there (XEP-0421 §4:
+	// every message the room sends).
+	out := el.WithoutChildren(func(c *xml.Element) bool { return c.Space == NSUser || isOccupantID(c) }).
 		WithAttr("from", r.occJID(o.nick)).WithAttr("to", target.real.String()).
-		WithChildren(xml.New(NSUser, "x"))
+		WithChildren(xml.New(NSUser, "x"), occupantIDElement(o.oid))
 	s.route(ctx, out)
 }
 

@@ -91,6 +91,9 @@ func (m *Module) Start(ctx context.Context) error {
 	if rec, ok := module.Lookup(m.h, RecorderKey); ok {
 		svc.recorder = rec
 	}
+	if err := svc.loadOccupantKey(ctx); err != nil {
+		return fmt.Errorf("muc: occupant-id key: %w", err)
+	}
 	if err := svc.load(ctx); err != nil {
 		return fmt.Errorf("muc: loading rooms: %w", err)
 	}

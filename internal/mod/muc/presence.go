@@ -106,7 +106,7 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 		return
 	}
 	aff := r.affOf(from)
-	o := &occupant{nick: nick, real: from, role: r.defaultRole(aff), pres: stripMUC(el)}
+	o := &occupant{nick: nick, real: from, role: r.defaultRole(aff), pres: stripMUC(el), oid: s.occupantID(r.jid, from)}
 	// §7.2.3: first the existing occupants to the newcomer...
 	for _, v := range r.sortedOccupants() {
 		s.route(ctx, r.presenceFor(v, o, presOpts{}))
@@ -283,6 +283,8 @@ func parseDateTime(s string) (time.Time, error) {
 
 // sendSubject sends the room subject after the history; an empty
 // <subject/> when none is set, which tells clients the join is complete.
+// A subject an occupant set carries that occupant's id (XEP-0421 §4),
+// when the room knows it (not for a subject stored before ids existed).
 func (r *room) sendSubject(ctx context.Context, o *occupant) {
 	from := r.jid.String()
 	if r.subjNick != "" {
@@ -290,6 +292,9 @@ func (r *room) sendSubject(ctx context.Context, o *occupant) {
 	}
 	m := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", from).SetAttr("to", o.real.String()).
 		Append(xml.New("", "subject").AppendText(r.subject))
+	if r.subjNick != "" && r.subjOID != "" {
+		m.Append(occupantIDElement(r.subjOID))
+	}
 	r.svc.route(ctx, m)
 }
 

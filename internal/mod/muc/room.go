@@ -91,6 +91,9 @@ type occupant struct {
 	real jid.JID // full JID
 	role string
 	pres *xml.Element // the occupant's last presence, MUC elements stripped
+	// oid is the occupant's XEP-0421 id (Service.occupantID), which the
+	// room attaches to every presence and message it sends for it.
+	oid string
 }
 
 // histEntry is one message of the discussion history.
@@ -119,6 +122,7 @@ type room struct {
 	histBytes int
 	subject   string
 	subjNick  string            // room nickname of who set the subject ("" for the room)
+	subjOID   string            // occupant id of who set the subject ("" for the room, or set before ids)
 	invited   map[string]string // invitee bare JID → inviter bare JID, for declines
 	vcard     *roomVCard        // the room's vCard (vcard.go), nil when none
 }
@@ -281,7 +285,9 @@ func (r *room) presenceFor(o, viewer *occupant, opt presOpts) *xml.Element {
 		}
 		x.Append(xml.New(NSUser, "status").SetAttr("code", strconv.Itoa(c)))
 	}
-	return p.Append(x)
+	// XEP-0421 §4: on every presence the room sends for an occupant,
+	// unavailable ones too, to every viewer, the occupant itself included.
+	return p.Append(x, occupantIDElement(o.oid))
 }
 
 // broadcastPresence sends the presence about o to every occupant, and to o
@@ -332,8 +338,8 @@ func (p *presenceFanout) to(v *occupant) *xml.Element {
 }
 
 // stripMUC returns a client's presence without the MUC elements it may
-// carry (the join <x/>, or a forged muc#user <x/>), keeping show, status,
-// priority, capabilities and the like.
+// carry (the join <x/>, or a forged muc#user <x/> or occupant-id), keeping
+// show, status, priority, capabilities and the like.
 func stripMUC(p *xml.Element) *xml.Element {
 	out := xml.New("", "presence")
 	for _, c := range p.Children {
@@ -341,7 +347,7 @@ func stripMUC(p *xml.Element) *xml.Element {
 		if !ok {
 			continue
 		}
-		if el.Space == NS || el.Space == NSUser || (el.Space == "" && el.Local == "error") {
+		if el.Space == NS || el.Space == NSUser || isOccupantID(el) || (el.Space == "" && el.Local == "error") {
 			continue
 		}
 		out.Append(el)

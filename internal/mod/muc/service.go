@@ -38,6 +38,10 @@ type Service struct {
 	// routed and not changed afterwards.
 	archive  Archive
 	recorder Recorder
+
+	// oidKey is the key of XEP-0421 occupant ids (occupantid.go), read
+	// before the service is routed and not changed afterwards.
+	oidKey []byte
 }
 
 func newService(h *module.Host, cfg config.MUC) *Service {
@@ -169,7 +173,7 @@ func uniqueName() string {
 func (s *Service) serviceInfo() *xml.Element {
 	q := xml.New(NSDiscoInfo, "query")
 	q.Append(xml.New(NSDiscoInfo, "identity").SetAttr("category", "conference").SetAttr("type", "text").SetAttr("name", s.cfg.Name))
-	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSUnique, NSPing, NSVCard, NSStableID} {
+	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSUnique, NSPing, NSVCard, NSStableID, NSOccupantID} {
 		q.Append(xml.New(NSDiscoInfo, "feature").SetAttr("var", f))
 	}
 	return q

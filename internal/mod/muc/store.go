@@ -24,7 +24,10 @@ type storedRoom struct {
 	Affiliations map[string]affEntry `json:"affiliations"`
 	Subject      string              `json:"subject,omitempty"`
 	SubjectNick  string              `json:"subject_nick,omitempty"`
-	Created      time.Time           `json:"created"`
+	// SubjectOID is the XEP-0421 occupant id of who set the subject
+	// (absent in records written before ids, and for the room's own).
+	SubjectOID string    `json:"subject_oid,omitempty"`
+	Created    time.Time `json:"created"`
 }
 
 // save stores a persistent room; the caller holds r.mu. A failure is
@@ -35,7 +38,7 @@ func (r *room) save(ctx context.Context) {
 	}
 	b, err := json.Marshal(storedRoom{
 		Version: storeVersion, Config: r.cfg, Affiliations: r.affs,
-		Subject: r.subject, SubjectNick: r.subjNick, Created: r.created,
+		Subject: r.subject, SubjectNick: r.subjNick, SubjectOID: r.subjOID, Created: r.created,
 	})
 	if err == nil {
 		sctx, cancel := storeCtx(ctx)
@@ -87,7 +90,7 @@ func (s *Service) load(ctx context.Context) error {
 		if st.Affiliations != nil {
 			r.affs = st.Affiliations
 		}
-		r.subject, r.subjNick, r.created = st.Subject, st.SubjectNick, st.Created
+		r.subject, r.subjNick, r.subjOID, r.created = st.Subject, st.SubjectNick, st.SubjectOID, st.Created
 		s.rooms[local] = r
 	}
 	return nil

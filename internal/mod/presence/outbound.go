@@ -274,17 +274,14 @@ func (p *Presence) changed(ctx context.Context, user, contact jid.JID, before, a
 // current presence of every available resource to a new subscriber, or
 // unavailable from each of them to a former one.
 func (p *Presence) share(ctx context.Context, user, contact jid.JID, out outcome) {
-	if !out.sendAvailable && !out.sendUnavailable {
-		return
-	}
-	for _, s := range p.h.Router.Sessions(user) {
-		pres := s.Presence()
-		if pres == nil {
-			continue
+	switch {
+	case out.sendUnavailable:
+		p.h.UnavailableTo(ctx, user, contact)
+	case out.sendAvailable:
+		for _, s := range p.h.Router.Sessions(user) {
+			if pres := s.Presence(); pres != nil {
+				p.h.Router.Route(ctx, pres.WithAttr("to", contact.String()))
+			}
 		}
-		if out.sendUnavailable {
-			pres = xml.New("", "presence").SetAttr("type", "unavailable").SetAttr("from", s.JID().String())
-		}
-		p.h.Router.Route(ctx, pres.WithAttr("to", contact.String()))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"parley/internal/admin"
 	"parley/internal/legacyauth"
 	"parley/internal/module"
 	"parley/internal/storage"
@@ -105,6 +106,14 @@ func (r *Register) registerAccount(c *module.PreAuthConn, iq, q *xml.Element) *x
 		r.h.Log.Error("register: look up account", "user", j.String(), "err", err)
 		return fail(stanza.InternalServerError, "")
 	} else if exists {
+		return fail(stanza.Conflict, "the username is not available")
+	}
+	// A name some host's admins (or admin groups) list is the operator's
+	// to create (parley user add): registered by whoever came first, it
+	// would make them an administrator. Answered as a taken name, so
+	// registration does not tell who the administrators are.
+	if host := admin.For(r.h).Administers(ctx, j); host != "" {
+		r.h.Log.Warn("register: refused an administrator's name", "user", j.String(), "administers", host, "remote", addrKey(c.RemoteAddr))
 		return fail(stanza.Conflict, "the username is not available")
 	}
 	key := addrKey(c.RemoteAddr)

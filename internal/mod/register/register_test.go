@@ -233,7 +233,9 @@ func TestSessionChanges(t *testing.T) {
 
 // TestRemove: <remove/> deletes the account and its data, answers the
 // sender, ends every session with not-authorized, and the username can be
-// registered again at once.
+// registered again at once. A subscribed contact gets unavailable presence
+// from each resource it saw online (RFC 6121 §3.2.2), not one from the bare
+// JID, and none from a resource that never sent presence.
 func TestRemove(t *testing.T) {
 	ts := testserver.Start(t, enabled)
 	ts.AddUser(t, "dj", password)
@@ -249,8 +251,14 @@ func TestRemove(t *testing.T) {
 		}
 	}
 	sabine := ts.Online(t, "sabine", password, "home")
+	// The answer to sabine's probe: dj is offline so far (RFC 6121 §4.3.2).
+	sabine.ExpectStanza("presence", "type=unavailable", "from=dj@localhost")
 	work := ts.Online(t, "dj", password, "Work")
 	laptop := ts.Online(t, "dj", password, "laptop")
+	bot := ts.Login(t, "dj", password, "bot") // connected, never available
+	for _, res := range []string{"Work", "laptop"} {
+		sabine.ExpectStanza("presence", "from=dj@localhost/"+res)
+	}
 
 	work.Send("<iq type='set' id='unreg1'><query xmlns='jabber:iq:register'><remove/></query></iq>")
 	if res := work.ExpectStanza("iq", "id=unreg1"); res.Attr("type") != "result" {
@@ -258,10 +266,20 @@ func TestRemove(t *testing.T) {
 	}
 	work.ExpectStreamError("not-authorized")
 	laptop.ExpectStreamError("not-authorized")
-	// The contact learns that the subscriptions are gone.
+	bot.ExpectStreamError("not-authorized")
+	// The contact learns that the subscriptions are gone: each resource
+	// it saw goes offline, then the subscription is cancelled.
+	for _, res := range []string{"Work", "laptop"} {
+		sabine.ExpectStanza("presence", "type=unavailable", "from=dj@localhost/"+res)
+	}
 	sabine.Expect(func(el *xml.Element) bool {
 		return el.Local == "presence" && el.Attr("type") == "unsubscribed" && strings.HasPrefix(el.Attr("from"), "dj@")
 	})
+	for _, el := range sabine.Pending() {
+		if el.Local == "presence" && el.Attr("type") == "unavailable" {
+			t.Fatalf("unavailable presence from a resource the contact never saw: %s", el)
+		}
+	}
 
 	if _, err := ts.Store().Accounts().Get(ctx, domain, "dj"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("account still there: %v", err)
@@ -397,6 +415,30 @@ func TestNotifyAdmins(t *testing.T) {
 	msg := admin.ExpectStanza("message", "from="+domain)
 	if body := msg.ChildText("", "body"); !strings.Contains(body, "joseph@localhost") {
 		t.Errorf("notification body %q", body)
+	}
+}
+
+// TestAdministratorsNamesReserved: a name a host's admins list, while no
+// account holds it, cannot be registered in-band (whoever came first would
+// administer the host), and the refusal reads as a taken name.
+func TestAdministratorsNamesReserved(t *testing.T) {
+	ts := testserver.Start(t, `
+[[host]]
+domain = "localhost"
+admins = ["boss@localhost"]
+[host.registration]
+enabled = true
+`)
+	c := preauth(t, ts)
+	res := c.IQ("set", "", registerQuery("username", "boss", "password", "spinach123", "email", "b@yak", "name", "Boss"))
+	if testserver.ErrorCondition(res) != "conflict" {
+		t.Fatalf("registering an administrator's name: %s", res)
+	}
+	if canLogin(t, ts, "boss", "spinach123") {
+		t.Fatal("the administrator's account was created")
+	}
+	if res := c.IQ("set", "", registerQuery("username", "worker", "password", "spinach123", "email", "w@yak", "name", "Worker")); res.Attr("type") != "result" {
+		t.Fatalf("an ordinary name: %s", res)
 	}
 }
 

@@ -189,8 +189,11 @@ func (r *Register) remove(ev *module.StanzaEvent) *xml.Element {
 
 // cancelSubscriptions tells every contact that the account's presence
 // subscriptions are gone (§3.2: an IM server SHOULD cancel them): contacts
-// subscribed to us get unavailable and unsubscribed, contacts we were
-// subscribed to get unsubscribe (RFC 6121 §3.2, §3.3).
+// subscribed to us get unavailable from each available resource (RFC 6121
+// §3.2.2, through the code a roster removal uses: module.Host.UnavailableTo)
+// and unsubscribed, contacts we were subscribed to get unsubscribe
+// (§3.3). It runs while the account's sessions are still bound, so the
+// resources the contacts were shown are there to be named.
 func (r *Register) cancelSubscriptions(ctx context.Context, bare jid.JID) {
 	items, _, err := r.h.Store.Roster().Items(ctx, bare.String())
 	if err != nil {
@@ -201,7 +204,9 @@ func (r *Register) cancelSubscriptions(ctx context.Context, bare jid.JID) {
 	}
 	for _, it := range items {
 		if it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth {
-			send(it.JID, "unavailable")
+			if contact, err := jid.Parse(it.JID); err == nil {
+				r.h.UnavailableTo(ctx, bare, contact)
+			}
 			send(it.JID, "unsubscribed")
 		}
 		if it.Subscription == storage.SubTo || it.Subscription == storage.SubBoth || it.AskOut {

@@ -202,13 +202,7 @@ func (r *Roster) remove(ev *module.StanzaEvent, contact jid.JID) *xml.Element {
 		send("unsubscribed")
 	}
 	if before.HasFrom() {
-		for _, s := range r.h.Router.Sessions(user) {
-			if module.Available(s) {
-				p := xml.New("", "presence").SetAttr("from", s.JID().String()).
-					SetAttr("to", contact.String()).SetAttr("type", "unavailable")
-				r.h.Router.Route(ev.Ctx, p)
-			}
-		}
+		r.h.UnavailableTo(ev.Ctx, user, contact)
 	}
 	if before.Subscription != storage.SubNone {
 		r.h.Subscriptions.Fire(module.EventSubscriptionChanged, &module.SubscriptionEvent{

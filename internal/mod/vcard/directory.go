@@ -48,7 +48,7 @@ func (v *VCard) getDirectory(ev *module.StanzaEvent, p Profiles) *xml.Element {
 	if err != nil {
 		return v.directoryError(ev, err)
 	}
-	return stanza.IQResult(ev.Stanza, el)
+	return v.found(ev, el)
 }
 
 // setDirectory applies a vCard set on a directory host: update-mode fields
@@ -75,7 +75,9 @@ func (v *VCard) directoryError(ev *module.StanzaEvent, err error) *xml.Element {
 	case errors.Is(err, directory.ErrProfileRefused):
 		return stanza.ErrorReply(ev.Stanza, stanza.Forbidden, err.Error())
 	case errors.Is(err, directory.ErrNoSuchUser):
-		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+		// As for an account the core does not know (XEP-0054 §3.3: the
+		// same condition whether the user or its vCard is missing).
+		return stanza.ErrorReply(ev.Stanza, stanza.ServiceUnavailable, "")
 	}
 	v.h.Log.Warn("vcard: directory", "owner", ev.To.Bare().String(), "err", err)
 	return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "the user directory is unavailable")

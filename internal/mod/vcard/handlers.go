@@ -11,11 +11,13 @@ import (
 )
 
 // get returns the vCard of the addressed account (the sender's own when the
-// IQ had no 'to'). When none is stored, the owner gets an empty <vCard/>
-// (§3.1 allows it, and clients treat it as "nothing set yet" without error
-// handling), while anybody else gets item-not-found (§3.3: the server "MUST
-// return a stanza error"). Unknown accounts never get here: the core answers
-// service-unavailable for them.
+// IQ had no 'to'). When there is none (nothing stored, or an empty <vCard/>
+// left by clearing it), the owner gets an empty <vCard/> (§3.1 allows it
+// instead of item-not-found, and clients treat it as "nothing set yet"
+// without error handling), while anybody else gets service-unavailable:
+// §3.3 (v1.3) requires the same condition for "no vCard" and "no such
+// user", so the answer cannot be used to harvest accounts, and the core
+// answers unknown accounts service-unavailable (RFC 6121 §8.5.1).
 func (v *VCard) get(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 	if payload.Local != "vCard" {
 		return stanza.ErrorReply(ev.Stanza, stanza.BadRequest, "expected <vCard xmlns='vcard-temp'/>")
@@ -27,10 +29,7 @@ func (v *VCard) get(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 	b, err := v.h.Store.VCards().Get(ev.Ctx, owner.String())
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		if ev.From.Bare() == owner {
-			return stanza.IQResult(ev.Stanza, xml.New(NS, "vCard"))
-		}
-		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
+		return v.none(ev)
 	case err != nil:
 		v.h.Log.Warn("vcard: get", "owner", owner.String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
@@ -40,7 +39,26 @@ func (v *VCard) get(ev *module.StanzaEvent, payload *xml.Element) *xml.Element {
 		v.h.Log.Error("vcard: stored vCard does not parse", "owner", owner.String(), "err", err)
 		return stanza.ErrorReply(ev.Stanza, stanza.InternalServerError, "")
 	}
-	return stanza.IQResult(ev.Stanza, el)
+	return v.found(ev, el)
+}
+
+// found answers a get with card, unless card is empty: an empty <vCard/>
+// is what clearing stores, so it is "no vCard" (none).
+func (v *VCard) found(ev *module.StanzaEvent, card *xml.Element) *xml.Element {
+	if card == nil || len(card.Elements()) == 0 {
+		return v.none(ev)
+	}
+	return stanza.IQResult(ev.Stanza, card)
+}
+
+// none answers a get for an account without a vCard: the owner an empty
+// <vCard/> (§3.1), anybody else service-unavailable, as for an account
+// that does not exist (§3.3).
+func (v *VCard) none(ev *module.StanzaEvent) *xml.Element {
+	if ev.From.Bare() == ev.To.Bare() {
+		return stanza.IQResult(ev.Stanza, xml.New(NS, "vCard"))
+	}
+	return stanza.ErrorReply(ev.Stanza, stanza.ServiceUnavailable, "")
 }
 
 // set replaces the sender's vCard. XEP-0054 has no partial update: the

@@ -11,6 +11,9 @@ const card = "<vCard xmlns='vcard-temp'><FN>Alice</FN><N><FAMILY>A</FAMILY><GIVE
 
 // TestVCard walks XEP-0054 §3: retrieving one's own vCard (empty before
 // anything is set), updating it, viewing another user's, and the errors.
+// §3.3 (v1.3): another user's missing vCard and a missing user give the
+// same error, service-unavailable, so nobody can harvest accounts; a
+// cleared vCard is a missing one.
 func TestVCard(t *testing.T) {
 	ts := start(t, "[limits]\nmax_vcard_bytes = 1024\n", "alice", "bob", "carol")
 	alice := ts.Login(t, "alice", password, "r")
@@ -25,7 +28,8 @@ func TestVCard(t *testing.T) {
 		want                         string // serialized vCard of a result, "" for none
 	}{
 		{"own, none yet", "alice", "get", "", get, "", "<vCard xmlns='vcard-temp'/>"},
-		{"other's, none", "bob", "get", "alice@localhost", get, "item-not-found", ""},
+		{"other's, none", "bob", "get", "alice@localhost", get, "service-unavailable", ""},
+		{"other's, none, account never logged in", "bob", "get", "carol@localhost", get, "service-unavailable", ""},
 		{"set own", "alice", "set", "", card, "", ""},
 		{"get own", "alice", "get", "", get, "", card},
 		{"get own by bare JID", "alice", "get", "alice@localhost", get, "", card},
@@ -37,7 +41,8 @@ func TestVCard(t *testing.T) {
 		{"unchanged after errors", "alice", "get", "", get, "", card},
 		{"host", "bob", "get", "localhost", get, "", "<vCard xmlns='vcard-temp'/>"},
 		{"clear", "alice", "set", "", "<vCard xmlns='vcard-temp'/>", "", ""},
-		{"cleared", "bob", "get", "alice@localhost", get, "", "<vCard xmlns='vcard-temp'/>"},
+		{"cleared", "bob", "get", "alice@localhost", get, "service-unavailable", ""},
+		{"own, cleared", "alice", "get", "", get, "", "<vCard xmlns='vcard-temp'/>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := clients[tc.from].IQ(tc.typ, tc.to, tc.payload)
