@@ -7,8 +7,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -258,19 +256,7 @@ func OpenStore(ctx context.Context, cfg *config.Config) (storage.Store, error) {
 // serverSecret returns a random per-server secret kept in storage, created
 // on first use, so it survives restarts and is shared by cluster nodes.
 func serverSecret(ctx context.Context, st storage.Store, name string) ([]byte, error) {
-	v, err := st.KV().Get(ctx, "server", "", name)
-	if err == nil && len(v) >= 32 {
-		return v, nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
-	v = make([]byte, 32)
-	_, _ = rand.Read(v)
-	if err := st.KV().Set(ctx, "server", "", name, v); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return storage.Secret(ctx, st.KV(), "server", "", name, 32)
 }
 
 // Start starts modules, then binds and serves every listener.

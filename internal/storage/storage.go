@@ -175,6 +175,11 @@ type Private interface {
 type KV interface {
 	Get(ctx context.Context, bucket, owner, key string) ([]byte, error) // ErrNotFound if none
 	Set(ctx context.Context, bucket, owner, key string, value []byte) error
+	// SetIfAbsent stores value unless the key has one, and returns the
+	// value stored now: value, or the one that was there. Of several
+	// callers racing (cluster nodes starting together), all get the first
+	// writer's value.
+	SetIfAbsent(ctx context.Context, bucket, owner, key string, value []byte) ([]byte, error)
 	Delete(ctx context.Context, bucket, owner, key string) error // no error if absent
 	// List returns all keys and values of owner in bucket, keys sorted.
 	List(ctx context.Context, bucket, owner string) (map[string][]byte, error)

@@ -3,10 +3,8 @@ package muc
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 
 	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
@@ -31,31 +29,15 @@ const (
 )
 
 // loadOccupantKey reads the service's occupant-id key, creating a random
-// one on first use. The server has a persisted secret of its own (the
-// SCRAM fake-salt key), but modules do not see it, so the service keeps a
-// key of its own the way the upload module keeps its signing key. After
-// creating it the key is read back: of two cluster nodes creating it at
-// the same moment the later write wins, and a node that reads after both
-// writes uses the winner (two nodes that each read back before the other
-// wrote would disagree until one restarts; only a cluster's very first
-// start can meet that).
+// one on first use (storage.Secret: every node of a cluster gets the same,
+// even on the cluster's very first start). The server has a persisted
+// secret of its own (the SCRAM fake-salt key), but modules do not see it,
+// so the service keeps a key of its own the way the upload module keeps
+// its signing key.
 func (s *Service) loadOccupantKey(ctx context.Context) error {
-	kv := s.h.Store.KV()
-	k, err := kv.Get(ctx, bucketKeys, s.domain, keyOccupantID)
-	if err == nil && len(k) >= occupantKeyBytes {
-		s.oidKey = k
-		return nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	k, err := storage.Secret(ctx, s.h.Store.KV(), bucketKeys, s.domain, keyOccupantID, occupantKeyBytes)
+	if err != nil {
 		return err
-	}
-	k = make([]byte, occupantKeyBytes)
-	_, _ = rand.Read(k)
-	if err := kv.Set(ctx, bucketKeys, s.domain, keyOccupantID, k); err != nil {
-		return err
-	}
-	if stored, err := kv.Get(ctx, bucketKeys, s.domain, keyOccupantID); err == nil && len(stored) >= occupantKeyBytes {
-		k = stored
 	}
 	s.oidKey = k
 	return nil

@@ -21,7 +21,6 @@ package upload
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -164,20 +163,7 @@ func (m *Module) Stop(context.Context) error {
 // storage: slots stay valid across a restart, and every node of a future
 // cluster signs alike.
 func (m *Module) hmacKey(ctx context.Context) ([]byte, error) {
-	kv := m.h.Store.KV()
-	k, err := kv.Get(ctx, "upload", m.h.Domain, "hmac-key")
-	if err == nil && len(k) >= 32 {
-		return k, nil
-	}
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
-	}
-	k = make([]byte, 32)
-	_, _ = rand.Read(k)
-	if err := kv.Set(ctx, "upload", m.h.Domain, "hmac-key", k); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return storage.Secret(ctx, m.h.Store.KV(), "upload", m.h.Domain, "hmac-key", 32)
 }
 
 func (m *Module) purgeLoop() {

@@ -187,6 +187,11 @@ func (x kv) Set(ctx context.Context, bucket, owner, key string, value []byte) er
 	return x.k.Set(ctx, bucket, owner, key, value)
 }
 
+func (x kv) SetIfAbsent(ctx context.Context, bucket, owner, key string, value []byte) ([]byte, error) {
+	defer x.obs("kv.set", time.Now())
+	return x.k.SetIfAbsent(ctx, bucket, owner, key, value)
+}
+
 func (x kv) Delete(ctx context.Context, bucket, owner, key string) error {
 	defer x.obs("kv.delete", time.Now())
 	return x.k.Delete(ctx, bucket, owner, key)

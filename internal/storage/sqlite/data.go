@@ -142,6 +142,19 @@ func (k kv) Set(ctx context.Context, bucket, owner, key string, value []byte) er
 		bucket, owner, key, storeutil.NonNil(value))
 }
 
+// SetIfAbsent inserts unless a row exists; the row read back is the
+// first writer's, since nothing but Set and Delete changes it.
+func (k kv) SetIfAbsent(ctx context.Context, bucket, owner, key string, value []byte) ([]byte, error) {
+	err := k.s.exec(ctx, fmt.Sprintf("kv set-if-absent %s/%s/%s", bucket, owner, key),
+		`INSERT INTO kv (bucket, owner, key_name, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (bucket, owner, key_name) DO NOTHING`,
+		bucket, owner, key, storeutil.NonNil(value))
+	if err != nil {
+		return nil, err
+	}
+	return k.Get(ctx, bucket, owner, key)
+}
+
 func (k kv) Delete(ctx context.Context, bucket, owner, key string) error {
 	return k.s.exec(ctx, fmt.Sprintf("kv delete %s/%s/%s", bucket, owner, key),
 		`DELETE FROM kv WHERE bucket = ? AND owner = ? AND key_name = ?`, bucket, owner, key)

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"PubSubMissingNode", testPubSubMissingNode},
 		{"KV", testKV},
 		{"KVList", testKVList},
+		{"KVSetIfAbsent", testKVSetIfAbsent},
 		{"ArchiveAppendQuery", testArchiveAppendQuery},
 		{"ArchiveRandom", testArchiveRandom},
 		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
@@ -964,6 +965,44 @@ func testKVList(t *testing.T, s storage.Store) {
 	// callers do, yields byte order.
 	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"", "Mid", "alpha", "b/c", "zeta", "é"}) {
 		t.Fatalf("keys = %q", keys)
+	}
+}
+
+// testKVSetIfAbsent: the first writer's value wins however many race, and
+// storage.Secret hands every caller the same key.
+func testKVSetIfAbsent(t *testing.T, s storage.Store) {
+	c := t.Context()
+	kv := s.KV()
+	got, err := kv.SetIfAbsent(c, "b", "example.org", "k", []byte("first"))
+	must(t, err)
+	if string(got) != "first" {
+		t.Fatalf("SetIfAbsent on an empty key = %q", got)
+	}
+	got, err = kv.SetIfAbsent(c, "b", "example.org", "k", []byte("second"))
+	must(t, err)
+	if string(got) != "first" {
+		t.Fatalf("SetIfAbsent on a set key = %q, want the first value", got)
+	}
+	const n = 8
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { keys[i], errs[i] = storage.Secret(c, kv, "b", "example.org", "secret", 32) })
+	}
+	wg.Wait()
+	for i := range n {
+		must(t, errs[i])
+		if len(keys[i]) != 32 || !bytes.Equal(keys[i], keys[0]) {
+			t.Fatalf("racing callers got different secrets: %x and %x", keys[0], keys[i])
+		}
+	}
+	// An old value too short is replaced.
+	must(t, kv.Set(c, "b", "example.org", "short", []byte("x")))
+	k, err := storage.Secret(c, kv, "b", "example.org", "short", 32)
+	must(t, err)
+	if again, _ := kv.Get(c, "b", "example.org", "short"); len(k) != 32 || !bytes.Equal(again, k) {
+		t.Fatalf("short secret not replaced: %x, stored %x", k, again)
 	}
 }
 
