@@ -379,6 +379,9 @@ func (c *conn) openStream() error {
 		ID: c.id, Version: "1.0", Lang: "en",
 	}
 	domain := strings.ToLower(strings.TrimSuffix(h.To, "."))
+	if d, err := jid.PrepareDomain(domain); err == nil {
+		domain = d // hosts are named in U-labels; a client may write A-labels
+	}
 	host := c.srv.router.Host(domain)
 	if c.host != nil && host != c.host {
 		host = nil // a restart may not switch hosts

@@ -22,7 +22,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"parley/internal/config"
+	"parley/internal/xmpp/jid"
 )
 
 // Manager hands out certificates for TLS handshakes.
@@ -102,7 +105,12 @@ func load(certFile, keyFile string) (*tls.Certificate, error) {
 func (m *Manager) ForName(name string) *tls.Certificate {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	// Hosts are named in prepared form (U-labels); a client's SNI carries
+	// A-labels (RFC 6066 §3).
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if d, err := jid.PrepareDomain(name); err == nil {
+		name = d
+	}
 	if c := m.byName[name]; c != nil {
 		return c
 	}
@@ -162,7 +170,7 @@ func selfSigned(dataDir string, names []string) (*tls.Certificate, error) {
 
 func covers(c *x509.Certificate, names []string) bool {
 	for _, n := range names {
-		if c.VerifyHostname(n) != nil {
+		if c.VerifyHostname(asciiName(n)) != nil {
 			return false
 		}
 	}
@@ -182,11 +190,12 @@ func GenerateSelfSigned(names []string, d time.Duration) (certPEM, keyPEM []byte
 	}
 	var dns []string
 	for _, n := range names {
+		n = asciiName(n)
 		dns = append(dns, n, "*."+n)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"Parley self-signed"}},
+		Subject:               pkix.Name{CommonName: asciiName(names[0]), Organization: []string{"Parley self-signed"}},
 		DNSNames:              dns,
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(d),
@@ -204,4 +213,14 @@ func GenerateSelfSigned(names []string, d time.Duration) (certPEM, keyPEM []byte
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
+}
+
+// asciiName is a domain in the form certificates carry it: A-labels
+// (RFC 6125 §6.4.2; a U-label cannot be a DNS name in a certificate). A
+// name idna refuses is returned as is.
+func asciiName(name string) string {
+	if a, err := idna.Lookup.ToASCII(name); err == nil {
+		return a
+	}
+	return name
 }

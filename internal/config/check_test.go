@@ -101,3 +101,18 @@ secret = "compsecret"
 		t.Fatalf("key=value DSN not redacted: %s", got)
 	}
 }
+
+// Host domains are prepared as addresses are: an internationalised domain
+// in A-labels or mixed case is the same host as in U-labels.
+func TestHostDomainsPrepared(t *testing.T) {
+	c, err := Parse([]byte("[[host]]\ndomain = \"XN--Mller-kva.Test.\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Hosts[0].Domain != "müller.test" {
+		t.Fatalf("domain %q", c.Hosts[0].Domain)
+	}
+	if _, err := Parse([]byte("[[host]]\ndomain = \"xn--mller-kva.test\"\n[[host]]\ndomain = \"Müller.test\"\n")); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Fatalf("the same domain in two forms: %v", err)
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"parley/internal/xmpp/jid"
 )
 
 // Config is the whole server configuration. Every limit has a safe default.
@@ -675,11 +677,18 @@ func (c *Config) validate() []string {
 	}
 	seen := map[string]bool{}
 	for i, h := range c.Hosts {
+		// Prepared as addresses are (RFC 7622 §3.2): lower case, and an
+		// internationalised domain in U-labels whether written so or as
+		// A-labels, so that it matches the JIDs clients and servers send.
 		d := strings.ToLower(strings.TrimSuffix(h.Domain, "."))
+		prepared, perr := jid.PrepareDomain(d)
+		if perr == nil {
+			d = prepared
+		}
 		switch {
 		case d == "":
 			bad("host[%d].domain: empty", i)
-		case strings.ContainsAny(d, "@/ "):
+		case strings.ContainsAny(d, "@/ ") || perr != nil:
 			bad("host[%d].domain: %q is not a domain", i, h.Domain)
 		case seen[d]:
 			bad("host[%d].domain: %q listed twice", i, h.Domain)

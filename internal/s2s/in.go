@@ -235,6 +235,9 @@ func (c *inConn) open() error {
 	}
 	c.s.traceHeader("in", "recv", c.remoteAddr(), h)
 	to := strings.ToLower(strings.TrimSuffix(h.To, "."))
+	if d, err := jid.PrepareDomain(to); err == nil {
+		to = d // hosts are named in U-labels; a peer may write A-labels
+	}
 	reply := serverHeader(to, "")
 	c.id = reply.ID
 	c.v1 = versionAtLeast1(h.Version)
