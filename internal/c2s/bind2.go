@@ -99,6 +99,9 @@ func (c *conn) bind2(req *sasl2Request, success func(authzid string, inline ...*
 	bound := xml.New(nsBind2, "bound")
 	if md := c.archiveMetadata(s, full); md != nil {
 		bound.Append(md)
+		// The client syncs from the archive, so offline storage only
+		// clears what the archive holds (XEP-0386 §3.2).
+		module.MarkArchiveSynced(s)
 	}
 	if smAnswer != nil {
 		bound.Append(smAnswer)

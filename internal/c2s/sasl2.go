@@ -111,6 +111,12 @@ func parseAuthenticate(el *xml.Element) (*sasl2Request, *sasl.Failure) {
 	if r.mech == "" {
 		return nil, sasl.NewFailure(sasl.CondInvalidMechanism, "no mechanism given")
 	}
+	// §Initiation: an 'upgrade' the feature did not announce fails the
+	// authentication, and Parley announces none (XEP-0480 upgrade tasks
+	// are not offered).
+	if el.Attr("upgrade") != "" {
+		return nil, sasl.NewFailure(sasl.CondInvalidMechanism, "no upgrade was offered")
+	}
 	seen := map[string]bool{}
 	for _, ch := range el.Elements() {
 		key := ch.Space + " " + ch.Local

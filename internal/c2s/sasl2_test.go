@@ -485,6 +485,7 @@ func TestSASL2ProtocolErrors(t *testing.T) {
 	cases := []struct{ name, from, el, want string }{
 		{"mechanism not offered", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='DIGEST-MD5'/>`, "invalid-mechanism"},
 		{"no mechanism", "", `<authenticate xmlns='urn:xmpp:sasl:2'/>`, "invalid-mechanism"},
+		{"upgrade not offered", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN' upgrade='UPGR-SCRAM-SHA-512'><initial-response>` + plain + `</initial-response></authenticate>`, "invalid-mechanism"},
 		{"bad base64", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>!!</initial-response></authenticate>`, "incorrect-encoding"},
 		{"user-agent id not a UUID", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>` + plain + `</initial-response><user-agent id='phone'/></authenticate>`, "malformed-request"},
 		{"two binds", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>` + plain + `</initial-response><bind xmlns='urn:xmpp:bind:0'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>`, "malformed-request"},
@@ -554,5 +555,52 @@ func TestBind2ArchiveMetadata(t *testing.T) {
 	md := bind()
 	if md.Child("urn:xmpp:mam:2", "end") == nil || md.Child("urn:xmpp:mam:2", "end").Attr("id") == "" {
 		t.Fatalf("archive metadata after a message: %s", md)
+	}
+}
+
+// XEP-0386 §3.2: a Bind 2 session's client catches up from the archive,
+// so the offline messages the archive holds are cleared, not sent; one
+// the archive does not hold (its sender asked that it not be archived)
+// still comes from offline storage, and nothing is left for a later login.
+func TestBind2ClearsArchivedOfflineMessages(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	bob := ts.Login(t, "bob", "password1", "r")
+	bob.Send("<message to='alice@localhost' type='chat' id='m1'><body>in the archive</body></message>")
+	bob.Send("<message to='alice@localhost' type='chat' id='m2'><body>not archived</body><no-permanent-store xmlns='urn:xmpp:hints'/></message>")
+	bob.IQ("get", "", "<ping xmlns='urn:xmpp:ping'/>")
+	a, _ := login2(t, ts, xmppclient.SASL2Login{User: "alice", Password: "password1", Mechanism: "SCRAM-SHA-256",
+		UserAgentID: uaPhone, Bind: &xmppclient.Bind2{Tag: "T"}})
+	if err := a.Send(xml.New("", "presence")); err != nil {
+		t.Fatal(err)
+	}
+	// A ping after the presence: its answer comes after whatever the
+	// presence brought.
+	if err := a.Send(xml.New("", "iq").SetAttr("type", "get").SetAttr("id", "after").Append(xml.New("urn:xmpp:ping", "ping"))); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		el, err := a.Expect(func(el *xml.Element) bool {
+			return el.Local == "message" || el.Local == "iq" && el.Attr("id") == "after"
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el.Local == "iq" {
+			break
+		}
+		got = append(got, el.Attr("id"))
+	}
+	if !slices.Equal(got, []string{"m2"}) {
+		t.Fatalf("a Bind 2 session was sent %v from offline storage, want only the message the archive lacks", got)
+	}
+	later := ts.Login(t, "alice", "password1", "later")
+	later.Send("<presence/>")
+	later.IQ("get", "", "<ping xmlns='urn:xmpp:ping'/>")
+	for _, el := range later.Pending() {
+		if el.Local == "message" {
+			t.Fatalf("offline storage kept %s", el)
+		}
 	}
 }

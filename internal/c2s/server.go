@@ -25,6 +25,7 @@ import (
 	"parley/internal/idlewait"
 	"parley/internal/legacyauth"
 	"parley/internal/metrics"
+	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/sasl"
 	"parley/internal/storage"
@@ -37,8 +38,7 @@ import (
 
 // Namespaces undelivered recognises.
 const (
-	nsCarbons  = "urn:xmpp:carbons:2"
-	nsStanzaID = "urn:xmpp:sid:0"
+	nsCarbons = "urn:xmpp:carbons:2"
 	// nsMAMPrefix starts every version's namespace of XEP-0313.
 	nsMAMPrefix = "urn:xmpp:mam:"
 )
@@ -308,7 +308,7 @@ func (s *Server) undeliveredIn(ctx context.Context, sess *session, els []*xml.El
 			case "error", "headline":
 				continue
 			}
-			if isCarbon(el) || isQueryResult(el, sess.jid.Bare()) || sess.answersQuery(el) || archivedFor(el, sess.jid.Bare()) {
+			if isCarbon(el) || isQueryResult(el, sess.jid.Bare()) || sess.answersQuery(el) || module.ArchivedFor(el, sess.jid.Bare()) {
 				continue
 			}
 			s.router.Route(ctx, el)
@@ -349,17 +349,6 @@ func mamResult(el *xml.Element) *xml.Element {
 		}
 	}
 	return nil
-}
-
-// archivedFor reports whether el carries a XEP-0359 <stanza-id/> by owner:
-// the archive stamped it when it stored the message for owner.
-func archivedFor(el *xml.Element, owner jid.JID) bool {
-	for _, ch := range el.Children {
-		if e, ok := ch.(*xml.Element); ok && e.Space == nsStanzaID && e.Local == "stanza-id" && e.Attr("by") == owner.String() {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) saslEnv(c *conn) sasl.Env {

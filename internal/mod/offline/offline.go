@@ -140,7 +140,12 @@ func (o *Offline) onMovedHere(ev *module.SessionEvent) bool {
 // deliver pops every stored message of bare, oldest first, and sends each to
 // every session in to. Pop deletes what it returns atomically, so each
 // message is delivered exactly once however many sessions log in at once.
-// The stanzas keep their original 'to' (XEP-0160 §2 example).
+// The stanzas keep their original 'to' (XEP-0160 §2 example). A session
+// whose client syncs from the archive (XEP-0386 Bind 2:
+// module.ArchiveSynced) is not sent the messages the archive holds: the
+// XEP has the server clear offline messages "as they will be provided by
+// MAM". Those the archive does not hold (archiving off for the account,
+// or a kind it does not keep) are still sent, never dropped.
 func (o *Offline) deliver(ctx context.Context, bare jid.JID, to []module.Session) {
 	msgs, err := o.h.Store.Offline().Pop(ctx, bare.String())
 	if err != nil {
@@ -154,7 +159,11 @@ func (o *Offline) deliver(ctx context.Context, bare jid.JID, to []module.Session
 			o.h.Log.Error("offline: stored stanza does not parse; dropped", "owner", bare.String(), "id", m.ID, "err", err)
 			continue
 		}
+		archived := module.ArchivedFor(el, bare)
 		for _, s := range to {
+			if archived && module.ArchiveSynced(s) {
+				continue
+			}
 			s.Send(el)
 		}
 	}

@@ -1,0 +1,38 @@
+package module
+
+import (
+	"parley/internal/xmpp/jid"
+	"parley/internal/xmpp/xml"
+)
+
+// nsStanzaID is XEP-0359's namespace.
+const nsStanzaID = "urn:xmpp:sid:0"
+
+// ArchivedFor reports whether el carries a XEP-0359 <stanza-id/> by owner:
+// the owner's archive holds it (the archive module stamps what it stores
+// and strips such ids that others wrote), so a client that reads the
+// archive finds it there.
+func ArchivedFor(el *xml.Element, owner jid.JID) bool {
+	by := owner.String()
+	for _, ch := range el.Children {
+		if e, ok := ch.(*xml.Element); ok && e.Space == nsStanzaID && e.Local == "stanza-id" && e.Attr("by") == by {
+			return true
+		}
+	}
+	return false
+}
+
+// archiveSyncKey marks a session whose client catches up from the archive.
+type archiveSyncKey struct{}
+
+// MarkArchiveSynced records that s's client fetches what it missed from
+// the account's archive (it bound with XEP-0386 Bind 2, which got the
+// archive's metadata): offline storage then clears the messages the
+// archive holds instead of sending them a second time (XEP-0386 §3.2).
+func MarkArchiveSynced(s Session) { s.SetValue(archiveSyncKey{}, true) }
+
+// ArchiveSynced reports whether MarkArchiveSynced was called for s.
+func ArchiveSynced(s Session) bool {
+	v, _ := s.Value(archiveSyncKey{}).(bool)
+	return v
+}
