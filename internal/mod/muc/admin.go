@@ -31,8 +31,14 @@ func (r *room) adminGet(el, q *xml.Element, from jid.JID) *xml.Element {
 				return stanza.ErrorReply(el, stanza.Forbidden, "")
 			}
 		case AffMember:
-			// §9.5: occupants of members-only rooms may see the member list.
-			if affRank(myAff) < affRank(AffAdmin) && !(r.cfg.MembersOnly && me != nil) {
+			// §5.2 (the privileges table and its note): members may see
+			// the member list, and occupants of members-only rooms (§9.5),
+			// but only in a non-anonymous room: the list names the real
+			// JID behind each nick, which a semi-anonymous room shows
+			// moderators only.
+			mayList := affRank(myAff) >= affRank(AffAdmin) ||
+				(r.cfg.WhoIs == "anyone" && (affRank(myAff) >= affRank(AffMember) || (r.cfg.MembersOnly && me != nil)))
+			if !mayList {
 				return stanza.ErrorReply(el, stanza.Forbidden, "")
 			}
 		default:

@@ -101,6 +101,16 @@ func TestConfigure(t *testing.T) {
 	dave.Expect(func(el *xml.Element) bool { return mucX(el) != nil && mucX(el).Child(nsUser, "invite") != nil })
 	sendJoin(dave, "c", "dave", "<password>cauldron</password>")
 	expectSelf(t, dave, "c", "dave")
+	// §5.2: in a semi-anonymous room the member list (real JIDs behind
+	// the nicks) is not for members; in a non-anonymous one it is.
+	configure(t, alice, "c", map[string]string{"muc#roomconfig_whois": "moderators"})
+	if c := cond(adminList(dave, "c", "affiliation='member'")); c != "forbidden" {
+		t.Fatalf("a member read the member list of a semi-anonymous room: %q", c)
+	}
+	configure(t, alice, "c", map[string]string{"muc#roomconfig_whois": "anyone"})
+	if l := adminList(dave, "c", "affiliation='member'"); l.Attr("type") != "result" || !strings.Contains(l.String(), "dave@localhost") {
+		t.Fatalf("member list of a non-anonymous room: %s", l)
+	}
 	// Cancelling a later configuration changes nothing.
 	if r := alice.IQ("set", roomJID("c"), "<query xmlns='"+nsOwner+"'><x xmlns='"+nsData+"' type='cancel'/></query>"); r.Attr("type") != "result" {
 		t.Fatalf("cancel: %s", r)
@@ -249,11 +259,14 @@ func TestAffiliations(t *testing.T) {
 		t.Fatalf("ban list: %s", l)
 	}
 	// Member list: add and remove in one delta.
-	if r := alice.IQ("set", room, "<query xmlns='"+nsAdmin+"'><item affiliation='member' jid='carol@localhost'/><item affiliation='member' jid='dave@localhost'/></query>"); r.Attr("type") != "result" {
+	if r := alice.IQ("set", room, "<query xmlns='"+nsAdmin+"'><item affiliation='member' jid='carol@localhost'><reason>welcome aboard</reason></item><item affiliation='member' jid='dave@localhost'/></query>"); r.Attr("type") != "result" {
 		t.Fatalf("member delta: %s", r)
 	}
 	admin(alice, "a", "affiliation='none' jid='dave@localhost'")
-	if l := adminList(alice, "a", "affiliation='member'"); !strings.Contains(l.String(), "carol@localhost") || strings.Contains(l.String(), "dave@localhost") {
+	// The reason given stays with the entry (on a room that is not the
+	// directory's, nothing says "from the directory").
+	if l := adminList(alice, "a", "affiliation='member'"); !strings.Contains(l.String(), "carol@localhost") || strings.Contains(l.String(), "dave@localhost") ||
+		!strings.Contains(l.String(), "welcome aboard") {
 		t.Fatalf("member list: %s", l)
 	}
 	// A request with one bad item changes nothing.

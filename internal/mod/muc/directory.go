@@ -226,6 +226,9 @@ func diff(have, want []string) (add, remove []string) {
 // from the directory (written there), so that the next poll keeps them and
 // a later removal in the directory removes them.
 func markDirectory(r *room, c directory.RoomChange) {
+	if d, _ := r.svc.dirRoom(r.local); d == nil {
+		return // a room of the server's own: the reason given stays
+	}
 	for _, l := range [][]string{c.AddMembers, c.AddAdmins} {
 		for _, b := range l {
 			if e, ok := r.affs[b]; ok {

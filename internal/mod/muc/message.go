@@ -220,6 +220,9 @@ func (s *Service) invite(ctx context.Context, r *room, el, x *xml.Element, from 
 		s.errorReply(ctx, el, stanza.Forbidden, "you may not invite others to this room")
 		return
 	}
+	// The <invite/> elements and their invitees, in step: other children
+	// of <x/> (a <password/>, extensions) may come before or between them.
+	var invites []*xml.Element
 	var targets []jid.JID
 	for _, inv := range x.Elements() {
 		if inv.Space != NSUser || inv.Local != "invite" {
@@ -238,13 +241,11 @@ func (s *Service) invite(ctx context.Context, r *room, el, x *xml.Element, from 
 			s.errorReply(ctx, el, stanza.PolicyViolation, "too many invitations in one message")
 			return
 		}
+		invites = append(invites, inv)
 		targets = append(targets, t)
 	}
 	changed := false
-	for i, inv := range x.Elements() {
-		if inv.Space != NSUser || inv.Local != "invite" || i >= len(targets) {
-			continue
-		}
+	for i, inv := range invites {
 		t := targets[i]
 		if r.cfg.MembersOnly && r.affOf(t) == AffNone {
 			if len(r.affs) < r.svc.cfg.MaxAffiliations {

@@ -431,6 +431,16 @@ func TestMediatedInvitation(t *testing.T) {
 	if el.ChildText("", "body") != "marker" {
 		t.Fatalf("unsolicited decline relayed: %s", el)
 	}
+	// Two invitations with other children of <x/> before and between
+	// them: each invitee gets its own, with its own reason.
+	alice.Send("<message to='%s'><x xmlns='%s'><password>s3cret</password><invite to='carol@localhost'><reason>for carol</reason></invite>"+
+		"<foo xmlns='urn:example'/><invite to='bob@localhost'><reason>for bob</reason></invite></x></message>", roomJID("inv"), nsUser)
+	for c, want := range map[*testserver.Client]string{carol: "for carol", bob: "for bob"} {
+		m := c.Expect(func(el *xml.Element) bool { return mucX(el) != nil && mucX(el).Child(nsUser, "invite") != nil })
+		if got := mucX(m).Child(nsUser, "invite").ChildText(nsUser, "reason"); got != want {
+			t.Fatalf("invitation with reason %q, want %q: %s", got, want, m)
+		}
+	}
 	// A non-occupant cannot invite.
 	carol.Send("<message to='%s'><x xmlns='%s'><invite to='bob@localhost'/></x></message>", roomJID("inv"), nsUser)
 	if e := carol.ExpectStanza("message", "type=error"); cond(e) != "not-acceptable" {
@@ -534,5 +544,53 @@ func TestNickRewritten(t *testing.T) {
 	sendJoin(alice, "n", "alice", "")
 	if again := expectSelf(t, alice, "n", "alice"); hasStatus(again, 210) {
 		t.Fatalf("210 for a nick the service did not change: %s", again)
+	}
+}
+
+// TestRejoinIsFullSync: a join from a client already joined is a request
+// for everything a join sends (§17.3, presence rule 3): the other
+// occupants, its own presence, history and the subject; the others see
+// its presence once more.
+func TestRejoinIsFullSync(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	alice, bob := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, alice, "sync", "alice")
+	join(t, bob, "sync", "bob")
+	alice.Send("<message to='%s' type='groupchat'><body>before</body></message>", roomJID("sync"))
+	expectGroupchat(t, bob, "before")
+	sendJoin(bob, "sync", "bob", "")
+	bob.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == roomJID("sync")+"/alice" && el.Attr("type") == ""
+	})
+	expectSelf(t, bob, "sync", "bob")
+	h := bob.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.ChildText("", "body") == "before" })
+	if h.Child("urn:xmpp:delay", "delay") == nil {
+		t.Fatalf("history without delay: %s", h)
+	}
+	expectSubject(t, bob, "sync")
+	alice.Expect(func(el *xml.Element) bool {
+		return el.Local == "presence" && el.Attr("from") == roomJID("sync")+"/bob" && el.Attr("type") == ""
+	})
+}
+
+// TestArchivingStatusCodes: entering a room that archives its discussion
+// says so (170, §7.2.12), and turning archiving off or on is announced as
+// the privacy change it is (171/170, §10.2.1), not as a plain 104.
+func TestArchivingStatusCodes(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	alice, bob := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, alice, "logged", "alice")
+	configure(t, alice, "logged", map[string]string{"muc#roomconfig_publicroom": "1", "muc#roomconfig_enablearchiving": "1"})
+	if self := join(t, bob, "logged", "bob"); !hasStatus(self, 170) {
+		t.Fatalf("join of an archived room without 170: %s", self)
+	}
+	configure(t, alice, "logged", map[string]string{"muc#roomconfig_enablearchiving": "0"})
+	m := bob.Expect(func(el *xml.Element) bool { return el.Local == "message" && mucX(el) != nil && mucX(el).Child(nsUser, "status") != nil })
+	if !hasStatus(m, 171) || hasStatus(m, 104) {
+		t.Fatalf("archiving turned off: %s", m)
+	}
+	sendJoin(bob, "logged", "bob", "") // a full sync: the codes of now
+	if self := expectSelf(t, bob, "logged", "bob"); hasStatus(self, 170) {
+		t.Fatalf("170 in a room that no longer archives: %s", self)
 	}
 }

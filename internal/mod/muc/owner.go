@@ -98,6 +98,7 @@ func (r *room) ownerSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	}
 	prev := r.cfg
 	wasLocked := r.locked
+	wasArchiving := r.archiving()
 	r.cfg = next
 	r.locked = false
 	r.trimHistory()
@@ -112,10 +113,16 @@ func (r *room) ownerSet(ctx context.Context, el, q *xml.Element, from jid.JID) *
 		r.svc.deleteStored(ctx, r)
 	}
 	if !wasLocked {
+		// §10.2.1: a change that touches privacy says which (172/173 for
+		// who sees real JIDs, 170/171 for archiving); any other, 104.
 		var codes []int
 		if prev.WhoIs != next.WhoIs {
 			codes = append(codes, pick2(next.WhoIs == "anyone", 172, 173))
-		} else {
+		}
+		if now := r.archiving(); now != wasArchiving {
+			codes = append(codes, pick2(now, 170, 171))
+		}
+		if len(codes) == 0 {
 			codes = append(codes, 104)
 		}
 		r.statusMessage(ctx, codes...)

@@ -91,9 +91,16 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 	}
 	defer r.mu.Unlock()
 	if o := r.byReal[from]; o != nil {
-		if o.nick == nick {
+		switch {
+		case o.nick == nick && mucJoin(el) != nil:
+			// §17.3 rule 3: a join from a client that is already joined
+			// (it lost track, say after a failed stream resumption) is a
+			// request for everything a join sends.
+			o.pres = stripMUC(el)
+			s.welcome(ctx, r, o, el, r.joinCodes(false, el, nick))
+		case o.nick == nick:
 			s.statusChange(ctx, r, o, el)
-		} else {
+		default:
 			s.nickChange(ctx, r, o, el, nick, rawNick(el))
 		}
 		return
@@ -107,22 +114,41 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 	}
 	aff := r.affOf(from)
 	o := &occupant{nick: nick, real: from, role: r.defaultRole(aff), pres: stripMUC(el), oid: s.occupantID(r.jid, from)}
-	// §7.2.3: first the existing occupants to the newcomer...
-	for _, v := range r.sortedOccupants() {
-		s.route(ctx, r.presenceFor(v, o, presOpts{}))
-	}
 	r.occupants[nick] = o
 	r.byReal[from] = o
-	// ...then the newcomer to everyone, itself last with its status codes.
+	s.welcome(ctx, r, o, el, r.joinCodes(created, el, nick))
+}
+
+// joinCodes are the status codes of a joining occupant's own presence
+// (§7.2.3): 100 in a non-anonymous room, 170 when the room archives its
+// discussion (§7.2.12: whoever may enter may read the archive, XEP-0313),
+// 201 for the room's creator, 210 when the nick was prepared into another
+// form (110 is presenceFor's).
+func (r *room) joinCodes(created bool, el *xml.Element, nick string) []int {
 	var self []int
 	if r.cfg.WhoIs == "anyone" {
 		self = append(self, 100)
+	}
+	if r.archiving() {
+		self = append(self, 170)
 	}
 	if created {
 		self = append(self, 201)
 	}
 	if rn := rawNick(el); rn != "" && rn != nick {
 		self = append(self, 210)
+	}
+	return self
+}
+
+// welcome sends what a join brings (§7.2.3), o being an occupant already:
+// first the other occupants to o, then o to everyone else, then o its own
+// presence with the status codes self, its history and the subject.
+func (s *Service) welcome(ctx context.Context, r *room, o *occupant, el *xml.Element, self []int) {
+	for _, v := range r.sortedOccupants() {
+		if v != o {
+			s.route(ctx, r.presenceFor(v, o, presOpts{}))
+		}
 	}
 	others := presenceFanout{r: r, o: o}
 	bctx, batch := module.WithBatch(ctx)
