@@ -585,7 +585,9 @@ func TestArchivingStatusCodes(t *testing.T) {
 		t.Fatalf("join of an archived room without 170: %s", self)
 	}
 	configure(t, alice, "logged", map[string]string{"muc#roomconfig_enablearchiving": "0"})
-	m := bob.Expect(func(el *xml.Element) bool { return el.Local == "message" && mucX(el) != nil && mucX(el).Child(nsUser, "status") != nil })
+	m := bob.Expect(func(el *xml.Element) bool {
+		return el.Local == "message" && mucX(el) != nil && mucX(el).Child(nsUser, "status") != nil
+	})
 	if !hasStatus(m, 171) || hasStatus(m, 104) {
 		t.Fatalf("archiving turned off: %s", m)
 	}
