@@ -22,6 +22,16 @@ type Module interface {
 	Stop(ctx context.Context) error
 }
 
+// ClosingNotifier is a module that tells others what the server's shutdown
+// ends. The server calls ServerClosing once, when it begins to shut down
+// and before any client or federation stream closes, so that what the
+// module sends still reaches local and remote users (the chat-room
+// service's status 332 to every occupant). It must not block for long: the
+// shutdown waits for it.
+type ClosingNotifier interface {
+	ServerClosing(ctx context.Context)
+}
+
 // Factory builds a module for one host. The server keeps an explicit list of
 // factories (no init-time registration), so which modules run is visible in
 // one place.

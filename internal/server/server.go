@@ -378,6 +378,13 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Unlock()
 	if running {
 		s.stopAdmin()
+		// While every stream still carries stanzas: modules tell users,
+		// local and remote, what the shutdown ends.
+		for _, m := range s.modules {
+			if n, ok := m.(module.ClosingNotifier); ok {
+				n.ServerClosing(ctx)
+			}
+		}
 		// Before federation stops: the error replies for IQ requests
 		// queued to detached client sessions may be for other servers.
 		s.c2s.BeginShutdown()

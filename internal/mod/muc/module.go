@@ -127,5 +127,19 @@ func (m *Module) Stop(ctx context.Context) error {
 	return nil
 }
 
+// ServerClosing implements module.ClosingNotifier: every occupant is told
+// that the service goes away (XEP-0045 §9.10 "Service removes user
+// because of service shut down", status 332), so that clients, remote
+// ones above all, whose streams stay up, do not believe themselves in a
+// room that no longer serves them, and rejoin when it is back. In a
+// cluster the rooms move to the other nodes instead (internal/cluster
+// tells the occupants of rooms whose node died).
+func (m *Module) ServerClosing(ctx context.Context) {
+	if m.svc == nil || m.h.Config.Cluster.Enabled {
+		return
+	}
+	m.svc.closing(ctx)
+}
+
 // Service returns the running service (tests), or nil.
 func (m *Module) Service() *Service { return m.svc }

@@ -596,3 +596,19 @@ func TestArchivingStatusCodes(t *testing.T) {
 		t.Fatalf("170 in a room that no longer archives: %s", self)
 	}
 }
+
+// TestShutdownTellsOccupants: a server shutting down tells every occupant
+// that the service goes away (status 332) before its stream closes.
+func TestShutdownTellsOccupants(t *testing.T) {
+	ts := start(t, "", "alice", "bob")
+	alice, bob := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, alice, "going", "alice")
+	join(t, bob, "going", "bob")
+	go ts.Shutdown(context.Background())
+	for _, c := range []*testserver.Client{alice, bob} {
+		p := c.Expect(func(el *xml.Element) bool { return el.Local == "presence" && el.Attr("type") == "unavailable" })
+		if !hasStatus(p, 332) || !hasStatus(p, 110) {
+			t.Fatalf("shutdown presence: %s", p)
+		}
+	}
+}

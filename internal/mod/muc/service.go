@@ -54,6 +54,24 @@ func newService(h *module.Host, cfg config.MUC) *Service {
 		rooms: make(map[string]*room), created: make(map[string]int)}
 }
 
+// closing sends each occupant of each room its own unavailable presence
+// with status 332 (ServerClosing).
+func (s *Service) closing(ctx context.Context) {
+	s.mu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		for _, o := range r.sortedOccupants() {
+			s.route(ctx, r.presenceFor(o, o, presOpts{unavailable: true, role: RoleNone, selfCodes: []int{332}}))
+		}
+		r.mu.Unlock()
+	}
+}
+
 // Domain returns the service's domain.
 func (s *Service) Domain() string { return s.domain }
 
