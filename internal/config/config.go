@@ -128,6 +128,12 @@ type Host struct {
 	Mechanisms []string `toml:"mechanisms"`
 	// Kerberos configures SASL GSSAPI ([host.kerberos]; mechanisms.go).
 	Kerberos Kerberos `toml:"kerberos"`
+	// ContactAddresses are published in the host's disco#info (XEP-0157;
+	// [host.contact_addresses]; contact.go).
+	ContactAddresses ContactAddresses `toml:"contact_addresses"`
+	// Reporting configures what happens to XEP-0377 spam and abuse
+	// reports ([host.reporting]; contact.go).
+	Reporting Reporting `toml:"reporting"`
 }
 
 // Registration configures XEP-0077 in-band registration for one host. It is
@@ -714,6 +720,7 @@ func (c *Config) validate() []string {
 		p = append(p, h.Registration.validate(i)...)
 		p = append(p, h.Archive.validate(i)...)
 		p = append(p, h.Push.validate(i)...)
+		p = append(p, h.ContactAddresses.validate(i)...)
 		p = append(p, h.validateMechanisms(i, c)...)
 		for j, es := range h.ExternalServices {
 			p = append(p, es.validate(i, j)...)

@@ -59,6 +59,10 @@ type Metrics struct {
 	// goroutine (idle for limits.park_idle_after) and wait for their next
 	// bytes in a few small frames.
 	ParkedReaders prometheus.Gauge
+	// AbuseReports counts the XEP-0377 reports users attach to a block
+	// (internal/mod/blocking), by host and reason: "spam", "abuse" or
+	// "other" (a reason this server does not know; the log has it).
+	AbuseReports *prometheus.CounterVec
 
 	// stanzasIn and stanzasOut are StanzasIn's and StanzasOut's counters
 	// for the three stanza kinds, looked up once (CountStanzaIn).
@@ -172,7 +176,10 @@ func New() *Metrics {
 	m.ParkedReaders = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "parley_parked_readers", Help: "Idle client sessions whose reader goroutine has parked (limits.park_idle_after) until their next bytes.",
 	})
-	r.MustRegister(m.LoginSlots, m.LoginSlotExpiries, m.LoginSeconds, m.ParkedReaders)
+	m.AbuseReports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_abuse_reports_total", Help: "Spam and abuse reports users attached to a block (XEP-0377), by host and reason (spam, abuse, other).",
+	}, []string{"host", "reason"})
+	r.MustRegister(m.LoginSlots, m.LoginSlotExpiries, m.LoginSeconds, m.ParkedReaders, m.AbuseReports)
 	m.stanzasIn, m.stanzasOut = newKindCounters(m.StanzasIn), newKindCounters(m.StanzasOut)
 	r.MustRegister(m.Sessions, m.Connections, m.StanzasIn, m.StanzasOut, m.AuthFailures,
 		m.AuthSuccesses, m.QueueDrops, m.StreamErrors, m.StorageLatency,
@@ -196,6 +203,9 @@ func (m *Metrics) EnableDirectory() {
 func (m *Metrics) Init(hosts []string) {
 	for _, h := range hosts {
 		m.Sessions.WithLabelValues(h).Set(0)
+		for _, r := range []string{"spam", "abuse", "other"} {
+			m.AbuseReports.WithLabelValues(h, r).Add(0)
+		}
 	}
 	for _, k := range []string{"c2s", "s2s-in", "s2s-out", "component"} {
 		m.Connections.WithLabelValues(k).Add(0)

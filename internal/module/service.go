@@ -1,5 +1,7 @@
 package module
 
+import "parley/internal/metrics"
+
 // ServiceKey names a value one module provides to others on the same host
 // (the roster module's Store, used by presence). The type parameter makes
 // lookups type-safe; keys are immutable values, so a package may declare one
@@ -62,3 +64,9 @@ type Notices interface {
 // NoticesKey is where the server provides a clustered node's Notices, on
 // every host.
 var NoticesKey = NewServiceKey[Notices]("notices")
+
+// MetricsKey is where the server provides its metrics on every host, for
+// the modules that count what they do (the blocking module's XEP-0377
+// reports). Absent on a bare host built by a test: a module then counts
+// nothing.
+var MetricsKey = NewServiceKey[*metrics.Metrics]("metrics")

@@ -161,6 +161,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		// from New.
 		module.Provide(h, module.HTTPService, module.HTTP(s.front))
 		module.Provide(h, module.AccessByDomain, s.accessOf)
+		module.Provide(h, module.MetricsKey, s.metrics)
 		s.hosts = append(s.hosts, h)
 		for _, f := range factories {
 			m, err := f(h)

@@ -356,6 +356,12 @@ type Archive interface {
 	// Ends returns the oldest and the newest message of owner's archive
 	// without their stanzas; ErrNotFound if it is empty.
 	Ends(ctx context.Context, owner string) (first, last ArchivedMessage, err error)
+	// Replace puts stanza in place of the stored stanza of the message
+	// with id in owner's archive, keeping its ID, stamp, party and place:
+	// a retracted message becomes its tombstone (XEP-0424 §5, XEP-0425
+	// §5), so queries return the tombstone where the message was and
+	// paging is undisturbed. ErrNotFound if owner has no message with id.
+	Replace(ctx context.Context, owner, id string, stanza []byte) error
 	// Delete removes owner's whole archive (a destroyed room; an account's
 	// goes with Accounts.Delete).
 	Delete(ctx context.Context, owner string) error

@@ -35,7 +35,13 @@ type TS struct {
 	*server.Server
 	Config *config.Config
 	Dir    string
+	// recent holds the server's last log lines (LogLines).
+	recent *logring.Ring
 }
+
+// LogLines returns the server's last log lines (at most the 200 kept),
+// oldest first: for tests of what the server tells its operators.
+func (ts *TS) LogLines() []string { return ts.recent.Lines(failureLogLines) }
 
 // Start boots a server from config text (TOML) with test-friendly defaults
 // laid under it: data in t.TempDir(), listeners on 127.0.0.1:0, no HTTP
@@ -107,7 +113,7 @@ func Start(t testing.TB, configText string) *TS {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &TS{Server: srv, Config: cfg, Dir: filepath.Clean(dir)}
+	return &TS{Server: srv, Config: cfg, Dir: filepath.Clean(dir), recent: recent}
 }
 
 // HTTPSClient returns a client for the public HTTPS listener: every request

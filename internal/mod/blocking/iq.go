@@ -169,6 +169,12 @@ func (b *Blocking) block(ev *module.StanzaEvent, payload *xml.Element) *xml.Elem
 	if len(added) > 0 {
 		b.withdrawPresence(ev.Ctx, user, added)
 	}
+	if err == nil {
+		// XEP-0377: once the block stands, whatever it reports
+		// (report.go), before the answer, so that a result means the
+		// report was taken. An item already blocked may be reported again.
+		b.reports(ev.Ctx, user, payload)
+	}
 	// After a storage failure, what was stored before it is in force: the
 	// requester gets the error, every interested session the push of what
 	// is blocked now.

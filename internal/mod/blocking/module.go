@@ -16,6 +16,7 @@ package blocking
 import (
 	"context"
 
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
@@ -50,6 +51,9 @@ type Blocking struct {
 	h     *module.Host
 	lists *lists
 	offs  []func()
+	// metrics counts XEP-0377 reports (report.go); nil on a host without
+	// the server's metrics (tests).
+	metrics *metrics.Metrics
 }
 
 var _ module.Module = (*Blocking)(nil)
@@ -73,6 +77,11 @@ func (b *Blocking) Start(context.Context) error {
 	b.h.RegisterIQ(stanza.TypeGet, module.TargetSelf, NS, b.get)
 	b.h.RegisterIQ(stanza.TypeSet, module.TargetSelf, NS, b.set)
 	b.h.AddFeature(NS)
+	// XEP-0377 §3: reports ride on the block command (report.go).
+	for _, f := range reportFeatures() {
+		b.h.AddFeature(f)
+	}
+	b.metrics, _ = module.Lookup(b.h, module.MetricsKey)
 	for _, kind := range []string{stanza.KindMessage, stanza.KindPresence, stanza.KindIQ} {
 		b.offs = append(b.offs,
 			b.h.Stanzas.On(kind+"/bare", priority, b.inbound),

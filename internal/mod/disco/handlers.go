@@ -7,9 +7,9 @@ import (
 )
 
 // hostInfo answers disco#info to the domain: the server/im identity, the
-// identities other modules added (e.g. a PubSub service), and every feature
+// identities other modules added (e.g. a PubSub service), every feature
 // in the host registry, read at request time so that modules registering
-// late are included.
+// late are included, and the host's contact addresses (XEP-0157).
 func (d *Disco) hostInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 	if node := q.Attr("node"); node != "" {
 		// §3.2: a node of the host, if a module serves it (the ad-hoc
@@ -27,7 +27,11 @@ func (d *Disco) hostInfo(ev *module.StanzaEvent, q *xml.Element) *xml.Element {
 		return stanza.ErrorReply(ev.Stanza, stanza.ItemNotFound, "")
 	}
 	ids := append([]module.Identity{{Category: "server", Type: "im", Name: ServerName}}, d.h.Identities()...)
-	return stanza.IQResult(ev.Stanza, infoResult(ids, d.h.Features()))
+	res := infoResult(ids, d.h.Features())
+	if form := d.contactForm(); form != nil {
+		res.Append(form) // XEP-0157, as a XEP-0128 extension
+	}
+	return stanza.IQResult(ev.Stanza, res)
 }
 
 // hostItems answers disco#items to the domain with the host's items

@@ -320,10 +320,16 @@ func (m *Module) result(r reader, queryID string, a storage.ArchivedMessage) *xm
 // naming the real JID to those who may see it. The room archived it with
 // the sender's XEP-0421 occupant-id; one archived before rooms attached
 // ids gets it now from the sender's real JID kept beside it (occupantID),
-// since XEP-0421 §4 wants it on messages read from the archive too.
+// since XEP-0421 §4 wants it on messages read from the archive too. A
+// message from the room itself (a XEP-0425 moderation) speaks for no
+// occupant and gets none.
 func roomView(msg *xml.Element, a storage.ArchivedMessage, seesRealJIDs bool, occupantID func(jid.JID) string) *xml.Element {
 	out := msg.WithoutChildren(func(c *xml.Element) bool { return c.Space == NSMUCUser }).WithAttr("to", "")
-	if occupantID != nil && out.Child(muc.NSOccupantID, "occupant-id") == nil {
+	fromRoom := false
+	if f, err := jid.Parse(out.Attr("from")); err == nil && f.Resource() == "" {
+		fromRoom = true
+	}
+	if occupantID != nil && !fromRoom && out.Child(muc.NSOccupantID, "occupant-id") == nil {
 		if sender, err := jid.Parse(a.With); a.With != "" && err == nil {
 			out = out.WithChildren(xml.New(muc.NSOccupantID, "occupant-id").SetAttr("id", occupantID(sender)))
 		}

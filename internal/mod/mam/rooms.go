@@ -2,8 +2,10 @@ package mam
 
 import (
 	"context"
+	"fmt"
 
 	"parley/internal/mod/muc"
+	"parley/internal/storage"
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
@@ -58,6 +60,53 @@ func (r rooms) Query(ctx context.Context, q muc.RoomQuery) {
 		reply = stanza.ErrorReply(q.IQ, stanza.BadRequest, "expected query or metadata")
 	}
 	send(reply)
+}
+
+// Lookup implements muc.Archive: the message as the room stored it (its
+// occupant JID as 'from', no 'to') and the sender's real JID kept beside
+// it. The writer is flushed first, so a message the room just sent is
+// found.
+func (r rooms) Lookup(ctx context.Context, room jid.JID, id string) (*xml.Element, jid.JID, error) {
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	if err := r.m.Flush(sctx); err != nil {
+		return nil, jid.JID{}, err
+	}
+	page, err := r.m.h.Store.Archive().Query(sctx, room.String(), storage.ArchiveQuery{IDs: []string{id}, Limit: 1})
+	if err != nil {
+		return nil, jid.JID{}, err
+	}
+	if len(page.Messages) == 0 {
+		return nil, jid.JID{}, storage.ErrNotFound
+	}
+	a := page.Messages[0]
+	msg, err := xml.ParseElement(a.Stanza, r.m.parseLimits(), stanza.NSClient)
+	if err != nil {
+		return nil, jid.JID{}, fmt.Errorf("mam: archived stanza %s does not parse: %w", id, err)
+	}
+	var sender jid.JID
+	if a.With != "" {
+		real := a.With
+		if a.WithResource != "" {
+			real += "/" + a.WithResource
+		}
+		if sender, err = jid.Parse(real); err != nil {
+			return nil, jid.JID{}, fmt.Errorf("mam: archived sender of %s: %w", id, err)
+		}
+	}
+	return msg, sender, nil
+}
+
+// Replace implements muc.Archive: the tombstone takes the message's
+// place, id and stamp (storage.Archive.Replace). The writer is flushed
+// first: the message may still be queued.
+func (r rooms) Replace(ctx context.Context, room jid.JID, id string, tombstone *xml.Element) error {
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	if err := r.m.Flush(sctx); err != nil {
+		return err
+	}
+	return r.m.h.Store.Archive().Replace(sctx, room.String(), id, tombstone.WithAttr("to", "").Bytes())
 }
 
 // Forget implements muc.Archive.

@@ -22,7 +22,8 @@ type Archive interface {
 	Namespace() string
 	// Features are announced in the disco#info of rooms that archive.
 	Features() []string
-	// Store keeps a groupchat message (a body or a subject) that the room
+	// Store keeps a groupchat message (a body, a subject, a XEP-0424
+	// retraction or a XEP-0425 moderation announcement) that the room
 	// is about to send to its occupants, and returns its archive id, which
 	// the room puts in the XEP-0359 stanza-id of every copy, or "" when it
 	// was not kept. msg is the room's message without 'to'; sender is the
@@ -35,6 +36,17 @@ type Archive interface {
 	Query(ctx context.Context, q RoomQuery)
 	// Forget deletes the archive of a room that no longer exists.
 	Forget(ctx context.Context, room jid.JID)
+	// Lookup returns the message stored under archive id id, as Store
+	// was given it, and its sender's real JID (zero when unknown): what a
+	// retraction must check before it touches the archive (moderate.go).
+	// An error wrapping storage.ErrNotFound when the archive has no such
+	// message. It waits for messages still being written.
+	Lookup(ctx context.Context, room jid.JID, id string) (*xml.Element, jid.JID, error)
+	// Replace stores tombstone in place of the message with archive id
+	// id, which keeps its id, stamp and place in the archive, so a query
+	// returns the tombstone where the retracted message was (XEP-0424
+	// §5, XEP-0425 §5). storage.ErrNotFound as Lookup.
+	Replace(ctx context.Context, room jid.JID, id string, tombstone *xml.Element) error
 }
 
 // RoomQuery is an archive IQ to a room.

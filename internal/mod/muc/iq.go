@@ -78,6 +78,8 @@ func (s *Service) iq(ctx context.Context, el *xml.Element, from, to jid.JID) {
 		}
 	case q.Space == NSVCard:
 		reply = r.vcardIQ(ctx, el, q, from)
+	case typ == stanza.TypeSet && isModeration(q):
+		reply = r.moderate(ctx, el, q, from)
 	case typ == stanza.TypeGet && q.Space == NSPing && q.Local == "ping":
 		reply = stanza.IQResult(el, nil)
 	default:
@@ -150,6 +152,9 @@ func (r *room) discoInfo(el, q *xml.Element, from jid.JID) *xml.Element {
 		// urn:xmpp:mam:2 fetches history from the archive rather than
 		// asking for it on entry.
 		feats = append(feats, r.svc.archive.Features()...)
+		// Retraction needs the room's stanza-ids, which only an
+		// archiving room gives (moderate.go).
+		feats = append(feats, retractionFeatures()...)
 	}
 	for _, f := range feats {
 		res.Append(xml.New(NSDiscoInfo, "feature").SetAttr("var", f))

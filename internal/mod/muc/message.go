@@ -90,13 +90,14 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	// The room speaks for the occupant: keep the payload, drop what only
 	// the room may say (muc#user status, a forged <delay/> from someone
 	// who is not an owner replaying one-to-one history, §7.9, a stanza-id
-	// naming the room, an occupant-id) and add the sender's occupant-id
-	// (XEP-0421 §4) before the message is archived, so the archive, the
-	// history and every copy carry it as sent.
+	// naming the room, an occupant-id, a moderation or tombstone,
+	// moderate.go) and add the sender's occupant-id (XEP-0421 §4) before
+	// the message is archived, so the archive, the history and every copy
+	// carry it as sent.
 	owner := r.affOf(from) == AffOwner
 	body := el.WithoutChildren(func(c *xml.Element) bool {
 		return c.Space == NSUser || (c.Space == stanza.NSDelay && !owner) || (c.Space == "" && c.Local == "error") ||
-			r.claimsRoom(c) || isOccupantID(c)
+			r.claimsRoom(c) || isOccupantID(c) || roomOnly(c)
 	})
 	msg := xml.New("", "message").SetAttr("type", "groupchat").SetAttr("from", r.occJID(o.nick))
 	if id := el.Attr("id"); id != "" {
@@ -106,12 +107,25 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 		msg.Attrs = append(msg.Attrs, xml.Attr{Space: xml.NSXML, Local: "lang", Value: l})
 	}
 	msg.Children = append(body.Children, occupantIDElement(o.oid))
-	if el.Child("", "body") != nil {
+	hasBody := el.Child("", "body") != nil
+	// A XEP-0424 retraction is archived with or without a fallback body
+	// (§6: the archive MUST keep it, for clients that were away), and
+	// kept in the history like a message.
+	retract := msg.Child(NSRetract, "retract")
+	kept := hasBody || retract != nil
+	if kept {
 		msg = r.archived(ctx, msg, from)
+	}
+	if hasBody {
 		r.record(ctx, msg, from)
 	}
+	if retract != nil {
+		// Before the retraction goes out: a client that queries the
+		// archive on receiving it finds the tombstone.
+		r.retractOwn(ctx, o, retract.Attr("id"), msg, from)
+	}
 	r.fanOut(ctx, msg)
-	if el.Child("", "body") != nil {
+	if kept {
 		r.addHistory(msg) // the plain tree: history is sent with <delay/> added
 	}
 }

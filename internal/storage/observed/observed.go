@@ -297,6 +297,11 @@ func (x archive) Ends(ctx context.Context, owner string) (storage.ArchivedMessag
 	return x.a.Ends(ctx, owner)
 }
 
+func (x archive) Replace(ctx context.Context, owner, id string, stanza []byte) error {
+	defer x.obs("archive.replace", time.Now())
+	return x.a.Replace(ctx, owner, id, stanza)
+}
+
 func (x archive) Delete(ctx context.Context, owner string) error {
 	defer x.obs("archive.delete", time.Now())
 	return x.a.Delete(ctx, owner)

@@ -104,6 +104,20 @@ func (a archive) Ends(ctx context.Context, owner string) (first, last storage.Ar
 	return first, last, err
 }
 
+func (a archive) Replace(ctx context.Context, owner, id string, stanza []byte) error {
+	// One row, by the (owner, stanza_id) index; the head rows are not
+	// touched, since neither the numbering nor the stamps change.
+	tag, err := a.s.pool.Exec(ctx, `UPDATE archive SET stanza = $1 WHERE owner = $2 AND stanza_id = $3`,
+		storeutil.NonNil(stanza), owner, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: archive replace in %s: %w", owner, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("postgres: archive replace in %s: id %q: %w", owner, id, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (a archive) Delete(ctx context.Context, owner string) error {
 	err := a.s.tx(ctx, func(tx pgx.Tx) error {
 		// Heads first, in the order appends lock.

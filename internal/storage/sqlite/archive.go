@@ -120,6 +120,26 @@ func (a archive) Ends(ctx context.Context, owner string) (first, last storage.Ar
 	return first, last, err
 }
 
+func (a archive) Replace(ctx context.Context, owner, id string, stanza []byte) error {
+	var n int64
+	err := a.s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE archive SET stanza = ? WHERE owner = ? AND stanza_id = ?`,
+			storeutil.NonNil(stanza), owner, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlite: archive replace in %s: %w", owner, err)
+	case n == 0:
+		return fmt.Errorf("sqlite: archive replace in %s: id %q: %w", owner, id, storage.ErrNotFound)
+	}
+	return nil
+}
+
 func (a archive) Delete(ctx context.Context, owner string) error {
 	err := a.s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_heads WHERE owner = ?`, owner); err != nil {

@@ -437,3 +437,53 @@ func testArchiveBatch(t *testing.T, s storage.Store) {
 		t.Fatalf("empty batch: %v", err)
 	}
 }
+
+// testArchiveReplace: Replace swaps one message's stanza for another (a
+// retracted message's tombstone) and nothing else: the message keeps its
+// ID, stamp, party and place, so every query shape, counts and paging
+// included, answers as before with the new stanza. Unknown IDs, another
+// owner's IDs and messages the cap trimmed are ErrNotFound, and change
+// nothing.
+func testArchiveReplace(t *testing.T, s storage.Store) {
+	m := &archiveModel{owner: "room@conference.example.org"}
+	withs := []string{"romeo@example.net", "nurse@example.org", "romeo@example.net", "juliet@example.org", "romeo@example.net"}
+	for i, w := range withs {
+		m.add(t, s, fmt.Sprintf("id-%d", i), w, "orchard", archiveBase().Add(time.Duration(i)*time.Second), 0)
+	}
+	other := &archiveModel{owner: "other@conference.example.org"}
+	other.add(t, s, "id-2", "romeo@example.net", "", archiveBase(), 0)
+
+	tomb := []byte("<message id='id-2'><retracted xmlns='urn:xmpp:message-retract:1' id='r1'/></message>")
+	must(t, s.Archive().Replace(ctx(t), m.owner, "id-2", tomb))
+	m.msgs[2].Stanza = tomb
+	for _, q := range []storage.ArchiveQuery{
+		{Limit: 100},
+		{Limit: 10, IDs: []string{"id-2"}},
+		{Limit: 10, With: "romeo@example.net"},
+		{Limit: 10, With: "romeo@example.net", WithResource: "orchard"},
+		{Limit: 1, PageAfter: "id-1"},
+		{Limit: 2, Last: true, PageBefore: "id-4"},
+		{Limit: 10, Start: archiveBase().Add(2 * time.Second), End: archiveBase().Add(2 * time.Second)},
+		{Limit: 10, AfterID: "id-1", BeforeID: "id-3"},
+	} {
+		m.check(t, s, q)
+	}
+	// Replacing again (a tombstone rewritten) is as good as the first time.
+	tomb2 := []byte("<message id='id-2'/>")
+	must(t, s.Archive().Replace(ctx(t), m.owner, "id-2", tomb2))
+	m.msgs[2].Stanza = tomb2
+	m.check(t, s, storage.ArchiveQuery{Limit: 100})
+	// The same ID in another archive is another message.
+	other.check(t, s, storage.ArchiveQuery{Limit: 100})
+
+	wantErr(t, "Replace of an unknown id", s.Archive().Replace(ctx(t), m.owner, "gone", tomb), storage.ErrNotFound)
+	wantErr(t, "Replace in an empty archive", s.Archive().Replace(ctx(t), "nobody@example.org", "id-2", tomb), storage.ErrNotFound)
+	// Trimmed by the cap: gone, not resurrected.
+	m.add(t, s, "id-5", "romeo@example.net", "", archiveBase().Add(5*time.Second), 3)
+	wantErr(t, "Replace of a trimmed message", s.Archive().Replace(ctx(t), m.owner, "id-0", tomb), storage.ErrNotFound)
+	m.check(t, s, storage.ArchiveQuery{Limit: 100})
+	// Appending goes on after the replaced message, numbering intact.
+	m.add(t, s, "id-6", "nurse@example.org", "", archiveBase().Add(6*time.Second), 0)
+	m.check(t, s, storage.ArchiveQuery{Limit: 100, With: "nurse@example.org"})
+	m.check(t, s, storage.ArchiveQuery{Limit: 2, Last: true})
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 		{"ArchivePurgeAndDelete", testArchivePurgeAndDelete},
 		{"ArchiveConcurrentAppend", testArchiveConcurrentAppend},
 		{"ArchiveBatch", testArchiveBatch},
+		{"ArchiveReplace", testArchiveReplace},
 		{"Compliance", testCompliance},
 		{"FASTIssueUse", testFASTIssueUse},
 		{"FASTBoundAndExpiry", testFASTBoundAndExpiry},
