@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"strings"
+	"time"
 
 	"parley/internal/module"
 	"parley/internal/sm"
@@ -97,11 +98,12 @@ func (c *conn) bind2(req *sasl2Request, success func(authzid string, inline ...*
 		}
 	}
 	bound := xml.New(nsBind2, "bound")
+	synced := time.Now()
 	if md := c.archiveMetadata(s, full); md != nil {
 		bound.Append(md)
 		// The client syncs from the archive, so offline storage only
-		// clears what the archive holds (XEP-0386 §3.2).
-		module.MarkArchiveSynced(s)
+		// clears what the archive holds from before now (XEP-0386 §3.2).
+		module.MarkArchiveSynced(s, synced)
 	}
 	if smAnswer != nil {
 		bound.Append(smAnswer)

@@ -106,15 +106,19 @@ type sasl2Request struct {
 // client can act on, reported before any credential is looked at.
 // Children in namespaces Parley does not know are ignored, as XML
 // extensibility and the XEP's schema (##other) allow.
+// nsSASLUpgrade is XEP-0480's namespace.
+const nsSASLUpgrade = "urn:xmpp:sasl:upgrade:0"
+
 func parseAuthenticate(el *xml.Element) (*sasl2Request, *sasl.Failure) {
 	r := &sasl2Request{mech: el.Attr("mechanism")}
 	if r.mech == "" {
 		return nil, sasl.NewFailure(sasl.CondInvalidMechanism, "no mechanism given")
 	}
-	// §Initiation: an 'upgrade' the feature did not announce fails the
+	// §Initiation: an upgrade the feature did not announce fails the
 	// authentication, and Parley announces none (XEP-0480 upgrade tasks
-	// are not offered).
-	if el.Attr("upgrade") != "" {
+	// are not offered). XEP-0388 0.4 named it in an 'upgrade' attribute;
+	// XEP-0480 clients send <upgrade xmlns='urn:xmpp:sasl:upgrade:0'/>.
+	if el.Attr("upgrade") != "" || el.Child(nsSASLUpgrade, "upgrade") != nil {
 		return nil, sasl.NewFailure(sasl.CondInvalidMechanism, "no upgrade was offered")
 	}
 	seen := map[string]bool{}

@@ -486,6 +486,7 @@ func TestSASL2ProtocolErrors(t *testing.T) {
 		{"mechanism not offered", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='DIGEST-MD5'/>`, "invalid-mechanism"},
 		{"no mechanism", "", `<authenticate xmlns='urn:xmpp:sasl:2'/>`, "invalid-mechanism"},
 		{"upgrade not offered", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN' upgrade='UPGR-SCRAM-SHA-512'><initial-response>` + plain + `</initial-response></authenticate>`, "invalid-mechanism"},
+		{"XEP-0480 upgrade not offered", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>` + plain + `</initial-response><upgrade xmlns='urn:xmpp:sasl:upgrade:0'>UPGR-SCRAM-SHA-256</upgrade></authenticate>`, "invalid-mechanism"},
 		{"bad base64", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>!!</initial-response></authenticate>`, "incorrect-encoding"},
 		{"user-agent id not a UUID", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>` + plain + `</initial-response><user-agent id='phone'/></authenticate>`, "malformed-request"},
 		{"two binds", "", `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>` + plain + `</initial-response><bind xmlns='urn:xmpp:bind:0'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>`, "malformed-request"},
@@ -602,5 +603,30 @@ func TestBind2ClearsArchivedOfflineMessages(t *testing.T) {
 		if el.Local == "message" {
 			t.Fatalf("offline storage kept %s", el)
 		}
+	}
+}
+
+// A message whose archived copy is gone (retention, the archive's cap, a
+// purge) still comes from offline storage to a Bind 2 session: only what
+// the archive holds now is cleared.
+func TestBind2KeepsOfflineMessagesTheArchiveLost(t *testing.T) {
+	ts := testserver.Start(t, "")
+	ts.AddUsers(t, "password1", "alice", "bob")
+	bob := ts.Login(t, "bob", "password1", "r")
+	bob.Send("<message to='alice@localhost' type='chat' id='m1'><body>purged from the archive</body></message>")
+	bob.IQ("get", "", "<ping xmlns='urn:xmpp:ping'/>")
+	if err := ts.Hosts()[0].Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store().Archive().Delete(t.Context(), "alice@localhost"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := login2(t, ts, xmppclient.SASL2Login{User: "alice", Password: "password1", Mechanism: "SCRAM-SHA-256",
+		UserAgentID: uaPhone, Bind: &xmppclient.Bind2{Tag: "T"}})
+	if err := a.Send(xml.New("", "presence")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.Attr("id") == "m1" }); err != nil {
+		t.Fatalf("the message the archive lost was not delivered: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package module
 
 import (
+	"time"
+
 	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/xml"
 )
@@ -26,13 +28,15 @@ func ArchivedFor(el *xml.Element, owner jid.JID) bool {
 type archiveSyncKey struct{}
 
 // MarkArchiveSynced records that s's client fetches what it missed from
-// the account's archive (it bound with XEP-0386 Bind 2, which got the
-// archive's metadata): offline storage then clears the messages the
-// archive holds instead of sending them a second time (XEP-0386 §3.2).
-func MarkArchiveSynced(s Session) { s.SetValue(archiveSyncKey{}, true) }
+// the account's archive up to the moment at (it bound with XEP-0386 Bind 2,
+// which got the archive's metadata then): offline storage then clears the
+// messages the archive holds from before that moment instead of sending
+// them a second time (XEP-0386 §3.2).
+func MarkArchiveSynced(s Session, at time.Time) { s.SetValue(archiveSyncKey{}, at) }
 
-// ArchiveSynced reports whether MarkArchiveSynced was called for s.
-func ArchiveSynced(s Session) bool {
-	v, _ := s.Value(archiveSyncKey{}).(bool)
-	return v
+// ArchiveSynced returns the moment given to MarkArchiveSynced for s, and
+// false if there was none.
+func ArchiveSynced(s Session) (time.Time, bool) {
+	at, ok := s.Value(archiveSyncKey{}).(time.Time)
+	return at, ok
 }

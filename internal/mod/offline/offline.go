@@ -142,10 +142,13 @@ func (o *Offline) onMovedHere(ev *module.SessionEvent) bool {
 // message is delivered exactly once however many sessions log in at once.
 // The stanzas keep their original 'to' (XEP-0160 §2 example). A session
 // whose client syncs from the archive (XEP-0386 Bind 2:
-// module.ArchiveSynced) is not sent the messages the archive holds: the
-// XEP has the server clear offline messages "as they will be provided by
-// MAM". Those the archive does not hold (archiving off for the account,
-// or a kind it does not keep) are still sent, never dropped.
+// module.ArchiveSynced) is not sent the messages the archive still holds
+// from before its bind (inArchive): the XEP has the server clear offline
+// messages "as they will be provided by MAM". Every other message is
+// sent, never dropped: one the archive never kept (archiving off, a kind
+// it does not keep), no longer keeps (retention, its cap, a purge) or has
+// not written yet, and one stored after the bind, which the client's
+// catch-up may not reach.
 func (o *Offline) deliver(ctx context.Context, bare jid.JID, to []module.Session) {
 	msgs, err := o.h.Store.Offline().Pop(ctx, bare.String())
 	if err != nil {
@@ -153,20 +156,116 @@ func (o *Offline) deliver(ctx context.Context, bare jid.JID, to []module.Session
 		return
 	}
 	lim := o.parseLimits()
+	els := make([]*xml.Element, 0, len(msgs))
 	for _, m := range msgs {
 		el, err := xml.ParseElement(m.Stanza, lim, stanza.NSClient)
 		if err != nil {
 			o.h.Log.Error("offline: stored stanza does not parse; dropped", "owner", bare.String(), "id", m.ID, "err", err)
 			continue
 		}
-		archived := module.ArchivedFor(el, bare)
+		els = append(els, el)
+	}
+	var held map[*xml.Element]time.Time
+	for _, s := range to {
+		if _, ok := module.ArchiveSynced(s); ok {
+			held = o.inArchive(ctx, bare, els)
+			break
+		}
+	}
+	for _, el := range els {
 		for _, s := range to {
-			if archived && module.ArchiveSynced(s) {
-				continue
+			if stamp, ok := held[el]; ok {
+				// Stamps are to the millisecond: only what was stored
+				// before the bind's millisecond counts as before it.
+				if at, synced := module.ArchiveSynced(s); synced && stamp.Before(at.Truncate(time.Millisecond)) {
+					continue // the client gets it from the archive
+				}
 			}
 			s.Send(el)
 		}
 	}
+}
+
+// inArchive returns, for each of els that the account's archive holds
+// now, the time the server took it (its offline <delay/> stamp). A
+// message carries the archive's <stanza-id/> from the moment it was
+// queued for the archive, which may since have dropped it (retention, the
+// per-account cap, a purge): the archive is asked, after the host's
+// flush. When it cannot answer, nothing counts as held (everything is
+// sent: a duplicate, never a loss).
+func (o *Offline) inArchive(ctx context.Context, bare jid.JID, els []*xml.Element) map[*xml.Element]time.Time {
+	byID := map[string]*xml.Element{}
+	var ids []string
+	for _, el := range els {
+		if id := stanzaIDBy(el, bare); id != "" && byID[id] == nil {
+			byID[id] = el
+			ids = append(ids, id)
+		}
+	}
+	held := map[*xml.Element]time.Time{}
+	keep := func(page storage.ArchivePage) {
+		for _, m := range page.Messages {
+			if el := byID[m.ID]; el != nil {
+				held[el] = delayStamp(el)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return held
+	}
+	// What the archive module accepted so far is written first (it
+	// writes in batches), so that a message just archived counts.
+	if err := o.h.Flush(ctx); err != nil {
+		o.h.Log.Warn("offline: flushing the archive", "owner", bare.String(), "err", err)
+		return held
+	}
+	arch := o.h.Store.Archive()
+	page, err := arch.Query(ctx, bare.String(), storage.ArchiveQuery{IDs: ids, Limit: len(ids)})
+	switch {
+	case err == nil:
+		keep(page)
+	case errors.Is(err, storage.ErrNotFound):
+		// Some are gone: ask for each.
+		for _, id := range ids {
+			if page, err := arch.Query(ctx, bare.String(), storage.ArchiveQuery{IDs: []string{id}, Limit: 1}); err == nil {
+				keep(page)
+			}
+		}
+	default:
+		o.h.Log.Warn("offline: asking the archive", "owner", bare.String(), "err", err)
+	}
+	return held
+}
+
+// nsStanzaID is XEP-0359's namespace.
+const nsStanzaID = "urn:xmpp:sid:0"
+
+// stanzaIDBy returns the XEP-0359 id owner's archive gave el, "" if none
+// (module.ArchivedFor's test).
+func stanzaIDBy(el *xml.Element, owner jid.JID) string {
+	if !module.ArchivedFor(el, owner) {
+		return ""
+	}
+	for _, ch := range el.Elements() {
+		if ch.Space == nsStanzaID && ch.Local == "stanza-id" && ch.Attr("by") == owner.String() {
+			return ch.Attr("id")
+		}
+	}
+	return ""
+}
+
+// delayStamp is the stamp of el's offline <delay/> (when the server took
+// it), the zero time if it has none, which counts as before any bind
+// (offline storage stamps every message it takes).
+func delayStamp(el *xml.Element) time.Time {
+	for _, ch := range el.Elements() {
+		if ch.Space == "urn:xmpp:delay" && ch.Local == "delay" {
+			if t, err := time.Parse(time.RFC3339Nano, ch.Attr("stamp")); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // parseLimits are the limits stored stanzas are read back with. They passed
