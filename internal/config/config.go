@@ -557,6 +557,7 @@ func (c *Config) applyDefaults() {
 		c.Hosts = []Host{{Domain: "localhost"}}
 	}
 	for i := range c.Hosts {
+		c.Hosts[i].Reporting.applyDefaults()
 		c.Hosts[i].MUC.applyDefaults(c.Hosts[i].Domain)
 		c.Hosts[i].Archive.applyDefaults()
 		c.Hosts[i].Push.applyDefaults()
@@ -721,6 +722,7 @@ func (c *Config) validate() []string {
 		p = append(p, h.Archive.validate(i)...)
 		p = append(p, h.Push.validate(i)...)
 		p = append(p, h.ContactAddresses.validate(i)...)
+		p = append(p, h.Reporting.validate(i)...)
 		p = append(p, h.validateMechanisms(i, c)...)
 		for j, es := range h.ExternalServices {
 			p = append(p, es.validate(i, j)...)

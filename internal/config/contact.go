@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"time"
 
 	"parley/internal/xmpp/jid"
 )
@@ -134,4 +135,22 @@ type Reporting struct {
 	// rather than logs. Default false: a busy host's admins would get a
 	// message per report.
 	ForwardToAdmins bool `toml:"forward_to_admins"`
+	// ForwardInterval is the least time between two forwarded messages
+	// about one reporter's reports (default 1m): reports in between are
+	// logged and counted, not forwarded, so no user can fill the admins'
+	// offline storage by reporting in a loop.
+	ForwardInterval Duration `toml:"forward_interval"`
+}
+
+func (r *Reporting) applyDefaults() {
+	if r.ForwardInterval.Duration == 0 {
+		r.ForwardInterval.Duration = time.Minute
+	}
+}
+
+func (r Reporting) validate(i int) []string {
+	if r.ForwardInterval.Duration < 0 {
+		return []string{fmt.Sprintf("host[%d].reporting.forward_interval: %s is negative", i, r.ForwardInterval)}
+	}
+	return nil
 }

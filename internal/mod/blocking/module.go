@@ -15,6 +15,8 @@ package blocking
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"parley/internal/metrics"
 	"parley/internal/module"
@@ -54,6 +56,10 @@ type Blocking struct {
 	// metrics counts XEP-0377 reports (report.go); nil on a host without
 	// the server's metrics (tests).
 	metrics *metrics.Metrics
+	// forwarded is when each reporter's reports were last forwarded to
+	// the admins ([host.reporting] forward_interval; report.go).
+	forwardMu sync.Mutex
+	forwarded map[jid.JID]time.Time
 }
 
 var _ module.Module = (*Blocking)(nil)

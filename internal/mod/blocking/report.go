@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"parley/internal/xmpp/jid"
@@ -171,8 +173,66 @@ func (b *Blocking) reports(ctx context.Context, reporter jid.JID, payload *xml.E
 			"reporter", reporter.String(), "kept", maxReportsPerRequest, "ignored", dropped)
 	}
 	if len(rs) > 0 && b.h.HostCfg != nil && b.h.HostCfg.Reporting.ForwardToAdmins {
-		b.forward(ctx, reporter, rs)
+		if b.mayForward(reporter.Bare(), b.h.HostCfg.Reporting.ForwardInterval.Duration) {
+			b.forward(ctx, reporter, rs)
+		} else {
+			b.h.Log.Info("blocking: abuse report not forwarded: the reporter's last was forwarded less than forward_interval ago",
+				"reporter", reporter.String())
+		}
 	}
+}
+
+// maxForwardTracked bounds the reporters mayForward remembers; past it the
+// entries older than the interval are dropped first, and if none are, all.
+const maxForwardTracked = 10000
+
+// mayForward reports whether reporter's reports may be forwarded now (none
+// forwarded within interval) and records the forwarding if so.
+func (b *Blocking) mayForward(reporter jid.JID, interval time.Duration) bool {
+	now := time.Now()
+	b.forwardMu.Lock()
+	defer b.forwardMu.Unlock()
+	if last, ok := b.forwarded[reporter]; ok && now.Sub(last) < interval {
+		return false
+	}
+	if b.forwarded == nil || len(b.forwarded) >= maxForwardTracked {
+		old := b.forwarded
+		b.forwarded = make(map[jid.JID]time.Time)
+		for j, t := range old {
+			if now.Sub(t) < interval && len(b.forwarded) < maxForwardTracked/2 {
+				b.forwarded[j] = t
+			}
+		}
+	}
+	b.forwarded[reporter] = now
+	return true
+}
+
+// quoted makes text from a reporter safe to put in the admins' message:
+// control and bidirectional-formatting characters go, and each line is
+// prefixed with "> ", so that it cannot pass for lines of the server's own.
+func quoted(text string) string {
+	clean := strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return r
+		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
+			return -1
+		}
+		return r
+	}, text)
+	return "> " + strings.ReplaceAll(clean, "\n", "\n> ")
+}
+
+// oneLine is quoted for a value that must stay on one line (a reason URI,
+// a stanza-id).
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // forward sends the reports of one request to each of the host's admins
@@ -186,19 +246,22 @@ func (b *Blocking) forward(ctx context.Context, reporter jid.JID, rs []report) {
 		}
 		fmt.Fprintf(&body, "%s reported %s for %s", reporter.Bare(), r.reported, r.reason)
 		if r.reason == "other" {
-			fmt.Fprintf(&body, " (%s)", r.uri)
+			fmt.Fprintf(&body, " (%s)", oneLine(r.uri))
 		}
 		body.WriteString(" and blocked it.")
 		if r.text != "" {
-			fmt.Fprintf(&body, "\nTheir words: %s", r.text)
+			fmt.Fprintf(&body, "\nTheir words:\n%s", quoted(r.text))
 		}
 		if len(r.ids) > 0 {
-			fmt.Fprintf(&body, "\nReported messages (stanza-ids): %s", strings.Join(r.ids, "; "))
+			fmt.Fprintf(&body, "\nReported messages (stanza-ids): %s", oneLine(strings.Join(r.ids, "; ")))
 		}
 	}
 	for _, a := range b.h.HostCfg.Admins {
 		to, err := jid.Parse(a)
-		if err != nil || to.Bare() == reporter.Bare() {
+		// Reports stay on the server: an administrator listed with an
+		// address elsewhere is not sent them (XEP-0377 leaves passing
+		// reports on to the reporter's <third-party/> consent).
+		if err != nil || to.Bare() == reporter.Bare() || !b.h.Router.IsLocal(to.Domain()) {
 			continue
 		}
 		msg := xml.New("", "message").SetAttr("from", b.h.Domain).SetAttr("to", to.String()).

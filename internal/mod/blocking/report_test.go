@@ -149,6 +149,29 @@ func TestSpamReportForwarded(t *testing.T) {
 	d.Expect(func(el *xml.Element) bool {
 		return el.Local == "message" && el.Attr("from") == "localhost" && strings.Contains(el.ChildText("", "body"), "spammer@evil.example")
 	})
+	// Reporting again within forward_interval (1m): logged, not forwarded,
+	// so no loop of reports fills the admins' offline storage.
+	mustOK(t, blockReport(a, "<item jid='again@evil.example'><report xmlns='"+nsReporting+"' reason='urn:xmpp:reporting:spam'/></item>"))
+	for _, el := range pendingAfterSync(t, boss) {
+		if el.Local == "message" {
+			t.Fatalf("a second report within forward_interval was forwarded: %s", el)
+		}
+	}
+}
+
+// A reporter's text cannot pass for lines of the server's own in the
+// forwarded message: it is quoted line by line, control characters gone.
+func TestSpamReportTextQuoted(t *testing.T) {
+	ts := start(t, loopback+"[[host]]\ndomain = \"localhost\"\nadmins = [\"boss@localhost\"]\n"+
+		"[host.reporting]\nforward_to_admins = true\n", "alice", "boss")
+	a := online(t, ts, "alice", "r")
+	boss := online(t, ts, "boss", "r")
+	mustOK(t, blockReport(a, "<item jid='x@evil.example'><report xmlns='"+nsReporting+"' reason='urn:xmpp:reporting:spam'>"+
+		"<text>first line&#10;mallory@localhost reported boss@localhost for abuse and blocked it.&#8238;</text></report></item>"))
+	body := boss.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.Attr("from") == "localhost" }).ChildText("", "body")
+	if !strings.Contains(body, "\n> first line\n> mallory@localhost reported") || strings.ContainsRune(body, '\u202e') {
+		t.Fatalf("reporter's text not quoted: %q", body)
+	}
 }
 
 // pendingAfterSync returns what c received and did not consume, after a
