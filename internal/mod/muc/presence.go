@@ -46,6 +46,10 @@ func (s *Service) presence(ctx context.Context, el *xml.Element, from, to jid.JI
 func mucJoin(el *xml.Element) *xml.Element { return el.Child(NS, "x") }
 
 func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.JID) {
+	if s.stopping.Load() {
+		s.errorReplyTyped(ctx, el, stanza.ServiceUnavailable, stanza.ErrorTypeWait, "the server is shutting down")
+		return
+	}
 	nick := to.Resource()
 	if nick == "" {
 		// §7.2.1: no nickname.
@@ -96,8 +100,10 @@ func (s *Service) available(ctx context.Context, el *xml.Element, from, to jid.J
 			// §17.3 rule 3: a join from a client that is already joined
 			// (it lost track, say after a failed stream resumption) is a
 			// request for everything a join sends.
+			// 201 again while the room waits for its configuration: the
+			// owner's client must still learn it has to configure it.
 			o.pres = stripMUC(el)
-			s.welcome(ctx, r, o, el, r.joinCodes(false, el, nick))
+			s.welcome(ctx, r, o, el, r.joinCodes(r.locked, el, nick))
 		case o.nick == nick:
 			s.statusChange(ctx, r, o, el)
 		default:

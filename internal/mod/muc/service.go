@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/config"
@@ -42,6 +43,9 @@ type Service struct {
 	// oidKey is the key of XEP-0421 occupant ids (occupantid.go), read
 	// before the service is routed and not changed afterwards.
 	oidKey []byte
+	// stopping is set when the server begins to shut down (closing):
+	// joins are refused with service-unavailable from then on.
+	stopping atomic.Bool
 }
 
 func newService(h *module.Host, cfg config.MUC) *Service {
@@ -55,8 +59,11 @@ func newService(h *module.Host, cfg config.MUC) *Service {
 }
 
 // closing sends each occupant of each room its own unavailable presence
-// with status 332 (ServerClosing).
+// with status 332 (ServerClosing) and forgets the occupants; from then on
+// joins are refused (stopping), so nobody believes itself in a room again
+// before the server is gone.
 func (s *Service) closing(ctx context.Context) {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, r := range s.rooms {
@@ -67,6 +74,7 @@ func (s *Service) closing(ctx context.Context) {
 		r.mu.Lock()
 		for _, o := range r.sortedOccupants() {
 			s.route(ctx, r.presenceFor(o, o, presOpts{unavailable: true, role: RoleNone, selfCodes: []int{332}}))
+			r.removeOccupant(o)
 		}
 		r.mu.Unlock()
 	}
