@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/xmpp/jid"
 	"parley/internal/xmpp/stanza"
 	"parley/internal/xmpp/xml"
 )
@@ -141,6 +142,27 @@ func (c *Client) Expect(match func(*xml.Element) bool) *xml.Element {
 // Pending returns the elements read but not yet matched by Expect, oldest
 // first.
 func (c *Client) Pending() []*xml.Element { return append([]*xml.Element(nil), c.pending...) }
+
+// Drain returns what c received and did not consume, after a round trip
+// through the server (a ping to the server, whose answer comes after
+// everything sent to c before it).
+func (c *Client) Drain() []*xml.Element {
+	c.t.Helper()
+	domain := c.Header.From
+	if j, err := jid.Parse(c.JID); err == nil {
+		domain = j.Domain()
+	}
+	var got []*xml.Element
+	c.Send("<iq type='get' id='drain' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", domain)
+	c.Expect(func(el *xml.Element) bool {
+		if el.Local == "iq" && el.Attr("id") == "drain" {
+			return true
+		}
+		got = append(got, el)
+		return false
+	})
+	return got
+}
 
 func (c *Client) pendingStrings() []string {
 	var out []string

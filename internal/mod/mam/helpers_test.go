@@ -197,18 +197,3 @@ func stanzaIDs(el *xml.Element) map[string][]string {
 	}
 	return out
 }
-
-// drain returns what c has received and not consumed, after a round trip.
-func drain(t *testing.T, c *testserver.Client) []*xml.Element {
-	t.Helper()
-	var got []*xml.Element
-	c.Send("<iq type='get' id='drain' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	c.Expect(func(el *xml.Element) bool {
-		if el.Local == "iq" && el.Attr("id") == "drain" {
-			return true
-		}
-		got = append(got, el)
-		return false
-	})
-	return got
-}

@@ -73,7 +73,7 @@ func TestOfflineOnce(t *testing.T) {
 		}
 		delivered = append(delivered, sid[0])
 	}
-	for _, el := range drain(t, b) {
+	for _, el := range b.Drain() {
 		if el.Local == "message" {
 			t.Fatalf("delivered twice: %s", el)
 		}

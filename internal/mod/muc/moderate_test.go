@@ -84,22 +84,6 @@ func archive(t *testing.T, c *testserver.Client, room string) (map[string]*xml.E
 	}
 }
 
-// drained returns what c received and did not consume, after a round trip
-// through the server.
-func drained(t *testing.T, c *testserver.Client) []*xml.Element {
-	t.Helper()
-	var got []*xml.Element
-	c.Send("<iq type='get' id='drain' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	c.Expect(func(el *xml.Element) bool {
-		if el.Local == "iq" && el.Attr("id") == "drain" {
-			return true
-		}
-		got = append(got, el)
-		return false
-	})
-	return got
-}
-
 // expectAnnouncement waits for a groupchat message from the room's bare JID
 // that retracts id.
 func expectAnnouncement(t *testing.T, c *testserver.Client, room, id string) *xml.Element {
@@ -229,7 +213,7 @@ func TestModeratedRetraction(t *testing.T) {
 	if r := moderate(a, sid, "Spam"); r.Attr("type") != "result" {
 		t.Fatalf("second moderation: %s", r)
 	}
-	for _, el := range drained(t, b) {
+	for _, el := range b.Drain() {
 		if el.Local == "message" && el.Child(nsRetract, "retract") != nil {
 			t.Fatalf("second announcement: %s", el)
 		}

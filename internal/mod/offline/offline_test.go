@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"parley/internal/testserver"
-	"parley/internal/xmpp/xml"
 )
 
 const nsDelay = "urn:xmpp:delay"
@@ -111,25 +110,9 @@ func TestWhatIsStored(t *testing.T) {
 	}
 	// No unexpected bounces: the next stanza alice gets is the ping result.
 	sync(t, a)
-	for _, el := range drain(t, a) {
+	for _, el := range a.Drain() {
 		t.Errorf("unexpected stanza: %s", el)
 	}
-}
-
-// drain returns what the client has received and not yet consumed, after a
-// round trip to the server.
-func drain(t *testing.T, c *testserver.Client) []*xml.Element {
-	t.Helper()
-	var got []*xml.Element
-	c.Send("<iq type='get' id='drain' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-	c.Expect(func(el *xml.Element) bool {
-		if el.Local == "iq" && el.Attr("id") == "drain" {
-			return true
-		}
-		got = append(got, el)
-		return false
-	})
-	return got
 }
 
 // TestQuota: with a full queue the sender gets service-unavailable
@@ -168,7 +151,7 @@ func TestOrderAndOnce(t *testing.T) {
 		}
 	}
 	b2 := online(t, ts, "bob", "second")
-	for _, el := range drain(t, b2) {
+	for _, el := range b2.Drain() {
 		if el.Local == "message" {
 			t.Fatalf("delivered twice: %s", el)
 		}
