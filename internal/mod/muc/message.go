@@ -111,18 +111,18 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	// A XEP-0424 retraction is archived with or without a fallback body
 	// (§6: the archive MUST keep it, for clients that were away), and
 	// kept in the history like a message.
-	retract := msg.Child(NSRetract, "retract")
-	kept := hasBody || retract != nil
+	retractID, retracts := ownRetraction(msg)
+	kept := hasBody || retracts
 	if kept {
 		msg = r.archived(ctx, msg, from)
 	}
 	if hasBody {
 		r.record(ctx, msg, from)
 	}
-	if retract != nil {
+	if retracts {
 		// Before the retraction goes out: a client that queries the
 		// archive on receiving it finds the tombstone.
-		r.retractOwn(ctx, o, retract.Attr("id"), msg, from)
+		r.retractOwn(ctx, o, retractID, msg, from)
 	}
 	r.fanOut(ctx, msg)
 	if kept {

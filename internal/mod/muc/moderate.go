@@ -249,6 +249,20 @@ func (r *room) retractOwn(ctx context.Context, o *occupant, id string, retractio
 	r.dropHistory(id)
 }
 
+// ownRetraction finds a XEP-0424 retraction in an occupant's message and
+// the id it names: <retract id=…/> (0.4, message-retract:1), or the 0.2
+// form <apply-to id=…><retract xmlns='urn:xmpp:message-retract:0'/></apply-to>
+// that Converse and Cheogram send.
+func ownRetraction(msg *xml.Element) (string, bool) {
+	if r := msg.Child(NSRetract, "retract"); r != nil {
+		return r.Attr("id"), true
+	}
+	if a := msg.Child(NSFasten, "apply-to"); a != nil && a.Child(NSRetract0, "retract") != nil {
+		return a.Attr("id"), true
+	}
+	return "", false
+}
+
 // fromOccupant reports whether an archived message was sent for an
 // occupant (from room@service/nick), not by the room itself.
 func fromOccupant(msg *xml.Element) bool {

@@ -293,8 +293,16 @@ func TestRetractOwnMessage(t *testing.T) {
 	}
 	r2 := roomSID(t, got, "tea") // archived without a body
 	retract(b, "no-such-id", "r3", "")
+	// The 0.2 form (Converse, Cheogram): <apply-to><retract/></apply-to>.
+	older := speak(t, b, "tea", "m3", "said in the old form")
+	b.Send("<message to='%s' type='groupchat' id='r4'><apply-to xmlns='%s' id='%s'><retract xmlns='%s'/></apply-to><store xmlns='urn:xmpp:hints'/></message>",
+		roomJID("tea"), nsFasten, older, nsRetract0)
+	a.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.Attr("id") == "r4" })
 
 	msgs, _ := archive(t, c, "tea")
+	if m := msgs[older]; m == nil || m.Child("", "body") != nil || m.Child(nsRetract, "retracted") == nil {
+		t.Fatalf("own message retracted in the 0.2 form not replaced by a tombstone: %v", m)
+	}
 	tomb := msgs[mine]
 	if tomb == nil || tomb.Child("", "body") != nil || strings.Contains(tomb.String(), "wrong room") {
 		t.Fatalf("own message not replaced by a tombstone: %v", tomb)
