@@ -124,3 +124,47 @@ func TestComplianceOnly(t *testing.T) {
 		t.Fatalf("log %v", got)
 	}
 }
+
+// TestComplianceRecordsRetractions: the compliance log keeps a retracted
+// message and records the retraction: an occupant's own (even without a
+// fallback body) and a moderator's announcement, with the moderator's
+// real JID as its sender.
+func TestComplianceRecordsRetractions(t *testing.T) {
+	ts := start(t, `
+[[host]]
+domain = "localhost"
+[host.archive]
+compliance = true
+`, "alice", "bob")
+	a, b := online(t, ts, "alice"), online(t, ts, "bob")
+	create(t, a, "mod", "Alice")
+	configure(t, a, "mod", field("muc#roomconfig_enablearchiving", "1"))
+	join(t, b, "mod", "Bob")
+	sid := func(el *xml.Element) string {
+		for _, c := range el.Elements() {
+			if c.Local == "stanza-id" && c.Attr("by") == roomJID("mod") {
+				return c.Attr("id")
+			}
+		}
+		t.Fatalf("no stanza-id by the room: %s", el)
+		return ""
+	}
+	spam := sid(say(t, b, "mod", "s1", "spam"))
+	mine := sid(say(t, b, "mod", "s2", "typo"))
+	b.Send("<message to='%s' type='groupchat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/></message>", roomJID("mod"), mine)
+	b.Expect(func(el *xml.Element) bool { return el.Local == "message" && el.Attr("id") == "r1" })
+	r := a.IQ("set", roomJID("mod"), "<moderate xmlns='urn:xmpp:message-moderate:1' id='"+spam+"'><retract xmlns='urn:xmpp:message-retract:1'/><reason>spam</reason></moderate>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("moderation: %s", r)
+	}
+	sync(t, a)
+	want := []string{
+		"groupchat " + b.JID + ">mod@conference.localhost: spam",
+		"groupchat " + b.JID + ">mod@conference.localhost: typo",
+		"groupchat " + b.JID + ">mod@conference.localhost: ",
+		"groupchat " + a.JID + ">mod@conference.localhost: ",
+	}
+	if got := logged(t, ts, "localhost", ""); !slices.Equal(got, want) {
+		t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

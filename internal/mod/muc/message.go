@@ -116,8 +116,8 @@ func (s *Service) groupchat(ctx context.Context, r *room, el *xml.Element, from 
 	if kept {
 		msg = r.archived(ctx, msg, from)
 	}
-	if hasBody {
-		r.record(ctx, msg, from)
+	if hasBody || retracts {
+		r.record(ctx, msg, from) // a retraction, body or not, is on the record
 	}
 	if retracts {
 		// Before the retraction goes out: a client that queries the

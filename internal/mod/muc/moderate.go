@@ -139,6 +139,9 @@ func (r *room) moderate(ctx context.Context, el, q *xml.Element, from jid.JID) *
 	// history: a client that has the message from an earlier visit
 	// learns of it on entry.
 	ann := r.archived(ctx, moderationAnnouncement(r.jid, annID, req.id, by, o.oid, req.reason), from)
+	// The compliance log records who retracted what (it keeps the
+	// original too: a retraction is no deletion from the record).
+	r.record(ctx, ann, from)
 	r.fanOut(ctx, ann)
 	r.addHistory(ann)
 	return stanza.IQResult(el, nil)
