@@ -90,7 +90,7 @@ type Actor struct {
 // exists would otherwise go to whoever registers it first.
 func (o *Ops) Administers(ctx context.Context, j jid.JID) string {
 	for _, h := range o.h.Router.Hosts() {
-		if h.IsAdmin(ctx, j) {
+		if mayAdminister(ctx, h, j) {
 			return h.Domain
 		}
 	}
@@ -105,11 +105,27 @@ func (o *Ops) mayManage(ctx context.Context, a Actor, target jid.JID) error {
 		return nil
 	}
 	for _, h := range o.h.Router.Hosts() {
-		if h.IsAdmin(ctx, target) && !h.IsAdmin(ctx, a.JID) {
+		if mayAdminister(ctx, h, target) && !h.IsAdmin(ctx, a.JID) {
 			return &OutrankedError{Target: target.Bare(), Host: h.Domain}
 		}
 	}
 	return nil
+}
+
+// mayAdminister is IsAdmin for the target of an operation, failing the
+// other way: IsAdmin counts an admin_groups lookup that failed as "no"
+// (rights fail closed), which for a target would let the operation
+// through; here a failed lookup counts as "yes", and the operation is
+// refused until the groups can be read.
+func mayAdminister(ctx context.Context, h *module.Host, j jid.JID) bool {
+	if h.IsAdmin(ctx, j) {
+		return true
+	}
+	if h.AdminCheck == nil || j.Domain() != h.Domain {
+		return false
+	}
+	ok, err := h.AdminCheck(ctx, j.Bare())
+	return ok || err != nil
 }
 
 // Ops are the administrative operations on one host.
