@@ -14,14 +14,18 @@ const nsStanzaID = "urn:xmpp:sid:0"
 // the owner's archive holds it (the archive module stamps what it stores
 // and strips such ids that others wrote), so a client that reads the
 // archive finds it there.
-func ArchivedFor(el *xml.Element, owner jid.JID) bool {
+func ArchivedFor(el *xml.Element, owner jid.JID) bool { return StanzaIDBy(el, owner) != "" }
+
+// StanzaIDBy returns the id of el's XEP-0359 <stanza-id/> by owner, ""
+// if it has none.
+func StanzaIDBy(el *xml.Element, owner jid.JID) string {
 	by := owner.String()
 	for _, ch := range el.Children {
 		if e, ok := ch.(*xml.Element); ok && e.Space == nsStanzaID && e.Local == "stanza-id" && e.Attr("by") == by {
-			return true
+			return e.Attr("id")
 		}
 	}
-	return false
+	return ""
 }
 
 // archiveSyncKey marks a session whose client catches up from the archive.

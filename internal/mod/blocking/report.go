@@ -212,20 +212,16 @@ func (b *Blocking) mayForward(reporter jid.JID, interval time.Duration) bool {
 // control and bidirectional-formatting characters go, and each line is
 // prefixed with "> ", so that it cannot pass for lines of the server's own.
 func quoted(text string) string {
-	clean := strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n':
-			return r
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r):
-			return -1
-		}
-		return r
-	}, text)
-	return "> " + strings.ReplaceAll(clean, "\n", "\n> ")
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = "> " + oneLine(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
-// oneLine is quoted for a value that must stay on one line (a reason URI,
-// a stanza-id).
+// oneLine removes control and bidirectional-formatting characters, for a
+// value that must stay on one line (a line of text, a reason URI, a
+// stanza-id).
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {

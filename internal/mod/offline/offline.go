@@ -197,7 +197,7 @@ func (o *Offline) inArchive(ctx context.Context, bare jid.JID, els []*xml.Elemen
 	byID := map[string]*xml.Element{}
 	var ids []string
 	for _, el := range els {
-		if id := stanzaIDBy(el, bare); id != "" && byID[id] == nil {
+		if id := module.StanzaIDBy(el, bare); id != "" && byID[id] == nil {
 			byID[id] = el
 			ids = append(ids, id)
 		}
@@ -235,23 +235,6 @@ func (o *Offline) inArchive(ctx context.Context, bare jid.JID, els []*xml.Elemen
 		o.h.Log.Warn("offline: asking the archive", "owner", bare.String(), "err", err)
 	}
 	return held
-}
-
-// nsStanzaID is XEP-0359's namespace.
-const nsStanzaID = "urn:xmpp:sid:0"
-
-// stanzaIDBy returns the XEP-0359 id owner's archive gave el, "" if none
-// (module.ArchivedFor's test).
-func stanzaIDBy(el *xml.Element, owner jid.JID) string {
-	if !module.ArchivedFor(el, owner) {
-		return ""
-	}
-	for _, ch := range el.Elements() {
-		if ch.Space == nsStanzaID && ch.Local == "stanza-id" && ch.Attr("by") == owner.String() {
-			return ch.Attr("id")
-		}
-	}
-	return ""
 }
 
 // delayStamp is the stamp of el's offline <delay/> (when the server took
